@@ -1,0 +1,453 @@
+//! The rules-based ETA: road distance from the great circle, speeds from French limits, then the
+//! driving-rules engine. It always answers, and it is the baseline a learned model must beat.
+
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+
+use crate::domain::calendar::BanCalendar;
+use crate::domain::geo::{GeoPoint, Territory};
+use crate::domain::risk::{ArrivalBand, LateRisk, RiskThresholds};
+use crate::domain::rules::{
+    self, Activity, Breakdown, DriverState, RulesPolicy, Timeline, TripPlan,
+};
+use crate::domain::vehicle::VehicleClass;
+
+/// A delivery or collection window at a stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a window must not end before it starts")]
+pub struct InvertedWindow;
+
+impl Window {
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self, InvertedWindow> {
+        if end < start {
+            return Err(InvertedWindow);
+        }
+        Ok(Self { start, end })
+    }
+
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+
+    pub fn end(&self) -> DateTime<Utc> {
+        self.end
+    }
+}
+
+/// An intermediate stop on the way to the destination.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stop {
+    pub location: GeoPoint,
+    pub dwell: TimeDelta,
+    pub window: Option<Window>,
+}
+
+/// Everything an ETA is asked about one trip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EtaQuery {
+    pub origin: GeoPoint,
+    pub destination: GeoPoint,
+    /// Kept with its offset so that answers come back in the caller's own offset.
+    pub departure: DateTime<FixedOffset>,
+    pub vehicle: VehicleClass,
+    pub stops: Vec<Stop>,
+    pub driver: DriverState,
+}
+
+/// Which estimator produced an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopEstimate {
+    pub band: ArrivalBand,
+    pub late_risk: Option<LateRisk>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    pub band: ArrivalBand,
+    pub road_distance_km: f64,
+    pub breakdown: Breakdown,
+    pub timeline: Timeline,
+    pub stops: Vec<StopEstimate>,
+    pub model: ModelInfo,
+}
+
+/// Anything that turns a query into an estimate. The API knows estimators only by this trait.
+pub trait EstimateEta: Send + Sync {
+    fn estimate(&self, query: &EtaQuery) -> Estimate;
+}
+
+/// Legal speed limits in France for one class of vehicle, in km/h.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpeedLimits {
+    pub motorway_kmh: f64,
+    pub main_road_kmh: f64,
+    pub urban_kmh: f64,
+    /// The share of the limit that is realised on average (speed limiters, gradients, traffic).
+    pub attainment: f64,
+}
+
+/// Goods vehicles above 3.5 t: 90 km/h on motorways, 80 on other roads, 50 in towns.
+/// A 90 km/h limiter and the traffic give about 78 km/h on a long motorway run.
+pub const HEAVY_GOODS_LIMITS: SpeedLimits = SpeedLimits {
+    motorway_kmh: 90.0,
+    main_road_kmh: 80.0,
+    urban_kmh: 50.0,
+    attainment: 0.87,
+};
+
+/// Vans keep the limits of cars: 130 km/h on motorways, 80 on two-lane roads, 50 in towns;
+/// fully loaded vans cruise well below 130.
+pub const VAN_LIMITS: SpeedLimits = SpeedLimits {
+    motorway_kmh: 130.0,
+    main_road_kmh: 80.0,
+    urban_kmh: 50.0,
+    attainment: 0.82,
+};
+
+/// How road distance and road types are inferred without a routing engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoadModel {
+    /// Road distance over great-circle distance. 1.2 is typical of French long-haul lanes
+    /// (Lille to Marseille: 835 km as the crow flies, about 1,000 km by motorway).
+    pub circuity: f64,
+    /// Kilometres at each end of a leg driven in town, then on main roads, before the motorway.
+    pub urban_km_per_end: f64,
+    pub main_road_km_per_end: f64,
+    /// Sampling step along a leg to decide which stretches lie in France.
+    pub territory_step_km: f64,
+    pub heavy_goods: SpeedLimits,
+    pub van: SpeedLimits,
+}
+
+impl Default for RoadModel {
+    fn default() -> Self {
+        Self {
+            circuity: 1.2,
+            urban_km_per_end: 3.0,
+            main_road_km_per_end: 12.0,
+            territory_step_km: 5.0,
+            heavy_goods: HEAVY_GOODS_LIMITS,
+            van: VAN_LIMITS,
+        }
+    }
+}
+
+/// The rules baseline has no error model of its own: its band is a documented heuristic, wider
+/// late than early, because delays (traffic, queues at the dock) outnumber gains.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BandHeuristic {
+    /// P10 is earlier than the estimate by this share of the driving time.
+    pub early_share_of_driving: f64,
+    /// P90 is later by this share of the driving time, plus this share of the dwell time.
+    pub late_share_of_driving: f64,
+    pub late_share_of_dwell: f64,
+}
+
+impl Default for BandHeuristic {
+    fn default() -> Self {
+        Self {
+            early_share_of_driving: 0.06,
+            late_share_of_driving: 0.18,
+            late_share_of_dwell: 0.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RulesEtaConfig {
+    pub road: RoadModel,
+    pub band: BandHeuristic,
+    pub policy: RulesPolicy,
+    pub risk: RiskThresholds,
+    pub bans: BanCalendar,
+}
+
+/// The rules-based estimator.
+#[derive(Debug, Clone, Default)]
+pub struct RulesEta {
+    config: RulesEtaConfig,
+}
+
+pub const RULES_MODEL_NAME: &str = "rules";
+
+impl RulesEta {
+    pub fn new(config: RulesEtaConfig) -> Self {
+        Self { config }
+    }
+
+    /// The trip as the engine sees it, and the total road distance.
+    pub fn trip_plan(&self, query: &EtaQuery) -> (TripPlan, f64) {
+        let limits = match query.vehicle {
+            VehicleClass::Van => self.config.road.van,
+            VehicleClass::Rigid | VehicleClass::Articulated => self.config.road.heavy_goods,
+        };
+        let mut activities = Vec::with_capacity(2 * query.stops.len() + 2);
+        let mut road_distance_km = 0.0;
+        let mut from = query.origin;
+        for stop in &query.stops {
+            road_distance_km += self.push_leg(&mut activities, from, stop.location, limits);
+            activities.push(Activity::Stop { dwell: stop.dwell });
+            from = stop.location;
+        }
+        road_distance_km += self.push_leg(&mut activities, from, query.destination, limits);
+        let plan = TripPlan {
+            departure: query.departure.with_timezone(&Utc),
+            vehicle: query.vehicle,
+            driver: query.driver,
+            activities,
+        };
+        (plan, road_distance_km)
+    }
+
+    fn push_leg(
+        &self,
+        activities: &mut Vec<Activity>,
+        from: GeoPoint,
+        to: GeoPoint,
+        limits: SpeedLimits,
+    ) -> f64 {
+        let road = &self.config.road;
+        let crow_km = from.distance_km(to);
+        let road_km = crow_km * road.circuity;
+        let minutes = driving_minutes(road_km, road, limits);
+        let total = TimeDelta::milliseconds((minutes * 60_000.0).round() as i64);
+        if total <= TimeDelta::zero() {
+            return road_km;
+        }
+        // Split the leg into stretches by territory, sampling the great circle at their middles.
+        let n_samples = ((crow_km / road.territory_step_km).ceil() as usize).max(1);
+        let mut stretches: Vec<(Territory, usize)> = Vec::new();
+        for sample_idx in 0..n_samples {
+            let fraction = (sample_idx as f64 + 0.5) / n_samples as f64;
+            let territory = Territory::of(from.towards(to, fraction));
+            match stretches.last_mut() {
+                Some((last, count)) if *last == territory => *count += 1,
+                _ => stretches.push((territory, 1)),
+            }
+        }
+        let mut assigned = TimeDelta::zero();
+        let mut samples_done = 0;
+        for (territory, count) in stretches {
+            samples_done += count;
+            // Cumulative rounding, so the stretches add up to the leg exactly.
+            let until = total * samples_done as i32 / n_samples as i32;
+            activities.push(Activity::Drive {
+                duration: until - assigned,
+                territory,
+            });
+            assigned = until;
+        }
+        road_km
+    }
+
+    fn band(&self, at: DateTime<Utc>, breakdown: &Breakdown) -> ArrivalBand {
+        let band = &self.config.band;
+        let scaled = |delta: TimeDelta, share: f64| {
+            TimeDelta::milliseconds((delta.num_milliseconds() as f64 * share).round() as i64)
+        };
+        ArrivalBand {
+            p10: at - scaled(breakdown.driving, band.early_share_of_driving),
+            p50: at,
+            p90: at
+                + scaled(breakdown.driving, band.late_share_of_driving)
+                + scaled(breakdown.dwell, band.late_share_of_dwell),
+        }
+    }
+}
+
+/// Driving time for a leg of `road_km`: town and main-road stretches at both ends (shrunk
+/// proportionally on short legs), the rest on motorways.
+pub fn driving_minutes(road_km: f64, road: &RoadModel, limits: SpeedLimits) -> f64 {
+    let access_km = 2.0 * (road.urban_km_per_end + road.main_road_km_per_end);
+    let shrink = if road_km < access_km {
+        road_km / access_km
+    } else {
+        1.0
+    };
+    let urban_km = 2.0 * road.urban_km_per_end * shrink;
+    let main_road_km = 2.0 * road.main_road_km_per_end * shrink;
+    let motorway_km = (road_km - urban_km - main_road_km).max(0.0);
+    let hours = urban_km / limits.urban_kmh
+        + main_road_km / limits.main_road_kmh
+        + motorway_km / limits.motorway_kmh;
+    60.0 * hours / limits.attainment
+}
+
+impl EstimateEta for RulesEta {
+    fn estimate(&self, query: &EtaQuery) -> Estimate {
+        let (plan, road_distance_km) = self.trip_plan(query);
+        let timeline = rules::plan_trip(&plan, &self.config.bans, self.config.policy);
+        let stops = query
+            .stops
+            .iter()
+            .zip(&timeline.stop_arrivals)
+            .map(|(stop, arrival)| {
+                let band = self.band(*arrival, &breakdown_until(&timeline, *arrival));
+                StopEstimate {
+                    band,
+                    late_risk: stop
+                        .window
+                        .map(|window| band.late_risk(window.end(), self.config.risk)),
+                }
+            })
+            .collect();
+        let breakdown = timeline.breakdown();
+        Estimate {
+            band: self.band(timeline.end, &breakdown),
+            road_distance_km,
+            breakdown,
+            timeline,
+            stops,
+            model: ModelInfo {
+                name: RULES_MODEL_NAME.into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+        }
+    }
+}
+
+/// The breakdown of the part of a timeline before `until`.
+fn breakdown_until(timeline: &Timeline, until: DateTime<Utc>) -> Breakdown {
+    let partial = Timeline {
+        departure: timeline.departure,
+        segments: timeline
+            .segments
+            .iter()
+            .copied()
+            .filter(|segment| segment.end <= until)
+            .collect(),
+        stop_arrivals: Vec::new(),
+        end: until,
+    };
+    partial.breakdown()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::rules::SegmentKind;
+
+    fn point(lat: f64, lon: f64) -> GeoPoint {
+        GeoPoint::new(lat, lon).unwrap()
+    }
+
+    fn lille_to_marseille(departure: &str, vehicle: VehicleClass) -> EtaQuery {
+        EtaQuery {
+            origin: point(50.63, 3.06),
+            destination: point(43.30, 5.37),
+            departure: DateTime::parse_from_rfc3339(departure).unwrap(),
+            vehicle,
+            stops: Vec::new(),
+            driver: DriverState::default(),
+        }
+    }
+
+    #[test]
+    fn lille_to_marseille_takes_breaks_and_a_daily_rest() {
+        let estimate = RulesEta::default().estimate(&lille_to_marseille(
+            "2026-12-01T06:00:00+01:00",
+            VehicleClass::Articulated,
+        ));
+        assert!(
+            (950.0..1050.0).contains(&estimate.road_distance_km),
+            "{}",
+            estimate.road_distance_km
+        );
+        let kinds: Vec<_> = estimate.timeline.segments.iter().map(|s| s.kind).collect();
+        assert!(kinds.contains(&SegmentKind::Break));
+        assert!(kinds.contains(&SegmentKind::Rest));
+        let driving = estimate.breakdown.driving;
+        assert!(
+            driving > TimeDelta::hours(11) && driving < TimeDelta::hours(15),
+            "{driving}"
+        );
+        assert!(estimate.timeline.duration() > driving + TimeDelta::hours(9));
+        assert!(estimate.band.p10 < estimate.band.p50 && estimate.band.p50 < estimate.band.p90);
+    }
+
+    #[test]
+    fn a_van_drives_straight_through() {
+        let estimate = RulesEta::default().estimate(&lille_to_marseille(
+            "2026-12-05T20:00:00+01:00",
+            VehicleClass::Van,
+        ));
+        assert!(estimate
+            .timeline
+            .segments
+            .iter()
+            .all(|s| s.kind == SegmentKind::Drive));
+        assert!(estimate.breakdown.driving < TimeDelta::hours(11));
+    }
+
+    #[test]
+    fn a_cross_border_leg_is_split_by_territory() {
+        let query = EtaQuery {
+            destination: point(45.07, 7.69), // Turin
+            ..lille_to_marseille("2026-12-01T06:00:00+01:00", VehicleClass::Rigid)
+        };
+        let (plan, _) = RulesEta::default().trip_plan(&query);
+        let territories: Vec<_> = plan
+            .activities
+            .iter()
+            .filter_map(|activity| match activity {
+                Activity::Drive { territory, .. } => Some(*territory),
+                Activity::Stop { .. } => None,
+            })
+            .collect();
+        assert_eq!(territories.first(), Some(&Territory::France));
+        assert_eq!(territories.last(), Some(&Territory::Elsewhere));
+    }
+
+    #[test]
+    fn stops_get_their_own_estimate_and_window_risk() {
+        let departure = "2026-12-01T06:00:00+01:00";
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let query = EtaQuery {
+            stops: vec![Stop {
+                location: point(45.76, 4.84), // Lyon
+                dwell: TimeDelta::minutes(60),
+                window: Some(
+                    Window::new(
+                        at("2026-12-01T07:00:00+01:00"),
+                        at("2026-12-01T08:00:00+01:00"),
+                    )
+                    .unwrap(),
+                ),
+            }],
+            ..lille_to_marseille(departure, VehicleClass::Articulated)
+        };
+        let estimate = RulesEta::default().estimate(&query);
+        assert_eq!(estimate.stops.len(), 1);
+        let stop = &estimate.stops[0];
+        assert!(stop.band.p50 < estimate.band.p50);
+        let risk = stop.late_risk.unwrap();
+        assert_eq!(risk.severity, crate::domain::risk::Severity::Late);
+        assert!(risk.probability > 0.99);
+    }
+
+    #[test]
+    fn driving_time_grows_with_distance_and_never_goes_negative() {
+        let road = RoadModel::default();
+        let mut previous = 0.0;
+        for km in [0.0, 1.0, 10.0, 30.0, 31.0, 100.0, 1000.0] {
+            let minutes = driving_minutes(km, &road, HEAVY_GOODS_LIMITS);
+            assert!(minutes >= previous, "{km} km: {minutes}");
+            previous = minutes;
+        }
+    }
+}

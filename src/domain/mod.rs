@@ -1,0 +1,11 @@
+//! The pure core: vehicles, places, the calendar of bans, the driving rules and the estimators.
+//!
+//! Architecture invariant: nothing here does I/O or knows HTTP, the network or the disk; it
+//! depends on no other module of the crate. Its errors are about data, never about transport.
+
+pub mod calendar;
+pub mod eta;
+pub mod geo;
+pub mod risk;
+pub mod rules;
+pub mod vehicle;

@@ -1,0 +1,402 @@
+//! The driving-rules engine: lays out what a truck does between departure and arrival.
+//!
+//! It follows Regulation (EC) 561/2006 for vehicles above 3.5 t and the French traffic bans
+//! for vehicles above 7.5 t (see [`crate::domain::calendar`]). It plans the *earliest lawful*
+//! timeline: breaks and rests are taken when they fall due, no earlier, and by default the
+//! driver uses the extensions the regulation allows (a 10-hour driving day twice a week,
+//! a 9-hour reduced daily rest three times between weekly rests). Real drivers often take
+//! longer; that gap is what the learned model corrects.
+//!
+//! Assumptions, each a choice where the input says nothing:
+//! - The driver's week starts with the trip: no extended day or reduced rest used yet, and a
+//!   45-hour weekly rest after the sixth driving day (the 24-hour reduced weekly rest is not
+//!   used, since it must be compensated later and rarely helps an estimate).
+//! - A dwell (loading, unloading) of 45 minutes or more counts as a break, one of 15 minutes or
+//!   more as the first part of a split break, and one of 30 minutes or more completes it.
+//! - Waiting out a ban is time off the wheel: it counts as a break, and as a daily rest when it
+//!   lasts as long as the rest that is due.
+//! - A truck that reaches a ban while driving in France stops where it is; one that is abroad
+//!   drives on and only stops if its road enters France while the ban holds.
+//! - The spread of the working day (a daily rest within 24 hours of the previous one) and the
+//!   working-time directive's own limits are not enforced.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::domain::calendar::BanCalendar;
+use crate::domain::geo::Territory;
+use crate::domain::vehicle::VehicleClass;
+
+/// Longest driving before a break is due.
+pub const MAX_DRIVING_BEFORE_BREAK: TimeDelta = TimeDelta::minutes(4 * 60 + 30);
+/// A full break; a shorter pause does not reset the driving counter.
+pub const BREAK: TimeDelta = TimeDelta::minutes(45);
+/// A split break: at least 15 minutes, then at least 30 minutes.
+pub const SPLIT_BREAK_FIRST: TimeDelta = TimeDelta::minutes(15);
+pub const SPLIT_BREAK_SECOND: TimeDelta = TimeDelta::minutes(30);
+/// Daily driving limit, and the extended one allowed twice a week.
+pub const DAILY_DRIVING: TimeDelta = TimeDelta::hours(9);
+pub const EXTENDED_DAILY_DRIVING: TimeDelta = TimeDelta::hours(10);
+pub const EXTENDED_DAYS_PER_WEEK: u32 = 2;
+/// Regular and reduced daily rests; at most three reduced ones between weekly rests.
+pub const DAILY_REST: TimeDelta = TimeDelta::hours(11);
+pub const REDUCED_DAILY_REST: TimeDelta = TimeDelta::hours(9);
+pub const REDUCED_RESTS_PER_WEEK: u32 = 3;
+/// A regular weekly rest, due at the latest after six daily driving periods.
+pub const WEEKLY_REST: TimeDelta = TimeDelta::hours(45);
+pub const DRIVING_DAYS_PER_WEEK: u32 = 6;
+
+/// Which of the regulation's allowances the engine plans with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RulesPolicy {
+    pub use_extended_days: bool,
+    pub use_reduced_rests: bool,
+}
+
+impl Default for RulesPolicy {
+    fn default() -> Self {
+        Self {
+            use_extended_days: true,
+            use_reduced_rests: true,
+        }
+    }
+}
+
+/// What the driver has already done when the trip starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DriverState {
+    driven_today: TimeDelta,
+    driven_since_break: TimeDelta,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DriverStateError {
+    #[error("driving time cannot be negative")]
+    Negative,
+    #[error("driving today cannot exceed the 10-hour extended daily limit")]
+    TodayOverLimit,
+    #[error("driving since the last break cannot exceed 4 h 30")]
+    SinceBreakOverLimit,
+    #[error("driving since the last break cannot exceed driving today")]
+    SinceBreakOverToday,
+}
+
+impl DriverState {
+    pub fn new(
+        driven_today: TimeDelta,
+        driven_since_break: TimeDelta,
+    ) -> Result<Self, DriverStateError> {
+        if driven_today < TimeDelta::zero() || driven_since_break < TimeDelta::zero() {
+            return Err(DriverStateError::Negative);
+        }
+        if driven_today > EXTENDED_DAILY_DRIVING {
+            return Err(DriverStateError::TodayOverLimit);
+        }
+        if driven_since_break > MAX_DRIVING_BEFORE_BREAK {
+            return Err(DriverStateError::SinceBreakOverLimit);
+        }
+        if driven_since_break > driven_today {
+            return Err(DriverStateError::SinceBreakOverToday);
+        }
+        Ok(Self {
+            driven_today,
+            driven_since_break,
+        })
+    }
+
+    pub fn driven_today(&self) -> TimeDelta {
+        self.driven_today
+    }
+
+    pub fn driven_since_break(&self) -> TimeDelta {
+        self.driven_since_break
+    }
+}
+
+/// One step of a trip, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Driving that lies in one territory.
+    Drive {
+        duration: TimeDelta,
+        territory: Territory,
+    },
+    /// Arriving at a stop and staying there for the dwell.
+    Stop { dwell: TimeDelta },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TripPlan {
+    pub departure: DateTime<Utc>,
+    pub vehicle: VehicleClass,
+    pub driver: DriverState,
+    pub activities: Vec<Activity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SegmentKind {
+    Drive,
+    Break,
+    Rest,
+    Dwell,
+    BanWait,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub kind: SegmentKind,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Where the truck drives; `None` for every other kind.
+    pub territory: Option<Territory>,
+}
+
+impl Segment {
+    pub fn duration(&self) -> TimeDelta {
+        self.end - self.start
+    }
+}
+
+/// Minutes spent in each kind of segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Breakdown {
+    pub driving: TimeDelta,
+    pub breaks: TimeDelta,
+    pub rests: TimeDelta,
+    pub dwell: TimeDelta,
+    pub ban_waits: TimeDelta,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    pub departure: DateTime<Utc>,
+    pub segments: Vec<Segment>,
+    /// When the truck reaches each `Activity::Stop`, in order, before its dwell.
+    pub stop_arrivals: Vec<DateTime<Utc>>,
+    /// When the last activity ends.
+    pub end: DateTime<Utc>,
+}
+
+impl Timeline {
+    pub fn duration(&self) -> TimeDelta {
+        self.end - self.departure
+    }
+
+    pub fn breakdown(&self) -> Breakdown {
+        let mut breakdown = Breakdown::default();
+        for segment in &self.segments {
+            let slot = match segment.kind {
+                SegmentKind::Drive => &mut breakdown.driving,
+                SegmentKind::Break => &mut breakdown.breaks,
+                SegmentKind::Rest => &mut breakdown.rests,
+                SegmentKind::Dwell => &mut breakdown.dwell,
+                SegmentKind::BanWait => &mut breakdown.ban_waits,
+            };
+            *slot += segment.duration();
+        }
+        breakdown
+    }
+}
+
+/// Lays out the timeline of a trip under the rules that apply to its vehicle.
+pub fn plan_trip(plan: &TripPlan, bans: &BanCalendar, policy: RulesPolicy) -> Timeline {
+    let mut engine = Engine::new(plan, bans, policy);
+    for activity in &plan.activities {
+        match *activity {
+            Activity::Drive {
+                duration,
+                territory,
+            } => engine.drive(duration, territory),
+            Activity::Stop { dwell } => engine.stop(dwell),
+        }
+    }
+    Timeline {
+        departure: plan.departure,
+        end: engine.now,
+        segments: engine.segments,
+        stop_arrivals: engine.stop_arrivals,
+    }
+}
+
+struct Engine<'a> {
+    bans: &'a BanCalendar,
+    policy: RulesPolicy,
+    follows_driving_rules: bool,
+    subject_to_bans: bool,
+    now: DateTime<Utc>,
+    segments: Vec<Segment>,
+    stop_arrivals: Vec<DateTime<Utc>>,
+    driven_today: TimeDelta,
+    driven_since_break: TimeDelta,
+    split_break_started: bool,
+    day_extended: bool,
+    extended_days_used: u32,
+    reduced_rests_used: u32,
+    driving_days: u32,
+}
+
+impl<'a> Engine<'a> {
+    fn new(plan: &TripPlan, bans: &'a BanCalendar, policy: RulesPolicy) -> Self {
+        let day_extended = plan.driver.driven_today > DAILY_DRIVING;
+        Self {
+            bans,
+            policy,
+            follows_driving_rules: plan.vehicle.follows_driving_time_rules(),
+            subject_to_bans: plan.vehicle.subject_to_traffic_bans(),
+            now: plan.departure,
+            segments: Vec::new(),
+            stop_arrivals: Vec::new(),
+            driven_today: plan.driver.driven_today,
+            driven_since_break: plan.driver.driven_since_break,
+            split_break_started: false,
+            day_extended,
+            extended_days_used: u32::from(day_extended),
+            reduced_rests_used: 0,
+            driving_days: 1,
+        }
+    }
+
+    fn drive(&mut self, duration: TimeDelta, territory: Territory) {
+        let mut remaining = duration;
+        while remaining > TimeDelta::zero() {
+            if self.follows_driving_rules {
+                if self.driven_today >= self.daily_limit() {
+                    self.end_driving_day();
+                    continue;
+                }
+                if self.driven_since_break >= MAX_DRIVING_BEFORE_BREAK {
+                    let pause = if self.split_break_started {
+                        SPLIT_BREAK_SECOND
+                    } else {
+                        BREAK
+                    };
+                    self.pause(SegmentKind::Break, pause);
+                    continue;
+                }
+            }
+            let banned_here = self.subject_to_bans && territory == Territory::France;
+            if banned_here {
+                if let Some(ban) = self.bans.ban_at(self.now) {
+                    self.pause(SegmentKind::BanWait, ban.end - self.now);
+                    continue;
+                }
+            }
+            let mut stint = remaining;
+            if self.follows_driving_rules {
+                stint = stint
+                    .min(MAX_DRIVING_BEFORE_BREAK - self.driven_since_break)
+                    .min(self.daily_limit() - self.driven_today);
+            }
+            if banned_here {
+                if let Some(next_ban) = self.bans.next_ban_start(self.now) {
+                    stint = stint.min(next_ban - self.now);
+                }
+            }
+            self.push(SegmentKind::Drive, stint, Some(territory));
+            self.driven_today += stint;
+            self.driven_since_break += stint;
+            remaining -= stint;
+        }
+    }
+
+    fn stop(&mut self, dwell: TimeDelta) {
+        self.stop_arrivals.push(self.now);
+        if dwell > TimeDelta::zero() {
+            self.push(SegmentKind::Dwell, dwell, None);
+            self.credit_time_off(dwell);
+        }
+    }
+
+    fn daily_limit(&self) -> TimeDelta {
+        if self.day_extended {
+            EXTENDED_DAILY_DRIVING
+        } else {
+            DAILY_DRIVING
+        }
+    }
+
+    /// Called when the day's driving limit is reached: extend the day if allowed, else rest.
+    fn end_driving_day(&mut self) {
+        let may_extend = self.policy.use_extended_days
+            && !self.day_extended
+            && self.extended_days_used < EXTENDED_DAYS_PER_WEEK;
+        if may_extend {
+            self.day_extended = true;
+            self.extended_days_used += 1;
+            return;
+        }
+        let rest = self.rest_due();
+        self.pause(SegmentKind::Rest, rest);
+    }
+
+    fn rest_due(&self) -> TimeDelta {
+        if self.driving_days >= DRIVING_DAYS_PER_WEEK {
+            WEEKLY_REST
+        } else if self.policy.use_reduced_rests && self.reduced_rests_used < REDUCED_RESTS_PER_WEEK
+        {
+            REDUCED_DAILY_REST
+        } else {
+            DAILY_REST
+        }
+    }
+
+    fn pause(&mut self, kind: SegmentKind, duration: TimeDelta) {
+        self.push(kind, duration, None);
+        self.credit_time_off(duration);
+    }
+
+    /// Applies time off the wheel to the driver's counters.
+    fn credit_time_off(&mut self, duration: TimeDelta) {
+        if !self.follows_driving_rules {
+            return;
+        }
+        let rest_due = self.rest_due();
+        if duration >= rest_due {
+            if rest_due == WEEKLY_REST {
+                self.extended_days_used = 0;
+                self.reduced_rests_used = 0;
+                self.driving_days = 0;
+            } else if rest_due == REDUCED_DAILY_REST {
+                self.reduced_rests_used += 1;
+            }
+            self.driving_days += 1;
+            self.driven_today = TimeDelta::zero();
+            self.day_extended = false;
+            self.reset_break();
+        } else if duration >= BREAK || (self.split_break_started && duration >= SPLIT_BREAK_SECOND)
+        {
+            self.reset_break();
+        } else if duration >= SPLIT_BREAK_FIRST {
+            self.split_break_started = true;
+        }
+    }
+
+    fn reset_break(&mut self) {
+        self.driven_since_break = TimeDelta::zero();
+        self.split_break_started = false;
+    }
+
+    fn push(&mut self, kind: SegmentKind, duration: TimeDelta, territory: Option<Territory>) {
+        let end = self.now + duration;
+        // Only driving merges: each dwell and pause is an event of its own, and merging two
+        // would hide a split break from whoever reads the timeline.
+        match self.segments.last_mut() {
+            Some(last)
+                if kind == SegmentKind::Drive
+                    && last.kind == kind
+                    && last.territory == territory =>
+            {
+                last.end = end;
+            }
+            _ => self.segments.push(Segment {
+                kind,
+                start: self.now,
+                end,
+                territory,
+            }),
+        }
+        self.now = end;
+    }
+}
+
+#[cfg(test)]
+mod tests;

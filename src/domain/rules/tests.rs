@@ -1,0 +1,400 @@
+use chrono::{DateTime, TimeDelta, Utc};
+use proptest::prelude::*;
+
+use super::*;
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn hours(value: i64) -> TimeDelta {
+    TimeDelta::hours(value)
+}
+
+fn minutes(value: i64) -> TimeDelta {
+    TimeDelta::minutes(value)
+}
+
+fn drive_in_france(duration: TimeDelta) -> Activity {
+    Activity::Drive {
+        duration,
+        territory: Territory::France,
+    }
+}
+
+fn plan(departure: &str, vehicle: VehicleClass, activities: Vec<Activity>) -> TripPlan {
+    TripPlan {
+        departure: at(departure),
+        vehicle,
+        driver: DriverState::default(),
+        activities,
+    }
+}
+
+fn kinds(timeline: &Timeline) -> Vec<(SegmentKind, i64)> {
+    timeline
+        .segments
+        .iter()
+        .map(|segment| (segment.kind, segment.duration().num_minutes()))
+        .collect()
+}
+
+#[test]
+fn a_tuesday_of_ten_hours_driving_takes_two_breaks_and_uses_an_extended_day() {
+    let trip = plan(
+        "2026-12-01T06:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![drive_in_france(hours(10))],
+    );
+    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
+    use SegmentKind::*;
+    assert_eq!(
+        kinds(&timeline),
+        vec![
+            (Drive, 270),
+            (Break, 45),
+            (Drive, 270),
+            (Break, 45),
+            (Drive, 60)
+        ]
+    );
+}
+
+#[test]
+fn without_extended_days_the_driver_rests_after_nine_hours() {
+    let trip = plan(
+        "2026-12-01T06:00:00+01:00",
+        VehicleClass::Rigid,
+        vec![drive_in_france(hours(10))],
+    );
+    let policy = RulesPolicy {
+        use_extended_days: false,
+        use_reduced_rests: false,
+    };
+    let timeline = plan_trip(&trip, &BanCalendar::default(), policy);
+    use SegmentKind::*;
+    assert_eq!(
+        kinds(&timeline),
+        vec![
+            (Drive, 270),
+            (Break, 45),
+            (Drive, 270),
+            (Rest, 660),
+            (Drive, 60)
+        ]
+    );
+}
+
+#[test]
+fn a_long_dwell_counts_as_the_break() {
+    let trip = plan(
+        "2026-12-01T06:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![
+            drive_in_france(hours(4)),
+            Activity::Stop { dwell: minutes(50) },
+            drive_in_france(hours(4)),
+        ],
+    );
+    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
+    use SegmentKind::*;
+    assert_eq!(
+        kinds(&timeline),
+        vec![(Drive, 240), (Dwell, 50), (Drive, 240)]
+    );
+    assert_eq!(
+        timeline.stop_arrivals,
+        vec![at("2026-12-01T10:00:00+01:00")]
+    );
+}
+
+#[test]
+fn a_short_dwell_then_a_thirty_minute_break_is_a_split_break() {
+    let trip = plan(
+        "2026-12-01T06:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![
+            drive_in_france(hours(2)),
+            Activity::Stop { dwell: minutes(20) },
+            drive_in_france(hours(4)),
+        ],
+    );
+    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
+    use SegmentKind::*;
+    assert_eq!(
+        kinds(&timeline),
+        vec![
+            (Drive, 120),
+            (Dwell, 20),
+            (Drive, 150),
+            (Break, 30),
+            (Drive, 90)
+        ]
+    );
+}
+
+#[test]
+fn the_driver_state_carries_into_the_trip() {
+    let mut trip = plan(
+        "2026-12-01T14:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![drive_in_france(hours(3))],
+    );
+    trip.driver = DriverState::new(hours(8), hours(4)).unwrap();
+    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
+    use SegmentKind::*;
+    // 30 minutes to the break, 45 off, 90 more up to the extended 10 h, then a reduced rest
+    // and the last hour.
+    assert_eq!(
+        kinds(&timeline),
+        vec![
+            (Drive, 30),
+            (Break, 45),
+            (Drive, 90),
+            (Rest, 540),
+            (Drive, 60)
+        ]
+    );
+}
+
+#[test]
+fn a_saturday_evening_departure_waits_out_the_weekend_ban() {
+    let trip = plan(
+        "2026-12-05T20:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![drive_in_france(hours(3))],
+    );
+    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
+    let ban_wait = timeline.segments[1];
+    assert_eq!(ban_wait.kind, SegmentKind::BanWait);
+    assert_eq!(ban_wait.start, at("2026-12-05T22:00:00+01:00"));
+    assert_eq!(ban_wait.end, at("2026-12-06T22:00:00+01:00"));
+    assert_eq!(timeline.end, at("2026-12-06T23:00:00+01:00"));
+}
+
+#[test]
+fn a_van_ignores_bans_and_breaks() {
+    let trip = plan(
+        "2026-12-05T20:00:00+01:00",
+        VehicleClass::Van,
+        vec![drive_in_france(hours(12))],
+    );
+    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
+    assert_eq!(kinds(&timeline), vec![(SegmentKind::Drive, 720)]);
+}
+
+#[test]
+fn driving_abroad_is_not_stopped_by_a_french_ban() {
+    let trip = plan(
+        "2026-12-05T20:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![
+            Activity::Drive {
+                duration: hours(3),
+                territory: Territory::Elsewhere,
+            },
+            drive_in_france(hours(1)),
+        ],
+    );
+    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
+    use SegmentKind::*;
+    assert_eq!(kinds(&timeline)[..2], [(Drive, 180), (BanWait, 1380)]);
+}
+
+#[test]
+fn a_rest_that_falls_due_during_a_ban_is_taken_inside_it() {
+    let mut trip = plan(
+        "2026-12-06T20:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![drive_in_france(hours(1))],
+    );
+    trip.driver = DriverState::new(hours(10), hours(1)).unwrap();
+    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
+    use SegmentKind::*;
+    assert_eq!(kinds(&timeline), vec![(Rest, 540), (Drive, 60)]);
+}
+
+#[test]
+fn driver_state_is_checked() {
+    assert_eq!(
+        DriverState::new(hours(11), hours(1)),
+        Err(DriverStateError::TodayOverLimit)
+    );
+    assert_eq!(
+        DriverState::new(hours(6), hours(5)),
+        Err(DriverStateError::SinceBreakOverLimit)
+    );
+    assert_eq!(
+        DriverState::new(hours(1), hours(2)),
+        Err(DriverStateError::SinceBreakOverToday)
+    );
+    assert_eq!(
+        DriverState::new(hours(-1), hours(0)),
+        Err(DriverStateError::Negative)
+    );
+}
+
+/// An independent reading of the regulation, walking the finished timeline.
+fn check_timeline(trip: &TripPlan, timeline: &Timeline, bans: &BanCalendar) -> Result<(), String> {
+    let segments = &timeline.segments;
+    // Contiguous, ordered, non-empty segments from departure to the end.
+    let mut cursor = trip.departure;
+    for segment in segments {
+        if segment.start != cursor || segment.end <= segment.start {
+            return Err(format!("segment {segment:?} does not follow {cursor}"));
+        }
+        cursor = segment.end;
+    }
+    if cursor != timeline.end {
+        return Err(format!(
+            "segments end at {cursor}, timeline at {}",
+            timeline.end
+        ));
+    }
+    let planned_driving: TimeDelta = trip
+        .activities
+        .iter()
+        .map(|activity| match activity {
+            Activity::Drive { duration, .. } => *duration,
+            Activity::Stop { .. } => TimeDelta::zero(),
+        })
+        .sum();
+    let planned_dwell: TimeDelta = trip
+        .activities
+        .iter()
+        .map(|activity| match activity {
+            Activity::Stop { dwell } => *dwell,
+            Activity::Drive { .. } => TimeDelta::zero(),
+        })
+        .sum();
+    let breakdown = timeline.breakdown();
+    if breakdown.driving != planned_driving || breakdown.dwell != planned_dwell {
+        return Err(format!("driving or dwell lost: {breakdown:?}"));
+    }
+    if timeline.duration() < planned_driving + planned_dwell {
+        return Err("elapsed time shorter than driving plus dwell".into());
+    }
+    if !trip.vehicle.follows_driving_time_rules() {
+        let only_work = segments
+            .iter()
+            .all(|s| matches!(s.kind, SegmentKind::Drive | SegmentKind::Dwell));
+        return if only_work {
+            Ok(())
+        } else {
+            Err("a van took a break, rest or ban wait".into())
+        };
+    }
+    let mut since_break = trip.driver.driven_since_break();
+    let mut today = trip.driver.driven_today();
+    let mut split_started = false;
+    let mut long_days = 0;
+    for segment in segments {
+        let length = segment.duration();
+        match segment.kind {
+            SegmentKind::Drive => {
+                since_break += length;
+                today += length;
+                if since_break > MAX_DRIVING_BEFORE_BREAK {
+                    return Err(format!(
+                        "{since_break} of driving without a break at {}",
+                        segment.end
+                    ));
+                }
+                if today > EXTENDED_DAILY_DRIVING {
+                    return Err(format!("{today} of driving in a day at {}", segment.end));
+                }
+                let in_ban = bans
+                    .bans_between(
+                        segment.start.date_naive() - TimeDelta::days(1),
+                        segment.end.date_naive() + TimeDelta::days(1),
+                    )
+                    .iter()
+                    .any(|ban| ban.start < segment.end && segment.start < ban.end);
+                if in_ban && segment.territory == Some(Territory::France) {
+                    return Err(format!("driving inside a ban: {segment:?}"));
+                }
+            }
+            _ if length >= REDUCED_DAILY_REST && segment.kind != SegmentKind::Break => {
+                if today > DAILY_DRIVING {
+                    long_days += 1;
+                }
+                if length >= WEEKLY_REST {
+                    long_days = 0;
+                }
+                today = TimeDelta::zero();
+                since_break = TimeDelta::zero();
+                split_started = false;
+            }
+            _ if length >= BREAK || (split_started && length >= SPLIT_BREAK_SECOND) => {
+                since_break = TimeDelta::zero();
+                split_started = false;
+            }
+            _ if length >= SPLIT_BREAK_FIRST => split_started = true,
+            _ => {}
+        }
+        if long_days + u32::from(today > DAILY_DRIVING) > EXTENDED_DAYS_PER_WEEK {
+            return Err(format!(
+                "more than two 10-hour days in a week by {}",
+                segment.end
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn arbitrary_activity() -> impl Strategy<Value = Activity> {
+    prop_oneof![
+        3 => (1i64..12 * 60, any::<bool>()).prop_map(|(minutes, in_france)| Activity::Drive {
+            duration: TimeDelta::minutes(minutes),
+            territory: if in_france { Territory::France } else { Territory::Elsewhere },
+        }),
+        1 => (0i64..4 * 60).prop_map(|minutes| Activity::Stop { dwell: TimeDelta::minutes(minutes) }),
+    ]
+}
+
+fn arbitrary_trip() -> impl Strategy<Value = TripPlan> {
+    let first_departure = at("2026-01-01T00:00:00Z").timestamp();
+    let last_departure = at("2028-12-31T00:00:00Z").timestamp();
+    (
+        first_departure..last_departure,
+        prop::sample::select(VehicleClass::ALL.to_vec()),
+        0i64..=600,
+        0i64..=270,
+        prop::collection::vec(arbitrary_activity(), 1..10),
+    )
+        .prop_map(
+            |(departure, vehicle, today, since_break, activities)| TripPlan {
+                departure: DateTime::from_timestamp(departure, 0).unwrap(),
+                vehicle,
+                driver: DriverState::new(
+                    TimeDelta::minutes(today),
+                    TimeDelta::minutes(since_break.min(today)),
+                )
+                .unwrap(),
+                activities,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn every_timeline_obeys_the_rules(
+        trip in arbitrary_trip(),
+        use_extended_days in any::<bool>(),
+        use_reduced_rests in any::<bool>(),
+    ) {
+        let bans = BanCalendar::default();
+        let timeline = plan_trip(&trip, &bans, RulesPolicy { use_extended_days, use_reduced_rests });
+        if let Err(problem) = check_timeline(&trip, &timeline, &bans) {
+            prop_assert!(false, "{problem}\n{timeline:#?}");
+        }
+        prop_assert_eq!(
+            timeline.stop_arrivals.len(),
+            trip.activities.iter().filter(|a| matches!(a, Activity::Stop { .. })).count()
+        );
+    }
+}

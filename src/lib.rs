@@ -1,0 +1,14 @@
+//! etape predicts when a truck will arrive.
+//!
+//! # Layout
+//! - [`domain`]: the pure core (driving rules, bans, estimators); no I/O.
+//! - [`api`]: the HTTP surface (actix-web), its wire types and its error mapping.
+//! - [`config`]: layered settings (defaults, file, environment, flags).
+//! - [`telemetry`]: logging and every Prometheus metric.
+//! - [`startup`]: wires everything into a running server; shared by `main` and the tests.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod startup;
+pub mod telemetry;
