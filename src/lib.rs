@@ -3,11 +3,13 @@
 //! # Layout
 //! - [`domain`]: the pure core (driving rules, bans, estimators); no I/O.
 //! - [`api`]: the HTTP surface (actix-web), its wire types and its error mapping.
+//! - [`cli`]: the command line.
 //! - [`config`]: layered settings (defaults, file, environment, flags).
 //! - [`telemetry`]: logging and every Prometheus metric.
 //! - [`startup`]: wires everything into a running server; shared by `main` and the tests.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod startup;

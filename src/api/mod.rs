@@ -1,1 +1,117 @@
+//! The HTTP surface.
+//!
+//! Architecture invariant: only this module knows HTTP and the JSON wire format. Handlers parse
+//! a DTO, turn it into a domain query (every check happens there, with the field's path), ask
+//! an estimator through the domain's trait, and render the answer. Errors map to statuses in
+//! `error.rs` alone.
 
+pub mod body;
+pub mod dto;
+pub mod error;
+pub mod eta;
+pub mod health;
+pub mod openapi;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, Resource};
+use chrono::{DateTime, Utc};
+
+use crate::config::ApiSettings;
+use crate::domain::eta::EstimateEta;
+use crate::telemetry::Metrics;
+use error::ApiError;
+
+/// What every handler may reach.
+pub struct AppState {
+    pub estimator: Arc<dyn EstimateEta>,
+    pub metrics: Metrics,
+    pub settings: ApiSettings,
+    pub clock: Clock,
+}
+
+/// Where "now" comes from: the system, or a fixed instant so that tests do not age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    System,
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    pub fn now(self) -> DateTime<Utc> {
+        match self {
+            Self::System => Utc::now(),
+            Self::Fixed(instant) => instant,
+        }
+    }
+}
+
+/// Registers every route. The OpenAPI document lists the same ones; a test holds them equal.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(resource("/v1/eta").route(web::post().to(eta::eta)))
+        .service(resource("/v1/eta/batch").route(web::post().to(eta::eta_batch)))
+        .service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
+        .service(resource("/openapi.json").route(web::get().to(openapi::openapi)));
+}
+
+/// A resource that answers a wrong method with the JSON error body, not an empty 405.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<String, _>(ApiError::MethodNotAllowed)
+    }))
+}
+
+/// For paths no route matches.
+pub async fn not_found() -> Result<String, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// Counts and times every request by route template, so labels stay bounded.
+pub async fn track_requests(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let method = bounded_method(request.method());
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let response = next.call(request).await?;
+    if let Some(metrics) = metrics {
+        let status = response.status().as_u16().to_string();
+        metrics
+            .http_requests
+            .with_label_values(&[method, route.as_str(), status.as_str()])
+            .inc();
+        metrics
+            .http_request_duration
+            .with_label_values(&[method, route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}
+
+/// HTTP allows any token as a method; only the standard ones become label values.
+fn bounded_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}

@@ -135,6 +135,72 @@ impl BanCalendar {
 
 /// Paris local hours never fall in a daylight-saving gap at 07:00, 19:00 or 22:00, so
 /// `earliest` always has an answer; a date at the edge of chrono's range yields nothing.
+/// The bans of a span of dates, computed once and queried many times: the engine asks at
+/// every stint, and time-zone conversions are the costly part.
+#[derive(Debug, Clone)]
+pub struct BanWindow {
+    covered: Option<(NaiveDate, NaiveDate)>,
+    bans: Vec<Interval>,
+}
+
+/// How many days a window covers when it is (re)filled.
+const WINDOW_DAYS: u64 = 21;
+
+impl BanWindow {
+    pub fn new() -> Self {
+        Self {
+            covered: None,
+            bans: Vec::new(),
+        }
+    }
+
+    pub fn ban_at(&mut self, calendar: &BanCalendar, instant: DateTime<Utc>) -> Option<Interval> {
+        self.cover(calendar, instant);
+        self.bans.iter().copied().find(|ban| ban.contains(instant))
+    }
+
+    pub fn next_ban_start(
+        &mut self,
+        calendar: &BanCalendar,
+        instant: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        self.cover(calendar, instant);
+        self.bans
+            .iter()
+            .map(|ban| ban.start)
+            .find(|start| *start > instant)
+    }
+
+    /// Makes sure the window holds every ban from `LOOK_BEHIND_DAYS` before `instant` to
+    /// `LOOK_AHEAD_DAYS` after it, the same span `BanCalendar` searches.
+    fn cover(&mut self, calendar: &BanCalendar, instant: DateTime<Utc>) {
+        let local_date = instant.with_timezone(&Paris).date_naive();
+        let first = local_date
+            .checked_sub_days(Days::new(LOOK_BEHIND_DAYS))
+            .unwrap_or(local_date);
+        let last = local_date
+            .checked_add_days(Days::new(LOOK_AHEAD_DAYS))
+            .unwrap_or(local_date);
+        if let Some((covered_first, covered_last)) = self.covered {
+            if covered_first <= first && last <= covered_last {
+                return;
+            }
+        }
+        let until = first
+            .checked_add_days(Days::new(WINDOW_DAYS))
+            .unwrap_or(last)
+            .max(last);
+        self.bans = calendar.bans_between(first, until);
+        self.covered = Some((first, until));
+    }
+}
+
+impl Default for BanWindow {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 fn local_interval(
     start_date: NaiveDate,
     start_hour: u32,
@@ -246,6 +312,25 @@ mod tests {
             .unwrap();
         assert_eq!(ban.start, paris("2026-04-04T22:00:00+02:00"));
         assert_eq!(ban.end, paris("2026-04-06T22:00:00+02:00"));
+    }
+
+    #[test]
+    fn the_window_answers_like_the_calendar() {
+        let calendar = BanCalendar::new([date(2027, 7, 31)]);
+        let mut window = BanWindow::new();
+        let mut instant = paris("2026-12-20T00:00:00+01:00");
+        while instant < paris("2027-08-15T00:00:00+02:00") {
+            assert_eq!(
+                window.ban_at(&calendar, instant),
+                calendar.ban_at(instant),
+                "{instant}"
+            );
+            assert_eq!(
+                window.next_ban_start(&calendar, instant),
+                calendar.next_ban_start(instant)
+            );
+            instant += chrono::TimeDelta::minutes(97);
+        }
     }
 
     #[test]

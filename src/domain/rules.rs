@@ -22,7 +22,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::domain::calendar::BanCalendar;
+use crate::domain::calendar::{BanCalendar, BanWindow};
 use crate::domain::geo::Territory;
 use crate::domain::vehicle::VehicleClass;
 
@@ -219,6 +219,7 @@ pub fn plan_trip(plan: &TripPlan, bans: &BanCalendar, policy: RulesPolicy) -> Ti
 
 struct Engine<'a> {
     bans: &'a BanCalendar,
+    ban_window: BanWindow,
     policy: RulesPolicy,
     follows_driving_rules: bool,
     subject_to_bans: bool,
@@ -239,6 +240,7 @@ impl<'a> Engine<'a> {
         let day_extended = plan.driver.driven_today > DAILY_DRIVING;
         Self {
             bans,
+            ban_window: BanWindow::new(),
             policy,
             follows_driving_rules: plan.vehicle.follows_driving_time_rules(),
             subject_to_bans: plan.vehicle.subject_to_traffic_bans(),
@@ -275,7 +277,7 @@ impl<'a> Engine<'a> {
             }
             let banned_here = self.subject_to_bans && territory == Territory::France;
             if banned_here {
-                if let Some(ban) = self.bans.ban_at(self.now) {
+                if let Some(ban) = self.ban_window.ban_at(self.bans, self.now) {
                     self.pause(SegmentKind::BanWait, ban.end - self.now);
                     continue;
                 }
@@ -287,7 +289,7 @@ impl<'a> Engine<'a> {
                     .min(self.daily_limit() - self.driven_today);
             }
             if banned_here {
-                if let Some(next_ban) = self.bans.next_ban_start(self.now) {
+                if let Some(next_ban) = self.ban_window.next_ban_start(self.bans, self.now) {
                     stint = stint.min(next_ban - self.now);
                 }
             }

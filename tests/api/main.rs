@@ -1,1 +1,6 @@
-fn main() {}
+//! One integration-test binary: every module shares one link step and one `spawn_app`.
+
+mod errors;
+mod eta;
+mod helpers;
+mod operations;

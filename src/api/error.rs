@@ -1,0 +1,179 @@
+//! Every error the API answers with, and the one place that maps each to a status and a code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code, such as `missing_field` or `out_of_range`.
+    #[schema(example = "out_of_range")]
+    pub code: String,
+    /// What is wrong, for a person.
+    #[schema(example = "latitude must be a number between -90 and 90")]
+    pub message: String,
+    /// The path of the offending field in the request, such as `stops[1].window.end`, when
+    /// one field is to blame.
+    #[schema(example = "origin.lat")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON at all, or is cut short.
+    #[error("{message}")]
+    MalformedJson { message: String },
+    #[error("{message}")]
+    MissingField { field: String, message: String },
+    #[error("{message}")]
+    UnknownField { field: String, message: String },
+    /// A value of the wrong JSON type, or a string outside an enumeration.
+    #[error("{message}")]
+    InvalidValue { field: String, message: String },
+    #[error("{message}")]
+    OutOfRange { field: String, message: String },
+    #[error("{message}")]
+    TimestampWithoutOffset { field: String, message: String },
+    #[error("{message}")]
+    InvalidTimestamp { field: String, message: String },
+    #[error("the body is larger than the limit of {limit} bytes for this endpoint")]
+    PayloadTooLarge { limit: usize },
+    #[error("a batch holds at most {limit} requests, this one has {count}")]
+    BatchTooLarge { limit: usize, count: usize },
+    #[error("no such resource")]
+    NotFound,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
+    #[error("the request could not be read: {0}")]
+    BadPayload(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson { .. } => "malformed_json",
+            Self::MissingField { .. } => "missing_field",
+            Self::UnknownField { .. } => "unknown_field",
+            Self::InvalidValue { .. } => "invalid_value",
+            Self::OutOfRange { .. } => "out_of_range",
+            Self::TimestampWithoutOffset { .. } => "timestamp_without_offset",
+            Self::InvalidTimestamp { .. } => "invalid_timestamp",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BatchTooLarge { .. } => "batch_too_large",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BadPayload(_) => "bad_payload",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::MissingField { field, .. }
+            | Self::UnknownField { field, .. }
+            | Self::InvalidValue { field, .. }
+            | Self::OutOfRange { field, .. }
+            | Self::TimestampWithoutOffset { field, .. }
+            | Self::InvalidTimestamp { field, .. } => {
+                Some(field.as_str()).filter(|field| !field.is_empty())
+            }
+            Self::MalformedJson { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::BatchTooLarge { .. }
+            | Self::NotFound
+            | Self::MethodNotAllowed
+            | Self::BadPayload(_)
+            | Self::Internal(_) => None,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let message = match self {
+            // Internal details go to the log, not to the caller.
+            Self::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        ErrorBody {
+            code: self.code().to_owned(),
+            message,
+            field: self.field().map(str::to_owned),
+        }
+    }
+
+    /// The same error about a field nested under `prefix`, such as an item of a list.
+    pub fn under(self, prefix: &str) -> Self {
+        let join = |field: String| {
+            if field.is_empty() {
+                prefix.to_owned()
+            } else if field.starts_with('[') {
+                format!("{prefix}{field}")
+            } else {
+                format!("{prefix}.{field}")
+            }
+        };
+        match self {
+            Self::MissingField { field, message } => Self::MissingField {
+                field: join(field),
+                message,
+            },
+            Self::UnknownField { field, message } => Self::UnknownField {
+                field: join(field),
+                message,
+            },
+            Self::InvalidValue { field, message } => Self::InvalidValue {
+                field: join(field),
+                message,
+            },
+            Self::OutOfRange { field, message } => Self::OutOfRange {
+                field: join(field),
+                message,
+            },
+            Self::TimestampWithoutOffset { field, message } => Self::TimestampWithoutOffset {
+                field: join(field),
+                message,
+            },
+            Self::InvalidTimestamp { field, message } => Self::InvalidTimestamp {
+                field: join(field),
+                message,
+            },
+            other @ (Self::MalformedJson { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::BatchTooLarge { .. }
+            | Self::NotFound
+            | Self::MethodNotAllowed
+            | Self::BadPayload(_)
+            | Self::Internal(_)) => other,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson { .. }
+            | Self::MissingField { .. }
+            | Self::UnknownField { .. }
+            | Self::InvalidValue { .. }
+            | Self::OutOfRange { .. }
+            | Self::TimestampWithoutOffset { .. }
+            | Self::InvalidTimestamp { .. }
+            | Self::BadPayload(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BatchTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(detail) = self {
+            tracing::error!(message = "Request failed.", %detail);
+        }
+        HttpResponse::build(self.status_code()).json(self.body())
+    }
+}

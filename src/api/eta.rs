@@ -1,0 +1,114 @@
+//! `POST /v1/eta` and `POST /v1/eta/batch`.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+
+use crate::api::body::{from_value, parse_json, read_limited};
+use crate::api::dto::{BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse};
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::AppState;
+
+/// One ETA.
+#[utoipa::path(
+    post,
+    path = "/v1/eta",
+    tag = "eta",
+    request_body = EtaRequest,
+    responses(
+        (status = 200, description = "The estimate", body = EtaResponse),
+        (status = 400, description = "Malformed or invalid request", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(name = "eta", skip_all)]
+pub async fn eta(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(payload, state.settings.max_body_bytes).await?;
+    let request: EtaRequest = parse_json(&body)?;
+    let response = answer(&state, request, state.clock.now())?;
+    state
+        .metrics
+        .predictions
+        .with_label_values(&[response.model.name.as_str()])
+        .inc();
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Many ETAs at once; one bad request fails only its own item.
+#[utoipa::path(
+    post,
+    path = "/v1/eta/batch",
+    tag = "eta",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "One result per request, in order", body = BatchResponse),
+        (status = 400, description = "The envelope is malformed", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "More requests than a batch may hold", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(name = "eta_batch", skip_all, fields(n_requests))]
+pub async fn eta_batch(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(payload, state.settings.max_batch_body_bytes).await?;
+    let batch: BatchRequest = parse_json(&body)?;
+    let n_requests = batch.requests.len();
+    tracing::Span::current().record("n_requests", n_requests);
+    if n_requests > state.settings.max_batch_requests {
+        return Err(ApiError::BatchTooLarge {
+            limit: state.settings.max_batch_requests,
+            count: n_requests,
+        });
+    }
+    state
+        .metrics
+        .batch_size
+        .with_label_values(&[] as &[&str])
+        .observe(n_requests as f64);
+    let now = state.clock.now();
+    let worker_state = state.clone();
+    // Ten thousand estimates take long enough to stall the worker's other connections.
+    let results = web::block(move || {
+        batch
+            .requests
+            .into_iter()
+            .map(|item| {
+                let answered = from_value::<EtaRequest>(item)
+                    .and_then(|request| answer(&worker_state, request, now));
+                match answered {
+                    Ok(response) => BatchItem::Eta(Box::new(response)),
+                    Err(error) => BatchItem::Error {
+                        error: error.body(),
+                    },
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))?;
+    for item in &results {
+        if let BatchItem::Eta(response) = item {
+            state
+                .metrics
+                .predictions
+                .with_label_values(&[response.model.name.as_str()])
+                .inc();
+        }
+    }
+    Ok(HttpResponse::Ok().json(BatchResponse { results }))
+}
+
+fn answer(
+    state: &AppState,
+    request: EtaRequest,
+    now: DateTime<Utc>,
+) -> Result<EtaResponse, ApiError> {
+    let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
+    let query = request.into_query(now, &state.settings)?;
+    let estimate = state.estimator.estimate(&query);
+    Ok(EtaResponse::new(&query, stop_ids, estimate))
+}

@@ -1,0 +1,47 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use utoipa::OpenApi;
+
+use crate::api::{dto, error, eta, health};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "etape",
+        description = "Truck arrival-time predictions: driving rules (EU 561/2006), French traffic bans, \
+                       loading times, and a learned model on pooled carrier history."
+    ),
+    paths(eta::eta, eta::eta_batch, health::healthz, health::readyz, health::metrics, openapi),
+    components(schemas(error::ErrorBody, dto::EtaRequest, dto::EtaResponse, dto::BatchRequest, dto::BatchResponse)),
+    tags(
+        (name = "eta", description = "Arrival estimates"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document serialises")
+    })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object))
+)]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}

@@ -1,0 +1,111 @@
+use std::net::SocketAddr;
+
+use chrono::{DateTime, Utc};
+use etape::api::Clock;
+use etape::config::{LogSettings, Settings};
+use etape::startup::Application;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// The instant the tests live at, so that dates in them never age past the one-year limit.
+pub const TEST_NOW: &str = "2026-11-28T09:00:00Z";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the real server on 127.0.0.1, on a port of its own. `TEST_LOG=1` shows its logs.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::default();
+    settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.server.workers = 1;
+    settings.server.shutdown_timeout_secs = 5;
+    customise(&mut settings);
+    if std::env::var_os("TEST_LOG").is_some() {
+        etape::telemetry::init_logging(&LogSettings {
+            filter: "debug".into(),
+            ..settings.log.clone()
+        });
+    }
+    let now = DateTime::parse_from_rfc3339(TEST_NOW)
+        .unwrap()
+        .with_timezone(&Utc);
+    let application =
+        Application::build_with_clock(&settings, Clock::Fixed(now)).expect("the app builds");
+    let port = application.port();
+    let (sender, receiver) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async move {
+        let _ = receiver.await;
+    }));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+        shutdown: Some(sender),
+        server,
+    }
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("the request is sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.post(path, body.to_string()).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("the request is sent")
+    }
+
+    /// Triggers the graceful shutdown and waits for the server to finish.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+        self.server.await.expect("the server task does not panic")
+    }
+}
+
+pub fn lille_to_marseille(departure: &str, vehicle_class: &str) -> Value {
+    json!({
+        "origin": {"lat": 50.63, "lon": 3.06},
+        "destination": {"lat": 43.30, "lon": 5.37},
+        "departure_time": departure,
+        "vehicle_class": vehicle_class,
+    })
+}
+
+/// Segments of a given kind in an ETA response's timeline.
+pub fn segments<'a>(response: &'a Value, kind: &str) -> Vec<&'a Value> {
+    response["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == kind)
+        .collect()
+}
+
+/// Where test artifacts go, for tools that check them after the run.
+pub fn artifact_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}

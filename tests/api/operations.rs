@@ -1,0 +1,183 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::helpers::{artifact_path, lille_to_marseille, spawn_app};
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status().as_u16(), 200);
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["model"]["name"], "rules");
+}
+
+/// Parses the text exposition into `series -> value`, failing on any malformed line.
+fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
+    let mut series = BTreeMap::new();
+    let mut typed = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE has a name and a kind");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            typed.insert(name.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (key, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let name = key.split('{').next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix)
+                    .filter(|base| typed.contains(*base))
+            })
+            .unwrap_or(name);
+        assert!(typed.contains(family), "series before its TYPE: {line}");
+        assert!(
+            key.matches('"').count() % 2 == 0,
+            "unbalanced quotes: {line}"
+        );
+        series.insert(key.to_owned(), value);
+    }
+    series
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_with_bounded_labels() {
+    let app = spawn_app().await;
+    let request = lille_to_marseille("2026-12-01T06:00:00+01:00", "rigid");
+    for _ in 0..3 {
+        assert_eq!(app.post_json("/v1/eta", &request).await.0, 200);
+    }
+    assert_eq!(
+        app.get("/v1/does/not/exist/12345").await.status().as_u16(),
+        404
+    );
+    let response = app.get("/metrics").await;
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    std::fs::write(artifact_path("metrics.txt"), &text).unwrap();
+    let series = parse_exposition(&text);
+    let value = |key: &str| {
+        series
+            .get(key)
+            .copied()
+            .unwrap_or_else(|| panic!("{key} missing in\n{text}"))
+    };
+    assert_eq!(
+        value(r#"etape_http_requests_total{method="POST",route="/v1/eta",status="200"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(r#"etape_http_requests_total{method="GET",route="unmatched",status="404"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"etape_http_request_duration_seconds_count{method="POST",route="/v1/eta"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(
+            r#"etape_http_request_duration_seconds_bucket{method="POST",route="/v1/eta",le="+Inf"}"#
+        ),
+        3.0
+    );
+    assert_eq!(value(r#"etape_predictions_total{model="rules"}"#), 3.0);
+    assert_eq!(
+        value(&format!(
+            r#"etape_build_info{{version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    assert!(!text.contains("12345"), "a raw path leaked into a label");
+}
+
+/// Every route the server must have, with its method.
+const ROUTES: [(&str, &str); 6] = [
+    ("post", "/v1/eta"),
+    ("post", "/v1/eta/batch"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
+    let app = spawn_app().await;
+    let text = app.get("/openapi.json").await.text().await.unwrap();
+    std::fs::write(artifact_path("openapi.json"), &text).unwrap();
+    let document: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
+    let mut documented = BTreeSet::new();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    let expected: BTreeSet<_> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, expected);
+    // And each documented operation is really served: anything but 404 and 405.
+    for (method, path) in &documented {
+        let url = format!("{}{path}", app.address);
+        let request = match method.as_str() {
+            "get" => app.client.get(url),
+            "post" => app.client.post(url).body("{}"),
+            other => panic!("undocumented method {other}"),
+        };
+        let status = request.send().await.unwrap().status().as_u16();
+        assert!(
+            status != 404 && status != 405,
+            "{method} {path} answered {status}"
+        );
+    }
+    for (method, path) in &documented {
+        let operation = &document["paths"][path][method];
+        assert!(
+            !operation["responses"].as_object().unwrap().is_empty(),
+            "{method} {path}"
+        );
+        if method == "post" {
+            assert!(
+                operation["responses"]["400"]["content"]["application/json"].is_object(),
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server_gracefully() {
+    let app = spawn_app().await;
+    let address = app.address.clone();
+    assert_eq!(app.get("/healthz").await.status().as_u16(), 200);
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.stop())
+        .await
+        .expect("the server stops within its grace period")
+        .expect("the server stops cleanly");
+    assert!(reqwest::get(format!("{address}/healthz")).await.is_err());
+}
