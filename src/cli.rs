@@ -24,6 +24,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI 3.1 document.
     Openapi,
+    /// Print the effective settings (defaults, file and environment merged) as TOML.
+    Config,
+    /// Exit 0 if the service at ADDRESS answers /healthz with 200 (for container health checks).
+    Healthcheck {
+        /// Defaults to the configured bind address, with 0.0.0.0 read as 127.0.0.1.
+        #[arg(long)]
+        address: Option<SocketAddr>,
+    },
 }
 
 #[derive(Debug, Default, clap::Args)]

@@ -181,3 +181,47 @@ async fn shutdown_stops_the_server_gracefully() {
         .expect("the server stops cleanly");
     assert!(reqwest::get(format!("{address}/healthz")).await.is_err());
 }
+
+fn etape(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_etape"))
+        .args(args)
+        .env_remove("ETAPE_CONFIG")
+        .output()
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn the_healthcheck_command_follows_the_server() {
+    let app = spawn_app().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let output = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || etape(&["healthcheck", "--address", &address])
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    app.stop().await.unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || etape(&["healthcheck", "--address", &address]))
+            .await
+            .unwrap();
+    assert!(!output.status.success());
+}
+
+#[test]
+fn a_bad_configuration_file_is_a_clear_error_and_a_non_zero_exit() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("etape.toml");
+    std::fs::write(&path, "[rules]\ncircuity = 0.8\n").unwrap();
+    let output = etape(&["--config", path.to_str().unwrap(), "config"]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("rules.circuity"), "{message}");
+    let output = etape(&["serve", "--bind", "not-an-address"]);
+    assert!(!output.status.success());
+}
