@@ -3,9 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use crate::config::{LogFormat, Settings};
+use crate::history::files::FileFormat;
 
 #[derive(Debug, Parser)]
 #[command(name = "etape", version, about = "Truck arrival-time predictions.")]
@@ -24,6 +26,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI 3.1 document.
     Openapi,
+    /// Simulate a multi-carrier world: trips, pings, weather and traffic, in the history format.
+    Simulate(SimulateArgs),
+    /// Check history files or directories against the history format; report every problem.
+    Validate {
+        /// A trips file, or a directory with trips.* and pings.*.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Print the effective settings (defaults, file and environment merged) as TOML.
     Config,
     /// Exit 0 if the service at ADDRESS answers /healthz with 200 (for container health checks).
@@ -53,6 +63,49 @@ impl ServeArgs {
         if let Some(format) = self.log_format {
             settings.log.format = format;
         }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub carriers: u16,
+    #[arg(long, default_value_t = 10_000)]
+    pub trips: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Directory to write into; created if missing.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write GPS pings.
+    #[arg(long)]
+    pub pings: bool,
+    /// With --pings, the share of trips that carry pings.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_share)]
+    pub ping_share: f64,
+    /// parquet, or csv (gzip-compressed, timestamps in RFC 3339).
+    #[arg(long, default_value = "parquet", value_parser = parse_format)]
+    pub format: FileFormat,
+    /// First day of the simulated period.
+    #[arg(long, default_value = "2024-01-01")]
+    pub start: NaiveDate,
+    /// Length of the period in days.
+    #[arg(long, default_value_t = 731, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: u32,
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("`{text}` is not a share between 0 and 1")),
+    }
+}
+
+fn parse_format(text: &str) -> Result<FileFormat, String> {
+    match text {
+        "parquet" => Ok(FileFormat::Parquet),
+        "csv" => Ok(FileFormat::CsvGz),
+        other => Err(format!("unknown format `{other}`, expected parquet or csv")),
     }
 }
 

@@ -276,6 +276,7 @@ impl Settings {
             policy: RulesPolicy {
                 use_extended_days: rules.use_extended_days,
                 use_reduced_rests: rules.use_reduced_rests,
+                ..RulesPolicy::default()
             },
             risk: RiskThresholds {
                 at_risk: rules.at_risk_probability,

@@ -2,13 +2,18 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use etape::cli::{Cli, Command, ServeArgs};
+use etape::cli::{Cli, Command, ServeArgs, SimulateArgs};
 use etape::config::Settings;
+use etape::history::files::load_history;
+use etape::history::ValidationOptions;
+use etape::simulate::trips::Period;
+use etape::simulate::SimulationConfig;
 use etape::startup::{shutdown_signal, Application};
+use indicatif::{ProgressBar, ProgressStyle};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,6 +25,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Config => print_config(config),
+        Command::Simulate(args) => simulate(&args),
+        Command::Validate { paths } => validate(&paths),
         Command::Healthcheck { address } => healthcheck(config, address),
     };
     match result {
@@ -78,6 +85,70 @@ fn healthcheck(config: Option<&Path>, address: Option<SocketAddr>) -> anyhow::Re
     let status_line = answer.lines().next().unwrap_or_default();
     if status_line.split_whitespace().nth(1) != Some("200") {
         bail!("unhealthy: {status_line}");
+    }
+    Ok(())
+}
+
+fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    let config = SimulationConfig {
+        carriers: usize::from(args.carriers),
+        trips: args.trips,
+        seed: args.seed,
+        ping_share: if args.pings { args.ping_share } else { 0.0 },
+        period: Period {
+            start: args.start,
+            days: args.days,
+        },
+        format: args.format,
+    };
+    let planned: usize = etape::simulate::fleet(&config)
+        .iter()
+        .map(|carrier| carrier.n_trips)
+        .sum();
+    let bar = ProgressBar::new(planned as u64).with_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} trips ({per_sec}, {eta} left)",
+        )
+        .context("progress template")?
+        .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let summary = etape::simulate::write_world(&config, &args.out, &|n| bar.inc(n))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    for (name, trips, pings) in &summary.carriers {
+        println!("{name}: {trips} trips, {pings} pings");
+    }
+    println!(
+        "{} trips and {} pings from {} carriers in {:.1} s ({:.0} trips/s), written to {}",
+        summary.trips,
+        summary.pings,
+        summary.carriers.len(),
+        seconds,
+        summary.trips as f64 / seconds,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn validate(paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for path in paths {
+        match load_history(path, &ValidationOptions::default()) {
+            Ok(history) => println!(
+                "{}: ok, {} trips, {} pings",
+                path.display(),
+                history.trips.height(),
+                history.pings.as_ref().map_or(0, |pings| pings.height())
+            ),
+            Err(error) => {
+                failed += 1;
+                println!("{}: {error}", path.display());
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} histories refused", paths.len());
     }
     Ok(())
 }

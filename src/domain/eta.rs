@@ -225,30 +225,7 @@ impl RulesEta {
         let road_km = crow_km * road.circuity;
         let minutes = driving_minutes(road_km, road, limits);
         let total = TimeDelta::milliseconds((minutes * 60_000.0).round() as i64);
-        if total <= TimeDelta::zero() {
-            return road_km;
-        }
-        // Split the leg into stretches by territory, sampling the great circle at their middles.
-        let n_samples = ((crow_km / road.territory_step_km).ceil() as usize).max(1);
-        let mut stretches: Vec<(Territory, usize)> = Vec::new();
-        for territory in sample_territories(from, to, n_samples) {
-            match stretches.last_mut() {
-                Some((last, count)) if *last == territory => *count += 1,
-                _ => stretches.push((territory, 1)),
-            }
-        }
-        let mut assigned = TimeDelta::zero();
-        let mut samples_done = 0;
-        for (territory, count) in stretches {
-            samples_done += count;
-            // Cumulative rounding, so the stretches add up to the leg exactly.
-            let until = total * samples_done as i32 / n_samples as i32;
-            activities.push(Activity::Drive {
-                duration: until - assigned,
-                territory,
-            });
-            assigned = until;
-        }
+        activities.extend(drive_activities(from, to, total, road.territory_step_km));
         road_km
     }
 
@@ -265,6 +242,41 @@ impl RulesEta {
                 + scaled(breakdown.dwell, band.late_share_of_dwell),
         }
     }
+}
+
+/// The driving of one leg as activities, one per stretch of territory, whose durations add up
+/// to `total` exactly. Stretches are decided by sampling the great circle every `step_km`.
+pub fn drive_activities(
+    from: GeoPoint,
+    to: GeoPoint,
+    total: TimeDelta,
+    step_km: f64,
+) -> Vec<Activity> {
+    if total <= TimeDelta::zero() {
+        return Vec::new();
+    }
+    let n_samples = ((from.distance_km(to) / step_km).ceil() as usize).max(1);
+    let mut stretches: Vec<(Territory, usize)> = Vec::new();
+    for territory in sample_territories(from, to, n_samples) {
+        match stretches.last_mut() {
+            Some((last, count)) if *last == territory => *count += 1,
+            _ => stretches.push((territory, 1)),
+        }
+    }
+    let mut activities = Vec::with_capacity(stretches.len());
+    let mut assigned = TimeDelta::zero();
+    let mut samples_done = 0;
+    for (territory, count) in stretches {
+        samples_done += count;
+        // Cumulative rounding, so the stretches add up to the leg exactly.
+        let until = total * samples_done as i32 / n_samples as i32;
+        activities.push(Activity::Drive {
+            duration: until - assigned,
+            territory,
+        });
+        assigned = until;
+    }
+    activities
 }
 
 /// Every `COARSE_STRIDE`-th sample is located exactly; the samples between two that agree take

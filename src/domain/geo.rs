@@ -97,9 +97,9 @@ impl Territory {
 /// A coarse outline of mainland France as (longitude, latitude) vertices, drawn along the land
 /// borders and a little outside the coast. It is accurate to about 10 to 20 km at the borders,
 /// which is what deciding whether a ban applies to a truck near a border can bear. The last
-/// vertex jumps from the Cotentin back to the Belgian border across the Channel: no truck
+/// vertices jump from the Cotentin to the Belgian border across the Channel: no truck
 /// drives there, so the short cut costs nothing.
-const MAINLAND_FRANCE: [(f64, f64); 55] = [
+const MAINLAND_FRANCE: [(f64, f64); 56] = [
     (2.60, 51.15),
     (2.95, 50.75),
     (3.29, 50.53),
@@ -155,6 +155,7 @@ const MAINLAND_FRANCE: [(f64, f64); 55] = [
     (-2.40, 47.10),
     (-4.90, 48.40),
     (-1.50, 49.75),
+    (1.50, 51.10),
 ];
 
 const CORSICA: [(f64, f64); 7] = [
@@ -234,6 +235,7 @@ mod tests {
             ("Ajaccio", 41.93, 8.74),
             ("Rungis", 48.75, 2.35),
             ("Marseille-Fos", 43.44, 4.94),
+            ("Calais", 50.965, 1.865),
         ];
         for (name, lat, lon) in french {
             assert_eq!(Territory::of(point(lat, lon)), Territory::France, "{name}");
@@ -248,6 +250,7 @@ mod tests {
             ("Barcelona", 41.39, 2.17),
             ("San Sebastian", 43.32, -1.98),
             ("London", 51.51, -0.13),
+            ("Dover", 51.13, 1.31),
         ];
         for (name, lat, lon) in foreign {
             assert_eq!(

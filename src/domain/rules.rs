@@ -45,11 +45,15 @@ pub const REDUCED_RESTS_PER_WEEK: u32 = 3;
 pub const WEEKLY_REST: TimeDelta = TimeDelta::hours(45);
 pub const DRIVING_DAYS_PER_WEEK: u32 = 6;
 
-/// Which of the regulation's allowances the engine plans with.
+/// Which of the regulation's allowances the engine plans with, and how much longer than the
+/// minimum the driver's own breaks and rests last (zero for an estimate; the simulator draws
+/// them per driver, since real drivers often take longer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RulesPolicy {
     pub use_extended_days: bool,
     pub use_reduced_rests: bool,
+    pub break_extension: TimeDelta,
+    pub rest_extension: TimeDelta,
 }
 
 impl Default for RulesPolicy {
@@ -57,6 +61,8 @@ impl Default for RulesPolicy {
         Self {
             use_extended_days: true,
             use_reduced_rests: true,
+            break_extension: TimeDelta::zero(),
+            rest_extension: TimeDelta::zero(),
         }
     }
 }
@@ -271,7 +277,7 @@ impl<'a> Engine<'a> {
                     } else {
                         BREAK
                     };
-                    self.pause(SegmentKind::Break, pause);
+                    self.pause(SegmentKind::Break, pause + self.policy.break_extension);
                     continue;
                 }
             }
@@ -326,7 +332,7 @@ impl<'a> Engine<'a> {
             self.extended_days_used += 1;
             return;
         }
-        let rest = self.rest_due();
+        let rest = self.rest_due() + self.policy.rest_extension;
         self.pause(SegmentKind::Rest, rest);
     }
 

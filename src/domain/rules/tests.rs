@@ -72,6 +72,7 @@ fn without_extended_days_the_driver_rests_after_nine_hours() {
     let policy = RulesPolicy {
         use_extended_days: false,
         use_reduced_rests: false,
+        ..RulesPolicy::default()
     };
     let timeline = plan_trip(&trip, &BanCalendar::default(), policy);
     use SegmentKind::*;
@@ -386,9 +387,17 @@ proptest! {
         trip in arbitrary_trip(),
         use_extended_days in any::<bool>(),
         use_reduced_rests in any::<bool>(),
+        break_extension in 0i64..30,
+        rest_extension in 0i64..120,
     ) {
         let bans = BanCalendar::default();
-        let timeline = plan_trip(&trip, &bans, RulesPolicy { use_extended_days, use_reduced_rests });
+        let policy = RulesPolicy {
+            use_extended_days,
+            use_reduced_rests,
+            break_extension: TimeDelta::minutes(break_extension),
+            rest_extension: TimeDelta::minutes(rest_extension),
+        };
+        let timeline = plan_trip(&trip, &bans, policy);
         if let Err(problem) = check_timeline(&trip, &timeline, &bans) {
             prop_assert!(false, "{problem}\n{timeline:#?}");
         }

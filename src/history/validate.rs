@@ -1,0 +1,631 @@
+//! The strict check of a history: every row, every column, every rule, or nothing is kept.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Offset, TimeDelta, TimeZone as _};
+use polars::prelude::*;
+
+use super::{
+    ColumnKind, ColumnSpec, Problem, Table, TripHistory, ValidationReport, PING_COLUMNS,
+    TRIP_COLUMNS,
+};
+use crate::domain::geo::GeoPoint;
+use crate::domain::vehicle::VehicleClass;
+
+/// The plausibility bounds a history is held to.
+#[derive(Debug, Clone)]
+pub struct ValidationOptions {
+    /// How many problems are reported in full; all are counted.
+    pub max_problems: usize,
+    /// Fastest plausible average over a whole trip, as the crow flies: road distance is longer
+    /// and trucks are limited to 90 km/h, so 110 km/h is already generous for a van.
+    pub max_crow_speed_kmh: f64,
+    /// Slowest plausible average for trips of at least `slow_check_min_km`: below it a
+    /// timestamp or a coordinate is wrong (a week for 300 km).
+    pub min_crow_speed_kmh: f64,
+    pub slow_check_min_km: f64,
+    pub max_duration: TimeDelta,
+    /// How far outside its trip's departure and arrival a ping may be.
+    pub ping_tolerance: TimeDelta,
+    pub max_ping_speed_kmh: f64,
+    /// Largest load of any vehicle class (44 t is the French limit for a whole articulated
+    /// vehicle; the payload is lower still).
+    pub max_load_tonnes: f64,
+}
+
+impl Default for ValidationOptions {
+    fn default() -> Self {
+        Self {
+            max_problems: 100,
+            max_crow_speed_kmh: 110.0,
+            min_crow_speed_kmh: 2.0,
+            slow_check_min_km: 50.0,
+            max_duration: TimeDelta::days(14),
+            ping_tolerance: TimeDelta::zero(),
+            max_ping_speed_kmh: 160.0,
+            max_load_tonnes: 44.0,
+        }
+    }
+}
+
+/// Checks raw tables (as read from CSV, all text, or from Parquet, typed) and returns the
+/// typed history, or the report of everything wrong with it.
+pub fn validate(
+    trips: &DataFrame,
+    pings: Option<&DataFrame>,
+    options: &ValidationOptions,
+) -> Result<TripHistory, ValidationReport> {
+    let mut report = Reporter::new(options.max_problems);
+    report.report.trip_rows = trips.height();
+    report.report.ping_rows = pings.map_or(0, DataFrame::height);
+
+    let trip_columns = extract(trips, &TRIP_COLUMNS, Table::Trips, &mut report);
+    check_trips(&trip_columns, options, &mut report);
+    let ping_columns = pings.map(|pings| {
+        let columns = extract(pings, &PING_COLUMNS, Table::Pings, &mut report);
+        check_pings(&columns, &trip_columns, options, &mut report);
+        columns
+    });
+    if !report.report.is_clean() {
+        return Err(report.report);
+    }
+    let build = |columns: &Columns, specs: &[ColumnSpec]| {
+        typed_frame(columns, specs).map_err(|error| ValidationReport {
+            total: 1,
+            problems: vec![Problem {
+                table: Table::Trips,
+                row: None,
+                column: String::new(),
+                reason: format!("internal error building the typed table: {error}"),
+            }],
+            ..ValidationReport::default()
+        })
+    };
+    Ok(TripHistory {
+        trips: build(&trip_columns, &TRIP_COLUMNS)?,
+        pings: ping_columns
+            .map(|columns| build(&columns, &PING_COLUMNS))
+            .transpose()?,
+    })
+}
+
+struct Reporter {
+    report: ValidationReport,
+    max_problems: usize,
+}
+
+impl Reporter {
+    fn new(max_problems: usize) -> Self {
+        Self {
+            report: ValidationReport::default(),
+            max_problems,
+        }
+    }
+
+    fn add(&mut self, table: Table, row: Option<usize>, column: &str, reason: impl Into<String>) {
+        self.report.total += 1;
+        if self.report.problems.len() < self.max_problems {
+            self.report.problems.push(Problem {
+                table,
+                row: row.map(|index| index + 1),
+                column: column.to_owned(),
+                reason: reason.into(),
+            });
+        }
+    }
+}
+
+/// One column's values after type checks; `None` where the value is missing or was refused.
+enum Values {
+    Text(Vec<Option<String>>),
+    Number(Vec<Option<f64>>),
+    /// UTC milliseconds and the local offset in minutes.
+    Time(Vec<Option<(i64, i32)>>),
+}
+
+struct Columns {
+    height: usize,
+    values: HashMap<&'static str, Values>,
+}
+
+impl Columns {
+    fn text(&self, name: &str, row: usize) -> Option<&str> {
+        match self.values.get(name) {
+            Some(Values::Text(values)) => values[row].as_deref(),
+            _ => None,
+        }
+    }
+
+    fn number(&self, name: &str, row: usize) -> Option<f64> {
+        match self.values.get(name) {
+            Some(Values::Number(values)) => values[row],
+            _ => None,
+        }
+    }
+
+    fn time(&self, name: &str, row: usize) -> Option<i64> {
+        match self.values.get(name) {
+            Some(Values::Time(values)) => values[row].map(|(millis, _)| millis),
+            _ => None,
+        }
+    }
+}
+
+fn extract(
+    frame: &DataFrame,
+    specs: &[ColumnSpec],
+    table: Table,
+    report: &mut Reporter,
+) -> Columns {
+    let height = frame.height();
+    let mut values = HashMap::new();
+    for spec in specs {
+        let Ok(column) = frame.column(spec.name) else {
+            if spec.required {
+                report.add(table, None, spec.name, "required column is missing");
+            }
+            continue;
+        };
+        let series = column.as_materialized_series();
+        let extracted = match spec.kind {
+            ColumnKind::Text | ColumnKind::VehicleClass => {
+                Values::Text(text(series, spec, table, report))
+            }
+            ColumnKind::Timestamp => Values::Time(timestamps(series, spec, table, report)),
+            ColumnKind::Latitude
+            | ColumnKind::Longitude
+            | ColumnKind::Quantity
+            | ColumnKind::Count => Values::Number(numbers(series, spec, table, report)),
+        };
+        values.insert(spec.name, extracted);
+    }
+    Columns { height, values }
+}
+
+fn missing(spec: &ColumnSpec, row: usize, table: Table, report: &mut Reporter) {
+    if spec.required {
+        report.add(table, Some(row), spec.name, "value is missing");
+    }
+}
+
+fn text(
+    series: &Series,
+    spec: &ColumnSpec,
+    table: Table,
+    report: &mut Reporter,
+) -> Vec<Option<String>> {
+    let Ok(strings) = series.cast(&DataType::String) else {
+        report.add(
+            table,
+            None,
+            spec.name,
+            format!("expected text, found {}", series.dtype()),
+        );
+        return vec![None; series.len()];
+    };
+    let strings = strings.str().expect("cast to String gives a string column");
+    strings
+        .iter()
+        .enumerate()
+        .map(|(row, value)| {
+            let value = value.map(str::trim).filter(|value| !value.is_empty());
+            match value {
+                None => {
+                    missing(spec, row, table, report);
+                    None
+                }
+                Some(value) if spec.kind == ColumnKind::VehicleClass => {
+                    match value.parse::<VehicleClass>() {
+                        Ok(_) => Some(value.to_owned()),
+                        Err(error) => {
+                            report.add(table, Some(row), spec.name, error.to_string());
+                            None
+                        }
+                    }
+                }
+                Some(value) => Some(value.to_owned()),
+            }
+        })
+        .collect()
+}
+
+fn numbers(
+    series: &Series,
+    spec: &ColumnSpec,
+    table: Table,
+    report: &mut Reporter,
+) -> Vec<Option<f64>> {
+    let is_text = series.dtype() == &DataType::String;
+    let is_number = series.dtype().is_primitive_numeric();
+    if !is_text && !is_number {
+        report.add(
+            table,
+            None,
+            spec.name,
+            format!("expected a number, found {}", series.dtype()),
+        );
+        return vec![None; series.len()];
+    }
+    let trimmed = if is_text {
+        let strings = series.str().expect("checked to be text");
+        strings
+            .apply_values(|value| value.trim().to_owned().into())
+            .into_series()
+    } else {
+        series.clone()
+    };
+    let cast = trimmed
+        .cast(&DataType::Float64)
+        .unwrap_or_else(|_| Series::full_null(spec.name.into(), series.len(), &DataType::Float64));
+    let cast = cast.f64().expect("cast to Float64 gives a float column");
+    let originals = trimmed.is_null();
+    let empty = |row: usize| {
+        is_text
+            && trimmed
+                .str()
+                .ok()
+                .and_then(|strings| strings.get(row))
+                .is_some_and(str::is_empty)
+    };
+    cast.iter()
+        .zip(originals.iter())
+        .enumerate()
+        .map(|(row, (value, was_null))| {
+            if was_null == Some(true) || empty(row) {
+                missing(spec, row, table, report);
+                return None;
+            }
+            let Some(value) = value else {
+                report.add(table, Some(row), spec.name, "not a number");
+                return None;
+            };
+            match check_range(spec.kind, value) {
+                Ok(()) => Some(value),
+                Err(reason) => {
+                    report.add(table, Some(row), spec.name, reason);
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn check_range(kind: ColumnKind, value: f64) -> Result<(), String> {
+    if !value.is_finite() {
+        return Err("not a finite number".into());
+    }
+    match kind {
+        ColumnKind::Latitude => GeoPoint::new(value, 0.0)
+            .map(|_| ())
+            .map_err(|error| error.to_string()),
+        ColumnKind::Longitude => GeoPoint::new(0.0, value)
+            .map(|_| ())
+            .map_err(|error| error.to_string()),
+        ColumnKind::Quantity if value < 0.0 => Err("must not be negative".into()),
+        ColumnKind::Count if value < 0.0 || value.fract() != 0.0 => {
+            Err("must be a whole number, zero or more".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn timestamps(
+    series: &Series,
+    spec: &ColumnSpec,
+    table: Table,
+    report: &mut Reporter,
+) -> Vec<Option<(i64, i32)>> {
+    match series.dtype() {
+        DataType::String => {
+            let strings = series.str().expect("checked to be text");
+            strings
+                .iter()
+                .enumerate()
+                .map(|(row, value)| match value.map(str::trim).filter(|value| !value.is_empty()) {
+                    None => {
+                        missing(spec, row, table, report);
+                        None
+                    }
+                    Some(text) => match DateTime::parse_from_rfc3339(text) {
+                        Ok(parsed) => Some((parsed.timestamp_millis(), parsed.offset().local_minus_utc() / 60)),
+                        Err(_) => {
+                            let reason = if text.contains('T') && !has_offset(text) {
+                                "timestamp has no offset (expected RFC 3339 such as 2025-03-01T06:00:00+01:00)"
+                            } else {
+                                "not an RFC 3339 timestamp (expected such as 2025-03-01T06:00:00+01:00)"
+                            };
+                            report.add(table, Some(row), spec.name, reason);
+                            None
+                        }
+                    },
+                })
+                .collect()
+        }
+        DataType::Datetime(unit, Some(zone)) => {
+            let Ok(zone) = zone.to_chrono() else {
+                report.add(table, None, spec.name, format!("unknown time zone {zone}"));
+                return vec![None; series.len()];
+            };
+            let per_millisecond = match unit {
+                TimeUnit::Nanoseconds => 1_000_000,
+                TimeUnit::Microseconds => 1_000,
+                TimeUnit::Milliseconds => 1,
+            };
+            let physical = series.to_physical_repr();
+            let values = physical.i64().expect("datetimes are 64-bit integers");
+            values
+                .iter()
+                .enumerate()
+                .map(|(row, value)| match value {
+                    None => {
+                        missing(spec, row, table, report);
+                        None
+                    }
+                    Some(value) => {
+                        let millis = value.div_euclid(per_millisecond);
+                        let offset = zone
+                            .timestamp_millis_opt(millis)
+                            .single()
+                            .map(|local| local.offset().fix().local_minus_utc() / 60);
+                        match offset {
+                            Some(offset) => Some((millis, offset)),
+                            None => {
+                                report.add(table, Some(row), spec.name, "timestamp out of range");
+                                None
+                            }
+                        }
+                    }
+                })
+                .collect()
+        }
+        DataType::Datetime(_, None) => {
+            report.add(
+                table,
+                None,
+                spec.name,
+                "timestamps have no time zone; store them time-zone-aware",
+            );
+            vec![None; series.len()]
+        }
+        other => {
+            report.add(
+                table,
+                None,
+                spec.name,
+                format!("expected a timestamp, found {other}"),
+            );
+            vec![None; series.len()]
+        }
+    }
+}
+
+fn has_offset(text: &str) -> bool {
+    let time = text.split_once('T').map_or("", |(_, time)| time);
+    time.ends_with('Z') || time.ends_with('z') || time.contains('+') || time.contains('-')
+}
+
+fn check_trips(columns: &Columns, options: &ValidationOptions, report: &mut Reporter) {
+    let table = Table::Trips;
+    let mut first_row_of: HashMap<&str, usize> = HashMap::new();
+    for row in 0..columns.height {
+        if let Some(trip_id) = columns.text("trip_id", row) {
+            if let Some(first) = first_row_of.get(trip_id) {
+                report.add(
+                    table,
+                    Some(row),
+                    "trip_id",
+                    format!("duplicate trip_id, first at row {}", first + 1),
+                );
+            } else {
+                first_row_of.insert(trip_id, row);
+            }
+        }
+        if let Some(load) = columns.number("load_tonnes", row) {
+            if load > options.max_load_tonnes {
+                report.add(
+                    table,
+                    Some(row),
+                    "load_tonnes",
+                    format!("more than {} t", options.max_load_tonnes),
+                );
+            }
+        }
+        let (Some(departure), Some(arrival)) = (
+            columns.time("departure_time", row),
+            columns.time("arrival_time", row),
+        ) else {
+            continue;
+        };
+        if arrival <= departure {
+            report.add(
+                table,
+                Some(row),
+                "arrival_time",
+                "arrival_time must be after departure_time",
+            );
+            continue;
+        }
+        let duration = TimeDelta::milliseconds(arrival - departure);
+        if duration > options.max_duration {
+            report.add(
+                table,
+                Some(row),
+                "arrival_time",
+                format!(
+                    "trip lasts more than {} days",
+                    options.max_duration.num_days()
+                ),
+            );
+            continue;
+        }
+        let hours = (arrival - departure) as f64 / 3_600_000.0;
+        if let Some(dwell) = columns.number("dwell_minutes", row) {
+            if dwell / 60.0 >= hours {
+                report.add(
+                    table,
+                    Some(row),
+                    "dwell_minutes",
+                    "dwell is as long as the whole trip",
+                );
+            }
+        }
+        let origin = point(columns, "origin_lat", "origin_lon", row);
+        let destination = point(columns, "destination_lat", "destination_lon", row);
+        let (Some(origin), Some(destination)) = (origin, destination) else {
+            continue;
+        };
+        let crow_km = origin.distance_km(destination);
+        let speed = crow_km / hours;
+        if speed > options.max_crow_speed_kmh {
+            report.add(
+                table,
+                Some(row),
+                "arrival_time",
+                format!(
+                    "implausible speed: {speed:.0} km/h as the crow flies over {crow_km:.0} km (at most {})",
+                    options.max_crow_speed_kmh
+                ),
+            );
+        } else if crow_km >= options.slow_check_min_km && speed < options.min_crow_speed_kmh {
+            report.add(
+                table,
+                Some(row),
+                "arrival_time",
+                format!(
+                    "implausible speed: {speed:.1} km/h as the crow flies over {crow_km:.0} km (at least {})",
+                    options.min_crow_speed_kmh
+                ),
+            );
+        }
+        if let Some(distance) = columns.number("distance_km", row) {
+            if distance < 0.9 * crow_km {
+                report.add(
+                    table,
+                    Some(row),
+                    "distance_km",
+                    format!(
+                        "{distance:.0} km is shorter than the {crow_km:.0} km as the crow flies"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn point(columns: &Columns, lat: &str, lon: &str, row: usize) -> Option<GeoPoint> {
+    GeoPoint::new(columns.number(lat, row)?, columns.number(lon, row)?).ok()
+}
+
+fn check_pings(
+    pings: &Columns,
+    trips: &Columns,
+    options: &ValidationOptions,
+    report: &mut Reporter,
+) {
+    let table = Table::Pings;
+    let spans: HashMap<&str, (Option<i64>, Option<i64>)> = (0..trips.height)
+        .filter_map(|row| {
+            let trip_id = trips.text("trip_id", row)?;
+            Some((
+                trip_id,
+                (
+                    trips.time("departure_time", row),
+                    trips.time("arrival_time", row),
+                ),
+            ))
+        })
+        .collect();
+    let tolerance = options.ping_tolerance.num_milliseconds();
+    let mut seen: HashMap<(&str, i64), usize> = HashMap::new();
+    for row in 0..pings.height {
+        if let Some(speed) = pings.number("speed_kmh", row) {
+            if speed > options.max_ping_speed_kmh {
+                report.add(
+                    table,
+                    Some(row),
+                    "speed_kmh",
+                    format!("more than {} km/h", options.max_ping_speed_kmh),
+                );
+            }
+        }
+        let Some(trip_id) = pings.text("trip_id", row) else {
+            continue;
+        };
+        let Some(&(departure, arrival)) = spans.get(trip_id) else {
+            report.add(
+                table,
+                Some(row),
+                "trip_id",
+                format!("no trip `{trip_id}` in the trips table"),
+            );
+            continue;
+        };
+        let Some(timestamp) = pings.time("timestamp", row) else {
+            continue;
+        };
+        if let Some(first) = seen.insert((trip_id, timestamp), row) {
+            report.add(
+                table,
+                Some(row),
+                "timestamp",
+                format!("duplicate ping, same trip and time as row {}", first + 1),
+            );
+        }
+        if let (Some(departure), Some(arrival)) = (departure, arrival) {
+            if timestamp < departure - tolerance || timestamp > arrival + tolerance {
+                report.add(
+                    table,
+                    Some(row),
+                    "timestamp",
+                    "outside its trip's departure and arrival",
+                );
+            }
+        }
+    }
+}
+
+/// Offsets are kept beside the UTC instant so that local hours can be derived exactly.
+pub fn offset_column_name(name: &str) -> String {
+    format!("{name}_offset_minutes")
+}
+
+fn typed_frame(columns: &Columns, specs: &[ColumnSpec]) -> PolarsResult<DataFrame> {
+    let mut frame_columns = Vec::new();
+    for spec in specs {
+        let name = PlSmallStr::from_static(spec.name);
+        let column = match columns.values.get(spec.name) {
+            None => Column::full_null(name, columns.height, &dtype_of(spec.kind)),
+            Some(Values::Text(values)) => Column::new(name, values),
+            Some(Values::Number(values)) if spec.kind == ColumnKind::Count => {
+                let counts: Vec<Option<u32>> =
+                    values.iter().map(|value| value.map(|v| v as u32)).collect();
+                Column::new(name, counts)
+            }
+            Some(Values::Number(values)) => Column::new(name, values),
+            Some(Values::Time(values)) => {
+                let millis: Vec<Option<i64>> =
+                    values.iter().map(|value| value.map(|(ms, _)| ms)).collect();
+                let offsets: Vec<Option<i32>> = values
+                    .iter()
+                    .map(|value| value.map(|(_, offset)| offset))
+                    .collect();
+                let instants = Int64Chunked::from_iter_options(name, millis.into_iter())
+                    .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                    .into_column();
+                frame_columns.push(instants);
+                Column::new(offset_column_name(spec.name).into(), offsets)
+            }
+        };
+        frame_columns.push(column);
+    }
+    DataFrame::new(columns.height, frame_columns)
+}
+
+fn dtype_of(kind: ColumnKind) -> DataType {
+    match kind {
+        ColumnKind::Text | ColumnKind::VehicleClass => DataType::String,
+        ColumnKind::Count => DataType::UInt32,
+        ColumnKind::Latitude | ColumnKind::Longitude | ColumnKind::Quantity => DataType::Float64,
+        ColumnKind::Timestamp => DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)),
+    }
+}
