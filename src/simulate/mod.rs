@@ -12,7 +12,7 @@ pub mod world;
 
 use std::path::Path;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Europe::Paris;
 use polars::prelude::*;
 use rand::SeedableRng;
@@ -397,37 +397,33 @@ pub fn write_world(
         reason,
     };
     std::fs::create_dir_all(out).map_err(|error| unwritable(error.to_string()))?;
-    let extension = config.format.extension();
+    // Builds a table and writes it as `directory/name.<extension>`; returns its row count.
+    let write = |frame: PolarsResult<DataFrame>, directory: &Path, name: &str| {
+        let mut frame = frame.map_err(|error| unwritable(error.to_string()))?;
+        let path = directory.join(format!("{name}.{}", config.format.extension()));
+        write_table(&mut frame, &path, config.format)?;
+        Ok::<usize, HistoryError>(frame.height())
+    };
     let mut summary = SimulationSummary::default();
     for (carrier_idx, carrier) in fleet(config).iter().enumerate() {
         let history = simulate_carrier(config, carrier_idx, carrier, progress);
         let directory = out.join(&carrier.name);
         std::fs::create_dir_all(&directory).map_err(|error| unwritable(error.to_string()))?;
-        let mut trips = trips_frame(&history.trips, config.format)
-            .map_err(|error| unwritable(error.to_string()))?;
-        write_table(
-            &mut trips,
-            &directory.join(format!("trips.{extension}")),
-            config.format,
+        write(
+            trips_frame(&history.trips, config.format),
+            &directory,
+            "trips",
         )?;
-        let mut segments = segments_frame(&history, config.format)
-            .map_err(|error| unwritable(error.to_string()))?;
-        write_table(
-            &mut segments,
-            &directory.join(format!("segments.{extension}")),
-            config.format,
+        write(
+            segments_frame(&history, config.format),
+            &directory,
+            "segments",
         )?;
-        let mut n_pings = 0;
-        if config.ping_share > 0.0 {
-            let mut pings = pings_frame(&history, config.format)
-                .map_err(|error| unwritable(error.to_string()))?;
-            n_pings = pings.height();
-            write_table(
-                &mut pings,
-                &directory.join(format!("pings.{extension}")),
-                config.format,
-            )?;
-        }
+        let n_pings = if config.ping_share > 0.0 {
+            write(pings_frame(&history, config.format), &directory, "pings")?
+        } else {
+            0
+        };
         summary.trips += history.trips.len();
         summary.pings += n_pings;
         summary
@@ -435,29 +431,9 @@ pub fn write_world(
             .push((carrier.name.clone(), history.trips.len(), n_pings));
     }
     let conditions = Conditions::new(config.seed);
-    let mut weather =
-        weather_frame(&conditions, config.period).map_err(|error| unwritable(error.to_string()))?;
-    write_table(
-        &mut weather,
-        &out.join(format!("weather.{extension}")),
-        config.format,
-    )?;
-    let mut traffic =
-        traffic_frame(&conditions, config.period).map_err(|error| unwritable(error.to_string()))?;
-    write_table(
-        &mut traffic,
-        &out.join(format!("traffic.{extension}")),
-        config.format,
-    )?;
+    write(weather_frame(&conditions, config.period), out, "weather")?;
+    write(traffic_frame(&conditions, config.period), out, "traffic")?;
     Ok(summary)
-}
-
-/// The default period: two full years, so that a time split has a past and a future.
-pub fn default_period() -> Period {
-    Period {
-        start: NaiveDate::from_ymd_opt(2024, 1, 1).expect("valid date"),
-        days: 731,
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,80 @@
+//! The history commands, run as a carrier would run them.
+
+use std::process::Command;
+
+fn etape(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_etape"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn simulate_then_validate_round_trips_and_a_defect_is_named() {
+    let directory = tempfile::tempdir().unwrap();
+    let out = directory.path().join("world");
+    let out_str = out.to_str().unwrap();
+    let output = etape(&[
+        "simulate",
+        "--carriers",
+        "3",
+        "--trips",
+        "400",
+        "--seed",
+        "5",
+        "--out",
+        out_str,
+        "--pings",
+        "--ping-share",
+        "0.2",
+        "--format",
+        "csv",
+        "--days",
+        "60",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("trips/s"), "{stdout}");
+    for carrier in ["carrier-01", "carrier-02", "carrier-03"] {
+        assert!(out.join(carrier).join("trips.csv.gz").is_file());
+        assert!(out.join(carrier).join("pings.csv.gz").is_file());
+    }
+    let carrier = out.join("carrier-01");
+    let output = etape(&["validate", carrier.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
+    // One implausible arrival: an hour after departure for hundreds of kilometres.
+    let trips = directory.path().join("bad.csv");
+    let mut text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/example/trips.csv"
+    ))
+    .unwrap();
+    text = text.replace("2025-03-04T20:47:00+01:00", "2025-03-04T14:05:00+01:00");
+    std::fs::write(&trips, text).unwrap();
+    let output = etape(&["validate", trips.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains("trips row 2, column arrival_time: implausible speed"),
+        "{report}"
+    );
+    assert!(report.contains("nothing was kept"), "{report}");
+}
+
+#[test]
+fn bad_simulate_arguments_exit_non_zero_with_a_message() {
+    let output = etape(&["simulate", "--out", "/tmp/never", "--ping-share", "1.5"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a share between 0 and 1"));
+    let output = etape(&["validate", "/nonexistent/trips.csv"]);
+    assert!(!output.status.success());
+}
