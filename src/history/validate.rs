@@ -20,10 +20,11 @@ pub struct ValidationOptions {
     /// Fastest plausible average over a whole trip, as the crow flies: road distance is longer
     /// and trucks are limited to 90 km/h, so 110 km/h is already generous for a van.
     pub max_crow_speed_kmh: f64,
-    /// Slowest plausible average for trips of at least `slow_check_min_km`: below it a
-    /// timestamp or a coordinate is wrong (a week for 300 km).
+    /// The longest plausible trip is `slow_allowance` (a ban weekend that runs into a holiday
+    /// lasts 48 hours, a rest comes on top) plus the crow-flies distance at
+    /// `min_crow_speed_kmh`: 300 km may take 5.5 days, not a week.
+    pub slow_allowance: TimeDelta,
     pub min_crow_speed_kmh: f64,
-    pub slow_check_min_km: f64,
     pub max_duration: TimeDelta,
     /// How far outside its trip's departure and arrival a ping may be.
     pub ping_tolerance: TimeDelta,
@@ -38,8 +39,8 @@ impl Default for ValidationOptions {
         Self {
             max_problems: 100,
             max_crow_speed_kmh: 110.0,
-            min_crow_speed_kmh: 2.0,
-            slow_check_min_km: 50.0,
+            slow_allowance: TimeDelta::hours(72),
+            min_crow_speed_kmh: 5.0,
             max_duration: TimeDelta::days(14),
             ping_tolerance: TimeDelta::zero(),
             max_ping_speed_kmh: 160.0,
@@ -486,13 +487,17 @@ fn check_trips(columns: &Columns, options: &ValidationOptions, report: &mut Repo
                     options.max_crow_speed_kmh
                 ),
             );
-        } else if crow_km >= options.slow_check_min_km && speed < options.min_crow_speed_kmh {
+        } else if hours
+            > options.slow_allowance.num_minutes() as f64 / 60.0
+                + crow_km / options.min_crow_speed_kmh
+        {
             report.add(
                 table,
                 Some(row),
                 "arrival_time",
                 format!(
-                    "implausible speed: {speed:.1} km/h as the crow flies over {crow_km:.0} km (at least {})",
+                    "implausibly slow: {hours:.0} h for {crow_km:.0} km as the crow flies (at most {} h plus 1 h per {} km)",
+                    options.slow_allowance.num_hours(),
                     options.min_crow_speed_kmh
                 ),
             );
