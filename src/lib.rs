@@ -12,6 +12,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod features;
 pub mod history;
 pub mod simulate;
 pub mod startup;
