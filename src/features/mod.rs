@@ -11,6 +11,7 @@ use std::f64::consts::PI;
 
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::domain::calendar::french_public_holidays;
 use crate::domain::eta::{EstimateEta, EtaQuery, RulesEta, Stop};
@@ -216,9 +217,11 @@ fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<Vec<Column>>
         .iter()
         .collect();
     let classes = trips.column("vehicle_class")?.str()?.clone();
-    let mut parts: [Vec<Option<f64>>; 6] = Default::default();
-    for row in 0..trips.height() {
-        let estimate = (|| {
+    let minutes = |delta: TimeDelta| delta.num_milliseconds() as f64 / 60_000.0;
+    // The engine runs once per row; rows are independent, so they run on every core.
+    let estimates: Vec<Option<[f64; 6]>> = (0..trips.height())
+        .into_par_iter()
+        .map(|row| {
             let origin = GeoPoint::new(o_lat[row]?, o_lon[row]?).ok()?;
             let destination = GeoPoint::new(d_lat[row]?, d_lon[row]?).ok()?;
             let departure = DateTime::from_timestamp_millis(departures[row]?)?;
@@ -231,24 +234,26 @@ fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<Vec<Column>>
                 stops[row].unwrap_or(0.0) as usize,
                 dwell[row].unwrap_or(0.0),
             );
-            Some(rules.estimate(&query))
-        })();
-        let minutes = |delta: TimeDelta| delta.num_milliseconds() as f64 / 60_000.0;
-        let values = estimate.map(|estimate| {
+            let estimate = rules.estimate(&query);
             let breakdown = estimate.breakdown;
-            [
+            Some([
                 minutes(estimate.band.p50 - estimate.timeline.departure),
                 minutes(breakdown.driving),
                 minutes(breakdown.breaks),
                 minutes(breakdown.rests),
                 minutes(breakdown.ban_waits),
                 estimate.road_distance_km,
-            ]
-        });
-        for (slot, part) in parts.iter_mut().enumerate() {
-            part.push(values.map(|values| values[slot]));
-        }
-    }
+            ])
+        })
+        .collect();
+    let parts: Vec<Vec<Option<f64>>> = (0..6)
+        .map(|slot| {
+            estimates
+                .iter()
+                .map(|values| values.map(|values| values[slot]))
+                .collect()
+        })
+        .collect();
     let names = [
         "rules_minutes",
         "rules_driving_minutes",
