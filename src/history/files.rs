@@ -2,7 +2,7 @@
 //! content rather than their name. The only part of `history` that touches the disk.
 
 use std::fs;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -106,23 +106,29 @@ pub fn write_table(
         reason,
     };
     let temporary = path.with_extension("partial");
-    let file = fs::File::create(&temporary).map_err(|error| unwritable(error.to_string()))?;
+    let mut file = fs::File::create(&temporary).map_err(|error| unwritable(error.to_string()))?;
     let written = match format {
-        FileFormat::Parquet => ParquetWriter::new(file)
+        FileFormat::Parquet => ParquetWriter::new(&mut file)
             .with_compression(ParquetCompression::Zstd(None))
             .finish(frame)
             .map(|_| ())
             .map_err(|error| error.to_string()),
         FileFormat::CsvGz => {
-            let mut encoder = GzEncoder::new(file, Compression::default());
+            let mut encoder = GzEncoder::new(&mut file, Compression::default());
             CsvWriter::new(&mut encoder)
                 .include_header(true)
                 .finish(frame)
                 .map_err(|error| error.to_string())
-                .and_then(|()| encoder.finish().map_err(|error| error.to_string()))
-                .and_then(|mut file| file.flush().map_err(|error| error.to_string()))
+                .and_then(|()| {
+                    encoder
+                        .finish()
+                        .map(|_| ())
+                        .map_err(|error| error.to_string())
+                })
         }
     };
+    // The data must be on disk before the rename makes it visible.
+    let written = written.and_then(|()| file.sync_all().map_err(|error| error.to_string()));
     written
         .and_then(|()| fs::rename(&temporary, path).map_err(|error| error.to_string()))
         .map_err(|reason| {
