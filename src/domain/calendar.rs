@@ -122,15 +122,21 @@ impl BanCalendar {
     }
 
     fn bans_around(&self, instant: DateTime<Utc>) -> Vec<Interval> {
-        let local_date = instant.with_timezone(&Paris).date_naive();
-        let first = local_date
-            .checked_sub_days(Days::new(LOOK_BEHIND_DAYS))
-            .unwrap_or(local_date);
-        let last = local_date
-            .checked_add_days(Days::new(LOOK_AHEAD_DAYS))
-            .unwrap_or(local_date);
+        let (first, last) = search_span(instant);
         self.bans_between(first, last)
     }
+}
+
+/// The local dates searched for bans around `instant`.
+fn search_span(instant: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
+    let local_date = instant.with_timezone(&Paris).date_naive();
+    let first = local_date
+        .checked_sub_days(Days::new(LOOK_BEHIND_DAYS))
+        .unwrap_or(local_date);
+    let last = local_date
+        .checked_add_days(Days::new(LOOK_AHEAD_DAYS))
+        .unwrap_or(local_date);
+    (first, last)
 }
 
 /// Paris local hours never fall in a daylight-saving gap at 07:00, 19:00 or 22:00, so
@@ -174,13 +180,7 @@ impl BanWindow {
     /// Makes sure the window holds every ban from `LOOK_BEHIND_DAYS` before `instant` to
     /// `LOOK_AHEAD_DAYS` after it, the same span `BanCalendar` searches.
     fn cover(&mut self, calendar: &BanCalendar, instant: DateTime<Utc>) {
-        let local_date = instant.with_timezone(&Paris).date_naive();
-        let first = local_date
-            .checked_sub_days(Days::new(LOOK_BEHIND_DAYS))
-            .unwrap_or(local_date);
-        let last = local_date
-            .checked_add_days(Days::new(LOOK_AHEAD_DAYS))
-            .unwrap_or(local_date);
+        let (first, last) = search_span(instant);
         if let Some((covered_first, covered_last)) = self.covered {
             if covered_first <= first && last <= covered_last {
                 return;

@@ -254,20 +254,22 @@ fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<Vec<Column>>
                 .collect()
         })
         .collect();
-    let names = [
-        "rules_minutes",
-        "rules_driving_minutes",
-        "rules_break_minutes",
-        "rules_rest_minutes",
-        "rules_ban_wait_minutes",
-        "rules_road_km",
-    ];
-    Ok(names
+    Ok(RULES_PRIOR_COLUMNS
         .iter()
         .zip(parts)
         .map(|(name, values)| Column::new((*name).into(), values))
         .collect())
 }
+
+/// The prior's columns, in the order [`rules_prior`] computes them.
+const RULES_PRIOR_COLUMNS: [&str; 6] = [
+    "rules_minutes",
+    "rules_driving_minutes",
+    "rules_break_minutes",
+    "rules_rest_minutes",
+    "rules_ban_wait_minutes",
+    "rules_road_km",
+];
 
 /// At most this many stops are laid out for the prior; more only add their dwell.
 const MAX_PRIOR_STOPS: usize = 20;
