@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::config::ApiSettings;
-use crate::domain::eta::{Estimate, EtaQuery, Stop, Window};
+use crate::domain::eta::{Estimate, EtaQuery, ModelInfo, Stop, Window};
 use crate::domain::geo::{CoordinateError, GeoPoint};
 use crate::domain::risk::{ArrivalBand, LateRisk, Severity};
 use crate::domain::rules::{DriverState, SegmentKind};
@@ -197,6 +197,15 @@ pub enum BatchItem {
 pub struct BatchResponse {
     /// In the order of the requests.
     pub results: Vec<BatchItem>,
+}
+
+impl From<ModelInfo> for ModelDto {
+    fn from(model: ModelInfo) -> Self {
+        Self {
+            name: model.name,
+            version: model.version,
+        }
+    }
 }
 
 impl EtaRequest {
@@ -467,10 +476,7 @@ impl EtaResponse {
                     }
                 })
                 .collect(),
-            model: ModelDto {
-                name: estimate.model.name,
-                version: estimate.model.version,
-            },
+            model: estimate.model.into(),
         }
     }
 }

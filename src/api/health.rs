@@ -30,13 +30,9 @@ pub async fn healthz() -> HttpResponse {
 /// The service can answer ETAs.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Readiness)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let model = state.estimator.model_info();
     HttpResponse::Ok().json(Readiness {
         status: "ready",
-        model: ModelDto {
-            name: model.name,
-            version: model.version,
-        },
+        model: state.estimator.model_info().into(),
     })
 }
 

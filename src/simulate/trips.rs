@@ -61,11 +61,12 @@ pub struct TripSimulator<'a> {
 }
 
 /// A leg as it was driven.
-struct Leg {
-    from: GeoPoint,
-    to: GeoPoint,
-    road_km: f64,
-    driving: TimeDelta,
+#[derive(Debug, Clone, Copy)]
+pub struct Leg {
+    pub from: GeoPoint,
+    pub to: GeoPoint,
+    pub road_km: f64,
+    pub driving: TimeDelta,
 }
 
 /// Lanes have their own road circuity, between 1.12 and 1.37: the same pair of places is
@@ -168,7 +169,7 @@ impl<'a> TripSimulator<'a> {
         lane: (usize, usize),
         departure: DateTime<Utc>,
         rng: &mut ChaCha8Rng,
-    ) -> (TripRecord, Timeline, Vec<(GeoPoint, GeoPoint, TimeDelta)>) {
+    ) -> (TripRecord, Timeline, Vec<Leg>) {
         let (origin_place, destination_place) = (&PLACES[lane.0], &PLACES[lane.1]);
         let origin = jitter(origin_place.point(), rng, 0.02);
         let destination = jitter(destination_place.point(), rng, 0.02);
@@ -310,10 +311,6 @@ impl<'a> TripSimulator<'a> {
             dwell_minutes: (dwell_total * 10.0).round() / 10.0,
             load_tonnes: (load_tonnes * 10.0).round() / 10.0,
         };
-        let legs = legs
-            .into_iter()
-            .map(|leg| (leg.from, leg.to, leg.driving))
-            .collect();
         (record, timeline, legs)
     }
 
@@ -391,7 +388,7 @@ fn nearest_metro(point: GeoPoint) -> usize {
 pub fn pings(
     record: &TripRecord,
     timeline: &Timeline,
-    legs: &[(GeoPoint, GeoPoint, TimeDelta)],
+    legs: &[Leg],
     interval_minutes: f64,
     rng: &mut ChaCha8Rng,
 ) -> Vec<PingRecord> {
@@ -404,9 +401,13 @@ pub fn pings(
     let leg_ends: Vec<TimeDelta> = legs
         .iter()
         .scan(TimeDelta::zero(), |total, leg| {
-            *total += leg.2;
+            *total += leg.driving;
             Some(*total)
         })
+        .collect();
+    let average_kmh: Vec<f64> = legs
+        .iter()
+        .map(|leg| leg.road_km / (leg.driving.num_milliseconds().max(1) as f64 / 3.6e6))
         .collect();
     while at <= record.arrival {
         while segment_idx < timeline.segments.len() && timeline.segments[segment_idx].end <= at {
@@ -430,7 +431,12 @@ pub fn pings(
             .iter()
             .position(|end| driven < *end)
             .unwrap_or(legs.len() - 1);
-        let (from, to, leg_driving) = legs[leg_idx];
+        let Leg {
+            from,
+            to,
+            driving: leg_driving,
+            ..
+        } = legs[leg_idx];
         let leg_start = leg_ends[leg_idx] - leg_driving;
         let fraction = ((driven - leg_start).num_milliseconds() as f64
             / leg_driving.num_milliseconds().max(1) as f64)
@@ -449,9 +455,7 @@ pub fn pings(
             let lat = position.lat() + gps_noise.sample(rng) + outlier;
             let lon = position.lon() + gps_noise.sample(rng) * 1.5;
             let speed_kmh = if driving {
-                let leg_km = from.distance_km(to) * lane_circuity(from, to);
-                let average = leg_km / (leg_driving.num_milliseconds().max(1) as f64 / 3.6e6);
-                (average * rng.random_range(0.85..1.15)).min(105.0)
+                (average_kmh[leg_idx] * rng.random_range(0.85..1.15)).min(105.0)
             } else {
                 0.0
             };
