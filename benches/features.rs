@@ -29,7 +29,7 @@ fn one_request(c: &mut Criterion) {
     };
     c.bench_function("features/one_request", |b| {
         b.iter(|| {
-            let frame = query_frame(black_box(&query), "carrier-01").unwrap();
+            let frame = query_frame(black_box(&query), "carrier-01", 0.0).unwrap();
             features(&frame, &partners, &rules).unwrap()
         })
     });

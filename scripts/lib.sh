@@ -45,3 +45,26 @@ ensure_python_tools() {
       || "$TOOLS/venv/bin/python" -m pip install -q "$package"
   done
 }
+
+# LightGBM is built from source by lightgbm3-sys: it needs libclang (for its bindings) and
+# CMake 3.28 or newer. Debian 12 ships CMake 3.25, so CMake comes from PyPI when the system's
+# is older; the build reads its path from CMAKE.
+ensure_lightgbm_build_deps() {
+  if ! dpkg -s libclang-dev >/dev/null 2>&1; then
+    step "installing libclang-dev"
+    apt_install libclang-dev
+  fi
+  if ! command -v c++ >/dev/null 2>&1; then
+    step "installing a C++ compiler"
+    apt_install g++
+  fi
+  local system_cmake
+  system_cmake=$(cmake --version 2>/dev/null | awk 'NR == 1 {print $3}')
+  if [ -n "$system_cmake" ] && [ "$(printf '%s\n3.28\n' "$system_cmake" | sort -V | head -n1)" = "3.28" ]; then
+    export CMAKE
+    CMAKE=$(command -v cmake)
+    return
+  fi
+  ensure_python_tools cmake
+  export CMAKE="$TOOLS/venv/bin/cmake"
+}

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{LogFormat, Settings};
 use crate::history::files::FileFormat;
+use crate::model::Target;
 
 #[derive(Debug, Parser)]
 #[command(name = "etape", version, about = "Truck arrival-time predictions.")]
@@ -34,6 +35,11 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Train the pooled model on partners' histories and write a model directory.
+    Train(TrainArgs),
+    /// Measure a model's parameters on histories: time split, partner left out, pooled
+    /// against own-only, baselines; print a table, write JSON and Markdown reports.
+    Evaluate(EvaluateArgs),
     /// Print the effective settings (defaults, file and environment merged) as TOML.
     Config,
     /// Exit 0 if the service at ADDRESS answers /healthz with 200 (for container health checks).
@@ -52,6 +58,9 @@ pub struct ServeArgs {
     /// Log format: pretty or json.
     #[arg(long, value_parser = parse_log_format)]
     pub log_format: Option<LogFormat>,
+    /// The model directory to serve.
+    #[arg(long, env = "ETAPE_MODEL")]
+    pub model: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -62,6 +71,9 @@ impl ServeArgs {
         }
         if let Some(format) = self.log_format {
             settings.log.format = format;
+        }
+        if let Some(model) = &self.model {
+            settings.model.dir = model.clone();
         }
     }
 }
@@ -115,6 +127,89 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
         "json" => Ok(LogFormat::Json),
         other => Err(format!(
             "unknown log format `{other}`, expected pretty or json"
+        )),
+    }
+}
+
+/// Histories and the observations joined onto them.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// One partner's history: a file, or a directory of trips.* and pings.*. Written
+    /// NAME=PATH to name the partner, or PATH to name it after the file or directory.
+    #[arg(long = "history", required = true, value_parser = parse_partner_path)]
+    pub histories: Vec<(String, PathBuf)>,
+    /// Hourly weather in the simulator's weather.parquet layout.
+    #[arg(long)]
+    pub weather: Option<PathBuf>,
+    /// Hourly congestion in the simulator's traffic.parquet layout.
+    #[arg(long)]
+    pub traffic: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: HistoryArgs,
+    /// The new model directory; it must not exist.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training parameters as TOML (see `TrainParams`); flags below override them.
+    #[arg(long)]
+    pub params: Option<PathBuf>,
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// total or residual (over the rules engine's estimate).
+    #[arg(long, value_parser = parse_target)]
+    pub target: Option<Target>,
+    /// 0: every core.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub data: HistoryArgs,
+    /// A model directory whose parameters are evaluated; defaults when absent.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Training parameters as TOML, instead of the model's.
+    #[arg(long, conflicts_with = "model")]
+    pub params: Option<PathBuf>,
+    /// Where to write evaluation.json and evaluation.md; the model directory by default.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Only the time split (no baselines, no partner left out, no own-only models).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+fn parse_partner_path(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = match text.split_once('=') {
+        Some((name, path)) => (name.trim().to_owned(), PathBuf::from(path)),
+        None => {
+            let path = PathBuf::from(text);
+            let stem = path
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().trim_end_matches(".csv").to_owned())
+                .unwrap_or_default();
+            (stem, path)
+        }
+    };
+    if name.is_empty() || path.as_os_str().is_empty() {
+        return Err(format!("`{text}` is not NAME=PATH or PATH"));
+    }
+    Ok((name, path))
+}
+
+fn parse_target(text: &str) -> Result<Target, String> {
+    match text {
+        "total" => Ok(Target::Total),
+        "residual" => Ok(Target::Residual),
+        other => Err(format!(
+            "unknown target `{other}`, expected total or residual"
         )),
     }
 }

@@ -2,7 +2,7 @@
 //! environment variables, then command-line flags (applied by `main`).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context};
 use chrono::NaiveDate;
@@ -26,6 +26,26 @@ pub struct Settings {
     pub log: LogSettings,
     pub api: ApiSettings,
     pub rules: RulesSettings,
+    pub model: ModelSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSettings {
+    /// The model directory to serve (see `etape train`). When it is missing or refused, the
+    /// rules answer, flagged as a fallback. SIGHUP reloads it.
+    pub dir: PathBuf,
+    /// Threads for a batch's predictions; 0 means one per core.
+    pub batch_threads: usize,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/models/bundled"),
+            batch_threads: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,9 @@
 //! - [`cli`]: the command line.
 //! - [`config`]: layered settings (defaults, file, environment, flags).
 //! - [`telemetry`]: logging and every Prometheus metric.
+//! - [`features`]: model inputs in polars, one code path for training and serving.
+//! - [`model`]: the pooled LightGBM model: training, calibration, evaluation, serving.
+//! - [`registry`]: model directories on disk.
 //! - [`startup`]: wires everything into a running server; shared by `main` and the tests.
 
 pub mod api;
@@ -14,6 +17,9 @@ pub mod config;
 pub mod domain;
 pub mod features;
 pub mod history;
+pub mod model;
+pub mod pipeline;
+pub mod registry;
 pub mod simulate;
 pub mod startup;
 pub mod telemetry;

@@ -6,10 +6,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use etape::cli::{Cli, Command, ServeArgs, SimulateArgs};
+use etape::cli::{Cli, Command, EvaluateArgs, HistoryArgs, ServeArgs, SimulateArgs, TrainArgs};
 use etape::config::Settings;
+use etape::domain::eta::RulesEta;
 use etape::history::files::load_history;
 use etape::history::ValidationOptions;
+use etape::model::evaluate::{EvaluateOptions, Step};
+use etape::model::TrainParams;
+use etape::pipeline;
 use etape::simulate::trips::Period;
 use etape::simulate::SimulationConfig;
 use etape::startup::{shutdown_signal, Application};
@@ -28,6 +32,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(&args),
         Command::Validate { paths } => validate(&paths),
         Command::Healthcheck { address } => healthcheck(config, address),
+        Command::Train(args) => train(config, &args),
+        Command::Evaluate(args) => evaluate(config, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,5 +156,128 @@ fn validate(paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
     if failed > 0 {
         bail!("{failed} of {} histories refused", paths.len());
     }
+    Ok(())
+}
+
+fn progress_bar(length: u64, template: &str) -> anyhow::Result<ProgressBar> {
+    Ok(ProgressBar::new(length).with_style(
+        ProgressStyle::with_template(template)
+            .context("progress template")?
+            .progress_chars("=> "),
+    ))
+}
+
+fn read_inputs(data: &HistoryArgs) -> anyhow::Result<pipeline::Inputs> {
+    pipeline::read_inputs(
+        &data.histories,
+        data.weather.as_deref(),
+        data.traffic.as_deref(),
+    )
+}
+
+fn read_params(path: &Path) -> anyhow::Result<TrainParams> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+}
+
+fn train_params(args: &TrainArgs) -> anyhow::Result<TrainParams> {
+    let mut params = match &args.params {
+        Some(path) => read_params(path)?,
+        None => TrainParams::default(),
+    };
+    if let Some(rounds) = args.rounds {
+        params.rounds = rounds;
+    }
+    if let Some(target) = args.target {
+        params.target = target;
+    }
+    if let Some(threads) = args.threads {
+        params.threads = threads;
+    }
+    Ok(params)
+}
+
+fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let params = train_params(args)?;
+    params.clone().check()?;
+    let rules = RulesEta::new(settings.rules_eta_config());
+    let started = Instant::now();
+    let inputs = read_inputs(&args.data)?;
+    let bar = progress_bar(
+        3 * params.rounds as u64,
+        "{elapsed_precise} [{bar:40}] {pos}/{len} rounds {msg}",
+    )?;
+    bar.set_message("building features");
+    let card = pipeline::train(&inputs, &rules, &params, &args.out, |progress| {
+        bar.set_message(format!("{} booster", progress.quantile.name()));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "model {} trained on {} rows from {} partners in {:.1} s, written to {}",
+        card.version,
+        card.training.rows,
+        card.partners.len(),
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    println!(
+        "interval calibration on {} held-out rows: P10 -{:.1} min, P90 +{:.1} min",
+        card.calibration.rows, card.calibration.low_minutes, card.calibration.high_minutes
+    );
+    Ok(())
+}
+
+fn evaluate(config: Option<&Path>, args: &EvaluateArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let mut params = match (&args.model, &args.params) {
+        (Some(dir), _) => etape::registry::read_card(dir)?.params,
+        (None, Some(path)) => read_params(path)?,
+        (None, None) => TrainParams::default(),
+    };
+    if let Some(rounds) = args.rounds {
+        params.rounds = rounds;
+    }
+    let report_dir = args
+        .report
+        .clone()
+        .or_else(|| args.model.clone())
+        .context("say where the report goes: --report DIR (or --model DIR)")?;
+    let rules = RulesEta::new(settings.rules_eta_config());
+    let started = Instant::now();
+    let inputs = read_inputs(&args.data)?;
+    let options = EvaluateOptions {
+        baselines: !args.quick,
+        partner_left_out: !args.quick,
+        pooled_vs_own: !args.quick,
+    };
+    let bar = progress_bar(0, "{elapsed_precise} {spinner} {msg}")?;
+    let report = pipeline::run_evaluation(&inputs, &rules, &params, options, |step| {
+        match step {
+            Step::Training { what, progress } => bar.set_message(format!(
+                "training {what}: {} round {}/{}",
+                progress.quantile.name(),
+                progress.round,
+                progress.rounds
+            )),
+            Step::Baseline(name) => bar.set_message(format!("baseline: {name}")),
+        }
+        bar.tick();
+    })?;
+    bar.finish_and_clear();
+    let markdown = report.markdown();
+    print!("{markdown}");
+    std::fs::create_dir_all(&report_dir)
+        .with_context(|| format!("cannot create {}", report_dir.display()))?;
+    let json = serde_json::to_string_pretty(&report).context("the report serialises")?;
+    std::fs::write(report_dir.join("evaluation.json"), json)?;
+    std::fs::write(report_dir.join("evaluation.md"), markdown)?;
+    println!(
+        "\nevaluated in {:.1} s; reports in {}",
+        started.elapsed().as_secs_f64(),
+        report_dir.display()
+    );
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::dev::Server;
@@ -12,11 +13,15 @@ use anyhow::Context;
 use crate::api::{self, AppState, Clock};
 use crate::config::Settings;
 use crate::domain::eta::{EstimateEta, RulesEta};
+use crate::model::serve::{ModelEta, ServedModel};
+use crate::registry::{self, RegistryError};
 use crate::telemetry::Metrics;
 
 pub struct Application {
     port: u16,
     server: Server,
+    estimator: Arc<ModelEta>,
+    model_dir: PathBuf,
 }
 
 impl Application {
@@ -26,7 +31,12 @@ impl Application {
     }
 
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
-        let estimator: Arc<dyn EstimateEta> = Arc::new(RulesEta::new(settings.rules_eta_config()));
+        let model_eta = Arc::new(ModelEta::new(
+            RulesEta::new(settings.rules_eta_config()),
+            load_model(&settings.model.dir),
+            settings.model.batch_threads,
+        ));
+        let estimator: Arc<dyn EstimateEta> = model_eta.clone();
         let state = web::Data::new(AppState {
             estimator,
             metrics: Metrics::new(),
@@ -55,11 +65,23 @@ impl Application {
             .listen(listener)
             .context("cannot start the HTTP server")?
             .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            estimator: model_eta,
+            model_dir: settings.model.dir.clone(),
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Reads the model directory again and serves what it holds from the next request on. A
+    /// directory that is gone means the rules answer; one that is refused leaves the current
+    /// model in place.
+    pub fn reload_model(&self) {
+        reload(&self.estimator, &self.model_dir);
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
@@ -68,12 +90,71 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
+        #[cfg(unix)]
+        {
+            let estimator = self.estimator.clone();
+            let model_dir = self.model_dir.clone();
+            let mut hangup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    let (estimator, model_dir) = (estimator.clone(), model_dir.clone());
+                    // Parsing a model's trees takes a moment; keep it off the runtime.
+                    let _ =
+                        tokio::task::spawn_blocking(move || reload(&estimator, &model_dir)).await;
+                }
+            });
+        }
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!(message = "Shutting down; finishing in-flight requests.");
             handle.stop(true).await;
         });
         self.server.await
+    }
+}
+
+fn load_model(dir: &Path) -> Option<ServedModel> {
+    match registry::load(dir) {
+        Ok((card, served)) => {
+            tracing::info!(
+                message = "Serving a model.",
+                version = %card.version,
+                dir = %dir.display(),
+                target = ?card.target,
+            );
+            Some(served)
+        }
+        Err(RegistryError::Missing(_)) => {
+            tracing::warn!(
+                message = "No model; the rules answer, flagged as a fallback.",
+                dir = %dir.display(),
+            );
+            None
+        }
+        Err(error) => {
+            tracing::error!(
+                message = "Model refused; the rules answer, flagged as a fallback.",
+                %error,
+            );
+            None
+        }
+    }
+}
+
+fn reload(estimator: &ModelEta, dir: &Path) {
+    match registry::load(dir) {
+        Ok((card, served)) => {
+            tracing::info!(message = "Model reloaded.", version = %card.version);
+            estimator.swap(Some(served));
+        }
+        Err(RegistryError::Missing(_)) => {
+            tracing::warn!(message = "Model directory gone; the rules answer.", dir = %dir.display());
+            estimator.swap(None);
+        }
+        Err(error) => {
+            tracing::error!(message = "Reload refused; the current model stays.", %error);
+        }
     }
 }
 

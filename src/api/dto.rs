@@ -163,6 +163,19 @@ pub struct ModelDto {
     pub name: String,
     #[schema(example = "0.1.0")]
     pub version: String,
+    /// True when the learned model was missing or failed and the rules answered instead.
+    pub fallback: bool,
+}
+
+/// One input's pull on this estimate: the arrival is `minutes` later (negative: earlier) than
+/// the model's average answer because `feature` was `value`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FactorDto {
+    #[schema(example = "rules_rest_minutes")]
+    pub feature: String,
+    /// The feature's value; null when unknown.
+    pub value: Option<f64>,
+    pub minutes: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -182,6 +195,9 @@ pub struct EtaResponse {
     pub breakdown: Breakdown,
     pub timeline: Vec<TimelineSegment>,
     pub stops: Vec<StopEta>,
+    /// The strongest contributions to a learned estimate, strongest first; empty when the
+    /// rules answer.
+    pub factors: Vec<FactorDto>,
     pub model: ModelDto,
 }
 
@@ -204,6 +220,7 @@ impl From<ModelInfo> for ModelDto {
         Self {
             name: model.name,
             version: model.version,
+            fallback: model.fallback,
         }
     }
 }
@@ -474,6 +491,15 @@ impl EtaResponse {
                         eta_p90,
                         late_risk: stop.late_risk.map(Into::into),
                     }
+                })
+                .collect(),
+            factors: estimate
+                .factors
+                .iter()
+                .map(|factor| FactorDto {
+                    feature: factor.feature.to_owned(),
+                    value: factor.value.is_finite().then_some(factor.value),
+                    minutes: (factor.minutes * 10.0).round() / 10.0,
                 })
                 .collect(),
             model: estimate.model.into(),

@@ -7,6 +7,7 @@ use crate::api::body::{from_value, parse_json, read_limited};
 use crate::api::dto::{BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::AppState;
+use crate::domain::eta::EtaQuery;
 
 /// One ETA.
 #[utoipa::path(
@@ -73,18 +74,30 @@ pub async fn eta_batch(
     let worker_state = state.clone();
     // Ten thousand estimates take long enough to stall the worker's other connections.
     let results = web::block(move || {
-        batch
+        let parsed: Vec<Result<Parsed, ApiError>> = batch
             .requests
             .into_iter()
             .map(|item| {
-                let answered = from_value::<EtaRequest>(item)
-                    .and_then(|request| answer(&worker_state, request, now));
-                match answered {
-                    Ok(response) => BatchItem::Eta(Box::new(response)),
-                    Err(error) => BatchItem::Error {
-                        error: error.body(),
-                    },
+                let request = from_value::<EtaRequest>(item)?;
+                let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
+                Ok((request.into_query(now, &worker_state.settings)?, stop_ids))
+            })
+            .collect();
+        let queries: Vec<EtaQuery> = parsed
+            .iter()
+            .filter_map(|item| item.as_ref().ok().map(|(query, _)| query.clone()))
+            .collect();
+        let mut estimates = worker_state.estimator.estimate_batch(&queries).into_iter();
+        parsed
+            .into_iter()
+            .map(|item| match item {
+                Ok((query, stop_ids)) => {
+                    let estimate = estimates.next().expect("one estimate per query");
+                    BatchItem::Eta(Box::new(EtaResponse::new(&query, stop_ids, estimate)))
                 }
+                Err(error) => BatchItem::Error {
+                    error: error.body(),
+                },
             })
             .collect::<Vec<_>>()
     })
@@ -101,6 +114,9 @@ pub async fn eta_batch(
     }
     Ok(HttpResponse::Ok().json(BatchResponse { results }))
 }
+
+/// A batch item that passed its checks: the query and the caller's stop ids.
+type Parsed = (EtaQuery, Vec<Option<String>>);
 
 fn answer(
     state: &AppState,

@@ -64,6 +64,17 @@ pub struct EtaQuery {
 pub struct ModelInfo {
     pub name: String,
     pub version: String,
+    /// The rules answered because the learned model was missing or failed.
+    pub fallback: bool,
+}
+
+/// One input's contribution to a learned estimate: `minutes` later (negative: earlier) than
+/// the model's average answer because `feature` had `value`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Factor {
+    pub feature: &'static str,
+    pub value: f64,
+    pub minutes: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,12 +90,20 @@ pub struct Estimate {
     pub breakdown: Breakdown,
     pub timeline: Timeline,
     pub stops: Vec<StopEstimate>,
+    /// The strongest contributions to a learned estimate; empty for the rules.
+    pub factors: Vec<Factor>,
     pub model: ModelInfo,
 }
 
 /// Anything that turns a query into an estimate. The API knows estimators only by this trait.
 pub trait EstimateEta: Send + Sync {
     fn estimate(&self, query: &EtaQuery) -> Estimate;
+
+    /// Estimates in the order of the queries; estimators that gain from seeing many at once
+    /// override it.
+    fn estimate_batch(&self, queries: &[EtaQuery]) -> Vec<Estimate> {
+        queries.iter().map(|query| self.estimate(query)).collect()
+    }
 
     /// The model that answers, as reported by readiness checks.
     fn model_info(&self) -> ModelInfo;
@@ -187,6 +206,23 @@ pub const RULES_MODEL_NAME: &str = "rules";
 impl RulesEta {
     pub fn new(config: RulesEtaConfig) -> Self {
         Self { config }
+    }
+
+    /// The same engine planning without the regulation's extended days and reduced rests, as
+    /// a carrier that never uses them drives.
+    pub fn strict(&self) -> RulesEta {
+        let mut config = self.config.clone();
+        config.policy.use_extended_days = false;
+        config.policy.use_reduced_rests = false;
+        RulesEta { config }
+    }
+
+    pub fn bans(&self) -> &BanCalendar {
+        &self.config.bans
+    }
+
+    pub fn risk_thresholds(&self) -> RiskThresholds {
+        self.config.risk
     }
 
     /// The trip as the engine sees it, and the total road distance.
@@ -352,6 +388,7 @@ impl EstimateEta for RulesEta {
             breakdown,
             timeline,
             stops,
+            factors: Vec::new(),
             model: self.model_info(),
         }
     }
@@ -360,6 +397,7 @@ impl EstimateEta for RulesEta {
         ModelInfo {
             name: RULES_MODEL_NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            fallback: false,
         }
     }
 }

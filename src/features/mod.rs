@@ -11,17 +11,22 @@ use std::f64::consts::PI;
 
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use crate::domain::calendar::french_public_holidays;
-use crate::domain::eta::{EstimateEta, EtaQuery, RulesEta, Stop};
-use crate::domain::geo::{GeoPoint, EARTH_RADIUS_KM};
-use crate::domain::rules::DriverState;
-use crate::domain::vehicle::VehicleClass;
+use crate::domain::eta::{EtaQuery, RulesEta};
+use crate::domain::geo::EARTH_RADIUS_KM;
+
+pub mod conditions;
+pub mod live;
+mod prior;
+mod row;
+
+pub use prior::{CanonicalTrip, RULES_PRIOR_COLUMNS};
+pub use row::{feature_row, Prior};
 
 /// The model's inputs, in order. A model directory records this list; loading refuses a model
 /// whose list differs.
-pub const FEATURES: [&str; 23] = [
+pub const FEATURES: [&str; 38] = [
     "crow_km",
     "bearing_sin",
     "bearing_cos",
@@ -44,7 +49,53 @@ pub const FEATURES: [&str; 23] = [
     "rules_rest_minutes",
     "rules_ban_wait_minutes",
     "rules_road_km",
+    "rules_strict_minutes",
+    "ban_slack_minutes",
+    "elapsed_minutes",
+    "driven_today_minutes",
+    "driven_since_break_minutes",
+    "temperature_2m",
+    "precipitation",
+    "snowfall",
+    "wind_speed_10m",
+    "visibility",
+    "origin_congestion",
+    "destination_congestion",
+    "partner_day_pace",
+    "partner_rest_extra_minutes",
+    "partner_strict_share",
     "partner_code",
+];
+
+/// Where `partner_code` sits in [`FEATURES`]: the model treats it as categorical.
+pub const PARTNER_FEATURE: usize = FEATURES.len() - 1;
+
+/// Where the partner's profile sits in [`FEATURES`]: how much slower than the rules its trips
+/// run and by how many minutes they overrun, learnt by the model from its training trips (see
+/// `crate::model::train::PartnerProfile`). Left missing here; the model fills them in.
+pub const PROFILE_FEATURES: [usize; 3] =
+    [FEATURES.len() - 4, FEATURES.len() - 3, FEATURES.len() - 2];
+
+/// Where a trip stands when it is asked about: zero at departure; for a sample taken mid-trip,
+/// the time since departure and the driver's driving so far (see [`live`]). Optional columns
+/// of a trips frame: absent means at departure with a rested driver.
+pub const LIVE_COLUMNS: [&str; 3] = [
+    "elapsed_minutes",
+    "driven_today_minutes",
+    "driven_since_break_minutes",
+];
+
+/// Weather at the middle of the remaining route (Open-Meteo's variables and units) and
+/// congestion (0 free-flowing to 1 standstill) near both ends. Optional columns of a trips
+/// frame: absent means unknown, and the model has learnt what to do without them.
+pub const CONDITION_COLUMNS: [&str; 7] = [
+    "temperature_2m",
+    "precipitation",
+    "snowfall",
+    "wind_speed_10m",
+    "visibility",
+    "origin_congestion",
+    "destination_congestion",
 ];
 
 /// Origin and destination areas: cells of this many degrees (about 55 km north-south).
@@ -69,8 +120,13 @@ pub const INPUT_COLUMNS: [&str; 10] = [
 ];
 
 /// A serving request as a one-row trips frame. Intermediate stops become their count and
-/// total dwell, exactly as a history records them.
-pub fn query_frame(query: &EtaQuery, partner: &str) -> PolarsResult<DataFrame> {
+/// total dwell, exactly as a history records them; the driver's state and `elapsed_minutes`
+/// (zero at departure) fill the live columns.
+pub fn query_frame(
+    query: &EtaQuery,
+    partner: &str,
+    elapsed_minutes: f64,
+) -> PolarsResult<DataFrame> {
     let dwell: TimeDelta = query.stops.iter().map(|stop| stop.dwell).sum();
     let departure = query.departure.with_timezone(&Utc).timestamp_millis();
     DataFrame::new(
@@ -86,13 +142,23 @@ pub fn query_frame(query: &EtaQuery, partner: &str) -> PolarsResult<DataFrame> {
                 .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
                 .into_column(),
             Column::new("stops".into(), [query.stops.len() as u32]),
-            Column::new(
-                "dwell_minutes".into(),
-                [dwell.num_milliseconds() as f64 / 60_000.0],
-            ),
+            Column::new("dwell_minutes".into(), [in_minutes(dwell)]),
             Column::new("load_tonnes".into(), [None::<f64>]),
+            Column::new("elapsed_minutes".into(), [elapsed_minutes]),
+            Column::new(
+                "driven_today_minutes".into(),
+                [in_minutes(query.driver.driven_today())],
+            ),
+            Column::new(
+                "driven_since_break_minutes".into(),
+                [in_minutes(query.driver.driven_since_break())],
+            ),
         ],
     )
+}
+
+pub(crate) fn in_minutes(delta: TimeDelta) -> f64 {
+    delta.num_milliseconds() as f64 / 60_000.0
 }
 
 /// The features of every row of a trips frame (see [`INPUT_COLUMNS`]), with the input columns
@@ -104,7 +170,25 @@ pub fn features(
     rules: &RulesEta,
 ) -> PolarsResult<DataFrame> {
     let mut with_prior = trips.clone();
-    for column in rules_prior(trips, rules)? {
+    for name in LIVE_COLUMNS {
+        if !with_prior.schema().contains(name) {
+            with_prior.with_column(Column::new_scalar(
+                name.into(),
+                Scalar::from(0.0f64),
+                trips.height(),
+            ))?;
+        }
+    }
+    for name in CONDITION_COLUMNS {
+        if !with_prior.schema().contains(name) {
+            with_prior.with_column(Column::full_null(
+                name.into(),
+                trips.height(),
+                &DataType::Float64,
+            ))?;
+        }
+    }
+    for column in prior::rules_prior(&with_prior, rules)? {
         with_prior.with_column(column)?;
     }
     let vocabulary = DataFrame::new(
@@ -187,122 +271,22 @@ pub fn features(
             col("partner_code")
                 .fill_null(lit(UNSEEN_PARTNER))
                 .cast(DataType::Float64),
+            lit(NULL).cast(DataType::Float64).alias("partner_day_pace"),
+            lit(NULL)
+                .cast(DataType::Float64)
+                .alias("partner_rest_extra_minutes"),
+            lit(NULL)
+                .cast(DataType::Float64)
+                .alias("partner_strict_share"),
         ])
-        .collect()
-}
-
-/// The rules-based estimate of each trip and its parts, from the same canonical trip that
-/// serving builds: stops spread evenly along the great circle, the dwell shared among them.
-fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<Vec<Column>> {
-    let number = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
-        Ok(trips
-            .column(name)?
-            .cast(&DataType::Float64)?
-            .f64()?
-            .iter()
-            .collect())
-    };
-    let (o_lat, o_lon) = (number("origin_lat")?, number("origin_lon")?);
-    let (d_lat, d_lon) = (number("destination_lat")?, number("destination_lon")?);
-    let (stops, dwell) = (number("stops")?, number("dwell_minutes")?);
-    let departures: Vec<Option<i64>> = trips
-        .column("departure_time")?
-        .cast(&DataType::Datetime(
-            TimeUnit::Milliseconds,
-            Some(TimeZone::UTC),
-        ))?
-        .as_materialized_series()
-        .to_physical_repr()
-        .i64()?
-        .iter()
-        .collect();
-    let classes = trips.column("vehicle_class")?.str()?.clone();
-    let minutes = |delta: TimeDelta| delta.num_milliseconds() as f64 / 60_000.0;
-    // The engine runs once per row; rows are independent, so they run on every core.
-    let estimates: Vec<Option<[f64; 6]>> = (0..trips.height())
-        .into_par_iter()
-        .map(|row| {
-            let origin = GeoPoint::new(o_lat[row]?, o_lon[row]?).ok()?;
-            let destination = GeoPoint::new(d_lat[row]?, d_lon[row]?).ok()?;
-            let departure = DateTime::from_timestamp_millis(departures[row]?)?;
-            let vehicle = classes.get(row)?.parse::<VehicleClass>().ok()?;
-            let query = canonical_query(
-                origin,
-                destination,
-                departure,
-                vehicle,
-                stops[row].unwrap_or(0.0) as usize,
-                dwell[row].unwrap_or(0.0),
-            );
-            let estimate = rules.estimate(&query);
-            let breakdown = estimate.breakdown;
-            Some([
-                minutes(estimate.band.p50 - estimate.timeline.departure),
-                minutes(breakdown.driving),
-                minutes(breakdown.breaks),
-                minutes(breakdown.rests),
-                minutes(breakdown.ban_waits),
-                estimate.road_distance_km,
-            ])
-        })
-        .collect();
-    let parts: Vec<Vec<Option<f64>>> = (0..6)
-        .map(|slot| {
-            estimates
+        .with_columns(
+            LIVE_COLUMNS
                 .iter()
-                .map(|values| values.map(|values| values[slot]))
-                .collect()
-        })
-        .collect();
-    Ok(RULES_PRIOR_COLUMNS
-        .iter()
-        .zip(parts)
-        .map(|(name, values)| Column::new((*name).into(), values))
-        .collect())
-}
-
-/// The prior's columns, in the order [`rules_prior`] computes them.
-const RULES_PRIOR_COLUMNS: [&str; 6] = [
-    "rules_minutes",
-    "rules_driving_minutes",
-    "rules_break_minutes",
-    "rules_rest_minutes",
-    "rules_ban_wait_minutes",
-    "rules_road_km",
-];
-
-/// At most this many stops are laid out for the prior; more only add their dwell.
-const MAX_PRIOR_STOPS: usize = 20;
-
-fn canonical_query(
-    origin: GeoPoint,
-    destination: GeoPoint,
-    departure: DateTime<Utc>,
-    vehicle: VehicleClass,
-    n_stops: usize,
-    dwell_minutes: f64,
-) -> EtaQuery {
-    let n_laid_out = n_stops.min(MAX_PRIOR_STOPS);
-    let dwell_each = if n_laid_out == 0 {
-        0.0
-    } else {
-        dwell_minutes / n_laid_out as f64
-    };
-    let stops = (1..=n_laid_out)
-        .map(|stop_idx| Stop {
-            location: origin.towards(destination, stop_idx as f64 / (n_laid_out + 1) as f64),
-            dwell: TimeDelta::milliseconds((dwell_each * 60_000.0).round() as i64),
-            window: None,
-        })
-        .collect();
-    EtaQuery {
-        origin,
-        destination,
-        departure: departure.fixed_offset(),
-        vehicle,
-        stops,
-        driver: DriverState::default(),
-    }
+                .chain(&CONDITION_COLUMNS)
+                .map(|name| col(*name).cast(DataType::Float64))
+                .collect::<Vec<_>>(),
+        )
+        .collect()
 }
 
 fn radians(name: &str) -> Expr {

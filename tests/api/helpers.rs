@@ -7,6 +7,9 @@ use etape::startup::Application;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+/// The model the embedded default serves.
+pub const BUNDLED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/models/bundled");
+
 /// The instant the tests live at, so that dates in them never age past the one-year limit.
 pub const TEST_NOW: &str = "2026-11-28T09:00:00Z";
 
@@ -27,6 +30,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.server.workers = 1;
     settings.server.shutdown_timeout_secs = 5;
+    // The rules engine's own behaviour is what most tests check; model tests opt in.
+    settings.model.dir = "target/tmp/no-model-here".into();
     customise(&mut settings);
     if std::env::var_os("TEST_LOG").is_some() {
         etape::telemetry::init_logging(&LogSettings {

@@ -4,4 +4,6 @@ mod cli;
 mod errors;
 mod eta;
 mod helpers;
+mod model;
 mod operations;
+mod training;

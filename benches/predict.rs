@@ -1,0 +1,94 @@
+//! ETAs from the bundled model, features included: one request as the API answers it, and
+//! batches of 1,000 and 10,000 trips of the sample world.
+//!
+//! `cargo bench --bench predict`
+
+use std::hint::black_box;
+use std::path::Path;
+
+use chrono::{DateTime, TimeDelta};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use etape::domain::eta::{EstimateEta, EtaQuery, RulesEta};
+use etape::domain::geo::GeoPoint;
+use etape::domain::rules::DriverState;
+use etape::domain::vehicle::VehicleClass;
+use etape::history::files::load_history;
+use etape::history::ValidationOptions;
+use etape::model::dataset::{numbers, texts};
+use etape::model::serve::ModelEta;
+
+fn estimator(batch_threads: usize) -> ModelEta {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/bundled");
+    let (_, served) = etape::registry::load(&dir).expect("the bundled model loads");
+    ModelEta::new(RulesEta::default(), Some(served), batch_threads)
+}
+
+fn one_request(c: &mut Criterion) {
+    let eta = estimator(1);
+    let query = EtaQuery {
+        origin: GeoPoint::new(50.63, 3.06).unwrap(),
+        destination: GeoPoint::new(43.30, 5.37).unwrap(),
+        departure: DateTime::parse_from_rfc3339("2026-12-01T06:00:00+01:00").unwrap(),
+        vehicle: VehicleClass::Articulated,
+        stops: Vec::new(),
+        driver: DriverState::default(),
+    };
+    c.bench_function("predict/one_request", |b| {
+        b.iter(|| eta.estimate(black_box(&query)))
+    });
+    let regional = EtaQuery {
+        destination: GeoPoint::new(49.89, 2.30).unwrap(), // Amiens
+        vehicle: VehicleClass::Van,
+        ..query
+    };
+    c.bench_function("predict/one_regional_request", |b| {
+        b.iter(|| eta.estimate(black_box(&regional)))
+    });
+}
+
+/// The sample's trips as requests, as a TMS would send tomorrow's plan.
+fn sample_queries(n_rows: usize) -> Vec<EtaQuery> {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample/carrier-01");
+    let trips = load_history(&sample, &ValidationOptions::default())
+        .unwrap()
+        .trips
+        .head(Some(n_rows));
+    let column = |name: &str| numbers(&trips, name).unwrap();
+    let (o_lat, o_lon, d_lat, d_lon) = (
+        column("origin_lat"),
+        column("origin_lon"),
+        column("destination_lat"),
+        column("destination_lon"),
+    );
+    let classes = texts(&trips, "vehicle_class").unwrap();
+    let start = DateTime::parse_from_rfc3339("2026-12-01T05:00:00+01:00").unwrap();
+    (0..trips.height())
+        .map(|row| EtaQuery {
+            origin: GeoPoint::new(o_lat[row], o_lon[row]).unwrap(),
+            destination: GeoPoint::new(d_lat[row], d_lon[row]).unwrap(),
+            departure: start + TimeDelta::minutes((row % 720) as i64),
+            vehicle: classes[row].parse().unwrap(),
+            stops: Vec::new(),
+            driver: DriverState::default(),
+        })
+        .collect()
+}
+
+fn batches(c: &mut Criterion) {
+    let eta = estimator(0);
+    let mut group = c.benchmark_group("predict/batch");
+    group.sample_size(10);
+    for n_rows in [1_000, 10_000] {
+        let queries = sample_queries(n_rows);
+        group.throughput(Throughput::Elements(queries.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(n_rows),
+            &queries,
+            |b, queries| b.iter(|| eta.estimate_batch(black_box(queries))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, one_request, batches);
+criterion_main!(benches);

@@ -1,0 +1,136 @@
+//! Weather and congestion joined onto trips, as [`super::CONDITION_COLUMNS`].
+//!
+//! Weather is looked up in the 2-degree cell of the route's midpoint, at the hour the truck is
+//! expected there; congestion at the metropolitan area nearest each end, at the hour the truck
+//! leaves and the hour it is expected to arrive. The expected times use a plain 70 km/h on
+//! 1.2 times the crow-flies distance: the join must not depend on the model it feeds.
+
+use polars::prelude::*;
+
+use super::crow_km;
+
+/// The weather grid's cell size, in degrees (Open-Meteo's archive is resampled to it).
+pub const WEATHER_CELL_DEG: f64 = 2.0;
+
+const PLANNING_KMH: f64 = 70.0;
+const PLANNING_CIRCUITY: f64 = 1.2;
+
+/// Weather frame columns: `cell_lat`, `cell_lon` (cell centres), `time` (UTC hour) and
+/// Open-Meteo's hourly variables. Traffic frame columns: `metro`, `lat`, `lon`, `time`,
+/// `congestion`. Either may be absent; its columns are then left out (null in features).
+pub fn with_conditions(
+    trips: DataFrame,
+    weather: Option<&DataFrame>,
+    traffic: Option<&DataFrame>,
+) -> PolarsResult<DataFrame> {
+    let hours_to = |fraction: f64| {
+        (crow_km(
+            "origin_lat",
+            "origin_lon",
+            "destination_lat",
+            "destination_lon",
+        ) * lit(PLANNING_CIRCUITY * fraction * 3_600_000.0 / PLANNING_KMH))
+        .cast(DataType::Int64)
+        .cast(DataType::Duration(TimeUnit::Milliseconds))
+    };
+    let hour_of = |offset: Expr| {
+        (col("departure_time").cast(DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        )) + offset)
+            .dt()
+            .truncate(lit("1h"))
+    };
+    let cell_key = |value: Expr| {
+        (((value / lit(WEATHER_CELL_DEG)).floor() + lit(0.5)) * lit(WEATHER_CELL_DEG * 10.0))
+            .round(0, RoundMode::HalfToEven)
+            .cast(DataType::Int32)
+    };
+    let mut frame = trips.lazy().with_row_index("__row", None).with_columns([
+        cell_key((col("origin_lat") + col("destination_lat")) / lit(2.0)).alias("__cell_lat"),
+        cell_key((col("origin_lon") + col("destination_lon")) / lit(2.0)).alias("__cell_lon"),
+        hour_of(hours_to(0.5)).alias("__mid_hour"),
+        hour_of(lit(0).cast(DataType::Duration(TimeUnit::Milliseconds))).alias("__start_hour"),
+        hour_of(hours_to(1.0)).alias("__end_hour"),
+    ]);
+    if let Some(weather) = weather {
+        let hourly = weather.clone().lazy().select([
+            cell_key(col("cell_lat")).alias("__cell_lat"),
+            cell_key(col("cell_lon")).alias("__cell_lon"),
+            col("time")
+                .cast(DataType::Datetime(
+                    TimeUnit::Milliseconds,
+                    Some(TimeZone::UTC),
+                ))
+                .alias("__mid_hour"),
+            col("temperature_2m"),
+            col("precipitation"),
+            col("snowfall"),
+            col("wind_speed_10m"),
+            col("visibility"),
+        ]);
+        let keys = [col("__cell_lat"), col("__cell_lon"), col("__mid_hour")];
+        frame = frame.join(hourly, keys.clone(), keys, JoinArgs::new(JoinType::Left));
+    }
+    if let Some(traffic) = traffic {
+        let hourly = traffic.clone().lazy().select([
+            col("metro"),
+            col("time").cast(DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            )),
+            col("congestion"),
+        ]);
+        let metros = traffic
+            .clone()
+            .lazy()
+            .group_by([col("metro")])
+            .agg([col("lat").first(), col("lon").first()]);
+        for (end, lat, lon, hour) in [
+            ("origin", "origin_lat", "origin_lon", "__start_hour"),
+            (
+                "destination",
+                "destination_lat",
+                "destination_lon",
+                "__end_hour",
+            ),
+        ] {
+            let nearest = frame
+                .clone()
+                .select([
+                    col("__row"),
+                    col(lat).alias("__lat"),
+                    col(lon).alias("__lon"),
+                ])
+                .cross_join(metros.clone(), None)
+                .with_column(crow_km("__lat", "__lon", "lat", "lon").alias("__km"))
+                .group_by([col("__row")])
+                .agg([col("metro")
+                    .sort_by([col("__km")], SortMultipleOptions::default())
+                    .first()
+                    .alias(format!("__{end}_metro"))]);
+            let name = format!("{end}_congestion");
+            frame = frame
+                .join(
+                    nearest,
+                    [col("__row")],
+                    [col("__row")],
+                    JoinArgs::new(JoinType::Left),
+                )
+                .join(
+                    hourly.clone().select([
+                        col("metro").alias(format!("__{end}_metro")),
+                        col("time").alias(hour),
+                        col("congestion").alias(name.as_str()),
+                    ]),
+                    [col(format!("__{end}_metro")), col(hour)],
+                    [col(format!("__{end}_metro")), col(hour)],
+                    JoinArgs::new(JoinType::Left),
+                );
+        }
+    }
+    frame
+        .sort(["__row"], SortMultipleOptions::default())
+        .select([all().exclude_cols(["^__.*$"]).as_expr()])
+        .collect()
+}

@@ -1,0 +1,492 @@
+//! How good a model is on trips it has not seen: a split by time (train on the earlier trips,
+//! test on the later), a split by partner (one left out entirely), pooled against
+//! own-data-only per partner, and the baselines, in one report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::baselines::{self, DistanceOverSpeed, Forest, Linear};
+use super::dataset::{feature_matrix, numbers, texts};
+use super::metrics::{figures, Figures};
+use super::train::{Band, Model, ModelError, Progress, Rows, Target, TrainParams};
+use crate::features::FEATURES;
+
+const N: usize = FEATURES.len();
+
+/// The share of trips, latest by departure, that the time split tests on.
+pub const TEST_SHARE: f64 = 0.2;
+
+/// A training frame (see [`super::dataset::training_frame`]) as plain columns.
+pub struct Examples {
+    pub matrix: Vec<f64>,
+    pub minutes: Vec<f64>,
+    /// When the trip left, in milliseconds: mid-trip samples share their trip's.
+    pub trip_start: Vec<i64>,
+    pub partner: Vec<String>,
+    pub vehicle: Vec<String>,
+    pub elapsed: Vec<f64>,
+}
+
+impl Examples {
+    pub fn from_frame(frame: &DataFrame) -> PolarsResult<Self> {
+        let elapsed = numbers(frame, "elapsed_minutes")?;
+        let asked: Vec<i64> = frame
+            .column("departure_time")?
+            .as_materialized_series()
+            .to_physical_repr()
+            .i64()?
+            .iter()
+            .map(|value| value.unwrap_or_default())
+            .collect();
+        let trip_start = asked
+            .iter()
+            .zip(&elapsed)
+            .map(|(at, minutes)| at - (minutes * 60_000.0).round() as i64)
+            .collect();
+        Ok(Self {
+            matrix: feature_matrix(frame)?,
+            minutes: numbers(frame, "minutes")?,
+            trip_start,
+            partner: texts(frame, "partner")?,
+            vehicle: texts(frame, "vehicle_class")?,
+            elapsed,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.minutes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.minutes.is_empty()
+    }
+
+    /// The chosen rows, as their own set.
+    pub fn select(&self, rows: &[usize]) -> Examples {
+        Examples {
+            matrix: rows
+                .iter()
+                .flat_map(|row| self.matrix[row * N..(row + 1) * N].iter().copied())
+                .collect(),
+            minutes: rows.iter().map(|row| self.minutes[*row]).collect(),
+            trip_start: rows.iter().map(|row| self.trip_start[*row]).collect(),
+            partner: rows.iter().map(|row| self.partner[*row].clone()).collect(),
+            vehicle: rows.iter().map(|row| self.vehicle[*row].clone()).collect(),
+            elapsed: rows.iter().map(|row| self.elapsed[*row]).collect(),
+        }
+    }
+
+    fn rows(&self) -> Rows<'_> {
+        Rows {
+            matrix: &self.matrix,
+            minutes: &self.minutes,
+            order: &self.trip_start,
+        }
+    }
+
+    /// The horizon of each row: at departure, about 4 h before arrival, about 1 h before.
+    fn horizon(&self, row: usize) -> Option<&'static str> {
+        let left = self.minutes[row];
+        if self.elapsed[row] == 0.0 {
+            Some("at departure")
+        } else if (180.0..300.0).contains(&left) {
+            Some("4 h out")
+        } else if (30.0..90.0).contains(&left) {
+            Some("1 h out")
+        } else {
+            None
+        }
+    }
+
+    /// Distinct partners, in order of first appearance.
+    pub fn partners(&self) -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for partner in &self.partner {
+            if !seen.contains(partner) {
+                seen.push(partner.clone());
+            }
+        }
+        seen
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub params: TrainParams,
+    pub train_rows: usize,
+    pub test_rows: usize,
+    /// The model with the configured target, on the later trips.
+    pub model: Figures,
+    pub by_horizon: BTreeMap<String, Figures>,
+    pub by_vehicle: BTreeMap<String, Figures>,
+    pub by_partner: BTreeMap<String, Figures>,
+    /// The median's MAE with each target, on the same split.
+    pub target_mae: BTreeMap<String, f64>,
+    pub baselines: BTreeMap<String, Figures>,
+    pub calibration: super::train::Calibration,
+    pub partner_left_out: Vec<LeftOut>,
+    pub pooled_vs_own: Vec<PooledVsOwn>,
+    /// Total gain of the median's splits per feature, largest first.
+    pub feature_importance: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub partner: String,
+    pub model: Figures,
+    pub rules: Figures,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PooledVsOwn {
+    pub partner: String,
+    /// Trips (departure rows) the partner contributed to training.
+    pub own_training_trips: usize,
+    pub test_rows: usize,
+    pub pooled_mae: f64,
+    pub own_mae: f64,
+    /// How much lower the pooled MAE is, in percent of the own-only MAE.
+    pub gain_percent: f64,
+}
+
+/// What to run beside the time split (each costs training runs).
+#[derive(Debug, Clone, Copy)]
+pub struct EvaluateOptions {
+    pub baselines: bool,
+    pub partner_left_out: bool,
+    pub pooled_vs_own: bool,
+}
+
+/// What the evaluation is doing, for a progress display.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Training { what: String, progress: Progress },
+    Baseline(&'static str),
+}
+
+pub fn evaluate(
+    examples: &Examples,
+    params: &TrainParams,
+    options: EvaluateOptions,
+    mut step: impl FnMut(Step),
+) -> Result<Report, ModelError> {
+    let valid = params.clone().check()?;
+    let (train_idx, test_idx) = time_split(examples);
+    let (train, test) = (examples.select(&train_idx), examples.select(&test_idx));
+    if train.is_empty() || test.is_empty() {
+        return Err(ModelError::Data("too few trips to split by time".into()));
+    }
+    let vocabulary = examples.partners();
+
+    let mut target_mae = BTreeMap::new();
+    let mut chosen = None;
+    for target in [Target::Total, Target::Residual] {
+        let model = fit_model(
+            format!("pooled ({target:?})"),
+            &train,
+            target,
+            vocabulary.clone(),
+            params,
+            &mut step,
+        )?;
+        let bands = model.predict(&test.matrix, valid.get().threads)?;
+        let mae = figures(&medians(&bands), &test.minutes, None).map_or(f64::NAN, |f| f.mae);
+        target_mae.insert(format!("{target:?}").to_lowercase(), mae);
+        if target == params.target {
+            chosen = Some((model, bands));
+        }
+    }
+    let (model, bands) = chosen.expect("the configured target was trained");
+    let overall = figures(&medians(&bands), &test.minutes, Some(&bands))
+        .ok_or_else(|| ModelError::Data("no test rows".into()))?;
+    let group = |key: &dyn Fn(usize) -> Option<String>| {
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for row in 0..test.len() {
+            if let Some(name) = key(row) {
+                groups.entry(name).or_default().push(row);
+            }
+        }
+        groups
+            .into_iter()
+            .filter_map(|(name, rows)| {
+                let truth: Vec<f64> = rows.iter().map(|row| test.minutes[*row]).collect();
+                let chosen: Vec<Band> = rows.iter().map(|row| bands[*row]).collect();
+                figures(&medians(&chosen), &truth, Some(&chosen)).map(|f| (name, f))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let by_horizon = group(&|row| test.horizon(row).map(str::to_owned));
+    let by_vehicle = group(&|row| Some(test.vehicle[row].clone()));
+    let by_partner = group(&|row| Some(test.partner[row].clone()));
+
+    let mut baseline_figures = BTreeMap::new();
+    let rules_predicted = baselines::rules(&test.matrix);
+    if let Some(f) = figures(&rules_predicted, &test.minutes, None) {
+        baseline_figures.insert("rules".to_owned(), f);
+    }
+    if options.baselines {
+        step(Step::Baseline("distance over speed"));
+        let speed = DistanceOverSpeed::fit(&train.matrix, &train.minutes);
+        if let Some(f) = figures(&speed.predict(&test.matrix), &test.minutes, None) {
+            baseline_figures.insert("distance_over_speed".to_owned(), f);
+        }
+        step(Step::Baseline("smartcore linear regression"));
+        let linear = Linear::fit(&train.matrix, &train.minutes)?;
+        if let Some(f) = figures(&linear.predict(&test.matrix)?, &test.minutes, None) {
+            baseline_figures.insert("smartcore_linear".to_owned(), f);
+        }
+        step(Step::Baseline("smartcore random forest"));
+        let forest = Forest::fit(&train.matrix, &train.minutes, params.seed)?;
+        if let Some(f) = figures(&forest.predict(&test.matrix)?, &test.minutes, None) {
+            baseline_figures.insert("smartcore_random_forest".to_owned(), f);
+        }
+    }
+
+    let mut partner_left_out = Vec::new();
+    if options.partner_left_out && vocabulary.len() > 1 {
+        for partner in &vocabulary {
+            let (others, own): (Vec<usize>, Vec<usize>) =
+                (0..examples.len()).partition(|row| &examples.partner[*row] != partner);
+            let (others, own) = (examples.select(&others), examples.select(&own));
+            let others_vocabulary: Vec<String> = vocabulary
+                .iter()
+                .filter(|p| *p != partner)
+                .cloned()
+                .collect();
+            let left_out = fit_model(
+                format!("without {partner}"),
+                &others,
+                params.target,
+                others_vocabulary,
+                params,
+                &mut step,
+            )?;
+            let bands = left_out.predict(&own.matrix, valid.get().threads)?;
+            if let (Some(model), Some(rules)) = (
+                figures(&medians(&bands), &own.minutes, Some(&bands)),
+                figures(&baselines::rules(&own.matrix), &own.minutes, None),
+            ) {
+                partner_left_out.push(LeftOut {
+                    partner: partner.clone(),
+                    model,
+                    rules,
+                });
+            }
+        }
+    }
+
+    let mut pooled_vs_own = Vec::new();
+    if options.pooled_vs_own {
+        for partner in &vocabulary {
+            let own_train: Vec<usize> = (0..train.len())
+                .filter(|row| &train.partner[*row] == partner)
+                .collect();
+            let own_test: Vec<usize> = (0..test.len())
+                .filter(|row| &test.partner[*row] == partner)
+                .collect();
+            if own_train.len() < 100 || own_test.is_empty() {
+                continue;
+            }
+            let own_set = train.select(&own_train);
+            let own_model = fit_model(
+                format!("{partner} alone"),
+                &own_set,
+                params.target,
+                vec![partner.clone()],
+                params,
+                &mut step,
+            )?;
+            let test_set = test.select(&own_test);
+            let own_bands = own_model.predict(&test_set.matrix, valid.get().threads)?;
+            let pooled_bands: Vec<Band> = own_test.iter().map(|row| bands[*row]).collect();
+            let mae = |chosen: &[Band]| {
+                figures(&medians(chosen), &test_set.minutes, None).map_or(f64::NAN, |f| f.mae)
+            };
+            let (pooled_mae, own_mae) = (mae(&pooled_bands), mae(&own_bands));
+            pooled_vs_own.push(PooledVsOwn {
+                partner: partner.clone(),
+                own_training_trips: (0..own_set.len())
+                    .filter(|row| own_set.elapsed[*row] == 0.0)
+                    .count(),
+                test_rows: own_test.len(),
+                pooled_mae,
+                own_mae,
+                gain_percent: 100.0 * (own_mae - pooled_mae) / own_mae,
+            });
+        }
+    }
+
+    let gains = model.boosters[0].gain_importance()?;
+    let mut feature_importance: Vec<(String, f64)> = FEATURES
+        .iter()
+        .map(|name| (*name).to_owned())
+        .zip(gains)
+        .collect();
+    feature_importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+
+    Ok(Report {
+        params: params.clone(),
+        train_rows: train.len(),
+        test_rows: test.len(),
+        model: overall,
+        by_horizon,
+        by_vehicle,
+        by_partner,
+        target_mae,
+        baselines: baseline_figures,
+        calibration: model.calibration,
+        partner_left_out,
+        pooled_vs_own,
+        feature_importance,
+    })
+}
+
+fn fit_model(
+    what: String,
+    set: &Examples,
+    target: Target,
+    vocabulary: Vec<String>,
+    params: &TrainParams,
+    step: &mut dyn FnMut(Step),
+) -> Result<Model, ModelError> {
+    let params = TrainParams {
+        target,
+        ..params.clone()
+    }
+    .check()?;
+    Model::fit(&set.rows(), vocabulary, &params, |progress| {
+        step(Step::Training {
+            what: what.clone(),
+            progress,
+        })
+    })
+}
+
+fn medians(bands: &[Band]) -> Vec<f64> {
+    bands.iter().map(|band| band.p50).collect()
+}
+
+/// Rows of trips that left before the cut, and the rest; the cut leaves [`TEST_SHARE`] of the
+/// trips after it.
+pub fn time_split(examples: &Examples) -> (Vec<usize>, Vec<usize>) {
+    let mut starts: Vec<i64> = (0..examples.len())
+        .filter(|row| examples.elapsed[*row] == 0.0)
+        .map(|row| examples.trip_start[row])
+        .collect();
+    starts.sort_unstable();
+    let Some(&cut) = starts.get(((1.0 - TEST_SHARE) * starts.len() as f64) as usize) else {
+        return ((0..examples.len()).collect(), Vec::new());
+    };
+    (0..examples.len()).partition(|row| examples.trip_start[*row] < cut)
+}
+
+impl Report {
+    /// The report for people: the headline table, then the details.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let row = |out: &mut String, name: &str, f: &Figures| {
+            let optional = |value: Option<f64>, scale: f64, unit: &str| {
+                value.map_or("-".to_owned(), |v| format!("{:.1}{unit}", v * scale))
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {:+.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}% | {:.0}% | {:.0}% | {:.0}% | {} | {} |",
+                f.rows,
+                f.bias,
+                f.mae,
+                f.rmse,
+                f.median_ae,
+                f.p95_ae,
+                f.mape,
+                100.0 * f.within_15,
+                100.0 * f.within_30,
+                100.0 * f.within_60,
+                optional(f.coverage, 100.0, "%"),
+                optional(f.mean_width, 1.0, ""),
+            );
+        };
+        let header = "| | rows | bias | MAE | RMSE | median AE | P95 AE | MAPE | ±15 min | ±30 min | ±60 min | P10-P90 coverage | mean width |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        let _ = writeln!(
+            out,
+            "# Model evaluation\n\nTime split: trained on {} rows of the earlier trips, tested on {} rows of the latest {:.0}%. Errors in minutes.\n",
+            self.train_rows,
+            self.test_rows,
+            100.0 * TEST_SHARE
+        );
+        out.push_str("## Model and baselines\n\n");
+        out.push_str(header);
+        row(&mut out, "model", &self.model);
+        for (name, f) in &self.baselines {
+            row(&mut out, name, f);
+        }
+        let _ = writeln!(
+            out,
+            "\nTarget: {:?}. Median MAE by target: {}.\n",
+            self.params.target,
+            self.target_mae
+                .iter()
+                .map(|(name, mae)| format!("{name} {mae:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "Calibration on {} held-out rows: P10 lowered by {:.1} min, P90 raised by {:.1} min.\n",
+            self.calibration.rows, self.calibration.low_minutes, self.calibration.high_minutes
+        );
+        for (title, groups) in [
+            ("By horizon", &self.by_horizon),
+            ("By vehicle class", &self.by_vehicle),
+            ("By partner", &self.by_partner),
+        ] {
+            let _ = writeln!(out, "## {title}\n");
+            out.push_str(header);
+            for (name, f) in groups {
+                row(&mut out, name, f);
+            }
+            out.push('\n');
+        }
+        if !self.partner_left_out.is_empty() {
+            out.push_str("## Partner left out of training\n\n| partner | rows | model MAE | rules MAE | coverage |\n|---|---|---|---|---|\n");
+            for left in &self.partner_left_out {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.1} | {:.1} | {:.1}% |",
+                    left.partner,
+                    left.model.rows,
+                    left.model.mae,
+                    left.rules.mae,
+                    100.0 * left.model.coverage.unwrap_or(f64::NAN)
+                );
+            }
+            out.push('\n');
+        }
+        if !self.pooled_vs_own.is_empty() {
+            out.push_str("## Pooled against own data only\n\n| partner | own training trips | test rows | pooled MAE | own-only MAE | gain |\n|---|---|---|---|---|---|\n");
+            for entry in &self.pooled_vs_own {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.1}% |",
+                    entry.partner,
+                    entry.own_training_trips,
+                    entry.test_rows,
+                    entry.pooled_mae,
+                    entry.own_mae,
+                    entry.gain_percent
+                );
+            }
+            out.push('\n');
+        }
+        out.push_str(
+            "## Feature importance (gain of the median)\n\n| feature | share |\n|---|---|\n",
+        );
+        let total: f64 = self.feature_importance.iter().map(|(_, gain)| gain).sum();
+        for (name, gain) in &self.feature_importance {
+            let _ = writeln!(out, "| {name} | {:.1}% |", 100.0 * gain / total.max(1e-12));
+        }
+        out
+    }
+}

@@ -1,0 +1,154 @@
+//! ETAs from the learned model: its version and factors, the batch path, the fallback to the
+//! rules, and a model directory refused for its features.
+
+use std::path::Path;
+
+use etape::features::FEATURES;
+use serde_json::{json, Value};
+
+use crate::helpers::{artifact_path, lille_to_marseille, spawn_app_with, BUNDLED_MODEL};
+
+fn bundled_version() -> String {
+    etape::registry::read_card(Path::new(BUNDLED_MODEL))
+        .expect("the bundled model is readable")
+        .version
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_bundled_model_answers_with_its_version_and_factors() {
+    let app = spawn_app_with(|settings| settings.model.dir = BUNDLED_MODEL.into()).await;
+    let (status, eta) = app
+        .post_json(
+            "/v1/eta",
+            &lille_to_marseille("2026-12-01T06:00:00+01:00", "articulated"),
+        )
+        .await;
+    assert_eq!(status, 200, "{eta}");
+    assert_eq!(eta["model"]["name"], "lightgbm", "{eta:#}");
+    assert_eq!(eta["model"]["version"], bundled_version().as_str());
+    assert_eq!(eta["model"]["fallback"], false);
+    let factors = eta["factors"].as_array().unwrap();
+    assert_eq!(factors.len(), 5, "{eta:#}");
+    let strengths: Vec<f64> = factors
+        .iter()
+        .map(|factor| factor["minutes"].as_f64().unwrap().abs())
+        .collect();
+    assert!(
+        strengths.windows(2).all(|pair| pair[0] >= pair[1]),
+        "{strengths:?}"
+    );
+    for factor in factors {
+        assert!(
+            FEATURES.contains(&factor["feature"].as_str().unwrap()),
+            "{factor}"
+        );
+    }
+    // The rules engine still lays out the trip the model's answer is about.
+    assert!(!eta["timeline"].as_array().unwrap().is_empty());
+    let (p10, p50, p90) = (
+        eta["eta_p10"].as_str().unwrap(),
+        eta["eta"].as_str().unwrap(),
+        eta["eta_p90"].as_str().unwrap(),
+    );
+    assert!(p10 <= p50 && p50 <= p90, "{p10} {p50} {p90}");
+    let minutes = eta["duration_minutes"].as_f64().unwrap();
+    assert!((17.0 * 60.0..30.0 * 60.0).contains(&minutes), "{minutes}");
+    let (_, ready) = {
+        let response = app.get("/readyz").await;
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(ready["model"]["name"], "lightgbm");
+}
+
+#[tokio::test]
+async fn a_batch_answers_as_single_requests_do() {
+    let app = spawn_app_with(|settings| settings.model.dir = BUNDLED_MODEL.into()).await;
+    let requests = vec![
+        lille_to_marseille("2026-12-01T06:00:00+01:00", "articulated"),
+        lille_to_marseille("2026-12-05T20:00:00+01:00", "van"),
+        json!({
+            "origin": {"lat": 48.75, "lon": 2.35},
+            "destination": {"lat": 45.72, "lon": 5.08},
+            "departure_time": "2026-12-02T13:05:00+01:00",
+            "vehicle_class": "rigid",
+            "stops": [{"id": "dijon", "lat": 47.32, "lon": 5.04, "dwell_minutes": 40}]
+        }),
+    ];
+    let (status, batch) = app
+        .post_json("/v1/eta/batch", &json!({ "requests": requests }))
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    for (request, item) in requests.iter().zip(batch["results"].as_array().unwrap()) {
+        let (status, single) = app.post_json("/v1/eta", request).await;
+        assert_eq!(status, 200, "{single}");
+        for key in ["eta", "eta_p10", "eta_p90", "stops", "model"] {
+            assert_eq!(item[key], single[key], "{key}");
+        }
+        let names = |value: &Value| -> Vec<Value> {
+            value["factors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|factor| factor["feature"].clone())
+                .collect()
+        };
+        assert_eq!(names(item), names(&single));
+    }
+}
+
+#[tokio::test]
+async fn without_a_model_the_rules_answer_flagged() {
+    let missing = artifact_path("model-removed");
+    let _ = std::fs::remove_dir_all(&missing);
+    let app = spawn_app_with(|settings| settings.model.dir = missing.clone()).await;
+    let (status, eta) = app
+        .post_json(
+            "/v1/eta",
+            &lille_to_marseille("2026-12-01T06:00:00+01:00", "articulated"),
+        )
+        .await;
+    assert_eq!(status, 200, "{eta}");
+    assert_eq!(eta["model"]["name"], "rules");
+    assert_eq!(eta["model"]["fallback"], true);
+    assert_eq!(eta["factors"], json!([]));
+}
+
+#[tokio::test]
+async fn a_model_with_other_features_is_refused_saying_what_differs() {
+    let dir = artifact_path("model-mismatched");
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(Path::new(BUNDLED_MODEL), &dir);
+    let card_path = dir.join("model.json");
+    let mut card: Value =
+        serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
+    let features = card["features"].as_array_mut().unwrap();
+    features.retain(|name| name != "snowfall");
+    features.push(json!("road_km_osrm"));
+    std::fs::write(&card_path, card.to_string()).unwrap();
+
+    let error = etape::registry::load(&dir)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("features differ"), "{error}");
+    assert!(error.contains("missing snowfall"), "{error}");
+    assert!(error.contains("unknown road_km_osrm"), "{error}");
+
+    // The service starts anyway and says the rules answer.
+    let app = spawn_app_with(|settings| settings.model.dir = dir.clone()).await;
+    let (_, eta) = app
+        .post_json(
+            "/v1/eta",
+            &lille_to_marseille("2026-12-01T06:00:00+01:00", "articulated"),
+        )
+        .await;
+    assert_eq!(eta["model"]["fallback"], true);
+}
