@@ -33,7 +33,13 @@ fn one_request(c: &mut Criterion) {
         stops: Vec::new(),
         driver: DriverState::default(),
     };
+    // Features and the three boosters, as a batch of one without factors.
+    let one = [query.clone()];
     c.bench_function("predict/one_request", |b| {
+        b.iter(|| eta.estimate_batch(black_box(&one), false))
+    });
+    // The API's single answer: the same plus the median's SHAP values for the factors.
+    c.bench_function("predict/one_request_with_factors", |b| {
         b.iter(|| eta.estimate(black_box(&query)))
     });
     let regional = EtaQuery {
@@ -41,8 +47,9 @@ fn one_request(c: &mut Criterion) {
         vehicle: VehicleClass::Van,
         ..query
     };
+    let one_regional = [regional];
     c.bench_function("predict/one_regional_request", |b| {
-        b.iter(|| eta.estimate(black_box(&regional)))
+        b.iter(|| eta.estimate_batch(black_box(&one_regional), false))
     });
 }
 
@@ -84,7 +91,7 @@ fn batches(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::from_parameter(n_rows),
             &queries,
-            |b, queries| b.iter(|| eta.estimate_batch(black_box(queries))),
+            |b, queries| b.iter(|| eta.estimate_batch(black_box(queries), false)),
         );
     }
     group.finish();

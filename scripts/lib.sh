@@ -58,8 +58,10 @@ ensure_lightgbm_build_deps() {
     step "installing a C++ compiler"
     apt_install g++
   fi
-  local system_cmake
-  system_cmake=$(cmake --version 2>/dev/null | awk 'NR == 1 {print $3}')
+  local system_cmake=""
+  if command -v cmake >/dev/null 2>&1; then
+    system_cmake=$(cmake --version | awk 'NR == 1 {print $3}')
+  fi
   if [ -n "$system_cmake" ] && [ "$(printf '%s\n3.28\n' "$system_cmake" | sort -V | head -n1)" = "3.28" ]; then
     export CMAKE
     CMAKE=$(command -v cmake)

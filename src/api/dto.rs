@@ -93,6 +93,10 @@ pub struct BatchRequest {
     /// Up to 10,000 requests of the single form (the limit is a setting).
     #[schema(value_type = Vec<EtaRequest>)]
     pub requests: Vec<serde_json::Value>,
+    /// Also list each answer's strongest factors. They cost far more than the prediction
+    /// (per-row SHAP values over every tree), so a plan's batch leaves them out by default.
+    #[serde(default)]
+    pub factors: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

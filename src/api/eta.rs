@@ -87,7 +87,10 @@ pub async fn eta_batch(
             .iter()
             .filter_map(|item| item.as_ref().ok().map(|(query, _)| query.clone()))
             .collect();
-        let mut estimates = worker_state.estimator.estimate_batch(&queries).into_iter();
+        let mut estimates = worker_state
+            .estimator
+            .estimate_batch(&queries, batch.factors)
+            .into_iter();
         parsed
             .into_iter()
             .map(|item| match item {

@@ -99,10 +99,19 @@ pub struct Estimate {
 pub trait EstimateEta: Send + Sync {
     fn estimate(&self, query: &EtaQuery) -> Estimate;
 
-    /// Estimates in the order of the queries; estimators that gain from seeing many at once
-    /// override it.
-    fn estimate_batch(&self, queries: &[EtaQuery]) -> Vec<Estimate> {
-        queries.iter().map(|query| self.estimate(query)).collect()
+    /// Estimates in the order of the queries, with their factors when `explain` is set;
+    /// estimators that gain from seeing many at once override it.
+    fn estimate_batch(&self, queries: &[EtaQuery], explain: bool) -> Vec<Estimate> {
+        queries
+            .iter()
+            .map(|query| {
+                let mut estimate = self.estimate(query);
+                if !explain {
+                    estimate.factors.clear();
+                }
+                estimate
+            })
+            .collect()
     }
 
     /// The model that answers, as reported by readiness checks.
@@ -215,10 +224,6 @@ impl RulesEta {
         config.policy.use_extended_days = false;
         config.policy.use_reduced_rests = false;
         RulesEta { config }
-    }
-
-    pub fn bans(&self) -> &BanCalendar {
-        &self.config.bans
     }
 
     pub fn risk_thresholds(&self) -> RiskThresholds {

@@ -26,7 +26,7 @@ pub use row::{feature_row, Prior};
 
 /// The model's inputs, in order. A model directory records this list; loading refuses a model
 /// whose list differs.
-pub const FEATURES: [&str; 38] = [
+pub const FEATURES: [&str; 37] = [
     "crow_km",
     "bearing_sin",
     "bearing_cos",
@@ -50,7 +50,6 @@ pub const FEATURES: [&str; 38] = [
     "rules_ban_wait_minutes",
     "rules_road_km",
     "rules_strict_minutes",
-    "ban_slack_minutes",
     "elapsed_minutes",
     "driven_today_minutes",
     "driven_since_break_minutes",

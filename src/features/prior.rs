@@ -6,14 +6,13 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::in_minutes;
-use crate::domain::calendar::BanCalendar;
 use crate::domain::eta::{Estimate, EstimateEta, EtaQuery, RulesEta, Stop};
 use crate::domain::geo::GeoPoint;
 use crate::domain::rules::DriverState;
 use crate::domain::vehicle::VehicleClass;
 
 /// The prior's columns, in the order [`prior_values`] returns them.
-pub const RULES_PRIOR_COLUMNS: [&str; 8] = [
+pub const RULES_PRIOR_COLUMNS: [&str; 7] = [
     "rules_minutes",
     "rules_driving_minutes",
     "rules_break_minutes",
@@ -21,36 +20,15 @@ pub const RULES_PRIOR_COLUMNS: [&str; 8] = [
     "rules_ban_wait_minutes",
     "rules_road_km",
     "rules_strict_minutes",
-    "ban_slack_minutes",
 ];
-
-/// Ban slack beyond this is no risk at all (and vans, which no ban stops, get it).
-pub const MAX_BAN_SLACK_MINUTES: f64 = 48.0 * 60.0;
 
 /// At most this many stops are laid out for the prior; more only add their dwell.
 const MAX_PRIOR_STOPS: usize = 20;
 
 /// The prior's values from the rules estimates of the canonical trip: with the configured
-/// policy, and without extended days and reduced rests (see [`RulesEta::strict`]). The ban
-/// slack is how late the truck can be on the planned arrival before a driving ban starts: a
-/// trip planned to arrive an hour before Saturday 22:00 turns into a day's wait with an hour
-/// of delay, which no average pace explains.
-pub(super) fn prior_values(
-    estimate: &Estimate,
-    strict: &Estimate,
-    bans: &BanCalendar,
-    vehicle: VehicleClass,
-) -> [f64; 8] {
+/// policy, and without extended days and reduced rests (see [`RulesEta::strict`]).
+pub(super) fn prior_values(estimate: &Estimate, strict: &Estimate) -> [f64; 7] {
     let breakdown = &estimate.breakdown;
-    let arrival = estimate.band.p50;
-    let ban_slack = match vehicle {
-        VehicleClass::Van => MAX_BAN_SLACK_MINUTES,
-        VehicleClass::Rigid | VehicleClass::Articulated => bans
-            .next_ban_start(arrival)
-            .map_or(MAX_BAN_SLACK_MINUTES, |start| {
-                in_minutes(start - arrival).min(MAX_BAN_SLACK_MINUTES)
-            }),
-    };
     [
         in_minutes(estimate.band.p50 - estimate.timeline.departure),
         in_minutes(breakdown.driving),
@@ -59,7 +37,6 @@ pub(super) fn prior_values(
         in_minutes(breakdown.ban_waits),
         estimate.road_distance_km,
         in_minutes(strict.band.p50 - strict.timeline.departure),
-        ban_slack,
     ]
 }
 
@@ -138,7 +115,7 @@ pub(super) fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<V
         .collect();
     let classes = trips.column("vehicle_class")?.str()?.clone();
     let strict = rules.strict();
-    let estimates: Vec<Option<[f64; 8]>> = (0..trips.height())
+    let estimates: Vec<Option<[f64; 7]>> = (0..trips.height())
         .into_par_iter()
         .map(|row| {
             let origin = GeoPoint::new(o_lat[row]?, o_lon[row]?).ok()?;
@@ -159,8 +136,6 @@ pub(super) fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<V
             Some(prior_values(
                 &rules.estimate(&query),
                 &strict.estimate(&query),
-                rules.bans(),
-                vehicle,
             ))
         })
         .collect();

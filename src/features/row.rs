@@ -8,7 +8,7 @@ use chrono::{Datelike, TimeDelta, Timelike, Utc};
 
 use super::prior::prior_values;
 use super::{in_minutes, CanonicalTrip, AREA_CELL_DEG, FEATURES};
-use crate::domain::calendar::{french_public_holidays, BanCalendar};
+use crate::domain::calendar::french_public_holidays;
 use crate::domain::eta::{Estimate, EtaQuery};
 use crate::domain::geo::EARTH_RADIUS_KM;
 use crate::domain::vehicle::VehicleClass;
@@ -18,7 +18,6 @@ use crate::domain::vehicle::VehicleClass;
 pub struct Prior<'a> {
     pub estimate: &'a Estimate,
     pub strict: &'a Estimate,
-    pub bans: &'a BanCalendar,
 }
 
 impl CanonicalTrip {
@@ -78,8 +77,8 @@ pub fn feature_row(
         VehicleClass::Articulated => 2.0,
     };
     let dwell: TimeDelta = query.stops.iter().map(|stop| stop.dwell).sum();
-    let [rules, driving, breaks, rests, ban_waits, road_km, strict, ban_slack] =
-        prior_values(prior.estimate, prior.strict, prior.bans, query.vehicle);
+    let [rules, driving, breaks, rests, ban_waits, road_km, strict] =
+        prior_values(prior.estimate, prior.strict);
     [
         crow_km,
         bearing.sin(),
@@ -104,7 +103,6 @@ pub fn feature_row(
         ban_waits,
         road_km,
         strict,
-        ban_slack,
         elapsed_minutes,
         in_minutes(query.driver.driven_today()),
         in_minutes(query.driver.driven_since_break()),

@@ -192,7 +192,7 @@ proptest! {
         let frame = features(&query_frame(&query, &partner, elapsed).unwrap(), &partners, &rules).unwrap();
         let canonical = CanonicalTrip::of(&query).query();
         let (estimate, strict) = (rules.estimate(&canonical), rules.strict().estimate(&canonical));
-        let row = feature_row(&query, partner_code, elapsed, Prior { estimate: &estimate, strict: &strict, bans: rules.bans() });
+        let row = feature_row(&query, partner_code, elapsed, Prior { estimate: &estimate, strict: &strict });
         for (slot, name) in FEATURES.iter().enumerate() {
             let column = frame.column(name).unwrap().cast(&DataType::Float64).unwrap();
             let expected = column.f64().unwrap().get(0).unwrap_or(f64::NAN);

@@ -101,6 +101,17 @@ impl Examples {
         }
     }
 
+    fn distance_band(&self, row: usize) -> &'static str {
+        debug_assert_eq!(FEATURES[0], "crow_km");
+        let km = self.matrix[row * N];
+        match km {
+            km if km < 100.0 => "a: under 100 km",
+            km if km < 300.0 => "b: 100 to 300 km",
+            km if km < 600.0 => "c: 300 to 600 km",
+            _ => "d: 600 km and more",
+        }
+    }
+
     /// Distinct partners, in order of first appearance.
     pub fn partners(&self) -> Vec<String> {
         let mut seen: Vec<String> = Vec::new();
@@ -122,6 +133,8 @@ pub struct Report {
     pub model: Figures,
     pub by_horizon: BTreeMap<String, Figures>,
     pub by_vehicle: BTreeMap<String, Figures>,
+    /// By crow-flies distance left to go.
+    pub by_distance: BTreeMap<String, Figures>,
     pub by_partner: BTreeMap<String, Figures>,
     /// The median's MAE with each target, on the same split.
     pub target_mae: BTreeMap<String, f64>,
@@ -220,6 +233,7 @@ pub fn evaluate(
     };
     let by_horizon = group(&|row| test.horizon(row).map(str::to_owned));
     let by_vehicle = group(&|row| Some(test.vehicle[row].clone()));
+    let by_distance = group(&|row| Some(test.distance_band(row).to_owned()));
     let by_partner = group(&|row| Some(test.partner[row].clone()));
 
     let mut baseline_figures = BTreeMap::new();
@@ -334,6 +348,7 @@ pub fn evaluate(
         model: overall,
         by_horizon,
         by_vehicle,
+        by_distance,
         by_partner,
         target_mae,
         baselines: baseline_figures,
@@ -440,6 +455,7 @@ impl Report {
         for (title, groups) in [
             ("By horizon", &self.by_horizon),
             ("By vehicle class", &self.by_vehicle),
+            ("By distance left", &self.by_distance),
             ("By partner", &self.by_partner),
         ] {
             let _ = writeln!(out, "## {title}\n");

@@ -103,16 +103,20 @@ pub struct Gbm {
 
 // SAFETY: `Booster` holds a raw handle to a LightGBM booster, which is why it is neither
 // `Send` nor `Sync`. LightGBM guards its booster with a reader-writer lock: every prediction
-// call (`LGBM_BoosterPredictForMat`, `...SingleRow`, contributions) takes it shared or
-// exclusive inside the C API (`c_api.cpp`, `SHARED_LOCK(mutex_)` / `UNIQUE_LOCK(mutex_)`), and
-// `Gbm` exposes only those calls through `&self`. The fast single-row API, whose buffers are
-// per configuration and not per thread, is not used.
+// call (`LGBM_BoosterPredictForMat`, contributions) takes it shared or exclusive inside the C
+// API (`c_api.cpp`, `SHARED_LOCK(mutex_)` / `UNIQUE_LOCK(mutex_)`), and the fast single-row
+// call locks its configuration's own mutex (`FastConfig::single_row_predictor_mutex`) around
+// the buffers it reuses. `Gbm` exposes only those calls through `&self`; the fast
+// configuration is made once, at load, through `&mut`.
 unsafe impl Send for Gbm {}
 unsafe impl Sync for Gbm {}
 
 impl Gbm {
     pub fn from_text(text: &str) -> Result<Self> {
-        let booster = Booster::from_string(text)?;
+        let mut booster = Booster::from_string(text)?;
+        // One thread: a thread pool costs more than one row's trees. Made once, so a single
+        // request does not rebuild LightGBM's row predictor (a millisecond) every time.
+        booster.single_row_fast_init::<f64>(Some(&serde_json::json!({"num_threads": 1})))?;
         let n_features = booster.num_features();
         Ok(Self {
             booster,
@@ -124,8 +128,19 @@ impl Gbm {
         self.n_features as usize
     }
 
-    /// Predictions for row-major `rows`, on `threads` threads (1 for a single request: a
-    /// thread pool costs more than one row's trees).
+    /// The prediction for one row, through LightGBM's fast single-row path.
+    pub fn predict_one(&self, row: &[f64]) -> Result<f64> {
+        if row.len() != self.n_features() {
+            return Err(GbmError(format!(
+                "{} values for {} features",
+                row.len(),
+                self.n_features
+            )));
+        }
+        Ok(self.booster.predict_single_row_fast(row)?[0])
+    }
+
+    /// Predictions for row-major `rows`, on `threads` threads (0: LightGBM's default).
     pub fn predict(&self, rows: &[f64], threads: usize) -> Result<Vec<f64>> {
         let params = format!("num_threads={threads}");
         Ok(self
@@ -318,6 +333,7 @@ mod tests {
         let model = Gbm::from_text(&text).unwrap();
         assert_eq!(model.n_features(), 2);
         let predictions = model.predict(&[0.5, 2.0, 0.5, 3.0], 1).unwrap();
+        assert_eq!(model.predict_one(&[0.5, 3.0]).unwrap(), predictions[1]);
         assert!((predictions[0] - (-29.5)).abs() < 1.5, "{predictions:?}");
         assert!((predictions[1] - 50.5).abs() < 1.5, "{predictions:?}");
         let contributions = model.contributions(&[0.5, 2.0]).unwrap();

@@ -75,7 +75,6 @@ impl ModelEta {
                 Prior {
                     estimate: &planned,
                     strict: &strict,
-                    bans: self.rules.bans(),
                 },
             )
         } else {
@@ -87,7 +86,6 @@ impl ModelEta {
                 Prior {
                     estimate: &estimate,
                     strict: &strict,
-                    bans: self.rules.bans(),
                 },
             )
         };
@@ -196,7 +194,7 @@ impl EstimateEta for ModelEta {
         }
     }
 
-    fn estimate_batch(&self, queries: &[EtaQuery]) -> Vec<Estimate> {
+    fn estimate_batch(&self, queries: &[EtaQuery], explain: bool) -> Vec<Estimate> {
         let Some(served) = self.active() else {
             return queries
                 .par_iter()
@@ -218,13 +216,17 @@ impl EstimateEta for ModelEta {
                     .collect();
             }
         };
-        let contributions = served
-            .model
-            .batch_contributions(&matrix, FACTORS)
-            .unwrap_or_else(|error| {
-                tracing::warn!(message = "No contributions.", %error);
-                vec![Vec::new(); queries.len()]
-            });
+        let contributions = if explain {
+            served
+                .model
+                .batch_contributions(&matrix, FACTORS)
+                .unwrap_or_else(|error| {
+                    tracing::warn!(message = "No contributions.", %error);
+                    vec![Vec::new(); queries.len()]
+                })
+        } else {
+            vec![Vec::new(); queries.len()]
+        };
         prepared
             .into_iter()
             .zip(bands)

@@ -20,6 +20,9 @@ pub struct TrainParams {
     pub rounds: usize,
     pub learning_rate: f64,
     pub num_leaves: usize,
+    /// Deepest a tree may grow; also bounds the cost of the per-row SHAP values behind an
+    /// answer's factors, which grows with the square of the depth.
+    pub max_depth: usize,
     pub min_data_in_leaf: usize,
     /// Histogram bins per feature. LightGBM's default is 255; finer bins pay off on minutes
     /// and kilometres.
@@ -50,13 +53,14 @@ impl Default for TrainParams {
             rounds: 300,
             learning_rate: 0.05,
             num_leaves: 63,
+            max_depth: 10,
             min_data_in_leaf: 20,
             max_bin: 1023,
             cat_smooth: 10.0,
             min_data_per_group: 50,
             threads: 0,
             seed: 7,
-            target: Target::Residual,
+            target: Target::Total,
             calibration_share: 0.15,
             coverage: 0.8,
             partner_weight_power: -0.5,
@@ -99,6 +103,9 @@ impl TrainParams {
         }
         if self.num_leaves < 2 {
             return fail("num_leaves", "must be at least 2");
+        }
+        if !(2..=64).contains(&self.max_depth) {
+            return fail("max_depth", "must be between 2 and 64");
         }
         if self.min_data_in_leaf == 0 {
             return fail("min_data_in_leaf", "must be at least 1");
@@ -267,12 +274,13 @@ impl Model {
         let mut texts = Vec::with_capacity(3);
         for quantile in Quantile::ALL {
             let booster_params = format!(
-                "{} learning_rate={} num_leaves={} min_data_in_leaf={} num_threads={threads} \
+                "{} learning_rate={} num_leaves={} max_depth={} min_data_in_leaf={} num_threads={threads} \
                  seed={} deterministic=true force_col_wise=true verbosity=-1 \
                  cat_smooth={} min_data_per_group={}",
                 quantile.objective(),
                 params.learning_rate,
                 params.num_leaves,
+                params.max_depth,
                 params.min_data_in_leaf,
                 params.seed,
                 params.cat_smooth,
@@ -354,11 +362,19 @@ impl Model {
         self.complete(&mut completed);
         let matrix = &completed[..];
         let [p50, p10, p90] = &self.boosters;
-        let (p50, p10, p90) = (
-            p50.predict(matrix, threads)?,
-            p10.predict(matrix, threads)?,
-            p90.predict(matrix, threads)?,
-        );
+        let (p50, p10, p90) = if matrix.len() == N {
+            (
+                vec![p50.predict_one(matrix)?],
+                vec![p10.predict_one(matrix)?],
+                vec![p90.predict_one(matrix)?],
+            )
+        } else {
+            (
+                p50.predict(matrix, threads)?,
+                p10.predict(matrix, threads)?,
+                p90.predict(matrix, threads)?,
+            )
+        };
         Ok(matrix
             .chunks(N)
             .enumerate()

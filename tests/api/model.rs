@@ -83,7 +83,10 @@ async fn a_batch_answers_as_single_requests_do() {
         }),
     ];
     let (status, batch) = app
-        .post_json("/v1/eta/batch", &json!({ "requests": requests }))
+        .post_json(
+            "/v1/eta/batch",
+            &json!({ "requests": requests, "factors": true }),
+        )
         .await;
     assert_eq!(status, 200, "{batch}");
     for (request, item) in requests.iter().zip(batch["results"].as_array().unwrap()) {
@@ -101,6 +104,19 @@ async fn a_batch_answers_as_single_requests_do() {
                 .collect()
         };
         assert_eq!(names(item), names(&single));
+    }
+    // A plan's batch leaves the factors out unless asked.
+    let (_, plain) = app
+        .post_json("/v1/eta/batch", &json!({ "requests": requests }))
+        .await;
+    for (item, explained) in plain["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(batch["results"].as_array().unwrap())
+    {
+        assert_eq!(item["factors"], json!([]));
+        assert_eq!(item["eta"], explained["eta"]);
     }
 }
 

@@ -34,7 +34,9 @@ fn whole_sample() -> Inputs {
 }
 
 /// The figures the model is held to, on the simulated world split by time: MAE at least 40%
-/// below the rules engine's and below both smartcore baselines, and a calibrated interval.
+/// below the rules engine's and below both smartcore baselines, a calibrated interval, and
+/// for every partner a pooled model at least as good as its own-data-only model (15% better
+/// for partners with under 1,000 trips).
 #[test]
 fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_holds() {
     let report = pipeline::run_evaluation(
@@ -44,7 +46,7 @@ fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_h
         EvaluateOptions {
             baselines: true,
             partner_left_out: false,
-            pooled_vs_own: false,
+            pooled_vs_own: true,
         },
         |_| {},
     )
@@ -65,6 +67,22 @@ fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_h
         assert!(report.by_horizon.contains_key(horizon), "{horizon}");
     }
     assert!(report.target_mae.contains_key("total") && report.target_mae.contains_key("residual"));
+    assert_eq!(report.pooled_vs_own.len(), 8);
+    for entry in &report.pooled_vs_own {
+        let needed = if entry.own_training_trips < 1_000 {
+            15.0
+        } else {
+            0.0
+        };
+        assert!(
+            entry.gain_percent >= needed,
+            "{}: pooled {:.1} against own {:.1} ({:.1}%)",
+            entry.partner,
+            entry.pooled_mae,
+            entry.own_mae,
+            entry.gain_percent
+        );
+    }
 }
 
 #[test]
