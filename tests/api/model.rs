@@ -168,3 +168,120 @@ async fn a_model_with_other_features_is_refused_saying_what_differs() {
         .await;
     assert_eq!(eta["model"]["fallback"], true);
 }
+
+/// The real binary, reloading its model directory on SIGHUP while requests keep coming: from
+/// the rules to the model when the directory appears, back to the rules when it goes, and not
+/// one request refused in between.
+#[tokio::test]
+async fn sighup_reloads_the_model_without_dropping_a_request() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = artifact_path("model-reloaded");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etape"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--model",
+        ])
+        .arg(&dir)
+        .env("ETAPE__SERVER__WORKERS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("the server logs").unwrap();
+        let Ok(record) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let Some(port) = record["fields"]["port"].as_u64() {
+            break port;
+        }
+    };
+    // Keep reading the logs so that the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let model_name = || async {
+        let ready: Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ready["model"]["name"].as_str().unwrap().to_owned()
+    };
+    let hangup = |pid: u32| {
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let wait_for = |expected: &'static str| async move {
+        for _ in 0..100 {
+            if model_name().await == expected {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the model never became {expected}");
+    };
+    assert_eq!(model_name().await, "rules");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (client, url, stop) = (client.clone(), format!("{base}/v1/eta"), stop.clone());
+        let body = lille_to_marseille("2026-12-01T06:00:00+01:00", "articulated").to_string();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let answer = match response {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let eta: Value = response.json().await.unwrap_or_default();
+                        (
+                            status,
+                            eta["model"]["name"].as_str().unwrap_or("").to_owned(),
+                        )
+                    }
+                    Err(_) => (0, String::new()),
+                };
+                answers.push(answer);
+            }
+            answers
+        })
+    };
+    copy_dir(Path::new(BUNDLED_MODEL), &dir);
+    hangup(child.id());
+    wait_for("lightgbm").await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    hangup(child.id());
+    wait_for("rules").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = traffic.await.unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    // The requests spanned both switches.
+    let models: Vec<&str> = answers.iter().map(|(_, model)| model.as_str()).collect();
+    assert!(models.contains(&"lightgbm"), "{models:?}");
+    assert_eq!(models.last(), Some(&"rules"), "{models:?}");
+}
