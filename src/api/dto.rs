@@ -502,7 +502,10 @@ impl EtaResponse {
                 .iter()
                 .map(|factor| FactorDto {
                     feature: factor.feature.to_owned(),
-                    value: factor.value.is_finite().then_some(factor.value),
+                    value: factor
+                        .value
+                        .is_finite()
+                        .then_some((factor.value * 100.0).round() / 100.0),
                     minutes: (factor.minutes * 10.0).round() / 10.0,
                 })
                 .collect(),
