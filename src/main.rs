@@ -224,8 +224,8 @@ fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     println!(
-        "interval calibration on {} held-out rows: P10 -{:.1} min, P90 +{:.1} min",
-        card.calibration.rows, card.calibration.low_minutes, card.calibration.high_minutes
+        "interval calibration on {} held-out rows: P10 moved {:+.1} min, P90 moved {:+.1} min",
+        card.calibration.rows, -card.calibration.low_minutes, card.calibration.high_minutes
     );
     Ok(())
 }
