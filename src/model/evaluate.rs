@@ -205,7 +205,7 @@ pub fn evaluate(
             params,
             &mut step,
         )?;
-        let bands = model.predict(&test.matrix, valid.get().threads)?;
+        let bands = model.predict_raw(&test.matrix, valid.get().threads)?;
         let mae = figures(&medians(&bands), &test.minutes, None).map_or(f64::NAN, |f| f.mae);
         target_mae.insert(format!("{target:?}").to_lowercase(), mae);
         if target == params.target {
@@ -278,7 +278,7 @@ pub fn evaluate(
                 params,
                 &mut step,
             )?;
-            let bands = left_out.predict(&own.matrix, valid.get().threads)?;
+            let bands = left_out.predict_raw(&own.matrix, valid.get().threads)?;
             if let (Some(model), Some(rules)) = (
                 figures(&medians(&bands), &own.minutes, Some(&bands)),
                 figures(&baselines::rules(&own.matrix), &own.minutes, None),
@@ -314,7 +314,7 @@ pub fn evaluate(
                 &mut step,
             )?;
             let test_set = test.select(&own_test);
-            let own_bands = own_model.predict(&test_set.matrix, valid.get().threads)?;
+            let own_bands = own_model.predict_raw(&test_set.matrix, valid.get().threads)?;
             let pooled_bands: Vec<Band> = own_test.iter().map(|row| bands[*row]).collect();
             let mae = |chosen: &[Band]| {
                 figures(&medians(chosen), &test_set.minutes, None).map_or(f64::NAN, |f| f.mae)

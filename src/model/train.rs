@@ -314,7 +314,7 @@ impl Model {
             partners,
             profiles,
         };
-        let raw = uncalibrated.predict(&calibration_matrix, threads)?;
+        let raw = uncalibrated.predict_raw(&calibration_matrix, threads)?;
         let calibration = conformal(&raw, &calibration_minutes, params.coverage);
         Ok(Model {
             calibration,
@@ -356,11 +356,18 @@ impl Model {
         })
     }
 
-    /// Calibrated bands, in minutes from the moment asked, for row-major [`FEATURES`].
-    pub fn predict(&self, matrix: &[f64], threads: usize) -> Result<Vec<Band>, ModelError> {
+    /// Calibrated bands for a matrix as it comes from the features, partner profiles still
+    /// to fill in (a copy is completed; serving completes its rows itself and calls
+    /// [`Model::predict`]).
+    pub fn predict_raw(&self, matrix: &[f64], threads: usize) -> Result<Vec<Band>, ModelError> {
         let mut completed = matrix.to_vec();
         self.complete(&mut completed);
-        let matrix = &completed[..];
+        self.predict(&completed, threads)
+    }
+
+    /// Calibrated bands, in minutes from the moment asked, for row-major [`FEATURES`] already
+    /// completed by [`Model::complete`].
+    pub fn predict(&self, matrix: &[f64], threads: usize) -> Result<Vec<Band>, ModelError> {
         let [p50, p10, p90] = &self.boosters;
         let (p50, p10, p90) = if matrix.len() == N {
             (
