@@ -61,6 +61,12 @@ pub struct ServeArgs {
     /// The model directory to serve.
     #[arg(long, env = "ETAPE_MODEL")]
     pub model: Option<PathBuf>,
+    /// Where shipments, webhooks, ETA history and pings are kept.
+    #[arg(long, env = "ETAPE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Run without the simulated demo fleet (production).
+    #[arg(long)]
+    pub no_demo: bool,
 }
 
 impl ServeArgs {
@@ -74,6 +80,12 @@ impl ServeArgs {
         }
         if let Some(model) = &self.model {
             settings.model.dir = model.clone();
+        }
+        if let Some(data_dir) = &self.data_dir {
+            settings.storage.data_dir = data_dir.clone();
+        }
+        if self.no_demo {
+            settings.demo.enabled = false;
         }
     }
 }

@@ -27,6 +27,117 @@ pub struct Settings {
     pub api: ApiSettings,
     pub rules: RulesSettings,
     pub model: ModelSettings,
+    pub storage: StorageSettings,
+    pub tracking: TrackingSettings,
+    pub webhooks: WebhookSettings,
+    pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Holds `etape.sqlite` (shipments, webhooks, ETA history) and `pings/` (Parquet segments).
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data/live"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackingSettings {
+    /// Largest number of pings in one `POST /v1/positions`.
+    pub max_pings_per_request: usize,
+    /// Largest body of `POST /v1/positions`.
+    pub max_positions_body_bytes: usize,
+    /// Pings stamped further than this in the future are refused (clock skew on trackers).
+    pub future_tolerance_secs: i64,
+    /// Pings older than this are refused: they cannot change a live estimate.
+    pub max_age_hours: i64,
+    /// Faster than this is a GPS or unit error, not a truck.
+    pub max_speed_kmh: f64,
+    /// Hours of pings kept in memory per vehicle.
+    pub window_hours: i64,
+    /// A vehicle's estimates are recomputed at most this often, however fast it pings.
+    pub debounce_ms: u64,
+    /// A truck within this distance of a stop is at the stop.
+    pub stop_radius_m: f64,
+    /// ...once it has stayed there this long: an arrival. Leaving the radius is a departure.
+    pub arrival_minutes: f64,
+    /// Pings this long before the planned departure already belong to the shipment.
+    pub lead_minutes: i64,
+    pub page_size: usize,
+}
+
+impl Default for TrackingSettings {
+    fn default() -> Self {
+        Self {
+            max_pings_per_request: 100_000,
+            max_positions_body_bytes: 32 * 1024 * 1024,
+            future_tolerance_secs: 300,
+            max_age_hours: 72,
+            max_speed_kmh: 200.0,
+            window_hours: 48,
+            debounce_ms: 1_000,
+            stop_radius_m: 500.0,
+            arrival_minutes: 3.0,
+            lead_minutes: 60,
+            page_size: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Attempts per delivery, the first included.
+    pub max_attempts: u32,
+    /// First retry delay; each next one doubles, with full jitter.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub timeout_secs: u64,
+    /// A webhook is disabled after this many deliveries in a row failed every attempt.
+    pub disable_after_failures: u32,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            backoff_initial_ms: 1_000,
+            backoff_max_ms: 60_000,
+            timeout_secs: 10,
+            disable_after_failures: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoSettings {
+    /// Runs a simulated fleet through the ingestion path. Turn off in production.
+    pub enabled: bool,
+    pub trucks: usize,
+    pub seed: u64,
+    /// How fast a truck's past is replayed when it joins (simulated minutes per real second);
+    /// from the present on it pings in real time, so its ETAs are real clock times.
+    pub catch_up_speed: f64,
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            trucks: 12,
+            seed: 7,
+            catch_up_speed: 600.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,6 +333,31 @@ impl Settings {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        let tracking = &self.tracking;
+        ensure!(
+            tracking.max_pings_per_request > 0 && tracking.page_size > 0,
+            "tracking.max_pings_per_request and tracking.page_size must be positive"
+        );
+        ensure!(
+            tracking.stop_radius_m > 0.0 && tracking.arrival_minutes >= 0.0,
+            "tracking.stop_radius_m must be positive and tracking.arrival_minutes not negative"
+        );
+        ensure!(
+            tracking.window_hours > 0 && tracking.max_age_hours > 0,
+            "tracking.window_hours and tracking.max_age_hours must be positive"
+        );
+        ensure!(
+            tracking.max_speed_kmh > 0.0,
+            "tracking.max_speed_kmh must be positive"
+        );
+        ensure!(
+            self.webhooks.max_attempts > 0 && self.webhooks.disable_after_failures > 0,
+            "webhooks.max_attempts and webhooks.disable_after_failures must be positive"
+        );
+        ensure!(
+            self.demo.catch_up_speed >= 1.0,
+            "demo.catch_up_speed must be at least 1"
+        );
         let rules = &self.rules;
         ensure!(
             rules.circuity >= 1.0,

@@ -9,17 +9,25 @@
 //! - [`features`]: model inputs in polars, one code path for training and serving.
 //! - [`model`]: the pooled LightGBM model: training, calibration, evaluation, serving.
 //! - [`registry`]: model directories on disk.
+//! - [`live`]: shipments, pings and the estimates that follow them.
+//! - [`store`]: SQLite and Parquet segments behind a storage trait.
+//! - [`webhooks`]: signed deliveries to the carriers' systems.
+//! - [`demo`]: a simulated fleet driving through the real ingestion path.
 //! - [`startup`]: wires everything into a running server; shared by `main` and the tests.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod features;
 pub mod history;
+pub mod live;
 pub mod model;
 pub mod pipeline;
 pub mod registry;
 pub mod simulate;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
+pub mod webhooks;

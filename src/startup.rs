@@ -10,18 +10,32 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
 use crate::api::{self, AppState, Clock};
 use crate::config::Settings;
+use crate::demo;
 use crate::domain::eta::{EstimateEta, RulesEta};
+use crate::live::tracker::{Notice, Tracker, TrackerParts};
 use crate::model::serve::{ModelEta, ServedModel};
 use crate::registry::{self, RegistryError};
+use crate::store::segments::PingLog;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 use crate::telemetry::Metrics;
+use crate::webhooks::Dispatcher;
 
 pub struct Application {
     port: u16,
     server: Server,
     estimator: Arc<ModelEta>,
     model_dir: PathBuf,
+    tracker: Arc<Tracker>,
+    store: Arc<dyn Store>,
+    notices: Option<UnboundedReceiver<Notice>>,
+    settings: Settings,
 }
 
 impl Application {
@@ -37,11 +51,36 @@ impl Application {
             settings.model.batch_threads,
         ));
         let estimator: Arc<dyn EstimateEta> = model_eta.clone();
+        let metrics = Metrics::new();
+        let data_dir = &settings.storage.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&data_dir.join("etape.sqlite"))
+                .context("cannot open the database")?,
+        );
+        let log = PingLog::open(&data_dir.join("pings")).context("cannot open the ping log")?;
+        let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
+        let tracker = Arc::new(
+            Tracker::start(TrackerParts {
+                store: store.clone(),
+                log,
+                estimator: estimator.clone(),
+                settings: settings.tracking.clone(),
+                thresholds: settings.rules_eta_config().risk,
+                metrics: metrics.clone(),
+                clock,
+                notices: Some(sender),
+            })
+            .context("cannot restore live tracking")?,
+        );
         let state = web::Data::new(AppState {
             estimator,
-            metrics: Metrics::new(),
+            metrics,
             settings: settings.api.clone(),
             clock,
+            tracker: tracker.clone(),
+            store: store.clone(),
         });
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
@@ -70,7 +109,16 @@ impl Application {
             server,
             estimator: model_eta,
             model_dir: settings.model.dir.clone(),
+            tracker,
+            store,
+            notices: Some(notices),
+            settings: settings.clone(),
         })
+    }
+
+    /// The live-tracking service, for in-process callers such as the benchmarks.
+    pub fn tracker(&self) -> Arc<Tracker> {
+        self.tracker.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -86,10 +134,29 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until_stopped(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let mut background = Vec::new();
+        if let Some(notices) = self.notices.take() {
+            let dispatcher = Dispatcher::new(
+                self.store.clone(),
+                self.settings.webhooks.clone(),
+                self.tracker_metrics(),
+            );
+            background.push(tokio::spawn(dispatcher.run(notices)));
+        }
+        background.push(tokio::spawn(refresh_loop(
+            self.tracker.clone(),
+            Duration::from_millis(self.settings.tracking.debounce_ms.max(1)),
+        )));
+        if self.settings.demo.enabled {
+            background.push(tokio::spawn(demo::run(
+                self.tracker.clone(),
+                self.settings.demo.clone(),
+            )));
+        }
         #[cfg(unix)]
         {
             let estimator = self.estimator.clone();
@@ -110,9 +177,45 @@ impl Application {
             tracing::info!(message = "Shutting down; finishing in-flight requests.");
             handle.stop(true).await;
         });
-        self.server.await
+        let served = self.server.await;
+        for task in background {
+            task.abort();
+        }
+        served
+    }
+
+    fn tracker_metrics(&self) -> Metrics {
+        self.tracker.metrics()
     }
 }
+
+/// Recomputes the estimates of the vehicles that pinged, at most once per `every`: a truck
+/// that sends ten pings a second costs one estimate a period.
+async fn refresh_loop(tracker: Arc<Tracker>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut since_compaction = std::time::Instant::now();
+    loop {
+        ticks.tick().await;
+        let working = tracker.clone();
+        let compact = since_compaction.elapsed() > COMPACTION_EVERY;
+        if compact {
+            since_compaction = std::time::Instant::now();
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            working.refresh_dirty();
+            if compact {
+                if let Err(error) = working.compact() {
+                    tracing::error!(message = "Ping compaction failed.", %error);
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// How often small ping segments are merged.
+const COMPACTION_EVERY: Duration = Duration::from_secs(600);
 
 fn load_model(dir: &Path) -> Option<ServedModel> {
     match registry::load(dir) {

@@ -4,7 +4,8 @@
 //! a method, a status code, a model name; never a raw path, a key or a message.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -34,7 +35,15 @@ pub struct Metrics {
     pub http_request_duration: HistogramVec,
     pub predictions: IntCounterVec,
     pub batch_size: HistogramVec,
+    pub pings: IntCounterVec,
+    pub active_shipments: IntGauge,
+    pub live_recomputations: IntCounter,
+    pub live_eta_error: HistogramVec,
+    pub webhook_deliveries: IntCounterVec,
 }
+
+/// Absolute ETA errors, in minutes.
+const ERROR_BUCKETS: [f64; 9] = [5.0, 10.0, 15.0, 30.0, 45.0, 60.0, 120.0, 240.0, 480.0];
 
 /// Latency buckets from 100 microseconds to 10 seconds: single ETAs take well under a
 /// millisecond, batches of 10,000 up to seconds.
@@ -75,6 +84,42 @@ impl Metrics {
             &[],
         )
         .expect("valid metric");
+        let pings = IntCounterVec::new(
+            Opts::new(
+                "etape_pings_total",
+                "Pings received, by outcome: accepted, duplicate or rejected.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let active_shipments = IntGauge::new(
+            "etape_active_shipments",
+            "Shipments planned or in transit, followed by the live estimates.",
+        )
+        .expect("valid metric");
+        let live_recomputations = IntCounter::new(
+            "etape_live_recomputations_total",
+            "Live estimates recomputed after pings or events.",
+        )
+        .expect("valid metric");
+        let live_eta_error = HistogramVec::new(
+            HistogramOpts::new(
+                "etape_live_eta_abs_error_minutes",
+                "Absolute error of the live ETAs given before each actual arrival, by how long \
+                 before the arrival they were given.",
+            )
+            .buckets(ERROR_BUCKETS.to_vec()),
+            &["horizon"],
+        )
+        .expect("valid metric");
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "etape_webhook_deliveries_total",
+                "Webhook delivery attempts, by outcome: delivered, retrying or failed.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "etape_build_info",
@@ -91,6 +136,11 @@ impl Metrics {
             Box::new(http_request_duration.clone()),
             Box::new(predictions.clone()),
             Box::new(batch_size.clone()),
+            Box::new(pings.clone()),
+            Box::new(active_shipments.clone()),
+            Box::new(live_recomputations.clone()),
+            Box::new(live_eta_error.clone()),
+            Box::new(webhook_deliveries.clone()),
             Box::new(build_info),
         ] {
             registry
@@ -103,6 +153,11 @@ impl Metrics {
             http_request_duration,
             predictions,
             batch_size,
+            pings,
+            active_shipments,
+            live_recomputations,
+            live_eta_error,
+            webhook_deliveries,
         }
     }
 

@@ -286,12 +286,12 @@ impl EtaRequest {
 }
 
 impl LatLon {
-    fn into_domain(self) -> Result<GeoPoint, ApiError> {
+    pub(crate) fn into_domain(self) -> Result<GeoPoint, ApiError> {
         point(self.lat, self.lon)
     }
 }
 
-fn point(lat: f64, lon: f64) -> Result<GeoPoint, ApiError> {
+pub(crate) fn point(lat: f64, lon: f64) -> Result<GeoPoint, ApiError> {
     GeoPoint::new(lat, lon).map_err(|error| {
         let field = match error {
             CoordinateError::Latitude => "lat",
@@ -333,7 +333,7 @@ impl StopRequest {
 }
 
 impl WindowDto {
-    fn into_domain(self) -> Result<Window, ApiError> {
+    pub(crate) fn into_domain(self) -> Result<Window, ApiError> {
         let start = parse_timestamp(&self.start, "start")?.with_timezone(&Utc);
         let end = parse_timestamp(&self.end, "end")?.with_timezone(&Utc);
         Window::new(start, end).map_err(|error| ApiError::OutOfRange {
@@ -344,7 +344,7 @@ impl WindowDto {
 }
 
 impl DriverRequest {
-    fn into_domain(self) -> Result<DriverState, ApiError> {
+    pub(crate) fn into_domain(self) -> Result<DriverState, ApiError> {
         let fields = [
             ("driven_today_minutes", self.driven_today_minutes, 600.0),
             (

@@ -44,6 +44,10 @@ pub enum ApiError {
     BatchTooLarge { limit: usize, count: usize },
     #[error("no such resource")]
     NotFound,
+    #[error("{message}")]
+    Conflict { message: String },
+    #[error("{message}")]
+    UnsupportedMediaType { message: String },
     #[error("this method is not allowed here")]
     MethodNotAllowed,
     #[error("the request could not be read: {0}")]
@@ -65,6 +69,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::BatchTooLarge { .. } => "batch_too_large",
             Self::NotFound => "not_found",
+            Self::Conflict { .. } => "conflict",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BadPayload(_) => "bad_payload",
             Self::Internal(_) => "internal",
@@ -85,6 +91,8 @@ impl ApiError {
             | Self::PayloadTooLarge { .. }
             | Self::BatchTooLarge { .. }
             | Self::NotFound
+            | Self::Conflict { .. }
+            | Self::UnsupportedMediaType { .. }
             | Self::MethodNotAllowed
             | Self::BadPayload(_)
             | Self::Internal(_) => None,
@@ -144,6 +152,8 @@ impl ApiError {
             | Self::PayloadTooLarge { .. }
             | Self::BatchTooLarge { .. }
             | Self::NotFound
+            | Self::Conflict { .. }
+            | Self::UnsupportedMediaType { .. }
             | Self::MethodNotAllowed
             | Self::BadPayload(_)
             | Self::Internal(_)) => other,
@@ -165,6 +175,8 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BatchTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -10,7 +10,9 @@ pub mod dto;
 pub mod error;
 pub mod eta;
 pub mod health;
+pub mod hooks;
 pub mod openapi;
+pub mod tracking;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +26,8 @@ use chrono::{DateTime, Utc};
 
 use crate::config::ApiSettings;
 use crate::domain::eta::EstimateEta;
+use crate::live::tracker::Tracker;
+use crate::store::Store;
 use crate::telemetry::Metrics;
 use error::ApiError;
 
@@ -33,7 +37,13 @@ pub struct AppState {
     pub metrics: Metrics,
     pub settings: ApiSettings,
     pub clock: Clock,
+    pub tracker: Arc<Tracker>,
+    pub store: Arc<dyn Store>,
 }
+
+/// The organisation every request acts for, until requests carry keys of their own
+/// organisations; everything stored is already keyed by organisation.
+pub const ORGANISATION: &str = "default";
 
 /// Where "now" comes from: the system, or a fixed instant so that tests do not age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +66,35 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(resource("/v1/eta").route(web::post().to(eta::eta)))
         .service(resource("/v1/eta/batch").route(web::post().to(eta::eta_batch)))
+        .service(
+            resource("/v1/shipments")
+                .route(web::post().to(tracking::create_shipment))
+                .route(web::get().to(tracking::list_shipments)),
+        )
+        .service(resource("/v1/shipments/{id}").route(web::get().to(tracking::get_shipment)))
+        .service(
+            resource("/v1/shipments/{id}/cancel").route(web::post().to(tracking::cancel_shipment)),
+        )
+        .service(resource("/v1/shipments/{id}/events").route(web::post().to(tracking::post_event)))
+        .service(resource("/v1/shipments/{id}/eta").route(web::get().to(tracking::get_eta)))
+        .service(
+            resource("/v1/shipments/{id}/eta/history")
+                .route(web::get().to(tracking::get_eta_history)),
+        )
+        .service(resource("/v1/positions").route(web::post().to(tracking::post_positions)))
+        .service(
+            resource("/v1/vehicles/{vehicle_id}/positions")
+                .route(web::get().to(tracking::vehicle_positions)),
+        )
+        .service(
+            resource("/v1/webhooks")
+                .route(web::post().to(hooks::create_webhook))
+                .route(web::get().to(hooks::list_webhooks)),
+        )
+        .service(resource("/v1/webhooks/{id}").route(web::delete().to(hooks::delete_webhook)))
+        .service(
+            resource("/v1/webhooks/{id}/deliveries").route(web::get().to(hooks::list_deliveries)),
+        )
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))

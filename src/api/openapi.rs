@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use crate::api::{dto, error, eta, health};
+use crate::api::{dto, error, eta, health, hooks, tracking};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,10 +14,21 @@ use crate::api::{dto, error, eta, health};
         description = "Truck arrival-time predictions: driving rules (EU 561/2006), French traffic bans, \
                        loading times, and a learned model on pooled carrier history."
     ),
-    paths(eta::eta, eta::eta_batch, health::healthz, health::readyz, health::metrics, openapi),
+    paths(
+        eta::eta, eta::eta_batch,
+        tracking::create_shipment, tracking::list_shipments, tracking::get_shipment,
+        tracking::cancel_shipment, tracking::post_event, tracking::get_eta,
+        tracking::get_eta_history, tracking::post_positions, tracking::vehicle_positions,
+        hooks::create_webhook, hooks::list_webhooks, hooks::delete_webhook,
+        hooks::list_deliveries,
+        health::healthz, health::readyz, health::metrics, openapi
+    ),
     components(schemas(error::ErrorBody, dto::EtaRequest, dto::EtaResponse, dto::BatchRequest, dto::BatchResponse)),
     tags(
         (name = "eta", description = "Arrival estimates"),
+        (name = "shipments", description = "Shipments followed live, their ETAs and stop events"),
+        (name = "positions", description = "GPS pings"),
+        (name = "webhooks", description = "Signed notifications to the TMS"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

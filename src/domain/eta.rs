@@ -114,6 +114,17 @@ pub trait EstimateEta: Send + Sync {
             .collect()
     }
 
+    /// A question asked mid-trip: the truck left its origin `elapsed` ago. Estimators that
+    /// learnt from mid-trip samples use it; factors only when `explain` is set.
+    fn estimate_live(&self, query: &EtaQuery, elapsed: TimeDelta, explain: bool) -> Estimate {
+        let _ = elapsed;
+        let mut estimate = self.estimate(query);
+        if !explain {
+            estimate.factors.clear();
+        }
+        estimate
+    }
+
     /// The model that answers, as reported by readiness checks.
     fn model_info(&self) -> ModelInfo;
 }

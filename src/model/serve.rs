@@ -61,7 +61,12 @@ impl ModelEta {
     }
 
     /// The rules estimate of a query and the features the model takes for it.
-    fn prepare(&self, served: &ServedModel, query: &EtaQuery) -> (Estimate, [f64; FEATURES.len()]) {
+    fn prepare(
+        &self,
+        served: &ServedModel,
+        query: &EtaQuery,
+        elapsed_minutes: f64,
+    ) -> (Estimate, [f64; FEATURES.len()]) {
         let planned = self.rules.estimate(query);
         let partner = served.model.partner_code("");
         // Without stops the canonical trip is the request itself: its estimate is the prior.
@@ -71,7 +76,7 @@ impl ModelEta {
             feature_row(
                 query,
                 partner,
-                0.0,
+                elapsed_minutes,
                 Prior {
                     estimate: &planned,
                     strict: &strict,
@@ -82,7 +87,7 @@ impl ModelEta {
             feature_row(
                 query,
                 partner,
-                0.0,
+                elapsed_minutes,
                 Prior {
                     estimate: &estimate,
                     strict: &strict,
@@ -181,12 +186,17 @@ fn from_minutes(value: f64) -> TimeDelta {
 
 impl EstimateEta for ModelEta {
     fn estimate(&self, query: &EtaQuery) -> Estimate {
+        self.estimate_live(query, TimeDelta::zero(), true)
+    }
+
+    fn estimate_live(&self, query: &EtaQuery, elapsed: TimeDelta, explain: bool) -> Estimate {
         let Some(served) = self.active() else {
             return self.fallback(self.rules.estimate(query));
         };
-        let (planned, row) = self.prepare(&served, query);
+        let (planned, row) = self.prepare(&served, query, minutes(elapsed));
         match served.model.predict(&row, 1) {
-            Ok(bands) => self.answer(&served, query, planned, bands[0], &row),
+            Ok(bands) if explain => self.answer(&served, query, planned, bands[0], &row),
+            Ok(bands) => self.model_estimate(&served, query, planned, bands[0], Vec::new()),
             Err(error) => {
                 tracing::error!(message = "Prediction failed; the rules answer.", %error);
                 self.fallback(planned)
@@ -203,7 +213,7 @@ impl EstimateEta for ModelEta {
         };
         let prepared: Vec<(Estimate, [f64; FEATURES.len()])> = queries
             .par_iter()
-            .map(|query| self.prepare(&served, query))
+            .map(|query| self.prepare(&served, query, 0.0))
             .collect();
         let matrix: Vec<f64> = prepared.iter().flat_map(|(_, row)| *row).collect();
         let bands = match served.model.predict(&matrix, self.batch_threads) {

@@ -1,0 +1,334 @@
+//! The recent pings of every vehicle, in memory: one polars frame per vehicle over a bounded
+//! window, and the set of timestamps already seen so that a batch sent twice is kept once.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+
+use super::pings::{ParsedBatch, Ping};
+use super::shipment::Fix;
+use crate::domain::geo::GeoPoint;
+
+/// Merging many small appends into one chunk keeps reads fast.
+const MAX_CHUNKS: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VehicleKey {
+    pub organisation: String,
+    pub vehicle_id: String,
+}
+
+struct Track {
+    frame: DataFrame,
+    seen: HashSet<i64>,
+    newest_ms: i64,
+}
+
+/// What [`PingBook::reserve`] decided about a batch.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    /// The batch's pings that are new, by vehicle number.
+    pub pings: Vec<Ping>,
+    pub duplicates: usize,
+}
+
+pub struct PingBook {
+    tracks: HashMap<VehicleKey, Track>,
+    window_ms: i64,
+}
+
+fn optional(value: f64) -> Option<f64> {
+    (!value.is_nan()).then_some(value)
+}
+
+/// The layout of both the in-memory frames and the segments on disk.
+pub fn pings_frame(organisation: &str, vehicles: &[String], pings: &[Ping]) -> DataFrame {
+    let height = pings.len();
+    let timestamps = Int64Chunked::from_iter_values(
+        "timestamp".into(),
+        pings.iter().map(|ping| ping.timestamp_ms),
+    )
+    .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+    .into_column();
+    DataFrame::new(
+        height,
+        vec![
+            Column::new("organisation".into(), [organisation]).new_from_index(0, height),
+            Column::new(
+                "vehicle_id".into(),
+                pings
+                    .iter()
+                    .map(|ping| vehicles[ping.vehicle as usize].as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            timestamps,
+            Column::new(
+                "lat".into(),
+                pings.iter().map(|ping| ping.lat).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "lon".into(),
+                pings.iter().map(|ping| ping.lon).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "speed_kmh".into(),
+                pings
+                    .iter()
+                    .map(|ping| optional(ping.speed_kmh))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "heading".into(),
+                pings
+                    .iter()
+                    .map(|ping| optional(ping.heading))
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )
+    .expect("columns of one length")
+}
+
+/// A vehicle's frame holds only the columns that vary.
+fn track_frame(pings: &[&Ping]) -> DataFrame {
+    let timestamps = Int64Chunked::from_iter_values(
+        "timestamp".into(),
+        pings.iter().map(|ping| ping.timestamp_ms),
+    )
+    .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+    .into_column();
+    let column = |name: &str, value: fn(&Ping) -> Option<f64>| {
+        Column::new(
+            name.into(),
+            pings.iter().map(|ping| value(ping)).collect::<Vec<_>>(),
+        )
+    };
+    DataFrame::new(
+        pings.len(),
+        vec![
+            timestamps,
+            column("lat", |ping| Some(ping.lat)),
+            column("lon", |ping| Some(ping.lon)),
+            column("speed_kmh", |ping| optional(ping.speed_kmh)),
+            column("heading", |ping| optional(ping.heading)),
+        ],
+    )
+    .expect("columns of one length")
+}
+
+impl PingBook {
+    pub fn new(window_hours: i64) -> Self {
+        Self {
+            tracks: HashMap::new(),
+            window_ms: window_hours * 3_600_000,
+        }
+    }
+
+    /// Marks the batch's new pings as seen and returns them; pings already seen, in this
+    /// batch or before, are counted as duplicates. Call [`PingBook::append`] once they are
+    /// durable, or [`PingBook::release`] if they could not be made so.
+    pub fn reserve(&mut self, organisation: &str, batch: &ParsedBatch) -> Admitted {
+        let mut admitted = Admitted::default();
+        admitted.pings.reserve(batch.pings.len());
+        for (vehicle, group) in batch
+            .vehicles
+            .iter()
+            .zip(group(batch.vehicles.len(), &batch.pings))
+        {
+            let track = self.track_mut(organisation, vehicle);
+            for ping in group {
+                if track.seen.insert(ping.timestamp_ms) {
+                    admitted.pings.push(*ping);
+                } else {
+                    admitted.duplicates += 1;
+                }
+            }
+        }
+        admitted
+    }
+
+    fn track_mut(&mut self, organisation: &str, vehicle: &str) -> &mut Track {
+        let key = VehicleKey {
+            organisation: organisation.to_owned(),
+            vehicle_id: vehicle.to_owned(),
+        };
+        self.tracks.entry(key).or_insert_with(|| Track {
+            frame: track_frame(&[]),
+            seen: HashSet::new(),
+            newest_ms: i64::MIN,
+        })
+    }
+
+    /// Forgets a reservation whose pings could not be stored.
+    pub fn release(&mut self, organisation: &str, vehicles: &[String], pings: &[Ping]) {
+        for ping in pings {
+            let key = VehicleKey {
+                organisation: organisation.to_owned(),
+                vehicle_id: vehicles[ping.vehicle as usize].clone(),
+            };
+            if let Some(track) = self.tracks.get_mut(&key) {
+                track.seen.remove(&ping.timestamp_ms);
+            }
+        }
+    }
+
+    /// Adds reserved, now durable, pings to their vehicles' frames and returns the vehicles
+    /// that moved.
+    pub fn append(
+        &mut self,
+        organisation: &str,
+        vehicles: &[String],
+        pings: &[Ping],
+    ) -> Vec<VehicleKey> {
+        let mut moved = Vec::new();
+        for (vehicle, group) in vehicles.iter().zip(group(vehicles.len(), pings)) {
+            if group.is_empty() {
+                continue;
+            }
+            let key = VehicleKey {
+                organisation: organisation.to_owned(),
+                vehicle_id: vehicle.clone(),
+            };
+            let window_ms = self.window_ms;
+            let track = self.track_mut(organisation, vehicle);
+            for ping in &group {
+                track.seen.insert(ping.timestamp_ms);
+            }
+            let newest = group.iter().map(|ping| ping.timestamp_ms).max();
+            track.newest_ms = track.newest_ms.max(newest.unwrap_or(i64::MIN));
+            track
+                .frame
+                .vstack_mut_owned(track_frame(&group))
+                .expect("one schema");
+            track.evict(window_ms);
+            moved.push(key);
+        }
+        moved
+    }
+
+    /// Loads stored pings (as [`pings_frame`] lays them out) after a restart.
+    pub fn restore(&mut self, stored: &DataFrame) -> PolarsResult<usize> {
+        if stored.height() == 0 {
+            return Ok(0);
+        }
+        let organisations = stored.column("organisation")?.str()?.clone();
+        let vehicles = stored.column("vehicle_id")?.str()?.clone();
+        let timestamps = stored.column("timestamp")?.datetime()?.phys.clone();
+        let lat = stored.column("lat")?.f64()?.clone();
+        let lon = stored.column("lon")?.f64()?.clone();
+        let speed = stored.column("speed_kmh")?.f64()?.clone();
+        let heading = stored.column("heading")?.f64()?.clone();
+        let mut per_org: HashMap<&str, ParsedBatch> = HashMap::new();
+        let mut numbers: HashMap<(&str, &str), u32> = HashMap::new();
+        for row in 0..stored.height() {
+            let (Some(organisation), Some(vehicle), Some(timestamp_ms), Some(lat), Some(lon)) = (
+                organisations.get(row),
+                vehicles.get(row),
+                timestamps.get(row),
+                lat.get(row),
+                lon.get(row),
+            ) else {
+                continue;
+            };
+            let batch = per_org.entry(organisation).or_default();
+            let number = *numbers.entry((organisation, vehicle)).or_insert_with(|| {
+                batch.vehicles.push(vehicle.to_owned());
+                batch.vehicles.len() as u32 - 1
+            });
+            batch.pings.push(Ping {
+                vehicle: number,
+                timestamp_ms,
+                lat,
+                lon,
+                speed_kmh: speed.get(row).unwrap_or(f64::NAN),
+                heading: heading.get(row).unwrap_or(f64::NAN),
+            });
+        }
+        let mut restored = 0;
+        for (organisation, batch) in per_org {
+            let admitted = self.reserve(organisation, &batch);
+            restored += admitted.pings.len();
+            self.append(organisation, &batch.vehicles, &admitted.pings);
+        }
+        Ok(restored)
+    }
+
+    /// A vehicle's pings from `since` on, sorted by time (they may have come out of order).
+    pub fn frame(&self, key: &VehicleKey, since: DateTime<Utc>) -> PolarsResult<DataFrame> {
+        let Some(track) = self.tracks.get(key) else {
+            return Ok(track_frame(&[]));
+        };
+        let since_ms = since.timestamp_millis();
+        let mask = track
+            .frame
+            .column("timestamp")?
+            .datetime()?
+            .phys
+            .gt_eq(since_ms);
+        track
+            .frame
+            .filter(&mask)?
+            .sort(["timestamp"], SortMultipleOptions::default())
+    }
+
+    pub fn len(&self, key: &VehicleKey) -> usize {
+        self.tracks.get(key).map_or(0, |track| track.frame.height())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
+    pub fn vehicles(&self) -> usize {
+        self.tracks.len()
+    }
+}
+
+impl Track {
+    fn evict(&mut self, window_ms: i64) {
+        let cutoff = self.newest_ms.saturating_sub(window_ms);
+        let timestamps = self
+            .frame
+            .column("timestamp")
+            .and_then(|column| column.datetime().map(|dates| dates.phys.clone()));
+        let Ok(timestamps) = timestamps else {
+            return;
+        };
+        if timestamps.min().is_some_and(|oldest| oldest < cutoff) {
+            let keep = timestamps.gt_eq(cutoff);
+            if let Ok(kept) = self.frame.filter(&keep) {
+                self.frame = kept;
+            }
+            self.seen.retain(|timestamp| *timestamp >= cutoff);
+        }
+        if self.frame.first_col_n_chunks() > MAX_CHUNKS {
+            self.frame.rechunk_mut();
+        }
+    }
+}
+
+/// Fixes of a sorted vehicle frame, for stop detection.
+pub fn fixes(frame: &DataFrame) -> PolarsResult<Vec<Fix>> {
+    let timestamps = frame.column("timestamp")?.datetime()?.phys.clone();
+    let lat = frame.column("lat")?.f64()?.clone();
+    let lon = frame.column("lon")?.f64()?.clone();
+    Ok(timestamps
+        .iter()
+        .zip(lat.iter().zip(lon.iter()))
+        .filter_map(|(at, (lat, lon))| {
+            let at = DateTime::from_timestamp_millis(at?)?;
+            let point = GeoPoint::new(lat?, lon?).ok()?;
+            Some(Fix { at, point })
+        })
+        .collect())
+}
+
+/// A batch's pings by vehicle number.
+fn group(vehicles: usize, pings: &[Ping]) -> Vec<Vec<&Ping>> {
+    let mut grouped: Vec<Vec<&Ping>> = vec![Vec::new(); vehicles];
+    for ping in pings {
+        grouped[ping.vehicle as usize].push(ping);
+    }
+    grouped
+}

@@ -1,0 +1,329 @@
+//! The live estimate of a shipment: from where the truck is now to every stop still ahead,
+//! with the model at the current horizon, and the risk of missing each window.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::shipment::{Fix, Shipment};
+use crate::domain::eta::{EstimateEta, EtaQuery, Stop};
+use crate::domain::geo::GeoPoint;
+use crate::domain::risk::{ArrivalBand, RiskThresholds, Severity};
+use crate::domain::rules::{DriverState, SegmentKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopState {
+    Pending,
+    Arrived,
+    Departed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    OnTime,
+    AtRisk,
+    Late,
+}
+
+impl From<Severity> for Risk {
+    fn from(severity: Severity) -> Self {
+        match severity {
+            Severity::OnTime => Self::OnTime,
+            Severity::AtRisk => Self::AtRisk,
+            Severity::Late => Self::Late,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopSnapshot {
+    pub index: usize,
+    pub id: String,
+    pub state: StopState,
+    /// The predicted arrival, or the actual one once the truck is there.
+    pub eta: DateTime<Utc>,
+    pub eta_p10: DateTime<Utc>,
+    pub eta_p90: DateTime<Utc>,
+    /// Probability of arriving after the window closes; absent without a window.
+    pub late_probability: Option<f64>,
+    pub severity: Option<Risk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotFactor {
+    pub feature: String,
+    pub value: Option<f64>,
+    pub minutes: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotSegment {
+    pub kind: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// The truck's last known position.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub lat: f64,
+    pub lon: f64,
+    pub at: DateTime<Utc>,
+}
+
+/// One estimate of a whole shipment, as it stood at `as_of`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub shipment_id: String,
+    /// When the service computed it.
+    pub computed_at: DateTime<Utc>,
+    /// The moment the estimate starts from: the last ping, or the planned departure.
+    pub as_of: DateTime<Utc>,
+    pub position: Option<Position>,
+    pub driven_today_minutes: f64,
+    pub driven_since_break_minutes: f64,
+    pub stops: Vec<StopSnapshot>,
+    pub timeline: Vec<SnapshotSegment>,
+    pub factors: Vec<SnapshotFactor>,
+    pub model: String,
+    pub model_version: String,
+    pub fallback: bool,
+}
+
+impl Snapshot {
+    /// The largest move of a stop's median between two snapshots, in minutes.
+    pub fn largest_move_minutes(&self, previous: &Snapshot) -> f64 {
+        self.stops
+            .iter()
+            .zip(&previous.stops)
+            .map(|(now, before)| minutes(now.eta - before.eta).abs())
+            .fold(0.0, f64::max)
+    }
+
+    /// Stops whose severity is not what it was.
+    pub fn risk_changes(&self, previous: &Snapshot) -> Vec<usize> {
+        self.stops
+            .iter()
+            .zip(&previous.stops)
+            .filter(|(now, before)| now.severity != before.severity)
+            .map(|(now, _)| now.index)
+            .collect()
+    }
+}
+
+/// What the live estimate knows about the truck.
+#[derive(Debug, Clone, Copy)]
+pub struct TruckState {
+    pub last_fix: Option<Fix>,
+    /// Inferred from the pings, or as declared when there are none.
+    pub driver: DriverState,
+    pub now: DateTime<Utc>,
+}
+
+fn minutes(delta: TimeDelta) -> f64 {
+    delta.num_milliseconds() as f64 / 60_000.0
+}
+
+fn exact(at: DateTime<Utc>) -> ArrivalBand {
+    ArrivalBand {
+        p10: at,
+        p50: at,
+        p90: at,
+    }
+}
+
+/// Estimates every stop of `shipment` from the truck's state.
+pub fn live_snapshot(
+    shipment: &Shipment,
+    truck: TruckState,
+    estimator: &dyn EstimateEta,
+    thresholds: RiskThresholds,
+    explain: bool,
+) -> Snapshot {
+    let n = shipment.stops.len();
+    let mut bands: Vec<Option<ArrivalBand>> = vec![None; n];
+    let mut factors = Vec::new();
+    let mut timeline = Vec::new();
+    let (mut model, mut model_version, mut fallback) = (String::new(), String::new(), false);
+    let as_of;
+    if let Some(next) = shipment.next_stop() {
+        // Where the truck sets off for the next stop it has not reached, and when.
+        let (start, departure, first_ahead) = match (shipment.stops[next].arrived, truck.last_fix) {
+            (Some(arrived), fix) => {
+                let seen = fix.map_or(arrived.at, |fix| fix.at.max(arrived.at));
+                as_of = seen;
+                let leaves = (arrived.at + shipment.stops[next].dwell()).max(seen);
+                (shipment.stops[next].location(), leaves, next + 1)
+            }
+            (None, Some(fix)) => {
+                as_of = fix.at;
+                (fix.point, fix.at, next)
+            }
+            (None, _) => {
+                let departure = shipment.planned_departure.max(truck.now);
+                as_of = departure;
+                if shipment.origin.is_none() {
+                    // The trip begins at the first stop: the truck is there at departure.
+                    bands[0] = Some(exact(departure));
+                    let leaves = departure + shipment.stops[0].dwell();
+                    (shipment.stops[0].location(), leaves, 1)
+                } else {
+                    (shipment.origin_point(), departure, 0)
+                }
+            }
+        };
+        if first_ahead < n {
+            let estimate = estimator.estimate_live(
+                &query(shipment, start, departure, first_ahead, truck.driver),
+                elapsed(shipment, departure),
+                explain,
+            );
+            for (offset, stop) in estimate.stops.iter().enumerate() {
+                bands[first_ahead + offset] = Some(stop.band);
+            }
+            bands[n - 1] = Some(estimate.band);
+            factors = estimate
+                .factors
+                .iter()
+                .map(|factor| SnapshotFactor {
+                    feature: factor.feature.to_owned(),
+                    value: factor.value.is_finite().then_some(factor.value),
+                    minutes: factor.minutes,
+                })
+                .collect();
+            timeline = estimate
+                .timeline
+                .segments
+                .iter()
+                .map(|segment| SnapshotSegment {
+                    kind: segment_kind(segment.kind).into(),
+                    start: segment.start,
+                    end: segment.end,
+                })
+                .collect();
+            (model, model_version, fallback) = (
+                estimate.model.name,
+                estimate.model.version,
+                estimate.model.fallback,
+            );
+        }
+    } else {
+        as_of = shipment
+            .stops
+            .last()
+            .and_then(|stop| stop.arrived)
+            .map_or(truck.now, |event| event.at);
+    }
+    let stops = shipment
+        .stops
+        .iter()
+        .enumerate()
+        .map(|(index, stop)| {
+            let window_end = stop.window().map(|window| window.end());
+            let (state, band, risk) = match (stop.arrived, stop.departed) {
+                (Some(arrived), departed) => {
+                    let late = window_end.map(|end| arrived.at > end);
+                    let risk = late.map(|late| {
+                        if late {
+                            (1.0, Risk::Late)
+                        } else {
+                            (0.0, Risk::OnTime)
+                        }
+                    });
+                    let state = if departed.is_some() {
+                        StopState::Departed
+                    } else {
+                        StopState::Arrived
+                    };
+                    (state, exact(arrived.at), risk)
+                }
+                (None, _) => {
+                    let band = bands[index].unwrap_or_else(|| exact(as_of));
+                    let risk = window_end.map(|end| {
+                        let risk = band.late_risk(end, thresholds);
+                        (risk.probability, risk.severity.into())
+                    });
+                    (StopState::Pending, band, risk)
+                }
+            };
+            StopSnapshot {
+                index,
+                id: stop.id.clone(),
+                state,
+                eta: band.p50,
+                eta_p10: band.p10,
+                eta_p90: band.p90,
+                late_probability: risk
+                    .map(|(probability, _)| (probability * 1000.0).round() / 1000.0),
+                severity: risk.map(|(_, severity)| severity),
+            }
+        })
+        .collect();
+    Snapshot {
+        shipment_id: shipment.id.clone(),
+        computed_at: truck.now,
+        as_of,
+        position: truck.last_fix.map(|fix| Position {
+            lat: fix.point.lat(),
+            lon: fix.point.lon(),
+            at: fix.at,
+        }),
+        driven_today_minutes: minutes(truck.driver.driven_today()),
+        driven_since_break_minutes: minutes(truck.driver.driven_since_break()),
+        stops,
+        timeline,
+        factors,
+        model,
+        model_version,
+        fallback,
+    }
+}
+
+fn segment_kind(kind: SegmentKind) -> &'static str {
+    match kind {
+        SegmentKind::Drive => "drive",
+        SegmentKind::Break => "break",
+        SegmentKind::Rest => "rest",
+        SegmentKind::Dwell => "dwell",
+        SegmentKind::BanWait => "ban_wait",
+    }
+}
+
+/// The question still open: from `start` at `departure` through the stops from `first`.
+fn query(
+    shipment: &Shipment,
+    start: GeoPoint,
+    departure: DateTime<Utc>,
+    first: usize,
+    driver: DriverState,
+) -> EtaQuery {
+    let last = shipment.stops.len() - 1;
+    EtaQuery {
+        origin: start,
+        destination: shipment.stops[last].location(),
+        departure: departure.fixed_offset(),
+        vehicle: shipment.vehicle_class(),
+        stops: shipment.stops[first..last]
+            .iter()
+            .map(|stop| Stop {
+                location: stop.location(),
+                dwell: stop.dwell(),
+                window: stop.window(),
+            })
+            .collect(),
+        driver,
+    }
+}
+
+/// Time since the trip began, as the model learnt it: from leaving the first stop when the
+/// trip begins there, else from the planned departure.
+fn elapsed(shipment: &Shipment, at: DateTime<Utc>) -> TimeDelta {
+    let began = match shipment.origin {
+        None => shipment.stops[0]
+            .departed
+            .map_or(shipment.planned_departure, |event| event.at),
+        Some(_) => shipment.planned_departure,
+    };
+    (at - began).max(TimeDelta::zero())
+}

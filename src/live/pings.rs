@@ -1,0 +1,371 @@
+//! Position reports as they arrive: parsed from JSON, NDJSON, CSV or Traccar's forwarding JSON,
+//! then checked one by one. A bad ping is named and dropped; the rest of its batch goes on.
+
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use serde::Deserialize;
+
+/// The formats `POST /v1/positions` reads, chosen by Content-Type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingFormat {
+    /// A JSON array of pings, or one Traccar forwarded position.
+    Json,
+    Ndjson,
+    Csv,
+}
+
+impl PingFormat {
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" | "" => Some(Self::Json),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+                Some(Self::Ndjson)
+            }
+            "text/csv" | "application/csv" => Some(Self::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// One ping as written by the caller, not yet checked.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct RawPing<'a> {
+    #[serde(borrow)]
+    pub vehicle_id: &'a str,
+    #[serde(borrow)]
+    pub timestamp: &'a str,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub speed_kmh: Option<f64>,
+    #[serde(default)]
+    pub heading: Option<f64>,
+}
+
+/// A ping that passed every check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ping {
+    /// Index into the batch's vehicle list.
+    pub vehicle: u32,
+    pub timestamp_ms: i64,
+    pub lat: f64,
+    pub lon: f64,
+    /// NaN when not reported.
+    pub speed_kmh: f64,
+    pub heading: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The ping's position in the request, from 0.
+    pub index: usize,
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+/// A request's pings: the good ones, by vehicle, and why the others were refused.
+#[derive(Debug, Default)]
+pub struct ParsedBatch {
+    pub vehicles: Vec<String>,
+    pub pings: Vec<Ping>,
+    pub rejected: Vec<Rejection>,
+}
+
+/// What a ping is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct PingLimits {
+    pub now: DateTime<Utc>,
+    pub future_tolerance_ms: i64,
+    pub max_age_ms: i64,
+    pub max_speed_kmh: f64,
+    pub max_pings: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("a request holds at most {limit} pings, this one has {count}")]
+    TooMany { limit: usize, count: usize },
+}
+
+/// Vehicle identifiers are the caller's; this bounds what a ping can make the service store.
+pub const MAX_VEHICLE_ID_LEN: usize = 64;
+
+/// Traccar's `forward.json` body: one position and its device.
+#[derive(Deserialize)]
+struct TraccarForward<'a> {
+    #[serde(borrow)]
+    position: TraccarPosition<'a>,
+    #[serde(borrow)]
+    device: TraccarDevice<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TraccarPosition<'a> {
+    #[serde(borrow)]
+    fix_time: &'a str,
+    latitude: f64,
+    longitude: f64,
+    /// Knots, as Traccar keeps it.
+    #[serde(default)]
+    speed: Option<f64>,
+    #[serde(default)]
+    course: Option<f64>,
+    #[serde(default = "valid_by_default")]
+    valid: bool,
+}
+
+fn valid_by_default() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TraccarDevice<'a> {
+    #[serde(borrow)]
+    unique_id: &'a str,
+}
+
+const KNOTS_TO_KMH: f64 = 1.852;
+
+/// Parses and checks a body. Only a body that cannot be read at all is an error; a bad ping
+/// is a rejection.
+pub fn parse(
+    body: &[u8],
+    format: PingFormat,
+    limits: &PingLimits,
+) -> Result<ParsedBatch, BatchError> {
+    match format {
+        PingFormat::Json => parse_json(body, limits),
+        PingFormat::Ndjson => parse_lines(body, limits),
+        PingFormat::Csv => parse_csv(body, limits),
+    }
+}
+
+fn parse_json(body: &[u8], limits: &PingLimits) -> Result<ParsedBatch, BatchError> {
+    let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first == Some(&b'{') {
+        let forward: TraccarForward = serde_json::from_slice(body)
+            .map_err(|error| BatchError::Malformed(format!("not a Traccar position: {error}")))?;
+        let position = forward.position;
+        let raw = RawPing {
+            vehicle_id: forward.device.unique_id,
+            timestamp: position.fix_time,
+            lat: position.latitude,
+            lon: position.longitude,
+            speed_kmh: position.speed.map(|knots| knots * KNOTS_TO_KMH),
+            heading: position.course,
+        };
+        let raw = if position.valid {
+            Ok(raw)
+        } else {
+            Err("Traccar marks this fix invalid".to_owned())
+        };
+        return Ok(collect(vec![raw], limits));
+    }
+    let items: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(body).map_err(|error| {
+            BatchError::Malformed(format!(
+                "expected a JSON array of pings or a Traccar position: {error}"
+            ))
+        })?;
+    check_count(items.len(), limits)?;
+    let raws = items
+        .par_iter()
+        .map(|item| serde_json::from_str::<RawPing>(item.get()).map_err(|error| error.to_string()))
+        .collect();
+    Ok(collect(raws, limits))
+}
+
+fn check_count(count: usize, limits: &PingLimits) -> Result<(), BatchError> {
+    if count > limits.max_pings {
+        return Err(BatchError::TooMany {
+            limit: limits.max_pings,
+            count,
+        });
+    }
+    Ok(())
+}
+
+fn parse_lines(body: &[u8], limits: &PingLimits) -> Result<ParsedBatch, BatchError> {
+    let lines: Vec<&[u8]> = body
+        .split(|byte| *byte == b'\n')
+        .filter(|line| line.iter().any(|byte| !byte.is_ascii_whitespace()))
+        .collect();
+    check_count(lines.len(), limits)?;
+    let raws = lines
+        .par_iter()
+        .map(|line| serde_json::from_slice::<RawPing>(line).map_err(|error| error.to_string()))
+        .collect();
+    Ok(collect(raws, limits))
+}
+
+fn parse_csv(body: &[u8], limits: &PingLimits) -> Result<ParsedBatch, BatchError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(body);
+    let headers = reader
+        .byte_headers()
+        .map_err(|error| BatchError::Malformed(format!("unreadable CSV header: {error}")))?
+        .clone();
+    let column = |name: &str| headers.iter().position(|header| header == name.as_bytes());
+    let required = ["vehicle_id", "timestamp", "lat", "lon"];
+    let missing: Vec<&str> = required
+        .into_iter()
+        .filter(|name| column(name).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(BatchError::Malformed(format!(
+            "the CSV header lacks {}",
+            missing.join(", ")
+        )));
+    }
+    let at = |name| column(name).expect("checked");
+    let (vehicle, timestamp, lat, lon) = (at("vehicle_id"), at("timestamp"), at("lat"), at("lon"));
+    let (speed, heading) = (column("speed_kmh"), column("heading"));
+    let records: Vec<csv::ByteRecord> = reader
+        .byte_records()
+        .collect::<Result<_, _>>()
+        .map_err(|error| BatchError::Malformed(format!("unreadable CSV: {error}")))?;
+    check_count(records.len(), limits)?;
+    let raws = records
+        .par_iter()
+        .map(|record| {
+            let text = |index: usize| {
+                std::str::from_utf8(record.get(index).unwrap_or_default())
+                    .map_err(|_| "not UTF-8".to_owned())
+            };
+            let number = |index: usize, name: &str| {
+                text(index)?
+                    .parse::<f64>()
+                    .map_err(|_| format!("{name} is not a number"))
+            };
+            let optional = |index: Option<usize>, name: &str| match index {
+                Some(index) if !record.get(index).unwrap_or_default().is_empty() => {
+                    number(index, name).map(Some)
+                }
+                _ => Ok(None),
+            };
+            Ok(RawPing {
+                vehicle_id: text(vehicle)?,
+                timestamp: text(timestamp)?,
+                lat: number(lat, "lat")?,
+                lon: number(lon, "lon")?,
+                speed_kmh: optional(speed, "speed_kmh")?,
+                heading: optional(heading, "heading")?,
+            })
+        })
+        .collect::<Vec<Result<RawPing, String>>>();
+    // The records own the text the pings borrow; check before they go.
+    Ok(collect(raws, limits))
+}
+
+/// Checks every ping and numbers the vehicles.
+fn collect(raws: Vec<Result<RawPing<'_>, String>>, limits: &PingLimits) -> ParsedBatch {
+    let now_ms = limits.now.timestamp_millis();
+    let checked: Vec<Checked> = raws
+        .par_iter()
+        .map(|raw| match raw {
+            Ok(raw) => check(raw, now_ms, limits),
+            Err(message) => Err((None, message.clone())),
+        })
+        .collect();
+    let mut batch = ParsedBatch::default();
+    let mut numbers: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    batch.pings.reserve(checked.len());
+    for (index, outcome) in checked.into_iter().enumerate() {
+        match outcome {
+            Ok((vehicle_id, mut ping)) => {
+                let next = numbers.len() as u32;
+                ping.vehicle = *numbers.entry(vehicle_id).or_insert_with(|| {
+                    batch.vehicles.push(vehicle_id.to_owned());
+                    next
+                });
+                batch.pings.push(ping);
+            }
+            Err((field, reason)) => batch.rejected.push(Rejection {
+                index,
+                field,
+                reason,
+            }),
+        }
+    }
+    batch
+}
+
+type Checked<'a> = Result<(&'a str, Ping), (Option<&'static str>, String)>;
+
+fn check<'a>(raw: &RawPing<'a>, now_ms: i64, limits: &PingLimits) -> Checked<'a> {
+    let refuse = |field: &'static str, reason: String| Err((Some(field), reason));
+    if raw.vehicle_id.is_empty() || raw.vehicle_id.len() > MAX_VEHICLE_ID_LEN {
+        return refuse(
+            "vehicle_id",
+            format!("vehicle_id must have 1 to {MAX_VEHICLE_ID_LEN} characters"),
+        );
+    }
+    let Ok(at) = DateTime::parse_from_rfc3339(raw.timestamp) else {
+        return refuse(
+            "timestamp",
+            format!(
+                "timestamp {:?} is not RFC 3339 with an offset",
+                raw.timestamp
+            ),
+        );
+    };
+    let timestamp_ms = at.timestamp_millis();
+    if timestamp_ms > now_ms + limits.future_tolerance_ms {
+        return refuse("timestamp", "timestamp is in the future".into());
+    }
+    if timestamp_ms < now_ms - limits.max_age_ms {
+        return refuse(
+            "timestamp",
+            format!(
+                "timestamp is older than {} hours",
+                limits.max_age_ms / 3_600_000
+            ),
+        );
+    }
+    if !(-90.0..=90.0).contains(&raw.lat) {
+        return refuse("lat", "lat must be between -90 and 90".into());
+    }
+    if !(-180.0..=180.0).contains(&raw.lon) {
+        return refuse("lon", "lon must be between -180 and 180".into());
+    }
+    if raw.lat == 0.0 && raw.lon == 0.0 {
+        return refuse(
+            "lat",
+            "0, 0 is a tracker without a fix, not a position".into(),
+        );
+    }
+    let speed_kmh = raw.speed_kmh.unwrap_or(f64::NAN);
+    if raw.speed_kmh.is_some() && !(0.0..=limits.max_speed_kmh).contains(&speed_kmh) {
+        return refuse(
+            "speed_kmh",
+            format!("speed_kmh must be between 0 and {}", limits.max_speed_kmh),
+        );
+    }
+    let heading = raw.heading.unwrap_or(f64::NAN);
+    if raw.heading.is_some() && !(0.0..=360.0).contains(&heading) {
+        return refuse("heading", "heading must be between 0 and 360".into());
+    }
+    Ok((
+        raw.vehicle_id,
+        Ping {
+            vehicle: 0,
+            timestamp_ms,
+            lat: raw.lat,
+            lon: raw.lon,
+            speed_kmh,
+            heading,
+        },
+    ))
+}

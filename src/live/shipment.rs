@@ -1,0 +1,301 @@
+//! Shipments as the service tracks them: the stops, what happened at each, and the status.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::eta::Window;
+use crate::domain::geo::GeoPoint;
+use crate::domain::rules::DriverState;
+use crate::domain::vehicle::VehicleClass;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Planned,
+    InTransit,
+    Delivered,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Self::Planned,
+        Self::InTransit,
+        Self::Delivered,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::InTransit => "in_transit",
+            Self::Delivered => "delivered",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    /// Still followed: pings move its estimates.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Planned | Self::InTransit)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Arrived,
+    Departed,
+}
+
+/// Who said a stop event happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSource {
+    /// Inferred from the pings.
+    Gps,
+    /// Posted by the caller.
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopEvent {
+    pub at: DateTime<Utc>,
+    pub source: EventSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentStop {
+    pub id: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub planned_dwell_minutes: f64,
+    pub arrived: Option<StopEvent>,
+    pub departed: Option<StopEvent>,
+}
+
+impl ShipmentStop {
+    pub fn location(&self) -> GeoPoint {
+        GeoPoint::new(self.lat, self.lon).expect("checked when the shipment was registered")
+    }
+
+    pub fn window(&self) -> Option<Window> {
+        self.window
+            .and_then(|(start, end)| Window::new(start, end).ok())
+    }
+
+    pub fn dwell(&self) -> TimeDelta {
+        TimeDelta::milliseconds((self.planned_dwell_minutes * 60_000.0).round() as i64)
+    }
+}
+
+/// Live accuracy of one stop's estimates, once the truck got there: mean absolute error of
+/// the median by how long before the arrival it was given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HorizonAccuracy {
+    pub horizon: String,
+    pub estimates: usize,
+    pub mean_absolute_error_minutes: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub id: String,
+    pub organisation: String,
+    pub reference: String,
+    pub vehicle_id: String,
+    pub vehicle: String,
+    /// Where the truck sets off; the first stop when absent.
+    pub origin: Option<(f64, f64)>,
+    pub stops: Vec<ShipmentStop>,
+    pub planned_departure: DateTime<Utc>,
+    pub driven_today_minutes: f64,
+    pub driven_since_break_minutes: f64,
+    pub status: Status,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub accuracy: Vec<HorizonAccuracy>,
+}
+
+impl Shipment {
+    pub fn vehicle_class(&self) -> VehicleClass {
+        self.vehicle
+            .parse()
+            .expect("checked when the shipment was registered")
+    }
+
+    pub fn declared_driver(&self) -> DriverState {
+        let minutes = |value: f64| TimeDelta::milliseconds((value * 60_000.0).round() as i64);
+        DriverState::new(
+            minutes(self.driven_today_minutes),
+            minutes(self.driven_since_break_minutes),
+        )
+        .unwrap_or_default()
+    }
+
+    pub fn origin_point(&self) -> GeoPoint {
+        match self.origin {
+            Some((lat, lon)) => GeoPoint::new(lat, lon).expect("checked at registration"),
+            None => self.stops[0].location(),
+        }
+    }
+
+    /// The first stop the truck has not left yet; `None` once it has reached the last one.
+    pub fn next_stop(&self) -> Option<usize> {
+        let last = self.stops.len() - 1;
+        if self.stops[last].arrived.is_some() {
+            return None;
+        }
+        self.stops.iter().position(|stop| stop.departed.is_none())
+    }
+
+    /// Records an event at a stop. Earlier stops the truck must have passed are completed
+    /// with it, so that the record never shows a truck at stop 3 that never left stop 2.
+    /// Returns the events that are new.
+    pub fn record(
+        &mut self,
+        index: usize,
+        kind: EventKind,
+        event: StopEvent,
+    ) -> Vec<(usize, EventKind)> {
+        let mut new = Vec::new();
+        for earlier in 0..index {
+            let stop = &mut self.stops[earlier];
+            if stop.departed.is_none() {
+                if stop.arrived.is_none() {
+                    stop.arrived = Some(event);
+                    new.push((earlier, EventKind::Arrived));
+                }
+                stop.departed = Some(event);
+                new.push((earlier, EventKind::Departed));
+            }
+        }
+        let stop = &mut self.stops[index];
+        if stop.arrived.is_none() {
+            stop.arrived = Some(event);
+            new.push((index, EventKind::Arrived));
+        }
+        if kind == EventKind::Departed && stop.departed.is_none() {
+            stop.departed = Some(event);
+            new.push((index, EventKind::Departed));
+        }
+        if self.status == Status::Planned {
+            self.status = Status::InTransit;
+        }
+        let last = self.stops.len() - 1;
+        if let Some(arrived) = self.stops[last].arrived {
+            if self.status != Status::Delivered {
+                self.status = Status::Delivered;
+                self.delivered_at = Some(arrived.at);
+            }
+        }
+        new
+    }
+}
+
+/// A position report, as the live estimate uses it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fix {
+    pub at: DateTime<Utc>,
+    pub point: GeoPoint,
+}
+
+/// How stops are recognised in the pings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StopDetection {
+    pub radius_km: f64,
+    pub arrival: TimeDelta,
+}
+
+/// Arrivals and departures the pings show, from the first stop the truck has not left.
+///
+/// A truck has arrived once its pings stayed within the radius of the stop for the arrival
+/// time (a truck passing by does not count), at its first ping inside; it has left at its
+/// first ping outside after that. `fixes` are sorted by time.
+pub fn detect_events(
+    shipment: &Shipment,
+    fixes: &[Fix],
+    detection: StopDetection,
+) -> Vec<(usize, EventKind, DateTime<Utc>)> {
+    let mut events = Vec::new();
+    let Some(mut index) = shipment.next_stop() else {
+        return events;
+    };
+    let mut arrived = shipment.stops[index].arrived.map(|event| event.at);
+    // Pings before the last event cannot be about the stops after it.
+    let latest = shipment
+        .stops
+        .iter()
+        .filter_map(|stop| stop.departed.or(stop.arrived).map(|event| event.at))
+        .max();
+    let mut cursor = latest.map_or(0, |at| fixes.partition_point(|fix| fix.at < at));
+    let last = shipment.stops.len() - 1;
+    while cursor < fixes.len() {
+        let stop = shipment.stops[index].location();
+        let inside = |fix: &Fix| fix.point.distance_km(stop) <= detection.radius_km;
+        match arrived {
+            None => {
+                let Some(start) = fixes[cursor..].iter().position(inside) else {
+                    break;
+                };
+                let start = cursor + start;
+                let run_end = fixes[start..]
+                    .iter()
+                    .position(|fix| !inside(fix))
+                    .map_or(fixes.len(), |offset| start + offset);
+                let stayed = fixes[run_end - 1].at - fixes[start].at;
+                let left = run_end < fixes.len();
+                if stayed >= detection.arrival {
+                    events.push((index, EventKind::Arrived, fixes[start].at));
+                    if index == last {
+                        break;
+                    }
+                    arrived = Some(fixes[start].at);
+                    cursor = start;
+                } else if left {
+                    // Passed by without stopping.
+                    cursor = run_end;
+                } else {
+                    break;
+                }
+            }
+            Some(at) => {
+                let after = cursor + fixes[cursor..].partition_point(|fix| fix.at <= at);
+                let Some(out) = fixes[after..].iter().position(|fix| !inside(fix)) else {
+                    break;
+                };
+                let out = after + out;
+                events.push((index, EventKind::Departed, fixes[out].at));
+                if index == last {
+                    break;
+                }
+                index += 1;
+                arrived = None;
+                cursor = out;
+            }
+        }
+    }
+    events
+}
+
+/// Horizon buckets of the live accuracy metric: how long before the arrival an ETA was given.
+pub fn horizon_bucket(before_arrival: TimeDelta) -> &'static str {
+    let hours = before_arrival.num_minutes() as f64 / 60.0;
+    if hours < 1.0 {
+        "0-1h"
+    } else if hours < 4.0 {
+        "1-4h"
+    } else if hours < 12.0 {
+        "4-12h"
+    } else {
+        "12h+"
+    }
+}
+
+pub const HORIZONS: [&str; 4] = ["0-1h", "1-4h", "4-12h", "12h+"];

@@ -1,0 +1,454 @@
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::book::{fixes, pings_frame, PingBook, VehicleKey};
+use super::eta::{live_snapshot, Risk, StopState, TruckState};
+use super::pings::{parse, BatchError, PingFormat, PingLimits};
+use super::shipment::{
+    detect_events, EventKind, EventSource, Fix, Shipment, ShipmentStop, Status, StopDetection,
+    StopEvent,
+};
+use crate::domain::eta::{RulesEta, RulesEtaConfig};
+use crate::domain::geo::GeoPoint;
+use crate::domain::rules::DriverState;
+use crate::store::segments::PingLog;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+}
+
+fn limits() -> PingLimits {
+    PingLimits {
+        now: at("2026-11-28T12:00:00Z"),
+        future_tolerance_ms: 300_000,
+        max_age_ms: 72 * 3_600_000,
+        max_speed_kmh: 200.0,
+        max_pings: 1_000,
+    }
+}
+
+#[test]
+fn every_format_reads_the_same_pings() {
+    let json = br#"[
+        {"vehicle_id": "AB-1", "timestamp": "2026-11-28T10:00:00Z", "lat": 50.6, "lon": 3.0, "speed_kmh": 80},
+        {"vehicle_id": "AB-2", "timestamp": "2026-11-28T11:00:00+01:00", "lat": 45.7, "lon": 4.8}
+    ]"#;
+    let ndjson = b"{\"vehicle_id\": \"AB-1\", \"timestamp\": \"2026-11-28T10:00:00Z\", \"lat\": 50.6, \"lon\": 3.0, \"speed_kmh\": 80}\n\n{\"vehicle_id\": \"AB-2\", \"timestamp\": \"2026-11-28T11:00:00+01:00\", \"lat\": 45.7, \"lon\": 4.8}\n";
+    let csv = b"vehicle_id,timestamp,lat,lon,speed_kmh,heading\nAB-1,2026-11-28T10:00:00Z,50.6,3.0,80,\nAB-2,2026-11-28T11:00:00+01:00,45.7,4.8,,\n";
+    let batches = [
+        parse(json, PingFormat::Json, &limits()).unwrap(),
+        parse(ndjson, PingFormat::Ndjson, &limits()).unwrap(),
+        parse(csv, PingFormat::Csv, &limits()).unwrap(),
+    ];
+    for batch in &batches {
+        assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
+        assert_eq!(batch.vehicles, ["AB-1", "AB-2"]);
+        assert_eq!(batch.pings.len(), 2);
+        assert_eq!(batch.pings[0].speed_kmh, 80.0);
+        assert!(batch.pings[1].speed_kmh.is_nan());
+        // The offset is honoured: 11:00+01:00 is 10:00Z.
+        assert_eq!(batch.pings[0].timestamp_ms, batch.pings[1].timestamp_ms);
+    }
+    // NaN is unequal to itself; the debug form compares missing values too.
+    let shown = |index: usize| format!("{:?}", batches[index].pings);
+    assert_eq!(shown(0), shown(1));
+    assert_eq!(shown(1), shown(2));
+}
+
+#[test]
+fn a_traccar_forward_is_one_ping_in_km_per_hour() {
+    let body = br#"{"position": {"id": 9, "deviceId": 3, "protocol": "osmand",
+        "serverTime": "2026-11-28T10:00:02.000+00:00", "deviceTime": "2026-11-28T10:00:00.000+00:00",
+        "fixTime": "2026-11-28T10:00:00.000+00:00", "outdated": false, "valid": true,
+        "latitude": 48.85, "longitude": 2.35, "altitude": 35.0, "speed": 10.0, "course": 270.0,
+        "address": null, "accuracy": 5.0, "network": null, "attributes": {"motion": true}},
+        "device": {"id": 3, "name": "Truck 7", "uniqueId": "357454071234567", "status": "online"}}"#;
+    let batch = parse(body, PingFormat::Json, &limits()).unwrap();
+    assert_eq!(batch.vehicles, ["357454071234567"]);
+    assert!((batch.pings[0].speed_kmh - 18.52).abs() < 1e-9);
+    assert_eq!(batch.pings[0].heading, 270.0);
+    let invalid = String::from_utf8_lossy(body).replace("\"valid\": true", "\"valid\": false");
+    let batch = parse(invalid.as_bytes(), PingFormat::Json, &limits()).unwrap();
+    assert!(batch.pings.is_empty());
+    assert_eq!(batch.rejected.len(), 1);
+}
+
+#[test]
+fn bad_pings_are_named_and_the_rest_kept() {
+    let body = b"vehicle_id,timestamp,lat,lon,speed_kmh\n\
+        AB-1,2026-11-28T10:00:00Z,50.6,3.0,80\n\
+        AB-1,2026-11-28T10:01:00Z,95.0,3.0,80\n\
+        AB-1,2026-11-28T13:00:00Z,50.6,3.0,80\n\
+        AB-1,2026-11-20T10:00:00Z,50.6,3.0,80\n\
+        AB-1,2026-11-28T10:02:00,50.6,3.0,80\n\
+        AB-1,2026-11-28T10:03:00Z,50.6,3.0,900\n\
+        ,2026-11-28T10:04:00Z,50.6,3.0,80\n\
+        AB-1,2026-11-28T10:05:00Z,0,0,\n\
+        AB-1,2026-11-28T10:06:00Z,north,3.0,80\n\
+        AB-1,2026-11-28T10:07:00Z,50.7,3.1,81\n";
+    let batch = parse(body, PingFormat::Csv, &limits()).unwrap();
+    assert_eq!(batch.pings.len(), 2);
+    let named: Vec<(usize, Option<&str>)> = batch
+        .rejected
+        .iter()
+        .map(|rejection| (rejection.index, rejection.field))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (1, Some("lat")),
+            (2, Some("timestamp")),
+            (3, Some("timestamp")),
+            (4, Some("timestamp")),
+            (5, Some("speed_kmh")),
+            (6, Some("vehicle_id")),
+            (7, Some("lat")),
+            (8, None),
+        ]
+    );
+    assert!(batch.rejected[1].reason.contains("future"));
+    assert!(batch.rejected[7].reason.contains("lat is not a number"));
+}
+
+#[test]
+fn unreadable_bodies_and_oversized_batches_are_errors() {
+    assert!(matches!(
+        parse(b"[{", PingFormat::Json, &limits()),
+        Err(BatchError::Malformed(_))
+    ));
+    assert!(matches!(
+        parse(b"vehicle,timestamp\nA,B\n", PingFormat::Csv, &limits()),
+        Err(BatchError::Malformed(message)) if message.contains("lat")
+    ));
+    let many: String = (0..1_001)
+        .map(|_| "{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":1,\"lon\":1}\n")
+        .collect();
+    assert!(matches!(
+        parse(many.as_bytes(), PingFormat::Ndjson, &limits()),
+        Err(BatchError::TooMany { limit: 1_000, count: 1_001 })
+    ));
+    assert_eq!(
+        PingFormat::from_content_type("text/csv; charset=utf-8"),
+        Some(PingFormat::Csv)
+    );
+    assert_eq!(PingFormat::from_content_type("application/xml"), None);
+}
+
+#[test]
+fn the_book_keeps_a_ping_once_and_sorts_late_arrivals() {
+    let mut book = PingBook::new(48);
+    let late = b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:05:00Z\",\"lat\":50.0,\"lon\":3.0}\n";
+    let early = b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n\
+        {\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n";
+    for body in [&late[..], &early[..], &late[..]] {
+        let batch = parse(body, PingFormat::Ndjson, &limits()).unwrap();
+        let admitted = book.reserve("org", &batch);
+        book.append("org", &batch.vehicles, &admitted.pings);
+    }
+    let key = VehicleKey {
+        organisation: "org".into(),
+        vehicle_id: "A".into(),
+    };
+    assert_eq!(book.len(&key), 2);
+    let frame = book.frame(&key, at("2026-11-28T00:00:00Z")).unwrap();
+    let fixes = fixes(&frame).unwrap();
+    assert_eq!(fixes[0].at, at("2026-11-28T10:00:00Z"));
+    assert_eq!(fixes[1].at, at("2026-11-28T10:05:00Z"));
+    // Another organisation's vehicle of the same name is another vehicle.
+    let other = VehicleKey {
+        organisation: "other".into(),
+        vehicle_id: "A".into(),
+    };
+    assert_eq!(book.len(&other), 0);
+}
+
+#[test]
+fn the_book_forgets_pings_older_than_its_window() {
+    let mut book = PingBook::new(1);
+    let body = b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T08:00:00Z\",\"lat\":50.0,\"lon\":3.0}\n\
+        {\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n";
+    let batch = parse(body, PingFormat::Ndjson, &limits()).unwrap();
+    let admitted = book.reserve("org", &batch);
+    book.append("org", &batch.vehicles, &admitted.pings);
+    let key = VehicleKey {
+        organisation: "org".into(),
+        vehicle_id: "A".into(),
+    };
+    assert_eq!(book.len(&key), 1);
+}
+
+#[test]
+fn segments_survive_a_reopen_and_compact_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PingLog::open(dir.path()).unwrap();
+    let body = b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.0,\"lon\":3.0}\n\
+        {\"vehicle_id\":\"B\",\"timestamp\":\"2026-11-28T10:01:00Z\",\"lat\":50.1,\"lon\":3.0,\"speed_kmh\":50}\n";
+    let batch = parse(body, PingFormat::Ndjson, &limits()).unwrap();
+    for _ in 0..3 {
+        log.append(&mut pings_frame("org", &batch.vehicles, &batch.pings))
+            .unwrap();
+    }
+    // What a crash mid-write leaves.
+    std::fs::write(dir.path().join("999.partial"), b"half a segment").unwrap();
+    let log = PingLog::open(dir.path()).unwrap();
+    assert!(!dir.path().join("999.partial").exists());
+    assert_eq!(log.load(0).unwrap().height(), 6);
+    assert_eq!(log.compact(0, 1).unwrap(), 3);
+    assert_eq!(log.segments().unwrap().len(), 1);
+    let merged = log.load(0).unwrap();
+    assert_eq!(merged.height(), 2);
+    let mut book = PingBook::new(48);
+    assert_eq!(book.restore(&merged).unwrap(), 2);
+}
+
+fn point(lat: f64, lon: f64) -> GeoPoint {
+    GeoPoint::new(lat, lon).unwrap()
+}
+
+fn stop(id: &str, lat: f64, lon: f64, window: Option<(&str, &str)>) -> ShipmentStop {
+    ShipmentStop {
+        id: id.into(),
+        lat,
+        lon,
+        window: window.map(|(start, end)| (at(start), at(end))),
+        planned_dwell_minutes: 30.0,
+        arrived: None,
+        departed: None,
+    }
+}
+
+/// Lille to Lyon to Marseille, leaving Lille on Monday 30 November 2026 at 06:00 UTC.
+fn shipment() -> Shipment {
+    let departure = at("2026-11-30T06:00:00Z");
+    Shipment {
+        id: "shp_1".into(),
+        organisation: "org".into(),
+        reference: "REF-1".into(),
+        vehicle_id: "AB-1".into(),
+        vehicle: "articulated".into(),
+        origin: Some((50.63, 3.06)),
+        stops: vec![
+            stop(
+                "lyon",
+                45.76,
+                4.84,
+                Some(("2026-11-30T14:30:00Z", "2026-11-30T17:30:00Z")),
+            ),
+            stop(
+                "marseille",
+                43.30,
+                5.37,
+                Some(("2026-12-01T06:00:00Z", "2026-12-01T10:00:00Z")),
+            ),
+        ],
+        planned_departure: departure,
+        driven_today_minutes: 0.0,
+        driven_since_break_minutes: 0.0,
+        status: Status::Planned,
+        created_at: departure,
+        updated_at: departure,
+        delivered_at: None,
+        cancelled_at: None,
+        accuracy: Vec::new(),
+    }
+}
+
+fn fix(when: DateTime<Utc>, lat: f64, lon: f64) -> Fix {
+    Fix {
+        at: when,
+        point: point(lat, lon),
+    }
+}
+
+const DETECTION: StopDetection = StopDetection {
+    radius_km: 0.5,
+    arrival: TimeDelta::minutes(3),
+};
+
+#[test]
+fn stops_are_detected_when_the_truck_stays_and_not_when_it_passes() {
+    let shipment = shipment();
+    let start = at("2026-11-30T14:00:00Z");
+    let minute = |n: i64| start + TimeDelta::minutes(n);
+    let mut fixes = vec![
+        fix(minute(0), 45.80, 4.84),
+        // Passes through the radius for a minute only.
+        fix(minute(1), 45.761, 4.84),
+        fix(minute(2), 45.74, 4.84),
+        // Comes back and stays 20 minutes.
+        fix(minute(10), 45.7605, 4.8405),
+    ];
+    for n in 11..30 {
+        fixes.push(fix(minute(n), 45.7601, 4.8401));
+    }
+    fixes.push(fix(minute(31), 45.70, 4.90));
+    let events = detect_events(&shipment, &fixes, DETECTION);
+    assert_eq!(
+        events,
+        [
+            (0, EventKind::Arrived, minute(10)),
+            (0, EventKind::Departed, minute(31)),
+        ]
+    );
+    // Standing at the destination for only two minutes is not an arrival yet.
+    let mut shipment = shipment;
+    for (index, kind, when) in events {
+        shipment.record(
+            index,
+            kind,
+            StopEvent {
+                at: when,
+                source: EventSource::Gps,
+            },
+        );
+    }
+    let later = at("2026-12-01T05:00:00Z");
+    let mut at_destination = vec![
+        fix(later, 43.3001, 5.3701),
+        fix(later + TimeDelta::minutes(2), 43.3001, 5.3701),
+    ];
+    assert!(detect_events(&shipment, &at_destination, DETECTION).is_empty());
+    at_destination.push(fix(later + TimeDelta::minutes(4), 43.3001, 5.3701));
+    assert_eq!(
+        detect_events(&shipment, &at_destination, DETECTION),
+        [(1, EventKind::Arrived, later)]
+    );
+}
+
+#[test]
+fn an_event_at_a_later_stop_completes_the_earlier_ones_and_delivers() {
+    let mut shipment = shipment();
+    let event = StopEvent {
+        at: at("2026-12-01T07:00:00Z"),
+        source: EventSource::Manual,
+    };
+    let new = shipment.record(1, EventKind::Arrived, event);
+    assert_eq!(
+        new,
+        [
+            (0, EventKind::Arrived),
+            (0, EventKind::Departed),
+            (1, EventKind::Arrived)
+        ]
+    );
+    assert_eq!(shipment.status, Status::Delivered);
+    assert_eq!(shipment.delivered_at, Some(event.at));
+    assert_eq!(shipment.next_stop(), None);
+}
+
+fn rules() -> RulesEta {
+    RulesEta::new(RulesEtaConfig::default())
+}
+
+#[test]
+fn the_live_estimate_follows_the_truck_and_turns_late_when_a_window_is_lost() {
+    let shipment = shipment();
+    let estimator = rules();
+    let thresholds = estimator.risk_thresholds();
+    let planned = live_snapshot(
+        &shipment,
+        TruckState {
+            last_fix: None,
+            driver: DriverState::default(),
+            now: at("2026-11-29T12:00:00Z"),
+        },
+        &estimator,
+        thresholds,
+        false,
+    );
+    assert_eq!(planned.as_of, shipment.planned_departure);
+    assert!(planned.stops.iter().all(|stop| stop.state == StopState::Pending));
+    assert!(planned.stops[0].eta > shipment.planned_departure);
+    assert!(planned.stops[1].eta > planned.stops[0].eta);
+    assert_eq!(planned.stops[0].severity, Some(Risk::OnTime));
+    // At 15:30 the truck is still near Troyes, 300 km short of Lyon: the 17:30 window is lost.
+    let stuck = live_snapshot(
+        &shipment,
+        TruckState {
+            last_fix: Some(fix(at("2026-11-30T15:30:00Z"), 48.30, 4.08)),
+            driver: DriverState::new(TimeDelta::minutes(240), TimeDelta::minutes(100)).unwrap(),
+            now: at("2026-11-30T15:31:00Z"),
+        },
+        &estimator,
+        thresholds,
+        false,
+    );
+    assert_eq!(stuck.as_of, at("2026-11-30T15:30:00Z"));
+    assert!(stuck.stops[0].eta > at("2026-11-30T19:00:00Z"));
+    assert_eq!(stuck.stops[0].severity, Some(Risk::Late));
+    assert_eq!(stuck.stops[0].late_probability, Some(1.0));
+    assert!(stuck.largest_move_minutes(&planned) > 60.0);
+    assert!(stuck.risk_changes(&planned).contains(&0));
+}
+
+#[test]
+fn a_truck_at_a_stop_leaves_after_its_dwell_and_arrived_stops_are_final() {
+    let mut shipment = shipment();
+    let arrived = at("2026-11-30T15:50:00Z");
+    shipment.record(
+        0,
+        EventKind::Arrived,
+        StopEvent {
+            at: arrived,
+            source: EventSource::Gps,
+        },
+    );
+    let estimator = rules();
+    let snapshot = live_snapshot(
+        &shipment,
+        TruckState {
+            last_fix: Some(fix(at("2026-11-30T15:55:00Z"), 45.76, 4.84)),
+            driver: DriverState::default(),
+            now: at("2026-11-30T15:56:00Z"),
+        },
+        &estimator,
+        estimator.risk_thresholds(),
+        false,
+    );
+    assert_eq!(snapshot.stops[0].state, StopState::Arrived);
+    assert_eq!(snapshot.stops[0].eta, arrived);
+    assert_eq!(snapshot.stops[0].severity, Some(Risk::OnTime));
+    // Lyon to Marseille is about 3 h 30 of driving after the 30-minute dwell.
+    let to_marseille = snapshot.stops[1].eta - (arrived + TimeDelta::minutes(30));
+    assert!(
+        (TimeDelta::hours(3)..TimeDelta::hours(5)).contains(&to_marseille),
+        "{to_marseille}"
+    );
+}
+
+#[test]
+fn the_store_pages_shipments_and_refuses_a_reference_twice() {
+    let store = SqliteStore::in_memory().unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let mut shipment = shipment();
+        shipment.id = format!("shp_{n}");
+        shipment.reference = format!("REF-{n}");
+        if n % 2 == 0 {
+            shipment.status = Status::InTransit;
+        }
+        store.insert_shipment(&shipment).unwrap();
+        ids.push(shipment.id);
+    }
+    let mut again = shipment();
+    again.id = "shp_9".into();
+    again.reference = "REF-3".into();
+    assert!(matches!(
+        store.insert_shipment(&again),
+        Err(StoreError::DuplicateReference(id)) if id == "shp_3"
+    ));
+    // Another organisation may use the same reference.
+    again.organisation = "other".into();
+    store.insert_shipment(&again).unwrap();
+    let first = store.list_shipments("org", None, None, 2).unwrap();
+    let second = store.list_shipments("org", None, Some(&first[1].id), 10).unwrap();
+    let listed: Vec<&str> = first.iter().chain(&second).map(|s| s.id.as_str()).collect();
+    assert_eq!(listed, ids);
+    let moving = store
+        .list_shipments("org", Some(Status::InTransit), None, 10)
+        .unwrap();
+    assert_eq!(moving.len(), 3);
+    assert!(store.shipment("other", "shp_1").unwrap().is_none());
+    assert_eq!(store.active_shipments().unwrap().len(), 6);
+}

@@ -1,0 +1,86 @@
+//! Where the service keeps what it must not forget: shipments, their ETA history, webhooks and
+//! their deliveries (a [`Store`]), and the pings ([`segments::PingLog`]).
+//!
+//! The trait is synchronous and small so that another database can take it: the embedded
+//! default is SQLite ([`sqlite::SqliteStore`]). Callers run it off the async workers.
+
+pub mod segments;
+pub mod sqlite;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::live::eta::Snapshot;
+use crate::live::shipment::{Shipment, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The organisation already has a shipment with this reference; its id is given.
+    #[error("the reference is already registered as shipment {0}")]
+    DuplicateReference(String),
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: String,
+    pub organisation: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub min_change_minutes: f64,
+    /// Needed in clear to sign each delivery; shown to the caller once, at creation.
+    pub secret: String,
+    pub enabled: bool,
+    pub consecutive_failures: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub webhook_id: String,
+    pub event: String,
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    /// `delivered`, `retrying` or `failed` (every attempt spent).
+    pub outcome: String,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+pub trait Store: Send + Sync + 'static {
+    fn insert_shipment(&self, shipment: &Shipment) -> StoreResult<()>;
+    fn save_shipment(&self, shipment: &Shipment) -> StoreResult<()>;
+    fn shipment(&self, organisation: &str, id: &str) -> StoreResult<Option<Shipment>>;
+    /// Ordered by id (ids sort by creation); `after` is the last id of the previous page.
+    fn list_shipments(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Shipment>>;
+    /// Every planned or in-transit shipment of every organisation, to follow after a restart.
+    fn active_shipments(&self) -> StoreResult<Vec<Shipment>>;
+    fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()>;
+    fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>>;
+    fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// One organisation's webhooks, or everyone's.
+    fn webhooks(&self, organisation: Option<&str>) -> StoreResult<Vec<Webhook>>;
+    fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool>;
+    fn set_webhook_health(&self, id: &str, enabled: bool, failures: u32) -> StoreResult<()>;
+    fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
+    /// The latest deliveries first.
+    fn deliveries(&self, webhook_id: &str, limit: usize) -> StoreResult<Vec<Delivery>>;
+}
+
+/// Identifiers that sort by creation time: a prefix, the millisecond clock and randomness.
+pub fn new_id(prefix: &str) -> String {
+    let millis = Utc::now().timestamp_millis();
+    let random: u32 = rand::random();
+    format!("{prefix}_{millis:012x}{random:08x}")
+}

@@ -1,0 +1,287 @@
+//! The embedded store: one SQLite file in the data directory, in WAL mode with full
+//! synchronisation, so that a write the API acknowledged survives a crash.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{Delivery, Store, StoreError, StoreResult, Webhook};
+use crate::live::eta::Snapshot;
+use crate::live::shipment::{Shipment, Status};
+
+/// Versioned by SQLite's `user_version`; append, never edit, a migration.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE shipments (
+            id TEXT PRIMARY KEY,
+            organisation TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            vehicle_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            body TEXT NOT NULL,
+            UNIQUE (organisation, reference)
+        );
+        CREATE INDEX shipments_by_status ON shipments (organisation, status, id);
+        CREATE TABLE eta_snapshots (
+            shipment_id TEXT NOT NULL REFERENCES shipments (id),
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (shipment_id, seq)
+        );
+        CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            organisation TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE TABLE deliveries (
+            id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            webhook_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (id, attempt)
+        );
+        CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id);",
+    )])
+}
+
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+fn to_json(value: &impl Serialize) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(backend)
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(backend)
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::from_connection(Connection::open(path).map_err(backend)?)
+    }
+
+    pub fn in_memory() -> StoreResult<Self> {
+        Self::from_connection(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn from_connection(mut connection: Connection) -> StoreResult<Self> {
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        migrations().to_latest(&mut connection).map_err(backend)?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn with<T>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&connection).map_err(backend)
+    }
+
+    fn bodies<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        parameters: impl rusqlite::Params,
+    ) -> StoreResult<Vec<T>> {
+        let texts = self.with(|connection| {
+            let mut statement = connection.prepare_cached(sql)?;
+            let rows = statement.query_map(parameters, |row| row.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+        })?;
+        texts.iter().map(|text| from_json(text)).collect()
+    }
+}
+
+impl Store for SqliteStore {
+    fn insert_shipment(&self, shipment: &Shipment) -> StoreResult<()> {
+        let body = to_json(shipment)?;
+        let existing = self.with(|connection| {
+            connection
+                .query_row(
+                    "SELECT id FROM shipments WHERE organisation = ?1 AND reference = ?2",
+                    params![shipment.organisation, shipment.reference],
+                    |row| row.get::<_, String>(0),
+                )
+                .optional()
+        })?;
+        if let Some(id) = existing {
+            return Err(StoreError::DuplicateReference(id));
+        }
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO shipments (id, organisation, reference, vehicle_id, status, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    shipment.id,
+                    shipment.organisation,
+                    shipment.reference,
+                    shipment.vehicle_id,
+                    shipment.status.as_str(),
+                    body
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn save_shipment(&self, shipment: &Shipment) -> StoreResult<()> {
+        let body = to_json(shipment)?;
+        self.with(|connection| {
+            connection.execute(
+                "UPDATE shipments SET status = ?2, body = ?3 WHERE id = ?1",
+                params![shipment.id, shipment.status.as_str(), body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn shipment(&self, organisation: &str, id: &str) -> StoreResult<Option<Shipment>> {
+        let found: Vec<Shipment> = self.bodies(
+            "SELECT body FROM shipments WHERE organisation = ?1 AND id = ?2",
+            params![organisation, id],
+        )?;
+        Ok(found.into_iter().next())
+    }
+
+    fn list_shipments(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Shipment>> {
+        self.bodies(
+            "SELECT body FROM shipments
+             WHERE organisation = ?1 AND (?2 IS NULL OR status = ?2) AND id > ?3
+             ORDER BY id LIMIT ?4",
+            params![
+                organisation,
+                status.map(Status::as_str),
+                after.unwrap_or(""),
+                limit as i64
+            ],
+        )
+    }
+
+    fn active_shipments(&self) -> StoreResult<Vec<Shipment>> {
+        self.bodies(
+            "SELECT body FROM shipments WHERE status IN ('planned', 'in_transit') ORDER BY id",
+            [],
+        )
+    }
+
+    fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let body = to_json(snapshot)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO eta_snapshots (shipment_id, seq, body)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM eta_snapshots
+                              WHERE shipment_id = ?1), ?2)",
+                params![snapshot.shipment_id, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>> {
+        self.bodies(
+            "SELECT body FROM eta_snapshots WHERE shipment_id = ?1 ORDER BY seq",
+            params![shipment_id],
+        )
+    }
+
+    fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let body = to_json(webhook)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO webhooks (id, organisation, body) VALUES (?1, ?2, ?3)",
+                params![webhook.id, webhook.organisation, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn webhooks(&self, organisation: Option<&str>) -> StoreResult<Vec<Webhook>> {
+        self.bodies(
+            "SELECT body FROM webhooks WHERE ?1 IS NULL OR organisation = ?1 ORDER BY id",
+            params![organisation],
+        )
+    }
+
+    fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool> {
+        let deleted = self.with(|connection| {
+            connection.execute(
+                "DELETE FROM webhooks WHERE organisation = ?1 AND id = ?2",
+                params![organisation, id],
+            )
+        })?;
+        Ok(deleted > 0)
+    }
+
+    fn set_webhook_health(&self, id: &str, enabled: bool, failures: u32) -> StoreResult<()> {
+        let found: Vec<Webhook> =
+            self.bodies("SELECT body FROM webhooks WHERE id = ?1", params![id])?;
+        let Some(mut webhook) = found.into_iter().next() else {
+            return Ok(());
+        };
+        webhook.enabled = enabled;
+        webhook.consecutive_failures = failures;
+        let body = to_json(&webhook)?;
+        self.with(|connection| {
+            connection.execute(
+                "UPDATE webhooks SET body = ?2 WHERE id = ?1",
+                params![id, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
+        let body = to_json(delivery)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT OR REPLACE INTO deliveries (id, attempt, webhook_id, body)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![delivery.id, delivery.attempt, delivery.webhook_id, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn deliveries(&self, webhook_id: &str, limit: usize) -> StoreResult<Vec<Delivery>> {
+        self.bodies(
+            "SELECT body FROM deliveries WHERE webhook_id = ?1
+             ORDER BY rowid DESC LIMIT ?2",
+            params![webhook_id, limit as i64],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().expect("valid migrations");
+    }
+}
