@@ -53,6 +53,12 @@ pub fn verify(secret: &str, body: &[u8], signature: &str) -> bool {
     mac.verify_slice(&digest).is_ok()
 }
 
+/// reqwest is built without a TLS provider of its own choosing: ring builds without CMake
+/// or an assembler. Every HTTP client of the process needs it; installing twice is harmless.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A new secret: 32 random bytes, hex.
 pub fn new_secret() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -84,9 +90,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(store: Arc<dyn Store>, settings: WebhookSettings, metrics: Metrics) -> Self {
-        // reqwest is built without a TLS provider of its own choosing; ring's builds without
-        // CMake or assembler. Installing twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_secs))
             .user_agent(concat!("etape/", env!("CARGO_PKG_VERSION")))

@@ -15,7 +15,9 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
 fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn limits() -> PingLimits {
@@ -122,11 +124,16 @@ fn unreadable_bodies_and_oversized_batches_are_errors() {
         Err(BatchError::Malformed(message)) if message.contains("lat")
     ));
     let many: String = (0..1_001)
-        .map(|_| "{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":1,\"lon\":1}\n")
+        .map(|_| {
+            "{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":1,\"lon\":1}\n"
+        })
         .collect();
     assert!(matches!(
         parse(many.as_bytes(), PingFormat::Ndjson, &limits()),
-        Err(BatchError::TooMany { limit: 1_000, count: 1_001 })
+        Err(BatchError::TooMany {
+            limit: 1_000,
+            count: 1_001
+        })
     ));
     assert_eq!(
         PingFormat::from_content_type("text/csv; charset=utf-8"),
@@ -138,8 +145,10 @@ fn unreadable_bodies_and_oversized_batches_are_errors() {
 #[test]
 fn the_book_keeps_a_ping_once_and_sorts_late_arrivals() {
     let mut book = PingBook::new(48);
-    let late = b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:05:00Z\",\"lat\":50.0,\"lon\":3.0}\n";
-    let early = b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n\
+    let late =
+        b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:05:00Z\",\"lat\":50.0,\"lon\":3.0}\n";
+    let early =
+        b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n\
         {\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n";
     for body in [&late[..], &early[..], &late[..]] {
         let batch = parse(body, PingFormat::Ndjson, &limits()).unwrap();
@@ -166,7 +175,8 @@ fn the_book_keeps_a_ping_once_and_sorts_late_arrivals() {
 #[test]
 fn the_book_forgets_pings_older_than_its_window() {
     let mut book = PingBook::new(1);
-    let body = b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T08:00:00Z\",\"lat\":50.0,\"lon\":3.0}\n\
+    let body =
+        b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T08:00:00Z\",\"lat\":50.0,\"lon\":3.0}\n\
         {\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n";
     let batch = parse(body, PingFormat::Ndjson, &limits()).unwrap();
     let admitted = book.reserve("org", &batch);
@@ -358,7 +368,10 @@ fn the_live_estimate_follows_the_truck_and_turns_late_when_a_window_is_lost() {
         false,
     );
     assert_eq!(planned.as_of, shipment.planned_departure);
-    assert!(planned.stops.iter().all(|stop| stop.state == StopState::Pending));
+    assert!(planned
+        .stops
+        .iter()
+        .all(|stop| stop.state == StopState::Pending));
     assert!(planned.stops[0].eta > shipment.planned_departure);
     assert!(planned.stops[1].eta > planned.stops[0].eta);
     assert_eq!(planned.stops[0].severity, Some(Risk::OnTime));
@@ -442,7 +455,9 @@ fn the_store_pages_shipments_and_refuses_a_reference_twice() {
     again.organisation = "other".into();
     store.insert_shipment(&again).unwrap();
     let first = store.list_shipments("org", None, None, 2).unwrap();
-    let second = store.list_shipments("org", None, Some(&first[1].id), 10).unwrap();
+    let second = store
+        .list_shipments("org", None, Some(&first[1].id), 10)
+        .unwrap();
     let listed: Vec<&str> = first.iter().chain(&second).map(|s| s.id.as_str()).collect();
     assert_eq!(listed, ids);
     let moving = store

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The app's data directory, removed with it.
+    _data: tempfile::TempDir,
 }
 
 /// Starts the real server on 127.0.0.1, on a port of its own. `TEST_LOG=1` shows its logs.
@@ -32,6 +34,13 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.server.shutdown_timeout_secs = 5;
     // The rules engine's own behaviour is what most tests check; model tests opt in.
     settings.model.dir = "target/tmp/no-model-here".into();
+    let data = tempfile::tempdir().expect("a temporary directory");
+    settings.storage.data_dir = data.path().to_owned();
+    settings.demo.enabled = false;
+    // Estimates follow pings within a tenth of a second, so that tests need not wait.
+    settings.tracking.debounce_ms = 50;
+    settings.webhooks.backoff_initial_ms = 20;
+    settings.webhooks.backoff_max_ms = 100;
     customise(&mut settings);
     if std::env::var_os("TEST_LOG").is_some() {
         etape::telemetry::init_logging(&LogSettings {
@@ -51,9 +60,73 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     }));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
+        client: client(),
         shutdown: Some(sender),
         server,
+        _data: data,
+    }
+}
+
+/// The real binary, serving on a free port of 127.0.0.1 with JSON logs.
+pub struct RunningBinary {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl RunningBinary {
+    /// Starts `etape serve` with `args` after the bind and log flags, and waits until it
+    /// listens.
+    pub fn start(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let mut command = Command::new(env!("CARGO_BIN_EXE_etape"));
+        command
+            .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .env("ETAPE__SERVER__WORKERS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the binary starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = loop {
+            let line = lines.next().expect("the server logs").unwrap();
+            let Ok(record) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if let Some(port) = record["fields"]["port"].as_u64() {
+                break port;
+            }
+        };
+        // Keep reading the logs so that the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl RunningBinary {
+    pub async fn get_json(&self, path: &str) -> Value {
+        client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("the request is sent")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -113,4 +186,10 @@ pub fn segments<'a>(response: &'a Value, kind: &str) -> Vec<&'a Value> {
 /// Where test artifacts go, for tools that check them after the run.
 pub fn artifact_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// An HTTP client for the tests, with the TLS provider the service uses.
+pub fn client() -> reqwest::Client {
+    etape::webhooks::install_tls_provider();
+    reqwest::Client::new()
 }

@@ -6,4 +6,5 @@ mod eta;
 mod helpers;
 mod model;
 mod operations;
+mod tracking;
 mod training;

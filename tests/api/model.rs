@@ -6,7 +6,9 @@ use std::path::Path;
 use etape::features::FEATURES;
 use serde_json::{json, Value};
 
-use crate::helpers::{artifact_path, lille_to_marseille, spawn_app_with, BUNDLED_MODEL};
+use crate::helpers::{
+    artifact_path, lille_to_marseille, spawn_app_with, RunningBinary, BUNDLED_MODEL,
+};
 
 fn bundled_version() -> String {
     etape::registry::read_card(Path::new(BUNDLED_MODEL))
@@ -174,49 +176,25 @@ async fn a_model_with_other_features_is_refused_saying_what_differs() {
 /// one request refused in between.
 #[tokio::test]
 async fn sighup_reloads_the_model_without_dropping_a_request() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let dir = artifact_path("model-reloaded");
     let _ = std::fs::remove_dir_all(&dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etape"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--model",
-        ])
-        .arg(&dir)
-        .env("ETAPE__SERVER__WORKERS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("the server logs").unwrap();
-        let Ok(record) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if let Some(port) = record["fields"]["port"].as_u64() {
-            break port;
-        }
-    };
-    // Keep reading the logs so that the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let data = tempfile::tempdir().unwrap();
+    let mut server = RunningBinary::start(
+        &[
+            "--model".as_ref(),
+            dir.as_os_str(),
+            "--no-demo".as_ref(),
+            "--data-dir".as_ref(),
+            data.path().as_os_str(),
+        ],
+        &[],
+    );
+    let base = server.base.clone();
+    let client = crate::helpers::client();
     let model_name = || async {
-        let ready: Value = client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready: Value = server.get_json("/readyz").await;
         ready["model"]["name"].as_str().unwrap().to_owned()
     };
     let hangup = |pid: u32| {
@@ -267,15 +245,15 @@ async fn sighup_reloads_the_model_without_dropping_a_request() {
         })
     };
     copy_dir(Path::new(BUNDLED_MODEL), &dir);
-    hangup(child.id());
+    hangup(server.child.id());
     wait_for("lightgbm").await;
     std::fs::remove_dir_all(&dir).unwrap();
-    hangup(child.id());
+    hangup(server.child.id());
     wait_for("rules").await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let answers = traffic.await.unwrap();
-    child.kill().unwrap();
-    let _ = child.wait();
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
     assert!(
         answers.iter().all(|(status, _)| *status == 200),
         "{answers:?}"

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::helpers::{artifact_path, lille_to_marseille, spawn_app};
+use crate::helpers::{artifact_path, lille_to_marseille, spawn_app, TEST_NOW};
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
@@ -110,9 +110,22 @@ async fn metrics_count_requests_by_route_template_with_bounded_labels() {
 }
 
 /// Every route the server must have, with its method.
-const ROUTES: [(&str, &str); 6] = [
+const ROUTES: [(&str, &str); 19] = [
     ("post", "/v1/eta"),
     ("post", "/v1/eta/batch"),
+    ("post", "/v1/shipments"),
+    ("get", "/v1/shipments"),
+    ("get", "/v1/shipments/{id}"),
+    ("post", "/v1/shipments/{id}/cancel"),
+    ("post", "/v1/shipments/{id}/events"),
+    ("get", "/v1/shipments/{id}/eta"),
+    ("get", "/v1/shipments/{id}/eta/history"),
+    ("post", "/v1/positions"),
+    ("get", "/v1/vehicles/{vehicle_id}/positions"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -141,12 +154,39 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(documented, expected);
-    // And each documented operation is really served: anything but 404 and 405.
-    for (method, path) in &documented {
-        let url = format!("{}{path}", app.address);
+    // And each documented operation is really served: anything but 404 and 405. Paths with
+    // an id get one that exists.
+    let (_, shipment) = app
+        .post_json(
+            "/v1/shipments",
+            &serde_json::json!({"reference": "R", "vehicle_id": "V", "vehicle_class": "van",
+                "stops": [{"id": "a", "lat": 48.85, "lon": 2.35}], "planned_departure": TEST_NOW}),
+        )
+        .await;
+    let (_, webhook) = app
+        .post_json(
+            "/v1/webhooks",
+            &serde_json::json!({"url": "http://127.0.0.1:9/", "events": ["arrived"]}),
+        )
+        .await;
+    // Deleting goes last, so that the deliveries' path still finds the webhook.
+    let mut operations: Vec<&(String, String)> = documented.iter().collect();
+    operations.sort_by_key(|(method, _)| method == "delete");
+    for (method, path) in operations {
+        let id = if path.starts_with("/v1/webhooks") {
+            webhook["id"].as_str().unwrap()
+        } else {
+            shipment["id"].as_str().unwrap()
+        };
+        let url = format!(
+            "{}{}",
+            app.address,
+            path.replace("{id}", id).replace("{vehicle_id}", "V")
+        );
         let request = match method.as_str() {
             "get" => app.client.get(url),
             "post" => app.client.post(url).body("{}"),
+            "delete" => app.client.delete(url),
             other => panic!("undocumented method {other}"),
         };
         let status = request.send().await.unwrap().status().as_u16();
@@ -161,7 +201,7 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
             !operation["responses"].as_object().unwrap().is_empty(),
             "{method} {path}"
         );
-        if method == "post" {
+        if operation.get("requestBody").is_some() {
             assert!(
                 operation["responses"]["400"]["content"]["application/json"].is_object(),
                 "{method} {path}"
