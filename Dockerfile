@@ -34,6 +34,9 @@ COPY --chown=etape data/models/bundled data/models/bundled
 # Inside a container the service must listen on every interface; JSON logs suit collectors.
 ENV ETAPE__SERVER__BIND=0.0.0.0:8080 \
     ETAPE__LOG__FORMAT=json
+# Shipments, webhooks, ETA history and pings: mount a volume to keep them across containers.
+RUN mkdir -p data/live
+VOLUME /var/lib/etape/data/live
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["etape", "healthcheck"]

@@ -204,10 +204,12 @@ impl Tracker {
     }
 
     fn follow(&self, shipment: &Shipment) {
-        lock(&self.following)
+        let mut following = lock(&self.following);
+        following
             .entry(key_of(shipment))
             .or_default()
             .push(shipment.id.clone());
+        self.count_active(&following);
     }
 
     fn unfollow(&self, shipment: &Shipment) {
@@ -215,6 +217,10 @@ impl Tracker {
         if let Some(ids) = following.get_mut(&key_of(shipment)) {
             ids.retain(|id| *id != shipment.id);
         }
+        self.count_active(&following);
+    }
+
+    fn count_active(&self, following: &HashMap<VehicleKey, Vec<String>>) {
         self.metrics
             .active_shipments
             .set(following.values().map(Vec::len).sum::<usize>() as i64);
@@ -223,9 +229,6 @@ impl Tracker {
     pub fn register(&self, shipment: Shipment) -> Result<Shipment, TrackError> {
         self.store.insert_shipment(&shipment)?;
         self.follow(&shipment);
-        self.metrics
-            .active_shipments
-            .set(lock(&self.following).values().map(Vec::len).sum::<usize>() as i64);
         self.refresh(&shipment.organisation, &shipment.id)?;
         self.shipment(&shipment.organisation, &shipment.id)
     }
@@ -565,7 +568,12 @@ impl Tracker {
             }
         };
         if changed {
-            self.store.append_snapshot(&snapshot)?;
+            // The history is about how the arrivals moved; the plan and the factors of the
+            // latest estimate are served from memory.
+            let mut kept = snapshot.clone();
+            kept.timeline.clear();
+            kept.factors.clear();
+            self.store.append_snapshot(&kept)?;
             let etas = snapshot.stops.iter().map(|stop| stop.eta).collect();
             if let Some(previous) = &previous {
                 let moved = snapshot.largest_move_minutes(previous);
