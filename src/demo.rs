@@ -20,7 +20,7 @@ use crate::config::DemoSettings;
 use crate::domain::calendar::BanCalendar;
 use crate::live::pings::{self, PingFormat};
 use crate::live::shipment::{Shipment, ShipmentStop, Status};
-use crate::live::tracker::Tracker;
+use crate::live::tracker::{TrackError, Tracker};
 use crate::simulate::conditions::Conditions;
 use crate::simulate::fleet::carriers;
 use crate::simulate::trips::{self, Period, PingRecord, TripSimulator};
@@ -122,7 +122,7 @@ pub fn demo_trip(
         id: new_id("shp"),
         organisation: ORGANISATION.into(),
         reference: format!("{trip_id}-{:x}", rng.random::<u32>()),
-        vehicle_id: format!("DEMO-{truck:02}"),
+        vehicle_id: format!("{VEHICLE_PREFIX}{truck:02}"),
         vehicle: vehicle.as_str().into(),
         origin: Some((record.origin.lat(), record.origin.lon())),
         stops,
@@ -155,8 +155,47 @@ pub fn ndjson(vehicle_id: &str, pings: &[PingRecord]) -> Vec<u8> {
     body.into_bytes()
 }
 
+/// Every demo vehicle's id starts with this.
+pub const VEHICLE_PREFIX: &str = "DEMO-";
+
+/// Cancels the demo shipments a previous run left on the road: their trucks will not ping
+/// again.
+fn retire_previous(tracker: &Tracker) -> Result<usize, TrackError> {
+    const PAGE: usize = 500;
+    let mut retired = 0;
+    for status in [Status::Planned, Status::InTransit] {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = tracker.list(ORGANISATION, Some(status), cursor.as_deref(), PAGE)?;
+            for shipment in &page {
+                if shipment.vehicle_id.starts_with(VEHICLE_PREFIX) {
+                    tracker.cancel(ORGANISATION, &shipment.id)?;
+                    retired += 1;
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => cursor = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+    }
+    Ok(retired)
+}
+
 /// Runs the demo fleet until the service stops.
 pub async fn run(tracker: Arc<Tracker>, settings: DemoSettings) {
+    let retiring = tracker.clone();
+    match tokio::task::spawn_blocking(move || retire_previous(&retiring)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(retired)) => {
+            tracing::info!(
+                message = "Demo shipments of a previous run cancelled.",
+                retired
+            )
+        }
+        Ok(Err(error)) => tracing::warn!(message = "Previous demo shipments stay.", %error),
+        Err(_) => return,
+    }
     tracing::info!(
         message = "Demo fleet on the road.",
         trucks = settings.trucks

@@ -684,4 +684,21 @@ async fn the_demo_fleet_is_on_the_road_seconds_after_start() {
     let eta: Value = server.get_json(&format!("/v1/shipments/{id}/eta")).await;
     assert!(eta["position"]["lat"].is_number(), "{eta}");
     assert_eq!(eta["model"], "lightgbm", "the bundled model answers");
+
+    // A restart retires the previous run's trucks instead of leaving them on the road.
+    drop(server);
+    let server = RunningBinary::start(
+        &["--data-dir".as_ref(), data.path().as_os_str()],
+        &[("ETAPE__DEMO__TRUCKS", "4")],
+    );
+    let mut cancelled = 0;
+    for _ in 0..100 {
+        let page: Value = server.get_json("/v1/shipments?status=cancelled").await;
+        cancelled = page["items"].as_array().unwrap().len();
+        if cancelled == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(cancelled, 4);
 }
