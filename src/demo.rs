@@ -15,7 +15,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::api::ORGANISATION;
+use crate::auth::DEMO_ORGANISATION as ORGANISATION;
 use crate::config::DemoSettings;
 use crate::domain::calendar::BanCalendar;
 use crate::live::pings::{self, PingFormat};

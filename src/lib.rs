@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`domain`]: the pure core (driving rules, bans, estimators); no I/O.
 //! - [`api`]: the HTTP surface (actix-web), its wire types and its error mapping.
+//! - [`auth`]: organisations, API keys and roles.
 //! - [`cli`]: the command line.
 //! - [`config`]: layered settings (defaults, file, environment, flags).
 //! - [`telemetry`]: logging and every Prometheus metric.
@@ -16,6 +17,7 @@
 //! - [`startup`]: wires everything into a running server; shared by `main` and the tests.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;

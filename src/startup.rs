@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::api::{self, AppState, Clock};
+use crate::auth::{self, Keyring, Role, DEMO_KEYS_FILE, DEMO_ORGANISATION};
 use crate::config::Settings;
 use crate::demo;
 use crate::domain::eta::{EstimateEta, RulesEta};
@@ -59,6 +60,13 @@ impl Application {
             SqliteStore::open(&data_dir.join("etape.sqlite"))
                 .context("cannot open the database")?,
         );
+        let keyring =
+            Arc::new(Keyring::open(data_dir, &*store).context("cannot open the keyring")?);
+        if let Some(issued) = auth::bootstrap(data_dir, &*store, &keyring)
+            .context("cannot create the demo organisation")?
+        {
+            print_demo_keys(&issued, data_dir);
+        }
         let log = PingLog::open(&data_dir.join("pings")).context("cannot open the ping log")?;
         let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
         let tracker = Arc::new(
@@ -81,6 +89,7 @@ impl Application {
             clock,
             tracker: tracker.clone(),
             store: store.clone(),
+            keyring,
         });
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
@@ -187,6 +196,18 @@ impl Application {
     fn tracker_metrics(&self) -> Metrics {
         self.tracker.metrics()
     }
+}
+
+/// The first start's keys, shown once: the operator copies them or reads the file.
+fn print_demo_keys(issued: &[(Role, String)], data_dir: &Path) {
+    println!("First start: the organisation `{DEMO_ORGANISATION}` and its API keys (shown once):");
+    for (role, key) in issued {
+        println!("  {:<10} {key}", role.as_str());
+    }
+    println!(
+        "Also in {} (readable by this user only). Use: Authorization: Bearer <key>",
+        data_dir.join(DEMO_KEYS_FILE).display()
+    );
 }
 
 /// Recomputes the estimates of the vehicles that pinged, at most once per `every`: a truck

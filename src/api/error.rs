@@ -42,6 +42,10 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("a batch holds at most {limit} requests, this one has {count}")]
     BatchTooLarge { limit: usize, count: usize },
+    #[error("{message}")]
+    Unauthorized { message: String, missing: bool },
+    #[error("{message}")]
+    Forbidden { message: String },
     #[error("no such resource")]
     NotFound,
     #[error("{message}")]
@@ -68,6 +72,8 @@ impl ApiError {
             Self::InvalidTimestamp { .. } => "invalid_timestamp",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::BatchTooLarge { .. } => "batch_too_large",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::Forbidden { .. } => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -90,6 +96,8 @@ impl ApiError {
             Self::MalformedJson { .. }
             | Self::PayloadTooLarge { .. }
             | Self::BatchTooLarge { .. }
+            | Self::Unauthorized { .. }
+            | Self::Forbidden { .. }
             | Self::NotFound
             | Self::Conflict { .. }
             | Self::UnsupportedMediaType { .. }
@@ -151,6 +159,8 @@ impl ApiError {
             other @ (Self::MalformedJson { .. }
             | Self::PayloadTooLarge { .. }
             | Self::BatchTooLarge { .. }
+            | Self::Unauthorized { .. }
+            | Self::Forbidden { .. }
             | Self::NotFound
             | Self::Conflict { .. }
             | Self::UnsupportedMediaType { .. }
@@ -174,6 +184,8 @@ impl ResponseError for ApiError {
             | Self::BadPayload(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BatchTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -186,6 +198,16 @@ impl ResponseError for ApiError {
         if let Self::Internal(detail) = self {
             tracing::error!(message = "Request failed.", %detail);
         }
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unauthorized { missing, .. } = self {
+            // RFC 6750: a bad token is named as such; a missing one only gets the scheme.
+            let challenge = if *missing {
+                "Bearer realm=\"etape\"".to_owned()
+            } else {
+                "Bearer realm=\"etape\", error=\"invalid_token\"".to_owned()
+            };
+            response.insert_header(("WWW-Authenticate", challenge));
+        }
+        response.json(self.body())
     }
 }

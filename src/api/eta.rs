@@ -7,6 +7,7 @@ use crate::api::body::{from_value, parse_json, read_limited};
 use crate::api::dto::{BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::AppState;
+use crate::auth::{Caller, Role};
 use crate::domain::eta::EtaQuery;
 
 /// One ETA.
@@ -14,6 +15,7 @@ use crate::domain::eta::EtaQuery;
     post,
     path = "/v1/eta",
     tag = "eta",
+    security(("bearer" = [])),
     request_body = EtaRequest,
     responses(
         (status = 200, description = "The estimate", body = EtaResponse),
@@ -24,8 +26,10 @@ use crate::domain::eta::EtaQuery;
 #[tracing::instrument(name = "eta", skip_all)]
 pub async fn eta(
     state: web::Data<AppState>,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: EtaRequest = parse_json(&body)?;
     let response = answer(&state, request, state.clock.now())?;
@@ -42,6 +46,7 @@ pub async fn eta(
     post,
     path = "/v1/eta/batch",
     tag = "eta",
+    security(("bearer" = [])),
     request_body = BatchRequest,
     responses(
         (status = 200, description = "One result per request, in order", body = BatchResponse),
@@ -53,8 +58,10 @@ pub async fn eta(
 #[tracing::instrument(name = "eta_batch", skip_all, fields(n_requests))]
 pub async fn eta_batch(
     state: web::Data<AppState>,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let body = read_limited(payload, state.settings.max_batch_body_bytes).await?;
     let batch: BatchRequest = parse_json(&body)?;
     let n_requests = batch.requests.len();

@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 
 use crate::api::body::{parse_json, read_limited};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::{AppState, ORGANISATION};
+use crate::api::AppState;
+use crate::auth::{Caller, Role};
 use crate::store::{new_id, Delivery, Webhook};
 use crate::webhooks::{new_secret, EVENTS};
 
@@ -145,6 +146,7 @@ fn storage(error: crate::store::StoreError) -> ApiError {
     post,
     path = "/v1/webhooks",
     tag = "webhooks",
+    security(("bearer" = [])),
     request_body = WebhookRequest,
     responses(
         (status = 201, description = "Created, with its secret", body = WebhookDto),
@@ -153,8 +155,10 @@ fn storage(error: crate::store::StoreError) -> ApiError {
 )]
 pub async fn create_webhook(
     state: web::Data<AppState>,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: WebhookRequest = parse_json(&body)?;
     request.check()?;
@@ -162,7 +166,7 @@ pub async fn create_webhook(
     events.dedup();
     let webhook = Webhook {
         id: new_id("whk"),
-        organisation: ORGANISATION.to_owned(),
+        organisation: organisation.clone(),
         url: request.url,
         events,
         min_change_minutes: request.min_change_minutes,
@@ -182,11 +186,16 @@ pub async fn create_webhook(
     get,
     path = "/v1/webhooks",
     tag = "webhooks",
+    security(("bearer" = [])),
     responses((status = 200, description = "The webhooks", body = Vec<WebhookDto>))
 )]
-pub async fn list_webhooks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_webhooks(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
     let store = state.store.clone();
-    let webhooks = blocking(move || store.webhooks(Some(ORGANISATION)).map_err(storage)).await?;
+    let webhooks = blocking(move || store.webhooks(Some(&organisation)).map_err(storage)).await?;
     let listed: Vec<WebhookDto> = webhooks
         .iter()
         .map(|webhook| WebhookDto::of(webhook, false))
@@ -199,6 +208,7 @@ pub async fn list_webhooks(state: web::Data<AppState>) -> Result<HttpResponse, A
     delete,
     path = "/v1/webhooks/{id}",
     tag = "webhooks",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "The webhook's id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -207,11 +217,13 @@ pub async fn list_webhooks(state: web::Data<AppState>) -> Result<HttpResponse, A
 )]
 pub async fn delete_webhook(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
     let store = state.store.clone();
     let deleted =
-        blocking(move || store.delete_webhook(ORGANISATION, &id).map_err(storage)).await?;
+        blocking(move || store.delete_webhook(&organisation, &id).map_err(storage)).await?;
     if !deleted {
         return Err(ApiError::NotFound);
     }
@@ -223,6 +235,7 @@ pub async fn delete_webhook(
     get,
     path = "/v1/webhooks/{id}/deliveries",
     tag = "webhooks",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "The webhook's id")),
     responses(
         (status = 200, description = "Delivery attempts", body = Vec<DeliveryDto>),
@@ -231,12 +244,14 @@ pub async fn delete_webhook(
 )]
 pub async fn list_deliveries(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
     let store = state.store.clone();
     let deliveries = blocking(move || {
         let owned = store
-            .webhooks(Some(ORGANISATION))
+            .webhooks(Some(&organisation))
             .map_err(storage)?
             .iter()
             .any(|webhook| webhook.id == *id);

@@ -5,6 +5,8 @@
 //! an estimator through the domain's trait, and render the answer. Errors map to statuses in
 //! `error.rs` alone.
 
+pub mod access;
+pub mod admin;
 pub mod body;
 pub mod dto;
 pub mod error;
@@ -24,6 +26,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, Resource};
 use chrono::{DateTime, Utc};
 
+use crate::auth::Keyring;
 use crate::config::ApiSettings;
 use crate::domain::eta::EstimateEta;
 use crate::live::tracker::Tracker;
@@ -39,11 +42,8 @@ pub struct AppState {
     pub clock: Clock,
     pub tracker: Arc<Tracker>,
     pub store: Arc<dyn Store>,
+    pub keyring: Arc<Keyring>,
 }
-
-/// The organisation every request acts for, until requests carry keys of their own
-/// organisations; everything stored is already keyed by organisation.
-pub const ORGANISATION: &str = "default";
 
 /// Where "now" comes from: the system, or a fixed instant so that tests do not age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,17 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/webhooks/{id}/deliveries").route(web::get().to(hooks::list_deliveries)),
         )
+        .service(
+            resource("/v1/organisations")
+                .route(web::post().to(admin::create_organisation))
+                .route(web::get().to(admin::list_organisations)),
+        )
+        .service(
+            resource("/v1/organisations/{id}/keys")
+                .route(web::post().to(admin::create_key))
+                .route(web::get().to(admin::list_keys)),
+        )
+        .service(resource("/v1/keys/{id}").route(web::delete().to(admin::revoke_key)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))

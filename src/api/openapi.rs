@@ -5,7 +5,10 @@ use std::sync::OnceLock;
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use crate::api::{dto, error, eta, health, hooks, tracking};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::Modify;
+
+use crate::api::{admin, dto, error, eta, health, hooks, tracking};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,18 +24,40 @@ use crate::api::{dto, error, eta, health, hooks, tracking};
         tracking::get_eta_history, tracking::post_positions, tracking::vehicle_positions,
         hooks::create_webhook, hooks::list_webhooks, hooks::delete_webhook,
         hooks::list_deliveries,
+        admin::create_organisation, admin::list_organisations, admin::create_key,
+        admin::list_keys, admin::revoke_key,
         health::healthz, health::readyz, health::metrics, openapi
     ),
     components(schemas(error::ErrorBody, dto::EtaRequest, dto::EtaResponse, dto::BatchRequest, dto::BatchResponse)),
+    modifiers(&BearerKeys),
     tags(
         (name = "eta", description = "Arrival estimates"),
         (name = "shipments", description = "Shipments followed live, their ETAs and stop events"),
         (name = "positions", description = "GPS pings"),
         (name = "webhooks", description = "Signed notifications to the TMS"),
+        (name = "admin", description = "Organisations and API keys"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
 pub struct ApiDoc;
+
+/// Every `/v1` route takes `Authorization: Bearer <key>`.
+struct BearerKeys;
+
+impl Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: etp_<id>_<secret>"))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The document as JSON, built once.
 pub fn document() -> &'static str {

@@ -9,7 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::body::{parse_json, read_limited};
 use crate::api::dto::{parse_timestamp, DriverRequest, LatLon, VehicleClassDto, WindowDto};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::{AppState, ORGANISATION};
+use crate::api::AppState;
+use crate::auth::{Caller, Role};
 use crate::domain::vehicle::VehicleClass;
 use crate::live::eta::Snapshot;
 use crate::live::pings::{self, BatchError, PingFormat, MAX_VEHICLE_ID_LEN};
@@ -402,6 +403,7 @@ async fn blocking<T: Send + 'static>(
     post,
     path = "/v1/shipments",
     tag = "shipments",
+    security(("bearer" = [])),
     request_body = ShipmentRequest,
     responses(
         (status = 201, description = "Registered; its first estimate is ready", body = ShipmentDto),
@@ -411,12 +413,14 @@ async fn blocking<T: Send + 'static>(
 )]
 pub async fn create_shipment(
     state: web::Data<AppState>,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: ShipmentRequest = parse_json(&body)?;
     let tracker = state.tracker.clone();
-    let shipment = request.into_shipment(ORGANISATION, tracker.now(), &state)?;
+    let shipment = request.into_shipment(&organisation, tracker.now(), &state)?;
     let shipment = blocking(move || Ok(tracker.register(shipment)?)).await?;
     Ok(HttpResponse::Created().json(ShipmentDto::from(&shipment)))
 }
@@ -426,6 +430,7 @@ pub async fn create_shipment(
     get,
     path = "/v1/shipments/{id}",
     tag = "shipments",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
         (status = 200, description = "The shipment", body = ShipmentDto),
@@ -434,10 +439,12 @@ pub async fn create_shipment(
 )]
 pub async fn get_shipment(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let tracker = state.tracker.clone();
-    let shipment = blocking(move || Ok(tracker.shipment(ORGANISATION, &id)?)).await?;
+    let shipment = blocking(move || Ok(tracker.shipment(&organisation, &id)?)).await?;
     Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
 }
 
@@ -446,6 +453,7 @@ pub async fn get_shipment(
     get,
     path = "/v1/shipments",
     tag = "shipments",
+    security(("bearer" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "A page of shipments", body = ShipmentPage),
@@ -454,8 +462,10 @@ pub async fn get_shipment(
 )]
 pub async fn list_shipments(
     state: web::Data<AppState>,
+    caller: Caller,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let query = web::Query::<ListQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::InvalidValue {
             field: String::new(),
@@ -479,7 +489,7 @@ pub async fn list_shipments(
     let tracker = state.tracker.clone();
     let cursor = query.cursor;
     let mut items =
-        blocking(move || Ok(tracker.list(ORGANISATION, status, cursor.as_deref(), limit + 1)?))
+        blocking(move || Ok(tracker.list(&organisation, status, cursor.as_deref(), limit + 1)?))
             .await?;
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
@@ -498,6 +508,7 @@ pub async fn list_shipments(
     post,
     path = "/v1/shipments/{id}/cancel",
     tag = "shipments",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
         (status = 200, description = "Cancelled (again, if it already was)", body = ShipmentDto),
@@ -507,10 +518,12 @@ pub async fn list_shipments(
 )]
 pub async fn cancel_shipment(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
     let tracker = state.tracker.clone();
-    let shipment = blocking(move || Ok(tracker.cancel(ORGANISATION, &id)?)).await?;
+    let shipment = blocking(move || Ok(tracker.cancel(&organisation, &id)?)).await?;
     Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
 }
 
@@ -519,6 +532,7 @@ pub async fn cancel_shipment(
     post,
     path = "/v1/shipments/{id}/events",
     tag = "shipments",
+    security(("bearer" = [])),
     request_body = EventRequest,
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
@@ -530,9 +544,11 @@ pub async fn cancel_shipment(
 )]
 pub async fn post_event(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: EventRequest = parse_json(&body)?;
     let tracker = state.tracker.clone();
@@ -552,7 +568,7 @@ pub async fn post_event(
         EventKindDto::Departed => EventKind::Departed,
     };
     let shipment = blocking(move || {
-        let shipment = tracker.shipment(ORGANISATION, &id)?;
+        let shipment = tracker.shipment(&organisation, &id)?;
         let index = match (request.stop_index, &request.stop_id) {
             (Some(index), None) => index,
             (None, Some(stop_id)) => shipment
@@ -567,7 +583,7 @@ pub async fn post_event(
                 ))
             }
         };
-        Ok(tracker.record_event(ORGANISATION, &id, index, kind, at)?)
+        Ok(tracker.record_event(&organisation, &id, index, kind, at)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
@@ -578,6 +594,7 @@ pub async fn post_event(
     get,
     path = "/v1/shipments/{id}/eta",
     tag = "shipments",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
         (status = 200, description = "ETA, P10, P90 and late risk of every stop, the timeline and the factors", body = Object),
@@ -586,10 +603,12 @@ pub async fn post_event(
 )]
 pub async fn get_eta(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let tracker = state.tracker.clone();
-    let snapshot = blocking(move || Ok(tracker.current(ORGANISATION, &id)?)).await?;
+    let snapshot = blocking(move || Ok(tracker.current(&organisation, &id)?)).await?;
     Ok(HttpResponse::Ok().json(snapshot))
 }
 
@@ -604,6 +623,7 @@ struct HistoryResponse {
     get,
     path = "/v1/shipments/{id}/eta/history",
     tag = "shipments",
+    security(("bearer" = [])),
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
         (status = 200, description = "The estimates as they changed", body = Object),
@@ -612,11 +632,13 @@ struct HistoryResponse {
 )]
 pub async fn get_eta_history(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let tracker = state.tracker.clone();
     let shipment_id = id.clone();
-    let snapshots = blocking(move || Ok(tracker.history(ORGANISATION, &id)?)).await?;
+    let snapshots = blocking(move || Ok(tracker.history(&organisation, &id)?)).await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
         shipment_id,
         snapshots,
@@ -628,6 +650,7 @@ pub async fn get_eta_history(
     post,
     path = "/v1/positions",
     tag = "positions",
+    security(("bearer" = [])),
     request_body(
         content = Vec<Object>,
         description = "`application/json` (an array of {vehicle_id, timestamp, lat, lon, speed_kmh?, heading?}, \
@@ -644,9 +667,11 @@ pub async fn get_eta_history(
 )]
 pub async fn post_positions(
     state: web::Data<AppState>,
+    caller: Caller,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
     let content_type = request
         .headers()
         .get("content-type")
@@ -669,7 +694,7 @@ pub async fn post_positions(
             BatchError::Malformed(message) => ApiError::BadPayload(message),
             BatchError::TooMany { limit, count } => ApiError::BatchTooLarge { limit, count },
         })?;
-        Ok(tracker.ingest(ORGANISATION, batch)?)
+        Ok(tracker.ingest(&organisation, batch)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(PositionsResponse {
@@ -694,6 +719,7 @@ pub async fn post_positions(
     get,
     path = "/v1/vehicles/{vehicle_id}/positions",
     tag = "positions",
+    security(("bearer" = [])),
     params(("vehicle_id" = String, Path, description = "The vehicle"), PositionsQuery),
     responses(
         (status = 200, description = "The pings", body = Vec<PositionDto>),
@@ -702,9 +728,11 @@ pub async fn post_positions(
 )]
 pub async fn vehicle_positions(
     state: web::Data<AppState>,
+    caller: Caller,
     vehicle_id: web::Path<String>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let query = web::Query::<PositionsQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::InvalidValue {
             field: String::new(),
@@ -716,7 +744,7 @@ pub async fn vehicle_positions(
         Some(text) => parse_timestamp(text, "since")?.with_timezone(&Utc),
         None => tracker.now() - TimeDelta::hours(24),
     };
-    let pings = blocking(move || Ok(tracker.positions(ORGANISATION, &vehicle_id, since)?)).await?;
+    let pings = blocking(move || Ok(tracker.positions(&organisation, &vehicle_id, since)?)).await?;
     let positions: Vec<PositionDto> = pings
         .into_iter()
         .map(|ping| PositionDto {

@@ -10,6 +10,7 @@ pub mod sqlite;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{ApiKey, Organisation};
 use crate::live::eta::Snapshot;
 use crate::live::shipment::{Shipment, Status};
 
@@ -76,6 +77,13 @@ pub trait Store: Send + Sync + 'static {
     fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
     /// The latest deliveries first.
     fn deliveries(&self, webhook_id: &str, limit: usize) -> StoreResult<Vec<Delivery>>;
+    fn insert_organisation(&self, organisation: &Organisation) -> StoreResult<()>;
+    fn organisations(&self) -> StoreResult<Vec<Organisation>>;
+    fn insert_key(&self, key: &ApiKey) -> StoreResult<()>;
+    /// One organisation's keys, or everyone's; revoked ones included.
+    fn keys(&self, organisation: Option<&str>) -> StoreResult<Vec<ApiKey>>;
+    /// False when there is no such key.
+    fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
 }
 
 /// Identifiers that sort by creation time: a prefix, the millisecond clock and randomness.

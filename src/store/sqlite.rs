@@ -10,13 +10,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{Delivery, Store, StoreError, StoreResult, Webhook};
+use crate::auth::{ApiKey, Organisation};
 use crate::live::eta::Snapshot;
 use crate::live::shipment::{Shipment, Status};
 
 /// Versioned by SQLite's `user_version`; append, never edit, a migration.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE shipments (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE shipments (
             id TEXT PRIMARY KEY,
             organisation TEXT NOT NULL,
             reference TEXT NOT NULL,
@@ -45,7 +47,19 @@ fn migrations() -> Migrations<'static> {
             PRIMARY KEY (id, attempt)
         );
         CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id);",
-    )])
+        ),
+        M::up(
+            "CREATE TABLE organisations (
+                id TEXT PRIMARY KEY,
+                body TEXT NOT NULL
+            );
+            CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                organisation TEXT NOT NULL REFERENCES organisations (id),
+                body TEXT NOT NULL
+            );",
+        ),
+    ])
 }
 
 pub struct SqliteStore {
@@ -267,12 +281,76 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn insert_organisation(&self, organisation: &Organisation) -> StoreResult<()> {
+        self.insert_body(
+            "INSERT INTO organisations (id, body) VALUES (?1, ?2)",
+            &organisation.id,
+            None,
+            to_json(organisation)?,
+        )
+    }
+
+    fn organisations(&self) -> StoreResult<Vec<Organisation>> {
+        self.bodies("SELECT body FROM organisations ORDER BY id", [])
+    }
+
+    fn insert_key(&self, key: &ApiKey) -> StoreResult<()> {
+        self.insert_body(
+            "INSERT INTO api_keys (id, organisation, body) VALUES (?1, ?2, ?3)",
+            &key.id,
+            Some(&key.organisation),
+            to_json(key)?,
+        )
+    }
+
+    fn keys(&self, organisation: Option<&str>) -> StoreResult<Vec<ApiKey>> {
+        self.bodies(
+            "SELECT body FROM api_keys WHERE ?1 IS NULL OR organisation = ?1 ORDER BY id",
+            params![organisation],
+        )
+    }
+
+    fn revoke_key(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<bool> {
+        let found: Vec<ApiKey> =
+            self.bodies("SELECT body FROM api_keys WHERE id = ?1", params![id])?;
+        let Some(mut key) = found.into_iter().next() else {
+            return Ok(false);
+        };
+        if key.revoked_at.is_none() {
+            key.revoked_at = Some(at);
+        }
+        let body = to_json(&key)?;
+        self.with(|connection| {
+            connection.execute(
+                "UPDATE api_keys SET body = ?2 WHERE id = ?1",
+                params![id, body],
+            )
+        })?;
+        Ok(true)
+    }
+
     fn deliveries(&self, webhook_id: &str, limit: usize) -> StoreResult<Vec<Delivery>> {
         self.bodies(
             "SELECT body FROM deliveries WHERE webhook_id = ?1
              ORDER BY rowid DESC LIMIT ?2",
             params![webhook_id, limit as i64],
         )
+    }
+}
+
+impl SqliteStore {
+    fn insert_body(
+        &self,
+        sql: &str,
+        id: &str,
+        owner: Option<&str>,
+        body: String,
+    ) -> StoreResult<()> {
+        self.with(|connection| match owner {
+            Some(owner) => connection.execute(sql, params![id, owner, body]),
+            None => connection.execute(sql, params![id, body]),
+        })?;
+        Ok(())
     }
 }
 

@@ -15,7 +15,10 @@ pub const TEST_NOW: &str = "2026-11-28T09:00:00Z";
 
 pub struct TestApp {
     pub address: String,
+    /// Sends the demo organisation's carrier key unless a request sets its own.
     pub client: reqwest::Client,
+    /// The demo organisation's keys by role: `carrier`, `dispatcher`, `partner`, `admin`.
+    pub keys: std::collections::HashMap<String, String>,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The app's data directory, removed with it.
@@ -58,31 +61,65 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let server = tokio::spawn(application.run_until_stopped(async move {
         let _ = receiver.await;
     }));
+    let keys = demo_keys(&settings.storage.data_dir);
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        client: client(),
+        client: client_with_key(&keys["carrier"]),
+        keys,
         shutdown: Some(sender),
         server,
         _data: data,
     }
 }
 
+/// The keys the first start wrote to the data directory, by role.
+pub fn demo_keys(data_dir: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(data_dir.join(etape::auth::DEMO_KEYS_FILE))
+        .expect("the first start writes the demo keys");
+    text.lines()
+        .filter_map(|line| line.strip_prefix("ETAPE_")?.split_once("_KEY="))
+        .map(|(role, key)| (role.to_ascii_lowercase(), key.to_owned()))
+        .collect()
+}
+
+/// A client that sends `key` with every request that sets no `Authorization` of its own.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    etape::webhooks::install_tls_provider();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// The real binary, serving on a free port of 127.0.0.1 with JSON logs.
 pub struct RunningBinary {
     pub child: std::process::Child,
     pub base: String,
+    /// With the carrier key of the data directory's demo organisation.
+    pub client: reqwest::Client,
 }
 
 impl RunningBinary {
-    /// Starts `etape serve` with `args` after the bind and log flags, and waits until it
-    /// listens.
-    pub fn start(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Self {
+    /// Starts `etape serve` with `data_dir` and `args` after the bind and log flags, and
+    /// waits until it listens.
+    pub fn start(
+        data_dir: &std::path::Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Self {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
 
         let mut command = Command::new(env!("CARGO_BIN_EXE_etape"));
         command
             .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(data_dir)
             .args(args)
             .env("ETAPE__SERVER__WORKERS", "1")
             .stdout(Stdio::piped())
@@ -106,13 +143,14 @@ impl RunningBinary {
         Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            client: client_with_key(&demo_keys(data_dir)["carrier"]),
         }
     }
 }
 
 impl RunningBinary {
     pub async fn get_json(&self, path: &str) -> Value {
-        client()
+        self.client
             .get(format!("{}{path}", self.base))
             .send()
             .await
@@ -186,10 +224,4 @@ pub fn segments<'a>(response: &'a Value, kind: &str) -> Vec<&'a Value> {
 /// Where test artifacts go, for tools that check them after the run.
 pub fn artifact_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
-}
-
-/// An HTTP client for the tests, with the TLS provider the service uses.
-pub fn client() -> reqwest::Client {
-    etape::webhooks::install_tls_provider();
-    reqwest::Client::new()
 }

@@ -1,5 +1,6 @@
 //! One integration-test binary: every module shares one link step and one `spawn_app`.
 
+mod access;
 mod cli;
 mod errors;
 mod eta;

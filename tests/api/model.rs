@@ -182,17 +182,12 @@ async fn sighup_reloads_the_model_without_dropping_a_request() {
     let _ = std::fs::remove_dir_all(&dir);
     let data = tempfile::tempdir().unwrap();
     let mut server = RunningBinary::start(
-        &[
-            "--model".as_ref(),
-            dir.as_os_str(),
-            "--no-demo".as_ref(),
-            "--data-dir".as_ref(),
-            data.path().as_os_str(),
-        ],
+        data.path(),
+        &["--model".as_ref(), dir.as_os_str(), "--no-demo".as_ref()],
         &[],
     );
     let base = server.base.clone();
-    let client = crate::helpers::client();
+    let client = server.client.clone();
     let model_name = || async {
         let ready: Value = server.get_json("/readyz").await;
         ready["model"]["name"].as_str().unwrap().to_owned()

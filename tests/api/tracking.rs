@@ -225,7 +225,15 @@ async fn a_lille_to_marseille_shipment_follows_its_pings_and_signs_its_webhooks(
         "{outcome}"
     );
     let last_driving = driving.last().unwrap().0;
-    let moving = eta_as_of(&app, &id, last_driving).await;
+    // The earlier pings came last: wait until the estimate has seen them too.
+    let mut moving = eta_as_of(&app, &id, last_driving).await;
+    for _ in 0..200 {
+        if moving["driven_today_minutes"].as_f64().unwrap() > 150.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        moving = eta_as_of(&app, &id, last_driving).await;
+    }
     let (_, shipment) = get_json(&app, &format!("/v1/shipments/{id}")).await;
     assert_eq!(shipment["status"], "in_transit");
     assert_eq!(moving["stops"][0]["state"], "pending");
@@ -575,13 +583,13 @@ async fn a_traccar_server_can_forward_its_positions() {
 #[tokio::test]
 async fn kill_9_during_ingestion_loses_no_acknowledged_ping() {
     let data = tempfile::tempdir().unwrap();
-    let args = [
-        "--no-demo".as_ref(),
-        "--data-dir".as_ref(),
-        data.path().as_os_str(),
-    ];
-    let server = RunningBinary::start(&args, &[("ETAPE__MODEL__DIR", "target/tmp/no-model-here")]);
-    let client = crate::helpers::client();
+    let args = ["--no-demo".as_ref()];
+    let server = RunningBinary::start(
+        data.path(),
+        &args,
+        &[("ETAPE__MODEL__DIR", "target/tmp/no-model-here")],
+    );
+    let client = server.client.clone();
     let base = server.base.clone();
     let start = (Utc::now() - TimeDelta::hours(20))
         .duration_trunc(TimeDelta::seconds(1))
@@ -628,8 +636,11 @@ async fn kill_9_during_ingestion_loses_no_acknowledged_ping() {
     sender.await.unwrap();
     let acknowledged = acknowledged.lock().unwrap().clone();
 
-    let restarted =
-        RunningBinary::start(&args, &[("ETAPE__MODEL__DIR", "target/tmp/no-model-here")]);
+    let restarted = RunningBinary::start(
+        data.path(),
+        &args,
+        &[("ETAPE__MODEL__DIR", "target/tmp/no-model-here")],
+    );
     let stored: Value = restarted
         .get_json(&format!(
             "/v1/vehicles/K-9/positions?since={}",
@@ -660,10 +671,7 @@ async fn kill_9_during_ingestion_loses_no_acknowledged_ping() {
 async fn the_demo_fleet_is_on_the_road_seconds_after_start() {
     let data = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    let server = RunningBinary::start(
-        &["--data-dir".as_ref(), data.path().as_os_str()],
-        &[("ETAPE__DEMO__TRUCKS", "4")],
-    );
+    let server = RunningBinary::start(data.path(), &[], &[("ETAPE__DEMO__TRUCKS", "4")]);
     let mut moving = 0;
     while started.elapsed() < std::time::Duration::from_secs(20) {
         let page: Value = server.get_json("/v1/shipments?status=in_transit").await;
@@ -687,10 +695,7 @@ async fn the_demo_fleet_is_on_the_road_seconds_after_start() {
 
     // A restart retires the previous run's trucks instead of leaving them on the road.
     drop(server);
-    let server = RunningBinary::start(
-        &["--data-dir".as_ref(), data.path().as_os_str()],
-        &[("ETAPE__DEMO__TRUCKS", "4")],
-    );
+    let server = RunningBinary::start(data.path(), &[], &[("ETAPE__DEMO__TRUCKS", "4")]);
     let mut cancelled = 0;
     for _ in 0..100 {
         let page: Value = server.get_json("/v1/shipments?status=cancelled").await;

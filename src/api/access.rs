@@ -1,0 +1,52 @@
+//! Who may call: the bearer key of every `/v1` request, and the roles each route asks for.
+
+use std::future::{ready, Ready};
+
+use actix_web::{web, FromRequest, HttpRequest};
+
+use crate::api::error::ApiError;
+use crate::api::AppState;
+use crate::auth::{AuthError, Caller, Role};
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let Some(state) = request.app_data::<web::Data<AppState>>() else {
+            return ready(Err(ApiError::Internal("no application state".into())));
+        };
+        let header = request
+            .headers()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok());
+        ready(
+            state
+                .keyring
+                .authenticate(header)
+                .map_err(|error| ApiError::Unauthorized {
+                    message: error.to_string(),
+                    missing: error == AuthError::Missing,
+                }),
+        )
+    }
+}
+
+impl Caller {
+    /// The caller's organisation, when it holds one of `roles`.
+    pub fn allow(&self, roles: &[Role]) -> Result<String, ApiError> {
+        if roles.iter().any(|role| self.has(*role)) {
+            return Ok(self.organisation.clone());
+        }
+        Err(ApiError::Forbidden {
+            message: format!(
+                "this needs a key with the role {}",
+                roles
+                    .iter()
+                    .map(|role| role.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        })
+    }
+}
