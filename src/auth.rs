@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -94,8 +95,13 @@ const PEPPER_FILE: &str = "pepper.key";
 /// The keys of every organisation, cached; the store stays the truth.
 pub struct Keyring {
     pepper: Vec<u8>,
+    store: Arc<dyn Store>,
     keys: RwLock<HashMap<String, ApiKey>>,
+    /// Keys are read again from the store at most this often.
+    last_reload: Mutex<Instant>,
 }
+
+const RELOAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 fn digest(pepper: &[u8], secret: &str) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(pepper).expect("any key length");
@@ -105,7 +111,7 @@ fn digest(pepper: &[u8], secret: &str) -> Hmac<Sha256> {
 
 impl Keyring {
     /// Reads the pepper from the data directory, creating it at first start.
-    pub fn open(data_dir: &Path, store: &dyn Store) -> anyhow::Result<Self> {
+    pub fn open(data_dir: &Path, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let path = data_dir.join(PEPPER_FILE);
         let pepper = match std::fs::read(&path) {
             Ok(pepper) if pepper.len() >= 32 => pepper,
@@ -119,20 +125,40 @@ impl Keyring {
         };
         let keyring = Self {
             pepper,
+            store,
             keys: RwLock::new(HashMap::new()),
+            last_reload: Mutex::new(Instant::now()),
         };
-        keyring.reload(store)?;
+        keyring.reload()?;
         Ok(keyring)
     }
 
-    pub fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let keys = store.keys(None)?;
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let keys = self.store.keys(None)?;
         *self
             .keys
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) =
             keys.into_iter().map(|key| (key.id.clone(), key)).collect();
+        *self
+            .last_reload
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
         Ok(())
+    }
+
+    /// Reads the keys again when the last read is a second old, whatever the traffic.
+    fn refresh(&self) {
+        let due = self
+            .last_reload
+            .lock()
+            .map(|last| last.elapsed() >= RELOAD_AT_MOST_EVERY)
+            .unwrap_or(true);
+        if due {
+            if let Err(error) = self.reload() {
+                tracing::error!(message = "Keys could not be read again.", %error);
+            }
+        }
     }
 
     /// Makes a key: the record to store and the key to show once.
@@ -162,11 +188,15 @@ impl Keyring {
             .strip_prefix(PREFIX)
             .and_then(|rest| rest.split_once('_'))
             .ok_or(AuthError::Invalid)?;
-        let keys = self
+        // Keys made or revoked by `etape keys` while the service runs count within a second.
+        self.refresh();
+        let key = self
             .keys
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = keys.get(id).ok_or(AuthError::Invalid)?;
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or(AuthError::Invalid)?;
         let expected = hex::decode(&key.hash).map_err(|_| AuthError::Invalid)?;
         digest(&self.pepper, secret)
             .verify_slice(&expected)
@@ -204,9 +234,9 @@ pub const DEMO_KEYS_FILE: &str = "demo-keys.env";
 /// to `demo-keys.env` in the data directory (owner-only) and returned to be printed once.
 pub fn bootstrap(
     data_dir: &Path,
-    store: &dyn Store,
     keyring: &Keyring,
 ) -> anyhow::Result<Option<Vec<(Role, String)>>> {
+    let store = &*keyring.store;
     if !store.organisations()?.is_empty() {
         return Ok(None);
     }
@@ -231,7 +261,7 @@ pub fn bootstrap(
         issued.push((role, key));
     }
     write_private(&data_dir.join(DEMO_KEYS_FILE), file.as_bytes())?;
-    keyring.reload(store)?;
+    keyring.reload()?;
     Ok(Some(issued))
 }
 
@@ -243,11 +273,11 @@ mod tests {
     #[test]
     fn a_key_authenticates_its_organisation_until_revoked() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::in_memory().unwrap();
-        let keyring = Keyring::open(dir.path(), &store).unwrap();
-        let issued = bootstrap(dir.path(), &store, &keyring).unwrap().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let keyring = Keyring::open(dir.path(), store.clone()).unwrap();
+        let issued = bootstrap(dir.path(), &keyring).unwrap().unwrap();
         assert_eq!(issued.len(), 4);
-        assert!(bootstrap(dir.path(), &store, &keyring).unwrap().is_none());
+        assert!(bootstrap(dir.path(), &keyring).unwrap().is_none());
         let (role, key) = &issued[0];
         let caller = keyring
             .authenticate(Some(&format!("Bearer {key}")))
@@ -272,14 +302,14 @@ mod tests {
             Err(AuthError::Invalid)
         );
         store.revoke_key(&caller.key_id, Utc::now()).unwrap();
-        keyring.reload(&store).unwrap();
+        keyring.reload().unwrap();
         assert_eq!(
             keyring.authenticate(Some(&format!("Bearer {key}"))),
             Err(AuthError::Revoked)
         );
         // Another pepper (another installation) accepts none of these keys.
         let other = tempfile::tempdir().unwrap();
-        let foreign = Keyring::open(other.path(), &store).unwrap();
+        let foreign = Keyring::open(other.path(), store.clone()).unwrap();
         assert_eq!(
             foreign.authenticate(Some(&format!("Bearer {}", issued[1].1))),
             Err(AuthError::Invalid)

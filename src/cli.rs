@@ -40,6 +40,10 @@ pub enum Command {
     /// Measure a model's parameters on histories: time split, partner left out, pooled
     /// against own-only, baselines; print a table, write JSON and Markdown reports.
     Evaluate(EvaluateArgs),
+    /// Organisations and API keys in the data directory. A running service sees new and
+    /// revoked keys within a second.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the effective settings (defaults, file and environment merged) as TOML.
     Config,
     /// Exit 0 if the service at ADDRESS answers /healthz with 200 (for container health checks).
@@ -47,6 +51,39 @@ pub enum Command {
         /// Defaults to the configured bind address, with 0.0.0.0 read as 127.0.0.1.
         #[arg(long)]
         address: Option<SocketAddr>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Issue a key and print it (shown this once).
+    Create {
+        #[arg(long)]
+        organisation: String,
+        /// What the key is for, such as "TMS integration".
+        #[arg(long)]
+        name: String,
+        /// carrier, dispatcher, partner or admin; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Create the organisation first, with this display name.
+        #[arg(long)]
+        new_organisation_name: Option<String>,
+        #[arg(long, env = "ETAPE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// List keys (never the keys themselves), of one organisation or all.
+    List {
+        #[arg(long)]
+        organisation: Option<String>,
+        #[arg(long, env = "ETAPE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        id: String,
+        #[arg(long, env = "ETAPE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
     },
 }
 

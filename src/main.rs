@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use etape::cli::{Cli, Command, EvaluateArgs, HistoryArgs, ServeArgs, SimulateArgs, TrainArgs};
+use etape::cli::{
+    Cli, Command, EvaluateArgs, HistoryArgs, KeysCommand, ServeArgs, SimulateArgs, TrainArgs,
+};
 use etape::config::Settings;
 use etape::domain::eta::RulesEta;
 use etape::history::files::load_history;
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::Healthcheck { address } => healthcheck(config, address),
         Command::Train(args) => train(config, &args),
         Command::Evaluate(args) => evaluate(config, &args),
+        Command::Keys(command) => keys(config, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,6 +45,85 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
+    use etape::auth::{Keyring, Organisation, Role};
+    use etape::store::sqlite::SqliteStore;
+    use etape::store::Store;
+
+    let settings = Settings::load(config)?;
+    let data_dir = match &command {
+        KeysCommand::Create { data_dir, .. }
+        | KeysCommand::List { data_dir, .. }
+        | KeysCommand::Revoke { data_dir, .. } => data_dir
+            .clone()
+            .unwrap_or_else(|| settings.storage.data_dir.clone()),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let store: std::sync::Arc<dyn Store> =
+        std::sync::Arc::new(SqliteStore::open(&data_dir.join("etape.sqlite"))?);
+    let keyring = Keyring::open(&data_dir, store.clone())?;
+    match command {
+        KeysCommand::Create {
+            organisation,
+            name,
+            roles,
+            new_organisation_name,
+            ..
+        } => {
+            let roles = roles
+                .iter()
+                .map(|text| {
+                    Role::parse(text).with_context(|| {
+                        format!("unknown role {text:?}: carrier, dispatcher, partner or admin")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let known = store
+                .organisations()?
+                .iter()
+                .any(|existing| existing.id == organisation);
+            match (known, new_organisation_name) {
+                (true, Some(_)) => bail!("organisation {organisation} already exists"),
+                (false, None) => bail!(
+                    "no organisation {organisation}; add --new-organisation-name to create it"
+                ),
+                (false, Some(display)) => store.insert_organisation(&Organisation {
+                    id: organisation.clone(),
+                    name: display,
+                    created_at: chrono::Utc::now(),
+                })?,
+                (true, None) => {}
+            }
+            let (record, key) = keyring.issue(&organisation, &name, roles);
+            store.insert_key(&record)?;
+            println!("{key}");
+            eprintln!("key {} for {organisation}: shown this once", record.id);
+        }
+        KeysCommand::List { organisation, .. } => {
+            for key in store.keys(organisation.as_deref())? {
+                let roles: Vec<&str> = key.roles.iter().map(|role| role.as_str()).collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    key.id,
+                    key.organisation,
+                    roles.join(","),
+                    key.name,
+                    key.revoked_at
+                        .map_or("active".to_owned(), |at| format!("revoked {at}"))
+                );
+            }
+        }
+        KeysCommand::Revoke { id, .. } => {
+            if !store.revoke_key(&id, chrono::Utc::now())? {
+                bail!("no key {id}");
+            }
+            eprintln!("key {id} revoked");
+        }
+    }
+    Ok(())
 }
 
 fn serve(config: Option<&Path>, args: &ServeArgs) -> anyhow::Result<()> {

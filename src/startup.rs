@@ -61,9 +61,9 @@ impl Application {
                 .context("cannot open the database")?,
         );
         let keyring =
-            Arc::new(Keyring::open(data_dir, &*store).context("cannot open the keyring")?);
-        if let Some(issued) = auth::bootstrap(data_dir, &*store, &keyring)
-            .context("cannot create the demo organisation")?
+            Arc::new(Keyring::open(data_dir, store.clone()).context("cannot open the keyring")?);
+        if let Some(issued) =
+            auth::bootstrap(data_dir, &keyring).context("cannot create the demo organisation")?
         {
             print_demo_keys(&issued, data_dir);
         }

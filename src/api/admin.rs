@@ -239,7 +239,7 @@ pub async fn create_key(
         }
         let (record, key) = keyring.issue(&organisation, &name, roles);
         store.insert_key(&record).map_err(storage)?;
-        keyring.reload(&*store).map_err(storage)?;
+        keyring.reload().map_err(storage)?;
         Ok((record, key))
     })
     .await?;
@@ -296,7 +296,7 @@ pub async fn revoke_key(
     );
     let revoked = blocking(move || {
         let revoked = store.revoke_key(&id, now).map_err(storage)?;
-        keyring.reload(&*store).map_err(storage)?;
+        keyring.reload().map_err(storage)?;
         Ok(revoked)
     })
     .await?;

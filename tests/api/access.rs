@@ -279,3 +279,107 @@ async fn no_organisation_reaches_another_ones_data() {
     let hooks: Value = app.get("/v1/webhooks").await.json().await.unwrap();
     assert_eq!(hooks.as_array().unwrap().len(), 1);
 }
+
+/// `etape keys` works on the data directory; a running service accepts a new key at once and
+/// refuses a revoked one within a second.
+#[tokio::test]
+async fn keys_made_on_the_command_line_work_on_a_running_service() {
+    use std::process::Command;
+
+    let data = tempfile::tempdir().unwrap();
+    let server = crate::helpers::RunningBinary::start(data.path(), &["--no-demo".as_ref()], &[]);
+    let etape = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_etape"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (ok, _, error) = etape(&[
+        "keys",
+        "create",
+        "--organisation",
+        "martin",
+        "--name",
+        "TMS",
+        "--role",
+        "carrier",
+    ]);
+    assert!(!ok);
+    assert!(error.contains("--new-organisation-name"), "{error}");
+    let (ok, _, error) = etape(&[
+        "keys",
+        "create",
+        "--organisation",
+        "demo",
+        "--name",
+        "x",
+        "--role",
+        "pilot",
+    ]);
+    assert!(!ok && error.contains("unknown role"), "{error}");
+    let (ok, key, _) = etape(&[
+        "keys",
+        "create",
+        "--organisation",
+        "martin",
+        "--new-organisation-name",
+        "Transports Martin",
+        "--name",
+        "TMS",
+        "--role",
+        "carrier",
+        "--role",
+        "dispatcher",
+    ]);
+    assert!(ok);
+    let key = key.trim().to_owned();
+    let client = reqwest::Client::new();
+    let shipments = |key: String| {
+        let (client, url) = (client.clone(), format!("{}/v1/shipments", server.base));
+        async move {
+            client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let mut status = 401;
+    for _ in 0..30 {
+        status = shipments(key.clone()).await;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+    let (_, listed, _) = etape(&["keys", "list", "--organisation", "martin"]);
+    let id = listed.split('\t').next().unwrap().to_owned();
+    assert!(
+        listed.contains("carrier,dispatcher") && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key));
+    let (ok, _, _) = etape(&["keys", "revoke", &id]);
+    assert!(ok);
+    let mut status = 200;
+    for _ in 0..30 {
+        status = shipments(key.clone()).await;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 401);
+    assert!(!etape(&["keys", "revoke", "nothing"]).0);
+}
