@@ -283,6 +283,13 @@ impl PingBook {
     pub fn vehicles(&self) -> usize {
         self.tracks.len()
     }
+
+    /// Drops the vehicles whose newest ping is older than `before_ms`; returns how many.
+    pub fn forget_quiet(&mut self, before_ms: i64) -> usize {
+        let before = self.tracks.len();
+        self.tracks.retain(|_, track| track.newest_ms >= before_ms);
+        before - self.tracks.len()
+    }
 }
 
 impl Track {

@@ -186,6 +186,15 @@ fn the_book_forgets_pings_older_than_its_window() {
         vehicle_id: "A".into(),
     };
     assert_eq!(book.len(&key), 1);
+    assert_eq!(
+        book.forget_quiet(at("2026-11-28T09:00:00Z").timestamp_millis()),
+        0
+    );
+    assert_eq!(
+        book.forget_quiet(at("2026-11-28T11:00:00Z").timestamp_millis()),
+        1
+    );
+    assert_eq!(book.vehicles(), 0);
 }
 
 #[test]

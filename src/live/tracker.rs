@@ -604,7 +604,12 @@ impl Tracker {
                 }
             }
         }
-        lock(&self.latest).insert(shipment.id.clone(), snapshot);
+        if shipment.status.is_active() {
+            lock(&self.latest).insert(shipment.id.clone(), snapshot);
+        } else {
+            // A finished shipment's last estimate is in the history; memory holds live ones.
+            lock(&self.latest).remove(&shipment.id);
+        }
         Ok(())
     }
 
@@ -632,9 +637,16 @@ impl Tracker {
     }
 
     /// Merges small ping segments; run now and then.
+    /// Also forgets the vehicles that have not pinged for the whole window.
     pub fn compact(&self) -> Result<usize, TrackError> {
-        let since = self.now()
-            - TimeDelta::hours(self.settings.window_hours.max(self.settings.max_age_hours));
+        let now = self.now();
+        let quiet_since = now - TimeDelta::hours(self.settings.window_hours);
+        let forgotten = lock(&self.book).forget_quiet(quiet_since.timestamp_millis());
+        if forgotten > 0 {
+            tracing::info!(message = "Quiet vehicles forgotten.", vehicles = forgotten);
+        }
+        let since =
+            now - TimeDelta::hours(self.settings.window_hours.max(self.settings.max_age_hours));
         self.log
             .compact(since.timestamp_millis(), MAX_SEGMENTS)
             .map_err(|error| TrackError::Storage(error.to_string()))
