@@ -195,6 +195,8 @@ pub struct ApiSettings {
     /// Largest body of a batch request.
     pub max_batch_body_bytes: usize,
     pub max_batch_requests: usize,
+    /// Largest history upload; it streams to disk, so this bounds the disk, not the memory.
+    pub max_upload_bytes: usize,
     pub max_stops: usize,
     /// Departures further than this from now, either way, are refused as mistakes.
     pub max_departure_offset_days: i64,
@@ -254,6 +256,7 @@ impl Default for ApiSettings {
         Self {
             max_body_bytes: 256 * 1024,
             max_batch_body_bytes: 32 * 1024 * 1024,
+            max_upload_bytes: 1024 * 1024 * 1024,
             max_batch_requests: 10_000,
             max_stops: 100,
             max_departure_offset_days: 365,

@@ -12,6 +12,7 @@
 //! - [`registry`]: model directories on disk.
 //! - [`live`]: shipments, pings and the estimates that follow them.
 //! - [`store`]: SQLite and Parquet segments behind a storage trait.
+//! - [`uploads`]: partners' history uploads on disk.
 //! - [`webhooks`]: signed deliveries to the carriers' systems.
 //! - [`demo`]: a simulated fleet driving through the real ingestion path.
 //! - [`startup`]: wires everything into a running server; shared by `main` and the tests.
@@ -32,4 +33,5 @@ pub mod simulate;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod uploads;
 pub mod webhooks;

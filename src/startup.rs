@@ -26,6 +26,7 @@ use crate::store::segments::PingLog;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::telemetry::Metrics;
+use crate::uploads::UploadArea;
 use crate::webhooks::Dispatcher;
 
 pub struct Application {
@@ -67,6 +68,12 @@ impl Application {
         {
             print_demo_keys(&issued, data_dir);
         }
+        let swept = UploadArea::new(data_dir)
+            .sweep(&store.uploads(None)?)
+            .context("cannot tidy the uploads")?;
+        if swept > 0 {
+            tracing::warn!(message = "Unfinished uploads removed.", directories = swept);
+        }
         let log = PingLog::open(&data_dir.join("pings")).context("cannot open the ping log")?;
         let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
         let tracker = Arc::new(
@@ -90,6 +97,8 @@ impl Application {
             tracker: tracker.clone(),
             store: store.clone(),
             keyring,
+            data_dir: data_dir.clone(),
+            model_dir: settings.model.dir.clone(),
         });
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::api::body::{parse_json, read_limited};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::AppState;
+use crate::api::{blocking, storage, AppState};
 use crate::auth::{ApiKey, Caller, Organisation, Role};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -86,18 +86,6 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
         field: field.into(),
         message: message.into(),
     }
-}
-
-fn storage(error: crate::store::StoreError) -> ApiError {
-    ApiError::Internal(error.to_string())
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(work)
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?
 }
 
 /// Create an organisation.

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::api::body::{parse_json, read_limited};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::AppState;
+use crate::api::{blocking, storage, AppState};
 use crate::auth::{Caller, Role};
 use crate::store::{new_id, Delivery, Webhook};
 use crate::webhooks::{new_secret, EVENTS};
@@ -127,18 +127,6 @@ impl WebhookRequest {
         }
         Ok(())
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(work)
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?
-}
-
-fn storage(error: crate::store::StoreError) -> ApiError {
-    ApiError::Internal(error.to_string())
 }
 
 /// Subscribe a URL to events. The answer holds the signing secret, once.

@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 pub mod eta;
 pub mod health;
+pub mod history;
 pub mod hooks;
 pub mod openapi;
 pub mod tracking;
@@ -43,6 +44,10 @@ pub struct AppState {
     pub tracker: Arc<Tracker>,
     pub store: Arc<dyn Store>,
     pub keyring: Arc<Keyring>,
+    /// Where uploads live (`<data_dir>/uploads`).
+    pub data_dir: std::path::PathBuf,
+    /// The served model's directory, whose card says what it learnt from.
+    pub model_dir: std::path::PathBuf,
 }
 
 /// Where "now" comes from: the system, or a fixed instant so that tests do not age.
@@ -59,6 +64,19 @@ impl Clock {
             Self::Fixed(instant) => instant,
         }
     }
+}
+
+/// Runs work that reads and writes the disk, or runs polars, on the blocking pool: off the
+/// workers that serve other connections, and where polars may block.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(work).await.map_err(storage)?
+}
+
+/// A storage failure: the detail goes to the log, the caller gets a 500.
+pub(crate) fn storage(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(error.to_string())
 }
 
 /// Registers every route. The OpenAPI document lists the same ones; a test holds them equal.
@@ -106,6 +124,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(admin::list_keys)),
         )
         .service(resource("/v1/keys/{id}").route(web::delete().to(admin::revoke_key)))
+        .service(
+            resource("/v1/history")
+                .route(web::post().to(history::upload))
+                .route(web::get().to(history::list)),
+        )
+        .service(resource("/v1/history/{id}").route(web::delete().to(history::erase)))
+        .service(resource("/v1/history/{id}/export").route(web::get().to(history::export)))
+        .service(resource("/v1/partners/me").route(web::get().to(history::me)))
+        .service(resource("/v1/partners/me/consent").route(web::put().to(history::set_consent)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))

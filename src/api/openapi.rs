@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::Modify;
 
-use crate::api::{admin, dto, error, eta, health, hooks, tracking};
+use crate::api::{admin, dto, error, eta, health, history, hooks, tracking};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,8 @@ use crate::api::{admin, dto, error, eta, health, hooks, tracking};
         hooks::list_deliveries,
         admin::create_organisation, admin::list_organisations, admin::create_key,
         admin::list_keys, admin::revoke_key,
+        history::upload, history::list, history::export, history::erase, history::me,
+        history::set_consent,
         health::healthz, health::readyz, health::metrics, openapi
     ),
     components(schemas(error::ErrorBody, dto::EtaRequest, dto::EtaResponse, dto::BatchRequest, dto::BatchResponse)),
@@ -36,6 +38,7 @@ use crate::api::{admin, dto, error, eta, health, hooks, tracking};
         (name = "positions", description = "GPS pings"),
         (name = "webhooks", description = "Signed notifications to the TMS"),
         (name = "admin", description = "Organisations and API keys"),
+        (name = "history", description = "Partners' trip histories and consent"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::body::{parse_json, read_limited};
 use crate::api::dto::{parse_timestamp, DriverRequest, LatLon, VehicleClassDto, WindowDto};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::AppState;
+use crate::api::{blocking, AppState};
 use crate::auth::{Caller, Role};
 use crate::domain::vehicle::VehicleClass;
 use crate::live::eta::Snapshot;
@@ -387,15 +387,6 @@ impl ShipmentRequest {
             accuracy: Vec::new(),
         })
     }
-}
-
-/// Runs tracker work on the blocking pool: it reads and writes the disk and runs polars.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(work)
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?
 }
 
 /// Register a shipment to follow.

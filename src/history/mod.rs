@@ -124,6 +124,9 @@ pub struct ValidationReport {
     /// Rows of each table, as read.
     pub trip_rows: usize,
     pub ping_rows: usize,
+    /// Every trip record with a problem (from 1, as in [`Problem::row`]), all of them, so that
+    /// the good rows can be kept when the caller asks for it.
+    pub bad_trip_rows: Vec<usize>,
 }
 
 impl ValidationReport {

@@ -68,7 +68,10 @@ pub fn validate(
         columns
     });
     if !report.report.is_clean() {
-        return Err(report.report);
+        let mut report = report.report;
+        report.bad_trip_rows.sort_unstable();
+        report.bad_trip_rows.dedup();
+        return Err(report);
     }
     let build = |columns: &Columns, specs: &[ColumnSpec]| {
         typed_frame(columns, specs).map_err(|error| ValidationReport {
@@ -105,6 +108,12 @@ impl Reporter {
 
     fn add(&mut self, table: Table, row: Option<usize>, column: &str, reason: impl Into<String>) {
         self.report.total += 1;
+        if let (Table::Trips, Some(index)) = (table, row) {
+            let record = index + 1;
+            if self.report.bad_trip_rows.last() != Some(&record) {
+                self.report.bad_trip_rows.push(record);
+            }
+        }
         if self.report.problems.len() < self.max_problems {
             self.report.problems.push(Problem {
                 table,

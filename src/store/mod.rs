@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{ApiKey, Organisation};
 use crate::live::eta::Snapshot;
 use crate::live::shipment::{Shipment, Status};
+use crate::uploads::Upload;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -84,6 +85,21 @@ pub trait Store: Send + Sync + 'static {
     fn keys(&self, organisation: Option<&str>) -> StoreResult<Vec<ApiKey>>;
     /// False when there is no such key.
     fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+    fn insert_upload(&self, upload: &Upload) -> StoreResult<()>;
+    /// One organisation's uploads, or everyone's, oldest first.
+    fn uploads(&self, organisation: Option<&str>) -> StoreResult<Vec<Upload>>;
+    /// False when the organisation has no such upload.
+    fn delete_upload(&self, organisation: &str, id: &str) -> StoreResult<bool>;
+    /// Whether the organisation's rows may train the pooled model; `None` until it says.
+    fn consent(&self, organisation: &str) -> StoreResult<Option<Consent>>;
+    fn set_consent(&self, consent: &Consent) -> StoreResult<()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consent {
+    pub organisation: String,
+    pub pool: bool,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Identifiers that sort by creation time: a prefix, the millisecond clock and randomness.

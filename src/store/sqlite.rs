@@ -9,10 +9,11 @@ use rusqlite_migration::{Migrations, M};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Delivery, Store, StoreError, StoreResult, Webhook};
+use super::{Consent, Delivery, Store, StoreError, StoreResult, Webhook};
 use crate::auth::{ApiKey, Organisation};
 use crate::live::eta::Snapshot;
 use crate::live::shipment::{Shipment, Status};
+use crate::uploads::Upload;
 
 /// Versioned by SQLite's `user_version`; append, never edit, a migration.
 fn migrations() -> Migrations<'static> {
@@ -56,6 +57,19 @@ fn migrations() -> Migrations<'static> {
             CREATE TABLE api_keys (
                 id TEXT PRIMARY KEY,
                 organisation TEXT NOT NULL REFERENCES organisations (id),
+                body TEXT NOT NULL
+            );",
+        ),
+        M::up(
+            "CREATE TABLE uploads (
+                id TEXT PRIMARY KEY,
+                organisation TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                body TEXT NOT NULL,
+                UNIQUE (organisation, sha256)
+            );
+            CREATE TABLE consents (
+                organisation TEXT PRIMARY KEY,
                 body TEXT NOT NULL
             );",
         ),
@@ -327,6 +341,54 @@ impl Store for SqliteStore {
             )
         })?;
         Ok(true)
+    }
+
+    fn insert_upload(&self, upload: &Upload) -> StoreResult<()> {
+        let body = to_json(upload)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO uploads (id, organisation, sha256, body) VALUES (?1, ?2, ?3, ?4)",
+                params![upload.id, upload.organisation, upload.sha256, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn uploads(&self, organisation: Option<&str>) -> StoreResult<Vec<Upload>> {
+        self.bodies(
+            "SELECT body FROM uploads WHERE ?1 IS NULL OR organisation = ?1 ORDER BY id",
+            params![organisation],
+        )
+    }
+
+    fn delete_upload(&self, organisation: &str, id: &str) -> StoreResult<bool> {
+        let deleted = self.with(|connection| {
+            connection.execute(
+                "DELETE FROM uploads WHERE organisation = ?1 AND id = ?2",
+                params![organisation, id],
+            )
+        })?;
+        Ok(deleted > 0)
+    }
+
+    fn consent(&self, organisation: &str) -> StoreResult<Option<Consent>> {
+        let found: Vec<Consent> = self.bodies(
+            "SELECT body FROM consents WHERE organisation = ?1",
+            params![organisation],
+        )?;
+        Ok(found.into_iter().next())
+    }
+
+    fn set_consent(&self, consent: &Consent) -> StoreResult<()> {
+        let body = to_json(consent)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO consents (organisation, body) VALUES (?1, ?2)
+                 ON CONFLICT (organisation) DO UPDATE SET body = excluded.body",
+                params![consent.organisation, body],
+            )
+        })?;
+        Ok(())
     }
 
     fn deliveries(&self, webhook_id: &str, limit: usize) -> StoreResult<Vec<Delivery>> {

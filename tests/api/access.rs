@@ -195,6 +195,19 @@ async fn no_organisation_reaches_another_ones_data() {
     let (status, _) = app.post_json("/v1/positions", &ping).await;
     assert_eq!(status, 200);
 
+    let trips = include_str!("../../data/example/trips.csv");
+    let uploaded: Value = app
+        .client
+        .post(format!("{}/v1/history", app.address))
+        .bearer_auth(&app.keys["partner"])
+        .body(trips)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upload_id = uploaded["upload"]["id"].as_str().unwrap().to_owned();
     let event = json!({"stop_index": 0, "kind": "arrived"});
     let routes: Vec<(&str, String, Option<Value>)> = vec![
         ("get", format!("/v1/shipments/{shipment_id}"), None),
@@ -220,6 +233,8 @@ async fn no_organisation_reaches_another_ones_data() {
             Some(json!({"name": "x", "roles": ["admin"]})),
         ),
         ("delete", format!("/v1/keys/{}", "anything"), None),
+        ("get", format!("/v1/history/{upload_id}/export"), None),
+        ("delete", format!("/v1/history/{upload_id}"), None),
     ];
     for (role, key) in &other_keys {
         for (method, path, body) in &routes {
@@ -278,6 +293,21 @@ async fn no_organisation_reaches_another_ones_data() {
     assert_eq!(shipment["status"], "in_transit");
     let hooks: Value = app.get("/v1/webhooks").await.json().await.unwrap();
     assert_eq!(hooks.as_array().unwrap().len(), 1);
+    let exported = app
+        .client
+        .get(format!("{}/v1/history/{upload_id}/export", app.address))
+        .bearer_auth(&app.keys["partner"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exported.text().await.unwrap(), trips);
+    // The other partner's standing is its own.
+    let (_, partner_key) = &other_keys[2];
+    let (_, me, _) = call(&app, "get", "/v1/partners/me", Some(partner_key), None).await;
+    assert_eq!(
+        (me["organisation"].as_str(), me["uploads"].as_u64()),
+        (Some("other"), Some(0))
+    );
 }
 
 /// `etape keys` works on the data directory; a running service accepts a new key at once and

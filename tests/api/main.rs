@@ -5,6 +5,7 @@ mod cli;
 mod errors;
 mod eta;
 mod helpers;
+mod history;
 mod model;
 mod operations;
 mod tracking;
