@@ -97,6 +97,7 @@ impl Application {
             tracker: tracker.clone(),
             store: store.clone(),
             keyring,
+            model_eta: model_eta.clone(),
             data_dir: data_dir.clone(),
             model_dir: settings.model.dir.clone(),
         });

@@ -14,6 +14,7 @@ pub mod eta;
 pub mod health;
 pub mod history;
 pub mod hooks;
+pub mod models;
 pub mod openapi;
 pub mod tracking;
 
@@ -31,6 +32,7 @@ use crate::auth::Keyring;
 use crate::config::ApiSettings;
 use crate::domain::eta::EstimateEta;
 use crate::live::tracker::Tracker;
+use crate::model::serve::ModelEta;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use error::ApiError;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub tracker: Arc<Tracker>,
     pub store: Arc<dyn Store>,
     pub keyring: Arc<Keyring>,
+    /// The same estimator as `estimator`, for switching its model.
+    pub model_eta: Arc<ModelEta>,
     /// Where uploads live (`<data_dir>/uploads`).
     pub data_dir: std::path::PathBuf,
     /// The served model's directory, whose card says what it learnt from.
@@ -133,6 +137,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/v1/history/{id}/export").route(web::get().to(history::export)))
         .service(resource("/v1/partners/me").route(web::get().to(history::me)))
         .service(resource("/v1/partners/me/consent").route(web::put().to(history::set_consent)))
+        .service(resource("/v1/models").route(web::get().to(models::list)))
+        .service(resource("/v1/models/{version}/activate").route(web::post().to(models::activate)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))

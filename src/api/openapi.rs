@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::Modify;
 
-use crate::api::{admin, dto, error, eta, health, history, hooks, tracking};
+use crate::api::{admin, dto, error, eta, health, history, hooks, models, tracking};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,7 +25,7 @@ use crate::api::{admin, dto, error, eta, health, history, hooks, tracking};
         hooks::create_webhook, hooks::list_webhooks, hooks::delete_webhook,
         hooks::list_deliveries,
         admin::create_organisation, admin::list_organisations, admin::create_key,
-        admin::list_keys, admin::revoke_key,
+        admin::list_keys, admin::revoke_key, models::list, models::activate,
         history::upload, history::list, history::export, history::erase, history::me,
         history::set_consent,
         health::healthz, health::readyz, health::metrics, openapi
@@ -37,7 +37,7 @@ use crate::api::{admin, dto, error, eta, health, history, hooks, tracking};
         (name = "shipments", description = "Shipments followed live, their ETAs and stop events"),
         (name = "positions", description = "GPS pings"),
         (name = "webhooks", description = "Signed notifications to the TMS"),
-        (name = "admin", description = "Organisations and API keys"),
+        (name = "admin", description = "Organisations, API keys and models"),
         (name = "history", description = "Partners' trip histories and consent"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )

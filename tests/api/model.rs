@@ -7,7 +7,7 @@ use etape::features::FEATURES;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    artifact_path, lille_to_marseille, spawn_app_with, RunningBinary, BUNDLED_MODEL,
+    artifact_path, lille_to_marseille, spawn_app, spawn_app_with, RunningBinary, BUNDLED_MODEL,
 };
 
 fn bundled_version() -> String {
@@ -257,4 +257,85 @@ async fn sighup_reloads_the_model_without_dropping_a_request() {
     let models: Vec<&str> = answers.iter().map(|(_, model)| model.as_str()).collect();
     assert!(models.contains(&"lightgbm"), "{models:?}");
     assert_eq!(models.last(), Some(&"rules"), "{models:?}");
+}
+
+/// A model written under `<data_dir>/models` is listed and, once activated by an admin, serves
+/// the next request; a model that does not fit the build is refused and the current one stays.
+#[tokio::test]
+async fn an_admin_lists_the_models_and_switches_the_served_one() {
+    let app = spawn_app().await;
+    let admin = app.keys["admin"].clone();
+    let admin_call = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(&admin)
+    };
+    let models = || async {
+        let response = admin_call(reqwest::Method::GET, "/v1/models").send().await;
+        response.unwrap().json::<Value>().await.unwrap()
+    };
+    let listed: Value = models().await;
+    assert_eq!(
+        listed,
+        serde_json::json!([]),
+        "no model yet: the rules answer"
+    );
+    copy_dir(
+        Path::new(BUNDLED_MODEL),
+        &app.data_dir().join("models/bundled"),
+    );
+    let listed: Value = models().await;
+    let version = listed[0]["version"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["active"], false);
+    assert_eq!(listed[0]["partners"], 8);
+    assert_eq!(listed[0]["trips_per_partner"].as_array().unwrap().len(), 8);
+
+    let carrier = app
+        .post(&format!("/v1/models/{version}/activate"), "")
+        .await;
+    assert_eq!(carrier.status(), 403);
+    let activated = admin_call(
+        reqwest::Method::POST,
+        &format!("/v1/models/{version}/activate"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(activated.status(), 200);
+    let activated: Value = activated.json().await.unwrap();
+    assert_eq!(activated["previous"], Value::Null);
+    let (_, eta) = app
+        .post_json(
+            "/v1/eta",
+            &lille_to_marseille("2026-12-01T06:00:00+01:00", "articulated"),
+        )
+        .await;
+    assert_eq!(eta["model"]["version"].as_str(), Some(version.as_str()));
+    let listed: Value = models().await;
+    assert_eq!(listed[0]["active"], true);
+
+    // A model trained for other features cannot serve here: it is not listed, and asking for
+    // it changes nothing.
+    let foreign = app.data_dir().join("models/foreign");
+    copy_dir(Path::new(BUNDLED_MODEL), &foreign);
+    let card_path = foreign.join("model.json");
+    let mut card: Value = serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();
+    card["version"] = "20990101T000000Z-foreign0".into();
+    card["features"][0] = "road_km_osrm".into();
+    std::fs::write(&card_path, card.to_string()).unwrap();
+    let refused = admin_call(
+        reqwest::Method::POST,
+        "/v1/models/20990101T000000Z-foreign0/activate",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 404);
+    let missing = admin_call(reqwest::Method::POST, "/v1/models/nothing/activate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["model"]["version"].as_str(), Some(version.as_str()));
 }

@@ -110,7 +110,7 @@ async fn metrics_count_requests_by_route_template_with_bounded_labels() {
 }
 
 /// Every route the server must have, with its method.
-const ROUTES: [(&str, &str); 30] = [
+const ROUTES: [(&str, &str); 32] = [
     ("post", "/v1/eta"),
     ("post", "/v1/eta/batch"),
     ("post", "/v1/shipments"),
@@ -131,6 +131,8 @@ const ROUTES: [(&str, &str); 30] = [
     ("post", "/v1/organisations/{id}/keys"),
     ("get", "/v1/organisations/{id}/keys"),
     ("delete", "/v1/keys/{id}"),
+    ("get", "/v1/models"),
+    ("post", "/v1/models/{version}/activate"),
     ("post", "/v1/history"),
     ("get", "/v1/history"),
     ("get", "/v1/history/{id}/export"),

@@ -1,0 +1,163 @@
+//! `/v1/models`: the model directories the service can serve, and switching between them.
+//!
+//! A model is looked for in the configured `model.dir` and in every directory under
+//! `<data_dir>/models` (where `etape train --out` can write); one whose card does not fit this
+//! build (format, features) is not listed. Activation swaps the served model
+//! atomically: requests in flight finish with the model they started with.
+
+use std::path::{Path, PathBuf};
+
+use actix_web::{web, HttpResponse};
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::{blocking, storage, AppState};
+use crate::auth::{Caller, Role};
+use crate::registry::{self, ModelCard};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelSummary {
+    pub version: String,
+    pub created_at: String,
+    /// `total` or `residual`.
+    pub target: String,
+    /// Training rows and the SHA-256 fingerprint of the training matrix.
+    pub rows: usize,
+    pub fingerprint: String,
+    /// How many partners, and each one's trip count, largest first: never whose rows.
+    pub partners: usize,
+    pub trips_per_partner: Vec<usize>,
+    /// The evaluation's headline figures, when the model was evaluated.
+    pub figures: Option<serde_json::Value>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ActivatedResponse {
+    pub version: String,
+    pub previous: Option<String>,
+}
+
+fn summary(card: &ModelCard, active: Option<&str>) -> ModelSummary {
+    let mut trips: Vec<usize> = card
+        .training
+        .sources
+        .iter()
+        .map(|source| source.trips)
+        .collect();
+    trips.sort_unstable_by(|a, b| b.cmp(a));
+    ModelSummary {
+        version: card.version.clone(),
+        created_at: card.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        target: format!("{:?}", card.target).to_ascii_lowercase(),
+        rows: card.training.rows,
+        fingerprint: card.training.fingerprint.clone(),
+        partners: card.partners.len(),
+        trips_per_partner: trips,
+        figures: card.figures.clone(),
+        active: active == Some(card.version.as_str()),
+    }
+}
+
+/// Every model directory the service knows, with its card.
+fn known_models(model_dir: &Path, data_dir: &Path) -> Vec<(PathBuf, ModelCard)> {
+    let mut dirs = vec![model_dir.to_owned()];
+    if let Ok(entries) = std::fs::read_dir(data_dir.join("models")) {
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir())
+            .collect();
+        found.sort();
+        dirs.extend(found);
+    }
+    let mut models: Vec<(PathBuf, ModelCard)> = Vec::new();
+    for dir in dirs {
+        if let Ok(card) = registry::read_card(&dir) {
+            if !models
+                .iter()
+                .any(|(_, known)| known.version == card.version)
+            {
+                models.push((dir, card));
+            }
+        }
+    }
+    models
+}
+
+/// The models the service can serve, the active one flagged.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The models", body = Vec<ModelSummary>),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    )
+)]
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Admin])?;
+    let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
+    let active = state
+        .model_eta
+        .active()
+        .map(|served| served.version.clone());
+    let models = blocking(move || Ok(known_models(&model_dir, &data_dir))).await?;
+    let listed: Vec<ModelSummary> = models
+        .iter()
+        .map(|(_, card)| summary(card, active.as_deref()))
+        .collect();
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+/// Serve a model from the next request on.
+#[utoipa::path(
+    post,
+    path = "/v1/models/{version}/activate",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("version" = String, Path, description = "The model's version")),
+    responses(
+        (status = 200, description = "Now serving", body = ActivatedResponse),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "The model does not fit this build", body = ErrorBody),
+    )
+)]
+pub async fn activate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    version: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Admin])?;
+    let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
+    let served = blocking(move || {
+        let (dir, _) = known_models(&model_dir, &data_dir)
+            .into_iter()
+            .find(|(_, card)| card.version == *version)
+            .ok_or(ApiError::NotFound)?;
+        // Parsing the trees takes a moment: here, not on the request path of others.
+        match registry::load(&dir) {
+            Ok((_, served)) => Ok(served),
+            Err(
+                error @ (registry::RegistryError::Schema { .. }
+                | registry::RegistryError::Format { .. }),
+            ) => Err(ApiError::Conflict {
+                message: error.to_string(),
+            }),
+            Err(error) => Err(storage(error)),
+        }
+    })
+    .await?;
+    let previous = state
+        .model_eta
+        .active()
+        .map(|served| served.version.clone());
+    let version = served.version.clone();
+    state.model_eta.swap(Some(served));
+    tracing::info!(message = "Model activated.", %version, previous = ?previous);
+    Ok(HttpResponse::Ok().json(ActivatedResponse { version, previous }))
+}
