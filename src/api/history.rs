@@ -252,7 +252,10 @@ pub async fn upload(
     security(("bearer" = [])),
     responses((status = 200, description = "The uploads", body = Vec<UploadDto>))
 )]
-pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn list_uploads(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(&[Role::Partner])?;
     let store = state.store.clone();
     let uploads = blocking(move || store.uploads(Some(&organisation)).map_err(storage)).await?;

@@ -131,13 +131,13 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/history")
                 .route(web::post().to(history::upload))
-                .route(web::get().to(history::list)),
+                .route(web::get().to(history::list_uploads)),
         )
         .service(resource("/v1/history/{id}").route(web::delete().to(history::erase)))
         .service(resource("/v1/history/{id}/export").route(web::get().to(history::export)))
         .service(resource("/v1/partners/me").route(web::get().to(history::me)))
         .service(resource("/v1/partners/me/consent").route(web::put().to(history::set_consent)))
-        .service(resource("/v1/models").route(web::get().to(models::list)))
+        .service(resource("/v1/models").route(web::get().to(models::list_models)))
         .service(resource("/v1/models/{version}/activate").route(web::post().to(models::activate)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))

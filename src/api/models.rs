@@ -98,7 +98,10 @@ fn known_models(model_dir: &Path, data_dir: &Path) -> Vec<(PathBuf, ModelCard)> 
         (status = 403, description = "Not an admin key", body = ErrorBody),
     )
 )]
-pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn list_models(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     caller.allow(&[Role::Admin])?;
     let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
     let active = state

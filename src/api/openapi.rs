@@ -25,8 +25,8 @@ use crate::api::{admin, dto, error, eta, health, history, hooks, models, trackin
         hooks::create_webhook, hooks::list_webhooks, hooks::delete_webhook,
         hooks::list_deliveries,
         admin::create_organisation, admin::list_organisations, admin::create_key,
-        admin::list_keys, admin::revoke_key, models::list, models::activate,
-        history::upload, history::list, history::export, history::erase, history::me,
+        admin::list_keys, admin::revoke_key, models::list_models, models::activate,
+        history::upload, history::list_uploads, history::export, history::erase, history::me,
         history::set_consent,
         health::healthz, health::readyz, health::metrics, openapi
     ),
