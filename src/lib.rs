@@ -9,6 +9,7 @@
 //! - [`telemetry`]: logging and every Prometheus metric.
 //! - [`features`]: model inputs in polars, one code path for training and serving.
 //! - [`model`]: the pooled LightGBM model: training, calibration, evaluation, serving.
+//! - [`jobs`]: pooled retraining in the background.
 //! - [`registry`]: model directories on disk.
 //! - [`live`]: shipments, pings and the estimates that follow them.
 //! - [`store`]: SQLite and Parquet segments behind a storage trait.
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod domain;
 pub mod features;
 pub mod history;
+pub mod jobs;
 pub mod live;
 pub mod model;
 pub mod pipeline;

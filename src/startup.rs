@@ -19,6 +19,7 @@ use crate::auth::{self, Keyring, Role, DEMO_KEYS_FILE, DEMO_ORGANISATION};
 use crate::config::Settings;
 use crate::demo;
 use crate::domain::eta::{EstimateEta, RulesEta};
+use crate::jobs::Jobs;
 use crate::live::tracker::{Notice, Tracker, TrackerParts};
 use crate::model::serve::{ModelEta, ServedModel};
 use crate::registry::{self, RegistryError};
@@ -98,6 +99,8 @@ impl Application {
             store: store.clone(),
             keyring,
             model_eta: model_eta.clone(),
+            jobs: Arc::new(Jobs::default()),
+            training_rules: Arc::new(RulesEta::new(settings.rules_eta_config())),
             data_dir: data_dir.clone(),
             model_dir: settings.model.dir.clone(),
         });

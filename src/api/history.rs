@@ -47,8 +47,8 @@ pub struct UploadResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErasedResponse {
     pub id: String,
-    /// Models whose training data held this upload: they keep what they learnt until
-    /// retrained; no later training reads it.
+    /// Models (served or listed) whose training data held this upload: they keep what they
+    /// learnt until retrained; no later training reads it.
     pub trained_models: Vec<String>,
 }
 
@@ -342,16 +342,15 @@ pub async fn erase(
         UploadArea::new(&data_dir)
             .remove(&organisation, &id)
             .map_err(storage)?;
-        Ok(crate::registry::read_card(&model_dir)
-            .ok()
-            .filter(|card| {
+        Ok(crate::api::models::known_models(&model_dir, &data_dir)
+            .into_iter()
+            .filter(|(_, card)| {
                 card.training
                     .sources
                     .iter()
                     .any(|source| source.path.contains(&id))
             })
-            .map(|card| card.version)
-            .into_iter()
+            .map(|(_, card)| card.version)
             .collect::<Vec<_>>())
     })
     .await?;

@@ -31,6 +31,8 @@ use chrono::{DateTime, Utc};
 use crate::auth::Keyring;
 use crate::config::ApiSettings;
 use crate::domain::eta::EstimateEta;
+use crate::domain::eta::RulesEta;
+use crate::jobs::Jobs;
 use crate::live::tracker::Tracker;
 use crate::model::serve::ModelEta;
 use crate::store::Store;
@@ -48,6 +50,9 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// The same estimator as `estimator`, for switching its model.
     pub model_eta: Arc<ModelEta>,
+    pub jobs: Arc<Jobs>,
+    /// The rules engine as configured: training takes its prior from it, as serving does.
+    pub training_rules: Arc<RulesEta>,
     /// Where uploads live (`<data_dir>/uploads`).
     pub data_dir: std::path::PathBuf,
     /// The served model's directory, whose card says what it learnt from.
@@ -138,6 +143,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/v1/partners/me").route(web::get().to(history::me)))
         .service(resource("/v1/partners/me/consent").route(web::put().to(history::set_consent)))
         .service(resource("/v1/models").route(web::get().to(models::list_models)))
+        .service(resource("/v1/models/train").route(web::post().to(models::train)))
+        .service(resource("/v1/models/jobs/{id}").route(web::get().to(models::job)))
         .service(resource("/v1/models/{version}/activate").route(web::post().to(models::activate)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{blocking, storage, AppState};
 use crate::auth::{Caller, Role};
+use crate::jobs::Job;
 use crate::registry::{self, ModelCard};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -62,7 +63,7 @@ fn summary(card: &ModelCard, active: Option<&str>) -> ModelSummary {
 }
 
 /// Every model directory the service knows, with its card.
-fn known_models(model_dir: &Path, data_dir: &Path) -> Vec<(PathBuf, ModelCard)> {
+pub(crate) fn known_models(model_dir: &Path, data_dir: &Path) -> Vec<(PathBuf, ModelCard)> {
     let mut dirs = vec![model_dir.to_owned()];
     if let Ok(entries) = std::fs::read_dir(data_dir.join("models")) {
         let mut found: Vec<PathBuf> = entries
@@ -163,4 +164,60 @@ pub async fn activate(
     state.model_eta.swap(Some(served));
     tracing::info!(message = "Model activated.", %version, previous = ?previous);
     Ok(HttpResponse::Ok().json(ActivatedResponse { version, previous }))
+}
+
+/// Retrain the pooled model on the consenting partners' uploads, in the background. The new
+/// model is listed once trained; an admin activates it after looking at it.
+#[utoipa::path(
+    post,
+    path = "/v1/models/train",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Started; follow it at /v1/models/jobs/{id}", body = Object),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 409, description = "A training is already running", body = ErrorBody),
+    )
+)]
+pub async fn train(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Admin])?;
+    let job = state
+        .jobs
+        .begin(state.clock.now())
+        .map_err(|running| ApiError::Conflict {
+            message: format!("training {running} is still running"),
+        })?;
+    let (jobs, store, data_dir, rules) = (
+        state.jobs.clone(),
+        state.store.clone(),
+        state.data_dir.clone(),
+        state.training_rules.clone(),
+    );
+    let id = job.id.clone();
+    // Minutes of CPU: a thread of its own, not the request's.
+    tokio::task::spawn_blocking(move || jobs.run(&id, &*store, &data_dir, &rules));
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+/// A training job: progress, then the model's version or the error.
+#[utoipa::path(
+    get,
+    path = "/v1/models/jobs/{id}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The job")),
+    responses(
+        (status = 200, description = "The job", body = Object),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such job in this process", body = ErrorBody),
+    )
+)]
+pub async fn job(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Admin])?;
+    let job: Job = state.jobs.get(&id).ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(job))
 }

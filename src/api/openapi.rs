@@ -26,6 +26,7 @@ use crate::api::{admin, dto, error, eta, health, history, hooks, models, trackin
         hooks::list_deliveries,
         admin::create_organisation, admin::list_organisations, admin::create_key,
         admin::list_keys, admin::revoke_key, models::list_models, models::activate,
+        models::train, models::job,
         history::upload, history::list_uploads, history::export, history::erase, history::me,
         history::set_consent,
         health::healthz, health::readyz, health::metrics, openapi

@@ -259,3 +259,178 @@ async fn kill_9_mid_upload_leaves_no_partial_upload() {
         "the staging directory is swept"
     );
 }
+
+async fn admin_json(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app
+        .client
+        .request(method, format!("{}{path}", app.address))
+        .bearer_auth(&app.keys["admin"]);
+    if let Some(body) = body {
+        request = request.body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Trains and waits; the job as it ended.
+async fn retrain(app: &TestApp) -> Value {
+    let (status, job) = admin_json(app, reqwest::Method::POST, "/v1/models/train", None).await;
+    assert_eq!(status, 202, "{job}");
+    let path = format!("/v1/models/jobs/{}", job["id"].as_str().unwrap());
+    for _ in 0..1200 {
+        let (_, job) = admin_json(app, reqwest::Method::GET, &path, None).await;
+        if job["status"] != "running" {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the training did not finish in two minutes");
+}
+
+fn card(app: &TestApp, job: &Value) -> Value {
+    let path = app
+        .data_dir()
+        .join("models")
+        .join(job["id"].as_str().unwrap())
+        .join("model.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn partners_of(card: &Value) -> Vec<String> {
+    let mut partners: Vec<String> = card["training"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|source| source["partner"].as_str().unwrap().to_owned())
+        .collect();
+    partners.dedup();
+    partners
+}
+
+#[tokio::test]
+async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_uploads() {
+    let app = spawn_app().await;
+    let (status, _) = admin_json(
+        &app,
+        reqwest::Method::POST,
+        "/v1/organisations",
+        Some(json!({"id": "other", "name": "Other"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, issued) = admin_json(
+        &app,
+        reqwest::Method::POST,
+        "/v1/organisations/other/keys",
+        Some(json!({"name": "history", "roles": ["partner"]})),
+    )
+    .await;
+    let other = issued["key"].as_str().unwrap().to_owned();
+    let ours = app.keys["partner"].clone();
+    let sample = |carrier: &str| {
+        std::fs::read(format!(
+            "{}/data/sample/{carrier}/trips.parquet",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let mut upload_ids = Vec::new();
+    for (key, carrier) in [(&ours, "carrier-07"), (&other, "carrier-08")] {
+        let response = app
+            .client
+            .post(format!("{}/v1/history", app.address))
+            .bearer_auth(key)
+            .body(sample(carrier))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let uploaded: Value = response.json().await.unwrap();
+        assert_eq!(uploaded["upload"]["format"], "parquet");
+        upload_ids.push(uploaded["upload"]["id"].as_str().unwrap().to_owned());
+        let consent = app
+            .client
+            .put(format!("{}/v1/partners/me/consent", app.address))
+            .bearer_auth(key)
+            .body(json!({"pool": true}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(consent.status(), 200);
+    }
+
+    let first = retrain(&app).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(
+        (first["partners"].as_u64(), first["uploads"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let first_card = card(&app, &first);
+    assert_eq!(partners_of(&first_card), ["demo", "other"]);
+    let (_, models) = admin_json(&app, reqwest::Method::GET, "/v1/models", None).await;
+    assert_eq!(models[0]["partners"], 2);
+    assert_eq!(
+        models[0]["active"], false,
+        "listed, not served until activated"
+    );
+
+    // The other partner withdraws: the next model has none of its rows.
+    let withdrawn = app
+        .client
+        .put(format!("{}/v1/partners/me/consent", app.address))
+        .bearer_auth(&other)
+        .body(json!({"pool": false}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), 200);
+    let second = retrain(&app).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    let second_card = card(&app, &second);
+    assert_eq!(partners_of(&second_card), ["demo"]);
+    assert_ne!(
+        first_card["training"]["fingerprint"],
+        second_card["training"]["fingerprint"]
+    );
+    assert!(second_card["training"]["rows"].as_u64() < first_card["training"]["rows"].as_u64());
+
+    // Erasing ours names both models that learnt from it; the next training has nothing left.
+    let erased: Value = app
+        .client
+        .delete(format!("{}/v1/history/{}", app.address, upload_ids[0]))
+        .bearer_auth(&ours)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut trained: Vec<&str> = erased["trained_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|version| version.as_str().unwrap())
+        .collect();
+    trained.sort_unstable();
+    let mut expected = [
+        first["version"].as_str().unwrap(),
+        second["version"].as_str().unwrap(),
+    ];
+    expected.sort_unstable();
+    assert_eq!(trained, expected);
+    let third = retrain(&app).await;
+    assert_eq!(third["status"], "failed");
+    assert!(
+        third["error"]
+            .as_str()
+            .unwrap()
+            .contains("no consenting partner"),
+        "{third}"
+    );
+}
