@@ -14,6 +14,8 @@ use serde::Serialize;
 use crate::domain::eta::RulesEta;
 use crate::history::TripHistory;
 use crate::model::dataset::PartnerHistory;
+use crate::model::evaluate::{EvaluateOptions, Report};
+use crate::model::metrics::Figures;
 use crate::model::TrainParams;
 use crate::pipeline::{self, Inputs};
 use crate::registry::Source;
@@ -131,7 +133,78 @@ impl Jobs {
                     .max(progress.quantile as usize * progress.rounds + progress.round);
             });
         })?;
+        // What the pool gives each partner, on its own later trips. A pool too small to split
+        // by time has no report; the model stands.
+        let options = EvaluateOptions {
+            baselines: false,
+            partner_left_out: false,
+            pooled_vs_own: true,
+        };
+        match pipeline::run_evaluation(&inputs, rules, &params, options, |_| {}) {
+            Ok(report) => {
+                let reports = PartnerReports::of(&card.version, &inputs, &report);
+                let text = serde_json::to_vec_pretty(&reports)?;
+                crate::auth::write_private(&out.join(PARTNER_REPORTS), &text)?;
+            }
+            Err(error) => {
+                tracing::warn!(message = "No partner reports.", error = %format!("{error:#}"))
+            }
+        }
         Ok(card.version)
+    }
+}
+
+/// Beside each trained model: every partner's report.
+pub const PARTNER_REPORTS: &str = "partners.json";
+
+/// The pool as each partner sees it: its own figures, and only counts about the others.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PartnerReports {
+    pub model_version: String,
+    pub partners: usize,
+    pub trips: usize,
+    pub by_partner: std::collections::BTreeMap<String, PartnerReport>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PartnerReport {
+    /// The partner's own later trips (and mid-trip samples) the figures are measured on.
+    pub test_rows: usize,
+    /// The pooled model on them.
+    pub pooled: Option<Figures>,
+    /// A model trained with the same parameters on the partner's earlier trips alone.
+    pub own_only_mae: Option<f64>,
+    /// How much lower the pooled MAE is than the own-only one, in percent.
+    pub gain_percent: Option<f64>,
+}
+
+impl PartnerReports {
+    fn of(version: &str, inputs: &Inputs, report: &Report) -> Self {
+        let by_partner = inputs
+            .partners
+            .iter()
+            .map(|partner| {
+                let name = partner.partner.clone();
+                let own = report
+                    .pooled_vs_own
+                    .iter()
+                    .find(|entry| entry.partner == name);
+                let pooled = report.by_partner.get(&name).cloned();
+                let entry = PartnerReport {
+                    test_rows: pooled.as_ref().map_or(0, |figures| figures.rows),
+                    pooled,
+                    own_only_mae: own.map(|own| own.own_mae),
+                    gain_percent: own.map(|own| own.gain_percent),
+                };
+                (name, entry)
+            })
+            .collect();
+        Self {
+            model_version: version.to_owned(),
+            partners: inputs.partners.len(),
+            trips: inputs.sources.iter().map(|source| source.trips).sum(),
+            by_partner,
+        }
     }
 }
 

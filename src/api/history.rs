@@ -418,3 +418,55 @@ pub async fn set_consent(
     blocking(move || store.set_consent(&consent).map_err(storage)).await?;
     Ok(HttpResponse::Ok().json(partner(&state, organisation).await?))
 }
+
+/// What the pool gives the partner: on its own later trips, the pooled model against a model
+/// trained on its rows alone, from the latest trained model that learnt from it. About the
+/// other partners, only how many there are and how many trips they brought.
+#[utoipa::path(
+    get,
+    path = "/v1/partners/me/report",
+    tag = "history",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 404, description = "No trained model has learnt from this partner yet", body = ErrorBody),
+    )
+)]
+pub async fn report(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Partner])?;
+    let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
+    let body = blocking(move || {
+        let mut newest: Option<(chrono::DateTime<chrono::Utc>, serde_json::Value)> = None;
+        for (dir, card) in crate::api::models::known_models(&model_dir, &data_dir) {
+            let Ok(text) = std::fs::read(dir.join(crate::jobs::PARTNER_REPORTS)) else {
+                continue;
+            };
+            let reports: crate::jobs::PartnerReports =
+                serde_json::from_slice(&text).map_err(storage)?;
+            let Some(own) = reports.by_partner.get(&organisation) else {
+                continue;
+            };
+            if newest
+                .as_ref()
+                .is_some_and(|(at, _)| *at >= card.created_at)
+            {
+                continue;
+            }
+            let body = serde_json::json!({
+                "organisation": organisation,
+                "model_version": reports.model_version,
+                "pool": {"partners": reports.partners, "trips": reports.trips},
+                "own_trips": {
+                    "test_rows": own.test_rows,
+                    "pooled": own.pooled,
+                    "own_only_mae": own.own_only_mae,
+                    "gain_percent": own.gain_percent,
+                },
+            });
+            newest = Some((card.created_at, body));
+        }
+        newest.map(|(_, body)| body).ok_or(ApiError::NotFound)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}

@@ -141,6 +141,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/v1/history/{id}").route(web::delete().to(history::erase)))
         .service(resource("/v1/history/{id}/export").route(web::get().to(history::export)))
         .service(resource("/v1/partners/me").route(web::get().to(history::me)))
+        .service(resource("/v1/partners/me/report").route(web::get().to(history::report)))
         .service(resource("/v1/partners/me/consent").route(web::put().to(history::set_consent)))
         .service(resource("/v1/models").route(web::get().to(models::list_models)))
         .service(resource("/v1/models/train").route(web::post().to(models::train)))

@@ -28,7 +28,7 @@ use crate::api::{admin, dto, error, eta, health, history, hooks, models, trackin
         admin::list_keys, admin::revoke_key, models::list_models, models::activate,
         models::train, models::job,
         history::upload, history::list_uploads, history::export, history::erase, history::me,
-        history::set_consent,
+        history::set_consent, history::report,
         health::healthz, health::readyz, health::metrics, openapi
     ),
     components(schemas(error::ErrorBody, dto::EtaRequest, dto::EtaResponse, dto::BatchRequest, dto::BatchResponse)),

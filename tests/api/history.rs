@@ -373,6 +373,31 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
     );
     let first_card = card(&app, &first);
     assert_eq!(partners_of(&first_card), ["demo", "other"]);
+    // Each partner sees its own figures, and only counts about the pool.
+    let report: Value = app
+        .client
+        .get(format!("{}/v1/partners/me/report", app.address))
+        .bearer_auth(&ours)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["model_version"], first["version"], "{report}");
+    assert_eq!(report["pool"]["partners"], 2);
+    assert!(
+        report["own_trips"]["pooled"]["mae"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["own_trips"]["own_only_mae"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        !report.to_string().contains("other"),
+        "nothing about the other partner but counts"
+    );
     let (_, models) = admin_json(&app, reqwest::Method::GET, "/v1/models", None).await;
     assert_eq!(models[0]["partners"], 2);
     assert_eq!(

@@ -110,7 +110,7 @@ async fn metrics_count_requests_by_route_template_with_bounded_labels() {
 }
 
 /// Every route the server must have, with its method.
-const ROUTES: [(&str, &str); 34] = [
+const ROUTES: [(&str, &str); 35] = [
     ("post", "/v1/eta"),
     ("post", "/v1/eta/batch"),
     ("post", "/v1/shipments"),
@@ -141,6 +141,7 @@ const ROUTES: [(&str, &str); 34] = [
     ("delete", "/v1/history/{id}"),
     ("get", "/v1/partners/me"),
     ("put", "/v1/partners/me/consent"),
+    ("get", "/v1/partners/me/report"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
