@@ -235,6 +235,12 @@ async fn no_organisation_reaches_another_ones_data() {
         ("delete", format!("/v1/keys/{}", "anything"), None),
         ("get", format!("/v1/history/{upload_id}/export"), None),
         ("delete", format!("/v1/history/{upload_id}"), None),
+        ("get", "/v1/models".into(), None),
+        ("post", "/v1/models/train".into(), None),
+        ("get", "/v1/models/jobs/anything".into(), None),
+        ("post", "/v1/models/anything/activate".into(), None),
+        // No model has learnt from the other organisation: its report does not exist.
+        ("get", "/v1/partners/me/report".into(), None),
     ];
     for (role, key) in &other_keys {
         for (method, path, body) in &routes {
