@@ -81,13 +81,6 @@ impl KeyDto {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::OutOfRange {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 /// Create an organisation.
 #[utoipa::path(
     post,
@@ -117,14 +110,17 @@ pub async fn create_organisation(
             .bytes()
             .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
     if !slug {
-        return Err(invalid(
+        return Err(ApiError::out_of_range(
             "id",
             "id must have 2 to 40 lowercase letters, digits and dashes",
         ));
     }
     let name = request.name.trim().to_owned();
     if name.is_empty() || name.len() > 200 {
-        return Err(invalid("name", "name must have 1 to 200 characters"));
+        return Err(ApiError::out_of_range(
+            "name",
+            "name must have 1 to 200 characters",
+        ));
     }
     let organisation = Organisation {
         id: request.id,
@@ -199,7 +195,7 @@ pub async fn create_key(
     let mut roles = Vec::new();
     for (index, text) in request.roles.iter().enumerate() {
         let role = Role::parse(text).ok_or_else(|| {
-            invalid(
+            ApiError::out_of_range(
                 &format!("roles[{index}]"),
                 "roles are carrier, dispatcher, partner and admin",
             )
@@ -209,11 +205,17 @@ pub async fn create_key(
         }
     }
     if roles.is_empty() {
-        return Err(invalid("roles", "a key needs at least one role"));
+        return Err(ApiError::out_of_range(
+            "roles",
+            "a key needs at least one role",
+        ));
     }
     let name = request.name.trim().to_owned();
     if name.is_empty() || name.len() > 200 {
-        return Err(invalid("name", "name must have 1 to 200 characters"));
+        return Err(ApiError::out_of_range(
+            "name",
+            "name must have 1 to 200 characters",
+        ));
     }
     let (store, keyring) = (state.store.clone(), state.keyring.clone());
     let (record, key) = blocking(move || {

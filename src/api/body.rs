@@ -94,6 +94,16 @@ fn classify(error: serde_path_to_error::Error<serde_json::Error>, valid_json: bo
     }
 }
 
+/// Parses a query string into `T`; a bad one is a 400 like a bad body.
+pub fn parse_query<T: DeserializeOwned>(request: &actix_web::HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(request.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|error| ApiError::InvalidValue {
+            field: String::new(),
+            message: error.to_string(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

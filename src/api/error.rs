@@ -120,6 +120,14 @@ impl ApiError {
         }
     }
 
+    /// A value out of its range, named by its field's path.
+    pub fn out_of_range(field: &str, message: impl Into<String>) -> Self {
+        Self::OutOfRange {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
     /// The same error about a field nested under `prefix`, such as an item of a list.
     pub fn under(self, prefix: &str) -> Self {
         let join = |field: String| {

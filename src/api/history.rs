@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::body::{parse_json, read_limited};
+use crate::api::body::{parse_json, parse_query, read_limited};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{blocking, storage, AppState};
 use crate::auth::{Caller, Role};
@@ -135,12 +135,7 @@ pub async fn upload(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(&[Role::Partner])?;
-    let query = web::Query::<UploadQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidValue {
-            field: String::new(),
-            message: error.to_string(),
-        })?
-        .into_inner();
+    let query = parse_query::<UploadQuery>(&request)?;
     let skip = match query.on_error.as_deref() {
         None | Some("reject") => false,
         Some("skip") => true,

@@ -91,36 +91,32 @@ impl From<Delivery> for DeliveryDto {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::OutOfRange {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 impl WebhookRequest {
     fn check(&self) -> Result<(), ApiError> {
         let url = reqwest::Url::parse(&self.url)
-            .map_err(|error| invalid("url", format!("url is not a URL: {error}")))?;
+            .map_err(|error| ApiError::out_of_range("url", format!("url is not a URL: {error}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(invalid(
+            return Err(ApiError::out_of_range(
                 "url",
                 "url must be an http or https URL with a host",
             ));
         }
         if self.events.is_empty() {
-            return Err(invalid("events", "events must name at least one event"));
+            return Err(ApiError::out_of_range(
+                "events",
+                "events must name at least one event",
+            ));
         }
         for (index, event) in self.events.iter().enumerate() {
             if !EVENTS.contains(&event.as_str()) {
-                return Err(invalid(
+                return Err(ApiError::out_of_range(
                     &format!("events[{index}]"),
                     format!("unknown event {event:?}; events are {}", EVENTS.join(", ")),
                 ));
             }
         }
         if !(0.0..=24.0 * 60.0).contains(&self.min_change_minutes) {
-            return Err(invalid(
+            return Err(ApiError::out_of_range(
                 "min_change_minutes",
                 "min_change_minutes must be between 0 and 1440",
             ));

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::body::{parse_json, read_limited};
+use crate::api::body::{parse_json, parse_query, read_limited};
 use crate::api::dto::{parse_timestamp, DriverRequest, LatLon, VehicleClassDto, WindowDto};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{blocking, AppState};
@@ -262,13 +262,6 @@ impl From<&Shipment> for ShipmentDto {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::OutOfRange {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 impl ShipmentRequest {
     /// Checks every value and builds the shipment as it will be stored.
     pub fn into_shipment(
@@ -279,21 +272,21 @@ impl ShipmentRequest {
     ) -> Result<Shipment, ApiError> {
         let reference = self.reference.trim().to_owned();
         if reference.is_empty() || reference.len() > MAX_REFERENCE_LEN {
-            return Err(invalid(
+            return Err(ApiError::out_of_range(
                 "reference",
                 format!("reference must have 1 to {MAX_REFERENCE_LEN} characters"),
             ));
         }
         let vehicle_id = self.vehicle_id.trim().to_owned();
         if vehicle_id.is_empty() || vehicle_id.len() > MAX_VEHICLE_ID_LEN {
-            return Err(invalid(
+            return Err(ApiError::out_of_range(
                 "vehicle_id",
                 format!("vehicle_id must have 1 to {MAX_VEHICLE_ID_LEN} characters"),
             ));
         }
         let limits = &state.settings;
         if self.stops.is_empty() || self.stops.len() > limits.max_stops + 1 {
-            return Err(invalid(
+            return Err(ApiError::out_of_range(
                 "stops",
                 format!("a shipment has 1 to {} stops", limits.max_stops + 1),
             ));
@@ -301,7 +294,7 @@ impl ShipmentRequest {
         let departure =
             parse_timestamp(&self.planned_departure, "planned_departure")?.with_timezone(&Utc);
         if (departure - now).abs() > TimeDelta::days(limits.max_departure_offset_days) {
-            return Err(invalid(
+            return Err(ApiError::out_of_range(
                 "planned_departure",
                 format!(
                     "planned_departure must be within {} days of now",
@@ -323,18 +316,21 @@ impl ShipmentRequest {
             let prefix = format!("stops[{index}]");
             let id = stop.id.trim().to_owned();
             if id.is_empty() || id.len() > MAX_REFERENCE_LEN {
-                return Err(invalid(
+                return Err(ApiError::out_of_range(
                     &format!("{prefix}.id"),
                     format!("id must have 1 to {MAX_REFERENCE_LEN} characters"),
                 ));
             }
             if stops.iter().any(|other: &ShipmentStop| other.id == id) {
-                return Err(invalid(&format!("{prefix}.id"), "stop ids must be unique"));
+                return Err(ApiError::out_of_range(
+                    &format!("{prefix}.id"),
+                    "stop ids must be unique",
+                ));
             }
             let point =
                 crate::api::dto::point(stop.lat, stop.lon).map_err(|error| error.under(&prefix))?;
             if !(0.0..=7.0 * 24.0 * 60.0).contains(&stop.planned_dwell_minutes) {
-                return Err(invalid(
+                return Err(ApiError::out_of_range(
                     &format!("{prefix}.planned_dwell_minutes"),
                     "planned_dwell_minutes must be between 0 and a week",
                 ));
@@ -457,12 +453,7 @@ pub async fn list_shipments(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
-    let query = web::Query::<ListQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidValue {
-            field: String::new(),
-            message: error.to_string(),
-        })?
-        .into_inner();
+    let query = parse_query::<ListQuery>(&request)?;
     let status = match query.status.as_deref() {
         None => None,
         Some(text) => Some(Status::parse(text).ok_or_else(|| ApiError::InvalidValue {
@@ -472,7 +463,7 @@ pub async fn list_shipments(
     };
     let limit = query.limit.unwrap_or(state.tracker.settings().page_size);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(invalid(
+        return Err(ApiError::out_of_range(
             "limit",
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
@@ -548,7 +539,7 @@ pub async fn post_event(
         Some(text) => {
             let at = parse_timestamp(text, "at")?.with_timezone(&Utc);
             if at > now + TimeDelta::seconds(tracker.settings().future_tolerance_secs) {
-                return Err(invalid("at", "at is in the future"));
+                return Err(ApiError::out_of_range("at", "at is in the future"));
             }
             at
         }
@@ -566,9 +557,11 @@ pub async fn post_event(
                 .stops
                 .iter()
                 .position(|stop| stop.id == *stop_id)
-                .ok_or_else(|| invalid("stop_id", "no stop of the shipment has this id"))?,
+                .ok_or_else(|| {
+                    ApiError::out_of_range("stop_id", "no stop of the shipment has this id")
+                })?,
             _ => {
-                return Err(invalid(
+                return Err(ApiError::out_of_range(
                     "stop_index",
                     "give exactly one of stop_index and stop_id",
                 ))
@@ -724,12 +717,7 @@ pub async fn vehicle_positions(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
-    let query = web::Query::<PositionsQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidValue {
-            field: String::new(),
-            message: error.to_string(),
-        })?
-        .into_inner();
+    let query = parse_query::<PositionsQuery>(&request)?;
     let tracker = state.tracker.clone();
     let since = match &query.since {
         Some(text) => parse_timestamp(text, "since")?.with_timezone(&Utc),

@@ -42,52 +42,26 @@ fn optional(value: f64) -> Option<f64> {
     (!value.is_nan()).then_some(value)
 }
 
-/// The layout of both the in-memory frames and the segments on disk.
+/// The segments' layout: a vehicle frame's columns after the organisation and the vehicle.
 pub fn pings_frame(organisation: &str, vehicles: &[String], pings: &[Ping]) -> DataFrame {
     let height = pings.len();
-    let timestamps = Int64Chunked::from_iter_values(
-        "timestamp".into(),
-        pings.iter().map(|ping| ping.timestamp_ms),
-    )
-    .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-    .into_column();
-    DataFrame::new(
-        height,
-        vec![
-            Column::new("organisation".into(), [organisation]).new_from_index(0, height),
-            Column::new(
-                "vehicle_id".into(),
-                pings
-                    .iter()
-                    .map(|ping| vehicles[ping.vehicle as usize].as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            timestamps,
-            Column::new(
-                "lat".into(),
-                pings.iter().map(|ping| ping.lat).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "lon".into(),
-                pings.iter().map(|ping| ping.lon).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "speed_kmh".into(),
-                pings
-                    .iter()
-                    .map(|ping| optional(ping.speed_kmh))
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "heading".into(),
-                pings
-                    .iter()
-                    .map(|ping| optional(ping.heading))
-                    .collect::<Vec<_>>(),
-            ),
-        ],
-    )
-    .expect("columns of one length")
+    let mut frame = track_frame(&pings.iter().collect::<Vec<_>>());
+    let keys = [
+        Column::new("organisation".into(), [organisation]).new_from_index(0, height),
+        Column::new(
+            "vehicle_id".into(),
+            pings
+                .iter()
+                .map(|ping| vehicles[ping.vehicle as usize].as_str())
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    for (position, column) in keys.into_iter().enumerate() {
+        frame
+            .insert_column(position, column)
+            .expect("columns of one length");
+    }
+    frame
 }
 
 /// A vehicle's frame holds only the columns that vary.
