@@ -139,8 +139,7 @@ impl Tracker {
             clock,
             notices,
         } = parts;
-        let since =
-            clock.now() - TimeDelta::hours(settings.window_hours.max(settings.max_age_hours));
+        let since = kept_since(&settings, clock.now());
         let storage =
             |error: crate::store::segments::SegmentError| TrackError::Storage(error.to_string());
         log.compact(since.timestamp_millis(), MAX_SEGMENTS)
@@ -530,10 +529,12 @@ impl Tracker {
             };
             new.extend(shipment.record(index, kind, event));
         }
-        if shipment.status == Status::Planned && !fixes.is_empty() {
+        // Saved once its first estimate from the pings is in place, so that a reader who sees
+        // the shipment under way also sees where the truck is.
+        let set_off = shipment.status == Status::Planned && !fixes.is_empty();
+        if set_off {
             shipment.status = Status::InTransit;
             shipment.updated_at = self.now();
-            self.store.save_shipment(&shipment)?;
         }
         if !new.is_empty() {
             self.settle(&mut shipment, &new)?;
@@ -610,6 +611,9 @@ impl Tracker {
             // A finished shipment's last estimate is in the history; memory holds live ones.
             lock(&self.latest).remove(&shipment.id);
         }
+        if set_off && new.is_empty() {
+            self.store.save_shipment(&shipment)?;
+        }
         Ok(())
     }
 
@@ -645,12 +649,16 @@ impl Tracker {
         if forgotten > 0 {
             tracing::info!(message = "Quiet vehicles forgotten.", vehicles = forgotten);
         }
-        let since =
-            now - TimeDelta::hours(self.settings.window_hours.max(self.settings.max_age_hours));
+        let since = kept_since(&self.settings, now);
         self.log
             .compact(since.timestamp_millis(), MAX_SEGMENTS)
             .map_err(|error| TrackError::Storage(error.to_string()))
     }
+}
+
+/// The oldest ping worth keeping on disk: one still in the window, or still acceptable.
+fn kept_since(settings: &TrackingSettings, now: DateTime<Utc>) -> DateTime<Utc> {
+    now - TimeDelta::hours(settings.window_hours.max(settings.max_age_hours))
 }
 
 fn key_of(shipment: &Shipment) -> VehicleKey {
