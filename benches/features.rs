@@ -26,6 +26,7 @@ fn one_request(c: &mut Criterion) {
         vehicle: VehicleClass::Articulated,
         stops: Vec::new(),
         driver: DriverState::default(),
+        context: Default::default(),
     };
     c.bench_function("features/one_request", |b| {
         b.iter(|| {

@@ -32,6 +32,7 @@ fn one_request(c: &mut Criterion) {
         vehicle: VehicleClass::Articulated,
         stops: Vec::new(),
         driver: DriverState::default(),
+        context: Default::default(),
     };
     // Features and the three boosters, as a batch of one without factors.
     let one = [query.clone()];
@@ -77,6 +78,7 @@ fn sample_queries(n_rows: usize) -> Vec<EtaQuery> {
             vehicle: classes[row].parse().unwrap(),
             stops: Vec::new(),
             driver: DriverState::default(),
+            context: Default::default(),
         })
         .collect()
 }

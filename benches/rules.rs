@@ -29,6 +29,7 @@ fn query(n_stops: usize) -> EtaQuery {
         vehicle: VehicleClass::Articulated,
         stops,
         driver: DriverState::default(),
+        context: Default::default(),
     }
 }
 

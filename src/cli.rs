@@ -40,6 +40,17 @@ pub enum Command {
     /// Measure a model's parameters on histories: time split, partner left out, pooled
     /// against own-only, baselines; print a table, write JSON and Markdown reports.
     Evaluate(EvaluateArgs),
+    /// Retrain on the partners' uploads in the data directory, as `POST /v1/models/train`
+    /// does: the pooled model on consenting partners, one of its own for each partner that
+    /// does not pool. A model that beats the one serving on its holdout is marked active (a
+    /// running service serves it from its next start, or at once through the API). Prints the
+    /// job as JSON; exits non-zero if it failed.
+    Retrain {
+        #[arg(long, env = "ETAPE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        rounds: Option<usize>,
+    },
     /// Organisations and API keys in the data directory. A running service sees new and
     /// revoked keys within a second.
     #[command(subcommand)]

@@ -148,6 +148,9 @@ pub struct ModelSettings {
     pub dir: PathBuf,
     /// Threads for a batch's predictions; 0 means one per core.
     pub batch_threads: usize,
+    /// Retrain on the partners' uploads this often, when uploads or consents changed since
+    /// the last scheduled training (and once after start); 0: only on request.
+    pub retrain_every_secs: u64,
 }
 
 impl Default for ModelSettings {
@@ -155,6 +158,7 @@ impl Default for ModelSettings {
         Self {
             dir: PathBuf::from("data/models/bundled"),
             batch_threads: 0,
+            retrain_every_secs: 0,
         }
     }
 }

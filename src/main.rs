@@ -1,6 +1,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train(config, &args),
         Command::Evaluate(args) => evaluate(config, &args),
         Command::Keys(command) => keys(config, command),
+        Command::Retrain { data_dir, rounds } => retrain(config, data_dir, rounds),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,6 +45,47 @@ fn main() -> ExitCode {
             eprintln!("etape: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn retrain(
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+    rounds: Option<usize>,
+) -> anyhow::Result<()> {
+    use etape::jobs::{remembered_active, JobStatus, Jobs, TrainRequest, TrainingContext};
+    use etape::model::serve::ModelEta;
+    use etape::store::sqlite::SqliteStore;
+
+    let settings = Settings::load(config)?;
+    let data_dir = data_dir.unwrap_or_else(|| settings.storage.data_dir.clone());
+    let store = SqliteStore::open(&data_dir.join("etape.sqlite"))?;
+    let rules = etape::domain::eta::RulesEta::new(settings.rules_eta_config());
+    let served_dir =
+        remembered_active(&settings.model.dir, &data_dir).unwrap_or(settings.model.dir.clone());
+    // What the service serves, so that the new models are judged against it.
+    let served = match etape::registry::load(&served_dir) {
+        Ok((_, served)) => Some(served),
+        Err(etape::registry::RegistryError::Missing(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let serving = ModelEta::new(rules.clone(), served, 0);
+    let jobs = Jobs::default();
+    let job = jobs
+        .begin(chrono::Utc::now())
+        .map_err(|running| anyhow::anyhow!("training {running} is running"))?;
+    let context = TrainingContext {
+        store: &store,
+        data_dir: &data_dir,
+        rules: &rules,
+        serving: &serving,
+    };
+    jobs.run(&job.id, &context, &TrainRequest { rounds });
+    let job = jobs.get(&job.id).expect("the job just run");
+    println!("{}", serde_json::to_string_pretty(&job)?);
+    match (job.status, &job.error) {
+        (JobStatus::Failed, Some(error)) => bail!("{error}"),
+        _ => Ok(()),
     }
 }
 

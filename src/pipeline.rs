@@ -91,8 +91,21 @@ pub fn train(
     out: &Path,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<ModelCard> {
-    let valid = params.clone().check()?;
     let examples = inputs.examples(rules)?;
+    Ok(train_on(inputs, &examples, params, None, out, progress)?.0)
+}
+
+/// Trains on the inputs' rows, already built, and writes the model directory `out`; the card
+/// and the model. `owner`: the organisation whose rows alone these are, for a model of its own.
+pub fn train_on(
+    inputs: &Inputs,
+    examples: &Examples,
+    params: &TrainParams,
+    owner: Option<&str>,
+    out: &Path,
+    progress: impl FnMut(Progress),
+) -> anyhow::Result<(ModelCard, Model)> {
+    let valid = params.clone().check()?;
     let vocabulary = inputs.vocabulary();
     let rows = crate::model::train::Rows {
         matrix: &examples.matrix,
@@ -121,9 +134,10 @@ pub fn train(
             sources: inputs.sources.clone(),
         },
         figures: None,
+        owner: owner.map(str::to_owned),
     };
     registry::save(out, &model, &card)?;
-    Ok(card)
+    Ok((card, model))
 }
 
 /// Evaluates `params` on the inputs.

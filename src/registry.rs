@@ -40,6 +40,10 @@ pub struct ModelCard {
     /// Headline figures of the evaluation run with the same parameters, when there was one.
     #[serde(default)]
     pub figures: Option<serde_json::Value>,
+    /// The organisation a model trained on its rows alone belongs to: it serves that
+    /// organisation's trips only. `None` for a pooled model.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// What the model learnt from.

@@ -19,7 +19,7 @@ use crate::auth::{self, Keyring, Role, DEMO_KEYS_FILE, DEMO_ORGANISATION};
 use crate::config::Settings;
 use crate::demo;
 use crate::domain::eta::{EstimateEta, RulesEta};
-use crate::jobs::Jobs;
+use crate::jobs::{Jobs, TrainRequest};
 use crate::live::tracker::{Notice, Tracker, TrackerParts};
 use crate::model::serve::{ModelEta, ServedModel};
 use crate::registry::{self, RegistryError};
@@ -39,6 +39,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     notices: Option<UnboundedReceiver<Notice>>,
     settings: Settings,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -50,9 +51,26 @@ impl Application {
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
         let model_eta = Arc::new(ModelEta::new(
             RulesEta::new(settings.rules_eta_config()),
-            load_model(&settings.model.dir),
+            load_model(
+                &crate::jobs::remembered_active(&settings.model.dir, &settings.storage.data_dir)
+                    .unwrap_or_else(|| settings.model.dir.clone()),
+            ),
             settings.model.batch_threads,
         ));
+        // Partners that do not pool are served by the newest model of their own.
+        let mut own: Vec<_> =
+            crate::api::models::known_models(&settings.model.dir, &settings.storage.data_dir)
+                .into_iter()
+                .filter(|(dir, card)| {
+                    card.owner.is_some() && dir.join(crate::jobs::ACTIVATED).exists()
+                })
+                .collect();
+        own.sort_by_key(|(_, card)| card.created_at);
+        for (dir, card) in own {
+            if let (Some(owner), Some(served)) = (&card.owner, load_model(&dir)) {
+                model_eta.set_own(owner, Some(served));
+            }
+        }
         let estimator: Arc<dyn EstimateEta> = model_eta.clone();
         let metrics = Metrics::new();
         let data_dir = &settings.storage.data_dir;
@@ -104,6 +122,7 @@ impl Application {
             data_dir: data_dir.clone(),
             model_dir: settings.model.dir.clone(),
         });
+        let app_state = state.clone();
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let port = listener
@@ -135,6 +154,7 @@ impl Application {
             store,
             notices: Some(notices),
             settings: settings.clone(),
+            state: app_state,
         })
     }
 
@@ -151,7 +171,11 @@ impl Application {
     /// directory that is gone means the rules answer; one that is refused leaves the current
     /// model in place.
     pub fn reload_model(&self) {
-        reload(&self.estimator, &self.model_dir);
+        reload(
+            &self.estimator,
+            &self.model_dir,
+            &self.settings.storage.data_dir,
+        );
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
@@ -173,6 +197,12 @@ impl Application {
             self.tracker.clone(),
             Duration::from_millis(self.settings.tracking.debounce_ms.max(1)),
         )));
+        if self.settings.model.retrain_every_secs > 0 {
+            background.push(tokio::spawn(retrain_loop(
+                self.state.clone().into_inner(),
+                Duration::from_secs(self.settings.model.retrain_every_secs),
+            )));
+        }
         if self.settings.demo.enabled {
             background.push(tokio::spawn(demo::run(
                 self.tracker.clone(),
@@ -183,14 +213,18 @@ impl Application {
         {
             let estimator = self.estimator.clone();
             let model_dir = self.model_dir.clone();
+            let data_dir = self.settings.storage.data_dir.clone();
             let mut hangup =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
             tokio::spawn(async move {
                 while hangup.recv().await.is_some() {
-                    let (estimator, model_dir) = (estimator.clone(), model_dir.clone());
+                    let (estimator, model_dir, data_dir) =
+                        (estimator.clone(), model_dir.clone(), data_dir.clone());
                     // Parsing a model's trees takes a moment; keep it off the runtime.
-                    let _ =
-                        tokio::task::spawn_blocking(move || reload(&estimator, &model_dir)).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        reload(&estimator, &model_dir, &data_dir)
+                    })
+                    .await;
                 }
             });
         }
@@ -248,6 +282,52 @@ async fn refresh_loop(tracker: Arc<Tracker>, every: Duration) {
     }
 }
 
+/// Retrains every `every` when the uploads or the consents changed since the last scheduled
+/// training; a training asked for meanwhile (one runs at a time) postpones it to the next tick.
+async fn retrain_loop(state: Arc<AppState>, every: Duration) {
+    let mut trained_on: Option<Vec<(String, String, bool)>> = None;
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let store = state.store.clone();
+        let signature = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut signature = Vec::new();
+            for upload in store.uploads(None)? {
+                let pool = store
+                    .consent(&upload.organisation)?
+                    .is_some_and(|consent| consent.pool);
+                signature.push((upload.organisation, upload.id, pool));
+            }
+            signature.sort();
+            Ok(signature)
+        })
+        .await;
+        let signature = match signature {
+            Ok(Ok(signature)) => signature,
+            Ok(Err(error)) => {
+                tracing::error!(message = "Scheduled training skipped.", error = %format!("{error:#}"));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if signature.is_empty() || trained_on.as_ref() == Some(&signature) {
+            continue;
+        }
+        match crate::api::models::start_training(state.clone(), TrainRequest::default()) {
+            Ok((job, handle)) => {
+                tracing::info!(message = "Scheduled training started.", job = %job.id);
+                let _ = handle.await;
+                trained_on = Some(signature);
+            }
+            Err(running) => {
+                tracing::info!(message = "Scheduled training postponed.", %running);
+            }
+        }
+    }
+}
+
 /// How often small ping segments are merged.
 const COMPACTION_EVERY: Duration = Duration::from_secs(600);
 
@@ -279,7 +359,10 @@ fn load_model(dir: &Path) -> Option<ServedModel> {
     }
 }
 
-fn reload(estimator: &ModelEta, dir: &Path) {
+/// `model.dir` again, as the operator asks by a SIGHUP: it replaces the last activated model,
+/// now and after a restart.
+fn reload(estimator: &ModelEta, dir: &Path, data_dir: &Path) {
+    crate::jobs::forget_active(data_dir);
     match registry::load(dir) {
         Ok((card, served)) => {
             tracing::info!(message = "Model reloaded.", version = %card.version);

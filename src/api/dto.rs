@@ -281,6 +281,7 @@ impl EtaRequest {
             vehicle: self.vehicle_class.into(),
             stops,
             driver,
+            context: Default::default(),
         })
     }
 }

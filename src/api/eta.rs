@@ -29,10 +29,10 @@ pub async fn eta(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: EtaRequest = parse_json(&body)?;
-    let response = answer(&state, request, state.clock.now())?;
+    let response = answer(&state, request, organisation, state.clock.now())?;
     state
         .metrics
         .predictions
@@ -61,7 +61,7 @@ pub async fn eta_batch(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let body = read_limited(payload, state.settings.max_batch_body_bytes).await?;
     let batch: BatchRequest = parse_json(&body)?;
     let n_requests = batch.requests.len();
@@ -87,7 +87,9 @@ pub async fn eta_batch(
             .map(|item| {
                 let request = from_value::<EtaRequest>(item)?;
                 let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
-                Ok((request.into_query(now, &worker_state.settings)?, stop_ids))
+                let mut query = request.into_query(now, &worker_state.settings)?;
+                query.context.partner = Some(organisation.clone());
+                Ok((query, stop_ids))
             })
             .collect();
         let queries: Vec<EtaQuery> = parsed
@@ -131,10 +133,13 @@ type Parsed = (EtaQuery, Vec<Option<String>>);
 fn answer(
     state: &AppState,
     request: EtaRequest,
+    organisation: String,
     now: DateTime<Utc>,
 ) -> Result<EtaResponse, ApiError> {
     let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
-    let query = request.into_query(now, &state.settings)?;
+    let mut query = request.into_query(now, &state.settings)?;
+    // The model knows partners by organisation: a partner's own history speaks for its trips.
+    query.context.partner = Some(organisation);
     let estimate = state.estimator.estimate(&query);
     Ok(EtaResponse::new(&query, stop_ids, estimate))
 }

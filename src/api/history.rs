@@ -451,12 +451,7 @@ pub async fn report(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
                 "organisation": organisation,
                 "model_version": reports.model_version,
                 "pool": {"partners": reports.partners, "trips": reports.trips},
-                "own_trips": {
-                    "test_rows": own.test_rows,
-                    "pooled": own.pooled,
-                    "own_only_mae": own.own_only_mae,
-                    "gain_percent": own.gain_percent,
-                },
+                "own_trips": own,
             });
             newest = Some((card.created_at, body));
         }

@@ -6,16 +6,18 @@
 //! atomically: requests in flight finish with the model they started with.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::body::parse_query;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{blocking, storage, AppState};
 use crate::auth::{Caller, Role};
-use crate::jobs::Job;
+use crate::jobs::{Job, TrainRequest, TrainingContext};
 use crate::registry::{self, ModelCard};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -33,6 +35,9 @@ pub struct ModelSummary {
     /// The evaluation's headline figures, when the model was evaluated.
     pub figures: Option<serde_json::Value>,
     pub active: bool,
+    /// For a model trained on one organisation's rows alone: that organisation, whose trips
+    /// it serves.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -59,6 +64,7 @@ fn summary(card: &ModelCard, active: Option<&str>) -> ModelSummary {
         trips_per_partner: trips,
         figures: card.figures.clone(),
         active: active == Some(card.version.as_str()),
+        owner: card.owner.clone(),
     }
 }
 
@@ -143,6 +149,11 @@ pub async fn activate(
             .into_iter()
             .find(|(_, card)| card.version == *version)
             .ok_or(ApiError::NotFound)?;
+        if let Some(owner) = registry::read_card(&dir).ok().and_then(|card| card.owner) {
+            return Err(ApiError::Conflict {
+                message: format!("this model serves the trips of {owner} only"),
+            });
+        }
         // Parsing the trees takes a moment: here, not on the request path of others.
         match registry::load(&dir) {
             Ok((_, served)) => Ok(served),
@@ -161,42 +172,77 @@ pub async fn activate(
         .active()
         .map(|served| served.version.clone());
     let version = served.version.clone();
+    crate::jobs::remember_active(&state.data_dir, &version).map_err(storage)?;
     state.model_eta.swap(Some(served));
     tracing::info!(message = "Model activated.", %version, previous = ?previous);
     Ok(HttpResponse::Ok().json(ActivatedResponse { version, previous }))
 }
 
-/// Retrain the pooled model on the consenting partners' uploads, in the background. The new
-/// model is listed once trained; an admin activates it after looking at it.
+/// Retrain the pooled model on the consenting partners' uploads, and a model of its own for
+/// each partner that does not pool, in the background. A new model that is no worse than the
+/// one serving on its holdout (the latest trips it held out) serves at once; a worse one is
+/// listed, and only an admin can activate it.
 #[utoipa::path(
     post,
     path = "/v1/models/train",
     tag = "admin",
     security(("bearer" = [])),
+    params(("rounds" = Option<usize>, Query, description = "Boosting rounds (1 to 5000); the default parameters' when absent")),
     responses(
         (status = 202, description = "Started; follow it at /v1/models/jobs/{id}", body = Object),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 409, description = "A training is already running", body = ErrorBody),
     )
 )]
-pub async fn train(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn train(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     caller.allow(&[Role::Admin])?;
-    let job = state
-        .jobs
-        .begin(state.clock.now())
-        .map_err(|running| ApiError::Conflict {
-            message: format!("training {running} is still running"),
-        })?;
-    let (jobs, store, data_dir, rules) = (
-        state.jobs.clone(),
-        state.store.clone(),
-        state.data_dir.clone(),
-        state.training_rules.clone(),
-    );
+    let query = parse_query::<TrainQuery>(&request)?;
+    if let Some(rounds) = query.rounds {
+        if !(1..=5_000).contains(&rounds) {
+            return Err(ApiError::out_of_range("rounds", "between 1 and 5000"));
+        }
+    }
+    let job = start_training(
+        state.into_inner(),
+        TrainRequest {
+            rounds: query.rounds,
+        },
+    )
+    .map_err(|running| ApiError::Conflict {
+        message: format!("training {running} is still running"),
+    })?;
+    Ok(HttpResponse::Accepted().json(job.0))
+}
+
+/// Starts a training job in the background unless one is running (its id is the error); the
+/// job as it starts, and a handle that completes with it.
+pub fn start_training(
+    state: Arc<AppState>,
+    request: TrainRequest,
+) -> Result<(Job, tokio::task::JoinHandle<()>), String> {
+    let job = state.jobs.begin(state.clock.now())?;
     let id = job.id.clone();
-    // Minutes of CPU: a thread of its own, not the request's.
-    tokio::task::spawn_blocking(move || jobs.run(&id, &*store, &data_dir, &rules));
-    Ok(HttpResponse::Accepted().json(job))
+    // Minutes of CPU: a thread of its own, not a worker's.
+    let handle = tokio::task::spawn_blocking(move || {
+        let context = TrainingContext {
+            store: &*state.store,
+            data_dir: &state.data_dir,
+            rules: &state.training_rules,
+            serving: &state.model_eta,
+        };
+        state.jobs.run(&id, &context, &request)
+    });
+    Ok((job, handle))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainQuery {
+    rounds: Option<usize>,
 }
 
 /// A training job: progress, then the model's version or the error.

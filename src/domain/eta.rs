@@ -57,6 +57,70 @@ pub struct EtaQuery {
     pub vehicle: VehicleClass,
     pub stops: Vec<Stop>,
     pub driver: DriverState,
+    /// What is known about the trip beyond its plan; empty by default.
+    pub context: TripContext,
+}
+
+/// Who runs a trip and what lies on its road: the carrier (as the model knows partners), the
+/// weather and congestion, the routing engine's legs. Each part is optional; a missing one
+/// leaves the estimators on what they do without it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TripContext {
+    pub partner: Option<String>,
+    pub conditions: Conditions,
+    /// One per leg (origin to first stop, ..., last stop to destination), from a routing
+    /// engine; without them road distance is the great circle times the circuity factor.
+    pub legs: Option<Vec<RoadLeg>>,
+}
+
+/// Weather at the middle of the route when the truck is expected there (Open-Meteo's variables
+/// and units) and congestion near each end (0 free-flowing to 1 standstill).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Conditions {
+    pub temperature_2m: Option<f64>,
+    pub precipitation: Option<f64>,
+    pub snowfall: Option<f64>,
+    pub wind_speed_10m: Option<f64>,
+    pub visibility: Option<f64>,
+    pub origin_congestion: Option<f64>,
+    pub destination_congestion: Option<f64>,
+}
+
+impl Conditions {
+    /// In the order of `crate::features::CONDITION_COLUMNS`.
+    pub fn values(&self) -> [Option<f64>; 7] {
+        [
+            self.temperature_2m,
+            self.precipitation,
+            self.snowfall,
+            self.wind_speed_10m,
+            self.visibility,
+            self.origin_congestion,
+            self.destination_congestion,
+        ]
+    }
+
+    pub fn from_values(values: [Option<f64>; 7]) -> Self {
+        let [temperature_2m, precipitation, snowfall, wind_speed_10m, visibility, origin_congestion, destination_congestion] =
+            values;
+        Self {
+            temperature_2m,
+            precipitation,
+            snowfall,
+            wind_speed_10m,
+            visibility,
+            origin_congestion,
+            destination_congestion,
+        }
+    }
+}
+
+/// One leg as a routing engine drives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoadLeg {
+    pub km: f64,
+    /// The engine's driving time without traffic.
+    pub free_flow_minutes: f64,
 }
 
 /// Which estimator produced an answer.
@@ -250,12 +314,31 @@ impl RulesEta {
         let mut activities = Vec::with_capacity(2 * query.stops.len() + 2);
         let mut road_distance_km = 0.0;
         let mut from = query.origin;
-        for stop in &query.stops {
-            road_distance_km += self.push_leg(&mut activities, from, stop.location, limits);
+        // Routed legs count only when there is one per leg.
+        let routed = query
+            .context
+            .legs
+            .as_deref()
+            .filter(|legs| legs.len() == query.stops.len() + 1);
+        let routed_leg = |index: usize| routed.map(|legs| legs[index]);
+        for (index, stop) in query.stops.iter().enumerate() {
+            road_distance_km += self.push_leg(
+                &mut activities,
+                from,
+                stop.location,
+                limits,
+                routed_leg(index),
+            );
             activities.push(Activity::Stop { dwell: stop.dwell });
             from = stop.location;
         }
-        road_distance_km += self.push_leg(&mut activities, from, query.destination, limits);
+        road_distance_km += self.push_leg(
+            &mut activities,
+            from,
+            query.destination,
+            limits,
+            routed_leg(query.stops.len()),
+        );
         let plan = TripPlan {
             departure: query.departure.with_timezone(&Utc),
             vehicle: query.vehicle,
@@ -271,11 +354,14 @@ impl RulesEta {
         from: GeoPoint,
         to: GeoPoint,
         limits: SpeedLimits,
+        routed: Option<RoadLeg>,
     ) -> f64 {
         let road = &self.config.road;
-        let crow_km = from.distance_km(to);
-        let road_km = crow_km * road.circuity;
-        let minutes = driving_minutes(road_km, road, limits);
+        let road_km = routed.map_or(from.distance_km(to) * road.circuity, |leg| leg.km);
+        // An engine's free-flow time is a car's or a truck's without a limiter: never faster
+        // than the limits allow this vehicle.
+        let minutes = driving_minutes(road_km, road, limits)
+            .max(routed.map_or(0.0, |leg| leg.free_flow_minutes));
         let total = TimeDelta::milliseconds((minutes * 60_000.0).round() as i64);
         activities.extend(drive_activities(from, to, total, road.territory_step_km));
         road_km
@@ -451,6 +537,7 @@ mod tests {
             vehicle,
             stops: Vec::new(),
             driver: DriverState::default(),
+            context: Default::default(),
         }
     }
 

@@ -21,7 +21,7 @@ pub mod live;
 mod prior;
 mod row;
 
-pub use prior::{CanonicalTrip, RULES_PRIOR_COLUMNS};
+pub use prior::{CanonicalTrip, ROAD_COLUMNS, RULES_PRIOR_COLUMNS};
 pub use row::{feature_row, Prior};
 
 /// The model's inputs, in order. A model directory records this list; loading refuses a model
@@ -128,7 +128,7 @@ pub fn query_frame(
 ) -> PolarsResult<DataFrame> {
     let dwell: TimeDelta = query.stops.iter().map(|stop| stop.dwell).sum();
     let departure = query.departure.with_timezone(&Utc).timestamp_millis();
-    DataFrame::new(
+    let mut frame = DataFrame::new(
         1,
         vec![
             Column::new("partner".into(), [partner]),
@@ -153,7 +153,21 @@ pub fn query_frame(
                 [in_minutes(query.driver.driven_since_break())],
             ),
         ],
-    )
+    )?;
+    for (name, value) in CONDITION_COLUMNS
+        .iter()
+        .zip(query.context.conditions.values())
+    {
+        frame.with_column(Column::new((*name).into(), [value]))?;
+    }
+    if let Some(road) = CanonicalTrip::of(query).road {
+        frame.with_column(Column::new(ROAD_COLUMNS[0].into(), [road.km]))?;
+        frame.with_column(Column::new(
+            ROAD_COLUMNS[1].into(),
+            [road.free_flow_minutes],
+        ))?;
+    }
+    Ok(frame)
 }
 
 pub(crate) fn in_minutes(delta: TimeDelta) -> f64 {

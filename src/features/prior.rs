@@ -6,7 +6,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::in_minutes;
-use crate::domain::eta::{Estimate, EstimateEta, EtaQuery, RulesEta, Stop};
+use crate::domain::eta::{Estimate, EstimateEta, EtaQuery, RoadLeg, RulesEta, Stop, TripContext};
 use crate::domain::geo::GeoPoint;
 use crate::domain::rules::DriverState;
 use crate::domain::vehicle::VehicleClass;
@@ -21,6 +21,10 @@ pub const RULES_PRIOR_COLUMNS: [&str; 7] = [
     "rules_road_km",
     "rules_strict_minutes",
 ];
+
+/// Optional columns of a trips frame: a routing engine's road distance and free-flow time for
+/// the whole route. Absent or null: the great circle times the circuity factor.
+pub const ROAD_COLUMNS: [&str; 2] = ["road_km", "road_free_flow_minutes"];
 
 /// At most this many stops are laid out for the prior; more only add their dwell.
 const MAX_PRIOR_STOPS: usize = 20;
@@ -52,6 +56,9 @@ pub struct CanonicalTrip {
     pub dwell_minutes: f64,
     pub driven_today_minutes: f64,
     pub driven_since_break_minutes: f64,
+    /// The whole route as a routing engine drives it, when one was asked; shared among the
+    /// canonical legs in proportion, as the stops are spread.
+    pub road: Option<RoadLeg>,
 }
 
 impl CanonicalTrip {
@@ -77,6 +84,16 @@ impl CanonicalTrip {
         let today = self.driven_today_minutes.clamp(0.0, 600.0);
         let since_break = self.driven_since_break_minutes.clamp(0.0, 270.0).min(today);
         let driver = DriverState::new(as_delta(today), as_delta(since_break)).unwrap_or_default();
+        let legs = self.road.map(|road| {
+            let share = 1.0 / (n_laid_out + 1) as f64;
+            vec![
+                RoadLeg {
+                    km: road.km * share,
+                    free_flow_minutes: road.free_flow_minutes * share,
+                };
+                n_laid_out + 1
+            ]
+        });
         EtaQuery {
             origin: self.origin,
             destination: self.destination,
@@ -84,6 +101,10 @@ impl CanonicalTrip {
             vehicle: self.vehicle,
             stops,
             driver,
+            context: TripContext {
+                legs,
+                ..TripContext::default()
+            },
         }
     }
 }
@@ -102,6 +123,15 @@ pub(super) fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<V
     let (stops, dwell) = (number("stops")?, number("dwell_minutes")?);
     let today = number("driven_today_minutes")?;
     let since_break = number("driven_since_break_minutes")?;
+    // A routing engine's distance and time for the whole route, when one was asked.
+    let optional = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
+        if trips.schema().contains(name) {
+            number(name)
+        } else {
+            Ok(vec![None; trips.height()])
+        }
+    };
+    let (road_km, road_minutes) = (optional(ROAD_COLUMNS[0])?, optional(ROAD_COLUMNS[1])?);
     let departures: Vec<Option<i64>> = trips
         .column("departure_time")?
         .cast(&DataType::Datetime(
@@ -131,6 +161,12 @@ pub(super) fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<V
                 dwell_minutes: dwell[row].unwrap_or(0.0),
                 driven_today_minutes: today[row].unwrap_or(0.0),
                 driven_since_break_minutes: since_break[row].unwrap_or(0.0),
+                road: road_km[row]
+                    .zip(road_minutes[row])
+                    .map(|(km, minutes)| RoadLeg {
+                        km,
+                        free_flow_minutes: minutes,
+                    }),
             };
             let query = trip.query();
             Some(prior_values(

@@ -9,7 +9,7 @@ use chrono::{Datelike, TimeDelta, Timelike, Utc};
 use super::prior::prior_values;
 use super::{in_minutes, CanonicalTrip, AREA_CELL_DEG, FEATURES};
 use crate::domain::calendar::french_public_holidays;
-use crate::domain::eta::{Estimate, EtaQuery};
+use crate::domain::eta::{Estimate, EtaQuery, RoadLeg};
 use crate::domain::geo::EARTH_RADIUS_KM;
 use crate::domain::vehicle::VehicleClass;
 
@@ -34,12 +34,17 @@ impl CanonicalTrip {
             dwell_minutes: in_minutes(dwell),
             driven_today_minutes: in_minutes(query.driver.driven_today()),
             driven_since_break_minutes: in_minutes(query.driver.driven_since_break()),
+            road: query.context.legs.as_ref().map(|legs| RoadLeg {
+                km: legs.iter().map(|leg| leg.km).sum(),
+                free_flow_minutes: legs.iter().map(|leg| leg.free_flow_minutes).sum(),
+            }),
         }
     }
 }
 
 /// The features of a request, in [`FEATURES`] order, as the frame path computes them for
-/// [`super::query_frame`]'s row: no load, no weather or congestion (missing: NaN).
+/// [`super::query_frame`]'s row: no load; weather and congestion from the query's context
+/// (missing: NaN).
 pub fn feature_row(
     query: &EtaQuery,
     partner_code: u32,
@@ -77,6 +82,11 @@ pub fn feature_row(
         VehicleClass::Articulated => 2.0,
     };
     let dwell: TimeDelta = query.stops.iter().map(|stop| stop.dwell).sum();
+    let conditions = query
+        .context
+        .conditions
+        .values()
+        .map(|value| value.unwrap_or(f64::NAN));
     let [rules, driving, breaks, rests, ban_waits, road_km, strict] =
         prior_values(prior.estimate, prior.strict);
     [
@@ -106,13 +116,13 @@ pub fn feature_row(
         elapsed_minutes,
         in_minutes(query.driver.driven_today()),
         in_minutes(query.driver.driven_since_break()),
-        f64::NAN,
-        f64::NAN,
-        f64::NAN,
-        f64::NAN,
-        f64::NAN,
-        f64::NAN,
-        f64::NAN,
+        conditions[0],
+        conditions[1],
+        conditions[2],
+        conditions[3],
+        conditions[4],
+        conditions[5],
+        conditions[6],
         f64::NAN,
         f64::NAN,
         f64::NAN,

@@ -53,6 +53,7 @@ fn a_serving_request_gets_the_features_of_the_same_trip_in_a_history() {
             window: None,
         }],
         driver: DriverState::default(),
+        context: Default::default(),
     };
     let mut request = query_frame(&query, "north-freight", 0.0).unwrap();
     request
@@ -79,6 +80,7 @@ fn calendar_vehicle_and_partner_columns() {
             vehicle: VehicleClass::Van,
             stops: Vec::new(),
             driver: DriverState::default(),
+            context: Default::default(),
         };
         query_frame(&query, "someone-new", 0.0).unwrap()
     };
@@ -174,6 +176,7 @@ fn any_query() -> impl Strategy<Value = (EtaQuery, f64, u32)> {
                         TimeDelta::minutes(since_break),
                     )
                     .unwrap(),
+                    context: Default::default(),
                 };
                 (query, elapsed, partner)
             },

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::shipment::{Fix, Shipment};
-use crate::domain::eta::{EstimateEta, EtaQuery, Stop};
+use crate::domain::eta::{EstimateEta, EtaQuery, Stop, TripContext};
 use crate::domain::geo::GeoPoint;
 use crate::domain::risk::{ArrivalBand, RiskThresholds, Severity};
 use crate::domain::rules::{DriverState, SegmentKind};
@@ -313,6 +313,10 @@ fn query(
             })
             .collect(),
         driver,
+        context: TripContext {
+            partner: Some(shipment.organisation.clone()),
+            ..TripContext::default()
+        },
     }
 }
 

@@ -163,6 +163,40 @@ pub struct PooledVsOwn {
     pub own_mae: f64,
     /// How much lower the pooled MAE is, in percent of the own-only MAE.
     pub gain_percent: f64,
+    /// The pooled model, the own-only model and the rules on the partner's test rows: overall,
+    /// by vehicle class and by horizon.
+    pub overall: Comparison,
+    pub by_vehicle: BTreeMap<String, Comparison>,
+    pub by_horizon: BTreeMap<String, Comparison>,
+}
+
+/// Three estimators on the same rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    pub pooled: Figures,
+    pub own: Figures,
+    pub rules: Figures,
+}
+
+impl Comparison {
+    /// The figures of each estimator on `rows` of a test set, `None` for no rows.
+    fn on(
+        rows: &[usize],
+        truth: &[f64],
+        pooled: &[Band],
+        own: &[Band],
+        rules: &[f64],
+    ) -> Option<Self> {
+        let truth: Vec<f64> = rows.iter().map(|row| truth[*row]).collect();
+        let bands = |all: &[Band]| rows.iter().map(|row| all[*row]).collect::<Vec<Band>>();
+        let (pooled, own) = (bands(pooled), bands(own));
+        let rules: Vec<f64> = rows.iter().map(|row| rules[*row]).collect();
+        Some(Self {
+            pooled: figures(&medians(&pooled), &truth, Some(&pooled))?,
+            own: figures(&medians(&own), &truth, Some(&own))?,
+            rules: figures(&rules, &truth, None)?,
+        })
+    }
 }
 
 /// What to run beside the time split (each costs training runs).
@@ -216,13 +250,7 @@ pub fn evaluate(
     let overall = figures(&medians(&bands), &test.minutes, Some(&bands))
         .ok_or_else(|| ModelError::Data("no test rows".into()))?;
     let group = |key: &dyn Fn(usize) -> Option<String>| {
-        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for row in 0..test.len() {
-            if let Some(name) = key(row) {
-                groups.entry(name).or_default().push(row);
-            }
-        }
-        groups
+        groups(test.len(), key)
             .into_iter()
             .filter_map(|(name, rows)| {
                 let truth: Vec<f64> = rows.iter().map(|row| test.minutes[*row]).collect();
@@ -316,10 +344,21 @@ pub fn evaluate(
             let test_set = test.select(&own_test);
             let own_bands = own_model.predict_raw(&test_set.matrix, valid.get().threads)?;
             let pooled_bands: Vec<Band> = own_test.iter().map(|row| bands[*row]).collect();
-            let mae = |chosen: &[Band]| {
-                figures(&medians(chosen), &test_set.minutes, None).map_or(f64::NAN, |f| f.mae)
+            let rules = baselines::rules(&test_set.matrix);
+            let compare = |rows: &[usize]| {
+                Comparison::on(rows, &test_set.minutes, &pooled_bands, &own_bands, &rules)
             };
-            let (pooled_mae, own_mae) = (mae(&pooled_bands), mae(&own_bands));
+            let everyone: Vec<usize> = (0..test_set.len()).collect();
+            let Some(overall) = compare(&everyone) else {
+                continue;
+            };
+            let by = |key: &dyn Fn(usize) -> Option<String>| {
+                groups(test_set.len(), key)
+                    .into_iter()
+                    .filter_map(|(name, rows)| compare(&rows).map(|c| (name, c)))
+                    .collect::<BTreeMap<_, _>>()
+            };
+            let (pooled_mae, own_mae) = (overall.pooled.mae, overall.own.mae);
             pooled_vs_own.push(PooledVsOwn {
                 partner: partner.clone(),
                 own_training_trips: (0..own_set.len())
@@ -329,6 +368,9 @@ pub fn evaluate(
                 pooled_mae,
                 own_mae,
                 gain_percent: 100.0 * (own_mae - pooled_mae) / own_mae,
+                by_vehicle: by(&|row| Some(test_set.vehicle[row].clone())),
+                by_horizon: by(&|row| test_set.horizon(row).map(str::to_owned)),
+                overall,
             });
         }
     }
@@ -378,6 +420,37 @@ fn fit_model(
             progress,
         })
     })
+}
+
+/// The median's MAE of `model` on the chosen rows, each row's partner coded as that model
+/// knows it (models trained on different pools number partners differently).
+pub fn mae_on(model: &Model, examples: &Examples, rows: &[usize]) -> Result<f64, ModelError> {
+    let set = examples.select(rows);
+    let mut matrix = set.matrix.clone();
+    for (row, partner) in matrix.chunks_mut(N).zip(&set.partner) {
+        row[crate::features::PARTNER_FEATURE] = f64::from(model.partner_code(partner));
+    }
+    let bands = model.predict_raw(&matrix, 1)?;
+    figures(&medians(&bands), &set.minutes, None)
+        .map(|f| f.mae)
+        .ok_or_else(|| ModelError::Data("no rows to judge the model on".into()))
+}
+
+/// The rules' MAE on the chosen rows.
+pub fn rules_mae_on(examples: &Examples, rows: &[usize]) -> Option<f64> {
+    let set = examples.select(rows);
+    figures(&baselines::rules(&set.matrix), &set.minutes, None).map(|f| f.mae)
+}
+
+/// Row indices by the name `key` gives them; rows it names nothing are left out.
+fn groups(rows: usize, key: &dyn Fn(usize) -> Option<String>) -> BTreeMap<String, Vec<usize>> {
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for row in 0..rows {
+        if let Some(name) = key(row) {
+            groups.entry(name).or_default().push(row);
+        }
+    }
+    groups
 }
 
 fn medians(bands: &[Band]) -> Vec<f64> {
@@ -481,16 +554,25 @@ impl Report {
             out.push('\n');
         }
         if !self.pooled_vs_own.is_empty() {
-            out.push_str("## Pooled against own data only\n\n| partner | own training trips | test rows | pooled MAE | own-only MAE | gain |\n|---|---|---|---|---|---|\n");
+            out.push_str("## Pooled against own data only\n\nOn each partner's later trips: MAE in minutes, share within ±30 min, P10-P90 coverage.\n\n| partner | own training trips | test rows | pooled MAE | own-only MAE | rules MAE | pooled ±30 | own-only ±30 | rules ±30 | pooled coverage | own-only coverage | gain |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+            let percent =
+                |share: Option<f64>| share.map_or("-".to_owned(), |s| format!("{:.0}%", 100.0 * s));
             for entry in &self.pooled_vs_own {
+                let c = &entry.overall;
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {:.1} | {:.1} | {:.1}% |",
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {:.1}% |",
                     entry.partner,
                     entry.own_training_trips,
                     entry.test_rows,
-                    entry.pooled_mae,
-                    entry.own_mae,
+                    c.pooled.mae,
+                    c.own.mae,
+                    c.rules.mae,
+                    percent(Some(c.pooled.within_30)),
+                    percent(Some(c.own.within_30)),
+                    percent(Some(c.rules.within_30)),
+                    percent(c.pooled.coverage),
+                    percent(c.own.coverage),
                     entry.gain_percent
                 );
             }

@@ -2,9 +2,10 @@
 //! (timeline, breakdown, stops) and provides the prior; the model says when the truck arrives.
 //! Without a model the engine answers alone, flagged as a fallback.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, TimeDelta, Utc};
 use rayon::prelude::*;
 
@@ -32,6 +33,8 @@ pub struct ModelEta {
     rules: RulesEta,
     strict_rules: RulesEta,
     active: ArcSwapOption<ServedModel>,
+    /// Models trained on one organisation's rows alone (it does not pool), serving its trips.
+    own: ArcSwap<HashMap<String, Arc<ServedModel>>>,
     /// Threads for a batch's predictions.
     batch_threads: usize,
 }
@@ -42,6 +45,7 @@ impl ModelEta {
             strict_rules: rules.strict(),
             rules,
             active: ArcSwapOption::new(model.map(Arc::new)),
+            own: ArcSwap::default(),
             batch_threads,
         }
     }
@@ -53,6 +57,31 @@ impl ModelEta {
 
     pub fn active(&self) -> Option<Arc<ServedModel>> {
         self.active.load_full()
+    }
+
+    /// Serves `organisation`'s trips with a model of its own from the next request on;
+    /// `None` returns them to the pooled model.
+    pub fn set_own(&self, organisation: &str, model: Option<ServedModel>) {
+        let model = model.map(Arc::new);
+        self.own.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            match &model {
+                Some(served) => {
+                    next.insert(organisation.to_owned(), served.clone());
+                }
+                None => {
+                    next.remove(organisation);
+                }
+            }
+            next
+        });
+    }
+
+    /// The model that answers for a partner: its own, else the pooled one.
+    pub fn serving(&self, partner: Option<&str>) -> Option<Arc<ServedModel>> {
+        partner
+            .and_then(|partner| self.own.load().get(partner).cloned())
+            .or_else(|| self.active())
     }
 
     fn fallback(&self, mut estimate: Estimate) -> Estimate {
@@ -68,7 +97,9 @@ impl ModelEta {
         elapsed_minutes: f64,
     ) -> (Estimate, [f64; FEATURES.len()]) {
         let planned = self.rules.estimate(query);
-        let partner = served.model.partner_code("");
+        let partner = served
+            .model
+            .partner_code(query.context.partner.as_deref().unwrap_or_default());
         // Without stops the canonical trip is the request itself: its estimate is the prior.
         let canonical = CanonicalTrip::of(query).query();
         let strict = self.strict_rules.estimate(&canonical);
@@ -190,7 +221,7 @@ impl EstimateEta for ModelEta {
     }
 
     fn estimate_live(&self, query: &EtaQuery, elapsed: TimeDelta, explain: bool) -> Estimate {
-        let Some(served) = self.active() else {
+        let Some(served) = self.serving(query.context.partner.as_deref()) else {
             return self.fallback(self.rules.estimate(query));
         };
         let (planned, row) = self.prepare(&served, query, minutes(elapsed));
@@ -205,7 +236,11 @@ impl EstimateEta for ModelEta {
     }
 
     fn estimate_batch(&self, queries: &[EtaQuery], explain: bool) -> Vec<Estimate> {
-        let Some(served) = self.active() else {
+        // A batch is one caller's: its first query names the partner for all.
+        let partner = queries
+            .first()
+            .and_then(|query| query.context.partner.as_deref());
+        let Some(served) = self.serving(partner) else {
             return queries
                 .par_iter()
                 .map(|query| self.fallback(self.rules.estimate(query)))

@@ -240,15 +240,13 @@ impl Model {
                 "rows, minutes and order differ in length".into(),
             ));
         }
-        let mut by_order: Vec<usize> = (0..n_rows).collect();
-        by_order.sort_by_key(|&row| rows.order[row]);
-        let n_calibration = (n_rows as f64 * params.calibration_share).round() as usize;
-        if n_rows < 50 || n_calibration < 20 {
+        let (fit_rows, calibration_rows) = holdout_split(rows.order, params.calibration_share);
+        if n_rows < 50 || calibration_rows.len() < 20 {
             return Err(ModelError::Data(format!(
                 "{n_rows} rows are too few to train and calibrate a model"
             )));
         }
-        let (fit_rows, calibration_rows) = by_order.split_at(n_rows - n_calibration);
+        let (fit_rows, calibration_rows) = (fit_rows.as_slice(), calibration_rows.as_slice());
         let profiles = partner_profiles(rows, fit_rows, partners.len());
         let (mut fit_matrix, fit_minutes) = gather(rows, fit_rows, params);
         let (calibration_matrix, calibration_minutes) = gather(rows, calibration_rows, params);
@@ -551,6 +549,16 @@ fn label(target: Target, minutes: f64, row: &[f64]) -> f64 {
 }
 
 /// The chosen rows, with the conditions of a fixed share of them blanked.
+/// The rows a model learns from and the latest `share` of them (by `order`), which it holds
+/// out to calibrate its interval: the holdout a new model is judged on.
+pub fn holdout_split(order: &[i64], share: f64) -> (Vec<usize>, Vec<usize>) {
+    let mut by_order: Vec<usize> = (0..order.len()).collect();
+    by_order.sort_by_key(|&row| order[row]);
+    let n_holdout = (order.len() as f64 * share).round() as usize;
+    let holdout = by_order.split_off(order.len() - n_holdout.min(order.len()));
+    (by_order, holdout)
+}
+
 fn gather(rows: &Rows<'_>, chosen: &[usize], params: &TrainParams) -> (Vec<f64>, Vec<f64>) {
     let first_condition = FEATURES
         .iter()

@@ -196,17 +196,13 @@ async fn no_organisation_reaches_another_ones_data() {
     assert_eq!(status, 200);
 
     let trips = include_str!("../../data/example/trips.csv");
-    let uploaded: Value = app
-        .client
-        .post(format!("{}/v1/history", app.address))
-        .bearer_auth(&app.keys["partner"])
-        .body(trips)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let uploaded: Value = crate::helpers::json_of(
+        app.client
+            .post(format!("{}/v1/history", app.address))
+            .bearer_auth(&app.keys["partner"])
+            .body(trips),
+    )
+    .await;
     let upload_id = uploaded["upload"]["id"].as_str().unwrap().to_owned();
     let event = json!({"stop_index": 0, "kind": "arrived"});
     let routes: Vec<(&str, String, Option<Value>)> = vec![

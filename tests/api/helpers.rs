@@ -229,3 +229,8 @@ pub fn segments<'a>(response: &'a Value, kind: &str) -> Vec<&'a Value> {
 pub fn artifact_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
+
+/// Sends a request and reads its JSON answer, whatever its status.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}

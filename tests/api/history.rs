@@ -242,16 +242,13 @@ async fn kill_9_mid_upload_leaves_no_partial_upload() {
     drop(stream);
 
     let restarted = RunningBinary::start(data.path(), &["--no-demo".as_ref()], &[]);
-    let listed: Value = restarted
-        .client
-        .get(format!("{}/v1/history", restarted.base))
-        .bearer_auth(&partner)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = crate::helpers::json_of(
+        restarted
+            .client
+            .get(format!("{}/v1/history", restarted.base))
+            .bearer_auth(&partner),
+    )
+    .await;
     assert_eq!(listed, json!([]));
     assert_eq!(
         std::fs::read_dir(&staging).unwrap().count(),
@@ -280,7 +277,17 @@ async fn admin_json(
 
 /// Trains and waits; the job as it ended.
 async fn retrain(app: &TestApp) -> Value {
-    let (status, job) = admin_json(app, reqwest::Method::POST, "/v1/models/train", None).await;
+    retrain_with(app, "").await
+}
+
+async fn retrain_with(app: &TestApp, query: &str) -> Value {
+    let (status, job) = admin_json(
+        app,
+        reqwest::Method::POST,
+        &format!("/v1/models/train{query}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 202, "{job}");
     let path = format!("/v1/models/jobs/{}", job["id"].as_str().unwrap());
     for _ in 0..1200 {
@@ -291,6 +298,84 @@ async fn retrain(app: &TestApp) -> Value {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("the training did not finish in two minutes");
+}
+
+/// A new organisation and one key of its with these roles.
+async fn organisation_with_key(app: &TestApp, id: &str, roles: &[&str]) -> String {
+    let (status, _) = admin_json(
+        app,
+        reqwest::Method::POST,
+        "/v1/organisations",
+        Some(json!({"id": id, "name": id})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, issued) = admin_json(
+        app,
+        reqwest::Method::POST,
+        &format!("/v1/organisations/{id}/keys"),
+        Some(json!({"name": "key", "roles": roles})),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    issued["key"].as_str().unwrap().to_owned()
+}
+
+/// Uploads a sample carrier's trips as the key's organisation and sets its consent.
+async fn upload_sample(app: &TestApp, key: &str, carrier: &str, pool: bool) -> String {
+    let body = std::fs::read(format!(
+        "{}/data/sample/{carrier}/trips.parquet",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let response = app
+        .client
+        .post(format!("{}/v1/history", app.address))
+        .bearer_auth(key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let uploaded: Value = response.json().await.unwrap();
+    assert_eq!(uploaded["upload"]["format"], "parquet");
+    let consent = app
+        .client
+        .put(format!("{}/v1/partners/me/consent", app.address))
+        .bearer_auth(key)
+        .body(json!({"pool": pool}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consent.status(), 200);
+    uploaded["upload"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn report_of(app: &TestApp, key: &str) -> Value {
+    app.client
+        .get(format!("{}/v1/partners/me/report", app.address))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The version that answers an ETA for the key's organisation.
+async fn serving_version(app: &TestApp, key: &str) -> Value {
+    let eta: Value = crate::helpers::json_of(
+        app.client
+            .post(format!("{}/v1/eta", app.address))
+            .bearer_auth(key)
+            .body(
+                crate::helpers::lille_to_marseille("2026-12-01T08:00:00+01:00", "articulated")
+                    .to_string(),
+            ),
+    )
+    .await;
+    eta["model"]["version"].clone()
 }
 
 fn card(app: &TestApp, job: &Value) -> Value {
@@ -316,54 +401,15 @@ fn partners_of(card: &Value) -> Vec<String> {
 #[tokio::test]
 async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_uploads() {
     let app = spawn_app().await;
-    let (status, _) = admin_json(
-        &app,
-        reqwest::Method::POST,
-        "/v1/organisations",
-        Some(json!({"id": "other", "name": "Other"})),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let (_, issued) = admin_json(
-        &app,
-        reqwest::Method::POST,
-        "/v1/organisations/other/keys",
-        Some(json!({"name": "history", "roles": ["partner"]})),
-    )
-    .await;
-    let other = issued["key"].as_str().unwrap().to_owned();
+    let other = organisation_with_key(&app, "other", &["partner", "carrier"]).await;
     let ours = app.keys["partner"].clone();
-    let sample = |carrier: &str| {
-        std::fs::read(format!(
-            "{}/data/sample/{carrier}/trips.parquet",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    };
-    let mut upload_ids = Vec::new();
-    for (key, carrier) in [(&ours, "carrier-07"), (&other, "carrier-08")] {
-        let response = app
-            .client
-            .post(format!("{}/v1/history", app.address))
-            .bearer_auth(key)
-            .body(sample(carrier))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let uploaded: Value = response.json().await.unwrap();
-        assert_eq!(uploaded["upload"]["format"], "parquet");
-        upload_ids.push(uploaded["upload"]["id"].as_str().unwrap().to_owned());
-        let consent = app
-            .client
-            .put(format!("{}/v1/partners/me/consent", app.address))
-            .bearer_auth(key)
-            .body(json!({"pool": true}).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(consent.status(), 200);
-    }
+    let upload_ids = [
+        upload_sample(&app, &ours, "carrier-07", true).await,
+        upload_sample(&app, &other, "carrier-08", true).await,
+    ];
+    // A third never pools: its rows train a model of its own, never the pool.
+    let solo = organisation_with_key(&app, "solo", &["partner", "carrier"]).await;
+    upload_sample(&app, &solo, "carrier-05", false).await;
 
     let first = retrain(&app).await;
     assert_eq!(first["status"], "succeeded", "{first}");
@@ -373,37 +419,65 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
     );
     let first_card = card(&app, &first);
     assert_eq!(partners_of(&first_card), ["demo", "other"]);
-    // Each partner sees its own figures, and only counts about the pool.
-    let report: Value = app
-        .client
-        .get(format!("{}/v1/partners/me/report", app.address))
-        .bearer_auth(&ours)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Each partner sees its own figures against its own-only model and the rules, by vehicle
+    // class and horizon, and only counts about the pool.
+    let report = report_of(&app, &ours).await;
     assert_eq!(report["model_version"], first["version"], "{report}");
     assert_eq!(report["pool"]["partners"], 2);
+    for estimator in ["pooled", "own", "rules"] {
+        let figures = &report["own_trips"]["compared"][estimator];
+        assert!(figures["mae"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(figures["within_30"].as_f64().is_some(), "{report}");
+    }
+    assert!(report["own_trips"]["compared"]["own"]["coverage"]
+        .as_f64()
+        .is_some());
     assert!(
-        report["own_trips"]["pooled"]["mae"].as_f64().unwrap() > 0.0,
-        "{report}"
+        report["own_trips"]["by_vehicle_class"]
+            .as_object()
+            .unwrap()
+            .len()
+            >= 2
     );
-    assert!(
-        report["own_trips"]["own_only_mae"].as_f64().unwrap() > 0.0,
-        "{report}"
-    );
+    assert!(report["own_trips"]["by_horizon"]["at departure"]["pooled"]["mae"].is_number());
     assert!(
         !report.to_string().contains("other"),
         "nothing about the other partner but counts"
     );
+    // Better than the rules that served before on the trips it held out: it serves now.
+    let holdout = &first["holdout"];
+    assert_eq!(holdout["served"], "rules", "{first}");
+    assert!(
+        holdout["new_mae"].as_f64() < holdout["served_mae"].as_f64(),
+        "{first}"
+    );
+    assert_eq!(first["activated"], true, "{first}");
     let (_, models) = admin_json(&app, reqwest::Method::GET, "/v1/models", None).await;
     assert_eq!(models[0]["partners"], 2);
+    assert_eq!(models[0]["active"], true);
     assert_eq!(
-        models[0]["active"], false,
-        "listed, not served until activated"
+        serving_version(&app, &app.keys["carrier"]).await,
+        first["version"]
     );
+
+    // A model of one boosting round is worse on its holdout: listed, not served.
+    let weak = retrain_with(&app, "?rounds=1").await;
+    assert_eq!(weak["status"], "succeeded", "{weak}");
+    assert_eq!(weak["activated"], false, "{weak}");
+    assert_eq!(weak["holdout"]["served"], first["version"]);
+    assert!(weak["holdout"]["new_mae"].as_f64() > weak["holdout"]["served_mae"].as_f64());
+    assert_eq!(
+        serving_version(&app, &app.keys["carrier"]).await,
+        first["version"]
+    );
+    let (status, _) = admin_json(
+        &app,
+        reqwest::Method::POST,
+        "/v1/models/train?rounds=0",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
 
     // The other partner withdraws: the next model has none of its rows.
     let withdrawn = app
@@ -419,6 +493,47 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
     assert_eq!(second["status"], "succeeded", "{second}");
     let second_card = card(&app, &second);
     assert_eq!(partners_of(&second_card), ["demo"]);
+    // The partner that no longer pools gets a model of its own rows; it serves its trips if
+    // it beats, on its holdout, the pooled model that serves them now.
+    let own_model = second["own_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["holdout"]["served"] == first["version"])
+        .expect("judged against the pooled model serving it")
+        .clone();
+    let (_, models) = admin_json(&app, reqwest::Method::GET, "/v1/models", None).await;
+    let own = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["version"] == own_model["version"])
+        .expect("a model of its own is listed")
+        .clone();
+    assert_eq!(
+        (own["owner"].as_str(), own["partners"].as_u64()),
+        (Some("other"), Some(1))
+    );
+    let better =
+        own_model["holdout"]["new_mae"].as_f64() <= own_model["holdout"]["served_mae"].as_f64();
+    assert_eq!(own_model["activated"], better);
+    let expected = if better {
+        &own_model["version"]
+    } else {
+        &first["version"]
+    };
+    assert_eq!(&serving_version(&app, &other).await, expected);
+    let (status, _) = admin_json(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/models/{}/activate", own["version"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "a model of one partner's own does not serve the others"
+    );
     assert_ne!(
         first_card["training"]["fingerprint"],
         second_card["training"]["fingerprint"]
@@ -426,16 +541,12 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
     assert!(second_card["training"]["rows"].as_u64() < first_card["training"]["rows"].as_u64());
 
     // Erasing ours names both models that learnt from it; the next training has nothing left.
-    let erased: Value = app
-        .client
-        .delete(format!("{}/v1/history/{}", app.address, upload_ids[0]))
-        .bearer_auth(&ours)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let erased: Value = crate::helpers::json_of(
+        app.client
+            .delete(format!("{}/v1/history/{}", app.address, upload_ids[0]))
+            .bearer_auth(&ours),
+    )
+    .await;
     let mut trained: Vec<&str> = erased["trained_models"]
         .as_array()
         .unwrap()
@@ -445,17 +556,143 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
     trained.sort_unstable();
     let mut expected = [
         first["version"].as_str().unwrap(),
+        weak["version"].as_str().unwrap(),
         second["version"].as_str().unwrap(),
     ];
     expected.sort_unstable();
     assert_eq!(trained, expected);
     let third = retrain(&app).await;
-    assert_eq!(third["status"], "failed");
+    assert_eq!(third["status"], "succeeded", "{third}");
+    assert_eq!(
+        third["own_models"].as_array().unwrap().len(),
+        2,
+        "other and solo"
+    );
+    assert_eq!(third["version"], Value::Null, "no pool left to train");
     assert!(
-        third["error"]
+        third["notes"][0]
             .as_str()
             .unwrap()
             .contains("no consenting partner"),
         "{third}"
     );
+}
+
+/// The value of pooling for the partners with the fewest trips: a large carrier and two small
+/// ones pool; each small one's report shows the pooled model closer to the truth on its own
+/// later trips than a model of its rows alone.
+#[tokio::test]
+async fn the_smallest_partners_gain_from_the_pool() {
+    let app = spawn_app().await;
+    upload_sample(&app, &app.keys["partner"], "carrier-02", true).await;
+    let mut small = Vec::new();
+    for (organisation, carrier) in [("small-a", "carrier-06"), ("small-b", "carrier-08")] {
+        let key = organisation_with_key(&app, organisation, &["partner"]).await;
+        upload_sample(&app, &key, carrier, true).await;
+        small.push(key);
+    }
+    let job = retrain(&app).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    for key in &small {
+        let report = report_of(&app, key).await;
+        let own = &report["own_trips"];
+        let (pooled, alone) = (
+            own["compared"]["pooled"]["mae"].as_f64().unwrap(),
+            own["compared"]["own"]["mae"].as_f64().unwrap(),
+        );
+        assert!(
+            pooled < alone,
+            "pooled {pooled:.1} against own-only {alone:.1}: {report}"
+        );
+        assert!(own["gain_percent"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(
+            own["own_training_trips"].as_u64().unwrap() < 1_000,
+            "{report}"
+        );
+        assert_eq!(report["pool"]["partners"], 3);
+    }
+}
+
+/// With a schedule, uploads and consents that changed are trained on without anyone asking;
+/// the model that won its holdout still serves after a restart.
+#[tokio::test]
+async fn a_scheduled_training_serves_its_model_and_a_restart_keeps_it() {
+    let data = tempfile::tempdir().unwrap();
+    let no_model = [("ETAPE__MODEL__DIR", "target/tmp/no-model-here")];
+    let scheduled = [no_model[0], ("ETAPE__MODEL__RETRAIN_EVERY_SECS", "1")];
+    let server = RunningBinary::start(data.path(), &["--no-demo".as_ref()], &scheduled);
+    let keys = crate::helpers::demo_keys(data.path());
+    let partner = crate::helpers::client_with_key(&keys["partner"]);
+    let trips = std::fs::read(format!(
+        "{}/data/sample/carrier-08/trips.parquet",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let uploaded = partner
+        .post(format!("{}/v1/history", server.base))
+        .body(trips)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let consent = partner
+        .put(format!("{}/v1/partners/me/consent", server.base))
+        .body(json!({"pool": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consent.status(), 200);
+
+    let admin = crate::helpers::client_with_key(&keys["admin"]);
+    let mut served = None;
+    for _ in 0..1200 {
+        let models = crate::helpers::json_of(admin.get(format!("{}/v1/models", server.base))).await;
+        served = models
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|model| model["active"] == true)
+            .map(|model| model["version"].clone());
+        if served.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let served = served.expect("the scheduled training served a model within two minutes");
+    let carrier = keys["carrier"].clone();
+    let eta_version = |base: String| {
+        let carrier = carrier.clone();
+        async move {
+            let eta = crate::helpers::json_of(
+                crate::helpers::client_with_key(&carrier)
+                    .post(format!("{base}/v1/eta"))
+                    .body(
+                        crate::helpers::lille_to_marseille("2026-12-01T08:00:00+01:00", "rigid")
+                            .to_string(),
+                    ),
+            )
+            .await;
+            eta["model"]["version"].clone()
+        }
+    };
+    assert_eq!(eta_version(server.base.clone()).await, served);
+    drop(server);
+
+    let restarted = RunningBinary::start(data.path(), &["--no-demo".as_ref()], &no_model);
+    assert_eq!(eta_version(restarted.base.clone()).await, served);
+    drop(restarted);
+
+    // The command line trains the same way and judges against what serves: one boosting
+    // round does not beat it.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_etape"))
+        .args(["retrain", "--rounds", "1", "--data-dir"])
+        .arg(data.path())
+        .env(no_model[0].0, no_model[0].1)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let job: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["holdout"]["served"], served);
+    assert_eq!(job["activated"], false, "{job}");
 }
