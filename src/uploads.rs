@@ -17,8 +17,10 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::history::files::parse_table;
-use crate::history::{validate, ValidationOptions, ValidationReport};
+use std::collections::HashSet;
+
+use crate::history::files::table_chunks;
+use crate::history::{validate, Problem, Table, ValidationOptions, ValidationReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +76,8 @@ pub struct Upload {
 /// An upload being received: written to its staging directory as it streams in.
 pub struct Incoming {
     dir: PathBuf,
+    /// Rows per chunk of the check.
+    chunk_rows: usize,
     file: fs::File,
     hasher: Sha256,
     bytes: u64,
@@ -122,6 +126,7 @@ impl UploadArea {
         let file = fs::File::create(dir.join("received")).map_err(storage)?;
         Ok(Incoming {
             dir,
+            chunk_rows: CHUNK_ROWS,
             file,
             hasher: Sha256::new(),
             bytes: 0,
@@ -223,6 +228,9 @@ impl Incoming {
         }
     }
 
+    /// Checks the received file a chunk of rows at a time (memory stays bounded whatever the
+    /// size of the upload), writing the typed rows to `trips.parquet` and, when rows are
+    /// skipped, the kept raw rows beside it.
     fn check(
         &self,
         upload: &mut Upload,
@@ -231,70 +239,314 @@ impl Incoming {
     ) -> Result<ValidationReport, UploadError> {
         let received = self.dir.join("received");
         upload.format = UploadFormat::sniff(&self.head);
-        let bytes = fs::read(&received).map_err(storage)?;
-        let raw = parse_table(bytes).map_err(UploadError::Unreadable)?;
-        let (kept_raw, history, report) = match validate(&raw, None, options) {
-            Ok(history) => (None, history, ValidationReport::default()),
-            Err(report) if skip_bad_rows && report.bad_trip_rows.len() < raw.height() => {
-                let bad: std::collections::HashSet<usize> =
-                    report.bad_trip_rows.iter().copied().collect();
-                let keep: BooleanChunked = (1..=raw.height())
-                    .map(|record| !bad.contains(&record))
-                    .collect();
-                let kept = raw.filter(&keep).map_err(storage)?;
-                // Rows that were only wrong together (a duplicated trip id) may still clash.
-                let history = validate(&kept, None, options).map_err(UploadError::Invalid)?;
-                (Some(kept), history, report)
-            }
-            Err(report) => return Err(UploadError::Invalid(report)),
-        };
+        let chunks = table_chunks(&received, self.chunk_rows).map_err(UploadError::Unreadable)?;
+        let mut report = ValidationReport::default();
+        let mut typed = ChunkWriter::new(self.dir.join("trips.parquet"), UploadFormat::Parquet);
         let kept_path = self.dir.join(format!("kept.{}", upload.format.extension()));
-        match kept_raw {
-            None => fs::rename(&received, &kept_path).map_err(storage)?,
-            Some(mut kept) => {
-                write_raw(&mut kept, &kept_path, upload.format)?;
-                fs::remove_file(&received).map_err(storage)?;
+        let mut kept = ChunkWriter::new(self.dir.join("kept.partial"), upload.format);
+        // Trip ids of earlier chunks, hashed: 64 bits make a false clash among a few million
+        // ids about a one-in-a-million event, and keep the set at tens of megabytes.
+        let mut seen: HashSet<u64> = HashSet::new();
+        let (mut first, mut last): (Option<i64>, Option<i64>) = (None, None);
+        let mut offset = 0;
+        for chunk in chunks {
+            let raw = chunk.map_err(UploadError::Unreadable)?;
+            let height = raw.height();
+            let ids = trip_ids(&raw);
+            let mut chunk_report = ValidationReport {
+                trip_rows: height,
+                ..ValidationReport::default()
+            };
+            for (index, id) in ids.iter().enumerate() {
+                if id.is_some_and(|id| seen.contains(&id)) {
+                    chunk_report.total += 1;
+                    chunk_report.problems.push(Problem {
+                        table: Table::Trips,
+                        row: Some(index + 1),
+                        column: "trip_id".into(),
+                        reason: "duplicate trip_id, first in an earlier row".into(),
+                    });
+                    chunk_report.bad_trip_rows.push(index + 1);
+                }
             }
+            let checked = match validate(&raw, None, options) {
+                Ok(history) if chunk_report.is_clean() => Ok(history.trips),
+                Ok(_) => Err(chunk_report),
+                Err(mut found) => {
+                    found.total += chunk_report.total;
+                    found.problems.extend(chunk_report.problems);
+                    found.bad_trip_rows.extend(chunk_report.bad_trip_rows);
+                    found.bad_trip_rows.sort_unstable();
+                    found.bad_trip_rows.dedup();
+                    Err(found)
+                }
+            };
+            let (good, good_rows) = match checked {
+                Ok(trips) => (trips, None),
+                Err(found) => {
+                    let bad: HashSet<usize> = found.bad_trip_rows.iter().copied().collect();
+                    merge(&mut report, found, offset, options.max_problems);
+                    if !skip_bad_rows {
+                        // Nothing is kept; the rest is read for a whole report.
+                        seen.extend(ids.iter().flatten());
+                        offset += height;
+                        continue;
+                    }
+                    let keep: Vec<bool> =
+                        (1..=height).map(|record| !bad.contains(&record)).collect();
+                    let mask: BooleanChunked = keep.iter().copied().collect();
+                    let kept_raw = raw.filter(&mask).map_err(storage)?;
+                    // Rows that were only wrong together (a duplicated trip id) may still clash.
+                    let history =
+                        validate(&kept_raw, None, options).map_err(UploadError::Invalid)?;
+                    (history.trips, Some((kept_raw, keep)))
+                }
+            };
+            offset += height;
+            if !report.is_clean() && !skip_bad_rows {
+                seen.extend(ids.iter().flatten());
+                continue;
+            }
+            match &good_rows {
+                Some((kept_raw, keep)) => {
+                    for (id, kept_row) in ids.iter().zip(keep) {
+                        if let (Some(id), true) = (id, kept_row) {
+                            seen.insert(*id);
+                        }
+                    }
+                    kept.write(kept_raw)?;
+                }
+                None => {
+                    seen.extend(ids.iter().flatten());
+                    if skip_bad_rows {
+                        kept.write(&raw)?;
+                    }
+                }
+            }
+            let departures = good
+                .column("departure_time")
+                .and_then(|column| column.datetime().map(|dates| dates.phys.clone()))
+                .map_err(storage)?;
+            first = first.into_iter().chain(departures.min()).min();
+            last = last.into_iter().chain(departures.max()).max();
+            upload.rows += good.height();
+            typed.write(&good)?;
         }
-        let mut trips = history.trips;
-        let typed = self.dir.join("trips.parquet");
-        let mut file = fs::File::create(&typed).map_err(storage)?;
-        ParquetWriter::new(&mut file)
-            .finish(&mut trips)
-            .map_err(storage)?;
-        file.sync_all().map_err(storage)?;
-        let departures = trips
-            .column("departure_time")
-            .and_then(|column| column.datetime().map(|dates| dates.phys.clone()))
-            .map_err(storage)?;
-        upload.rows = trips.height();
+        report.trip_rows = offset;
+        report.bad_trip_rows.sort_unstable();
+        if !report.is_clean() && !skip_bad_rows {
+            return Err(UploadError::Invalid(report));
+        }
+        if upload.rows == 0 {
+            if report.is_clean() {
+                report.total = 1;
+                report.problems.push(Problem {
+                    table: Table::Trips,
+                    row: None,
+                    column: String::new(),
+                    reason: "the file holds no trip".into(),
+                });
+            }
+            return Err(UploadError::Invalid(report));
+        }
+        typed.finish()?;
+        if report.bad_trip_rows.is_empty() {
+            kept.abandon();
+            fs::rename(&received, &kept_path).map_err(storage)?;
+        } else {
+            kept.finish()?;
+            fs::rename(self.dir.join("kept.partial"), &kept_path).map_err(storage)?;
+            fs::remove_file(&received).map_err(storage)?;
+        }
         upload.skipped_rows = report.bad_trip_rows.len();
-        upload.first_departure = departures.min().and_then(DateTime::from_timestamp_millis);
-        upload.last_departure = departures.max().and_then(DateTime::from_timestamp_millis);
+        upload.first_departure = first.and_then(DateTime::from_timestamp_millis);
+        upload.last_departure = last.and_then(DateTime::from_timestamp_millis);
         Ok(report)
     }
 }
 
-/// Writes rows as read (CSV text, or Parquet's own types) in `format`, synced.
-fn write_raw(frame: &mut DataFrame, path: &Path, format: UploadFormat) -> Result<(), UploadError> {
-    let mut file = fs::File::create(path).map_err(storage)?;
-    match format {
-        UploadFormat::Parquet => ParquetWriter::new(&mut file)
-            .finish(frame)
-            .map(|_| ())
-            .map_err(storage)?,
-        UploadFormat::Csv => CsvWriter::new(&mut file)
-            .include_header(true)
-            .finish(frame)
-            .map_err(storage)?,
-        UploadFormat::CsvGz => {
-            let mut encoder = GzEncoder::new(&mut file, Compression::default());
-            CsvWriter::new(&mut encoder)
-                .include_header(true)
-                .finish(frame)
-                .map_err(storage)?;
-            encoder.finish().map_err(storage)?;
+/// Rows per chunk of an upload's check: a few tens of megabytes of text at a time.
+const CHUNK_ROWS: usize = 100_000;
+
+/// Each row's `trip_id`, hashed; `None` where it is missing or not text.
+fn trip_ids(raw: &DataFrame) -> Vec<Option<u64>> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    match raw
+        .column("trip_id")
+        .and_then(|column| column.str().cloned())
+    {
+        Ok(ids) => ids
+            .iter()
+            .map(|id| id.map(|id| hasher.hash_one(id)))
+            .collect(),
+        Err(_) => vec![None; raw.height()],
+    }
+}
+
+/// Adds a chunk's problems to the upload's, rows counted from the start of the file; a problem
+/// with the table as a whole (a missing column) is said once.
+fn merge(report: &mut ValidationReport, found: ValidationReport, offset: usize, limit: usize) {
+    for mut problem in found.problems {
+        match problem.row {
+            Some(row) => problem.row = Some(row + offset),
+            None if report.problems.contains(&problem) => continue,
+            None => {}
+        }
+        report.total += 1;
+        if report.problems.len() < limit {
+            report.problems.push(problem);
         }
     }
-    file.sync_all().map_err(storage)
+    report
+        .bad_trip_rows
+        .extend(found.bad_trip_rows.into_iter().map(|row| row + offset));
+}
+
+/// A file written a chunk at a time in one of the upload formats, synced when finished.
+struct ChunkWriter {
+    path: PathBuf,
+    format: UploadFormat,
+    open: Option<OpenWriter>,
+}
+
+enum OpenWriter {
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<fs::File>>),
+    Csv(Box<polars::io::csv::write::BatchedWriter<fs::File>>),
+    CsvGz(Box<polars::io::csv::write::BatchedWriter<GzEncoder<fs::File>>>),
+}
+
+impl ChunkWriter {
+    fn new(path: PathBuf, format: UploadFormat) -> Self {
+        Self {
+            path,
+            format,
+            open: None,
+        }
+    }
+
+    fn write(&mut self, frame: &DataFrame) -> Result<(), UploadError> {
+        if self.open.is_none() {
+            let file = fs::File::create(&self.path).map_err(storage)?;
+            let schema = frame.schema();
+            self.open = Some(match self.format {
+                UploadFormat::Parquet => OpenWriter::Parquet(Box::new(
+                    ParquetWriter::new(file).batched(schema).map_err(storage)?,
+                )),
+                UploadFormat::Csv => OpenWriter::Csv(Box::new(
+                    CsvWriter::new(file)
+                        .include_header(true)
+                        .batched(schema)
+                        .map_err(storage)?,
+                )),
+                UploadFormat::CsvGz => OpenWriter::CsvGz(Box::new(
+                    CsvWriter::new(GzEncoder::new(file, Compression::default()))
+                        .include_header(true)
+                        .batched(schema)
+                        .map_err(storage)?,
+                )),
+            });
+        }
+        let mut frame = frame.clone();
+        frame.rechunk_mut();
+        match self.open.as_mut().expect("opened above") {
+            OpenWriter::Parquet(writer) => writer.write_batch(&frame),
+            OpenWriter::Csv(writer) => writer.write_batch(&frame),
+            OpenWriter::CsvGz(writer) => writer.write_batch(&frame),
+        }
+        .map_err(storage)
+    }
+
+    fn finish(self) -> Result<(), UploadError> {
+        match self.open {
+            Some(OpenWriter::Parquet(writer)) => {
+                writer.finish().map_err(storage)?;
+            }
+            Some(OpenWriter::Csv(mut writer)) => writer.finish().map_err(storage)?,
+            Some(OpenWriter::CsvGz(mut writer)) => writer.finish().map_err(storage)?,
+            None => return Ok(()),
+        }
+        fs::File::open(&self.path)
+            .and_then(|file| file.sync_all())
+            .map_err(storage)
+    }
+
+    fn abandon(self) {
+        drop(self.open);
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "trip_id,vehicle_class,origin_lat,origin_lon,destination_lat,destination_lon,departure_time,arrival_time,distance_km,stops,dwell_minutes,load_tonnes";
+    const ROW: &str = "articulated,50.6292,3.0573,43.3026,5.3691,2025-03-04T05:40:00+01:00,2025-03-05T07:55:00+01:00,1003.5,0,0,21.4";
+
+    /// Five trips read two at a time; the fourth repeats the first's id, across chunks.
+    fn incoming(area: &UploadArea, id: &str) -> Incoming {
+        let mut text = format!("{HEADER}\n");
+        for trip in ["a", "b", "c", "a", "e"] {
+            text.push_str(&format!("{trip},{ROW}\n"));
+        }
+        let mut incoming = area.begin("org", id).unwrap();
+        incoming.chunk_rows = 2;
+        incoming.write(text.as_bytes()).unwrap();
+        incoming.finish().unwrap();
+        incoming
+    }
+
+    fn upload(id: &str) -> Upload {
+        Upload {
+            id: id.into(),
+            organisation: "org".into(),
+            sha256: String::new(),
+            format: UploadFormat::Csv,
+            rows: 0,
+            skipped_rows: 0,
+            first_departure: None,
+            last_departure: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_across_chunks_is_named_by_its_row_in_the_file() {
+        let data = tempfile::tempdir().unwrap();
+        let area = UploadArea::new(data.path());
+        let options = ValidationOptions::default();
+
+        let mut whole = upload("one");
+        let refused = incoming(&area, "one")
+            .check_and_commit(&mut whole, &area.dir("org", "one"), false, &options)
+            .unwrap_err();
+        let UploadError::Invalid(report) = refused else {
+            panic!("{refused}");
+        };
+        assert_eq!(report.trip_rows, 5);
+        assert_eq!(report.bad_trip_rows, [4]);
+        assert_eq!(report.problems[0].column, "trip_id");
+        assert!(!area.dir("org", "one").exists(), "nothing kept");
+
+        let mut partly = upload("two");
+        let report = incoming(&area, "two")
+            .check_and_commit(&mut partly, &area.dir("org", "two"), true, &options)
+            .unwrap();
+        assert_eq!(report.bad_trip_rows, [4]);
+        assert_eq!((partly.rows, partly.skipped_rows), (4, 1));
+        let kept = fs::read_to_string(area.export_path(&partly)).unwrap();
+        let ids: Vec<&str> = kept
+            .lines()
+            .skip(1)
+            .map(|line| line.split(',').next().unwrap())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c", "e"]);
+        let typed = ParquetReader::new(
+            fs::File::open(area.dir("org", "two").join("trips.parquet")).unwrap(),
+        )
+        .finish()
+        .unwrap();
+        assert_eq!(typed.height(), 4);
+    }
 }

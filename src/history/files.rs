@@ -65,6 +65,162 @@ pub fn parse_table(bytes: Vec<u8>) -> Result<DataFrame, String> {
         .map_err(|error| format!("not valid CSV: {error}"))
 }
 
+/// A table read a chunk of rows at a time, so that a file much larger than memory can be
+/// checked: CSV (optionally gzip) record by record through the `csv` crate, which knows where
+/// quoted fields end, each chunk then parsed as text like [`parse_table`] does; Parquet by
+/// slices of rows.
+pub struct TableChunks {
+    source: ChunkSource,
+    rows_per_chunk: usize,
+}
+
+enum ChunkSource {
+    Parquet {
+        path: PathBuf,
+        rows: usize,
+        next: usize,
+    },
+    Csv {
+        reader: Box<csv::Reader<Box<dyn Read + Send>>>,
+        header: csv::ByteRecord,
+        done: bool,
+    },
+}
+
+/// Opens `path` for reading in chunks of `rows_per_chunk` rows.
+pub fn table_chunks(path: &Path, rows_per_chunk: usize) -> Result<TableChunks, String> {
+    let mut head = [0u8; 4];
+    let read = fs::File::open(path)
+        .and_then(|mut file| file.read(&mut head))
+        .map_err(|error| error.to_string())?;
+    let head = &head[..read];
+    let source = if head.starts_with(b"PAR1") {
+        let rows = ParquetReader::new(fs::File::open(path).map_err(|error| error.to_string())?)
+            .num_rows()
+            .map_err(|error| error.to_string())?;
+        ChunkSource::Parquet {
+            path: path.to_owned(),
+            rows,
+            next: 0,
+        }
+    } else {
+        let file =
+            std::io::BufReader::new(fs::File::open(path).map_err(|error| error.to_string())?);
+        let input: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
+            Box::new(MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(input);
+        let header = reader
+            .byte_headers()
+            .map_err(|error| csv_error(&error))?
+            .clone();
+        if header
+            .iter()
+            .any(|field| std::str::from_utf8(field).is_err())
+        {
+            return Err("not UTF-8 text, nor gzip, nor Parquet".into());
+        }
+        ChunkSource::Csv {
+            reader: Box::new(reader),
+            header,
+            done: false,
+        }
+    };
+    Ok(TableChunks {
+        source,
+        rows_per_chunk: rows_per_chunk.max(1),
+    })
+}
+
+fn csv_error(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Utf8 { .. } => "not UTF-8 text, nor gzip, nor Parquet".into(),
+        _ => format!("not valid CSV: {error}"),
+    }
+}
+
+impl Iterator for TableChunks {
+    type Item = Result<DataFrame, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.source {
+            ChunkSource::Parquet { path, rows, next } => {
+                if *next >= *rows {
+                    return None;
+                }
+                let length = self.rows_per_chunk.min(*rows - *next);
+                let chunk = fs::File::open(&*path)
+                    .map_err(|error| error.to_string())
+                    .and_then(|file| {
+                        ParquetReader::new(file)
+                            .with_slice(Some((*next, length)))
+                            .finish()
+                            .map_err(|error| error.to_string())
+                    });
+                *next += length;
+                Some(chunk)
+            }
+            ChunkSource::Csv {
+                reader,
+                header,
+                done,
+            } => {
+                if *done {
+                    return None;
+                }
+                let mut text = csv::Writer::from_writer(Vec::new());
+                let mut record = csv::ByteRecord::new();
+                let mut count = 0;
+                let written = text.write_byte_record(header).map_err(|e| csv_error(&e));
+                if let Err(error) = written {
+                    return Some(Err(error));
+                }
+                while count < self.rows_per_chunk {
+                    match reader.read_byte_record(&mut record) {
+                        Ok(true) => {
+                            if let Err(error) = text.write_byte_record(&record) {
+                                return Some(Err(csv_error(&error)));
+                            }
+                            count += 1;
+                        }
+                        Ok(false) => {
+                            *done = true;
+                            break;
+                        }
+                        Err(error) => {
+                            *done = true;
+                            return Some(Err(csv_error(&error)));
+                        }
+                    }
+                }
+                if count == 0 {
+                    return None;
+                }
+                let bytes = match text.into_inner() {
+                    Ok(bytes) => bytes,
+                    Err(error) => return Some(Err(error.to_string())),
+                };
+                if std::str::from_utf8(&bytes).is_err() {
+                    *done = true;
+                    return Some(Err("not UTF-8 text, nor gzip, nor Parquet".into()));
+                }
+                Some(
+                    CsvReadOptions::default()
+                        .with_has_header(true)
+                        .with_infer_schema_length(Some(0))
+                        .into_reader_with_file_handle(Cursor::new(bytes))
+                        .finish()
+                        .map_err(|error| format!("not valid CSV: {error}")),
+                )
+            }
+        }
+    }
+}
+
 /// The trips (and pings, if any) of one history: a file of trips, or a directory holding
 /// `trips.*` and optionally `pings.*` (`.parquet`, `.csv` or `.csv.gz`).
 pub fn read_history(path: &Path) -> Result<(DataFrame, Option<DataFrame>), HistoryError> {

@@ -690,7 +690,11 @@ async fn a_scheduled_training_serves_its_model_and_a_restart_keeps_it() {
         .env(no_model[0].0, no_model[0].1)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let job: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["holdout"]["served"], served);
