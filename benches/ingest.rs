@@ -126,6 +126,7 @@ fn tracker(dir: &Path, estimator: Arc<dyn EstimateEta>) -> Tracker {
         metrics: Metrics::new(),
         clock: Clock::System,
         notices: None,
+        feeds: None,
     })
     .unwrap()
 }

@@ -31,6 +31,75 @@ pub struct Settings {
     pub tracking: TrackingSettings,
     pub webhooks: WebhookSettings,
     pub demo: DemoSettings,
+    pub feeds: FeedSettings,
+}
+
+/// External feeds: weather (Open-Meteo's API), traffic (TomTom's Flow Segment Data) and a
+/// routing engine (Valhalla or OSRM). Each is off while its URL is empty; the ETAs then do
+/// without it, unflagged. A configured feed that fails or is stale flags the ETAs it could not
+/// serve (`degraded`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedSettings {
+    /// Open-Meteo forecast API, e.g. `https://api.open-meteo.com` (self-hosted works alike).
+    pub weather_url: String,
+    /// Open-Meteo archive API, e.g. `https://archive-api.open-meteo.com`: the weather that was,
+    /// for training on histories (`etape train --weather-archive`).
+    pub weather_archive_url: String,
+    /// TomTom traffic API, e.g. `https://api.tomtom.com`, and its key. Without it, congestion
+    /// is learnt from the pings.
+    pub traffic_url: String,
+    pub traffic_key: String,
+    /// `valhalla` or `osrm`, at `routing_url`.
+    pub routing_engine: RoutingEngine,
+    pub routing_url: String,
+    /// One HTTP attempt's limit, and retries after a failed one (timeouts, 5xx, refused
+    /// connections), with full jitter over an exponentially growing cap.
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Failed calls in a row that open a feed's circuit; calls are then refused at once until
+    /// the cool-down has passed and one trial call succeeds.
+    pub breaker_failures: u32,
+    pub breaker_cooldown_secs: u64,
+    /// How long an ETA request waits for what the feeds do not have cached; the rest keeps
+    /// being fetched and serves the next requests.
+    pub wait_ms: u64,
+    /// Data older than this is fetched again; kept and flagged stale while that fails, up to
+    /// four times as old.
+    pub weather_max_age_secs: u64,
+    pub traffic_max_age_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingEngine {
+    #[default]
+    Valhalla,
+    Osrm,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self {
+            weather_url: String::new(),
+            weather_archive_url: String::new(),
+            traffic_url: String::new(),
+            traffic_key: String::new(),
+            routing_engine: RoutingEngine::Valhalla,
+            routing_url: String::new(),
+            timeout_ms: 2_000,
+            retries: 2,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 1_000,
+            breaker_failures: 3,
+            breaker_cooldown_secs: 30,
+            wait_ms: 300,
+            weather_max_age_secs: 3_600,
+            traffic_max_age_secs: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,6 +25,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod features;
+pub mod feeds;
 pub mod history;
 pub mod jobs;
 pub mod live;

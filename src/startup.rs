@@ -94,6 +94,7 @@ impl Application {
             tracing::warn!(message = "Unfinished uploads removed.", directories = swept);
         }
         let log = PingLog::open(&data_dir.join("pings")).context("cannot open the ping log")?;
+        let feeds = crate::feeds::Feeds::new(&settings.feeds, &metrics);
         let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
         let tracker = Arc::new(
             Tracker::start(TrackerParts {
@@ -105,6 +106,7 @@ impl Application {
                 metrics: metrics.clone(),
                 clock,
                 notices: Some(sender),
+                feeds: Some(feeds.clone()),
             })
             .context("cannot restore live tracking")?,
         );
@@ -118,6 +120,7 @@ impl Application {
             keyring,
             model_eta: model_eta.clone(),
             jobs: Arc::new(Jobs::default()),
+            feeds: feeds.clone(),
             training_rules: Arc::new(RulesEta::new(settings.rules_eta_config())),
             data_dir: data_dir.clone(),
             model_dir: settings.model.dir.clone(),
@@ -196,6 +199,10 @@ impl Application {
         background.push(tokio::spawn(refresh_loop(
             self.tracker.clone(),
             Duration::from_millis(self.settings.tracking.debounce_ms.max(1)),
+        )));
+        background.push(tokio::spawn(learn_congestion_loop(
+            self.tracker.clone(),
+            self.state.feeds.clone(),
         )));
         if self.settings.model.retrain_every_secs > 0 {
             background.push(tokio::spawn(retrain_loop(
@@ -279,6 +286,34 @@ async fn refresh_loop(tracker: Arc<Tracker>, every: Duration) {
             }
         })
         .await;
+    }
+}
+
+/// Congestion is learnt again from the pings in memory this often (the window moves).
+const CONGESTION_EVERY: Duration = Duration::from_secs(600);
+
+/// Learns congestion by area and hour of the week from every vehicle's pings: a minute after
+/// start (the pings of the window restored, the demo's replayed), then every ten minutes.
+async fn learn_congestion_loop(tracker: Arc<Tracker>, feeds: Arc<crate::feeds::Feeds>) {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut ticker = tokio::time::interval(CONGESTION_EVERY);
+    loop {
+        ticker.tick().await;
+        let (tracker, feeds) = (tracker.clone(), feeds.clone());
+        let learnt = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            Ok(feeds.learn_congestion(&tracker.all_pings()?)?)
+        })
+        .await;
+        match learnt {
+            Ok(Ok(cells)) => tracing::info!(
+                message = "Congestion learnt from the pings.",
+                areas_and_hours = cells
+            ),
+            Ok(Err(error)) => {
+                tracing::error!(message = "Congestion not learnt.", error = %format!("{error:#}"))
+            }
+            Err(_) => {}
+        }
     }
 }
 

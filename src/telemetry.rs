@@ -4,8 +4,8 @@
 //! a method, a status code, a model name; never a raw path, a key or a message.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -40,6 +40,10 @@ pub struct Metrics {
     pub live_recomputations: IntCounter,
     pub live_eta_error: HistogramVec,
     pub webhook_deliveries: IntCounterVec,
+    pub feed_requests: IntCounterVec,
+    pub feed_request_duration: HistogramVec,
+    pub feed_data_age: GaugeVec,
+    pub feed_circuit_open: IntGaugeVec,
 }
 
 /// Absolute ETA errors, in minutes.
@@ -120,6 +124,40 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let feed_requests = IntCounterVec::new(
+            Opts::new(
+                "etape_feed_requests_total",
+                "Calls to external feeds, by feed and outcome: ok, error, timeout, malformed \
+                 or short_circuited (refused while the circuit is open).",
+            ),
+            &["feed", "outcome"],
+        )
+        .expect("valid metric");
+        let feed_request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "etape_feed_request_duration_seconds",
+                "Latency of each HTTP attempt to an external feed.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["feed"],
+        )
+        .expect("valid metric");
+        let feed_data_age = GaugeVec::new(
+            Opts::new(
+                "etape_feed_data_age_seconds",
+                "Age of the newest data received from each feed.",
+            ),
+            &["feed"],
+        )
+        .expect("valid metric");
+        let feed_circuit_open = IntGaugeVec::new(
+            Opts::new(
+                "etape_feed_circuit_open",
+                "1 while a feed's circuit is open (its calls refused at once).",
+            ),
+            &["feed"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "etape_build_info",
@@ -141,6 +179,10 @@ impl Metrics {
             Box::new(live_recomputations.clone()),
             Box::new(live_eta_error.clone()),
             Box::new(webhook_deliveries.clone()),
+            Box::new(feed_requests.clone()),
+            Box::new(feed_request_duration.clone()),
+            Box::new(feed_data_age.clone()),
+            Box::new(feed_circuit_open.clone()),
             Box::new(build_info),
         ] {
             registry
@@ -158,6 +200,10 @@ impl Metrics {
             live_recomputations,
             live_eta_error,
             webhook_deliveries,
+            feed_requests,
+            feed_request_duration,
+            feed_data_age,
+            feed_circuit_open,
         }
     }
 

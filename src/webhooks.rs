@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
-use rand::Rng;
 use sha2::Sha256;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -68,11 +67,11 @@ pub fn new_secret() -> String {
 /// The delay before retry `attempt` (1 for the first retry): full jitter over an
 /// exponentially growing cap.
 pub fn backoff(settings: &WebhookSettings, attempt: u32) -> Duration {
-    let cap = settings
-        .backoff_initial_ms
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(30))
-        .min(settings.backoff_max_ms);
-    Duration::from_millis(rand::rng().random_range(0..=cap))
+    crate::feeds::guard::full_jitter(
+        settings.backoff_initial_ms,
+        settings.backoff_max_ms,
+        attempt,
+    )
 }
 
 /// Stop medians by (webhook, shipment).

@@ -203,6 +203,50 @@ pub struct EtaResponse {
     /// rules answer.
     pub factors: Vec<FactorDto>,
     pub model: ModelDto,
+    /// The weather and congestion the estimate took, where the feeds gave them.
+    pub conditions: ConditionsDto,
+    /// Whether the road distance came from a routing engine (else the great circle times the
+    /// circuity factor).
+    pub routed: bool,
+    /// Configured feeds that could not serve this estimate: `weather_unavailable`,
+    /// `weather_stale`, `traffic_unavailable`, `traffic_stale`, `routing_unavailable`. The
+    /// estimate then did without them.
+    pub degraded: Vec<String>,
+}
+
+/// Weather at the middle of the route when the truck is expected there (Open-Meteo's
+/// variables: °C, mm, cm, km/h, m) and congestion near each end (0 free-flowing to 1
+/// standstill); absent when unknown.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ConditionsDto {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature_2m: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precipitation: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snowfall: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wind_speed_10m: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_congestion: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_congestion: Option<f64>,
+}
+
+impl From<crate::domain::eta::Conditions> for ConditionsDto {
+    fn from(found: crate::domain::eta::Conditions) -> Self {
+        Self {
+            temperature_2m: found.temperature_2m,
+            precipitation: found.precipitation,
+            snowfall: found.snowfall,
+            wind_speed_10m: found.wind_speed_10m,
+            visibility: found.visibility,
+            origin_congestion: found.origin_congestion,
+            destination_congestion: found.destination_congestion,
+        }
+    }
 }
 
 /// One item of a batch answer: an ETA, or the error for that request alone.
@@ -447,7 +491,12 @@ fn in_minutes(delta: TimeDelta) -> f64 {
 
 impl EtaResponse {
     /// Renders an estimate in the offset the question was asked in.
-    pub fn new(query: &EtaQuery, stop_ids: Vec<Option<String>>, estimate: Estimate) -> Self {
+    pub fn new(
+        query: &EtaQuery,
+        stop_ids: Vec<Option<String>>,
+        estimate: Estimate,
+        degraded: &[&str],
+    ) -> Self {
         let offset = *query.departure.offset();
         let stamp = |instant: DateTime<Utc>| {
             instant
@@ -511,6 +560,9 @@ impl EtaResponse {
                 })
                 .collect(),
             model: estimate.model.into(),
+            conditions: query.context.conditions.into(),
+            routed: query.context.legs.is_some(),
+            degraded: degraded.iter().map(|flag| (*flag).to_owned()).collect(),
         }
     }
 }

@@ -32,7 +32,7 @@ pub async fn eta(
     let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: EtaRequest = parse_json(&body)?;
-    let response = answer(&state, request, organisation, state.clock.now())?;
+    let response = answer(&state, request, organisation, state.clock.now()).await?;
     state
         .metrics
         .predictions
@@ -79,9 +79,8 @@ pub async fn eta_batch(
         .observe(n_requests as f64);
     let now = state.clock.now();
     let worker_state = state.clone();
-    // Ten thousand estimates take long enough to stall the worker's other connections.
-    let results = web::block(move || {
-        let parsed: Vec<Result<Parsed, ApiError>> = batch
+    let parsed: Vec<Result<Parsed, ApiError>> = web::block(move || {
+        batch
             .requests
             .into_iter()
             .map(|item| {
@@ -91,21 +90,43 @@ pub async fn eta_batch(
                 query.context.partner = Some(organisation.clone());
                 Ok((query, stop_ids))
             })
-            .collect();
-        let queries: Vec<EtaQuery> = parsed
-            .iter()
-            .filter_map(|item| item.as_ref().ok().map(|(query, _)| query.clone()))
-            .collect();
+            .collect()
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let mut queries: Vec<EtaQuery> = parsed
+        .iter()
+        .filter_map(|item| item.as_ref().ok().map(|(query, _)| query.clone()))
+        .collect();
+    if state.feeds.active() {
+        state
+            .feeds
+            .prefetch(&queries, Utc::now(), state.feeds.wait())
+            .await;
+    }
+    let worker_state = state.clone();
+    let explain = batch.factors;
+    // Ten thousand estimates take long enough to stall the worker's other connections.
+    let results = web::block(move || {
+        let degraded = if worker_state.feeds.active() {
+            worker_state.feeds.apply(&mut queries, Utc::now())
+        } else {
+            vec![Vec::new(); queries.len()]
+        };
         let mut estimates = worker_state
             .estimator
-            .estimate_batch(&queries, batch.factors)
-            .into_iter();
+            .estimate_batch(&queries, explain)
+            .into_iter()
+            .zip(queries.into_iter().zip(degraded));
         parsed
             .into_iter()
             .map(|item| match item {
-                Ok((query, stop_ids)) => {
-                    let estimate = estimates.next().expect("one estimate per query");
-                    BatchItem::Eta(Box::new(EtaResponse::new(&query, stop_ids, estimate)))
+                Ok((_, stop_ids)) => {
+                    let (estimate, (query, degraded)) =
+                        estimates.next().expect("one estimate per query");
+                    BatchItem::Eta(Box::new(EtaResponse::new(
+                        &query, stop_ids, estimate, &degraded,
+                    )))
                 }
                 Err(error) => BatchItem::Error {
                     error: error.body(),
@@ -130,8 +151,8 @@ pub async fn eta_batch(
 /// A batch item that passed its checks: the query and the caller's stop ids.
 type Parsed = (EtaQuery, Vec<Option<String>>);
 
-fn answer(
-    state: &AppState,
+async fn answer(
+    state: &web::Data<AppState>,
     request: EtaRequest,
     organisation: String,
     now: DateTime<Utc>,
@@ -140,6 +161,25 @@ fn answer(
     let mut query = request.into_query(now, &state.settings)?;
     // The model knows partners by organisation: a partner's own history speaks for its trips.
     query.context.partner = Some(organisation);
-    let estimate = state.estimator.estimate(&query);
-    Ok(EtaResponse::new(&query, stop_ids, estimate))
+    if !state.feeds.active() {
+        let estimate = state.estimator.estimate(&query);
+        return Ok(EtaResponse::new(&query, stop_ids, estimate, &[]));
+    }
+    let feeds = state.feeds.clone();
+    feeds
+        .prefetch(std::slice::from_ref(&query), Utc::now(), feeds.wait())
+        .await;
+    let worker_state = state.clone();
+    // The conditions' join runs polars, which must not run on the async workers.
+    web::block(move || {
+        let degraded = worker_state
+            .feeds
+            .apply(std::slice::from_mut(&mut query), Utc::now())
+            .pop()
+            .unwrap_or_default();
+        let estimate = worker_state.estimator.estimate(&query);
+        EtaResponse::new(&query, stop_ids, estimate, &degraded)
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))
 }

@@ -44,6 +44,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.feeds.publish_ages(chrono::Utc::now());
     HttpResponse::Ok()
         .content_type(prometheus::TEXT_FORMAT)
         .body(state.metrics.render())

@@ -51,6 +51,7 @@ pub struct AppState {
     /// The same estimator as `estimator`, for switching its model.
     pub model_eta: Arc<ModelEta>,
     pub jobs: Arc<Jobs>,
+    pub feeds: Arc<crate::feeds::Feeds>,
     /// The rules engine as configured: training takes its prior from it, as serving does.
     pub training_rules: Arc<RulesEta>,
     /// Where uploads live (`<data_dir>/uploads`).

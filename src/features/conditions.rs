@@ -134,3 +134,74 @@ pub fn with_conditions(
         .select([all().exclude_cols(["^__.*$"]).as_expr()])
         .collect()
 }
+
+/// Pings slower than this are stops, not traffic.
+const MOVING_KMH: f64 = 5.0;
+
+/// Moving pings an area and hour need before their congestion is believed.
+pub const PROFILE_MIN_PINGS: u32 = 10;
+
+/// Congestion learnt from pings (`timestamp`, `lat`, `lon`, `speed_kmh`): in each area (the
+/// model's half-degree cells) and hour of the week (0 is Monday 00:00 UTC), the share of the
+/// area's free-flow speed (the 85th percentile of its moving pings) that the median moving
+/// ping lost. Columns `area_lat`, `area_lon` (cell indices), `hour_of_week`, `congestion`,
+/// `pings`.
+pub fn congestion_profile(pings: &DataFrame) -> PolarsResult<DataFrame> {
+    let cell = |name: &str| {
+        (col(name) / lit(super::AREA_CELL_DEG))
+            .floor()
+            .cast(DataType::Int32)
+    };
+    let at = col("timestamp").cast(DataType::Datetime(
+        TimeUnit::Milliseconds,
+        Some(TimeZone::UTC),
+    ));
+    let moving = pings
+        .clone()
+        .lazy()
+        .filter(col("speed_kmh").gt(lit(MOVING_KMH)))
+        .select([
+            cell("lat").alias("area_lat"),
+            cell("lon").alias("area_lon"),
+            ((at.clone().dt().weekday().cast(DataType::UInt32) - lit(1u32)) * lit(24u32)
+                + at.dt().hour().cast(DataType::UInt32))
+            .alias("hour_of_week"),
+            col("speed_kmh").cast(DataType::Float64),
+        ]);
+    let free_flow = moving
+        .clone()
+        .group_by([col("area_lat"), col("area_lon")])
+        .agg([col("speed_kmh")
+            .quantile(lit(0.85), QuantileMethod::Linear)
+            .alias("free_flow_kmh")]);
+    moving
+        .group_by([col("area_lat"), col("area_lon"), col("hour_of_week")])
+        .agg([
+            col("speed_kmh").median().alias("median_kmh"),
+            col("speed_kmh")
+                .count()
+                .cast(DataType::UInt32)
+                .alias("pings"),
+        ])
+        .filter(col("pings").gt_eq(lit(PROFILE_MIN_PINGS)))
+        .join(
+            free_flow,
+            [col("area_lat"), col("area_lon")],
+            [col("area_lat"), col("area_lon")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .select([
+            col("area_lat"),
+            col("area_lon"),
+            col("hour_of_week"),
+            (lit(1.0) - col("median_kmh") / col("free_flow_kmh"))
+                .clip(lit(0.0), lit(1.0))
+                .alias("congestion"),
+            col("pings"),
+        ])
+        .sort(
+            ["area_lat", "area_lon", "hour_of_week"],
+            SortMultipleOptions::default(),
+        )
+        .collect()
+}

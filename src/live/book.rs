@@ -246,6 +246,16 @@ impl PingBook {
             .sort(["timestamp"], SortMultipleOptions::default())
     }
 
+    /// Every vehicle's pings in the window, in no particular order (congestion is learnt
+    /// from them).
+    pub fn all(&self) -> PolarsResult<DataFrame> {
+        let mut all = track_frame(&[]);
+        for track in self.tracks.values() {
+            all.vstack_mut(&track.frame)?;
+        }
+        Ok(all)
+    }
+
     pub fn len(&self, key: &VehicleKey) -> usize {
         self.tracks.get(key).map_or(0, |track| track.frame.height())
     }

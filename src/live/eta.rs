@@ -89,6 +89,17 @@ pub struct Snapshot {
     pub model: String,
     pub model_version: String,
     pub fallback: bool,
+    /// Configured feeds that could not serve this estimate (see the ETA answer's).
+    #[serde(default)]
+    pub degraded: Vec<String>,
+}
+
+/// Adds what the feeds know to a query; says which configured feeds could not serve it.
+pub type Enrich<'a> = &'a dyn Fn(&mut EtaQuery) -> Vec<&'static str>;
+
+/// No feeds.
+pub fn no_feeds(_: &mut EtaQuery) -> Vec<&'static str> {
+    Vec::new()
 }
 
 impl Snapshot {
@@ -138,9 +149,11 @@ pub fn live_snapshot(
     shipment: &Shipment,
     truck: TruckState,
     estimator: &dyn EstimateEta,
+    enrich: Enrich<'_>,
     thresholds: RiskThresholds,
     explain: bool,
 ) -> Snapshot {
+    let mut degraded = Vec::new();
     let n = shipment.stops.len();
     let mut bands: Vec<Option<ArrivalBand>> = vec![None; n];
     let mut factors = Vec::new();
@@ -174,11 +187,9 @@ pub fn live_snapshot(
             }
         };
         if first_ahead < n {
-            let estimate = estimator.estimate_live(
-                &query(shipment, start, departure, first_ahead, truck.driver),
-                elapsed(shipment, departure),
-                explain,
-            );
+            let mut asked = query(shipment, start, departure, first_ahead, truck.driver);
+            degraded = enrich(&mut asked).into_iter().map(str::to_owned).collect();
+            let estimate = estimator.estimate_live(&asked, elapsed(shipment, departure), explain);
             for (offset, stop) in estimate.stops.iter().enumerate() {
                 bands[first_ahead + offset] = Some(stop.band);
             }
@@ -277,6 +288,7 @@ pub fn live_snapshot(
         model,
         model_version,
         fallback,
+        degraded,
     }
 }
 

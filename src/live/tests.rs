@@ -373,6 +373,7 @@ fn the_live_estimate_follows_the_truck_and_turns_late_when_a_window_is_lost() {
             now: at("2026-11-29T12:00:00Z"),
         },
         &estimator,
+        &super::eta::no_feeds,
         thresholds,
         false,
     );
@@ -393,6 +394,7 @@ fn the_live_estimate_follows_the_truck_and_turns_late_when_a_window_is_lost() {
             now: at("2026-11-30T15:31:00Z"),
         },
         &estimator,
+        &super::eta::no_feeds,
         thresholds,
         false,
     );
@@ -425,6 +427,7 @@ fn a_truck_at_a_stop_leaves_after_its_dwell_and_arrived_stops_are_final() {
             now: at("2026-11-30T15:56:00Z"),
         },
         &estimator,
+        &super::eta::no_feeds,
         estimator.risk_thresholds(),
         false,
     );

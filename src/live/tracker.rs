@@ -95,6 +95,7 @@ pub struct Tracker {
     metrics: Metrics,
     clock: Clock,
     notices: Option<NoticeSender>,
+    feeds: Option<Arc<crate::feeds::Feeds>>,
     dirty: Mutex<HashSet<VehicleKey>>,
     /// Active shipments by vehicle, so that a ping finds its shipments without the store.
     following: Mutex<HashMap<VehicleKey, Vec<String>>>,
@@ -124,6 +125,8 @@ pub struct TrackerParts {
     pub metrics: Metrics,
     pub clock: Clock,
     pub notices: Option<NoticeSender>,
+    /// Weather, traffic and routes for the live estimates, from what the feeds have cached.
+    pub feeds: Option<Arc<crate::feeds::Feeds>>,
 }
 
 impl Tracker {
@@ -138,6 +141,7 @@ impl Tracker {
             metrics,
             clock,
             notices,
+            feeds,
         } = parts;
         let since = kept_since(&settings, clock.now());
         let storage =
@@ -159,6 +163,7 @@ impl Tracker {
             metrics,
             clock,
             notices,
+            feeds,
             dirty: Mutex::new(HashSet::new()),
             following: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
@@ -488,6 +493,14 @@ impl Tracker {
     }
 
     /// Recomputes the shipments of every vehicle that pinged since the last call.
+    /// Every vehicle's pings in the window, all organisations together: only for what is
+    /// learnt from all of them (congestion), never shown to anyone.
+    pub fn all_pings(&self) -> Result<DataFrame, TrackError> {
+        lock(&self.book)
+            .all()
+            .map_err(|error| TrackError::Storage(error.to_string()))
+    }
+
     pub fn refresh_dirty(&self) -> usize {
         let dirty: Vec<VehicleKey> = lock(&self.dirty).drain().collect();
         let mut refreshed = 0;
@@ -549,7 +562,18 @@ impl Tracker {
             driver,
             now: self.now(),
         };
-        let snapshot = live_snapshot(&shipment, truck, &*self.estimator, self.thresholds, true);
+        let enrich = |query: &mut crate::domain::eta::EtaQuery| match &self.feeds {
+            Some(feeds) if feeds.active() => feeds.enrich_cached(query, chrono::Utc::now()),
+            _ => Vec::new(),
+        };
+        let snapshot = live_snapshot(
+            &shipment,
+            truck,
+            &*self.estimator,
+            &enrich,
+            self.thresholds,
+            true,
+        );
         self.metrics.live_recomputations.inc();
         let previous = lock(&self.latest).get(&shipment.id).cloned();
         let previous = match previous {

@@ -4,6 +4,7 @@ mod access;
 mod cli;
 mod errors;
 mod eta;
+mod feeds;
 mod helpers;
 mod history;
 mod model;

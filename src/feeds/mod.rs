@@ -1,0 +1,634 @@
+//! External feeds: weather, traffic and routing, fetched through reqwest behind a guard each,
+//! cached, and turned into what an ETA query carries (its `TripContext`). Only this module
+//! talks to them.
+//!
+//! A request never waits on the network longer than `feeds.wait_ms`: what is missing is
+//! fetched in the background (one fetch per key at a time), waited for up to that limit, and
+//! serves the next requests once it arrives. Weather and congestion are joined onto the
+//! queries by the same polars join as the training rows ([`with_conditions`]).
+
+pub mod guard;
+pub mod routing;
+pub mod traffic;
+pub mod weather;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use polars::prelude::*;
+
+use crate::config::{FeedSettings, RoutingEngine};
+use crate::domain::eta::{Conditions, EtaQuery, RoadLeg};
+use crate::domain::geo::GeoPoint;
+use crate::features::conditions::{congestion_profile, with_conditions};
+use crate::features::{query_frame, CONDITION_COLUMNS};
+use crate::telemetry::Metrics;
+use guard::FeedGuard;
+use routing::{Osrm, Router, Valhalla};
+use traffic::{Area, TomTom, TrafficSource};
+use weather::{Cell, OpenMeteo};
+
+/// What an ETA is flagged with when a configured feed could not serve it.
+pub const WEATHER_UNAVAILABLE: &str = "weather_unavailable";
+pub const WEATHER_STALE: &str = "weather_stale";
+pub const TRAFFIC_UNAVAILABLE: &str = "traffic_unavailable";
+pub const TRAFFIC_STALE: &str = "traffic_stale";
+pub const ROUTING_UNAVAILABLE: &str = "routing_unavailable";
+
+/// Fetches of one feed running at once: a batch of ten thousand trips must not open ten
+/// thousand connections.
+const CONCURRENT_FETCHES: usize = 8;
+
+/// Routes kept; the oldest half is dropped beyond it.
+const ROUTE_CACHE: usize = 20_000;
+
+/// A provider's current congestion applies to the hours this close to the time it was read;
+/// further hours take the congestion learnt from the pings.
+const CURRENT_TRAFFIC_HOURS: i64 = 1;
+
+/// Hours ahead for which congestion rows are laid out for the join.
+const TRAFFIC_HOURS_AHEAD: i64 = 48;
+
+struct Timed<T> {
+    at: DateTime<Utc>,
+    value: T,
+}
+
+/// A route's points, in ten-thousandths of a degree.
+type RouteKey = Vec<(i64, i64)>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FetchKey {
+    Weather(Cell),
+    Traffic(Area),
+    Route(RouteKey),
+}
+
+struct Feed<S: ?Sized> {
+    guard: FeedGuard,
+    permits: tokio::sync::Semaphore,
+    source: Box<S>,
+}
+
+impl<S: ?Sized> Feed<S> {
+    fn new(name: &'static str, settings: &FeedSettings, metrics: &Metrics, source: Box<S>) -> Self {
+        Self {
+            guard: FeedGuard::new(name, settings.clone(), metrics.clone()),
+            permits: tokio::sync::Semaphore::new(CONCURRENT_FETCHES),
+            source,
+        }
+    }
+}
+
+/// Congestion learnt from pings: by area and hour of the week (0 is Monday 00:00 UTC).
+pub type CongestionProfile = HashMap<(Area, u32), f64>;
+
+pub struct Feeds {
+    settings: FeedSettings,
+    weather: Option<Feed<OpenMeteo>>,
+    traffic: Option<Feed<dyn TrafficSource>>,
+    routing: Option<Feed<dyn Router>>,
+    weather_cache: Mutex<HashMap<Cell, Timed<DataFrame>>>,
+    traffic_cache: Mutex<HashMap<Area, Timed<f64>>>,
+    route_cache: Mutex<HashMap<RouteKey, Timed<Vec<RoadLeg>>>>,
+    profile: ArcSwap<CongestionProfile>,
+    inflight: Mutex<HashMap<FetchKey, Shared<BoxFuture<'static, ()>>>>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The HTTP client of every feed; each attempt's limit is the guard's.
+pub fn client() -> reqwest::Client {
+    crate::webhooks::install_tls_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("etape/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("a client with a TLS provider")
+}
+
+/// What a query needs from the feeds.
+struct Needs {
+    cell: Cell,
+    areas: [(Area, GeoPoint); 2],
+    route: Vec<GeoPoint>,
+}
+
+impl Needs {
+    fn of(query: &EtaQuery) -> Self {
+        let (origin, destination) = (query.origin, query.destination);
+        let mut route = vec![origin];
+        route.extend(query.stops.iter().map(|stop| stop.location));
+        route.push(destination);
+        Self {
+            // The training join's weather is the middle of the route's.
+            cell: Cell::of(
+                (origin.lat() + destination.lat()) / 2.0,
+                (origin.lon() + destination.lon()) / 2.0,
+            ),
+            areas: [
+                (Area::of(origin), origin),
+                (Area::of(destination), destination),
+            ],
+            route,
+        }
+    }
+}
+
+fn route_key(points: &[GeoPoint]) -> RouteKey {
+    // About 10 m: a truck that moved less asks the same route.
+    points
+        .iter()
+        .map(|point| {
+            (
+                (point.lat() * 1e4).round() as i64,
+                (point.lon() * 1e4).round() as i64,
+            )
+        })
+        .collect()
+}
+
+/// How usable a cached value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    Fresh,
+    Stale,
+    Unusable,
+}
+
+fn freshness(at: Option<DateTime<Utc>>, now: DateTime<Utc>, max_age_secs: u64) -> Freshness {
+    let Some(at) = at else {
+        return Freshness::Unusable;
+    };
+    let age = (now - at).num_seconds().max(0) as u64;
+    if age <= max_age_secs {
+        Freshness::Fresh
+    } else if age <= 4 * max_age_secs {
+        Freshness::Stale
+    } else {
+        Freshness::Unusable
+    }
+}
+
+fn hour_of_week(at: DateTime<Utc>) -> u32 {
+    at.weekday().num_days_from_monday() * 24 + at.hour()
+}
+
+impl Feeds {
+    /// The configured feeds; one without a URL is off. Fetches run on the current tokio
+    /// runtime, if any (none: only what is cached is used).
+    pub fn new(settings: &FeedSettings, metrics: &Metrics) -> Arc<Self> {
+        let client = client();
+        let weather = (!settings.weather_url.is_empty()).then(|| {
+            Feed::new(
+                "weather",
+                settings,
+                metrics,
+                Box::new(OpenMeteo::new(client.clone(), &settings.weather_url)),
+            )
+        });
+        let traffic = (!settings.traffic_url.is_empty()).then(|| {
+            let source: Box<dyn TrafficSource> = Box::new(TomTom::new(
+                client.clone(),
+                &settings.traffic_url,
+                &settings.traffic_key,
+            ));
+            Feed::new("traffic", settings, metrics, source)
+        });
+        let routing = (!settings.routing_url.is_empty()).then(|| {
+            let router: Box<dyn Router> = match settings.routing_engine {
+                RoutingEngine::Valhalla => {
+                    Box::new(Valhalla::new(client.clone(), &settings.routing_url))
+                }
+                RoutingEngine::Osrm => Box::new(Osrm::new(client.clone(), &settings.routing_url)),
+            };
+            Feed::new("routing", settings, metrics, router)
+        });
+        Arc::new(Self {
+            settings: settings.clone(),
+            weather,
+            traffic,
+            routing,
+            weather_cache: Mutex::default(),
+            traffic_cache: Mutex::default(),
+            route_cache: Mutex::default(),
+            profile: ArcSwap::default(),
+            inflight: Mutex::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        })
+    }
+
+    /// How long a request waits for what is not cached.
+    pub fn wait(&self) -> Duration {
+        Duration::from_millis(self.settings.wait_ms)
+    }
+
+    /// Whether anything can add to a query: a configured feed or learnt congestion.
+    pub fn active(&self) -> bool {
+        self.weather.is_some()
+            || self.traffic.is_some()
+            || self.routing.is_some()
+            || !self.profile.load().is_empty()
+    }
+
+    /// Replaces the congestion learnt from the pings.
+    pub fn set_profile(&self, profile: CongestionProfile) {
+        self.profile.store(Arc::new(profile));
+    }
+
+    /// Learns congestion from pings (see [`congestion_profile`]); how many areas and hours.
+    pub fn learn_congestion(&self, pings: &DataFrame) -> PolarsResult<usize> {
+        let frame = congestion_profile(pings)?;
+        let lats = frame.column("area_lat")?.i32()?.clone();
+        let lons = frame.column("area_lon")?.i32()?.clone();
+        let hours = frame.column("hour_of_week")?.u32()?.clone();
+        let values = frame.column("congestion")?.f64()?.clone();
+        let profile: CongestionProfile = (0..frame.height())
+            .filter_map(|row| {
+                let area = Area {
+                    lat_halves: lats.get(row)?,
+                    lon_halves: lons.get(row)?,
+                };
+                Some(((area, hours.get(row)?), values.get(row)?))
+            })
+            .collect();
+        let learnt = profile.len();
+        self.set_profile(profile);
+        Ok(learnt)
+    }
+
+    /// Sets each feed's data-age gauge; called when the metrics are read.
+    pub fn publish_ages(&self, now: DateTime<Utc>) {
+        for guard in [
+            self.weather.as_ref().map(|feed| &feed.guard),
+            self.traffic.as_ref().map(|feed| &feed.guard),
+            self.routing.as_ref().map(|feed| &feed.guard),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            guard.publish_age(now);
+        }
+    }
+
+    /// Starts fetching what the queries need and the caches lack (or hold stale), and waits
+    /// up to `wait` for it.
+    pub async fn prefetch(
+        self: &Arc<Self>,
+        queries: &[EtaQuery],
+        now: DateTime<Utc>,
+        wait: Duration,
+    ) {
+        let pending = self.fetch_missing(queries, now);
+        if !pending.is_empty() && !wait.is_zero() {
+            let _ = tokio::time::timeout(wait, futures_util::future::join_all(pending)).await;
+        }
+    }
+
+    /// Adds to each query what the caches hold (legs, weather, congestion) and says, per
+    /// query, which configured feeds could not serve it. Runs polars: call it off the async
+    /// workers.
+    pub fn apply(&self, queries: &mut [EtaQuery], now: DateTime<Utc>) -> Vec<Vec<&'static str>> {
+        let needs: Vec<Needs> = queries.iter().map(Needs::of).collect();
+        let mut degraded: Vec<Vec<&'static str>> = vec![Vec::new(); queries.len()];
+
+        if self.routing.is_some() {
+            let routes = lock(&self.route_cache);
+            for ((query, need), flags) in queries.iter_mut().zip(&needs).zip(&mut degraded) {
+                match routes.get(&route_key(&need.route)) {
+                    Some(route) => query.context.legs = Some(route.value.clone()),
+                    None => flags.push(ROUTING_UNAVAILABLE),
+                }
+            }
+        }
+
+        let mut weather_frames = Vec::new();
+        if self.weather.is_some() {
+            let cache = lock(&self.weather_cache);
+            let mut added = HashSet::new();
+            for (need, flags) in needs.iter().zip(&mut degraded) {
+                let entry = cache.get(&need.cell);
+                match freshness(entry.map(|e| e.at), now, self.settings.weather_max_age_secs) {
+                    Freshness::Fresh => {}
+                    Freshness::Stale => flags.push(WEATHER_STALE),
+                    Freshness::Unusable => {
+                        flags.push(WEATHER_UNAVAILABLE);
+                        continue;
+                    }
+                }
+                if added.insert(need.cell) {
+                    if let Some(entry) = entry {
+                        weather_frames.push(entry.value.clone());
+                    }
+                }
+            }
+        }
+
+        let traffic = self.traffic_rows(&needs, &mut degraded, now);
+        let weather = weather_frames.into_iter().reduce(|mut all, frame| {
+            let _ = all.vstack_mut_owned(frame);
+            all
+        });
+        if weather.is_some() || traffic.is_some() {
+            match join_conditions(queries, weather.as_ref(), traffic.as_ref()) {
+                Ok(conditions) => {
+                    for (query, found) in queries.iter_mut().zip(conditions) {
+                        query.context.conditions = found;
+                    }
+                }
+                Err(error) => tracing::error!(message = "Conditions not joined.", %error),
+            }
+        }
+        degraded
+    }
+
+    /// Congestion rows for the areas the queries start and end in: the provider's current
+    /// reading near its time, the learnt profile for other hours.
+    fn traffic_rows(
+        &self,
+        needs: &[Needs],
+        degraded: &mut [Vec<&'static str>],
+        now: DateTime<Utc>,
+    ) -> Option<DataFrame> {
+        let profile = self.profile.load();
+        let cache = lock(&self.traffic_cache);
+        let mut current: HashMap<Area, Option<Timed<f64>>> = HashMap::new();
+        for (need, flags) in needs.iter().zip(degraded.iter_mut()) {
+            for (area, _) in &need.areas {
+                let entry = cache.get(area);
+                let usable = if self.traffic.is_some() {
+                    match freshness(entry.map(|e| e.at), now, self.settings.traffic_max_age_secs) {
+                        Freshness::Fresh => true,
+                        Freshness::Stale => {
+                            if !flags.contains(&TRAFFIC_STALE) {
+                                flags.push(TRAFFIC_STALE);
+                            }
+                            true
+                        }
+                        Freshness::Unusable => {
+                            if !flags.contains(&TRAFFIC_UNAVAILABLE) {
+                                flags.push(TRAFFIC_UNAVAILABLE);
+                            }
+                            false
+                        }
+                    }
+                } else {
+                    false
+                };
+                current.entry(*area).or_insert_with(|| {
+                    entry.filter(|_| usable).map(|e| Timed {
+                        at: e.at,
+                        value: e.value,
+                    })
+                });
+            }
+        }
+        let this_hour = now.duration_trunc_hour();
+        let (mut names, mut lats, mut lons, mut times, mut values) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (area, reading) in &current {
+            let (lat, lon) = area.centre();
+            for offset in -1..=TRAFFIC_HOURS_AHEAD {
+                let hour = this_hour + TimeDelta::hours(offset);
+                let value = reading
+                    .as_ref()
+                    .filter(|reading| {
+                        (hour - reading.at.duration_trunc_hour()).num_hours().abs()
+                            <= CURRENT_TRAFFIC_HOURS
+                    })
+                    .map(|reading| reading.value)
+                    .or_else(|| profile.get(&(*area, hour_of_week(hour))).copied());
+                if let Some(value) = value {
+                    names.push(area.name());
+                    lats.push(lat);
+                    lons.push(lon);
+                    times.push(hour.timestamp_millis());
+                    values.push(value);
+                }
+            }
+        }
+        if names.is_empty() {
+            return None;
+        }
+        DataFrame::new(
+            names.len(),
+            vec![
+                Column::new("metro".into(), names),
+                Column::new("lat".into(), lats),
+                Column::new("lon".into(), lons),
+                Int64Chunked::from_vec("time".into(), times)
+                    .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                    .into_column(),
+                Column::new("congestion".into(), values),
+            ],
+        )
+        .ok()
+    }
+
+    /// Starts a fetch for everything missing or stale; the fetches to wait for.
+    fn fetch_missing(
+        self: &Arc<Self>,
+        queries: &[EtaQuery],
+        now: DateTime<Utc>,
+    ) -> Vec<Shared<BoxFuture<'static, ()>>> {
+        let mut keys: Vec<(FetchKey, Option<GeoPoint>)> = Vec::new();
+        let mut seen = HashSet::new();
+        for need in queries.iter().map(Needs::of) {
+            if self.routing.is_some() {
+                let key = route_key(&need.route);
+                if !lock(&self.route_cache).contains_key(&key)
+                    && seen.insert(FetchKey::Route(key.clone()))
+                {
+                    keys.push((FetchKey::Route(key), None));
+                }
+            }
+            if self.weather.is_some() {
+                let at = lock(&self.weather_cache).get(&need.cell).map(|e| e.at);
+                if freshness(at, now, self.settings.weather_max_age_secs) != Freshness::Fresh
+                    && seen.insert(FetchKey::Weather(need.cell))
+                {
+                    keys.push((FetchKey::Weather(need.cell), None));
+                }
+            }
+            if self.traffic.is_some() {
+                for (area, point) in need.areas {
+                    let at = lock(&self.traffic_cache).get(&area).map(|e| e.at);
+                    if freshness(at, now, self.settings.traffic_max_age_secs) != Freshness::Fresh
+                        && seen.insert(FetchKey::Traffic(area))
+                    {
+                        keys.push((FetchKey::Traffic(area), Some(point)));
+                    }
+                }
+            }
+        }
+        keys.into_iter()
+            .filter_map(|(key, point)| self.start(key, point))
+            .collect()
+    }
+
+    /// The running fetch of `key`, started if none is.
+    fn start(
+        self: &Arc<Self>,
+        key: FetchKey,
+        point: Option<GeoPoint>,
+    ) -> Option<Shared<BoxFuture<'static, ()>>> {
+        let runtime = self.runtime.as_ref()?;
+        let mut inflight = lock(&self.inflight);
+        if let Some(running) = inflight.get(&key) {
+            return Some(running.clone());
+        }
+        let feeds = self.clone();
+        let fetched = key.clone();
+        let task = runtime.spawn(async move {
+            feeds.fetch(&fetched, point).await;
+            lock(&feeds.inflight).remove(&fetched);
+        });
+        let shared = async move {
+            let _ = task.await;
+        }
+        .boxed()
+        .shared();
+        inflight.insert(key, shared.clone());
+        Some(shared)
+    }
+
+    async fn fetch(&self, key: &FetchKey, point: Option<GeoPoint>) {
+        let now = Utc::now();
+        match key {
+            FetchKey::Weather(cell) => {
+                let Some(feed) = &self.weather else { return };
+                let Ok(_permit) = feed.permits.acquire().await else {
+                    return;
+                };
+                if let Ok(frame) = feed.guard.call(|| feed.source.forecast(*cell)).await {
+                    feed.guard.received(now);
+                    lock(&self.weather_cache).insert(
+                        *cell,
+                        Timed {
+                            at: now,
+                            value: frame,
+                        },
+                    );
+                }
+            }
+            FetchKey::Traffic(area) => {
+                let (Some(feed), Some(point)) = (&self.traffic, point) else {
+                    return;
+                };
+                let Ok(_permit) = feed.permits.acquire().await else {
+                    return;
+                };
+                if let Ok(flow) = feed.guard.call(|| feed.source.flow(point)).await {
+                    feed.guard.received(now);
+                    lock(&self.traffic_cache).insert(
+                        *area,
+                        Timed {
+                            at: now,
+                            value: flow.congestion(),
+                        },
+                    );
+                }
+            }
+            FetchKey::Route(rounded) => {
+                let Some(feed) = &self.routing else { return };
+                let points: Vec<GeoPoint> = rounded
+                    .iter()
+                    .filter_map(|(lat, lon)| {
+                        GeoPoint::new(*lat as f64 / 1e4, *lon as f64 / 1e4).ok()
+                    })
+                    .collect();
+                let Ok(_permit) = feed.permits.acquire().await else {
+                    return;
+                };
+                if let Ok(legs) = feed.guard.call(|| feed.source.route(&points)).await {
+                    feed.guard.received(now);
+                    let mut cache = lock(&self.route_cache);
+                    if cache.len() >= ROUTE_CACHE {
+                        let mut ages: Vec<_> =
+                            cache.iter().map(|(k, v)| (v.at, k.clone())).collect();
+                        ages.sort();
+                        for (_, old) in ages.into_iter().take(ROUTE_CACHE / 2) {
+                            cache.remove(&old);
+                        }
+                    }
+                    cache.insert(
+                        rounded.clone(),
+                        Timed {
+                            at: now,
+                            value: legs,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// What the caches hold now, and fetches started for the rest without waiting: for the
+    /// live estimates, which are recomputed at the next ping anyway.
+    pub fn enrich_cached(
+        self: &Arc<Self>,
+        query: &mut EtaQuery,
+        now: DateTime<Utc>,
+    ) -> Vec<&'static str> {
+        self.fetch_missing(std::slice::from_ref(query), now);
+        self.apply(std::slice::from_mut(query), now)
+            .pop()
+            .unwrap_or_default()
+    }
+}
+
+/// Weather and congestion for each query, by the training rows' join.
+fn join_conditions(
+    queries: &[EtaQuery],
+    weather: Option<&DataFrame>,
+    traffic: Option<&DataFrame>,
+) -> PolarsResult<Vec<Conditions>> {
+    let mut frames = queries.iter().map(|query| query_frame(query, "", 0.0));
+    let Some(first) = frames.next() else {
+        return Ok(Vec::new());
+    };
+    let mut trips = first?;
+    for frame in frames {
+        trips.vstack_mut_owned(frame?)?;
+    }
+    // The join fills these; the queries' own (missing) values must not shadow them.
+    let trips = trips.drop_many(CONDITION_COLUMNS);
+    let joined = with_conditions(trips, weather, traffic)?;
+    let column = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
+        if !joined.schema().contains(name) {
+            return Ok(vec![None; joined.height()]);
+        }
+        Ok(joined
+            .column(name)?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .iter()
+            .collect())
+    };
+    let columns: Vec<Vec<Option<f64>>> = CONDITION_COLUMNS
+        .iter()
+        .map(|name| column(name))
+        .collect::<PolarsResult<_>>()?;
+    Ok((0..joined.height())
+        .map(|row| Conditions::from_values(std::array::from_fn(|index| columns[index][row])))
+        .collect())
+}
+
+trait TruncHour {
+    fn duration_trunc_hour(self) -> DateTime<Utc>;
+}
+
+impl TruncHour for DateTime<Utc> {
+    fn duration_trunc_hour(self) -> DateTime<Utc> {
+        chrono::DurationRound::duration_trunc(self, TimeDelta::hours(1)).unwrap_or(self)
+    }
+}
