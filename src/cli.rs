@@ -199,8 +199,12 @@ pub struct HistoryArgs {
     #[arg(long = "history", required = true, value_parser = parse_partner_path)]
     pub histories: Vec<(String, PathBuf)>,
     /// Hourly weather in the simulator's weather.parquet layout.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "weather_archive")]
     pub weather: Option<PathBuf>,
+    /// Fetch the weather that was from Open-Meteo's archive (`feeds.weather_archive_url`),
+    /// for every cell and day the histories' routes cross.
+    #[arg(long)]
+    pub weather_archive: bool,
     /// Hourly congestion in the simulator's traffic.parquet layout.
     #[arg(long)]
     pub traffic: Option<PathBuf>,

@@ -287,6 +287,7 @@ impl Jobs {
                 baselines: false,
                 partner_left_out: false,
                 pooled_vs_own: true,
+                feeds: false,
             };
             match evaluate(&examples, params, options, |_| {}) {
                 Ok(report) => {

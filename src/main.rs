@@ -291,12 +291,41 @@ fn progress_bar(length: u64, template: &str) -> anyhow::Result<ProgressBar> {
     ))
 }
 
-fn read_inputs(data: &HistoryArgs) -> anyhow::Result<pipeline::Inputs> {
-    pipeline::read_inputs(
+fn read_inputs(settings: &Settings, data: &HistoryArgs) -> anyhow::Result<pipeline::Inputs> {
+    let mut inputs = pipeline::read_inputs(
         &data.histories,
         data.weather.as_deref(),
         data.traffic.as_deref(),
-    )
+    )?;
+    if data.weather_archive {
+        anyhow::ensure!(
+            !settings.feeds.weather_archive_url.is_empty(),
+            "--weather-archive needs feeds.weather_archive_url (ETAPE__FEEDS__WEATHER_ARCHIVE_URL)"
+        );
+        let trips: Vec<&polars::prelude::DataFrame> = inputs
+            .partners
+            .iter()
+            .map(|partner| &partner.history.trips)
+            .collect();
+        let spans = etape::feeds::weather::cells_and_days(&trips)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let weather = runtime
+            .block_on(etape::feeds::archive_weather(
+                &settings.feeds,
+                &etape::telemetry::Metrics::new(),
+                &spans,
+            ))
+            .context("the weather archive")?;
+        println!(
+            "weather from the archive: {} cells, {} hours",
+            spans.len(),
+            weather.height()
+        );
+        inputs.weather = Some(weather);
+    }
+    Ok(inputs)
 }
 
 fn read_params(path: &Path) -> anyhow::Result<TrainParams> {
@@ -328,7 +357,7 @@ fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
     params.clone().check()?;
     let rules = RulesEta::new(settings.rules_eta_config());
     let started = Instant::now();
-    let inputs = read_inputs(&args.data)?;
+    let inputs = read_inputs(&settings, &args.data)?;
     let bar = progress_bar(
         3 * params.rounds as u64,
         "{elapsed_precise} [{bar:40}] {pos}/{len} rounds {msg}",
@@ -371,11 +400,12 @@ fn evaluate(config: Option<&Path>, args: &EvaluateArgs) -> anyhow::Result<()> {
         .context("say where the report goes: --report DIR (or --model DIR)")?;
     let rules = RulesEta::new(settings.rules_eta_config());
     let started = Instant::now();
-    let inputs = read_inputs(&args.data)?;
+    let inputs = read_inputs(&settings, &args.data)?;
     let options = EvaluateOptions {
         baselines: !args.quick,
         partner_left_out: !args.quick,
         pooled_vs_own: !args.quick,
+        feeds: !args.quick,
     };
     let bar = progress_bar(0, "{elapsed_precise} {spinner} {msg}")?;
     let report = pipeline::run_evaluation(&inputs, &rules, &params, options, |step| {

@@ -205,3 +205,68 @@ pub fn congestion_profile(pings: &DataFrame) -> PolarsResult<DataFrame> {
         )
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` pings at `speed` in an area near Lyon, at `hour` UTC on Monday 2026-11-30.
+    fn pings(n: usize, hour: u32, speed: f64) -> DataFrame {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 30)
+            .unwrap()
+            .and_hms_opt(hour, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
+        DataFrame::new(
+            n,
+            vec![
+                Int64Chunked::from_vec(
+                    "timestamp".into(),
+                    (0..n as i64).map(|i| at + i * 60_000).collect(),
+                )
+                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                .into_column(),
+                Column::new("lat".into(), vec![45.76; n]),
+                Column::new("lon".into(), vec![4.84; n]),
+                Column::new("speed_kmh".into(), vec![speed; n]),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn congestion_is_the_speed_lost_against_the_areas_free_flow() {
+        let mut all = pings(20, 3, 90.0);
+        for part in [pings(20, 8, 30.0), pings(40, 8, 2.0), pings(5, 12, 40.0)] {
+            all.vstack_mut(&part).unwrap();
+        }
+        let profile = congestion_profile(&all).unwrap();
+        let hours: Vec<u32> = profile
+            .column("hour_of_week")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(
+            hours,
+            [3, 8],
+            "the standing trucks and the thin hour are left out"
+        );
+        let congestion: Vec<f64> = profile
+            .column("congestion")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert!(congestion[0].abs() < 1e-9, "{congestion:?}");
+        assert!(
+            (congestion[1] - (1.0 - 30.0 / 90.0)).abs() < 1e-9,
+            "{congestion:?}"
+        );
+        let area = profile.column("area_lat").unwrap().i32().unwrap().get(0);
+        assert_eq!(area, Some(91), "45.76 / 0.5");
+    }
+}

@@ -586,6 +586,31 @@ impl Feeds {
     }
 }
 
+/// The weather that was, from Open-Meteo's archive at `settings.weather_archive_url`, for every
+/// cell and day the trips' routes cross, as one weather frame (the training join's layout).
+/// Each cell is one request, under the same guard as the live feeds.
+pub async fn archive_weather(
+    settings: &FeedSettings,
+    metrics: &Metrics,
+    spans: &[(Cell, chrono::NaiveDate, chrono::NaiveDate)],
+) -> Result<DataFrame, guard::FeedError> {
+    let archive = OpenMeteo::new(client(), &settings.weather_archive_url);
+    let guard = FeedGuard::new("weather_archive", settings.clone(), metrics.clone());
+    let mut all: Option<DataFrame> = None;
+    for (cell, first, last) in spans {
+        let frame = guard.call(|| archive.archive(*cell, *first, *last)).await?;
+        all = Some(match all {
+            None => frame,
+            Some(mut all) => {
+                all.vstack_mut_owned(frame)
+                    .map_err(|error| guard::FeedError::Malformed(error.to_string()))?;
+                all
+            }
+        });
+    }
+    all.ok_or_else(|| guard::FeedError::Malformed("no trips to find weather for".into()))
+}
+
 /// Weather and congestion for each query, by the training rows' join.
 fn join_conditions(
     queries: &[EtaQuery],

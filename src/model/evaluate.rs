@@ -16,6 +16,9 @@ use crate::features::FEATURES;
 
 const N: usize = FEATURES.len();
 
+/// The feed comparison's name for the model with every feed.
+pub const WITH_FEEDS: &str = "with weather and congestion";
+
 /// The share of trips, latest by departure, that the time split tests on.
 pub const TEST_SHARE: f64 = 0.2;
 
@@ -77,6 +80,17 @@ impl Examples {
             vehicle: rows.iter().map(|row| self.vehicle[*row].clone()).collect(),
             elapsed: rows.iter().map(|row| self.elapsed[*row]).collect(),
         }
+    }
+
+    /// The same rows with these features missing, as when their feed is down.
+    fn without(&self, hidden: &[usize]) -> Examples {
+        let mut blind = self.select(&(0..self.len()).collect::<Vec<_>>());
+        for row in blind.matrix.chunks_mut(N) {
+            for &slot in hidden {
+                row[slot] = f64::NAN;
+            }
+        }
+        blind
     }
 
     fn rows(&self) -> Rows<'_> {
@@ -142,6 +156,10 @@ pub struct Report {
     pub calibration: super::train::Calibration,
     pub partner_left_out: Vec<LeftOut>,
     pub pooled_vs_own: Vec<PooledVsOwn>,
+    /// The value of each feed: the model with weather and congestion, and models trained and
+    /// tested without them (as when a feed is down), on the same split.
+    #[serde(default)]
+    pub feeds: BTreeMap<String, Figures>,
     /// Total gain of the median's splits per feature, largest first.
     pub feature_importance: Vec<(String, f64)>,
 }
@@ -205,6 +223,8 @@ pub struct EvaluateOptions {
     pub baselines: bool,
     pub partner_left_out: bool,
     pub pooled_vs_own: bool,
+    /// Models without the weather, without congestion, without either.
+    pub feeds: bool,
 }
 
 /// What the evaluation is doing, for a progress display.
@@ -375,6 +395,45 @@ pub fn evaluate(
         }
     }
 
+    let mut feeds = BTreeMap::new();
+    if options.feeds {
+        feeds.insert(WITH_FEEDS.to_owned(), overall);
+        let weather: Vec<usize> = [
+            "temperature_2m",
+            "precipitation",
+            "snowfall",
+            "wind_speed_10m",
+            "visibility",
+        ]
+        .iter()
+        .filter_map(|name| FEATURES.iter().position(|feature| feature == name))
+        .collect();
+        let congestion: Vec<usize> = ["origin_congestion", "destination_congestion"]
+            .iter()
+            .filter_map(|name| FEATURES.iter().position(|feature| feature == name))
+            .collect();
+        let both: Vec<usize> = weather.iter().chain(&congestion).copied().collect();
+        for (name, hidden) in [
+            ("without weather", &weather),
+            ("without congestion", &congestion),
+            ("without either", &both),
+        ] {
+            let (blind_train, blind_test) = (train.without(hidden), test.without(hidden));
+            let blind = fit_model(
+                name.to_owned(),
+                &blind_train,
+                params.target,
+                vocabulary.clone(),
+                params,
+                &mut step,
+            )?;
+            let bands = blind.predict_raw(&blind_test.matrix, valid.get().threads)?;
+            if let Some(f) = figures(&medians(&bands), &blind_test.minutes, Some(&bands)) {
+                feeds.insert(name.to_owned(), f);
+            }
+        }
+    }
+
     let gains = model.boosters[0].gain_importance()?;
     let mut feature_importance: Vec<(String, f64)> = FEATURES
         .iter()
@@ -397,6 +456,7 @@ pub fn evaluate(
         calibration: model.calibration,
         partner_left_out,
         pooled_vs_own,
+        feeds,
         feature_importance,
     })
 }
@@ -575,6 +635,14 @@ impl Report {
                     percent(c.own.coverage),
                     entry.gain_percent
                 );
+            }
+            out.push('\n');
+        }
+        if !self.feeds.is_empty() {
+            out.push_str("## Value of the feeds\n\nThe model trained and tested with the weather and congestion joined, and without them (as when a feed is down), on the same split.\n\n");
+            out.push_str(header);
+            for (name, f) in &self.feeds {
+                row(&mut out, name, f);
             }
             out.push('\n');
         }

@@ -282,6 +282,22 @@ async fn with_every_feed_down_the_eta_answers_flagged_and_the_circuits_open() {
         );
     }
     assert!(metrics.contains("etape_feed_circuit_open{feed=\"weather\"} 1"));
+
+    // A tracked shipment's estimate says the same.
+    let departure = Utc::now() + TimeDelta::hours(1);
+    let (status, shipment) = app
+        .post_json(
+            "/v1/shipments",
+            &json!({"reference": "FEEDS-DOWN", "vehicle_id": "FR-1", "vehicle_class": "rigid",
+                    "origin": {"lat": 50.63, "lon": 3.06},
+                    "stops": [{"id": "lyon", "lat": 45.76, "lon": 4.84}],
+                    "planned_departure": departure.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{shipment}");
+    let path = format!("/v1/shipments/{}/eta", shipment["id"].as_str().unwrap());
+    let live: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(live["degraded"].as_array().map(Vec::len), Some(3), "{live}");
 }
 
 #[tokio::test]
@@ -428,4 +444,91 @@ async fn a_real_valhalla_route_gives_the_eta_its_road_distance() {
         (distance - guessed).abs() > 1.0,
         "routed {distance} km, guessed {guessed:.1} km"
     );
+}
+
+/// Open-Meteo's archive: the hours of the days asked, in the forecast's format.
+fn archive_answer(request_line: &str) -> Reply {
+    let date = |key: &str| {
+        request_line
+            .split(['?', '&', ' '])
+            .find_map(|pair| pair.strip_prefix(key))
+            .and_then(|value| chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok())
+    };
+    let (Some(start), Some(end)) = (date("start_date="), date("end_date=")) else {
+        return Reply::Status(
+            400,
+            r#"{"error":true,"reason":"Parameter 'start_date' is required"}"#,
+        );
+    };
+    let hours = ((end - start).num_days() + 1) * 24;
+    let first = start.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let times: Vec<String> = (0..hours)
+        .map(|hour| {
+            (first + TimeDelta::hours(hour))
+                .format("%Y-%m-%dT%H:%M")
+                .to_string()
+        })
+        .collect();
+    let series = |value: f64| vec![value; hours as usize];
+    Reply::Json(json!({
+        "latitude": 47.0, "longitude": 5.0, "generationtime_ms": 3.1, "utc_offset_seconds": 0,
+        "timezone": "UTC", "timezone_abbreviation": "UTC", "elevation": 210.0,
+        "hourly": {"time": times, "temperature_2m": series(4.0), "precipitation": series(0.4),
+            "snowfall": series(0.0), "wind_speed_10m": series(12.0), "visibility": series(20_000.0)},
+    }))
+}
+
+#[tokio::test]
+async fn training_takes_the_weather_that_was_from_the_archive() {
+    let archive = FakeFeed::start(archive_answer).await;
+    let out = crate::helpers::artifact_path("archive-model");
+    let _ = std::fs::remove_dir_all(&out);
+    let history = format!(
+        "eight={}/data/sample/carrier-08",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let train = |base: String, out: std::path::PathBuf| {
+        let history = history.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_etape"))
+                .args([
+                    "train",
+                    "--weather-archive",
+                    "--rounds",
+                    "10",
+                    "--history",
+                    &history,
+                    "--out",
+                ])
+                .arg(out)
+                .env("ETAPE__FEEDS__WEATHER_ARCHIVE_URL", base)
+                .env("ETAPE__FEEDS__BACKOFF_INITIAL_MS", "1")
+                .output()
+                .unwrap()
+        })
+    };
+    let output = train(archive.base.clone(), out.clone()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cells: usize = stdout
+        .split("weather from the archive: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(cells > 0);
+    assert_eq!(archive.hits(), cells, "one request per cell");
+    assert!(out.join("model.json").exists());
+
+    // A broken archive stops the training, saying so.
+    let broken = FakeFeed::start(|_| Reply::Status(502, "bad gateway")).await;
+    let refused = crate::helpers::artifact_path("archive-refused");
+    let output = train(broken.base.clone(), refused.clone()).await.unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("weather archive"));
+    assert!(!refused.exists());
 }

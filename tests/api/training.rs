@@ -47,6 +47,7 @@ fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_h
             baselines: true,
             partner_left_out: false,
             pooled_vs_own: true,
+            feeds: true,
         },
         |_| {},
     )
@@ -67,6 +68,19 @@ fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_h
         assert!(report.by_horizon.contains_key(horizon), "{horizon}");
     }
     assert!(report.target_mae.contains_key("total") && report.target_mae.contains_key("residual"));
+    // Each feed is worth something: without the weather, without congestion, without either,
+    // the same model on the same split is worse.
+    let with = report.feeds[etape::model::evaluate::WITH_FEEDS].mae;
+    for without in ["without weather", "without congestion", "without either"] {
+        let mae = report.feeds[without].mae;
+        assert!(with < mae, "with the feeds {with:.2}, {without} {mae:.2}");
+    }
+    assert!(
+        report.feeds["without either"].mae
+            >= report.feeds["without weather"]
+                .mae
+                .min(report.feeds["without congestion"].mae)
+    );
     assert_eq!(report.pooled_vs_own.len(), 8);
     for entry in &report.pooled_vs_own {
         let needed = if entry.own_training_trips < 1_000 {
