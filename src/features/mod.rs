@@ -170,6 +170,31 @@ pub fn query_frame(
     Ok(frame)
 }
 
+/// A column's values as floats, nulls kept.
+pub fn float_values(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    Ok(frame
+        .column(name)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .collect())
+}
+
+/// `departure_time` in milliseconds since the epoch, nulls kept.
+pub fn departure_millis(frame: &DataFrame) -> PolarsResult<Vec<Option<i64>>> {
+    Ok(frame
+        .column("departure_time")?
+        .cast(&DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        ))?
+        .as_materialized_series()
+        .to_physical_repr()
+        .i64()?
+        .iter()
+        .collect())
+}
+
 pub(crate) fn in_minutes(delta: TimeDelta) -> f64 {
     delta.num_milliseconds() as f64 / 60_000.0
 }

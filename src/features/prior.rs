@@ -110,14 +110,7 @@ impl CanonicalTrip {
 }
 
 pub(super) fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<Vec<Column>> {
-    let number = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
-        Ok(trips
-            .column(name)?
-            .cast(&DataType::Float64)?
-            .f64()?
-            .iter()
-            .collect())
-    };
+    let number = |name: &str| super::float_values(trips, name);
     let (o_lat, o_lon) = (number("origin_lat")?, number("origin_lon")?);
     let (d_lat, d_lon) = (number("destination_lat")?, number("destination_lon")?);
     let (stops, dwell) = (number("stops")?, number("dwell_minutes")?);
@@ -132,17 +125,7 @@ pub(super) fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<V
         }
     };
     let (road_km, road_minutes) = (optional(ROAD_COLUMNS[0])?, optional(ROAD_COLUMNS[1])?);
-    let departures: Vec<Option<i64>> = trips
-        .column("departure_time")?
-        .cast(&DataType::Datetime(
-            TimeUnit::Milliseconds,
-            Some(TimeZone::UTC),
-        ))?
-        .as_materialized_series()
-        .to_physical_repr()
-        .i64()?
-        .iter()
-        .collect();
+    let departures = super::departure_millis(trips)?;
     let classes = trips.column("vehicle_class")?.str()?.clone();
     let strict = rules.strict();
     let estimates: Vec<Option<[f64; 7]>> = (0..trips.height())

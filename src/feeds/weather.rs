@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::guard::{send, FeedError};
 use crate::features::conditions::WEATHER_CELL_DEG;
+use crate::features::{departure_millis, float_values};
 
 /// The hourly variables asked for, as the model's features name them.
 pub const HOURLY: [&str; 5] = [
@@ -180,6 +181,37 @@ impl OpenMeteo {
     }
 }
 
+/// The cells the middles of these trips' routes fall in, each with the first and last day a
+/// truck could be there (departure day to two days after the last departure).
+pub fn cells_and_days(trips: &[&DataFrame]) -> PolarsResult<Vec<(Cell, NaiveDate, NaiveDate)>> {
+    let mut spans: std::collections::BTreeMap<Cell, (i64, i64)> = Default::default();
+    for frame in trips {
+        let number = |name: &str| float_values(frame, name);
+        let (o_lat, o_lon) = (number("origin_lat")?, number("origin_lon")?);
+        let (d_lat, d_lon) = (number("destination_lat")?, number("destination_lon")?);
+        for (row, departure) in departure_millis(frame)?.into_iter().enumerate() {
+            let (Some(a), Some(b), Some(c), Some(d), Some(at)) =
+                (o_lat[row], o_lon[row], d_lat[row], d_lon[row], departure)
+            else {
+                continue;
+            };
+            let span = spans
+                .entry(Cell::of((a + c) / 2.0, (b + d) / 2.0))
+                .or_insert((at, at));
+            span.0 = span.0.min(at);
+            span.1 = span.1.max(at);
+        }
+    }
+    Ok(spans
+        .into_iter()
+        .filter_map(|(cell, (first, last))| {
+            let day =
+                |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|at| at.date_naive());
+            Some((cell, day(first)?, day(last)? + chrono::TimeDelta::days(2)))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,47 +244,4 @@ mod tests {
         ));
         assert!(hourly_frame(b"<html>", cell).is_err());
     }
-}
-
-/// The cells the middles of these trips' routes fall in, each with the first and last day a
-/// truck could be there (departure day to two days after the last departure).
-pub fn cells_and_days(trips: &[&DataFrame]) -> PolarsResult<Vec<(Cell, NaiveDate, NaiveDate)>> {
-    let mut spans: std::collections::BTreeMap<Cell, (i64, i64)> = Default::default();
-    for frame in trips {
-        let number = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
-            Ok(frame
-                .column(name)?
-                .cast(&DataType::Float64)?
-                .f64()?
-                .iter()
-                .collect())
-        };
-        let (o_lat, o_lon) = (number("origin_lat")?, number("origin_lon")?);
-        let (d_lat, d_lon) = (number("destination_lat")?, number("destination_lon")?);
-        let departures = frame.column("departure_time")?.cast(&DataType::Datetime(
-            TimeUnit::Milliseconds,
-            Some(TimeZone::UTC),
-        ))?;
-        let departures = departures.as_materialized_series().to_physical_repr();
-        for (row, departure) in departures.i64()?.iter().enumerate() {
-            let (Some(a), Some(b), Some(c), Some(d), Some(at)) =
-                (o_lat[row], o_lon[row], d_lat[row], d_lon[row], departure)
-            else {
-                continue;
-            };
-            let span = spans
-                .entry(Cell::of((a + c) / 2.0, (b + d) / 2.0))
-                .or_insert((at, at));
-            span.0 = span.0.min(at);
-            span.1 = span.1.max(at);
-        }
-    }
-    Ok(spans
-        .into_iter()
-        .filter_map(|(cell, (first, last))| {
-            let day =
-                |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|at| at.date_naive());
-            Some((cell, day(first)?, day(last)? + chrono::TimeDelta::days(2)))
-        })
-        .collect())
 }
