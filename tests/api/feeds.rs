@@ -330,10 +330,16 @@ impl Drop for Engine {
     }
 }
 
-/// Valhalla itself, with truck costing, on the real roads of Helsinki's OpenStreetMap extract:
-/// the ETA's road distance is the engine's, leg by leg.
-#[tokio::test]
-async fn a_real_valhalla_route_gives_the_eta_its_road_distance() {
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The engines' directory, or `None` (said loudly) when the registry cannot be reached.
+fn routing_engines(test: &str) -> Option<std::path::PathBuf> {
     let setup = std::process::Command::new("bash")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -343,22 +349,79 @@ async fn a_real_valhalla_route_gives_the_eta_its_road_distance() {
         .unwrap();
     if setup.status.code() == Some(3) {
         eprintln!(
-            "\n!!!!!!!!!! SKIPPED a_real_valhalla_route_gives_the_eta_its_road_distance: {} !!!!!!!!!!\n",
+            "\n!!!!!!!!!! SKIPPED {test}: {} !!!!!!!!!!\n",
             String::from_utf8_lossy(&setup.stderr).trim()
         );
-        return;
+        return None;
     }
     assert!(
         setup.status.success(),
         "{}",
         String::from_utf8_lossy(&setup.stderr)
     );
-    let dir = std::path::PathBuf::from(String::from_utf8(setup.stdout).unwrap().trim());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    Some(String::from_utf8(setup.stdout).unwrap().trim().into())
+}
+
+/// Central Helsinki, a stop north of it, then west: roads both engines connect in the extract.
+const ROUTE: [(f64, f64); 3] = [(60.1699, 24.9384), (60.1760, 24.9410), (60.1690, 24.9320)];
+
+/// An ETA through the route with the engine at `base`: its legs' road distance is the answer's.
+async fn the_eta_takes_the_engines_distance(
+    engine: etape::config::RoutingEngine,
+    base: String,
+    legs_km: Vec<f64>,
+) {
+    let app = spawn_app_with(move |settings| {
+        settings.feeds.routing_engine = engine;
+        settings.feeds.routing_url = base;
+        settings.feeds.wait_ms = 5_000;
+    })
+    .await;
+    let departure = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap() + TimeDelta::hours(1);
+    let [from, stop, to] = ROUTE;
+    let request = json!({
+        "origin": {"lat": from.0, "lon": from.1},
+        "destination": {"lat": to.0, "lon": to.1},
+        "stops": [{"lat": stop.0, "lon": stop.1, "dwell_minutes": 20}],
+        "departure_time": departure.to_rfc3339(),
+        "vehicle_class": "rigid",
+    });
+    let answer = eta(&app, &request).await;
+    assert_eq!(answer["routed"], true, "{answer}");
+    assert_eq!(answer["degraded"], json!([]));
+    let road: f64 = legs_km.iter().sum();
+    let distance = answer["distance_km"].as_f64().unwrap();
+    assert!(
+        (distance - road).abs() <= 0.06,
+        "ETA {distance} km, {engine:?} {road:.2} km"
+    );
+    // The great circle times the circuity factor would have said otherwise.
+    let crow = |a: (f64, f64), b: (f64, f64)| {
+        let (la1, lo1, la2, lo2) = (
+            a.0.to_radians(),
+            a.1.to_radians(),
+            b.0.to_radians(),
+            b.1.to_radians(),
+        );
+        let h = ((la2 - la1) / 2.0).sin().powi(2)
+            + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+        2.0 * 6_371.0 * h.sqrt().asin()
+    };
+    let guessed = 1.2 * (crow(from, stop) + crow(stop, to));
+    assert!(
+        (distance - guessed).abs() > 1.0,
+        "routed {distance} km, guessed {guessed:.1} km"
+    );
+}
+
+/// Valhalla itself, with truck costing, on the real roads of Helsinki's OpenStreetMap extract.
+#[tokio::test]
+async fn a_real_valhalla_route_gives_the_eta_its_road_distance() {
+    let Some(dir) = routing_engines("a_real_valhalla_route_gives_the_eta_its_road_distance") else {
+        return;
+    };
+    let dir = dir.join("valhalla");
+    let port = free_port();
     let mut config: Value =
         serde_json::from_slice(&std::fs::read(dir.join("valhalla.json")).unwrap()).unwrap();
     config["httpd"]["service"]["listen"] = json!(format!("tcp://127.0.0.1:{port}"));
@@ -375,8 +438,7 @@ async fn a_real_valhalla_route_gives_the_eta_its_road_distance() {
             .unwrap(),
     );
     let base = format!("http://127.0.0.1:{port}");
-    let (centre, kallio, vuosaari) = ((60.1699, 24.9384), (60.1841, 24.9497), (60.2100, 25.1400));
-    let locations: Vec<Value> = [centre, kallio, vuosaari]
+    let locations: Vec<Value> = ROUTE
         .iter()
         .map(|(lat, lon)| json!({"lat": lat, "lon": lon}))
         .collect();
@@ -404,46 +466,54 @@ async fn a_real_valhalla_route_gives_the_eta_its_road_distance() {
         .iter()
         .map(|leg| leg["summary"]["length"].as_f64().unwrap())
         .collect();
+    the_eta_takes_the_engines_distance(etape::config::RoutingEngine::Valhalla, base, legs).await;
+}
 
-    let app = spawn_app_with(move |settings| {
-        settings.feeds.routing_url = base;
-        settings.feeds.wait_ms = 5_000;
-    })
-    .await;
-    let departure = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap() + TimeDelta::hours(1);
-    let request = json!({
-        "origin": {"lat": centre.0, "lon": centre.1},
-        "destination": {"lat": vuosaari.0, "lon": vuosaari.1},
-        "stops": [{"lat": kallio.0, "lon": kallio.1, "dwell_minutes": 20}],
-        "departure_time": departure.to_rfc3339(),
-        "vehicle_class": "rigid",
-    });
-    let answer = eta(&app, &request).await;
-    assert_eq!(answer["routed"], true, "{answer}");
-    assert_eq!(answer["degraded"], json!([]));
-    let road: f64 = legs.iter().sum();
-    let distance = answer["distance_km"].as_f64().unwrap();
-    assert!(
-        (distance - road).abs() <= 0.06,
-        "ETA {distance} km, Valhalla {road:.2} km"
-    );
-    // The great circle times the circuity factor would have said otherwise.
-    let crow = |a: (f64, f64), b: (f64, f64)| {
-        let (la1, lo1, la2, lo2) = (
-            a.0.to_radians(),
-            a.1.to_radians(),
-            b.0.to_radians(),
-            b.1.to_radians(),
-        );
-        let h = ((la2 - la1) / 2.0).sin().powi(2)
-            + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
-        2.0 * 6_371.0 * h.sqrt().asin()
+/// OSRM itself, with its car profile, on the same extract.
+#[tokio::test]
+async fn a_real_osrm_route_gives_the_eta_its_road_distance() {
+    let Some(dir) = routing_engines("a_real_osrm_route_gives_the_eta_its_road_distance") else {
+        return;
     };
-    let guessed = 1.2 * (crow(centre, kallio) + crow(kallio, vuosaari));
-    assert!(
-        (distance - guessed).abs() > 1.0,
-        "routed {distance} km, guessed {guessed:.1} km"
+    let dir = dir.join("osrm");
+    let port = free_port();
+    let _engine = Engine(
+        std::process::Command::new(dir.join("bin/osrm-routed"))
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .arg(dir.join("Helsinki.osrm"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
     );
+    let base = format!("http://127.0.0.1:{port}");
+    let coordinates = ROUTE
+        .iter()
+        .map(|(lat, lon)| format!("{lon},{lat}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    let client = etape::feeds::client();
+    let mut route = Value::Null;
+    for _ in 0..100 {
+        if let Ok(response) = client
+            .get(format!(
+                "{base}/route/v1/driving/{coordinates}?overview=false"
+            ))
+            .send()
+            .await
+        {
+            route = response.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let legs: Vec<f64> = route["routes"][0]["legs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("OSRM answers a route: {route}"))
+        .iter()
+        .map(|leg| leg["distance"].as_f64().unwrap() / 1_000.0)
+        .collect();
+    the_eta_takes_the_engines_distance(etape::config::RoutingEngine::Osrm, base, legs).await;
 }
 
 /// Open-Meteo's archive: the hours of the days asked, in the forecast's format.
