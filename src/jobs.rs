@@ -230,15 +230,14 @@ impl Jobs {
         models_done: usize,
     ) -> anyhow::Result<(String, Holdout, bool)> {
         let examples = inputs.examples(context.rules)?;
-        let (card, model) =
-            pipeline::train_on(inputs, &examples, params, owner, out, |progress| {
-                self.update(id, |job| {
-                    let this = progress.quantile as usize * progress.rounds + progress.round;
-                    job.rounds_done = job
-                        .rounds_done
-                        .max(models_done * 3 * progress.rounds + this);
-                });
-            })?;
+        let (mut card, model) = pipeline::train_on(inputs, &examples, params, owner, |progress| {
+            self.update(id, |job| {
+                let this = progress.quantile as usize * progress.rounds + progress.round;
+                job.rounds_done = job
+                    .rounds_done
+                    .max(models_done * 3 * progress.rounds + this);
+            });
+        })?;
         let (_, holdout_rows) = holdout_split(&examples.trip_start, params.calibration_share);
         let serving = context.serving.serving(owner);
         let new_mae = mae_on(&model, &examples, &holdout_rows)?;
@@ -258,6 +257,31 @@ impl Jobs {
             served,
             served_mae,
         };
+        // What the pool gives each partner, on its own later trips: a time split with a model
+        // of each partner's rows alone. A pool too small to split by time has no report.
+        let report = if owner.is_none() {
+            let options = EvaluateOptions {
+                baselines: false,
+                partner_left_out: false,
+                pooled_vs_own: true,
+                feeds: false,
+            };
+            evaluate(&examples, params, options, |_| {})
+                .map_err(|error| tracing::warn!(message = "No partner reports.", %error))
+                .ok()
+        } else {
+            None
+        };
+        card.figures = Some(serde_json::json!({
+            "holdout": holdout,
+            "time_split": report.as_ref().map(|report| report.model),
+        }));
+        crate::registry::save(out, &model, &card)?;
+        if let Some(report) = &report {
+            let reports = PartnerReports::of(&card.version, inputs, report);
+            let text = serde_json::to_vec_pretty(&reports)?;
+            crate::auth::write_private(&out.join(PARTNER_REPORTS), &text)?;
+        }
         let version = card.version.clone();
         let activated = new_mae <= served_mae;
         if activated {
@@ -279,26 +303,6 @@ impl Jobs {
             tracing::info!(message = "Trained model activated.", %version, owner = ?owner, new_mae, served_mae);
         } else {
             tracing::warn!(message = "Trained model not activated: worse on its holdout than the one serving.", %version, new_mae, served_mae);
-        }
-        if owner.is_none() {
-            // What the pool gives each partner, on its own later trips. A pool too small to
-            // split by time has no report; the model stands.
-            let options = EvaluateOptions {
-                baselines: false,
-                partner_left_out: false,
-                pooled_vs_own: true,
-                feeds: false,
-            };
-            match evaluate(&examples, params, options, |_| {}) {
-                Ok(report) => {
-                    let reports = PartnerReports::of(&version, inputs, &report);
-                    let text = serde_json::to_vec_pretty(&reports)?;
-                    crate::auth::write_private(&out.join(PARTNER_REPORTS), &text)?;
-                }
-                Err(error) => {
-                    tracing::warn!(message = "No partner reports.", error = %format!("{error:#}"))
-                }
-            }
         }
         Ok((version, holdout, activated))
     }

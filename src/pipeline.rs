@@ -92,17 +92,19 @@ pub fn train(
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<ModelCard> {
     let examples = inputs.examples(rules)?;
-    Ok(train_on(inputs, &examples, params, None, out, progress)?.0)
+    let (card, model) = train_on(inputs, &examples, params, None, progress)?;
+    registry::save(out, &model, &card)?;
+    Ok(card)
 }
 
-/// Trains on the inputs' rows, already built, and writes the model directory `out`; the card
-/// and the model. `owner`: the organisation whose rows alone these are, for a model of its own.
+/// Trains on the inputs' rows, already built: the card and the model, to be saved with
+/// [`registry::save`]. `owner`: the organisation whose rows alone these are, for a model of
+/// its own.
 pub fn train_on(
     inputs: &Inputs,
     examples: &Examples,
     params: &TrainParams,
     owner: Option<&str>,
-    out: &Path,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<(ModelCard, Model)> {
     let valid = params.clone().check()?;
@@ -136,7 +138,6 @@ pub fn train_on(
         figures: None,
         owner: owner.map(str::to_owned),
     };
-    registry::save(out, &model, &card)?;
     Ok((card, model))
 }
 

@@ -657,3 +657,67 @@ impl TruncHour for DateTime<Utc> {
         chrono::DurationRound::duration_trunc(self, TimeDelta::hours(1)).unwrap_or(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::rules::DriverState;
+    use crate::domain::vehicle::VehicleClass;
+
+    fn leaving(at: DateTime<Utc>) -> EtaQuery {
+        EtaQuery {
+            origin: GeoPoint::new(45.76, 4.84).unwrap(),
+            destination: GeoPoint::new(45.19, 5.72).unwrap(),
+            departure: at.fixed_offset(),
+            vehicle: VehicleClass::Rigid,
+            stops: Vec::new(),
+            driver: DriverState::default(),
+            context: Default::default(),
+        }
+    }
+
+    /// Without a traffic provider, congestion learnt from the pings reaches the queries that
+    /// start in that area at that hour of the week, and nothing is flagged.
+    #[test]
+    fn congestion_learnt_from_pings_joins_the_queries() {
+        let feeds = Feeds::new(&FeedSettings::default(), &Metrics::new());
+        assert!(!feeds.active());
+        let now = Utc::now();
+        let hour = now.duration_trunc_hour();
+        let n = 30;
+        // Trucks near Lyon this hour: half crawling, half at the area's free-flow speed.
+        let speeds: Vec<f64> = (0..n).map(|i| if i < 16 { 25.0 } else { 85.0 }).collect();
+        let pings = DataFrame::new(
+            n,
+            vec![
+                Int64Chunked::from_vec(
+                    "timestamp".into(),
+                    (0..n as i64)
+                        .map(|i| hour.timestamp_millis() + i * 60_000)
+                        .collect(),
+                )
+                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                .into_column(),
+                Column::new("lat".into(), vec![45.76; n]),
+                Column::new("lon".into(), vec![4.84; n]),
+                Column::new("speed_kmh".into(), speeds),
+            ],
+        )
+        .unwrap();
+        assert_eq!(feeds.learn_congestion(&pings).unwrap(), 1);
+        assert!(feeds.active());
+        let mut queries = [leaving(hour)];
+        let flags = feeds.apply(&mut queries, now);
+        assert_eq!(flags, [Vec::<&str>::new()]);
+        let congestion = queries[0].context.conditions.origin_congestion.unwrap();
+        assert!(
+            (congestion - (1.0 - 25.0 / 85.0)).abs() < 1e-9,
+            "{congestion}"
+        );
+        assert_eq!(queries[0].context.conditions.snowfall, None);
+        // A week-hour without pings gives nothing.
+        let mut later = [leaving(hour + TimeDelta::hours(5))];
+        feeds.apply(&mut later, now);
+        assert_eq!(later[0].context.conditions.origin_congestion, None);
+    }
+}
