@@ -456,8 +456,14 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
     assert_eq!(models[0]["partners"], 2);
     assert_eq!(models[0]["active"], true);
     // Its figures: the holdout it was judged on, and the time split of its evaluation.
-    assert_eq!(models[0]["figures"]["holdout"]["new_mae"], holdout["new_mae"]);
-    assert!(models[0]["figures"]["time_split"]["coverage"].is_number(), "{models}");
+    assert_eq!(
+        models[0]["figures"]["holdout"]["new_mae"],
+        holdout["new_mae"]
+    );
+    assert!(
+        models[0]["figures"]["time_split"]["coverage"].is_number(),
+        "{models}"
+    );
     assert_eq!(
         serving_version(&app, &app.keys["carrier"]).await,
         first["version"]
