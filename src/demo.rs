@@ -60,6 +60,7 @@ pub fn demo_trip(
     let vehicle = carrier.vehicle(&mut rng);
     let lane = simulator.lane(carrier, vehicle, &mut rng);
     let trip_rng = rng.clone();
+    let planned_at = now.timestamp_millis();
     let now = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
     let trip_id = format!("DEMO-{truck:02}-{number:04}");
     // A first run to learn the trip's length, then the trip itself, started that far back.
@@ -121,7 +122,9 @@ pub fn demo_trip(
     let shipment = Shipment {
         id: new_id("shp"),
         organisation: ORGANISATION.into(),
-        reference: format!("{trip_id}-{:x}", rng.random::<u32>()),
+        // The planning instant keeps references unique across restarts: a reference stays
+        // taken by the previous run's retired shipment.
+        reference: format!("{trip_id}-{:x}-{:x}", planned_at, rng.random::<u16>()),
         vehicle_id: format!("{VEHICLE_PREFIX}{truck:02}"),
         vehicle: vehicle.as_str().into(),
         origin: Some((record.origin.lat(), record.origin.lon())),

@@ -706,4 +706,15 @@ async fn the_demo_fleet_is_on_the_road_seconds_after_start() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(cancelled, 4);
+    // And its new trucks take the road (their references are new).
+    let mut moving = 0;
+    for _ in 0..100 {
+        let page: Value = server.get_json("/v1/shipments?status=in_transit").await;
+        moving = page["items"].as_array().unwrap().len();
+        if moving == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(moving, 4, "the restarted demo's trucks in transit");
 }
