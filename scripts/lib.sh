@@ -70,3 +70,10 @@ ensure_lightgbm_build_deps() {
   ensure_python_tools cmake
   export CMAKE="$TOOLS/venv/bin/cmake"
 }
+
+# Headless Chromium for the dashboard's browser tests (Debian's package).
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 && return
+  step "installing chromium"
+  apt_install chromium
+}

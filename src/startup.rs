@@ -121,6 +121,7 @@ impl Application {
             model_eta: model_eta.clone(),
             jobs: Arc::new(Jobs::default()),
             feeds: feeds.clone(),
+            demo_enabled: settings.demo.enabled,
             training_rules: Arc::new(RulesEta::new(settings.rules_eta_config())),
             data_dir: data_dir.clone(),
             model_dir: settings.model.dir.clone(),
@@ -137,6 +138,7 @@ impl Application {
                 .wrap(from_fn(api::track_requests))
                 .app_data(state.clone())
                 .configure(api::routes)
+                .configure(crate::dashboard::routes)
                 .default_service(web::to(api::not_found))
         })
         .disable_signals()

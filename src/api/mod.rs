@@ -52,6 +52,8 @@ pub struct AppState {
     pub model_eta: Arc<ModelEta>,
     pub jobs: Arc<Jobs>,
     pub feeds: Arc<crate::feeds::Feeds>,
+    /// The demo fleet runs: the dashboard offers its dispatcher login.
+    pub demo_enabled: bool,
     /// The rules engine as configured: training takes its prior from it, as serving does.
     pub training_rules: Arc<RulesEta>,
     /// Where uploads live (`<data_dir>/uploads`).

@@ -2,6 +2,7 @@
 
 mod access;
 mod cli;
+mod dashboard;
 mod errors;
 mod eta;
 mod feeds;
