@@ -16,6 +16,7 @@ pub mod history;
 pub mod hooks;
 pub mod models;
 pub mod openapi;
+pub mod operations;
 pub mod tracking;
 
 use std::sync::Arc;
@@ -150,6 +151,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/v1/models/train").route(web::post().to(models::train)))
         .service(resource("/v1/models/jobs/{id}").route(web::get().to(models::job)))
         .service(resource("/v1/models/{version}/activate").route(web::post().to(models::activate)))
+        .service(resource("/v1/operations").route(web::get().to(operations::operations)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))

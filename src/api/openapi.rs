@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::Modify;
 
-use crate::api::{admin, dto, error, eta, health, history, hooks, models, tracking};
+use crate::api::{admin, dto, error, eta, health, history, hooks, models, operations, tracking};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,7 @@ use crate::api::{admin, dto, error, eta, health, history, hooks, models, trackin
                        loading times, and a learned model on pooled carrier history."
     ),
     paths(
-        eta::eta, eta::eta_batch,
+        eta::eta, eta::eta_batch, operations::operations,
         tracking::create_shipment, tracking::list_shipments, tracking::get_shipment,
         tracking::cancel_shipment, tracking::post_event, tracking::get_eta,
         tracking::get_eta_history, tracking::post_positions, tracking::vehicle_positions,

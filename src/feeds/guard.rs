@@ -225,10 +225,14 @@ impl FeedGuard {
         }
     }
 
+    /// When the newest data arrived.
+    pub fn newest(&self) -> Option<DateTime<Utc>> {
+        *self.newest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Sets the age gauge from the newest data received; called when metrics are read.
     pub fn publish_age(&self, now: DateTime<Utc>) {
-        let newest = *self.newest.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(newest) = newest {
+        if let Some(newest) = self.newest() {
             self.metrics
                 .feed_data_age
                 .with_label_values(&[self.name])

@@ -84,6 +84,15 @@ impl<S: ?Sized> Feed<S> {
     }
 }
 
+/// A configured feed's state, for operators.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeedStatus {
+    pub feed: &'static str,
+    pub circuit_open: bool,
+    /// Since the newest data arrived; absent before any.
+    pub data_age_seconds: Option<f64>,
+}
+
 /// Congestion learnt from pings: by area and hour of the week (0 is Monday 00:00 UTC).
 pub type CongestionProfile = HashMap<(Area, u32), f64>;
 
@@ -264,6 +273,25 @@ impl Feeds {
         let learnt = profile.len();
         self.set_profile(profile);
         Ok(learnt)
+    }
+
+    /// Each configured feed: whether its circuit is open and how old its newest data is.
+    pub fn status(&self, now: DateTime<Utc>) -> Vec<FeedStatus> {
+        [
+            self.weather.as_ref().map(|feed| &feed.guard),
+            self.traffic.as_ref().map(|feed| &feed.guard),
+            self.routing.as_ref().map(|feed| &feed.guard),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|guard| FeedStatus {
+            feed: guard.name(),
+            circuit_open: guard.is_open(),
+            data_age_seconds: guard
+                .newest()
+                .map(|at| (now - at).num_milliseconds() as f64 / 1_000.0),
+        })
+        .collect()
     }
 
     /// Sets each feed's data-age gauge; called when the metrics are read.

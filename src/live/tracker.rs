@@ -96,6 +96,8 @@ pub struct Tracker {
     clock: Clock,
     notices: Option<NoticeSender>,
     feeds: Option<Arc<crate::feeds::Feeds>>,
+    /// Pings accepted since start, by organisation: its ingestion rate, seen by it alone.
+    received: Mutex<HashMap<String, u64>>,
     dirty: Mutex<HashSet<VehicleKey>>,
     /// Active shipments by vehicle, so that a ping finds its shipments without the store.
     following: Mutex<HashMap<VehicleKey, Vec<String>>>,
@@ -164,6 +166,7 @@ impl Tracker {
             clock,
             notices,
             feeds,
+            received: Mutex::default(),
             dirty: Mutex::new(HashSet::new()),
             following: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
@@ -441,6 +444,9 @@ impl Tracker {
             }
             let moved = lock(&self.book).append(organisation, &batch.vehicles, &admitted.pings);
             lock(&self.dirty).extend(moved);
+            *lock(&self.received)
+                .entry(organisation.to_owned())
+                .or_default() += admitted.pings.len() as u64;
         }
         let outcome = IngestOutcome {
             accepted: admitted.pings.len(),
@@ -458,6 +464,11 @@ impl Tracker {
                 .inc_by(count as u64);
         }
         Ok(outcome)
+    }
+
+    /// Pings accepted from `organisation` since the service started.
+    pub fn received(&self, organisation: &str) -> u64 {
+        lock(&self.received).get(organisation).copied().unwrap_or(0)
     }
 
     pub fn positions(

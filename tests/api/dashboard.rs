@@ -140,3 +140,77 @@ async fn a_browser_shows_the_demo_fleet_on_the_map_in_either_language() {
     assert!(english.contains("<html lang=\"en\"") && english.contains(">Next stop<"));
     assert!(french.contains("<html lang=\"fr\"") && french.contains(">Prochain arrêt<"));
 }
+
+/// The operations panel's figures are the caller's organisation's: its pings, its shipments,
+/// the model serving it; another organisation sees none of them.
+#[tokio::test]
+async fn operations_count_the_callers_pings_and_shipments_only() {
+    let app = spawn_app().await;
+    let now = chrono::DateTime::parse_from_rfc3339(crate::helpers::TEST_NOW).unwrap();
+    let pings: String = (0..3)
+        .map(|minute| {
+            serde_json::json!({"vehicle_id": "FR-1", "lat": 48.85, "lon": 2.35 + 0.01 * f64::from(minute),
+                "timestamp": (now - chrono::TimeDelta::minutes(10 - i64::from(minute))).to_rfc3339(),
+                "speed_kmh": 50.0})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let response = app
+        .client
+        .post(format!("{}/v1/positions", app.address))
+        .header("content-type", "application/x-ndjson")
+        .body(pings)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, _) = app
+        .post_json(
+            "/v1/shipments",
+            &serde_json::json!({"reference": "OPS-1", "vehicle_id": "FR-1", "vehicle_class": "van",
+                "stops": [{"id": "a", "lat": 48.9, "lon": 2.4}], "planned_departure": crate::helpers::TEST_NOW}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let dispatcher = crate::helpers::client_with_key(&app.keys["dispatcher"]);
+    let ours: Value =
+        crate::helpers::json_of(dispatcher.get(format!("{}/v1/operations", app.address))).await;
+    assert_eq!(ours["pings_received"], 3, "{ours}");
+    assert_eq!(
+        ours["shipments_in_transit"].as_u64().unwrap()
+            + ours["shipments_planned"].as_u64().unwrap(),
+        1
+    );
+    assert_eq!(ours["model_version"], "rules");
+    assert_eq!(ours["feeds"], serde_json::json!([]));
+
+    let admin = crate::helpers::client_with_key(&app.keys["admin"]);
+    let created = admin
+        .post(format!("{}/v1/organisations", app.address))
+        .body(serde_json::json!({"id": "other", "name": "Other"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let issued: Value = crate::helpers::json_of(
+        admin
+            .post(format!("{}/v1/organisations/other/keys", app.address))
+            .body(serde_json::json!({"name": "desk", "roles": ["dispatcher"]}).to_string()),
+    )
+    .await;
+    let theirs: Value = crate::helpers::json_of(
+        crate::helpers::client_with_key(issued["key"].as_str().unwrap())
+            .get(format!("{}/v1/operations", app.address)),
+    )
+    .await;
+    assert_eq!(theirs["pings_received"], 0, "{theirs}");
+    assert_eq!(theirs["shipments_in_transit"], 0);
+    assert_eq!(theirs["shipments_planned"], 0);
+    let anonymous = reqwest::Client::new()
+        .get(format!("{}/v1/operations", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

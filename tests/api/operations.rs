@@ -110,8 +110,9 @@ async fn metrics_count_requests_by_route_template_with_bounded_labels() {
 }
 
 /// Every route the server must have, with its method.
-const ROUTES: [(&str, &str); 35] = [
+const ROUTES: [(&str, &str); 36] = [
     ("post", "/v1/eta"),
+    ("get", "/v1/operations"),
     ("post", "/v1/eta/batch"),
     ("post", "/v1/shipments"),
     ("get", "/v1/shipments"),

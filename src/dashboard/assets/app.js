@@ -19,7 +19,9 @@ const LABELS = {
     degraded_now: "Estimates missing a feed", accuracy: "Live accuracy (mean error)",
     none_yet: "none yet", drive: "Driving", break: "Break", rest: "Rest", dwell: "Dwell",
     ban_wait: "Ban wait", minutes: "min", arrived: "arrived", pending: "pending",
-    feeds_ok: "all feeds", empty: "No active shipment.",
+    feeds_ok: "all feeds", empty: "No active shipment.", ingestion: "Pings received",
+    circuit_open: "down (circuit open)", no_data: "no data yet", no_feeds: "none configured",
+    rules_fallback: "rules (no model)",
   },
   fr: {
     sign_in: "Se connecter", sign_out: "Se déconnecter", dispatcher_key: "Clé d'API exploitant",
@@ -37,7 +39,9 @@ const LABELS = {
     accuracy: "Précision en direct (erreur moyenne)", none_yet: "pas encore", drive: "Conduite",
     break: "Pause", rest: "Repos", dwell: "Arrêt", ban_wait: "Interdiction",
     minutes: "min", arrived: "arrivé", pending: "à venir", feeds_ok: "tous les flux",
-    empty: "Aucune expédition en cours.",
+    empty: "Aucune expédition en cours.", ingestion: "Positions reçues",
+    circuit_open: "en panne (circuit ouvert)", no_data: "pas encore de données",
+    no_feeds: "aucun configuré", rules_fallback: "règles (pas de modèle)",
   },
 };
 const SEVERITY_ORDER = { late: 0, at_risk: 1, on_time: 2 };
@@ -364,25 +368,29 @@ function drawHistory(history, item) {
 }
 
 async function renderOperations() {
-  const delivered = await listShipments("delivered").catch(() => []);
-  const errors = {};
-  for (const shipment of delivered) {
-    for (const horizon of shipment.accuracy || []) {
-      const entry = (errors[horizon.horizon] ||= { sum: 0, n: 0 });
-      entry.sum += horizon.mean_absolute_error_minutes * horizon.estimates;
-      entry.n += horizon.estimates;
-    }
+  const ops = await api("/v1/operations").catch(() => null);
+  if (!ops) return;
+  const now = Date.now();
+  let rate = "–";
+  if (state.lastOps) {
+    const minutes = (now - state.lastOps.at) / 60000;
+    if (minutes > 0) rate = `${Math.round((ops.pings_received - state.lastOps.pings) / minutes)} / min`;
   }
-  const accuracy = Object.entries(errors)
-    .map(([horizon, { sum, n }]) => `${horizon}: ${Math.round(sum / n)} ${t("minutes")}`)
+  state.lastOps = { at: now, pings: ops.pings_received };
+  const accuracy = ops.accuracy
+    .map((entry) => `${entry.horizon}: ${Math.round(entry.mean_absolute_error_minutes)} ${t("minutes")}`)
     .join(" · ");
-  const models = [...new Set(state.rows.map((row) => row.snapshot.model_version || row.snapshot.model))];
+  const feeds = ops.feeds
+    .map((feed) => `${feed.feed}: ${feed.circuit_open ? t("circuit_open") : feed.data_age_seconds == null ? t("no_data") : `${Math.round(feed.data_age_seconds)} s`}`)
+    .join(" · ");
   const entries = [
-    [t("model"), models.join(", ") || "–"],
-    [t("active_shipments"), String(state.rows.length)],
+    [t("model"), ops.fallback ? t("rules_fallback") : ops.model_version],
+    [t("active_shipments"), `${ops.shipments_in_transit} ${t("in_transit").toLowerCase()} · ${ops.shipments_planned} ${t("planned").toLowerCase()}`],
     [t("late_now"), String(state.rows.filter((row) => row.severity === "late" || row.severity === "at_risk").length)],
-    [t("degraded_now"), String(state.rows.filter((row) => row.degraded.length).length)],
+    [t("ingestion"), rate],
     [t("accuracy"), accuracy || t("none_yet")],
+    [t("feeds"), feeds || t("no_feeds")],
+    [t("degraded_now"), String(state.rows.filter((row) => row.degraded.length).length)],
   ];
   $("#ops").replaceChildren(...entries.flatMap(([name, value]) => {
     const dt = document.createElement("dt");
