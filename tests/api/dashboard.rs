@@ -67,37 +67,44 @@ fn chromium() -> Option<&'static str> {
     None
 }
 
+/// Headless Chromium as the dashboard's tests start it: no background traffic, a fresh
+/// profile, the language asked.
+fn chromium_command(browser: &str, profile: &std::path::Path, language: &str) -> Command {
+    let mut command = Command::new(browser);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--window-size=1400,1000",
+        ])
+        .arg(format!("--accept-lang={language}"))
+        .arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
 /// The page after its scripts ran for `budget_ms` of virtual time, as Chromium's DOM, and a
 /// screenshot of it.
 fn render(browser: &str, url: &str, language: &str, budget_ms: u32, screenshot: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let common = |command: &mut Command| {
-        command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--window-size=1400,1000",
-            ])
-            .arg(format!("--accept-lang={language}"))
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(format!("--virtual-time-budget={budget_ms}"));
-    };
-    let mut dump = Command::new(browser);
-    common(&mut dump);
-    let output = dump.arg("--dump-dom").arg(url).output().unwrap();
+    let budget = format!("--virtual-time-budget={budget_ms}");
+    let output = chromium_command(browser, profile.path(), language)
+        .arg(&budget)
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut shot = Command::new(browser);
-    common(&mut shot);
     let path = artifact_path(screenshot);
-    let _ = shot
+    let _ = chromium_command(browser, profile.path(), language)
+        .arg(&budget)
         .arg(format!("--screenshot={}", path.display()))
         .arg(url)
         .output();
@@ -213,4 +220,254 @@ async fn operations_count_the_callers_pings_and_shipments_only() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+}
+
+/// A GET to Chromium's DevTools HTTP endpoint, which keeps the connection open: the body is
+/// read by its length.
+fn devtools_get(port: u16, path: &str) -> String {
+    use std::io::{BufRead, Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    );
+    let mut reader = std::io::BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// A page in headless Chromium, driven over the DevTools protocol.
+struct Driven {
+    browser: std::process::Child,
+    socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Driven {
+    fn open(browser: &str) -> Self {
+        let profile = tempfile::tempdir().unwrap();
+        let child = chromium_command(browser, profile.path(), "en-GB")
+            .arg("--remote-debugging-port=0")
+            .arg("about:blank")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Chromium writes the port it chose into the profile.
+        let active = profile.path().join("DevToolsActivePort");
+        let mut port = None;
+        for _ in 0..100 {
+            if let Ok(text) = std::fs::read_to_string(&active) {
+                port = text
+                    .lines()
+                    .next()
+                    .and_then(|line| line.parse::<u16>().ok());
+                if port.is_some() {
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let port = port.expect("Chromium opens its DevTools port");
+        let mut page = None;
+        for _ in 0..50 {
+            let list: Value =
+                serde_json::from_str(&devtools_get(port, "/json/list")).unwrap_or(Value::Null);
+            page = list
+                .as_array()
+                .and_then(|targets| targets.iter().find(|target| target["type"] == "page"))
+                .and_then(|target| target["webSocketDebuggerUrl"].as_str())
+                .map(str::to_owned);
+            if page.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let (socket, _) = tungstenite::connect(page.expect("a page target")).unwrap();
+        Self {
+            browser: child,
+            socket,
+            next_id: 0,
+            _profile: profile,
+        }
+    }
+
+    /// Sends a DevTools command and returns its result, skipping the events in between.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = serde_json::json!({"id": id, "method": method, "params": params});
+        self.socket
+            .send(tungstenite::Message::text(message.to_string()))
+            .unwrap();
+        loop {
+            let reply = self.socket.read().unwrap();
+            if let Ok(text) = reply.to_text() {
+                let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+                if value["id"] == id {
+                    return value["result"].clone();
+                }
+            }
+        }
+    }
+
+    fn evaluate(&mut self, expression: &str) -> Value {
+        self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expression, "returnByValue": true}),
+        )["result"]["value"]
+            .clone()
+    }
+
+    /// Waits up to `seconds` for `expression` to be true in the page.
+    fn wait_for(&mut self, expression: &str, seconds: u64) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while std::time::Instant::now() < deadline {
+            if self.evaluate(expression) == Value::Bool(true) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        false
+    }
+
+    fn screenshot(&mut self, name: &str) {
+        use base64::Engine as _;
+        let shot = self.call(
+            "Page.captureScreenshot",
+            serde_json::json!({"format": "png"}),
+        );
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .unwrap_or_default();
+        std::fs::write(artifact_path(name), bytes).unwrap();
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        let _ = self.browser.kill();
+        let _ = self.browser.wait();
+    }
+}
+
+/// In one page session: a shipment posted through the API appears and moves without a reload
+/// within five seconds, the detail view draws its timeline and ETA chart, and the language
+/// button switches every label.
+#[tokio::test]
+async fn the_dashboard_follows_a_truck_live_and_switches_language() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = RunningBinary::start(data.path(), &[], &[("ETAPE__DEMO__TRUCKS", "2")]);
+    let base = server.base.clone();
+    let carrier = server.client.clone();
+    let now = chrono::Utc::now();
+    let (status, shipment) = {
+        let response = carrier
+            .post(format!("{base}/v1/shipments"))
+            .body(
+                serde_json::json!({"reference": "LIVE-1", "vehicle_id": "FR-LIVE", "vehicle_class": "rigid",
+                    "origin": {"lat": 48.85, "lon": 2.35},
+                    "stops": [{"id": "lyon", "lat": 45.76, "lon": 4.84,
+                        "window": {"start": (now + chrono::TimeDelta::hours(4)).to_rfc3339(),
+                                   "end": (now + chrono::TimeDelta::hours(9)).to_rfc3339()}}],
+                    "planned_departure": now.to_rfc3339()})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 201, "{shipment}");
+    let id = shipment["id"].as_str().unwrap().to_owned();
+    let ping = |minutes_ago: i64, lat: f64, lon: f64| {
+        serde_json::json!([{"vehicle_id": "FR-LIVE", "lat": lat, "lon": lon, "speed_kmh": 85.0,
+            "timestamp": (now - chrono::TimeDelta::minutes(minutes_ago)).to_rfc3339()}])
+        .to_string()
+    };
+    let post = |body: String| {
+        let (carrier, base) = (carrier.clone(), base.clone());
+        async move {
+            let response = carrier
+                .post(format!("{base}/v1/positions"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    };
+    post(ping(2, 48.60, 2.60)).await;
+
+    let url = format!("{base}/?demo");
+    let mut page = tokio::task::spawn_blocking(move || {
+        let mut page = Driven::open(browser);
+        page.call("Page.enable", serde_json::json!({}));
+        page.call("Page.navigate", serde_json::json!({"url": url}));
+        assert!(
+            page.wait_for("document.querySelector('tr[data-id]') !== null && [...document.querySelectorAll('td')].some(td => td.textContent === 'LIVE-1')", 20),
+            "the fleet lists the shipment"
+        );
+        page
+    })
+    .await
+    .unwrap();
+    let truck_x = "(() => { const t = [...document.querySelectorAll('#map circle.truck')].find(c => c.querySelector('title').textContent.startsWith('FR-LIVE')); return t ? Number(t.getAttribute('cx')) : null; })()";
+    let on_map = format!("{truck_x} !== null");
+    let (mut page, before) = tokio::task::spawn_blocking(move || {
+        assert!(page.wait_for(&on_map, 10), "the truck is on the map");
+        let before = page.evaluate(truck_x);
+        (page, before)
+    })
+    .await
+    .unwrap();
+
+    // The truck moves 150 km south-east; the page follows without a reload.
+    post(ping(1, 47.50, 3.70)).await;
+    let expression =
+        format!("(() => {{ const x = {truck_x}; return x !== null && x !== {before}; }})()");
+    let moved = tokio::task::spawn_blocking(move || {
+        let moved = page.wait_for(&expression, 5);
+        (page, moved)
+    })
+    .await
+    .unwrap();
+    let (mut page, moved) = moved;
+    assert!(moved, "the truck moved on the map within five seconds");
+
+    let detail = format!("document.querySelector('tr[data-id=\"{id}\"]').click(); true");
+    let page = tokio::task::spawn_blocking(move || {
+        page.evaluate(&detail);
+        assert!(
+            page.wait_for("document.querySelectorAll('#timeline rect.segment').length > 0 && document.querySelector('#history-chart polyline.median') !== null && !document.querySelector('#detail').hidden", 10),
+            "the detail view draws its timeline and chart"
+        );
+        page.screenshot("dashboard-detail.png");
+        assert_eq!(page.evaluate("document.documentElement.lang"), "en");
+        page.evaluate("document.querySelector('#language').click(); true");
+        assert!(page.wait_for("document.documentElement.lang === 'fr' && document.querySelector('#fleet-title').textContent === 'Flotte'", 5));
+        page.screenshot("dashboard-detail-fr.png");
+        page
+    })
+    .await
+    .unwrap();
+    drop(page);
 }
