@@ -32,6 +32,16 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub demo: DemoSettings,
     pub feeds: FeedSettings,
+    pub dashboard: DashboardSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardSettings {
+    /// A raster tile server for the dashboard's map when online, with `{z}`, `{x}` and `{y}`
+    /// (e.g. `https://tile.openstreetmap.org/{z}/{x}/{y}.png`, whose usage policy applies).
+    /// Empty: the offline outline only.
+    pub tile_url: String,
 }
 
 /// External feeds: weather (Open-Meteo's API), traffic (TomTom's Flow Segment Data) and a

@@ -55,6 +55,7 @@ pub struct AppState {
     pub feeds: Arc<crate::feeds::Feeds>,
     /// The demo fleet runs: the dashboard offers its dispatcher login.
     pub demo_enabled: bool,
+    pub dashboard: crate::config::DashboardSettings,
     /// The rules engine as configured: training takes its prior from it, as serving does.
     pub training_rules: Arc<RulesEta>,
     /// Where uploads live (`<data_dir>/uploads`).

@@ -41,6 +41,20 @@ pub async fn outline() -> HttpResponse {
 }
 
 #[derive(Serialize)]
+struct PageSettings<'a> {
+    tile_url: &'a str,
+}
+
+/// What the page needs from the settings: the optional tile server.
+pub async fn page_settings(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(CacheControl(vec![CacheDirective::NoCache]))
+        .json(PageSettings {
+            tile_url: &state.dashboard.tile_url,
+        })
+}
+
+#[derive(Serialize)]
 struct DemoLogin {
     key: String,
 }
@@ -71,5 +85,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/assets/app.js", web::get().to(script))
         .route("/assets/app.css", web::get().to(style))
         .route("/assets/outline.json", web::get().to(outline))
+        .route("/dashboard/settings", web::get().to(page_settings))
         .route("/dashboard/demo-login", web::get().to(demo_login));
 }

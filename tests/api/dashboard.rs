@@ -42,6 +42,15 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
         .as_str()
         .unwrap()
         .contains("public domain"));
+    let page_settings: Value = client
+        .get(format!("{}/dashboard/settings", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page_settings["tile_url"], "", "offline by default");
     // No demo fleet, no demo login.
     let demo = client
         .get(format!("{}/dashboard/demo-login", app.address))
@@ -117,7 +126,19 @@ async fn a_browser_shows_the_demo_fleet_on_the_map_in_either_language() {
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let server = RunningBinary::start(data.path(), &[], &[("ETAPE__DEMO__TRUCKS", "4")]);
+    // A tile server that does not answer: the page still draws the outline over the tiles'
+    // places, and the tiles' addresses are in the map.
+    let server = RunningBinary::start(
+        data.path(),
+        &[],
+        &[
+            ("ETAPE__DEMO__TRUCKS", "4"),
+            (
+                "ETAPE__DASHBOARD__TILE_URL",
+                "http://127.0.0.1:9/{z}/{x}/{y}.png",
+            ),
+        ],
+    );
     // The demo's trucks are on the road within seconds.
     for _ in 0..100 {
         let page: Value = server.get_json("/v1/shipments?status=in_transit").await;
@@ -145,6 +166,12 @@ async fn a_browser_shows_the_demo_fleet_on_the_map_in_either_language() {
         assert_eq!(dom.matches("class=\"truck ").count(), 4);
     }
     assert!(english.contains("<html lang=\"en\"") && english.contains(">Next stop<"));
+    // France at zoom 6 spans tiles x 31 to 33, y 21 to 23.
+    assert!(
+        english.contains("href=\"http://127.0.0.1:9/6/32/22.png\""),
+        "{english}"
+    );
+    assert!(english.contains("class=\"over-tiles\""));
     assert!(french.contains("<html lang=\"fr\"") && french.contains(">Prochain arrêt<"));
 }
 

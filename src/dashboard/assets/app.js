@@ -219,18 +219,37 @@ function renderFleet() {
   });
 }
 
-// The map: an equirectangular view of France and its neighbours, widened by the cosine of
-// the middle latitude so that distances look right.
+// The map: France and its neighbours in Web Mercator (the projection of raster tiles, so that
+// an optional tile server lines up with the offline outline).
 const VIEW = { west: -5.5, east: 10.5, south: 41.0, north: 51.8 };
-function project(lat, lon) {
-  const squeeze = Math.cos((((VIEW.south + VIEW.north) / 2) * Math.PI) / 180);
-  const width = (VIEW.east - VIEW.west) * squeeze;
-  const height = VIEW.north - VIEW.south;
-  const scale = Math.min(1000 / width, 800 / height);
+const TILE_ZOOM = 6;
+function mercator(lat, lon) {
+  const size = 256 * 2 ** TILE_ZOOM;
+  const radians = (lat * Math.PI) / 180;
   return [
-    500 + ((lon - (VIEW.west + VIEW.east) / 2) * squeeze) * scale,
-    400 - (lat - (VIEW.south + VIEW.north) / 2) * scale,
+    ((lon + 180) / 360) * size,
+    ((1 - Math.log(Math.tan(radians) + 1 / Math.cos(radians)) / Math.PI) / 2) * size,
   ];
+}
+const CORNERS = [mercator(VIEW.north, VIEW.west), mercator(VIEW.south, VIEW.east)];
+const CENTRE = [(CORNERS[0][0] + CORNERS[1][0]) / 2, (CORNERS[0][1] + CORNERS[1][1]) / 2];
+const SCALE = Math.min(1000 / (CORNERS[1][0] - CORNERS[0][0]), 800 / (CORNERS[1][1] - CORNERS[0][1]));
+function project(lat, lon) {
+  const [x, y] = mercator(lat, lon);
+  return [500 + (x - CENTRE[0]) * SCALE, 400 + (y - CENTRE[1]) * SCALE];
+}
+
+function drawTiles(map, template) {
+  const [first, last] = CORNERS.map(([x, y]) => [Math.floor(x / 256), Math.floor(y / 256)]);
+  for (let x = first[0]; x <= last[0]; x++) {
+    for (let y = first[1]; y <= last[1]; y++) {
+      const href = template.replace("{z}", TILE_ZOOM).replace("{x}", x).replace("{y}", y);
+      map.append(svg("image", {
+        href, x: 500 + (x * 256 - CENTRE[0]) * SCALE, y: 400 + (y * 256 - CENTRE[1]) * SCALE,
+        width: 256 * SCALE + 0.5, height: 256 * SCALE + 0.5, class: "tile",
+      }));
+    }
+  }
 }
 
 function svg(tag, attributes, text) {
@@ -244,6 +263,9 @@ function renderMap() {
   const map = $("#map");
   map.replaceChildren();
   map.setAttribute("aria-label", t("map"));
+  const tiles = state.settings && state.settings.tile_url;
+  map.classList.toggle("over-tiles", Boolean(tiles));
+  if (tiles) drawTiles(map, tiles);
   if (state.outline) {
     for (const country of state.outline.countries) {
       const d = country.rings
@@ -450,6 +472,7 @@ async function start() {
     renderFleet();
   }));
   state.outline = await fetch("/assets/outline.json").then((r) => r.json()).catch(() => null);
+  state.settings = await fetch("/dashboard/settings").then((r) => r.json()).catch(() => ({ tile_url: "" }));
   const demo = await fetch("/dashboard/demo-login").then((r) => (r.ok ? r.json() : null)).catch(() => null);
   if (demo) {
     $("#demo-login").hidden = false;
