@@ -401,7 +401,15 @@ async fn the_dashboard_follows_a_truck_live_and_switches_language() {
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let server = RunningBinary::start(data.path(), &[], &[("ETAPE__DEMO__TRUCKS", "2")]);
+    // Estimates follow pings within a fifth of a second, so that what is measured is the page.
+    let server = RunningBinary::start(
+        data.path(),
+        &[],
+        &[
+            ("ETAPE__DEMO__TRUCKS", "2"),
+            ("ETAPE__TRACKING__DEBOUNCE_MS", "200"),
+        ],
+    );
     let base = server.base.clone();
     let carrier = server.client.clone();
     let now = chrono::Utc::now();

@@ -46,7 +46,7 @@ const LABELS = {
 };
 const SEVERITY_ORDER = { late: 0, at_risk: 1, on_time: 2 };
 const SEVERITY_MARK = { late: "✖", at_risk: "▲", on_time: "●" };
-const REFRESH_MS = 3000;
+const REFRESH_MS = 2000;
 
 const state = {
   language: localStorage.getItem("etape-language") ||
