@@ -69,6 +69,7 @@ pub struct Holdout {
     pub served_mae: f64,
 }
 
+/// A model a job trained: its version, the holdout it was judged on, whether it serves.
 #[derive(Debug, Clone, Serialize)]
 pub struct OwnModel {
     pub version: String,
@@ -183,13 +184,7 @@ impl Jobs {
                 &out,
                 done,
             ) {
-                Ok((version, holdout, activated)) => self.update(id, |job| {
-                    job.own_models.push(OwnModel {
-                        version,
-                        holdout,
-                        activated,
-                    })
-                }),
+                Ok(trained) => self.update(id, |job| job.own_models.push(trained)),
                 Err(error) => self.update(id, |job| {
                     job.notes.push(format!(
                         "a partner that does not pool has no model of its own: {error:#}"
@@ -200,12 +195,12 @@ impl Jobs {
         match &pool {
             Some(inputs) => {
                 let out = context.data_dir.join("models").join(id);
-                let (version, holdout, activated) =
+                let trained =
                     self.train_one(id, context, inputs, &params, None, &out, own.len())?;
                 self.update(id, |job| {
-                    job.version = Some(version);
-                    job.holdout = Some(holdout);
-                    job.activated = activated;
+                    job.version = Some(trained.version);
+                    job.holdout = Some(trained.holdout);
+                    job.activated = trained.activated;
                 });
             }
             None => self.update(id, |job| {
@@ -228,7 +223,7 @@ impl Jobs {
         owner: Option<&str>,
         out: &Path,
         models_done: usize,
-    ) -> anyhow::Result<(String, Holdout, bool)> {
+    ) -> anyhow::Result<OwnModel> {
         let examples = inputs.examples(context.rules)?;
         let (mut card, model) = pipeline::train_on(inputs, &examples, params, owner, |progress| {
             self.update(id, |job| {
@@ -304,7 +299,11 @@ impl Jobs {
         } else {
             tracing::warn!(message = "Trained model not activated: worse on its holdout than the one serving.", %version, new_mae, served_mae);
         }
-        Ok((version, holdout, activated))
+        Ok(OwnModel {
+            version,
+            holdout,
+            activated,
+        })
     }
 }
 

@@ -171,12 +171,15 @@ impl FeedGuard {
         let mut tries = 0;
         let outcome = loop {
             let started = Instant::now();
-            let result = match tokio::time::timeout(limit, attempt()).await {
-                Ok(result) => result,
-                Err(_) => Err(FeedError::Transient(format!(
-                    "no answer within {} ms",
-                    limit.as_millis()
-                ))),
+            let (result, timed_out) = match tokio::time::timeout(limit, attempt()).await {
+                Ok(result) => (result, false),
+                Err(_) => (
+                    Err(FeedError::Transient(format!(
+                        "no answer within {} ms",
+                        limit.as_millis()
+                    ))),
+                    true,
+                ),
             };
             self.metrics
                 .feed_request_duration
@@ -184,7 +187,7 @@ impl FeedGuard {
                 .observe(started.elapsed().as_secs_f64());
             let label = match &result {
                 Ok(_) => "ok",
-                Err(FeedError::Transient(reason)) if reason.starts_with("no answer") => "timeout",
+                Err(_) if timed_out => "timeout",
                 Err(FeedError::Transient(_) | FeedError::CircuitOpen) => "error",
                 Err(FeedError::Malformed(_)) => "malformed",
             };

@@ -275,8 +275,8 @@ impl Feeds {
         Ok(learnt)
     }
 
-    /// Each configured feed: whether its circuit is open and how old its newest data is.
-    pub fn status(&self, now: DateTime<Utc>) -> Vec<FeedStatus> {
+    /// The guards of the configured feeds.
+    fn guards(&self) -> impl Iterator<Item = &FeedGuard> {
         [
             self.weather.as_ref().map(|feed| &feed.guard),
             self.traffic.as_ref().map(|feed| &feed.guard),
@@ -284,26 +284,24 @@ impl Feeds {
         ]
         .into_iter()
         .flatten()
-        .map(|guard| FeedStatus {
-            feed: guard.name(),
-            circuit_open: guard.is_open(),
-            data_age_seconds: guard
-                .newest()
-                .map(|at| (now - at).num_milliseconds() as f64 / 1_000.0),
-        })
-        .collect()
+    }
+
+    /// Each configured feed: whether its circuit is open and how old its newest data is.
+    pub fn status(&self, now: DateTime<Utc>) -> Vec<FeedStatus> {
+        self.guards()
+            .map(|guard| FeedStatus {
+                feed: guard.name(),
+                circuit_open: guard.is_open(),
+                data_age_seconds: guard
+                    .newest()
+                    .map(|at| (now - at).num_milliseconds() as f64 / 1_000.0),
+            })
+            .collect()
     }
 
     /// Sets each feed's data-age gauge; called when the metrics are read.
     pub fn publish_ages(&self, now: DateTime<Utc>) {
-        for guard in [
-            self.weather.as_ref().map(|feed| &feed.guard),
-            self.traffic.as_ref().map(|feed| &feed.guard),
-            self.routing.as_ref().map(|feed| &feed.guard),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for guard in self.guards() {
             guard.publish_age(now);
         }
     }
