@@ -77,3 +77,17 @@ ensure_chromium() {
   step "installing chromium"
   apt_install chromium
 }
+
+# cargo-deny, from crates.io, for the licence, ban and source checks (and advisories).
+ensure_cargo_deny() {
+  command -v cargo-deny >/dev/null 2>&1 && return
+  step "installing cargo-deny"
+  cargo install cargo-deny --locked
+}
+
+# wrk, from Debian, drives the load benchmark.
+ensure_wrk() {
+  command -v wrk >/dev/null 2>&1 && return
+  step "installing wrk"
+  apt_install wrk
+}

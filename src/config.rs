@@ -283,6 +283,17 @@ pub struct ApiSettings {
     pub max_stops: usize,
     /// Departures further than this from now, either way, are refused as mistakes.
     pub max_departure_offset_days: i64,
+    /// Requests a second per API key (a steady rate), and how many may come at once above it;
+    /// over them the answer is 429 with `Retry-After`. 0 turns the limit off.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// A request still running after this is answered 503 with `Retry-After`; history uploads,
+    /// which stream up to `max_upload_bytes`, have their own limit.
+    pub request_timeout_secs: u64,
+    pub upload_timeout_secs: u64,
+    /// Browser origins besides the service's own (where the dashboard is served) that may call
+    /// the API, such as `https://tms.example.com`.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,6 +354,11 @@ impl Default for ApiSettings {
             max_batch_requests: 10_000,
             max_stops: 100,
             max_departure_offset_days: 365,
+            rate_limit_per_second: 500,
+            rate_limit_burst: 1_000,
+            request_timeout_secs: 30,
+            upload_timeout_secs: 900,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -496,6 +512,16 @@ impl Settings {
             api.max_departure_offset_days > 0,
             "api.max_departure_offset_days must be positive"
         );
+        ensure!(
+            api.request_timeout_secs > 0 && api.upload_timeout_secs > 0,
+            "api.request_timeout_secs and api.upload_timeout_secs must be positive"
+        );
+        for origin in &api.cors_origins {
+            ensure!(
+                origin.starts_with("http://") || origin.starts_with("https://"),
+                "api.cors_origins: {origin:?} is not an origin such as https://tms.example.com"
+            );
+        }
         Ok(())
     }
 

@@ -126,6 +126,7 @@ impl Application {
             training_rules: Arc::new(RulesEta::new(settings.rules_eta_config())),
             data_dir: data_dir.clone(),
             model_dir: settings.model.dir.clone(),
+            rate_limits: api::limits::RateLimits::new(&settings.api),
         });
         let app_state = state.clone();
         let listener = TcpListener::bind(settings.server.bind)
@@ -134,9 +135,12 @@ impl Application {
             .local_addr()
             .context("listener has no address")?
             .port();
+        let api_settings = settings.api.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(api::limits::deadline))
                 .wrap(from_fn(api::track_requests))
+                .wrap(api::limits::cors(&api_settings))
                 .app_data(state.clone())
                 .configure(api::routes)
                 .configure(crate::dashboard::routes)
@@ -207,6 +211,14 @@ impl Application {
             self.tracker.clone(),
             self.state.feeds.clone(),
         )));
+        let state = self.state.clone();
+        background.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                ticks.tick().await;
+                state.rate_limits.clean_up();
+            }
+        }));
         if self.settings.model.retrain_every_secs > 0 {
             background.push(tokio::spawn(retrain_loop(
                 self.state.clone().into_inner(),
@@ -255,14 +267,14 @@ impl Application {
     }
 }
 
-/// The first start's keys, shown once: the operator copies them or reads the file.
+/// The first start's keys go to a file readable by the service's user alone, never to the
+/// output: a container's output is kept by its log collector.
 fn print_demo_keys(issued: &[(Role, String)], data_dir: &Path) {
-    println!("First start: the organisation `{DEMO_ORGANISATION}` and its API keys (shown once):");
-    for (role, key) in issued {
-        println!("  {:<10} {key}", role.as_str());
-    }
+    let roles: Vec<&str> = issued.iter().map(|(role, _)| role.as_str()).collect();
     println!(
-        "Also in {} (readable by this user only). Use: Authorization: Bearer <key>",
+        "First start: the organisation `{DEMO_ORGANISATION}` and one API key per role ({}) are \
+         in {} (readable by this user only; `source` it). Use: Authorization: Bearer <key>",
+        roles.join(", "),
         data_dir.join(DEMO_KEYS_FILE).display()
     );
 }

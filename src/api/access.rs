@@ -20,15 +20,18 @@ impl FromRequest for Caller {
             .headers()
             .get("authorization")
             .and_then(|value| value.to_str().ok());
-        ready(
-            state
-                .keyring
-                .authenticate(header)
-                .map_err(|error| ApiError::Unauthorized {
-                    message: error.to_string(),
-                    missing: error == AuthError::Missing,
-                }),
-        )
+        let caller = state
+            .keyring
+            .authenticate(header)
+            .map_err(|error| ApiError::Unauthorized {
+                message: error.to_string(),
+                missing: error == AuthError::Missing,
+            })
+            .and_then(|caller| {
+                state.rate_limits.check(&caller.key_id)?;
+                Ok(caller)
+            });
+        ready(caller)
     }
 }
 

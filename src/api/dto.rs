@@ -85,6 +85,10 @@ pub struct EtaRequest {
     #[serde(default)]
     pub stops: Vec<StopRequest>,
     pub driver: Option<DriverRequest>,
+    /// Also list the answer's strongest factors. They cost some 75 times the prediction
+    /// (per-row SHAP values over every tree), so they are given only when asked.
+    #[serde(default)]
+    pub factors: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

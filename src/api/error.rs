@@ -56,6 +56,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request could not be read: {0}")]
     BadPayload(String),
+    #[error("too many requests for this key: retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("the request took longer than its limit of {limit_secs} s")]
+    Timeout { limit_secs: u64 },
     #[error("internal error")]
     Internal(String),
 }
@@ -79,6 +83,8 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BadPayload(_) => "bad_payload",
+            Self::TooManyRequests { .. } => "rate_limited",
+            Self::Timeout { .. } => "timeout",
             Self::Internal(_) => "internal",
         }
     }
@@ -103,6 +109,8 @@ impl ApiError {
             | Self::UnsupportedMediaType { .. }
             | Self::MethodNotAllowed
             | Self::BadPayload(_)
+            | Self::TooManyRequests { .. }
+            | Self::Timeout { .. }
             | Self::Internal(_) => None,
         }
     }
@@ -174,6 +182,8 @@ impl ApiError {
             | Self::UnsupportedMediaType { .. }
             | Self::MethodNotAllowed
             | Self::BadPayload(_)
+            | Self::TooManyRequests { .. }
+            | Self::Timeout { .. }
             | Self::Internal(_)) => other,
         }
     }
@@ -198,6 +208,8 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -215,6 +227,15 @@ impl ResponseError for ApiError {
                 "Bearer realm=\"etape\", error=\"invalid_token\"".to_owned()
             };
             response.insert_header(("WWW-Authenticate", challenge));
+        }
+        match self {
+            Self::TooManyRequests { retry_after_secs } => {
+                response.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            Self::Timeout { .. } => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
         }
         response.json(self.body())
     }

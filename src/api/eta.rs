@@ -1,7 +1,7 @@
 //! `POST /v1/eta` and `POST /v1/eta/batch`.
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::api::body::{from_value, parse_json, read_limited};
 use crate::api::dto::{BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse};
@@ -85,6 +85,12 @@ pub async fn eta_batch(
             .into_iter()
             .map(|item| {
                 let request = from_value::<EtaRequest>(item)?;
+                if request.factors {
+                    return Err(ApiError::InvalidValue {
+                        field: "factors".into(),
+                        message: "a batch lists factors for all its requests or none: set \"factors\" on the batch".into(),
+                    });
+                }
                 let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
                 let mut query = request.into_query(now, &worker_state.settings)?;
                 query.context.partner = Some(organisation.clone());
@@ -158,11 +164,14 @@ async fn answer(
     now: DateTime<Utc>,
 ) -> Result<EtaResponse, ApiError> {
     let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
+    let explain = request.factors;
     let mut query = request.into_query(now, &state.settings)?;
     // The model knows partners by organisation: a partner's own history speaks for its trips.
     query.context.partner = Some(organisation);
     if !state.feeds.active() {
-        let estimate = state.estimator.estimate(&query);
+        let estimate = state
+            .estimator
+            .estimate_live(&query, TimeDelta::zero(), explain);
         return Ok(EtaResponse::new(&query, stop_ids, estimate, &[]));
     }
     let feeds = state.feeds.clone();
@@ -177,7 +186,9 @@ async fn answer(
             .apply(std::slice::from_mut(&mut query), Utc::now())
             .pop()
             .unwrap_or_default();
-        let estimate = worker_state.estimator.estimate(&query);
+        let estimate = worker_state
+            .estimator
+            .estimate_live(&query, TimeDelta::zero(), explain);
         EtaResponse::new(&query, stop_ids, estimate, &degraded)
     })
     .await

@@ -14,6 +14,7 @@ pub mod eta;
 pub mod health;
 pub mod history;
 pub mod hooks;
+pub mod limits;
 pub mod models;
 pub mod openapi;
 pub mod operations;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// The served model's directory, whose card says what it learnt from.
     pub model_dir: std::path::PathBuf,
+    /// Requests a second per API key.
+    pub rate_limits: limits::RateLimits,
 }
 
 /// Where "now" comes from: the system, or a fixed instant so that tests do not age.
@@ -184,9 +187,14 @@ pub async fn track_requests(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
-    let response = next.call(request).await?;
+    let response = next.call(request).await;
     if let Some(metrics) = metrics {
-        let status = response.status().as_u16().to_string();
+        // A request cut short by its deadline arrives here as an error, not a response.
+        let status = match &response {
+            Ok(response) => response.status(),
+            Err(error) => error.as_response_error().status_code(),
+        };
+        let status = status.as_u16().to_string();
         metrics
             .http_requests
             .with_label_values(&[method, route.as_str(), status.as_str()])
@@ -196,7 +204,7 @@ pub async fn track_requests(
             .with_label_values(&[method, route.as_str()])
             .observe(started.elapsed().as_secs_f64());
     }
-    Ok(response)
+    response
 }
 
 /// HTTP allows any token as a method; only the standard ones become label values.

@@ -190,6 +190,7 @@ pub async fn activate(
     params(("rounds" = Option<usize>, Query, description = "Boosting rounds (1 to 5000); the default parameters' when absent")),
     responses(
         (status = 202, description = "Started; follow it at /v1/models/jobs/{id}", body = Object),
+        (status = 400, description = "`rounds` out of range", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 409, description = "A training is already running", body = ErrorBody),
     )

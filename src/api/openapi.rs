@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::Modify;
 
 use crate::api::{admin, dto, error, eta, health, history, hooks, models, operations, tracking};
@@ -45,7 +47,7 @@ use crate::api::{admin, dto, error, eta, health, history, hooks, models, operati
 )]
 pub struct ApiDoc;
 
-/// Every `/v1` route takes `Authorization: Bearer <key>`.
+/// Every `/v1` route takes `Authorization: Bearer <key>`, and may refuse it.
 struct BearerKeys;
 
 impl Modify for BearerKeys {
@@ -60,6 +62,52 @@ impl Modify for BearerKeys {
                     .build(),
             ),
         );
+        // What any authenticated operation may answer besides its own statuses: the key is
+        // missing or wrong, lacks the role, is over its rate, or the request ran out of time.
+        let error = |description: &str, retry_after: bool| {
+            let mut response = ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            );
+            if retry_after {
+                response = response.header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("Seconds to wait before trying again"))
+                        .build(),
+                );
+            }
+            RefOr::T(response.build())
+        };
+        let shared = [
+            ("401", error("Missing, unknown or revoked key", false)),
+            ("403", error("The key lacks the role", false)),
+            ("429", error("Over the key's rate", true)),
+            ("503", error("Over the request's time limit", true)),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.as_ref().is_none_or(Vec::is_empty) {
+                    continue;
+                }
+                for (status, response) in &shared {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| response.clone());
+                }
+            }
+        }
     }
 }
 

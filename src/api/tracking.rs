@@ -181,11 +181,15 @@ pub struct PositionDto {
 pub struct PositionsQuery {
     /// RFC 3339; the last 24 hours when absent.
     pub since: Option<String>,
+    /// At most this many pings, oldest first (1 to 10,000; 10,000 when absent). When more
+    /// remain, the `X-Next-Since` header gives the `since` that reads on.
+    pub limit: Option<usize>,
 }
 
 const MAX_REFERENCE_LEN: usize = 128;
 const MAX_LISTED_REJECTIONS: usize = 1_000;
 const MAX_PAGE: usize = 500;
+const MAX_POSITIONS_PAGE: usize = 10_000;
 
 fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -706,8 +710,9 @@ pub async fn post_positions(
     security(("bearer" = [])),
     params(("vehicle_id" = String, Path, description = "The vehicle"), PositionsQuery),
     responses(
-        (status = 200, description = "The pings", body = Vec<PositionDto>),
-        (status = 400, description = "Bad `since`", body = ErrorBody),
+        (status = 200, description = "The pings", body = Vec<PositionDto>,
+            headers(("X-Next-Since" = String, description = "Where the next page starts, when more pings remain"))),
+        (status = 400, description = "Bad `since` or `limit`", body = ErrorBody),
     )
 )]
 pub async fn vehicle_positions(
@@ -723,7 +728,19 @@ pub async fn vehicle_positions(
         Some(text) => parse_timestamp(text, "since")?.with_timezone(&Utc),
         None => tracker.now() - TimeDelta::hours(24),
     };
-    let pings = blocking(move || Ok(tracker.positions(&organisation, &vehicle_id, since)?)).await?;
+    let limit = query.limit.unwrap_or(MAX_POSITIONS_PAGE);
+    if !(1..=MAX_POSITIONS_PAGE).contains(&limit) {
+        return Err(ApiError::out_of_range(
+            "limit",
+            format!("limit must be between 1 and {MAX_POSITIONS_PAGE}"),
+        ));
+    }
+    let mut pings =
+        blocking(move || Ok(tracker.positions(&organisation, &vehicle_id, since)?)).await?;
+    let next_since = pings
+        .get(limit)
+        .map(|ping| ping.at.to_rfc3339_opts(SecondsFormat::Millis, true));
+    pings.truncate(limit);
     let positions: Vec<PositionDto> = pings
         .into_iter()
         .map(|ping| PositionDto {
@@ -733,5 +750,9 @@ pub async fn vehicle_positions(
             speed_kmh: ping.speed_kmh,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(positions))
+    let mut response = HttpResponse::Ok();
+    if let Some(next_since) = next_since {
+        response.insert_header(("X-Next-Since", next_since));
+    }
+    Ok(response.json(positions))
 }

@@ -27,29 +27,37 @@ pub enum FeedError {
 
 impl FeedError {
     /// An HTTP failure, sorted by whether retrying can help.
-    pub fn from_reqwest(error: &reqwest::Error) -> Self {
+    pub fn from_reqwest(error: reqwest::Error) -> Self {
         match error.status() {
             Some(status) if status.is_client_error() && status.as_u16() != 429 => {
                 Self::Malformed(format!("HTTP {status}"))
             }
-            _ if error.is_decode() => Self::Malformed(error.to_string()),
-            _ => Self::Transient(error.to_string()),
+            _ if error.is_decode() => Self::Malformed(describe(error)),
+            _ => Self::Transient(describe(error)),
         }
     }
+}
+
+/// The error and its causes, without the URL: a feed's URL carries its API key, and this
+/// text goes to the logs and the metrics' reasons.
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 /// Sends a feed request: the body of a 200; a 429 or 5xx is transient, any other status is
 /// refused with the start of its body (where the provider says why).
 pub async fn send(request: reqwest::RequestBuilder, source: &str) -> Result<Vec<u8>, FeedError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|error| FeedError::from_reqwest(&error))?;
+    let response = request.send().await.map_err(FeedError::from_reqwest)?;
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|error| FeedError::from_reqwest(&error))?;
+    let body = response.bytes().await.map_err(FeedError::from_reqwest)?;
     match status.as_u16() {
         200 => Ok(body.to_vec()),
         429 | 500..=599 => Err(FeedError::Transient(format!("{source}: HTTP {status}"))),

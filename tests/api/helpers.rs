@@ -102,6 +102,7 @@ pub struct RunningBinary {
     pub base: String,
     /// With the carrier key of the data directory's demo organisation.
     pub client: reqwest::Client,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl RunningBinary {
@@ -129,8 +130,10 @@ impl RunningBinary {
         }
         let mut child = command.spawn().expect("the binary starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let port = loop {
             let line = lines.next().expect("the server logs").unwrap();
+            logs.lock().unwrap().push(line.clone());
             let Ok(record) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
@@ -139,12 +142,23 @@ impl RunningBinary {
             }
         };
         // Keep reading the logs so that the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
             client: client_with_key(&demo_keys(data_dir)["carrier"]),
+            logs,
         }
+    }
+
+    /// Every line the server has logged so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
     }
 }
 

@@ -6,6 +6,7 @@ mod dashboard;
 mod errors;
 mod eta;
 mod feeds;
+mod hardening;
 mod helpers;
 mod history;
 mod model;

@@ -27,13 +27,14 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test]
 async fn the_bundled_model_answers_with_its_version_and_factors() {
     let app = spawn_app_with(|settings| settings.model.dir = BUNDLED_MODEL.into()).await;
-    let (status, eta) = app
-        .post_json(
-            "/v1/eta",
-            &lille_to_marseille("2026-12-01T06:00:00+01:00", "articulated"),
-        )
-        .await;
+    let mut request = lille_to_marseille("2026-12-01T06:00:00+01:00", "articulated");
+    let (status, plain) = app.post_json("/v1/eta", &request).await;
+    assert_eq!(status, 200, "{plain}");
+    assert_eq!(plain["factors"], json!([]), "factors only when asked");
+    request["factors"] = json!(true);
+    let (status, eta) = app.post_json("/v1/eta", &request).await;
     assert_eq!(status, 200, "{eta}");
+    assert_eq!(eta["eta"], plain["eta"]);
     assert_eq!(eta["model"]["name"], "lightgbm", "{eta:#}");
     assert_eq!(eta["model"]["version"], bundled_version().as_str());
     assert_eq!(eta["model"]["fallback"], false);
@@ -92,7 +93,9 @@ async fn a_batch_answers_as_single_requests_do() {
         .await;
     assert_eq!(status, 200, "{batch}");
     for (request, item) in requests.iter().zip(batch["results"].as_array().unwrap()) {
-        let (status, single) = app.post_json("/v1/eta", request).await;
+        let mut request = request.clone();
+        request["factors"] = json!(true);
+        let (status, single) = app.post_json("/v1/eta", &request).await;
         assert_eq!(status, 200, "{single}");
         for key in ["eta", "eta_p10", "eta_p90", "stops", "model"] {
             assert_eq!(item[key], single[key], "{key}");
@@ -120,6 +123,18 @@ async fn a_batch_answers_as_single_requests_do() {
         assert_eq!(item["factors"], json!([]));
         assert_eq!(item["eta"], explained["eta"]);
     }
+    // One item cannot ask for factors alone: the batch decides for all.
+    let mut asking = requests[0].clone();
+    asking["factors"] = json!(true);
+    let (status, mixed) = app
+        .post_json(
+            "/v1/eta/batch",
+            &json!({ "requests": [asking, requests[1]] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{mixed}");
+    assert_eq!(mixed["results"][0]["error"]["field"], "factors", "{mixed}");
+    assert_eq!(mixed["results"][1]["eta"], plain["results"][1]["eta"]);
 }
 
 #[tokio::test]

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Load: the release build on 127.0.0.1, driven by wrk on the same machine, one scenario at a
+# time (see benches/load/requests.lua). Writes target/load/results.json (one object per
+# scenario) and target/load/results.md (the README's table).
+#   bash benches/load.sh                            # every scenario, 20 s each
+#   DURATION=5 SCENARIOS="eta" bash benches/load.sh
+#   FEEDS=faulty bash benches/load.sh               # weather answering 503, traffic hanging,
+#                                                   # routing refusing connections
+#   FEEDS=healthy bash benches/load.sh              # the same feeds answering at once
+# CONNECTIONS (16) and THREADS (1) are wrk's; WORKERS the service's (default: one a core).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+SCENARIOS=${SCENARIOS:-"eta eta-factors batch positions mixed"}
+DURATION=${DURATION:-20}
+CONNECTIONS=${CONNECTIONS:-16}
+THREADS=${THREADS:-1}
+FEEDS=${FEEDS:-none}
+BIN=${BIN:-target/release/etape}
+OUT=${OUT:-target/load}
+
+ensure_wrk
+if [ "$BIN" = target/release/etape ]; then
+  ensure_lightgbm_build_deps
+  step "cargo build --release"
+  cargo build --locked --release --bin etape
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$OUT"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+if [ "$FEEDS" != none ]; then
+  feeds_port=$(free_port)
+  python3 benches/load/feeds.py "$FEEDS" "$feeds_port" > "$work/feeds.log" 2>&1 &
+  pids+=($!)
+  disown $!
+  closed_port=$(free_port)   # nothing listens there: connections are refused
+  export ETAPE__FEEDS__WEATHER_URL="http://127.0.0.1:$feeds_port/weather"
+  export ETAPE__FEEDS__TRAFFIC_URL="http://127.0.0.1:$feeds_port/traffic"
+  export ETAPE__FEEDS__TRAFFIC_KEY=load
+  if [ "$FEEDS" = faulty ]; then
+    export ETAPE__FEEDS__ROUTING_URL="http://127.0.0.1:$closed_port"
+  fi
+fi
+
+port=$(free_port)
+serve_args=(serve --bind "127.0.0.1:$port" --data-dir "$work/data" --no-demo)
+[ -n "${WORKERS:-}" ] && export ETAPE__SERVER__WORKERS=$WORKERS
+ETAPE__MODEL__DIR=data/models/bundled RUST_LOG=warn "$BIN" "${serve_args[@]}" > "$work/service.log" 2>&1 &
+service=$!
+pids+=("$service")
+disown "$service"
+for _ in $(seq 300); do
+  [ -s "$work/data/demo-keys.env" ] && curl -sf "http://127.0.0.1:$port/readyz" > /dev/null && break
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$port/readyz" > /dev/null || { cat "$work/service.log"; exit 1; }
+export ETAPE_KEY
+ETAPE_KEY=$(grep ETAPE_CARRIER_KEY "$work/data/demo-keys.env" | cut -d= -f2)
+export LOAD_DIR="$PWD/benches/load"
+
+cores=$(nproc)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+results="$OUT/results.json"
+: > "$results"
+for scenario in $SCENARIOS; do
+  export SCENARIO=${scenario%-factors} FACTORS=0
+  [ "$scenario" = eta-factors ] && FACTORS=1
+  step "$scenario: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s (feeds: $FEEDS)"
+  # A short warm-up: the first requests open connections and, with feeds, trip the circuits.
+  wrk -t1 -c2 -d1s -s benches/load/requests.lua "http://127.0.0.1:$port" > /dev/null
+  line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
+    -s benches/load/requests.lua "http://127.0.0.1:$port" | tail -n1)
+  peak=$(awk '/VmHWM/ {print $2}' "/proc/$service/status")
+  echo "$line"
+  python3 - "$line" "$scenario" "$peak" "$cores" "$commit" "$FEEDS" "$CONNECTIONS" >> "$results" <<'PY'
+import json, sys
+line, scenario, peak, cores, commit, feeds, connections = sys.argv[1:]
+result = json.loads(line)
+result.update(scenario=scenario, peak_rss_mib=round(int(peak) / 1024, 1), cores=int(cores),
+              commit=commit, feeds=feeds, connections=int(connections))
+print(json.dumps(result))
+PY
+done
+
+# Every ETA answered with feeds configured must say which ones it lacked.
+if [ "$FEEDS" = faulty ]; then
+  flagged=$(curl -s -H "Authorization: Bearer $ETAPE_KEY" -H 'content-type: application/json' \
+    "http://127.0.0.1:$port/v1/eta" -d '{"origin":{"lat":50.63,"lon":3.06},"destination":{"lat":43.30,"lon":5.37},"departure_time":"'"$(date -u -d '+2 hours' +%FT%TZ)"'","vehicle_class":"articulated"}' \
+    | python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["degraded"]))')
+  echo "degraded flags of an ETA after the run: $flagged"
+fi
+
+python3 - "$results" > "$OUT/results.md" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+print("| scenario | feeds | requests/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
+for r in rows:
+    errors = r["non_2xx"] + r["socket_errors"] + r["timeouts"]
+    print(f"| {r['scenario']} | {r['feeds']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+          f"| {r['p999_ms']:.2f} | {errors} | {r['peak_rss_mib']:.0f} |")
+PY
+cat "$OUT/results.md"
+# A load that errs is a failed run.
+python3 -c 'import json,sys; sys.exit(any(r["non_2xx"] + r["socket_errors"] + r["timeouts"] for r in map(json.loads, open(sys.argv[1]))))' "$results"
