@@ -47,10 +47,21 @@ function init(args)
 end
 
 -- Each wrk thread has its own vehicles, so that no two threads post the same fix.
-local threads = 0
+local threads = {}
 function setup(thread)
-  thread:set("id", threads)
-  threads = threads + 1
+  thread:set("id", #threads)
+  threads[#threads + 1] = thread
+end
+
+-- CHECK_DEGRADED=1: count ETA answers that do not name a missing feed (with every feed
+-- down, each must).
+if os.getenv("CHECK_DEGRADED") == "1" then
+  undegraded = 0
+  function response(status, headers, body)
+    if status == 200 and not string.find(body, '"degraded":["', 1, true) then
+      undegraded = undegraded + 1
+    end
+  end
 end
 
 local function positions()
@@ -85,11 +96,16 @@ end
 function done(summary, latency, requests)
   local seconds = summary.duration / 1e6
   local errors = summary.errors
+  local unflagged = 0
+  for _, thread in ipairs(threads) do
+    unflagged = unflagged + (thread:get("undegraded") or 0)
+  end
   io.write(string.format(
     '{"requests": %d, "seconds": %.2f, "rps": %.1f, "p50_ms": %.3f, "p99_ms": %.3f, ' ..
-    '"p999_ms": %.3f, "max_ms": %.3f, "non_2xx": %d, "socket_errors": %d, "timeouts": %d}\n',
+    '"p999_ms": %.3f, "max_ms": %.3f, "non_2xx": %d, "socket_errors": %d, "timeouts": %d, ' ..
+    '"undegraded": %d}\n',
     summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     latency:percentile(99.9) / 1000, latency.max / 1000,
-    errors.status, errors.connect + errors.read + errors.write, errors.timeout))
+    errors.status, errors.connect + errors.read + errors.write, errors.timeout, unflagged))
 end

@@ -5,9 +5,14 @@
 //! leaves and the hour it is expected to arrive. The expected times use a plain 70 km/h on
 //! 1.2 times the crow-flies distance: the join must not depend on the model it feeds.
 
+use std::collections::HashMap;
+
+use chrono::Utc;
 use polars::prelude::*;
 
 use super::crow_km;
+use crate::domain::eta::{Conditions, EtaQuery};
+use crate::domain::geo::EARTH_RADIUS_KM;
 
 /// The weather grid's cell size, in degrees (Open-Meteo's archive is resampled to it).
 pub const WEATHER_CELL_DEG: f64 = 2.0;
@@ -133,6 +138,205 @@ pub fn with_conditions(
         .sort(["__row"], SortMultipleOptions::default())
         .select([all().exclude_cols(["^__.*$"]).as_expr()])
         .collect()
+}
+
+/// One cell's hourly weather, keyed by UTC hour in milliseconds: what [`conditions_of`] reads
+/// for a single query, built from a weather frame (as [`with_conditions`] takes it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HourlyWeather {
+    pub cell_lat: f64,
+    pub cell_lon: f64,
+    pub hours: HashMap<i64, [Option<f64>; 5]>,
+}
+
+/// The weather frame's variables, in the order of [`super::CONDITION_COLUMNS`].
+const WEATHER_VARIABLES: [&str; 5] = [
+    "temperature_2m",
+    "precipitation",
+    "snowfall",
+    "wind_speed_10m",
+    "visibility",
+];
+
+impl HourlyWeather {
+    /// The cells of a weather frame; the first row of a cell and hour wins, as in the join.
+    pub fn from_frame(frame: &DataFrame) -> PolarsResult<Vec<Self>> {
+        let float = |name: &str| super::float_values(frame, name);
+        let (lats, lons) = (float("cell_lat")?, float("cell_lon")?);
+        let times: Vec<Option<i64>> = frame
+            .column("time")?
+            .cast(&DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            ))?
+            .datetime()?
+            .phys
+            .iter()
+            .collect();
+        let variables = WEATHER_VARIABLES
+            .iter()
+            .map(|name| float(name))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let mut cells: Vec<Self> = Vec::new();
+        for row in 0..frame.height() {
+            let (Some(lat), Some(lon), Some(time)) = (lats[row], lons[row], times[row]) else {
+                continue;
+            };
+            let position = match cells.iter().position(|cell| {
+                cell_key(cell.cell_lat) == cell_key(lat) && cell_key(cell.cell_lon) == cell_key(lon)
+            }) {
+                Some(position) => position,
+                None => {
+                    cells.push(Self {
+                        cell_lat: lat,
+                        cell_lon: lon,
+                        hours: HashMap::new(),
+                    });
+                    cells.len() - 1
+                }
+            };
+            cells[position]
+                .hours
+                .entry(time)
+                .or_insert_with(|| std::array::from_fn(|index| variables[index][row]));
+        }
+        Ok(cells)
+    }
+}
+
+/// A congestion value of an area (named `metro`, centred at `lat`, `lon`) for one UTC hour in
+/// milliseconds: a row of the traffic frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CongestionAt {
+    pub metro: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub hour_ms: i64,
+    pub congestion: f64,
+}
+
+/// The conditions of one query, by the same rules and arithmetic as [`with_conditions`] but
+/// without a frame: serving answers one ETA in microseconds instead of a join's milliseconds.
+/// A test holds the two equal on random trips, weather and congestion.
+pub fn conditions_of(
+    query: &EtaQuery,
+    weather: &[&HourlyWeather],
+    traffic: &[CongestionAt],
+) -> Conditions {
+    let (origin, destination) = (query.origin, query.destination);
+    let km = crow_km_of(
+        origin.lat(),
+        origin.lon(),
+        destination.lat(),
+        destination.lon(),
+    );
+    let departure_ms = query.departure.with_timezone(&Utc).timestamp_millis();
+    let hour_of = |fraction: f64| {
+        let offset = (km * (PLANNING_CIRCUITY * fraction * 3_600_000.0 / PLANNING_KMH)) as i64;
+        (departure_ms + offset).div_euclid(HOUR_MS) * HOUR_MS
+    };
+    let mut found = Conditions::default();
+    let (cell_lat, cell_lon) = (
+        cell_key((origin.lat() + destination.lat()) / 2.0),
+        cell_key((origin.lon() + destination.lon()) / 2.0),
+    );
+    let mid_hour = hour_of(0.5);
+    if let Some(values) = weather
+        .iter()
+        .filter(|cell| cell_key(cell.cell_lat) == cell_lat && cell_key(cell.cell_lon) == cell_lon)
+        .find_map(|cell| cell.hours.get(&mid_hour))
+    {
+        [
+            found.temperature_2m,
+            found.precipitation,
+            found.snowfall,
+            found.wind_speed_10m,
+            found.visibility,
+        ] = *values;
+    }
+    // Each area's centre is its first row's, as the join's `first()`.
+    let mut metros: Vec<(&str, f64, f64)> = Vec::new();
+    for row in traffic {
+        if !metros.iter().any(|(metro, _, _)| *metro == row.metro) {
+            metros.push((&row.metro, row.lat, row.lon));
+        }
+    }
+    let nearest = |lat: f64, lon: f64| {
+        metros
+            .iter()
+            .map(|(metro, metro_lat, metro_lon)| {
+                (*metro, crow_km_of(lat, lon, *metro_lat, *metro_lon))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(metro, _)| metro)
+    };
+    let congestion = |metro: Option<&str>, hour: i64| {
+        let metro = metro?;
+        traffic
+            .iter()
+            .find(|row| row.metro == metro && row.hour_ms == hour)
+            .map(|row| row.congestion)
+    };
+    found.origin_congestion = congestion(
+        nearest(origin.lat(), origin.lon()),
+        departure_ms.div_euclid(HOUR_MS) * HOUR_MS,
+    );
+    found.destination_congestion =
+        congestion(nearest(destination.lat(), destination.lon()), hour_of(1.0));
+    found
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The weather cell's join key of a coordinate, as [`with_conditions`] computes it.
+fn cell_key(value: f64) -> i32 {
+    (((value / WEATHER_CELL_DEG).floor() + 0.5) * (WEATHER_CELL_DEG * 10.0)).round_ties_even()
+        as i32
+}
+
+/// [`crow_km`]'s haversine, on numbers.
+fn crow_km_of(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let radians = |degrees: f64| degrees * (std::f64::consts::PI / 180.0);
+    let half_dlat = (radians(lat2) - radians(lat1)) / 2.0;
+    let half_dlon = (radians(lon2) - radians(lon1)) / 2.0;
+    let a = half_dlat.sin() * half_dlat.sin()
+        + radians(lat1).cos() * radians(lat2).cos() * half_dlon.sin() * half_dlon.sin();
+    2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
+}
+
+/// The conditions of queries by the frame path: each query's row through [`with_conditions`],
+/// as training rows go. [`conditions_of`] must agree with it.
+pub fn joined_conditions(
+    queries: &[EtaQuery],
+    weather: Option<&DataFrame>,
+    traffic: Option<&DataFrame>,
+) -> PolarsResult<Vec<Conditions>> {
+    let mut frames = queries
+        .iter()
+        .map(|query| super::query_frame(query, "", 0.0));
+    let Some(first) = frames.next() else {
+        return Ok(Vec::new());
+    };
+    let mut trips = first?;
+    for frame in frames {
+        trips.vstack_mut_owned(frame?)?;
+    }
+    // The join fills these; the queries' own (missing) values must not shadow them.
+    let trips = trips.drop_many(super::CONDITION_COLUMNS);
+    let joined = with_conditions(trips, weather, traffic)?;
+    let column = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
+        if !joined.schema().contains(name) {
+            return Ok(vec![None; joined.height()]);
+        }
+        super::float_values(&joined, name)
+    };
+    let columns: Vec<Vec<Option<f64>>> = super::CONDITION_COLUMNS
+        .iter()
+        .map(|name| column(name))
+        .collect::<PolarsResult<_>>()?;
+    Ok((0..joined.height())
+        .map(|row| Conditions::from_values(std::array::from_fn(|index| columns[index][row])))
+        .collect())
 }
 
 /// Pings slower than this are stops, not traffic.
@@ -268,5 +472,137 @@ mod tests {
         );
         let area = profile.column("area_lat").unwrap().i32().unwrap().get(0);
         assert_eq!(area, Some(91), "45.76 / 0.5");
+    }
+
+    /// The single-query path gives what the join gives, on random trips across France and
+    /// beyond the data (cells and hours missing), with weather of several cells and congestion
+    /// of several areas.
+    #[test]
+    fn one_query_without_a_frame_agrees_with_the_join() {
+        use crate::domain::eta::EtaQuery;
+        use crate::domain::geo::GeoPoint;
+        use rand::{Rng, SeedableRng};
+
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        let hours: Vec<i64> = (0..48)
+            .map(|hour| (start + chrono::TimeDelta::hours(hour)).timestamp_millis())
+            .collect();
+        // Weather: cells centred on odd degrees (the 2-degree grid) over France, some hours
+        // missing, some values null.
+        let (mut lats, mut lons, mut times) = (Vec::new(), Vec::new(), Vec::new());
+        let mut variables: Vec<Vec<Option<f64>>> = vec![Vec::new(); 5];
+        for cell_lat in [43.0, 45.0, 47.0, 49.0] {
+            for cell_lon in [-1.0, 1.0, 3.0, 5.0] {
+                for &time in &hours {
+                    if rng.random_bool(0.1) {
+                        continue;
+                    }
+                    lats.push(cell_lat);
+                    lons.push(cell_lon);
+                    times.push(time);
+                    for values in &mut variables {
+                        values.push(rng.random_bool(0.9).then(|| rng.random_range(-5.0..30.0)));
+                    }
+                }
+            }
+        }
+        let mut columns = vec![
+            Column::new("cell_lat".into(), lats),
+            Column::new("cell_lon".into(), lons),
+            Int64Chunked::from_vec("time".into(), times)
+                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                .into_column(),
+        ];
+        for (name, values) in WEATHER_VARIABLES.iter().zip(variables) {
+            columns.push(Column::new((*name).into(), values));
+        }
+        let weather = DataFrame::new(columns[0].len(), columns).unwrap();
+        // Congestion: half-degree areas, some hours each.
+        let mut traffic = Vec::new();
+        for (name, lat, lon) in [
+            ("lille", 50.75, 3.25),
+            ("paris", 48.75, 2.25),
+            ("lyon", 45.75, 4.75),
+            ("marseille", 43.25, 5.25),
+            ("bordeaux", 44.75, -0.75),
+        ] {
+            for &time in hours.iter().step_by(2) {
+                traffic.push(CongestionAt {
+                    metro: name.into(),
+                    lat,
+                    lon,
+                    hour_ms: time,
+                    congestion: rng.random_range(0.0..1.0),
+                });
+            }
+        }
+        let traffic_frame = DataFrame::new(
+            traffic.len(),
+            vec![
+                Column::new(
+                    "metro".into(),
+                    traffic
+                        .iter()
+                        .map(|row| row.metro.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "lat".into(),
+                    traffic.iter().map(|row| row.lat).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "lon".into(),
+                    traffic.iter().map(|row| row.lon).collect::<Vec<_>>(),
+                ),
+                Int64Chunked::from_vec(
+                    "time".into(),
+                    traffic.iter().map(|row| row.hour_ms).collect(),
+                )
+                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                .into_column(),
+                Column::new(
+                    "congestion".into(),
+                    traffic.iter().map(|row| row.congestion).collect::<Vec<_>>(),
+                ),
+            ],
+        )
+        .unwrap();
+        let queries: Vec<EtaQuery> = (0..400)
+            .map(|_| {
+                let point = |rng: &mut rand_chacha::ChaCha8Rng| {
+                    GeoPoint::new(rng.random_range(41.0..52.0), rng.random_range(-3.0..9.0))
+                        .unwrap()
+                };
+                let offset = chrono::TimeDelta::seconds(rng.random_range(-6 * 3600..50 * 3600));
+                EtaQuery {
+                    origin: point(&mut rng),
+                    destination: point(&mut rng),
+                    departure: (start + offset).fixed_offset(),
+                    vehicle: crate::domain::vehicle::VehicleClass::Articulated,
+                    stops: Vec::new(),
+                    driver: Default::default(),
+                    context: Default::default(),
+                }
+            })
+            .collect();
+        let joined = joined_conditions(&queries, Some(&weather), Some(&traffic_frame)).unwrap();
+        let cells = HourlyWeather::from_frame(&weather).unwrap();
+        let cells: Vec<&HourlyWeather> = cells.iter().collect();
+        let mut found = 0;
+        for (query, expected) in queries.iter().zip(&joined) {
+            let direct = conditions_of(query, &cells, &traffic);
+            assert_eq!(&direct, expected, "{query:?}");
+            found += usize::from(direct.temperature_2m.is_some());
+            found += usize::from(direct.destination_congestion.is_some());
+        }
+        assert!(found > 200, "the trips meet the data: {found}");
+        // Without data, nothing.
+        let none = conditions_of(&queries[0], &[], &[]);
+        assert_eq!(none, Conditions::default());
     }
 }

@@ -123,6 +123,17 @@ impl FeedGuard {
         !matches!(*self.circuit(), Circuit::Closed { .. })
     }
 
+    /// No call failed since the last success: an answer is likely soon, worth a wait.
+    pub fn healthy(&self) -> bool {
+        matches!(*self.circuit(), Circuit::Closed { failures: 0 })
+    }
+
+    /// Open and cooling down: a call now would be refused, so none need start.
+    pub fn refusing(&self) -> bool {
+        matches!(*self.circuit(), Circuit::Open { since }
+            if since.elapsed() < Duration::from_secs(self.settings.breaker_cooldown_secs))
+    }
+
     /// Whether a call may go out now; takes the trial slot of a circuit whose cool-down has
     /// passed.
     fn admit(&self) -> bool {

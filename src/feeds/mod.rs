@@ -4,8 +4,9 @@
 //!
 //! A request never waits on the network longer than `feeds.wait_ms`: what is missing is
 //! fetched in the background (one fetch per key at a time), waited for up to that limit, and
-//! serves the next requests once it arrives. Weather and congestion are joined onto the
-//! queries by the same polars join as the training rows ([`with_conditions`]).
+//! serves the next requests once it arrives. Weather and congestion are looked up for each
+//! query by the rules of the training rows' join (`features::conditions::conditions_of`, held
+//! equal to `with_conditions` by a test), without a frame.
 
 pub mod guard;
 pub mod routing;
@@ -14,7 +15,7 @@ pub mod weather;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
@@ -22,10 +23,9 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use polars::prelude::*;
 
 use crate::config::{FeedSettings, RoutingEngine};
-use crate::domain::eta::{Conditions, EtaQuery, RoadLeg};
+use crate::domain::eta::{EtaQuery, RoadLeg};
 use crate::domain::geo::GeoPoint;
-use crate::features::conditions::{congestion_profile, with_conditions};
-use crate::features::{query_frame, CONDITION_COLUMNS};
+use crate::features::conditions::{conditions_of, congestion_profile, CongestionAt, HourlyWeather};
 use crate::telemetry::Metrics;
 use guard::FeedGuard;
 use routing::{Osrm, Router, Valhalla};
@@ -96,16 +96,20 @@ pub struct FeedStatus {
 /// Congestion learnt from pings: by area and hour of the week (0 is Monday 00:00 UTC).
 pub type CongestionProfile = HashMap<(Area, u32), f64>;
 
+/// A fetch under way, which any number of requests may wait for.
+type Fetch = Shared<BoxFuture<'static, ()>>;
+
 pub struct Feeds {
     settings: FeedSettings,
     weather: Option<Feed<OpenMeteo>>,
     traffic: Option<Feed<dyn TrafficSource>>,
     routing: Option<Feed<dyn Router>>,
-    weather_cache: Mutex<HashMap<Cell, Timed<DataFrame>>>,
+    weather_cache: Mutex<HashMap<Cell, Timed<Arc<HourlyWeather>>>>,
     traffic_cache: Mutex<HashMap<Area, Timed<f64>>>,
     route_cache: Mutex<HashMap<RouteKey, Timed<Vec<RoadLeg>>>>,
     profile: ArcSwap<CongestionProfile>,
-    inflight: Mutex<HashMap<FetchKey, Shared<BoxFuture<'static, ()>>>>,
+    /// Running fetches and when each started.
+    inflight: Mutex<HashMap<FetchKey, (Fetch, Instant)>>,
     runtime: Option<tokio::runtime::Handle>,
 }
 
@@ -314,15 +318,25 @@ impl Feeds {
         now: DateTime<Utc>,
         wait: Duration,
     ) {
-        let pending = self.fetch_missing(queries, now);
-        if !pending.is_empty() && !wait.is_zero() {
-            let _ = tokio::time::timeout(wait, futures_util::future::join_all(pending)).await;
+        // A fetch is waited for during the first `wait` after it started, by whichever
+        // requests come then, and only from a feed that has not failed since it last
+        // answered: a feed that hangs or errs costs later requests nothing.
+        let (waits, pending): (Vec<Duration>, Vec<_>) = self
+            .fetch_missing(queries, now)
+            .into_iter()
+            .filter_map(|(fetch, started, healthy)| {
+                let left = wait.saturating_sub(started.elapsed());
+                (healthy && !left.is_zero()).then_some((left, fetch))
+            })
+            .unzip();
+        if let Some(longest) = waits.into_iter().max() {
+            let _ = tokio::time::timeout(longest, futures_util::future::join_all(pending)).await;
         }
     }
 
     /// Adds to each query what the caches hold (legs, weather, congestion) and says, per
-    /// query, which configured feeds could not serve it. Runs polars: call it off the async
-    /// workers.
+    /// query, which configured feeds could not serve it. Microseconds a query: no I/O, no
+    /// frame.
     pub fn apply(&self, queries: &mut [EtaQuery], now: DateTime<Utc>) -> Vec<Vec<&'static str>> {
         let needs: Vec<Needs> = queries.iter().map(Needs::of).collect();
         let mut degraded: Vec<Vec<&'static str>> = vec![Vec::new(); queries.len()];
@@ -337,7 +351,7 @@ impl Feeds {
             }
         }
 
-        let mut weather_frames = Vec::new();
+        let mut weather = Vec::new();
         if self.weather.is_some() {
             let cache = lock(&self.weather_cache);
             let mut added = HashSet::new();
@@ -353,25 +367,17 @@ impl Feeds {
                 }
                 if added.insert(need.cell) {
                     if let Some(entry) = entry {
-                        weather_frames.push(entry.value.clone());
+                        weather.push(entry.value.clone());
                     }
                 }
             }
         }
 
         let traffic = self.traffic_rows(&needs, &mut degraded, now);
-        let weather = weather_frames.into_iter().reduce(|mut all, frame| {
-            let _ = all.vstack_mut_owned(frame);
-            all
-        });
-        if weather.is_some() || traffic.is_some() {
-            match join_conditions(queries, weather.as_ref(), traffic.as_ref()) {
-                Ok(conditions) => {
-                    for (query, found) in queries.iter_mut().zip(conditions) {
-                        query.context.conditions = found;
-                    }
-                }
-                Err(error) => tracing::error!(message = "Conditions not joined.", %error),
+        if !weather.is_empty() || !traffic.is_empty() {
+            let weather: Vec<&HourlyWeather> = weather.iter().map(Arc::as_ref).collect();
+            for query in queries.iter_mut() {
+                query.context.conditions = conditions_of(query, &weather, &traffic);
             }
         }
         degraded
@@ -384,7 +390,7 @@ impl Feeds {
         needs: &[Needs],
         degraded: &mut [Vec<&'static str>],
         now: DateTime<Utc>,
-    ) -> Option<DataFrame> {
+    ) -> Vec<CongestionAt> {
         let profile = self.profile.load();
         let cache = lock(&self.traffic_cache);
         let mut current: HashMap<Area, Option<Timed<f64>>> = HashMap::new();
@@ -419,8 +425,7 @@ impl Feeds {
             }
         }
         let this_hour = now.duration_trunc_hour();
-        let (mut names, mut lats, mut lons, mut times, mut values) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut rows = Vec::new();
         for (area, reading) in &current {
             let (lat, lon) = area.centre();
             for offset in -1..=TRAFFIC_HOURS_AHEAD {
@@ -434,30 +439,17 @@ impl Feeds {
                     .map(|reading| reading.value)
                     .or_else(|| profile.get(&(*area, hour_of_week(hour))).copied());
                 if let Some(value) = value {
-                    names.push(area.name());
-                    lats.push(lat);
-                    lons.push(lon);
-                    times.push(hour.timestamp_millis());
-                    values.push(value);
+                    rows.push(CongestionAt {
+                        metro: area.name(),
+                        lat,
+                        lon,
+                        hour_ms: hour.timestamp_millis(),
+                        congestion: value,
+                    });
                 }
             }
         }
-        if names.is_empty() {
-            return None;
-        }
-        DataFrame::new(
-            names.len(),
-            vec![
-                Column::new("metro".into(), names),
-                Column::new("lat".into(), lats),
-                Column::new("lon".into(), lons),
-                Int64Chunked::from_vec("time".into(), times)
-                    .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-                    .into_column(),
-                Column::new("congestion".into(), values),
-            ],
-        )
-        .ok()
+        rows
     }
 
     /// Starts a fetch for everything missing or stale; the fetches to wait for.
@@ -465,7 +457,7 @@ impl Feeds {
         self: &Arc<Self>,
         queries: &[EtaQuery],
         now: DateTime<Utc>,
-    ) -> Vec<Shared<BoxFuture<'static, ()>>> {
+    ) -> Vec<(Fetch, Instant, bool)> {
         let mut keys: Vec<(FetchKey, Option<GeoPoint>)> = Vec::new();
         let mut seen = HashSet::new();
         for need in queries.iter().map(Needs::of) {
@@ -497,16 +489,29 @@ impl Feeds {
             }
         }
         keys.into_iter()
-            .filter_map(|(key, point)| self.start(key, point))
+            .filter_map(|(key, point)| {
+                let guard = self.guard_of(&key)?;
+                // An open circuit would refuse the call: starting a task for it is waste.
+                if guard.refusing() {
+                    return None;
+                }
+                let healthy = guard.healthy();
+                let (fetch, started) = self.start(key, point)?;
+                Some((fetch, started, healthy))
+            })
             .collect()
     }
 
+    fn guard_of(&self, key: &FetchKey) -> Option<&FeedGuard> {
+        match key {
+            FetchKey::Weather(_) => self.weather.as_ref().map(|feed| &feed.guard),
+            FetchKey::Traffic(_) => self.traffic.as_ref().map(|feed| &feed.guard),
+            FetchKey::Route(_) => self.routing.as_ref().map(|feed| &feed.guard),
+        }
+    }
+
     /// The running fetch of `key`, started if none is.
-    fn start(
-        self: &Arc<Self>,
-        key: FetchKey,
-        point: Option<GeoPoint>,
-    ) -> Option<Shared<BoxFuture<'static, ()>>> {
+    fn start(self: &Arc<Self>, key: FetchKey, point: Option<GeoPoint>) -> Option<(Fetch, Instant)> {
         let runtime = self.runtime.as_ref()?;
         let mut inflight = lock(&self.inflight);
         if let Some(running) = inflight.get(&key) {
@@ -523,8 +528,9 @@ impl Feeds {
         }
         .boxed()
         .shared();
-        inflight.insert(key, shared.clone());
-        Some(shared)
+        let started = Instant::now();
+        inflight.insert(key, (shared.clone(), started));
+        Some((shared, started))
     }
 
     async fn fetch(&self, key: &FetchKey, point: Option<GeoPoint>) {
@@ -537,13 +543,20 @@ impl Feeds {
                 };
                 if let Ok(frame) = feed.guard.call(|| feed.source.forecast(*cell)).await {
                     feed.guard.received(now);
-                    lock(&self.weather_cache).insert(
-                        *cell,
-                        Timed {
-                            at: now,
-                            value: frame,
-                        },
-                    );
+                    match HourlyWeather::from_frame(&frame) {
+                        Ok(cells) => {
+                            if let Some(hourly) = cells.into_iter().next() {
+                                lock(&self.weather_cache).insert(
+                                    *cell,
+                                    Timed {
+                                        at: now,
+                                        value: Arc::new(hourly),
+                                    },
+                                );
+                            }
+                        }
+                        Err(error) => tracing::error!(message = "Weather not read.", %error),
+                    }
                 }
             }
             FetchKey::Traffic(area) => {
@@ -638,42 +651,6 @@ pub async fn archive_weather(
 }
 
 /// Weather and congestion for each query, by the training rows' join.
-fn join_conditions(
-    queries: &[EtaQuery],
-    weather: Option<&DataFrame>,
-    traffic: Option<&DataFrame>,
-) -> PolarsResult<Vec<Conditions>> {
-    let mut frames = queries.iter().map(|query| query_frame(query, "", 0.0));
-    let Some(first) = frames.next() else {
-        return Ok(Vec::new());
-    };
-    let mut trips = first?;
-    for frame in frames {
-        trips.vstack_mut_owned(frame?)?;
-    }
-    // The join fills these; the queries' own (missing) values must not shadow them.
-    let trips = trips.drop_many(CONDITION_COLUMNS);
-    let joined = with_conditions(trips, weather, traffic)?;
-    let column = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
-        if !joined.schema().contains(name) {
-            return Ok(vec![None; joined.height()]);
-        }
-        Ok(joined
-            .column(name)?
-            .cast(&DataType::Float64)?
-            .f64()?
-            .iter()
-            .collect())
-    };
-    let columns: Vec<Vec<Option<f64>>> = CONDITION_COLUMNS
-        .iter()
-        .map(|name| column(name))
-        .collect::<PolarsResult<_>>()?;
-    Ok((0..joined.height())
-        .map(|row| Conditions::from_values(std::array::from_fn(|index| columns[index][row])))
-        .collect())
-}
-
 trait TruncHour {
     fn duration_trunc_hour(self) -> DateTime<Utc>;
 }

@@ -272,7 +272,6 @@ async fn with_every_feed_down_the_eta_answers_flagged_and_the_circuits_open() {
         ("weather", "error"),
         ("traffic", "timeout"),
         ("routing", "malformed"),
-        ("weather", "short_circuited"),
     ] {
         assert!(
             metrics.contains(&format!(
@@ -282,6 +281,11 @@ async fn with_every_feed_down_the_eta_answers_flagged_and_the_circuits_open() {
         );
     }
     assert!(metrics.contains("etape_feed_circuit_open{feed=\"weather\"} 1"));
+    // An open circuit starts no call at all while it cools down.
+    assert!(
+        !metrics.contains("outcome=\"short_circuited\""),
+        "{metrics}"
+    );
 
     // A tracked shipment's estimate says the same.
     let departure = Utc::now() + TimeDelta::hours(1);
