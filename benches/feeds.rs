@@ -1,5 +1,6 @@
-//! What the feeds add to one ETA: with weather and congestion cached (the polars join onto the
-//! query), and with every feed down and its circuit open, against no feeds at all.
+//! What the feeds add to one ETA (the API's default answer, without factors): with weather and
+//! congestion cached (looked up for the query), and with every feed down and its circuit open,
+//! against no feeds at all.
 //!
 //! `cargo bench --bench feeds`
 
@@ -118,7 +119,10 @@ fn one_eta(c: &mut Criterion) {
                 .await;
             let mut queries = asked.clone();
             let degraded = feeds.apply(&mut queries, Utc::now());
-            (estimator.estimate(&queries[0]), degraded)
+            (
+                estimator.estimate_live(&queries[0], TimeDelta::zero(), false),
+                degraded,
+            )
         })
     };
     let (_, flags) = answer(&cached);
@@ -127,7 +131,7 @@ fn one_eta(c: &mut Criterion) {
     assert_eq!(flags[0].len(), 3, "{flags:?}");
 
     c.bench_function("feeds/no_feeds", |b| {
-        b.iter(|| estimator.estimate(black_box(&asked[0])))
+        b.iter(|| estimator.estimate_live(black_box(&asked[0]), TimeDelta::zero(), false))
     });
     c.bench_function("feeds/weather_and_congestion_cached", |b| {
         b.iter(|| answer(&cached))

@@ -47,8 +47,14 @@ class Client:
 
     def call(self, method, path, body=None, content_type="application/json"):
         headers = {"Authorization": f"Bearer {self.key}", "Content-Type": content_type}
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, path, body=body, headers=headers)
+            response = self.connection.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The service closes idle keep-alive connections: open a new one.
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+            self.connection.request(method, path, body=body, headers=headers)
+            response = self.connection.getresponse()
         data = response.read()
         if response.status >= 300:
             raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
@@ -127,8 +133,10 @@ def main():
         print(f"{pings:,} pings in {ingested:.0f} s ({pings / ingested:,.0f} a second)", flush=True)
         # Let the tracker recompute every shipment from its day of pings.
         time.sleep(float(os.environ.get("SETTLE", "60")))
-        page = client.call("GET", "/v1/operations")
+        if service.poll() is not None:
+            raise RuntimeError(f"the service stopped: {open(f'{work}/service.log').read()[-2000:]}")
         rss, peak = memory(service.pid)
+        page = client.call("GET", "/v1/operations")
         result = {"shipments": SHIPMENTS, "pings": pings, "rss_mib": round(rss), "peak_rss_mib": round(peak),
                   "create_seconds": round(created, 1), "ingest_seconds": round(ingested, 1),
                   "operations": page, "cores": os.cpu_count()}

@@ -221,6 +221,56 @@ fn segments_survive_a_reopen_and_compact_without_duplicates() {
     assert_eq!(book.restore(&merged).unwrap(), 2);
 }
 
+/// Compaction merges small segments a group at a time and drops a large segment once its
+/// every ping has left the window: never the whole store in memory at once.
+#[test]
+fn compaction_merges_small_segments_and_drops_large_ones_out_of_the_window() {
+    use super::pings::Ping;
+    use rand::{Rng, SeedableRng};
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = PingLog::open(dir.path()).unwrap();
+    let hour = 3_600_000;
+    let start = at("2026-11-28T00:00:00Z").timestamp_millis();
+    let ping = |vehicle: u32, timestamp_ms: i64, rng: &mut rand_chacha::ChaCha8Rng| Ping {
+        vehicle,
+        timestamp_ms,
+        lat: rng.random_range(43.0..51.0),
+        lon: rng.random_range(-1.0..7.0),
+        speed_kmh: rng.random_range(0.0..90.0),
+        heading: rng.random_range(0.0..360.0),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let vehicles: Vec<String> = (0..100).map(|n| format!("V{n}")).collect();
+    // One large segment (random values do not compress), all of it before the window.
+    let old: Vec<Ping> = (0..400_000)
+        .map(|n| ping(n % 100, start + i64::from(n) * 10, &mut rng))
+        .collect();
+    log.append(&mut pings_frame("org", &vehicles, &old))
+        .unwrap();
+    // Forty small ones: two hours before the window's start, then inside it.
+    for batch in 0..40 {
+        let pings: Vec<Ping> = (0..100)
+            .map(|n| ping(n, start + 10 * hour + batch * hour / 10, &mut rng))
+            .collect();
+        log.append(&mut pings_frame("org", &vehicles, &pings))
+            .unwrap();
+    }
+    assert_eq!(log.segments().unwrap().len(), 41);
+    let since = start + 12 * hour;
+    let removed = log.compact(since, 8).unwrap();
+    assert_eq!(removed, 41, "the large segment and every small one");
+    assert_eq!(log.segments().unwrap().len(), 1);
+    let kept = log.load(0).unwrap();
+    assert_eq!(
+        kept.height(),
+        20 * 100,
+        "the twenty batches from the window's start on"
+    );
+    // Below the limit, nothing moves.
+    assert_eq!(log.compact(since, 8).unwrap(), 0);
+}
+
 fn point(lat: f64, lon: f64) -> GeoPoint {
     GeoPoint::new(lat, lon).unwrap()
 }

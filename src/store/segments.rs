@@ -78,55 +78,120 @@ impl PingLog {
 
     /// Every stored ping from `since_ms` on, unsorted and possibly with duplicates.
     pub fn load(&self, since_ms: i64) -> Result<DataFrame, SegmentError> {
-        let segments = self.segments()?;
-        let frames = segments
-            .iter()
-            .map(|path| read_segment(path))
-            .collect::<Result<Vec<_>, _>>()?;
-        let Some(mut all) = frames.into_iter().reduce(|mut all, frame| {
-            all.vstack_mut_owned(frame)
-                .expect("segments share a schema");
-            all
-        }) else {
-            return Ok(DataFrame::empty());
-        };
+        let mut all = DataFrame::empty();
+        // Each segment is cut to the window as it is read: pings out of it never pile up.
+        for path in self.segments()? {
+            let frame =
+                since(read_segment(&path)?, since_ms).map_err(|error| failed(&path, error))?;
+            if all.width() == 0 {
+                all = frame;
+            } else {
+                all.vstack_mut_owned(frame)
+                    .map_err(|error| failed(&path, error))?;
+            }
+        }
         all.rechunk_mut();
-        let since = all
-            .column("timestamp")
-            .and_then(|column| column.datetime().cloned())
-            .map(|timestamps| timestamps.phys.gt_eq(since_ms))
-            .map_err(|error| failed(&self.dir, error))?;
-        all.filter(&since).map_err(|error| failed(&self.dir, error))
+        Ok(all)
     }
 
-    /// Merges the segments into one when there are more than `max_segments`, keeping the
-    /// pings from `since_ms` on, without duplicates.
+    /// When there are more than `max_segments`, merges the small segments a group at a time
+    /// (each group into one segment of the pings from `since_ms` on, without duplicates) and
+    /// removes the large ones whose every ping is older than `since_ms`. Memory stays bounded
+    /// by a group's size whatever the number of pings stored. Returns the segments removed.
     pub fn compact(&self, since_ms: i64, max_segments: usize) -> Result<usize, SegmentError> {
         let segments = self.segments()?;
         if segments.len() <= max_segments {
             return Ok(0);
         }
-        let mut merged = self.load(since_ms)?;
-        merged = merged
-            .unique_stable(
-                Some(&[
-                    "organisation".into(),
-                    "vehicle_id".into(),
-                    "timestamp".into(),
-                ]),
-                UniqueKeepStrategy::First,
-                None,
-            )
-            .map_err(|error| failed(&self.dir, error))?;
-        if merged.height() > 0 {
-            self.append(&mut merged)?;
+        let mut removed = 0;
+        let mut group = Vec::new();
+        let mut group_bytes = 0;
+        for path in segments {
+            let bytes = fs::metadata(&path)
+                .map_err(|error| failed(&path, error))?
+                .len();
+            if bytes > SMALL_SEGMENT_BYTES {
+                if newest_ping(&path)?.is_none_or(|newest| newest < since_ms) {
+                    fs::remove_file(&path).map_err(|error| failed(&path, error))?;
+                    removed += 1;
+                }
+                continue;
+            }
+            group.push(path);
+            group_bytes += bytes;
+            if group_bytes >= GROUP_BYTES {
+                removed += self.merge(&group, since_ms)?;
+                group.clear();
+                group_bytes = 0;
+            }
         }
-        for path in &segments {
-            fs::remove_file(path).map_err(|error| failed(path, error))?;
+        if group.len() > 1 {
+            removed += self.merge(&group, since_ms)?;
         }
         sync_dir(&self.dir)?;
-        Ok(segments.len())
+        Ok(removed)
     }
+
+    /// Replaces `group` by one segment of its pings from `since_ms` on, without duplicates.
+    /// The merged segment is durable before any of the group is removed: a crash in between
+    /// leaves duplicates, which loading removes.
+    fn merge(&self, group: &[PathBuf], since_ms: i64) -> Result<usize, SegmentError> {
+        let mut merged = DataFrame::empty();
+        for path in group {
+            let frame = read_segment(path)?;
+            let frame = since(frame, since_ms).map_err(|error| failed(path, error))?;
+            if merged.width() == 0 {
+                merged = frame;
+            } else {
+                merged
+                    .vstack_mut_owned(frame)
+                    .map_err(|error| failed(path, error))?;
+            }
+        }
+        if merged.height() > 0 {
+            merged = merged
+                .unique_stable(
+                    Some(&[
+                        "organisation".into(),
+                        "vehicle_id".into(),
+                        "timestamp".into(),
+                    ]),
+                    UniqueKeepStrategy::First,
+                    None,
+                )
+                .map_err(|error| failed(&self.dir, error))?;
+            self.append(&mut merged)?;
+        }
+        for path in group {
+            fs::remove_file(path).map_err(|error| failed(path, error))?;
+        }
+        Ok(group.len())
+    }
+}
+
+/// Segments up to this size on disk are merged by compaction; larger ones are merged
+/// already. A merged group is about `GROUP_BYTES` of Parquet, some five times that in memory.
+const SMALL_SEGMENT_BYTES: u64 = 4 << 20;
+const GROUP_BYTES: u64 = 16 << 20;
+
+/// The pings of `frame` from `since_ms` on.
+fn since(frame: DataFrame, since_ms: i64) -> PolarsResult<DataFrame> {
+    let keep = frame.column("timestamp")?.datetime()?.phys.gt_eq(since_ms);
+    frame.filter(&keep)
+}
+
+/// The newest ping of a segment, reading its timestamps alone.
+fn newest_ping(path: &Path) -> Result<Option<i64>, SegmentError> {
+    let file = fs::File::open(path).map_err(|error| failed(path, error))?;
+    let frame = ParquetReader::new(file)
+        .with_columns(Some(vec!["timestamp".into()]))
+        .finish()
+        .map_err(|error| failed(path, error))?;
+    let timestamps = frame
+        .column("timestamp")
+        .and_then(|column| column.datetime().cloned())
+        .map_err(|error| failed(path, error))?;
+    Ok(timestamps.phys.max())
 }
 
 fn read_segment(path: &Path) -> Result<DataFrame, SegmentError> {
