@@ -307,6 +307,11 @@ async fn refresh_loop(tracker: Arc<Tracker>, every: Duration) {
 /// Congestion is learnt again from the pings in memory this often (the window moves).
 const CONGESTION_EVERY: Duration = Duration::from_secs(600);
 
+/// Congestion is learnt from at most this many pings, a uniform sample of each vehicle's:
+/// medians and percentiles of an area's speeds hold, and memory stays bounded (the whole of a
+/// day of ten thousand trucks, 14.4 million pings, took 2.7 GiB more to learn from).
+const CONGESTION_SAMPLE_ROWS: usize = 2_000_000;
+
 /// Learns congestion by area and hour of the week from every vehicle's pings: a minute after
 /// start (the pings of the window restored, the demo's replayed), then every ten minutes.
 async fn learn_congestion_loop(tracker: Arc<Tracker>, feeds: Arc<crate::feeds::Feeds>) {
@@ -316,7 +321,7 @@ async fn learn_congestion_loop(tracker: Arc<Tracker>, feeds: Arc<crate::feeds::F
         ticker.tick().await;
         let (tracker, feeds) = (tracker.clone(), feeds.clone());
         let learnt = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-            Ok(feeds.learn_congestion(&tracker.all_pings()?)?)
+            Ok(feeds.learn_congestion(&tracker.pings_sample(CONGESTION_SAMPLE_ROWS)?)?)
         })
         .await;
         match learnt {

@@ -249,9 +249,28 @@ impl PingBook {
     /// Every vehicle's pings in the window, in no particular order (congestion is learnt
     /// from them).
     pub fn all(&self) -> PolarsResult<DataFrame> {
+        self.sample(usize::MAX)
+    }
+
+    /// Every vehicle's pings, or every k-th of each when there are more than `max_rows` in
+    /// all: learning from a day of ten thousand trucks must not copy 14 million rows.
+    pub fn sample(&self, max_rows: usize) -> PolarsResult<DataFrame> {
+        let total: usize = self.tracks.values().map(|track| track.frame.height()).sum();
+        let every = total.div_ceil(max_rows.max(1)).max(1);
         let mut all = track_frame(&[]);
         for track in self.tracks.values() {
-            all.vstack_mut(&track.frame)?;
+            if every == 1 {
+                all.vstack_mut(&track.frame)?;
+                continue;
+            }
+            let columns = track
+                .frame
+                .columns()
+                .iter()
+                .map(|column| column.gather_every(every, 0))
+                .collect::<PolarsResult<Vec<_>>>()?;
+            let height = columns.first().map_or(0, Column::len);
+            all.vstack_mut_owned(DataFrame::new(height, columns)?)?;
         }
         Ok(all)
     }

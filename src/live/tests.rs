@@ -271,6 +271,29 @@ fn compaction_merges_small_segments_and_drops_large_ones_out_of_the_window() {
     assert_eq!(log.compact(since, 8).unwrap(), 0);
 }
 
+#[test]
+fn a_sample_of_the_book_takes_every_kth_ping_of_each_vehicle() {
+    let mut book = PingBook::new(48);
+    let body: String = (0..3)
+        .flat_map(|vehicle| {
+            (0..100).map(move |minute| {
+                format!(
+                    "{{\"vehicle_id\":\"V{vehicle}\",\"timestamp\":\"2026-11-28T{:02}:{:02}:00Z\",\"lat\":50.0,\"lon\":3.0}}\n",
+                    8 + minute / 60,
+                    minute % 60
+                )
+            })
+        })
+        .collect();
+    let batch = parse(body.as_bytes(), PingFormat::Ndjson, &limits()).unwrap();
+    let admitted = book.reserve("org", &batch);
+    book.append("org", &batch.vehicles, &admitted.pings);
+    assert_eq!(book.all().unwrap().height(), 300);
+    let sample = book.sample(30).unwrap();
+    assert_eq!(sample.height(), 30, "every tenth of each vehicle's hundred");
+    assert_eq!(book.sample(1_000).unwrap().height(), 300);
+}
+
 fn point(lat: f64, lon: f64) -> GeoPoint {
     GeoPoint::new(lat, lon).unwrap()
 }
