@@ -506,10 +506,6 @@ impl Tracker {
     /// Recomputes the shipments of every vehicle that pinged since the last call.
     /// Every vehicle's pings in the window, all organisations together: only for what is
     /// learnt from all of them (congestion), never shown to anyone.
-    pub fn all_pings(&self) -> Result<DataFrame, TrackError> {
-        self.pings_sample(usize::MAX)
-    }
-
     /// The pings in memory, every k-th of each vehicle's when there are more than `max_rows`.
     pub fn pings_sample(&self, max_rows: usize) -> Result<DataFrame, TrackError> {
         lock(&self.book)
