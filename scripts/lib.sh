@@ -91,3 +91,37 @@ ensure_wrk() {
   step "installing wrk"
   apt_install wrk
 }
+
+# PostgreSQL from Debian, for the shared store's tests: a throwaway cluster of its own on
+# 127.0.0.1 (the system's cluster, if any, is left alone), stopped when the script exits.
+# Exports ETAPE_TEST_POSTGRES_URL.
+ensure_postgres() {
+  if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    step "installing postgresql"
+    apt_install postgresql
+  fi
+  local bin as=() port
+  bin=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+  PG_DATA=$(mktemp -d /tmp/etape-pg.XXXXXX)
+  # initdb refuses root: the cluster belongs to the postgres user the package created.
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$PG_DATA"
+    as=(runuser -u postgres --)
+  fi
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "${as[@]}" "$bin/initdb" -D "$PG_DATA/data" -U etape --auth=trust -E UTF8 >/dev/null
+  "${as[@]}" "$bin/pg_ctl" -D "$PG_DATA/data" -l "$PG_DATA/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200" \
+    start >/dev/null
+  PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$PG_DATA/data" -m immediate stop)
+  trap 'stop_postgres' EXIT
+  export ETAPE_TEST_POSTGRES_URL="postgres://etape@127.0.0.1:$port/postgres"
+  echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+
+stop_postgres() {
+  if [ -n "${PG_DATA:-}" ]; then
+    "${PG_STOP[@]}" >/dev/null 2>&1 || true
+    rm -rf "$PG_DATA"
+  fi
+}

@@ -117,12 +117,17 @@ impl Default for FeedSettings {
 pub struct StorageSettings {
     /// Holds `etape.sqlite` (shipments, webhooks, ETA history) and `pings/` (Parquet segments).
     pub data_dir: PathBuf,
+    /// A PostgreSQL server (`postgres://user:password@host:5432/database`) to keep shipments,
+    /// webhooks, keys, uploads and consents in, shared by every replica; the embedded SQLite
+    /// file in `data_dir` when absent.
+    pub url: Option<String>,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("data/live"),
+            url: None,
         }
     }
 }

@@ -55,11 +55,9 @@ fn retrain(
 ) -> anyhow::Result<()> {
     use etape::jobs::{remembered_active, JobStatus, Jobs, TrainRequest, TrainingContext};
     use etape::model::serve::ModelEta;
-    use etape::store::sqlite::SqliteStore;
-
     let settings = Settings::load(config)?;
     let data_dir = data_dir.unwrap_or_else(|| settings.storage.data_dir.clone());
-    let store = SqliteStore::open(&data_dir.join("etape.sqlite"))?;
+    let store = etape::store::open(&settings.storage, &data_dir)?;
     let rules = etape::domain::eta::RulesEta::new(settings.rules_eta_config());
     let served_dir =
         remembered_active(&settings.model.dir, &data_dir).unwrap_or(settings.model.dir.clone());
@@ -75,7 +73,7 @@ fn retrain(
         .begin(chrono::Utc::now())
         .map_err(|running| anyhow::anyhow!("training {running} is running"))?;
     let context = TrainingContext {
-        store: &store,
+        store: store.as_ref(),
         data_dir: &data_dir,
         rules: &rules,
         serving: &serving,
@@ -91,8 +89,6 @@ fn retrain(
 
 fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
     use etape::auth::{Keyring, Organisation, Role};
-    use etape::store::sqlite::SqliteStore;
-    use etape::store::Store;
 
     let settings = Settings::load(config)?;
     let data_dir = match &command {
@@ -104,8 +100,7 @@ fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let store: std::sync::Arc<dyn Store> =
-        std::sync::Arc::new(SqliteStore::open(&data_dir.join("etape.sqlite"))?);
+    let store = etape::store::open(&settings.storage, &data_dir)?;
     let keyring = Keyring::open(&data_dir, store.clone())?;
     match command {
         KeysCommand::Create {

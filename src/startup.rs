@@ -24,7 +24,6 @@ use crate::live::tracker::{Notice, Tracker, TrackerParts};
 use crate::model::serve::{ModelEta, ServedModel};
 use crate::registry::{self, RegistryError};
 use crate::store::segments::PingLog;
-use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::uploads::UploadArea;
@@ -76,10 +75,12 @@ impl Application {
         let data_dir = &settings.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&data_dir.join("etape.sqlite"))
-                .context("cannot open the database")?,
-        );
+        let store = crate::store::open(&settings.storage, data_dir).context(
+            match settings.storage.url {
+                Some(_) => "cannot open the PostgreSQL store (storage.url)",
+                None => "cannot open the database",
+            },
+        )?;
         let keyring =
             Arc::new(Keyring::open(data_dir, store.clone()).context("cannot open the keyring")?);
         if let Some(issued) =

@@ -2,10 +2,15 @@
 //! their deliveries (a [`Store`]), and the pings ([`segments::PingLog`]).
 //!
 //! The trait is synchronous and small so that another database can take it: the embedded
-//! default is SQLite ([`sqlite::SqliteStore`]). Callers run it off the async workers.
+//! default is SQLite ([`sqlite::SqliteStore`]), the shared one PostgreSQL
+//! ([`postgres::PostgresStore`]), chosen by `storage.url`. Callers run it off the async workers.
 
+pub mod postgres;
 pub mod segments;
 pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,6 +30,19 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+/// Records are kept as JSON bodies beside the columns queries use, in both stores.
+fn to_json(value: &impl Serialize) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(backend)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(backend)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Webhook {
@@ -95,6 +113,19 @@ pub trait Store: Send + Sync + 'static {
     fn set_consent(&self, consent: &Consent) -> StoreResult<()>;
 }
 
+/// The store the settings name: PostgreSQL at `storage.url`, or SQLite in the data directory.
+pub fn open(
+    settings: &crate::config::StorageSettings,
+    data_dir: &Path,
+) -> StoreResult<Arc<dyn Store>> {
+    Ok(
+        match settings.url.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => Arc::new(postgres::PostgresStore::connect(url)?),
+            None => Arc::new(sqlite::SqliteStore::open(&data_dir.join("etape.sqlite"))?),
+        },
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Consent {
     pub organisation: String,
@@ -108,3 +139,6 @@ pub fn new_id(prefix: &str) -> String {
     let random: u32 = rand::random();
     format!("{prefix}_{millis:012x}{random:08x}")
 }
+
+#[cfg(test)]
+mod tests;

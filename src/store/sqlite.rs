@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-use super::{Consent, Delivery, Store, StoreError, StoreResult, Webhook};
+use super::{
+    backend, from_json, to_json, Consent, Delivery, Store, StoreError, StoreResult, Webhook,
+};
 use crate::auth::{ApiKey, Organisation};
 use crate::live::eta::Snapshot;
 use crate::live::shipment::{Shipment, Status};
@@ -78,18 +79,6 @@ fn migrations() -> Migrations<'static> {
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
-}
-
-fn backend(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(error.to_string())
-}
-
-fn to_json(value: &impl Serialize) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(backend)
-}
-
-fn from_json<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(backend)
 }
 
 impl SqliteStore {

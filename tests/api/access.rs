@@ -325,6 +325,7 @@ async fn keys_made_on_the_command_line_work_on_a_running_service() {
             .args(args)
             .arg("--data-dir")
             .arg(data.path())
+            .envs(crate::helpers::store_url(data.path()).map(|url| ("ETAPE__STORAGE__URL", url)))
             .output()
             .unwrap();
         (

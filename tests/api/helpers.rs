@@ -39,6 +39,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.model.dir = "target/tmp/no-model-here".into();
     let data = tempfile::tempdir().expect("a temporary directory");
     settings.storage.data_dir = data.path().to_owned();
+    settings.storage.url = store_url(data.path());
     settings.demo.enabled = false;
     // Estimates follow pings within a tenth of a second, so that tests need not wait.
     settings.tracking.debounce_ms = 50;
@@ -70,6 +71,31 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         server,
         _data: data,
     }
+}
+
+/// With `ETAPE_TEST_STORE=postgres`, the whole suite runs on PostgreSQL: each data directory
+/// gets a database of its own on the server `ETAPE_TEST_POSTGRES_URL` names, the same one on
+/// every start (the restart tests need it).
+pub fn store_url(data_dir: &std::path::Path) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    static DATABASES: OnceLock<Mutex<HashMap<std::path::PathBuf, String>>> = OnceLock::new();
+    match std::env::var("ETAPE_TEST_STORE").as_deref() {
+        Ok("postgres") => {}
+        Ok("sqlite") | Err(_) => return None,
+        Ok(other) => panic!("ETAPE_TEST_STORE is sqlite or postgres, not {other}"),
+    }
+    let server = std::env::var("ETAPE_TEST_POSTGRES_URL")
+        .expect("ETAPE_TEST_STORE=postgres needs ETAPE_TEST_POSTGRES_URL");
+    let mut databases = DATABASES.get_or_init(Default::default).lock().unwrap();
+    let count = databases.len();
+    let url = databases.entry(data_dir.to_owned()).or_insert_with(|| {
+        let name = format!("api_{}_{count}", std::process::id());
+        etape::store::postgres::PostgresStore::scratch_database(&server, &name)
+            .expect("a scratch database")
+    });
+    Some(url.clone())
 }
 
 /// The keys the first start wrote to the data directory, by role.
@@ -123,6 +149,7 @@ impl RunningBinary {
             .arg(data_dir)
             .args(args)
             .env("ETAPE__SERVER__WORKERS", "1")
+            .envs(store_url(data_dir).map(|url| ("ETAPE__STORAGE__URL", url)))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (key, value) in env {

@@ -697,6 +697,7 @@ async fn a_scheduled_training_serves_its_model_and_a_restart_keeps_it() {
         .args(["retrain", "--rounds", "1", "--data-dir"])
         .arg(data.path())
         .env(no_model[0].0, no_model[0].1)
+        .envs(crate::helpers::store_url(data.path()).map(|url| ("ETAPE__STORAGE__URL", url)))
         .output()
         .unwrap();
     assert!(
