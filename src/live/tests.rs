@@ -11,8 +11,6 @@ use crate::domain::eta::{RulesEta, RulesEtaConfig};
 use crate::domain::geo::GeoPoint;
 use crate::domain::rules::DriverState;
 use crate::store::segments::PingLog;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError};
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -173,6 +171,64 @@ fn the_book_keeps_a_ping_once_and_sorts_late_arrivals() {
 }
 
 #[test]
+fn a_copy_sent_while_the_first_is_being_stored_is_a_duplicate_until_released() {
+    let mut book = PingBook::new(48);
+    let body =
+        b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.0,\"lon\":3.0}\n";
+    let batch = parse(body, PingFormat::Ndjson, &limits()).unwrap();
+    let first = book.reserve("org", &batch);
+    assert_eq!(first.pings.len(), 1);
+    let meanwhile = book.reserve("org", &batch);
+    assert_eq!((meanwhile.pings.len(), meanwhile.duplicates), (0, 1));
+    // The first could not be stored: the next copy is new again.
+    book.release("org", &batch.vehicles, &first.pings);
+    let again = book.reserve("org", &batch);
+    assert_eq!(again.pings.len(), 1);
+    book.append("org", &batch.vehicles, &again.pings);
+    assert_eq!(book.reserve("org", &batch).duplicates, 1);
+}
+
+#[test]
+fn the_book_sorts_pings_sent_in_any_order_and_keeps_each_once() {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut minutes: Vec<i64> = (0..300).chain(100..150).collect();
+    minutes.shuffle(&mut rng);
+    let mut book = PingBook::new(48);
+    for chunk in minutes.chunks(17) {
+        let body: String = chunk
+            .iter()
+            .map(|minute| {
+                let stamp = at("2026-11-28T00:00:00Z") + TimeDelta::minutes(*minute);
+                format!(
+                    "{{\"vehicle_id\":\"A\",\"timestamp\":\"{}\",\"lat\":50.0,\"lon\":3.0}}\n",
+                    stamp.to_rfc3339()
+                )
+            })
+            .collect();
+        let batch = parse(body.as_bytes(), PingFormat::Ndjson, &limits()).unwrap();
+        let admitted = book.reserve("org", &batch);
+        book.append("org", &batch.vehicles, &admitted.pings);
+    }
+    let key = VehicleKey {
+        organisation: "org".into(),
+        vehicle_id: "A".into(),
+    };
+    let since = at("2026-11-28T01:00:00Z");
+    let kept: Vec<DateTime<Utc>> = fixes(&book.frame(&key, since).unwrap())
+        .unwrap()
+        .iter()
+        .map(|fix| fix.at)
+        .collect();
+    let expected: Vec<DateTime<Utc>> = (60..300)
+        .map(|minute| at("2026-11-28T00:00:00Z") + TimeDelta::minutes(minute))
+        .collect();
+    assert_eq!(kept, expected);
+    assert_eq!(book.len(&key), 300);
+}
+
+#[test]
 fn the_book_forgets_pings_older_than_its_window() {
     let mut book = PingBook::new(1);
     let body =
@@ -269,6 +325,40 @@ fn compaction_merges_small_segments_and_drops_large_ones_out_of_the_window() {
     );
     // Below the limit, nothing moves.
     assert_eq!(log.compact(since, 8).unwrap(), 0);
+}
+
+#[test]
+fn compaction_bounds_a_merge_by_rows_however_well_the_pings_compress() {
+    use super::pings::Ping;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = PingLog::open(dir.path()).unwrap();
+    let start = at("2026-11-28T00:00:00Z").timestamp_millis();
+    let vehicles: Vec<String> = (0..1_000).map(|n| format!("V{n}")).collect();
+    // Parked trucks: a few kilobytes on disk for a hundred thousand pings each.
+    for minute in 0..12 {
+        let pings: Vec<Ping> = (0..100_000)
+            .map(|n| Ping {
+                vehicle: n % 1_000,
+                timestamp_ms: start + i64::from(minute * 100 + n / 1_000) * 60_000,
+                lat: 45.0,
+                lon: 4.0,
+                speed_kmh: 0.0,
+                heading: f64::NAN,
+            })
+            .collect();
+        log.append(&mut pings_frame("org", &vehicles, &pings))
+            .unwrap();
+    }
+    assert_eq!(log.compact(start, 4).unwrap(), 12);
+    let mut merged = Vec::new();
+    log.read_each(&log.segments().unwrap(), start, |frame| {
+        merged.push(frame.height());
+        Ok(())
+    })
+    .unwrap();
+    // A group stops at a million pings: ten segments, then the last two.
+    assert_eq!(merged, [1_000_000, 200_000]);
 }
 
 #[test]
@@ -513,42 +603,4 @@ fn a_truck_at_a_stop_leaves_after_its_dwell_and_arrived_stops_are_final() {
         (TimeDelta::hours(3)..TimeDelta::hours(5)).contains(&to_marseille),
         "{to_marseille}"
     );
-}
-
-#[test]
-fn the_store_pages_shipments_and_refuses_a_reference_twice() {
-    let store = SqliteStore::in_memory().unwrap();
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        let mut shipment = shipment();
-        shipment.id = format!("shp_{n}");
-        shipment.reference = format!("REF-{n}");
-        if n % 2 == 0 {
-            shipment.status = Status::InTransit;
-        }
-        store.insert_shipment(&shipment).unwrap();
-        ids.push(shipment.id);
-    }
-    let mut again = shipment();
-    again.id = "shp_9".into();
-    again.reference = "REF-3".into();
-    assert!(matches!(
-        store.insert_shipment(&again),
-        Err(StoreError::DuplicateReference(id)) if id == "shp_3"
-    ));
-    // Another organisation may use the same reference.
-    again.organisation = "other".into();
-    store.insert_shipment(&again).unwrap();
-    let first = store.list_shipments("org", None, None, 2).unwrap();
-    let second = store
-        .list_shipments("org", None, Some(&first[1].id), 10)
-        .unwrap();
-    let listed: Vec<&str> = first.iter().chain(&second).map(|s| s.id.as_str()).collect();
-    assert_eq!(listed, ids);
-    let moving = store
-        .list_shipments("org", Some(Status::InTransit), None, 10)
-        .unwrap();
-    assert_eq!(moving.len(), 3);
-    assert!(store.shipment("other", "shp_1").unwrap().is_none());
-    assert_eq!(store.active_shipments().unwrap().len(), 6);
 }

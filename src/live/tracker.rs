@@ -150,11 +150,18 @@ impl Tracker {
             |error: crate::store::segments::SegmentError| TrackError::Storage(error.to_string());
         log.compact(since.timestamp_millis(), MAX_SEGMENTS)
             .map_err(storage)?;
-        let stored = log.load(since.timestamp_millis()).map_err(storage)?;
+        // A segment at a time: the window's pings are never all in one frame.
         let mut book = PingBook::new(settings.window_hours);
-        let restored = book
-            .restore(&stored)
-            .map_err(|error| TrackError::Storage(error.to_string()))?;
+        let mut restored = 0;
+        log.read_each(
+            &log.segments().map_err(storage)?,
+            since.timestamp_millis(),
+            |frame| {
+                restored += book.restore(&frame)?;
+                Ok(())
+            },
+        )
+        .map_err(storage)?;
         let tracker = Self {
             store,
             log,

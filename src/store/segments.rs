@@ -79,25 +79,38 @@ impl PingLog {
     /// Every stored ping from `since_ms` on, unsorted and possibly with duplicates.
     pub fn load(&self, since_ms: i64) -> Result<DataFrame, SegmentError> {
         let mut all = DataFrame::empty();
-        // Each segment is cut to the window as it is read: pings out of it never pile up.
-        for path in self.segments()? {
-            let frame =
-                since(read_segment(&path)?, since_ms).map_err(|error| failed(&path, error))?;
+        self.read_each(&self.segments()?, since_ms, |frame| {
             if all.width() == 0 {
                 all = frame;
+                Ok(())
             } else {
-                all.vstack_mut_owned(frame)
-                    .map_err(|error| failed(&path, error))?;
+                all.vstack_mut_owned(frame).map(drop)
             }
-        }
+        })?;
         all.rechunk_mut();
         Ok(all)
+    }
+
+    /// Hands each segment of `paths`, cut to the pings from `since_ms` on, to `take`, one at
+    /// a time: memory holds one segment, however many there are.
+    pub fn read_each(
+        &self,
+        paths: &[PathBuf],
+        since_ms: i64,
+        mut take: impl FnMut(DataFrame) -> PolarsResult<()>,
+    ) -> Result<(), SegmentError> {
+        for path in paths {
+            let frame =
+                since(read_segment(path)?, since_ms).map_err(|error| failed(path, error))?;
+            take(frame).map_err(|error| failed(path, error))?;
+        }
+        Ok(())
     }
 
     /// When there are more than `max_segments`, merges the small segments a group at a time
     /// (each group into one segment of the pings from `since_ms` on, without duplicates) and
     /// removes the large ones whose every ping is older than `since_ms`. Memory stays bounded
-    /// by a group's size whatever the number of pings stored. Returns the segments removed.
+    /// by a group's rows whatever the number of pings stored. Returns the segments removed.
     pub fn compact(&self, since_ms: i64, max_segments: usize) -> Result<usize, SegmentError> {
         let segments = self.segments()?;
         if segments.len() <= max_segments {
@@ -105,25 +118,25 @@ impl PingLog {
         }
         let mut removed = 0;
         let mut group = Vec::new();
-        let mut group_bytes = 0;
+        let mut group_rows = 0;
         for path in segments {
-            let bytes = fs::metadata(&path)
-                .map_err(|error| failed(&path, error))?
-                .len();
-            if bytes > SMALL_SEGMENT_BYTES {
+            // Rows, not bytes: pings compress from tens of times to thousands of times (a
+            // parked truck repeats itself), so bytes on disk say little about memory.
+            let rows = segment_rows(&path)?;
+            if rows > SMALL_SEGMENT_ROWS {
                 if newest_ping(&path)?.is_none_or(|newest| newest < since_ms) {
                     fs::remove_file(&path).map_err(|error| failed(&path, error))?;
                     removed += 1;
                 }
                 continue;
             }
-            group.push(path);
-            group_bytes += bytes;
-            if group_bytes >= GROUP_BYTES {
+            if group_rows + rows > GROUP_ROWS && group.len() > 1 {
                 removed += self.merge(&group, since_ms)?;
                 group.clear();
-                group_bytes = 0;
+                group_rows = 0;
             }
+            group.push(path);
+            group_rows += rows;
         }
         if group.len() > 1 {
             removed += self.merge(&group, since_ms)?;
@@ -137,17 +150,14 @@ impl PingLog {
     /// leaves duplicates, which loading removes.
     fn merge(&self, group: &[PathBuf], since_ms: i64) -> Result<usize, SegmentError> {
         let mut merged = DataFrame::empty();
-        for path in group {
-            let frame = read_segment(path)?;
-            let frame = since(frame, since_ms).map_err(|error| failed(path, error))?;
+        self.read_each(group, since_ms, |frame| {
             if merged.width() == 0 {
                 merged = frame;
+                Ok(())
             } else {
-                merged
-                    .vstack_mut_owned(frame)
-                    .map_err(|error| failed(path, error))?;
+                merged.vstack_mut_owned(frame).map(drop)
             }
-        }
+        })?;
         if merged.height() > 0 {
             merged = merged
                 .unique_stable(
@@ -169,10 +179,18 @@ impl PingLog {
     }
 }
 
-/// Segments up to this size on disk are merged by compaction; larger ones are merged
-/// already. A merged group is about `GROUP_BYTES` of Parquet, some five times that in memory.
-const SMALL_SEGMENT_BYTES: u64 = 4 << 20;
-const GROUP_BYTES: u64 = 16 << 20;
+/// Segments of up to this many pings are merged by compaction; larger ones are merged
+/// already. A merged group holds up to `GROUP_ROWS` pings, about 100 MiB in memory.
+const SMALL_SEGMENT_ROWS: usize = 250_000;
+const GROUP_ROWS: usize = 1_000_000;
+
+/// A segment's row count, from its footer.
+fn segment_rows(path: &Path) -> Result<usize, SegmentError> {
+    let file = fs::File::open(path).map_err(|error| failed(path, error))?;
+    ParquetReader::new(file)
+        .num_rows()
+        .map_err(|error| failed(path, error))
+}
 
 /// The pings of `frame` from `since_ms` on.
 fn since(frame: DataFrame, since_ms: i64) -> PolarsResult<DataFrame> {
