@@ -127,6 +127,7 @@ fn tracker(dir: &Path, estimator: Arc<dyn EstimateEta>) -> Tracker {
         clock: Clock::System,
         notices: None,
         feeds: None,
+        shared: None,
     })
     .unwrap()
 }

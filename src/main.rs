@@ -57,7 +57,7 @@ fn retrain(
     use etape::model::serve::ModelEta;
     let settings = Settings::load(config)?;
     let data_dir = data_dir.unwrap_or_else(|| settings.storage.data_dir.clone());
-    let store = etape::store::open(&settings.storage, &data_dir)?;
+    let store = etape::store::open(&settings.storage, &data_dir)?.store;
     let rules = etape::domain::eta::RulesEta::new(settings.rules_eta_config());
     let served_dir =
         remembered_active(&settings.model.dir, &data_dir).unwrap_or(settings.model.dir.clone());
@@ -100,7 +100,7 @@ fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let store = etape::store::open(&settings.storage, &data_dir)?;
+    let store = etape::store::open(&settings.storage, &data_dir)?.store;
     let keyring = Keyring::open(&data_dir, store.clone())?;
     match command {
         KeysCommand::Create {

@@ -75,12 +75,13 @@ impl Application {
         let data_dir = &settings.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-        let store = crate::store::open(&settings.storage, data_dir).context(
+        let opened = crate::store::open(&settings.storage, data_dir).context(
             match settings.storage.url {
                 Some(_) => "cannot open the PostgreSQL store (storage.url)",
                 None => "cannot open the database",
             },
         )?;
+        let store = opened.store;
         let keyring =
             Arc::new(Keyring::open(data_dir, store.clone()).context("cannot open the keyring")?);
         if let Some(issued) =
@@ -108,6 +109,7 @@ impl Application {
                 clock,
                 notices: Some(sender),
                 feeds: Some(feeds.clone()),
+                shared: opened.pings,
             })
             .context("cannot restore live tracking")?,
         );
@@ -204,6 +206,12 @@ impl Application {
             );
             background.push(tokio::spawn(dispatcher.run(notices)));
         }
+        if self.tracker.is_shared() {
+            background.push(tokio::spawn(lease_loop(
+                self.store.clone(),
+                self.tracker.clone(),
+            )));
+        }
         background.push(tokio::spawn(refresh_loop(
             self.tracker.clone(),
             Duration::from_millis(self.settings.tracking.debounce_ms.max(1)),
@@ -280,14 +288,60 @@ fn print_demo_keys(issued: &[(Role, String)], data_dir: &Path) {
     );
 }
 
+/// The lease under which one replica of several recomputes the estimates, announces them,
+/// compacts the pings and retrains on schedule.
+const LEADER_LEASE: &str = "tracking";
+/// A replica that stops renewing loses the lease this long after its last renewal.
+const LEASE_TTL: Duration = Duration::from_secs(5);
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// Takes and renews the lease while this process lives (replicas on a shared store); another
+/// takes it over within `LEASE_TTL` when this one dies.
+async fn lease_loop(store: Arc<dyn Store>, tracker: Arc<Tracker>) {
+    let holder = format!(
+        "{}-{}-{:08x}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "etape".into()),
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let mut ticks = tokio::time::interval(LEASE_RENEW_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (leasing, deciding, holder) = (store.clone(), tracker.clone(), holder.clone());
+        let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<(bool, bool)> {
+            let was = deciding.leading();
+            let holds =
+                leasing.acquire_lease(LEADER_LEASE, &holder, LEASE_TTL.as_millis() as i64)?;
+            deciding.set_leading(holds)?;
+            Ok((was, holds))
+        })
+        .await;
+        match outcome {
+            Ok(Ok((false, true))) => tracing::info!(message = "This replica leads."),
+            Ok(Ok((true, false))) => tracing::warn!(message = "This replica no longer leads."),
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(error)) => {
+                // Unable to renew: stop leading before the lease can pass to another.
+                let _ = tracker.set_leading(false);
+                tracing::error!(message = "Lease not renewed.", error = %format!("{error:#}"));
+            }
+        }
+    }
+}
+
 /// Recomputes the estimates of the vehicles that pinged, at most once per `every`: a truck
-/// that sends ten pings a second costs one estimate a period.
+/// that sends ten pings a second costs one estimate a period. With replicas, only the one
+/// holding the lease does.
 async fn refresh_loop(tracker: Arc<Tracker>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut since_compaction = std::time::Instant::now();
     loop {
         ticks.tick().await;
+        if !tracker.leading() {
+            continue;
+        }
         let working = tracker.clone();
         let compact = since_compaction.elapsed() > COMPACTION_EVERY;
         if compact {
@@ -347,6 +401,10 @@ async fn retrain_loop(state: Arc<AppState>, every: Duration) {
     ticker.tick().await;
     loop {
         ticker.tick().await;
+        // Replicas on a shared store: the one holding the lease trains.
+        if !state.tracker.leading() {
+            continue;
+        }
         let store = state.store.clone();
         let signature = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let mut signature = Vec::new();

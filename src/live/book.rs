@@ -92,6 +92,11 @@ pub fn pings_frame(organisation: &str, vehicles: &[String], pings: &[Ping]) -> D
     frame
 }
 
+/// One vehicle's pings, sorted, as [`PingBook::frame`] gives them.
+pub fn vehicle_frame(pings: &[Ping]) -> DataFrame {
+    track_frame(pings.iter().map(Kept::from), pings.len())
+}
+
 /// A vehicle's frame holds only the columns that vary.
 fn track_frame(pings: impl Iterator<Item = Kept>, capacity: usize) -> DataFrame {
     let mut timestamps = Vec::with_capacity(capacity);

@@ -5,13 +5,14 @@
 //! blocking pool.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::book::{fixes, pings_frame, PingBook, VehicleKey};
+use super::book::{fixes, pings_frame, vehicle_frame, PingBook, VehicleKey};
 use super::eta::{live_snapshot, Snapshot, TruckState};
 use super::pings::{ParsedBatch, PingLimits, Rejection};
 use super::shipment::{
@@ -25,7 +26,7 @@ use crate::domain::risk::RiskThresholds;
 use crate::domain::rules::DriverState;
 use crate::features::live::driving_state;
 use crate::store::segments::PingLog;
-use crate::store::{Store, StoreError};
+use crate::store::{SharedPings, Store, StoreError};
 use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,12 @@ pub struct Tracker {
     latest: Mutex<HashMap<String, Snapshot>>,
     /// One recomputation at a time: events and snapshots of a shipment stay in order.
     refreshing: Mutex<()>,
+    /// With a shared store, the pings and the current estimates live there instead of in
+    /// `book`, `log` and `latest`.
+    shared: Option<Arc<dyn SharedPings>>,
+    /// Whether this process recomputes the estimates of the vehicles that moved: always
+    /// alone, while it holds the lease with a shared store.
+    leading: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,6 +136,8 @@ pub struct TrackerParts {
     pub notices: Option<NoticeSender>,
     /// Weather, traffic and routes for the live estimates, from what the feeds have cached.
     pub feeds: Option<Arc<crate::feeds::Feeds>>,
+    /// Pings in a shared store (several replicas) instead of this process's segments.
+    pub shared: Option<Arc<dyn SharedPings>>,
 }
 
 impl Tracker {
@@ -144,24 +153,24 @@ impl Tracker {
             clock,
             notices,
             feeds,
+            shared,
         } = parts;
         let since = kept_since(&settings, clock.now());
         let storage =
             |error: crate::store::segments::SegmentError| TrackError::Storage(error.to_string());
-        log.compact(since.timestamp_millis(), MAX_SEGMENTS)
-            .map_err(storage)?;
-        // A segment at a time: the window's pings are never all in one frame.
         let mut book = PingBook::new(settings.window_hours);
         let mut restored = 0;
-        log.read_each(
-            &log.segments().map_err(storage)?,
-            since.timestamp_millis(),
-            |frame| {
+        if shared.is_none() {
+            log.compact(since.timestamp_millis(), MAX_SEGMENTS)
+                .map_err(storage)?;
+            // A segment at a time: the window's pings are never all in one frame.
+            let segments = log.segments().map_err(storage)?;
+            log.read_each(&segments, since.timestamp_millis(), |frame| {
                 restored += book.restore(&frame)?;
                 Ok(())
-            },
-        )
-        .map_err(storage)?;
+            })
+            .map_err(storage)?;
+        }
         let tracker = Self {
             store,
             log,
@@ -178,6 +187,8 @@ impl Tracker {
             following: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(()),
+            leading: AtomicBool::new(shared.is_none()),
+            shared,
         };
         let active = tracker.store.active_shipments()?;
         tracing::info!(
@@ -190,8 +201,31 @@ impl Tracker {
             let key = key_of(&shipment);
             lock(&tracker.dirty).insert(key);
         }
-        tracker.refresh_dirty();
+        // With a shared store, whoever takes the lease recomputes (see `set_leading`).
+        if tracker.leading() {
+            tracker.refresh_dirty();
+        }
         Ok(tracker)
+    }
+
+    /// Whether this process recomputes the estimates of the vehicles that moved.
+    pub fn leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// This process now holds the lease (or has lost it): on taking it over, every active
+    /// shipment is recomputed, since the previous holder may have died with vehicles marked.
+    pub fn set_leading(&self, leading: bool) -> Result<(), TrackError> {
+        let was = self.leading.swap(leading, Ordering::SeqCst);
+        if leading && !was {
+            let active = self.store.active_shipments()?;
+            lock(&self.dirty).extend(active.iter().map(key_of));
+        }
+        Ok(())
     }
 
     pub fn metrics(&self) -> Metrics {
@@ -442,6 +476,20 @@ impl Tracker {
         organisation: &str,
         batch: ParsedBatch,
     ) -> Result<IngestOutcome, TrackError> {
+        if let Some(shared) = &self.shared {
+            // The shared store de-duplicates across replicas and marks the vehicles moved.
+            let new = shared.append_pings(organisation, &batch.vehicles, &batch.pings)?;
+            *lock(&self.received)
+                .entry(organisation.to_owned())
+                .or_default() += new.len() as u64;
+            let outcome = IngestOutcome {
+                accepted: new.len(),
+                duplicates: batch.pings.len() - new.len(),
+                rejected: batch.rejected,
+            };
+            self.count_pings(&outcome);
+            return Ok(outcome);
+        }
         let admitted = lock(&self.book).reserve(organisation, &batch);
         if !admitted.pings.is_empty() {
             let mut frame = pings_frame(organisation, &batch.vehicles, &admitted.pings);
@@ -460,6 +508,11 @@ impl Tracker {
             duplicates: admitted.duplicates,
             rejected: batch.rejected,
         };
+        self.count_pings(&outcome);
+        Ok(outcome)
+    }
+
+    fn count_pings(&self, outcome: &IngestOutcome) {
         for (name, count) in [
             ("accepted", outcome.accepted),
             ("duplicate", outcome.duplicates),
@@ -470,7 +523,24 @@ impl Tracker {
                 .with_label_values(&[name])
                 .inc_by(count as u64);
         }
-        Ok(outcome)
+    }
+
+    /// A vehicle's pings from `since` on, sorted, from the book or the shared store.
+    fn vehicle_frame(
+        &self,
+        key: &VehicleKey,
+        since: DateTime<Utc>,
+    ) -> Result<DataFrame, TrackError> {
+        match &self.shared {
+            Some(shared) => Ok(vehicle_frame(&shared.vehicle_pings(
+                &key.organisation,
+                &key.vehicle_id,
+                since.timestamp_millis(),
+            )?)),
+            None => lock(&self.book)
+                .frame(key, since)
+                .map_err(|error| TrackError::Storage(error.to_string())),
+        }
     }
 
     /// Pings accepted from `organisation` since the service started.
@@ -488,9 +558,7 @@ impl Tracker {
             organisation: organisation.to_owned(),
             vehicle_id: vehicle_id.to_owned(),
         };
-        let frame = lock(&self.book)
-            .frame(&key, since)
-            .map_err(|error| TrackError::Storage(error.to_string()))?;
+        let frame = self.vehicle_frame(&key, since)?;
         let read = || -> PolarsResult<Vec<StoredPing>> {
             let timestamps = frame.column("timestamp")?.datetime()?.phys.clone();
             let lat = frame.column("lat")?.f64()?.clone();
@@ -515,16 +583,48 @@ impl Tracker {
     /// learnt from all of them (congestion), never shown to anyone.
     /// The pings in memory, every k-th of each vehicle's when there are more than `max_rows`.
     pub fn pings_sample(&self, max_rows: usize) -> Result<DataFrame, TrackError> {
-        lock(&self.book)
-            .sample(max_rows)
-            .map_err(|error| TrackError::Storage(error.to_string()))
+        match &self.shared {
+            Some(shared) => Ok(vehicle_frame(&shared.pings_sample(max_rows)?)),
+            None => lock(&self.book)
+                .sample(max_rows)
+                .map_err(|error| TrackError::Storage(error.to_string())),
+        }
     }
 
     pub fn refresh_dirty(&self) -> usize {
-        let dirty: Vec<VehicleKey> = lock(&self.dirty).drain().collect();
+        let mut dirty: HashSet<VehicleKey> = lock(&self.dirty).drain().collect();
+        if let Some(shared) = &self.shared {
+            match shared.take_moved_vehicles() {
+                Ok(moved) => {
+                    dirty.extend(
+                        moved
+                            .into_iter()
+                            .map(|(organisation, vehicle_id)| VehicleKey {
+                                organisation,
+                                vehicle_id,
+                            }),
+                    )
+                }
+                Err(error) => tracing::error!(message = "Moved vehicles not read.", %error),
+            }
+        }
         let mut refreshed = 0;
         for key in dirty {
-            let ids = lock(&self.following).get(&key).cloned().unwrap_or_default();
+            // Another replica may have registered the shipment: the store knows them all.
+            let ids = match &self.shared {
+                Some(_) => match self
+                    .store
+                    .active_shipments_of(&key.organisation, &key.vehicle_id)
+                {
+                    Ok(shipments) => shipments.into_iter().map(|shipment| shipment.id).collect(),
+                    Err(error) => {
+                        tracing::error!(message = "Shipments of a vehicle not read.", %error);
+                        lock(&self.dirty).insert(key);
+                        continue;
+                    }
+                },
+                None => lock(&self.following).get(&key).cloned().unwrap_or_default(),
+            };
             for id in ids {
                 match self.refresh(&key.organisation, &id) {
                     Ok(()) => refreshed += 1,
@@ -545,9 +645,7 @@ impl Tracker {
             return Ok(());
         }
         let since = shipment.planned_departure - TimeDelta::minutes(self.settings.lead_minutes);
-        let frame = lock(&self.book)
-            .frame(&key_of(&shipment), since)
-            .map_err(|error| TrackError::Storage(error.to_string()))?;
+        let frame = self.vehicle_frame(&key_of(&shipment), since)?;
         let fixes = fixes(&frame).map_err(|error| TrackError::Storage(error.to_string()))?;
         let detection = StopDetection {
             radius_km: self.settings.stop_radius_m / 1000.0,
@@ -594,7 +692,11 @@ impl Tracker {
             true,
         );
         self.metrics.live_recomputations.inc();
-        let previous = lock(&self.latest).get(&shipment.id).cloned();
+        let previous = match &self.shared {
+            // Whichever replica computed it last.
+            Some(_) => self.store.current(&shipment.id)?,
+            None => lock(&self.latest).get(&shipment.id).cloned(),
+        };
         let previous = match previous {
             Some(previous) => Some(previous),
             None => self.store.snapshots(&shipment.id)?.pop(),
@@ -648,7 +750,9 @@ impl Tracker {
                 }
             }
         }
-        if shipment.status.is_active() {
+        if self.shared.is_some() {
+            self.store.save_current(&snapshot)?;
+        } else if shipment.status.is_active() {
             lock(&self.latest).insert(shipment.id.clone(), snapshot);
         } else {
             // A finished shipment's last estimate is in the history; memory holds live ones.
@@ -663,19 +767,27 @@ impl Tracker {
     /// The current estimate of a shipment; a finished one keeps its last.
     pub fn current(&self, organisation: &str, id: &str) -> Result<Snapshot, TrackError> {
         let shipment = self.shipment(organisation, id)?;
-        if let Some(snapshot) = lock(&self.latest).get(&shipment.id) {
-            return Ok(snapshot.clone());
+        if let Some(snapshot) = self.cached(&shipment.id)? {
+            return Ok(snapshot);
         }
         if shipment.status.is_active() {
             self.refresh(organisation, id)?;
-            if let Some(snapshot) = lock(&self.latest).get(&shipment.id) {
-                return Ok(snapshot.clone());
+            if let Some(snapshot) = self.cached(&shipment.id)? {
+                return Ok(snapshot);
             }
         }
         self.store
             .snapshots(&shipment.id)?
             .pop()
             .ok_or(TrackError::NotFound)
+    }
+
+    /// The current estimate, whole: from memory, or from the shared store.
+    fn cached(&self, shipment_id: &str) -> Result<Option<Snapshot>, TrackError> {
+        Ok(match &self.shared {
+            Some(_) => self.store.current(shipment_id)?,
+            None => lock(&self.latest).get(shipment_id).cloned(),
+        })
     }
 
     pub fn history(&self, organisation: &str, id: &str) -> Result<Vec<Snapshot>, TrackError> {
@@ -687,6 +799,11 @@ impl Tracker {
     /// Also forgets the vehicles that have not pinged for the whole window.
     pub fn compact(&self) -> Result<usize, TrackError> {
         let now = self.now();
+        if let Some(shared) = &self.shared {
+            let removed =
+                shared.delete_pings_before(kept_since(&self.settings, now).timestamp_millis())?;
+            return Ok(removed as usize);
+        }
         let quiet_since = now - TimeDelta::hours(self.settings.window_hours);
         let forgotten = lock(&self.book).forget_quiet(quiet_since.timestamp_millis());
         if forgotten > 0 {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{ApiKey, Organisation};
 use crate::live::eta::Snapshot;
+use crate::live::pings::Ping;
 use crate::live::shipment::{Shipment, Status};
 use crate::uploads::Upload;
 
@@ -111,19 +112,77 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the organisation's rows may train the pooled model; `None` until it says.
     fn consent(&self, organisation: &str) -> StoreResult<Option<Consent>>;
     fn set_consent(&self, consent: &Consent) -> StoreResult<()>;
+    /// Keeps a shipment's current estimate, whole (plan and factors included), in place of
+    /// the previous: with a shared store every replica answers it.
+    fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()>;
+    fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>>;
+    /// The planned or in-transit shipments of one vehicle.
+    fn active_shipments_of(
+        &self,
+        organisation: &str,
+        vehicle_id: &str,
+    ) -> StoreResult<Vec<Shipment>>;
+    /// Takes the lease `name` for `holder` for `ttl_ms` from now by the database's clock, or
+    /// renews it, if it is free, expired or already `holder`'s; true when `holder` holds it.
+    /// Work that must happen once across processes runs under a lease.
+    fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool>;
+    /// Gives the lease up at once (a process stopping cleanly), if `holder` holds it.
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 }
 
-/// The store the settings name: PostgreSQL at `storage.url`, or SQLite in the data directory.
-pub fn open(
-    settings: &crate::config::StorageSettings,
-    data_dir: &Path,
-) -> StoreResult<Arc<dyn Store>> {
+/// The stores the settings name: PostgreSQL at `storage.url` for records and pings, or SQLite
+/// in the data directory for records (pings then go to Parquet segments beside it).
+pub fn open(settings: &crate::config::StorageSettings, data_dir: &Path) -> StoreResult<Opened> {
     Ok(
         match settings.url.as_deref().filter(|url| !url.is_empty()) {
-            Some(url) => Arc::new(postgres::PostgresStore::connect(url)?),
-            None => Arc::new(sqlite::SqliteStore::open(&data_dir.join("etape.sqlite"))?),
+            Some(url) => {
+                let shared = Arc::new(postgres::PostgresStore::connect(url)?);
+                Opened {
+                    store: shared.clone(),
+                    pings: Some(shared),
+                }
+            }
+            None => Opened {
+                store: Arc::new(sqlite::SqliteStore::open(&data_dir.join("etape.sqlite"))?),
+                pings: None,
+            },
         },
     )
+}
+
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    /// With a shared store, where the pings go.
+    pub pings: Option<Arc<dyn SharedPings>>,
+}
+
+/// Pings in a database every replica reads and writes (PostgreSQL), instead of the Parquet
+/// segments and the in-memory book of one process: a ping posted to one replica is seen
+/// through every other, and the vehicles that moved are recomputed by whichever holds the
+/// lease, once.
+pub trait SharedPings: Send + Sync + 'static {
+    /// Keeps the batch's pings not kept yet (another replica may have had them first) and
+    /// marks their vehicles as moved, in one transaction; returns the new ones.
+    fn append_pings(
+        &self,
+        organisation: &str,
+        vehicles: &[String],
+        pings: &[Ping],
+    ) -> StoreResult<Vec<Ping>>;
+    /// A vehicle's pings from `since_ms` on, sorted by time, each with `vehicle` 0.
+    fn vehicle_pings(
+        &self,
+        organisation: &str,
+        vehicle_id: &str,
+        since_ms: i64,
+    ) -> StoreResult<Vec<Ping>>;
+    /// Takes the vehicles marked as moved since the last call, by any replica:
+    /// `(organisation, vehicle_id)`.
+    fn take_moved_vehicles(&self) -> StoreResult<Vec<(String, String)>>;
+    /// A uniform sample of every vehicle's pings, about `max_rows` of them at most.
+    fn pings_sample(&self, max_rows: usize) -> StoreResult<Vec<Ping>>;
+    /// Forgets the pings older than `before_ms`; returns how many.
+    fn delete_pings_before(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

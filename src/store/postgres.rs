@@ -15,16 +15,19 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    backend, from_json, to_json, Consent, Delivery, Store, StoreError, StoreResult, Webhook,
+    backend, from_json, to_json, Consent, Delivery, SharedPings, Store, StoreError, StoreResult,
+    Webhook,
 };
 use crate::auth::{ApiKey, Organisation};
 use crate::live::eta::Snapshot;
+use crate::live::pings::Ping;
 use crate::live::shipment::{Shipment, Status};
 use crate::uploads::Upload;
 
 /// Applied in order, each once, recorded in `schema_migrations`: append, never edit, a
 /// migration. The same tables as the SQLite store's, with sequences where SQLite has rowids.
-const MIGRATIONS: &[&str] = &["CREATE TABLE shipments (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE shipments (
         id TEXT PRIMARY KEY,
         organisation TEXT NOT NULL,
         reference TEXT NOT NULL,
@@ -74,7 +77,38 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE shipments (
     CREATE TABLE consents (
         organisation TEXT PRIMARY KEY,
         body TEXT NOT NULL
-    );"];
+    );",
+    "CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE TABLE current_snapshots (
+        shipment_id TEXT PRIMARY KEY REFERENCES shipments (id),
+        body TEXT NOT NULL
+    );
+    CREATE INDEX shipments_by_vehicle ON shipments (organisation, vehicle_id, status);",
+    "CREATE TABLE pings (
+        organisation TEXT NOT NULL,
+        vehicle_id TEXT NOT NULL,
+        timestamp_ms BIGINT NOT NULL,
+        lat DOUBLE PRECISION NOT NULL,
+        lon DOUBLE PRECISION NOT NULL,
+        speed_kmh DOUBLE PRECISION,
+        heading DOUBLE PRECISION,
+        PRIMARY KEY (organisation, vehicle_id, timestamp_ms)
+    );
+    CREATE INDEX pings_by_time ON pings (timestamp_ms);
+    CREATE TABLE moved_vehicles (
+        organisation TEXT NOT NULL,
+        vehicle_id TEXT NOT NULL,
+        PRIMARY KEY (organisation, vehicle_id)
+    );",
+];
+
+/// Milliseconds since the epoch by the server's clock, which every replica shares (the
+/// statement's, not the transaction's).
+const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 /// Replicas starting together wait on this lock instead of migrating twice.
 const MIGRATION_LOCK: i64 = 0x6574_6170_655f_6d67;
@@ -422,6 +456,55 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO current_snapshots (shipment_id, body) VALUES ($1, $2)
+             ON CONFLICT (shipment_id) DO UPDATE SET body = excluded.body",
+            &[&snapshot.shipment_id, &to_json(snapshot)?],
+        )?;
+        Ok(())
+    }
+
+    fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
+        self.body(
+            "SELECT body FROM current_snapshots WHERE shipment_id = $1",
+            &[&shipment_id],
+        )
+    }
+
+    fn active_shipments_of(
+        &self,
+        organisation: &str,
+        vehicle_id: &str,
+    ) -> StoreResult<Vec<Shipment>> {
+        self.bodies(
+            "SELECT body FROM shipments WHERE organisation = $1 AND vehicle_id = $2
+             AND status IN ('planned', 'in_transit') ORDER BY id",
+            &[&organisation, &vehicle_id],
+        )
+    }
+
+    fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+        let taken = self.execute(
+            &format!(
+                "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, {NOW_MS} + $3)
+                 ON CONFLICT (name) DO UPDATE
+                 SET holder = excluded.holder, expires_ms = excluded.expires_ms
+                 WHERE leases.holder = excluded.holder OR leases.expires_ms < {NOW_MS}"
+            ),
+            &[&name, &holder, &ttl_ms],
+        )?;
+        Ok(taken > 0)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.execute(
+            "DELETE FROM leases WHERE name = $1 AND holder = $2",
+            &[&name, &holder],
+        )?;
+        Ok(())
+    }
+
     fn deliveries(&self, webhook_id: &str, limit: usize) -> StoreResult<Vec<Delivery>> {
         self.bodies(
             "SELECT body FROM deliveries WHERE webhook_id = $1 ORDER BY seq DESC LIMIT $2",
@@ -514,5 +597,135 @@ impl Store for PostgresStore {
             &[&consent.organisation, &to_json(consent)?],
         )?;
         Ok(())
+    }
+}
+
+fn optional(value: f64) -> Option<f64> {
+    (!value.is_nan()).then_some(value)
+}
+
+fn ping_of(row: &Row) -> Ping {
+    Ping {
+        vehicle: 0,
+        timestamp_ms: row.get(0),
+        lat: row.get(1),
+        lon: row.get(2),
+        speed_kmh: row.get::<_, Option<f64>>(3).unwrap_or(f64::NAN),
+        heading: row.get::<_, Option<f64>>(4).unwrap_or(f64::NAN),
+    }
+}
+
+impl SharedPings for PostgresStore {
+    fn append_pings(
+        &self,
+        organisation: &str,
+        vehicles: &[String],
+        pings: &[Ping],
+    ) -> StoreResult<Vec<Ping>> {
+        let vehicle_ids: Vec<&str> = pings
+            .iter()
+            .map(|ping| vehicles[ping.vehicle as usize].as_str())
+            .collect();
+        let timestamps: Vec<i64> = pings.iter().map(|ping| ping.timestamp_ms).collect();
+        let lat: Vec<f64> = pings.iter().map(|ping| ping.lat).collect();
+        let lon: Vec<f64> = pings.iter().map(|ping| ping.lon).collect();
+        let speed: Vec<Option<f64>> = pings.iter().map(|ping| optional(ping.speed_kmh)).collect();
+        let heading: Vec<Option<f64>> = pings.iter().map(|ping| optional(ping.heading)).collect();
+        // One statement: the pings and the marks of their vehicles commit together, so that
+        // whoever takes a mark sees the pings behind it.
+        let kept = self.rows(
+            "WITH new AS (
+                INSERT INTO pings
+                    (organisation, vehicle_id, timestamp_ms, lat, lon, speed_kmh, heading)
+                SELECT $1, * FROM unnest($2::TEXT[], $3::BIGINT[], $4::FLOAT8[], $5::FLOAT8[],
+                                         $6::FLOAT8[], $7::FLOAT8[])
+                ON CONFLICT DO NOTHING
+                RETURNING vehicle_id, timestamp_ms
+            ), marked AS (
+                INSERT INTO moved_vehicles (organisation, vehicle_id)
+                SELECT DISTINCT $1, vehicle_id FROM new
+                ON CONFLICT DO NOTHING
+            )
+            SELECT vehicle_id, timestamp_ms FROM new",
+            &[
+                &organisation,
+                &vehicle_ids,
+                &timestamps,
+                &lat,
+                &lon,
+                &speed,
+                &heading,
+            ],
+        )?;
+        let mut new: std::collections::HashSet<(String, i64)> = kept
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
+            .collect();
+        // A ping twice in one batch was inserted once: the first copy is the new one.
+        Ok(pings
+            .iter()
+            .filter(|ping| {
+                new.remove(&(vehicles[ping.vehicle as usize].clone(), ping.timestamp_ms))
+            })
+            .copied()
+            .collect())
+    }
+
+    fn vehicle_pings(
+        &self,
+        organisation: &str,
+        vehicle_id: &str,
+        since_ms: i64,
+    ) -> StoreResult<Vec<Ping>> {
+        Ok(self
+            .rows(
+                "SELECT timestamp_ms, lat, lon, speed_kmh, heading FROM pings
+                 WHERE organisation = $1 AND vehicle_id = $2 AND timestamp_ms >= $3
+                 ORDER BY timestamp_ms",
+                &[&organisation, &vehicle_id, &since_ms],
+            )?
+            .iter()
+            .map(ping_of)
+            .collect())
+    }
+
+    fn take_moved_vehicles(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(self
+            .rows(
+                "DELETE FROM moved_vehicles RETURNING organisation, vehicle_id",
+                &[],
+            )?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+
+    fn pings_sample(&self, max_rows: usize) -> StoreResult<Vec<Ping>> {
+        // The planner's estimate of the table's size: counting 14 million rows takes seconds.
+        let estimate: f32 = self
+            .rows(
+                "SELECT GREATEST(reltuples, 0)::REAL FROM pg_class WHERE relname = 'pings'",
+                &[],
+            )?
+            .first()
+            .map_or(0.0, |row| row.get(0));
+        let percent: f32 = if estimate <= max_rows as f32 {
+            100.0
+        } else {
+            (max_rows as f32 / estimate * 100.0).max(0.001)
+        };
+        Ok(self
+            .rows(
+                "SELECT timestamp_ms, lat, lon, speed_kmh, heading
+                 FROM pings TABLESAMPLE BERNOULLI ($1) LIMIT $2",
+                &[&percent, &sql_limit(max_rows)],
+            )?
+            .iter()
+            .map(ping_of)
+            .collect())
+    }
+
+    fn delete_pings_before(&self, before_ms: i64) -> StoreResult<u64> {
+        self.execute("DELETE FROM pings WHERE timestamp_ms < $1", &[&before_ms])
     }
 }

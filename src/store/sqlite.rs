@@ -74,8 +74,23 @@ fn migrations() -> Migrations<'static> {
                 body TEXT NOT NULL
             );",
         ),
+        M::up(
+            "CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_ms INTEGER NOT NULL
+            );
+            CREATE TABLE current_snapshots (
+                shipment_id TEXT PRIMARY KEY REFERENCES shipments (id),
+                body TEXT NOT NULL
+            );
+            CREATE INDEX shipments_by_vehicle ON shipments (organisation, vehicle_id, status);",
+        ),
     ])
 }
+
+/// Milliseconds since the epoch by SQLite's clock.
+const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
@@ -375,6 +390,63 @@ impl Store for SqliteStore {
                 "INSERT INTO consents (organisation, body) VALUES (?1, ?2)
                  ON CONFLICT (organisation) DO UPDATE SET body = excluded.body",
                 params![consent.organisation, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let body = to_json(snapshot)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO current_snapshots (shipment_id, body) VALUES (?1, ?2)
+                 ON CONFLICT (shipment_id) DO UPDATE SET body = excluded.body",
+                params![snapshot.shipment_id, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
+        let found: Vec<Snapshot> = self.bodies(
+            "SELECT body FROM current_snapshots WHERE shipment_id = ?1",
+            params![shipment_id],
+        )?;
+        Ok(found.into_iter().next())
+    }
+
+    fn active_shipments_of(
+        &self,
+        organisation: &str,
+        vehicle_id: &str,
+    ) -> StoreResult<Vec<Shipment>> {
+        self.bodies(
+            "SELECT body FROM shipments WHERE organisation = ?1 AND vehicle_id = ?2
+             AND status IN ('planned', 'in_transit') ORDER BY id",
+            params![organisation, vehicle_id],
+        )
+    }
+
+    fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+        let taken = self.with(|connection| {
+            connection.execute(
+                &format!(
+                    "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, {NOW_MS} + ?3)
+                     ON CONFLICT (name) DO UPDATE
+                     SET holder = excluded.holder, expires_ms = excluded.expires_ms
+                     WHERE leases.holder = excluded.holder OR leases.expires_ms < {NOW_MS}"
+                ),
+                params![name, holder, ttl_ms],
+            )
+        })?;
+        Ok(taken > 0)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.with(|connection| {
+            connection.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
             )
         })?;
         Ok(())

@@ -139,6 +139,23 @@ fn shipments_page_and_refuse_a_reference_twice(store: &dyn Store) {
     assert!(store.shipment("other", "shp_1").unwrap().is_none());
     assert_eq!(store.shipment("other", "shp_9").unwrap(), Some(other));
 
+    let of_vehicle = |organisation| -> Vec<String> {
+        store
+            .active_shipments_of(organisation, "AB-123-CD")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    };
+    assert_eq!(
+        of_vehicle("org"),
+        ["shp_0", "shp_1", "shp_2", "shp_3", "shp_4"]
+    );
+    assert_eq!(of_vehicle("other"), ["shp_9"]);
+    assert!(store
+        .active_shipments_of("org", "ZZ-999-ZZ")
+        .unwrap()
+        .is_empty());
     let mut delivered = store.shipment("org", "shp_0").unwrap().unwrap();
     delivered.status = Status::Delivered;
     delivered.delivered_at = Some(at("2026-11-30T15:10:00Z"));
@@ -160,6 +177,7 @@ fn shipments_page_and_refuse_a_reference_twice(store: &dyn Store) {
             "other/shp_9"
         ]
     );
+    assert_eq!(of_vehicle("org"), ["shp_1", "shp_2", "shp_3", "shp_4"]);
 }
 
 fn snapshots_keep_their_order(store: &dyn Store) {
@@ -180,6 +198,12 @@ fn snapshots_keep_their_order(store: &dyn Store) {
         .map(|s| (s.stops[0].eta - at("2026-11-30T15:00:00Z")).num_minutes())
         .collect();
     assert_eq!(etas, [0, 12, -3, 40]);
+    assert_eq!(store.current("shp_a").unwrap(), None);
+    store.save_current(&snapshot("shp_a", 5)).unwrap();
+    store.save_current(&snapshot("shp_a", 7)).unwrap();
+    store.save_current(&snapshot("shp_b", 9)).unwrap();
+    assert_eq!(store.current("shp_a").unwrap(), Some(snapshot("shp_a", 7)));
+    assert_eq!(store.current("shp_b").unwrap(), Some(snapshot("shp_b", 9)));
     assert_eq!(store.snapshots("shp_b").unwrap().len(), 4);
     assert!(store.snapshots("shp_none").unwrap().is_empty());
 }
@@ -304,11 +328,29 @@ fn uploads_and_consent(store: &dyn Store) {
     assert_eq!(store.consent("other").unwrap(), None);
 }
 
+fn leases_pass_on_when_they_expire_or_are_given_up(store: &dyn Store) {
+    assert!(store.acquire_lease("leader", "a", 200).unwrap());
+    assert!(!store.acquire_lease("leader", "b", 200).unwrap());
+    // Its holder renews it; another lease is another name.
+    assert!(store.acquire_lease("leader", "a", 200).unwrap());
+    assert!(store.acquire_lease("retraining", "b", 60_000).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Expired: the next one to ask takes it, and the first holder has lost it.
+    assert!(store.acquire_lease("leader", "b", 60_000).unwrap());
+    assert!(!store.acquire_lease("leader", "a", 60_000).unwrap());
+    // Only the holder gives it up.
+    store.release_lease("leader", "a").unwrap();
+    assert!(!store.acquire_lease("leader", "a", 60_000).unwrap());
+    store.release_lease("leader", "b").unwrap();
+    assert!(store.acquire_lease("leader", "a", 60_000).unwrap());
+    assert!(!store.acquire_lease("retraining", "a", 60_000).unwrap());
+}
+
 /// A contract check, by name (the name of its PostgreSQL database).
 type Check = (&'static str, fn(&dyn Store));
 
 /// Every contract check, each on a store of its own.
-const CONTRACT: [Check; 5] = [
+const CONTRACT: [Check; 6] = [
     (
         "shipments_page_and_refuse_a_reference_twice",
         shipments_page_and_refuse_a_reference_twice,
@@ -320,6 +362,10 @@ const CONTRACT: [Check; 5] = [
     ),
     ("organisations_and_keys", organisations_and_keys),
     ("uploads_and_consent", uploads_and_consent),
+    (
+        "leases_pass_on_when_they_expire_or_are_given_up",
+        leases_pass_on_when_they_expire_or_are_given_up,
+    ),
 ];
 
 #[test]
@@ -431,4 +477,65 @@ fn a_bad_postgres_url_is_a_clear_error() {
         .err()
         .unwrap();
     assert!(error.to_string().contains("storage failed"), "{error}");
+}
+
+#[test]
+fn postgres_shares_pings_between_replicas_once_each() {
+    use super::SharedPings;
+    use crate::live::pings::Ping;
+
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let database = PostgresStore::scratch_database(&url, "shared_pings").unwrap();
+    let (one, two) = (
+        PostgresStore::connect(&database).unwrap(),
+        PostgresStore::connect(&database).unwrap(),
+    );
+    let start = at("2026-11-28T08:00:00Z").timestamp_millis();
+    let ping = |vehicle: u32, minute: i64| Ping {
+        vehicle,
+        timestamp_ms: start + minute * 60_000,
+        lat: 45.0 + minute as f64 * 0.01,
+        lon: 4.0,
+        speed_kmh: if minute % 2 == 0 { 80.0 } else { f64::NAN },
+        heading: f64::NAN,
+    };
+    let vehicles = ["A".to_owned(), "B".to_owned()];
+    let first = [ping(0, 0), ping(0, 1), ping(1, 0), ping(0, 1)];
+    // The copy within the batch is kept once; the first copy is the new one.
+    assert_eq!(one.append_pings("org", &vehicles, &first).unwrap().len(), 3);
+    // The same pings through another replica: nothing new, a later one new.
+    let second = [ping(0, 1), ping(0, 2)];
+    let new = two.append_pings("org", &vehicles, &second).unwrap();
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0].timestamp_ms, start + 120_000);
+    // Another organisation's vehicle of the same name is another vehicle.
+    assert_eq!(
+        two.append_pings("other", &vehicles, &second).unwrap().len(),
+        2
+    );
+
+    let seen = one.vehicle_pings("org", "A", start + 60_000).unwrap();
+    let minutes: Vec<i64> = seen
+        .iter()
+        .map(|ping| (ping.timestamp_ms - start) / 60_000)
+        .collect();
+    assert_eq!(minutes, [1, 2]);
+    assert!(seen[0].speed_kmh.is_nan() && seen[1].speed_kmh == 80.0);
+    // Every vehicle that moved, once, to whoever asks first.
+    let mut moved = two.take_moved_vehicles().unwrap();
+    moved.sort();
+    let expected: Vec<(String, String)> = [("org", "A"), ("org", "B"), ("other", "A")]
+        .iter()
+        .map(|(o, v)| (o.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(moved, expected);
+    assert!(one.take_moved_vehicles().unwrap().is_empty());
+
+    assert_eq!(one.pings_sample(1_000).unwrap().len(), 6);
+    assert!(one.pings_sample(2).unwrap().len() <= 2);
+    assert_eq!(two.delete_pings_before(start + 60_000).unwrap(), 2);
+    assert_eq!(one.vehicle_pings("org", "B", 0).unwrap().len(), 0);
+    assert_eq!(one.pings_sample(1_000).unwrap().len(), 4);
 }
