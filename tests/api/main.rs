@@ -11,5 +11,6 @@ mod helpers;
 mod history;
 mod model;
 mod operations;
+mod replicas;
 mod tracking;
 mod training;

@@ -21,20 +21,20 @@ fn stamp(instant: DateTime<Utc>) -> String {
 }
 
 /// One delivery as received: the event header, the signature header and the raw body.
-type Delivery = (String, String, Vec<u8>);
+pub(crate) type Delivery = (String, String, Vec<u8>);
 
 /// What a webhook receiver on 127.0.0.1 got.
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<Delivery>>>);
+pub(crate) struct Received(Arc<Mutex<Vec<Delivery>>>);
 
 impl Received {
-    fn all(&self) -> Vec<Delivery> {
+    pub(crate) fn all(&self) -> Vec<Delivery> {
         self.0.lock().unwrap().clone()
     }
 }
 
 /// A webhook receiver answering `status` to everything.
-async fn receiver(status: u16) -> (String, Received, actix_web::dev::ServerHandle) {
+pub(crate) async fn receiver(status: u16) -> (String, Received, actix_web::dev::ServerHandle) {
     let received = Received::default();
     let kept = received.clone();
     let server = HttpServer::new(move || {
