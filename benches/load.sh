@@ -7,6 +7,9 @@
 #   FEEDS=faulty bash benches/load.sh               # weather answering 503, traffic hanging,
 #                                                   # routing refusing connections
 #   FEEDS=healthy bash benches/load.sh              # the same feeds answering at once
+#   STORE=postgres REPLICAS=2 SCENARIOS="eta positions mixed" bash benches/load.sh
+#                                                   # replicas on a PostgreSQL cluster of its own
+#                                                   # (from Debian, fsync on), behind nginx (Debian)
 # CONNECTIONS (16) and THREADS (1) are wrk's; WORKERS the service's (default: one a core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +20,8 @@ DURATION=${DURATION:-20}
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-1}
 FEEDS=${FEEDS:-none}
+STORE=${STORE:-sqlite}
+REPLICAS=${REPLICAS:-1}
 BIN=${BIN:-target/release/etape}
 OUT=${OUT:-target/load}
 
@@ -27,10 +32,20 @@ if [ "$BIN" = target/release/etape ]; then
   cargo build --locked --release --bin etape
 fi
 
+if [ "$STORE" = postgres ]; then
+  # Durable commits, as a deployment has them (the tests' cluster skips fsync).
+  PG_FSYNC=on ensure_postgres
+  ensure_nginx
+elif [ "$REPLICAS" != 1 ]; then
+  echo "REPLICAS needs STORE=postgres: replicas share a PostgreSQL database" >&2
+  exit 2
+fi
+
 work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  stop_postgres
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,20 +67,51 @@ if [ "$FEEDS" != none ]; then
   fi
 fi
 
-port=$(free_port)
-serve_args=(serve --bind "127.0.0.1:$port" --data-dir "$work/data" --no-demo)
 [ -n "${WORKERS:-}" ] && export ETAPE__SERVER__WORKERS=$WORKERS
 # One key drives the whole load: its rate limit is raised out of the way, but still checked.
 export ETAPE__API__RATE_LIMIT_PER_SECOND=${RATE_LIMIT:-10000000} ETAPE__API__RATE_LIMIT_BURST=${RATE_LIMIT:-10000000}
-ETAPE__MODEL__DIR=data/models/bundled RUST_LOG=warn "$BIN" "${serve_args[@]}" > "$work/service.log" 2>&1 &
-service=$!
-pids+=("$service")
-disown "$service"
-for _ in $(seq 300); do
-  [ -s "$work/data/demo-keys.env" ] && curl -sf "http://127.0.0.1:$port/readyz" > /dev/null && break
-  sleep 0.1
+if [ "$STORE" = postgres ]; then
+  psql -q "$ETAPE_TEST_POSTGRES_URL" -c "CREATE DATABASE etape_load"
+  export ETAPE__STORAGE__URL="${ETAPE_TEST_POSTGRES_URL%/*}/etape_load"
+fi
+# Replicas share the data directory (keys, models, uploads); the first start creates the keys.
+services=()
+ports=()
+for replica in $(seq "$REPLICAS"); do
+  replica_port=$(free_port)
+  ETAPE__MODEL__DIR=data/models/bundled RUST_LOG=warn "$BIN" serve --bind "127.0.0.1:$replica_port" \
+    --data-dir "$work/data" --no-demo > "$work/service-$replica.log" 2>&1 &
+  pids+=($!)
+  services+=($!)
+  ports+=("$replica_port")
+  disown $!
+  for _ in $(seq 300); do
+    [ -s "$work/data/demo-keys.env" ] && curl -sf "http://127.0.0.1:$replica_port/readyz" > /dev/null && break
+    sleep 0.1
+  done
+  curl -sf "http://127.0.0.1:$replica_port/readyz" > /dev/null || { cat "$work/service-$replica.log"; exit 1; }
 done
-curl -sf "http://127.0.0.1:$port/readyz" > /dev/null || { cat "$work/service.log"; exit 1; }
+service=${services[0]}
+port=${ports[0]}
+if [ "$STORE" = postgres ]; then
+  # One address in front of the replicas, as a deployment has.
+  port=$(free_port)
+  {
+    # One process, the one killed at the end.
+    echo "master_process off; pid $work/nginx.pid; error_log $work/nginx.log warn;"
+    echo "events { worker_connections 1024; }"
+    echo "http { access_log off; upstream etape {"
+    for replica_port in "${ports[@]}"; do echo "  server 127.0.0.1:$replica_port;"; done
+    echo "  keepalive 64; }"
+    echo "  server { listen 127.0.0.1:$port; client_max_body_size 64m;"
+    echo "    location / { proxy_pass http://etape; proxy_http_version 1.1;"
+    echo "      proxy_set_header Connection \"\"; proxy_set_header Host \$host; } } }"
+  } > "$work/nginx.conf"
+  nginx -c "$work/nginx.conf" -g 'daemon off;' > "$work/nginx.out" 2>&1 &
+  pids+=($!)
+  disown $!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" > /dev/null && break; sleep 0.1; done
+fi
 export ETAPE_KEY
 ETAPE_KEY=$(grep ETAPE_CARRIER_KEY "$work/data/demo-keys.env" | cut -d= -f2)
 export LOAD_DIR="$PWD/benches/load"
@@ -87,12 +133,13 @@ for scenario in $SCENARIOS; do
     -s benches/load/requests.lua "http://127.0.0.1:$port" | tail -n1)
   peak=$(awk '/VmHWM/ {print $2}' "/proc/$service/status")
   echo "$line"
-  python3 - "$line" "$scenario" "$peak" "$cores" "$commit" "$FEEDS" "$CONNECTIONS" >> "$results" <<'PY'
+  python3 - "$line" "$scenario" "$peak" "$cores" "$commit" "$FEEDS" "$CONNECTIONS" "$STORE" "$REPLICAS" >> "$results" <<'PY'
 import json, sys
-line, scenario, peak, cores, commit, feeds, connections = sys.argv[1:]
+line, scenario, peak, cores, commit, feeds, connections, store, replicas = sys.argv[1:]
 result = json.loads(line)
 result.update(scenario=scenario, peak_rss_mib=round(int(peak) / 1024, 1), cores=int(cores),
-              commit=commit, feeds=feeds, connections=int(connections))
+              commit=commit, feeds=feeds, connections=int(connections), store=store,
+              replicas=int(replicas))
 print(json.dumps(result))
 PY
 done
@@ -101,12 +148,12 @@ done
 python3 - "$results" > "$OUT/results.md" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-print("| scenario | feeds | requests/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|")
+print("| scenario | store, replicas | feeds | requests/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|")
 # An answer without its degraded flags, with every feed down, counts as an error.
 for r in rows:
     errors = r["non_2xx"] + r["socket_errors"] + r["timeouts"] + r.get("undegraded", 0)
-    print(f"| {r['scenario']} | {r['feeds']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+    print(f"| {r['scenario']} | {r.get('store', 'sqlite')}, {r.get('replicas', 1)} | {r['feeds']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
           f"| {r['p999_ms']:.2f} | {errors} | {r['peak_rss_mib']:.0f} |")
 PY
 cat "$OUT/results.md"

@@ -85,6 +85,13 @@ ensure_cargo_deny() {
   cargo install cargo-deny --locked
 }
 
+# nginx, from Debian, is the one address in front of replicas in the load benchmark.
+ensure_nginx() {
+  command -v nginx >/dev/null 2>&1 && return
+  step "installing nginx"
+  apt_install nginx-light
+}
+
 # wrk, from Debian, drives the load benchmark.
 ensure_wrk() {
   command -v wrk >/dev/null 2>&1 && return
@@ -111,7 +118,7 @@ ensure_postgres() {
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "${as[@]}" "$bin/initdb" -D "$PG_DATA/data" -U etape --auth=trust -E UTF8 >/dev/null
   "${as[@]}" "$bin/pg_ctl" -D "$PG_DATA/data" -l "$PG_DATA/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_DATA -c fsync=off -c max_connections=200" \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_DATA -c fsync=${PG_FSYNC:-off} -c max_connections=200" \
     start >/dev/null
   PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$PG_DATA/data" -m immediate stop)
   trap 'stop_postgres' EXIT

@@ -273,6 +273,23 @@ impl PostgresStore {
         Ok(self.bodies(sql, parameters)?.into_iter().next())
     }
 
+    /// The server tests and benchmarks may use (`ETAPE_TEST_POSTGRES_URL`), if any; with
+    /// `ETAPE_REQUIRE_POSTGRES=1`, its absence is a failure rather than a skip.
+    #[doc(hidden)]
+    pub fn test_server() -> Option<String> {
+        match std::env::var("ETAPE_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ => {
+                assert!(
+                    std::env::var("ETAPE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "ETAPE_REQUIRE_POSTGRES=1 but ETAPE_TEST_POSTGRES_URL is not set"
+                );
+                eprintln!("PostgreSQL tests skipped: ETAPE_TEST_POSTGRES_URL is not set");
+                None
+            }
+        }
+    }
+
     /// Creates the empty database `etape_test_{name}` on the server of `url` (a
     /// `postgres://` URL), dropping any left by an earlier run, and returns its URL: tests
     /// and benchmarks take one each.

@@ -377,17 +377,7 @@ fn sqlite_keeps_the_contract() {
 
 /// The server to test against, if any.
 pub(crate) fn postgres_url() -> Option<String> {
-    match std::env::var("ETAPE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("ETAPE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "ETAPE_REQUIRE_POSTGRES=1 but ETAPE_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!("PostgreSQL tests skipped: ETAPE_TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
+    PostgresStore::test_server()
 }
 
 #[test]

@@ -98,20 +98,9 @@ pub fn store_url(data_dir: &std::path::Path) -> Option<String> {
     Some(url.clone())
 }
 
-/// The PostgreSQL server the tests may use, if any; with `ETAPE_REQUIRE_POSTGRES=1`, its
-/// absence fails the test instead of skipping it.
+/// The PostgreSQL server the tests may use, if any.
 pub fn postgres_server() -> Option<String> {
-    match std::env::var("ETAPE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("ETAPE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "ETAPE_REQUIRE_POSTGRES=1 but ETAPE_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!("skipped: ETAPE_TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
+    etape::store::postgres::PostgresStore::test_server()
 }
 
 /// The keys the first start wrote to the data directory, by role.
