@@ -48,26 +48,15 @@ impl Application {
     }
 
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        let (pooled, own) = named_models(&settings.model.dir, &settings.storage.data_dir);
         let model_eta = Arc::new(ModelEta::new(
             RulesEta::new(settings.rules_eta_config()),
-            load_model(
-                &crate::jobs::remembered_active(&settings.model.dir, &settings.storage.data_dir)
-                    .unwrap_or_else(|| settings.model.dir.clone()),
-            ),
+            load_model(&pooled),
             settings.model.batch_threads,
         ));
-        // Partners that do not pool are served by the newest model of their own.
-        let mut own: Vec<_> =
-            crate::api::models::known_models(&settings.model.dir, &settings.storage.data_dir)
-                .into_iter()
-                .filter(|(dir, card)| {
-                    card.owner.is_some() && dir.join(crate::jobs::ACTIVATED).exists()
-                })
-                .collect();
-        own.sort_by_key(|(_, card)| card.created_at);
-        for (dir, card) in own {
-            if let (Some(owner), Some(served)) = (&card.owner, load_model(&dir)) {
-                model_eta.set_own(owner, Some(served));
+        for (owner, dir) in own {
+            if let Some(served) = load_model(&dir) {
+                model_eta.set_own(&owner, Some(served));
             }
         }
         let estimator: Arc<dyn EstimateEta> = model_eta.clone();
@@ -210,6 +199,11 @@ impl Application {
             background.push(tokio::spawn(lease_loop(
                 self.store.clone(),
                 self.tracker.clone(),
+            )));
+            background.push(tokio::spawn(follow_models_loop(
+                self.estimator.clone(),
+                self.settings.model.dir.clone(),
+                self.settings.storage.data_dir.clone(),
             )));
         }
         background.push(tokio::spawn(refresh_loop(
@@ -444,6 +438,62 @@ async fn retrain_loop(state: Arc<AppState>, every: Duration) {
 
 /// How often small ping segments are merged.
 const COMPACTION_EVERY: Duration = Duration::from_secs(600);
+
+/// The models the model directory and the data directory name: the pooled model last
+/// activated (else `model.dir`), and each organisation's newest activated model of its own.
+fn named_models(model_dir: &Path, data_dir: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
+    let pooled =
+        crate::jobs::remembered_active(model_dir, data_dir).unwrap_or_else(|| model_dir.to_owned());
+    // Partners that do not pool are served by the newest model of their own.
+    let mut own: Vec<_> = crate::api::models::known_models(model_dir, data_dir)
+        .into_iter()
+        .filter(|(dir, card)| card.owner.is_some() && dir.join(crate::jobs::ACTIVATED).exists())
+        .collect();
+    own.sort_by_key(|(_, card)| card.created_at);
+    let newest: std::collections::BTreeMap<String, PathBuf> = own
+        .into_iter()
+        .filter_map(|(dir, card)| Some((card.owner?, dir)))
+        .collect();
+    (pooled, newest.into_iter().collect())
+}
+
+/// How soon a replica serves a model another replica activated.
+const FOLLOW_MODELS_EVERY: Duration = Duration::from_secs(3);
+
+/// Replicas share the data directory: a model activated through one (or trained and judged
+/// better by the one that leads) is served by every other within `FOLLOW_MODELS_EVERY`.
+async fn follow_models_loop(estimator: Arc<ModelEta>, model_dir: PathBuf, data_dir: PathBuf) {
+    let mut ticks = tokio::time::interval(FOLLOW_MODELS_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (estimator, model_dir, data_dir) =
+            (estimator.clone(), model_dir.clone(), data_dir.clone());
+        let _ =
+            tokio::task::spawn_blocking(move || follow_models(&estimator, &model_dir, &data_dir))
+                .await;
+    }
+}
+
+fn follow_models(estimator: &ModelEta, model_dir: &Path, data_dir: &Path) {
+    let version = |dir: &Path| registry::read_card(dir).ok().map(|card| card.version);
+    let (pooled, own) = named_models(model_dir, data_dir);
+    let serving = estimator.active().map(|served| served.version.clone());
+    if version(&pooled) != serving {
+        tracing::info!(message = "Following the model activated elsewhere.", dir = %pooled.display());
+        estimator.swap(load_model(&pooled));
+    }
+    let mut serving_own = estimator.own_versions();
+    for (owner, dir) in own {
+        if serving_own.remove(&owner) != version(&dir) {
+            estimator.set_own(&owner, load_model(&dir));
+        }
+    }
+    // Own models no longer named (their owner's data erased) serve no more.
+    for owner in serving_own.keys() {
+        estimator.set_own(owner, None);
+    }
+}
 
 fn load_model(dir: &Path) -> Option<ServedModel> {
     match registry::load(dir) {

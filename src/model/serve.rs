@@ -77,6 +77,15 @@ impl ModelEta {
         });
     }
 
+    /// The version of each organisation's own model, by organisation.
+    pub fn own_versions(&self) -> HashMap<String, String> {
+        self.own
+            .load()
+            .iter()
+            .map(|(organisation, served)| (organisation.clone(), served.version.clone()))
+            .collect()
+    }
+
     /// The model that answers for a partner: its own, else the pooled one.
     pub fn serving(&self, partner: Option<&str>) -> Option<Arc<ServedModel>> {
         partner

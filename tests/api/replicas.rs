@@ -4,9 +4,12 @@
 //!
 //! Runs when `ETAPE_TEST_POSTGRES_URL` names a server (scripts/test starts one).
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::{json, Value};
 
 use crate::helpers::RunningBinary;
@@ -26,6 +29,14 @@ fn pings(from: DateTime<Utc>, count: i64, (lat, lon): (f64, f64), step: f64) -> 
                 + "\n"
         })
         .collect()
+}
+
+async fn serving(replica: &RunningBinary) -> String {
+    let operations = replica.get_json("/v1/operations").await;
+    operations["model_version"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
 }
 
 async fn post_pings(replica: &RunningBinary, body: String) -> Value {
@@ -147,11 +158,30 @@ async fn replicas_share_pings_fire_each_webhook_once_and_survive_the_leader_kill
     assert_eq!(eta["as_of"], last.as_str(), "{eta}");
     assert_eq!(settled(&received, "arrived", 1).await, 1, "arrived once");
 
-    // Kill the replica that leads; the others carry on.
+    // Kill the replica that leads while pings of another truck stream to all three; the
+    // others carry on.
     let leader = replicas.iter().position(leads).expect("one replica leads");
     assert_eq!(replicas.iter().filter(|r| leads(r)).count(), 1);
+    let streaming = Arc::new(AtomicBool::new(true));
+    let stream = tokio::spawn(stream_pings(
+        replicas
+            .iter()
+            .map(|r| (r.base.clone(), r.client.clone()))
+            .collect(),
+        streaming.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(700)).await;
     replicas[leader].child.kill().unwrap();
     replicas[leader].child.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    streaming.store(false, Ordering::SeqCst);
+    let (sent, acknowledged) = stream.await.unwrap();
+    eprintln!(
+        "{} pings sent across the kill, {} acknowledged",
+        sent.len(),
+        acknowledged.len()
+    );
+    assert!(acknowledged.len() > 20);
     let survivor = &replicas[(leader + 1) % 3];
     let other = &replicas[(leader + 2) % 3];
     // Leaving Lyon, through a survivor, while the lease is still the dead one's.
@@ -179,5 +209,114 @@ async fn replicas_share_pings_fire_each_webhook_once_and_survive_the_leader_kill
     assert!(
         shipment["stops"][0]["departed"]["at"].is_string(),
         "{shipment}"
+    );
+    // Every streamed ping acknowledged is there, and nothing that was never sent.
+    let stored: BTreeSet<DateTime<Utc>> = survivor
+        .get_json("/v1/vehicles/RPL-2/positions?since=2000-01-01T00:00:00Z&limit=10000")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ping| ping["timestamp"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        acknowledged.is_subset(&stored),
+        "an acknowledged ping was lost"
+    );
+    assert!(stored.is_subset(&sent), "a ping that was never sent");
+}
+
+/// Posts one ping of truck RPL-2 at a time to each replica in turn until `streaming` ends,
+/// skipping a replica once it fails; returns the instants sent and those acknowledged.
+async fn stream_pings(
+    replicas: Vec<(String, reqwest::Client)>,
+    streaming: Arc<AtomicBool>,
+) -> (BTreeSet<DateTime<Utc>>, BTreeSet<DateTime<Utc>>) {
+    let (mut sent, mut acknowledged) = (BTreeSet::new(), BTreeSet::new());
+    let mut alive = vec![true; replicas.len()];
+    let first = (Utc::now() - TimeDelta::hours(60))
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap();
+    let mut minute = 0;
+    while streaming.load(Ordering::SeqCst) && alive.contains(&true) {
+        let target = minute % replicas.len();
+        minute += 1;
+        if !alive[target] {
+            continue;
+        }
+        let at = first + TimeDelta::minutes(minute as i64);
+        let body = json!({"vehicle_id": "RPL-2", "timestamp": stamp(at), "lat": 47.0, "lon": 3.0})
+            .to_string();
+        let (base, client) = &replicas[target];
+        sent.insert(at);
+        let answer = client
+            .post(format!("{base}/v1/positions"))
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await;
+        match answer {
+            Ok(response) if response.status() == 200 => {
+                acknowledged.insert(at);
+            }
+            _ => alive[target] = false,
+        }
+    }
+    (sent, acknowledged)
+}
+
+#[tokio::test]
+async fn a_model_activated_through_one_replica_is_served_by_the_other() {
+    let Some(server) = crate::helpers::postgres_server() else {
+        return;
+    };
+    let database = etape::store::postgres::PostgresStore::scratch_database(
+        &server,
+        &format!("replicas_models_{}", std::process::id()),
+    )
+    .unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    // A second model in the shared directory: the bundled one under another version.
+    let copy = shared.path().join("models").join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(crate::helpers::BUNDLED_MODEL).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let card_path = copy.join("model.json");
+    let mut card: Value =
+        serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
+    let bundled = card["version"].as_str().unwrap().to_owned();
+    card["version"] = json!("copy-1");
+    std::fs::write(&card_path, card.to_string()).unwrap();
+
+    let env = [
+        ("ETAPE__STORAGE__URL", database.as_str()),
+        ("ETAPE__MODEL__DIR", crate::helpers::BUNDLED_MODEL),
+    ];
+    let start = |_| RunningBinary::start(shared.path(), &["--no-demo".as_ref()], &env);
+    let replicas: Vec<RunningBinary> = (0..2).map(start).collect();
+
+    assert_eq!(serving(&replicas[1]).await, bundled);
+
+    let admin = crate::helpers::client_with_key(&crate::helpers::demo_keys(shared.path())["admin"]);
+    let response = admin
+        .post(format!("{}/v1/models/copy-1/activate", replicas[0].base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(serving(&replicas[0]).await, "copy-1");
+    let mut followed = String::new();
+    for _ in 0..100 {
+        followed = serving(&replicas[1]).await;
+        if followed == "copy-1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        followed, "copy-1",
+        "the other replica serves the activated model"
     );
 }
