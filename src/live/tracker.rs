@@ -578,10 +578,9 @@ impl Tracker {
         read().map_err(|error| TrackError::Storage(error.to_string()))
     }
 
-    /// Recomputes the shipments of every vehicle that pinged since the last call.
     /// Every vehicle's pings in the window, all organisations together: only for what is
-    /// learnt from all of them (congestion), never shown to anyone.
-    /// The pings in memory, every k-th of each vehicle's when there are more than `max_rows`.
+    /// learnt from all of them (congestion), never shown to anyone. Every k-th of each
+    /// vehicle's when there are more than `max_rows` (a random sample with a shared store).
     pub fn pings_sample(&self, max_rows: usize) -> Result<DataFrame, TrackError> {
         match &self.shared {
             Some(shared) => Ok(vehicle_frame(&shared.pings_sample(max_rows)?)),
@@ -591,6 +590,8 @@ impl Tracker {
         }
     }
 
+    /// Recomputes the shipments of every vehicle that pinged since the last call (with a
+    /// shared store, through any replica).
     pub fn refresh_dirty(&self) -> usize {
         let mut dirty: HashSet<VehicleKey> = lock(&self.dirty).drain().collect();
         if let Some(shared) = &self.shared {
