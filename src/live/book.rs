@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
-use super::pings::{ParsedBatch, Ping};
+use super::pings::{reported, ParsedBatch, Ping};
 use super::shipment::Fix;
 use crate::domain::geo::GeoPoint;
 
@@ -66,10 +66,6 @@ pub struct PingBook {
     window_ms: i64,
 }
 
-fn optional(value: f64) -> Option<f64> {
-    (!value.is_nan()).then_some(value)
-}
-
 /// The segments' layout: a vehicle frame's columns after the organisation and the vehicle.
 pub fn pings_frame(organisation: &str, vehicles: &[String], pings: &[Ping]) -> DataFrame {
     let height = pings.len();
@@ -108,8 +104,8 @@ fn track_frame(pings: impl Iterator<Item = Kept>, capacity: usize) -> DataFrame 
         timestamps.push(ping.timestamp_ms);
         lat.push(ping.lat);
         lon.push(ping.lon);
-        speed.push(optional(ping.speed_kmh));
-        heading.push(optional(ping.heading));
+        speed.push(reported(ping.speed_kmh));
+        heading.push(reported(ping.heading));
     }
     let height = timestamps.len();
     let timestamps = Int64Chunked::from_vec("timestamp".into(), timestamps)

@@ -61,6 +61,11 @@ pub struct Ping {
     pub heading: f64,
 }
 
+/// A [`Ping`]'s speed or heading, NaN when not reported, as an option.
+pub fn reported(value: f64) -> Option<f64> {
+    (!value.is_nan()).then_some(value)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     /// The ping's position in the request, from 0.

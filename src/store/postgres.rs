@@ -20,7 +20,7 @@ use super::{
 };
 use crate::auth::{ApiKey, Organisation};
 use crate::live::eta::Snapshot;
-use crate::live::pings::Ping;
+use crate::live::pings::{reported, Ping};
 use crate::live::shipment::{Shipment, Status};
 use crate::uploads::Upload;
 
@@ -617,10 +617,6 @@ impl Store for PostgresStore {
     }
 }
 
-fn optional(value: f64) -> Option<f64> {
-    (!value.is_nan()).then_some(value)
-}
-
 fn ping_of(row: &Row) -> Ping {
     Ping {
         vehicle: 0,
@@ -646,8 +642,8 @@ impl SharedPings for PostgresStore {
         let timestamps: Vec<i64> = pings.iter().map(|ping| ping.timestamp_ms).collect();
         let lat: Vec<f64> = pings.iter().map(|ping| ping.lat).collect();
         let lon: Vec<f64> = pings.iter().map(|ping| ping.lon).collect();
-        let speed: Vec<Option<f64>> = pings.iter().map(|ping| optional(ping.speed_kmh)).collect();
-        let heading: Vec<Option<f64>> = pings.iter().map(|ping| optional(ping.heading)).collect();
+        let speed: Vec<Option<f64>> = pings.iter().map(|ping| reported(ping.speed_kmh)).collect();
+        let heading: Vec<Option<f64>> = pings.iter().map(|ping| reported(ping.heading)).collect();
         // One statement: the pings and the marks of their vehicles commit together, so that
         // whoever takes a mark sees the pings behind it.
         let kept = self.rows(

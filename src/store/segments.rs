@@ -78,8 +78,15 @@ impl PingLog {
 
     /// Every stored ping from `since_ms` on, unsorted and possibly with duplicates.
     pub fn load(&self, since_ms: i64) -> Result<DataFrame, SegmentError> {
+        let mut all = self.stacked(&self.segments()?, since_ms)?;
+        all.rechunk_mut();
+        Ok(all)
+    }
+
+    /// The segments of `paths`, each cut to the pings from `since_ms` on, in one frame.
+    fn stacked(&self, paths: &[PathBuf], since_ms: i64) -> Result<DataFrame, SegmentError> {
         let mut all = DataFrame::empty();
-        self.read_each(&self.segments()?, since_ms, |frame| {
+        self.read_each(paths, since_ms, |frame| {
             if all.width() == 0 {
                 all = frame;
                 Ok(())
@@ -87,7 +94,6 @@ impl PingLog {
                 all.vstack_mut_owned(frame).map(drop)
             }
         })?;
-        all.rechunk_mut();
         Ok(all)
     }
 
@@ -149,15 +155,7 @@ impl PingLog {
     /// The merged segment is durable before any of the group is removed: a crash in between
     /// leaves duplicates, which loading removes.
     fn merge(&self, group: &[PathBuf], since_ms: i64) -> Result<usize, SegmentError> {
-        let mut merged = DataFrame::empty();
-        self.read_each(group, since_ms, |frame| {
-            if merged.width() == 0 {
-                merged = frame;
-                Ok(())
-            } else {
-                merged.vstack_mut_owned(frame).map(drop)
-            }
-        })?;
+        let mut merged = self.stacked(group, since_ms)?;
         if merged.height() > 0 {
             merged = merged
                 .unique_stable(

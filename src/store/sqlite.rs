@@ -141,6 +141,15 @@ impl SqliteStore {
         })?;
         texts.iter().map(|text| from_json(text)).collect()
     }
+
+    /// The first body the query finds, if any.
+    fn body<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        parameters: impl rusqlite::Params,
+    ) -> StoreResult<Option<T>> {
+        Ok(self.bodies(sql, parameters)?.into_iter().next())
+    }
 }
 
 impl Store for SqliteStore {
@@ -187,11 +196,10 @@ impl Store for SqliteStore {
     }
 
     fn shipment(&self, organisation: &str, id: &str) -> StoreResult<Option<Shipment>> {
-        let found: Vec<Shipment> = self.bodies(
+        self.body(
             "SELECT body FROM shipments WHERE organisation = ?1 AND id = ?2",
             params![organisation, id],
-        )?;
-        Ok(found.into_iter().next())
+        )
     }
 
     fn list_shipments(
@@ -270,9 +278,9 @@ impl Store for SqliteStore {
     }
 
     fn set_webhook_health(&self, id: &str, enabled: bool, failures: u32) -> StoreResult<()> {
-        let found: Vec<Webhook> =
-            self.bodies("SELECT body FROM webhooks WHERE id = ?1", params![id])?;
-        let Some(mut webhook) = found.into_iter().next() else {
+        let Some(mut webhook): Option<Webhook> =
+            self.body("SELECT body FROM webhooks WHERE id = ?1", params![id])?
+        else {
             return Ok(());
         };
         webhook.enabled = enabled;
@@ -329,9 +337,9 @@ impl Store for SqliteStore {
     }
 
     fn revoke_key(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<bool> {
-        let found: Vec<ApiKey> =
-            self.bodies("SELECT body FROM api_keys WHERE id = ?1", params![id])?;
-        let Some(mut key) = found.into_iter().next() else {
+        let Some(mut key): Option<ApiKey> =
+            self.body("SELECT body FROM api_keys WHERE id = ?1", params![id])?
+        else {
             return Ok(false);
         };
         if key.revoked_at.is_none() {
@@ -376,11 +384,10 @@ impl Store for SqliteStore {
     }
 
     fn consent(&self, organisation: &str) -> StoreResult<Option<Consent>> {
-        let found: Vec<Consent> = self.bodies(
+        self.body(
             "SELECT body FROM consents WHERE organisation = ?1",
             params![organisation],
-        )?;
-        Ok(found.into_iter().next())
+        )
     }
 
     fn set_consent(&self, consent: &Consent) -> StoreResult<()> {
@@ -408,11 +415,10 @@ impl Store for SqliteStore {
     }
 
     fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
-        let found: Vec<Snapshot> = self.bodies(
+        self.body(
             "SELECT body FROM current_snapshots WHERE shipment_id = ?1",
             params![shipment_id],
-        )?;
-        Ok(found.into_iter().next())
+        )
     }
 
     fn active_shipments_of(
