@@ -6,6 +6,7 @@ mod dashboard;
 mod errors;
 mod eta;
 mod feeds;
+mod fuzz_replay;
 mod hardening;
 mod helpers;
 mod history;
