@@ -11,9 +11,9 @@ use etape::domain::eta::{EtaQuery, RulesEta};
 use etape::domain::geo::GeoPoint;
 use etape::domain::rules::DriverState;
 use etape::domain::vehicle::VehicleClass;
-use etape::features::{features, query_frame};
-use etape::history::files::load_history;
-use etape::history::ValidationOptions;
+use etape::ml::features::{features, query_frame};
+use etape::ml::history::files::load_history;
+use etape::ml::history::ValidationOptions;
 use polars::prelude::*;
 
 fn one_request(c: &mut Criterion) {

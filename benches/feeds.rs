@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
+use etape::adapters::feeds::Feeds;
 use etape::config::FeedSettings;
 use etape::domain::eta::{EstimateEta, EtaQuery, RulesEta};
 use etape::domain::geo::GeoPoint;
 use etape::domain::rules::DriverState;
 use etape::domain::vehicle::VehicleClass;
-use etape::feeds::Feeds;
-use etape::model::serve::ModelEta;
+use etape::ml::model::serve::ModelEta;
 use etape::telemetry::Metrics;
 
 /// Answers every request at once: Open-Meteo's hourly JSON, or TomTom's flow.
@@ -78,7 +78,7 @@ fn one_eta(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/bundled");
-    let (_, served) = etape::registry::load(&dir).unwrap();
+    let (_, served) = etape::training::registry::load(&dir).unwrap();
     let estimator = ModelEta::new(RulesEta::default(), Some(served), 1);
     let metrics = Metrics::new();
     let base = local_feed();

@@ -16,17 +16,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use etape::api::Clock;
+use etape::adapters::store::segments::PingLog;
+use etape::adapters::store::sqlite::SqliteStore;
 use etape::config::TrackingSettings;
+use etape::domain::clock::Clock;
 use etape::domain::eta::{EstimateEta, RulesEta};
-use etape::live::book::PingBook;
-use etape::live::pings::{parse, PingFormat, PingLimits};
-use etape::live::shipment::{Shipment, ShipmentStop, Status};
-use etape::live::tracker::{Tracker, TrackerParts};
-use etape::model::serve::ModelEta;
-use etape::store::segments::PingLog;
-use etape::store::sqlite::SqliteStore;
+use etape::ml::model::serve::ModelEta;
 use etape::telemetry::Metrics;
+use etape::tracking::book::PingBook;
+use etape::tracking::pings::{parse, PingFormat, PingLimits};
+use etape::tracking::shipment::{Shipment, ShipmentStop, Status};
+use etape::tracking::tracker::{Tracker, TrackerParts};
 
 const PINGS: usize = 100_000;
 const VEHICLES: usize = 1_000;
@@ -119,7 +119,7 @@ fn parsing(c: &mut Criterion) {
 fn tracker(dir: &Path, estimator: Arc<dyn EstimateEta>) -> Tracker {
     Tracker::start(TrackerParts {
         store: Arc::new(SqliteStore::open(&dir.join("etape.sqlite")).unwrap()),
-        log: PingLog::open(&dir.join("pings")).unwrap(),
+        log: std::sync::Arc::new(PingLog::open(&dir.join("pings")).unwrap()),
         estimator,
         settings: TrackingSettings::default(),
         thresholds: Default::default(),
@@ -159,7 +159,7 @@ fn persisted(c: &mut Criterion) {
 fn live(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/bundled");
-    let (_, served) = etape::registry::load(&model_dir).expect("the bundled model loads");
+    let (_, served) = etape::training::registry::load(&model_dir).expect("the bundled model loads");
     let estimator = Arc::new(ModelEta::new(RulesEta::default(), Some(served), 1));
     let tracker = tracker(dir.path(), estimator);
     let now = Utc::now();

@@ -12,14 +12,14 @@ use etape::domain::eta::{EstimateEta, EtaQuery, RulesEta};
 use etape::domain::geo::GeoPoint;
 use etape::domain::rules::DriverState;
 use etape::domain::vehicle::VehicleClass;
-use etape::history::files::load_history;
-use etape::history::ValidationOptions;
-use etape::model::dataset::{numbers, texts};
-use etape::model::serve::ModelEta;
+use etape::ml::history::files::load_history;
+use etape::ml::history::ValidationOptions;
+use etape::ml::model::dataset::{numbers, texts};
+use etape::ml::model::serve::ModelEta;
 
 fn estimator(batch_threads: usize) -> ModelEta {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/bundled");
-    let (_, served) = etape::registry::load(&dir).expect("the bundled model loads");
+    let (_, served) = etape::training::registry::load(&dir).expect("the bundled model loads");
     ModelEta::new(RulesEta::default(), Some(served), batch_threads)
 }
 

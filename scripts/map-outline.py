@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes src/dashboard/assets/outline.json: France and its neighbours as simplified polygons,
+"""Writes src/http/dashboard/assets/outline.json: France and its neighbours as simplified polygons,
 from Natural Earth's 1:50m countries (public domain) as packaged by the npm package
 world-atlas 2.0.2 (ISC). Reproduce:
 
@@ -63,7 +63,7 @@ def main(path):
         "box": BOX,
         "countries": countries,
     }
-    json.dump(out, open("src/dashboard/assets/outline.json", "w"), separators=(",", ":"))
+    json.dump(out, open("src/http/dashboard/assets/outline.json", "w"), separators=(",", ":"))
 
 
 if __name__ == "__main__":

@@ -1,41 +1,30 @@
 //! etape predicts when a truck will arrive.
 //!
-//! # Layout
-//! - [`domain`]: the pure core (driving rules, bans, estimators); no I/O.
-//! - [`api`]: the HTTP surface (actix-web), its wire types and its error mapping.
-//! - [`auth`]: organisations, API keys and roles.
-//! - [`cli`]: the command line.
-//! - [`config`]: layered settings (defaults, file, environment, flags).
+//! Each top-level module is one layer; a layer uses only the layers below it (the map, with
+//! what each owns and may use, is in the README's architecture section, and
+//! `tests/api/architecture.rs` holds every import to it). From the top:
+//! - [`app`]: the composition root: the command line, start-up, the background loops.
+//! - [`http`]: the API and the dashboard (actix-web): wire types, handlers, the error mapping.
+//! - [`sim`]: the trip-history simulator and the demo fleet that drives through the real
+//!   ingestion path.
+//! - [`adapters`]: the edges: the SQLite and PostgreSQL stores and the ping segments, the
+//!   weather, traffic and routing feeds, webhook delivery.
+//! - [`training`]: the model's lifecycle: the pipeline, model directories, pooled retraining.
+//! - [`tracking`]: shipments, pings and the live estimates that follow them.
+//! - [`partners`]: organisations, API keys and roles, history uploads and consent.
+//! - [`ml`]: trip histories, features in polars, the LightGBM model and its evaluation.
 //! - [`telemetry`]: logging and every Prometheus metric.
-//! - [`features`]: model inputs in polars, one code path for training and serving.
-//! - [`model`]: the pooled LightGBM model: training, calibration, evaluation, serving.
-//! - [`jobs`]: pooled retraining in the background.
-//! - [`registry`]: model directories on disk.
-//! - [`live`]: shipments, pings and the estimates that follow them.
-//! - [`store`]: SQLite and Parquet segments behind a storage trait.
-//! - [`uploads`]: partners' history uploads on disk.
-//! - [`webhooks`]: signed deliveries to the carriers' systems.
-//! - [`demo`]: a simulated fleet driving through the real ingestion path.
-//! - [`startup`]: wires everything into a running server; shared by `main` and the tests.
+//! - [`config`]: the layered settings, one section per layer.
+//! - [`domain`]: the driving rules, bans, geography and estimators; no I/O.
 
-pub mod api;
-pub mod auth;
-pub mod cli;
+pub mod adapters;
+pub mod app;
 pub mod config;
-pub mod dashboard;
-pub mod demo;
 pub mod domain;
-pub mod features;
-pub mod feeds;
-pub mod history;
-pub mod jobs;
-pub mod live;
-pub mod model;
-pub mod pipeline;
-pub mod registry;
-pub mod simulate;
-pub mod startup;
-pub mod store;
+pub mod http;
+pub mod ml;
+pub mod partners;
+pub mod sim;
 pub mod telemetry;
-pub mod uploads;
-pub mod webhooks;
+pub mod tracking;
+pub mod training;

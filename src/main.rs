@@ -6,19 +6,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use etape::cli::{
+use etape::app::cli::{
     Cli, Command, EvaluateArgs, HistoryArgs, KeysCommand, ServeArgs, SimulateArgs, TrainArgs,
 };
+use etape::app::startup::{shutdown_signal, Application};
 use etape::config::Settings;
+use etape::domain::clock::Clock;
 use etape::domain::eta::RulesEta;
-use etape::history::files::load_history;
-use etape::history::ValidationOptions;
-use etape::model::evaluate::{EvaluateOptions, Step};
-use etape::model::TrainParams;
-use etape::pipeline;
-use etape::simulate::trips::Period;
-use etape::simulate::SimulationConfig;
-use etape::startup::{shutdown_signal, Application};
+use etape::ml::history::files::load_history;
+use etape::ml::history::ValidationOptions;
+use etape::ml::model::evaluate::{EvaluateOptions, Step};
+use etape::ml::model::TrainParams;
+use etape::sim::trips::Period;
+use etape::sim::SimulationConfig;
+use etape::training::pipeline;
 use indicatif::{ProgressBar, ProgressStyle};
 
 fn main() -> ExitCode {
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(config, &args),
         Command::Openapi => {
-            println!("{}", etape::api::openapi::document());
+            println!("{}", etape::http::api::openapi::document());
             Ok(())
         }
         Command::Config => print_config(config),
@@ -53,24 +54,26 @@ fn retrain(
     data_dir: Option<PathBuf>,
     rounds: Option<usize>,
 ) -> anyhow::Result<()> {
-    use etape::jobs::{remembered_active, JobStatus, Jobs, TrainRequest, TrainingContext};
-    use etape::model::serve::ModelEta;
+    use etape::ml::model::serve::ModelEta;
+    use etape::training::jobs::{
+        remembered_active, JobStatus, Jobs, TrainRequest, TrainingContext,
+    };
     let settings = Settings::load(config)?;
     let data_dir = data_dir.unwrap_or_else(|| settings.storage.data_dir.clone());
-    let store = etape::store::open(&settings.storage, &data_dir)?.store;
+    let store = etape::adapters::store::open(&settings.storage, &data_dir)?.store;
     let rules = etape::domain::eta::RulesEta::new(settings.rules_eta_config());
     let served_dir =
         remembered_active(&settings.model.dir, &data_dir).unwrap_or(settings.model.dir.clone());
     // What the service serves, so that the new models are judged against it.
-    let served = match etape::registry::load(&served_dir) {
+    let served = match etape::training::registry::load(&served_dir) {
         Ok((_, served)) => Some(served),
-        Err(etape::registry::RegistryError::Missing(_)) => None,
+        Err(etape::training::registry::RegistryError::Missing(_)) => None,
         Err(error) => return Err(error.into()),
     };
     let serving = ModelEta::new(rules.clone(), served, 0);
     let jobs = Jobs::default();
     let job = jobs
-        .begin(chrono::Utc::now())
+        .begin(Clock::System.now())
         .map_err(|running| anyhow::anyhow!("training {running} is running"))?;
     let context = TrainingContext {
         store: store.as_ref(),
@@ -88,7 +91,7 @@ fn retrain(
 }
 
 fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
-    use etape::auth::{Keyring, Organisation, Role};
+    use etape::partners::keys::{Keyring, Organisation, Role};
 
     let settings = Settings::load(config)?;
     let data_dir = match &command {
@@ -100,7 +103,7 @@ fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let store = etape::store::open(&settings.storage, &data_dir)?.store;
+    let store = etape::adapters::store::open(&settings.storage, &data_dir)?.store;
     let keyring = Keyring::open(&data_dir, store.clone())?;
     match command {
         KeysCommand::Create {
@@ -130,7 +133,7 @@ fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
                 (false, Some(display)) => store.insert_organisation(&Organisation {
                     id: organisation.clone(),
                     name: display,
-                    created_at: chrono::Utc::now(),
+                    created_at: Clock::System.now(),
                 })?,
                 (true, None) => {}
             }
@@ -154,7 +157,7 @@ fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Revoke { id, .. } => {
-            if !store.revoke_key(&id, chrono::Utc::now())? {
+            if !store.revoke_key(&id, Clock::System.now())? {
                 bail!("no key {id}");
             }
             eprintln!("key {id} revoked");
@@ -226,7 +229,7 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         },
         format: args.format,
     };
-    let planned: usize = etape::simulate::fleet(&config)
+    let planned: usize = etape::sim::fleet(&config)
         .iter()
         .map(|carrier| carrier.n_trips)
         .sum();
@@ -238,7 +241,7 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     let started = Instant::now();
-    let summary = etape::simulate::write_world(&config, &args.out, &|n| bar.inc(n))?;
+    let summary = etape::sim::write_world(&config, &args.out, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     for (name, trips, pings) in &summary.carriers {
@@ -302,12 +305,12 @@ fn read_inputs(settings: &Settings, data: &HistoryArgs) -> anyhow::Result<pipeli
             .iter()
             .map(|partner| &partner.history.trips)
             .collect();
-        let spans = etape::feeds::weather::cells_and_days(&trips)?;
+        let spans = etape::adapters::feeds::weather::cells_and_days(&trips)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let weather = runtime
-            .block_on(etape::feeds::archive_weather(
+            .block_on(etape::adapters::feeds::archive_weather(
                 &settings.feeds,
                 &etape::telemetry::Metrics::new(),
                 &spans,
@@ -381,7 +384,7 @@ fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
 fn evaluate(config: Option<&Path>, args: &EvaluateArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let mut params = match (&args.model, &args.params) {
-        (Some(dir), _) => etape::registry::read_card(dir)?.params,
+        (Some(dir), _) => etape::training::registry::read_card(dir)?.params,
         (None, Some(path)) => read_params(path)?,
         (None, None) => TrainParams::default(),
     };

@@ -9,12 +9,12 @@ pub mod api_bodies {
     //! naming a field, never a panic; a query that passes is estimated by the rules engine.
 
     use chrono::{TimeZone, Utc};
-    use etape::api::body::parse_json;
-    use etape::api::dto::{BatchRequest, EtaRequest};
-    use etape::api::error::ApiError;
-    use etape::api::tracking::ShipmentRequest;
     use etape::config::{ApiSettings, Settings};
     use etape::domain::eta::{EstimateEta, RulesEta};
+    use etape::http::api::body::parse_json;
+    use etape::http::api::dto::{BatchRequest, EtaRequest};
+    use etape::http::api::error::ApiError;
+    use etape::http::api::tracking::ShipmentRequest;
     use std::sync::OnceLock;
 
     fn engine() -> &'static RulesEta {
@@ -58,7 +58,7 @@ pub mod pings {
     //! every accepted ping within the checks' bounds.
 
     use chrono::{TimeZone, Utc};
-    use etape::live::pings::{parse, PingFormat, PingLimits};
+    use etape::tracking::pings::{parse, PingFormat, PingLimits};
 
     pub fn check(data: &[u8]) {
         let Some((selector, body)) = data.split_first() else {
@@ -94,7 +94,7 @@ pub mod upload_chunks {
 
     use std::io::Write;
 
-    use etape::history::files::table_chunks;
+    use etape::ml::history::files::table_chunks;
 
     pub fn check(data: &[u8]) {
         let mut file = tempfile::NamedTempFile::new().expect("a scratch file");
@@ -114,8 +114,8 @@ pub mod history_reader {
     //! Any bytes, as a trips table and as its own pings table: the reader and the strict check
     //! must answer with a table or a report, never a panic.
 
-    use etape::history::files::parse_table;
-    use etape::history::{validate, ValidationOptions};
+    use etape::ml::history::files::parse_table;
+    use etape::ml::history::{validate, ValidationOptions};
 
     pub fn check(data: &[u8]) {
         if let Ok(frame) = parse_table(data.to_vec()) {
@@ -129,9 +129,9 @@ pub mod feed_responses {
     //! Valhalla's and OSRM's routes. A value or a "malformed" error, never a panic, and routes
     //! with one leg per pair of points and no negative distance.
 
-    use etape::feeds::routing::{parse_osrm, parse_valhalla};
-    use etape::feeds::traffic::parse_flow;
-    use etape::feeds::weather::{hourly_frame, Cell};
+    use etape::adapters::feeds::routing::{parse_osrm, parse_valhalla};
+    use etape::adapters::feeds::traffic::parse_flow;
+    use etape::adapters::feeds::weather::{hourly_frame, Cell};
 
     pub fn check(data: &[u8]) {
         let Some((selector, body)) = data.split_first() else {

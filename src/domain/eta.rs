@@ -87,7 +87,7 @@ pub struct Conditions {
 }
 
 impl Conditions {
-    /// In the order of `crate::features::CONDITION_COLUMNS`.
+    /// In the order of `crate::ml::features::CONDITION_COLUMNS`.
     pub fn values(&self) -> [Option<f64>; 7] {
         [
             self.temperature_2m,

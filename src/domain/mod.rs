@@ -4,8 +4,11 @@
 //! depends on no other module of the crate. Its errors are about data, never about transport.
 
 pub mod calendar;
+pub mod clock;
 pub mod eta;
 pub mod geo;
+pub mod ids;
 pub mod risk;
 pub mod rules;
+pub mod storage;
 pub mod vehicle;

@@ -13,7 +13,7 @@ async fn call(
 ) -> (u16, Value, Option<String>) {
     let url = format!("{}{path}", app.address);
     // A client without a default key: each call says who it is.
-    etape::webhooks::install_tls_provider();
+    etape::adapters::webhooks::install_tls_provider();
     let client = reqwest::Client::new();
     let mut request = match method {
         "get" => client.get(url),

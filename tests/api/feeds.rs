@@ -450,7 +450,7 @@ async fn a_real_valhalla_route_gives_the_eta_its_road_distance() {
         "locations": locations,
         "costing": "truck", "units": "kilometers", "directions_type": "none",
     });
-    let client = etape::feeds::client();
+    let client = etape::adapters::feeds::client();
     let mut route = Value::Null;
     for _ in 0..100 {
         if let Ok(response) = client
@@ -496,7 +496,7 @@ async fn a_real_osrm_route_gives_the_eta_its_road_distance() {
         .map(|(lat, lon)| format!("{lon},{lat}"))
         .collect::<Vec<_>>()
         .join(";");
-    let client = etape::feeds::client();
+    let client = etape::adapters::feeds::client();
     let mut route = Value::Null;
     for _ in 0..100 {
         if let Ok(response) = client

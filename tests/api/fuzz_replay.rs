@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 #[path = "../../fuzz/src/lib.rs"]
 mod checks;
 
-const TARGETS: [(&str, fn(&[u8])); 6] = [
+/// A fuzz target's name and its check.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: [Target; 6] = [
     ("api_bodies", checks::api_bodies::check),
     ("pings", checks::pings::check),
     ("upload_chunks", checks::upload_chunks::check),

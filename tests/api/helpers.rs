@@ -1,9 +1,9 @@
 use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
-use etape::api::Clock;
+use etape::app::startup::Application;
 use etape::config::{LogSettings, Settings};
-use etape::startup::Application;
+use etape::domain::clock::Clock;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -92,7 +92,7 @@ pub fn store_url(data_dir: &std::path::Path) -> Option<String> {
     let count = databases.len();
     let url = databases.entry(data_dir.to_owned()).or_insert_with(|| {
         let name = format!("api_{}_{count}", std::process::id());
-        etape::store::postgres::PostgresStore::scratch_database(&server, &name)
+        etape::adapters::store::postgres::PostgresStore::scratch_database(&server, &name)
             .expect("a scratch database")
     });
     Some(url.clone())
@@ -100,12 +100,12 @@ pub fn store_url(data_dir: &std::path::Path) -> Option<String> {
 
 /// The PostgreSQL server the tests may use, if any.
 pub fn postgres_server() -> Option<String> {
-    etape::store::postgres::PostgresStore::test_server()
+    etape::adapters::store::postgres::PostgresStore::test_server()
 }
 
 /// The keys the first start wrote to the data directory, by role.
 pub fn demo_keys(data_dir: &std::path::Path) -> std::collections::HashMap<String, String> {
-    let text = std::fs::read_to_string(data_dir.join(etape::auth::DEMO_KEYS_FILE))
+    let text = std::fs::read_to_string(data_dir.join(etape::partners::keys::DEMO_KEYS_FILE))
         .expect("the first start writes the demo keys");
     text.lines()
         .filter_map(|line| line.strip_prefix("ETAPE_")?.split_once("_KEY="))
@@ -115,7 +115,7 @@ pub fn demo_keys(data_dir: &std::path::Path) -> std::collections::HashMap<String
 
 /// A client that sends `key` with every request that sets no `Authorization` of its own.
 pub fn client_with_key(key: &str) -> reqwest::Client {
-    etape::webhooks::install_tls_provider();
+    etape::adapters::webhooks::install_tls_provider();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,

@@ -1,6 +1,7 @@
 //! One integration-test binary: every module shares one link step and one `spawn_app`.
 
 mod access;
+mod architecture;
 mod cli;
 mod dashboard;
 mod errors;

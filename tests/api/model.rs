@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use etape::features::FEATURES;
+use etape::ml::features::FEATURES;
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -11,7 +11,7 @@ use crate::helpers::{
 };
 
 fn bundled_version() -> String {
-    etape::registry::read_card(Path::new(BUNDLED_MODEL))
+    etape::training::registry::read_card(Path::new(BUNDLED_MODEL))
         .expect("the bundled model is readable")
         .version
 }
@@ -167,7 +167,7 @@ async fn a_model_with_other_features_is_refused_saying_what_differs() {
     features.push(json!("road_km_osrm"));
     std::fs::write(&card_path, card.to_string()).unwrap();
 
-    let error = etape::registry::load(&dir)
+    let error = etape::training::registry::load(&dir)
         .err()
         .expect("refused")
         .to_string();

@@ -83,7 +83,7 @@ async fn replicas_share_pings_fire_each_webhook_once_and_survive_the_leader_kill
     let Some(server) = crate::helpers::postgres_server() else {
         return;
     };
-    let database = etape::store::postgres::PostgresStore::scratch_database(
+    let database = etape::adapters::store::postgres::PostgresStore::scratch_database(
         &server,
         &format!("replicas_{}", std::process::id()),
     )
@@ -270,7 +270,7 @@ async fn a_model_activated_through_one_replica_is_served_by_the_other() {
     let Some(server) = crate::helpers::postgres_server() else {
         return;
     };
-    let database = etape::store::postgres::PostgresStore::scratch_database(
+    let database = etape::adapters::store::postgres::PostgresStore::scratch_database(
         &server,
         &format!("replicas_models_{}", std::process::id()),
     )

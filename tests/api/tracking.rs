@@ -308,7 +308,10 @@ async fn a_lille_to_marseille_shipment_follows_its_pings_and_signs_its_webhooks(
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     for (event, signature, body) in &events {
-        assert!(etape::webhooks::verify(&secret, body, signature), "{event}");
+        assert!(
+            etape::adapters::webhooks::verify(&secret, body, signature),
+            "{event}"
+        );
         let payload: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(payload["event"], event.as_str());
         assert_eq!(payload["shipment"]["reference"], "ORD-LIL-MRS-1");

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use etape::domain::eta::RulesEta;
-use etape::model::evaluate::EvaluateOptions;
-use etape::model::TrainParams;
-use etape::pipeline::{self, Inputs};
+use etape::ml::model::evaluate::EvaluateOptions;
+use etape::ml::model::TrainParams;
+use etape::training::pipeline::{self, Inputs};
 
 use crate::helpers::artifact_path;
 
@@ -70,7 +70,7 @@ fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_h
     assert!(report.target_mae.contains_key("total") && report.target_mae.contains_key("residual"));
     // Each feed is worth something: without the weather, without congestion, without either,
     // the same model on the same split is worse.
-    let with = report.feeds[etape::model::evaluate::WITH_FEEDS].mae;
+    let with = report.feeds[etape::ml::model::evaluate::WITH_FEEDS].mae;
     for without in ["without weather", "without congestion", "without either"] {
         let mae = report.feeds[without].mae;
         assert!(with < mae, "with the feeds {with:.2}, {without} {mae:.2}");
@@ -134,7 +134,7 @@ fn a_trained_model_is_written_whole_read_back_and_fingerprinted() {
         let read = |dir: &PathBuf| std::fs::read_to_string(dir.join(file)).unwrap();
         assert_eq!(read(&dirs[0]), read(&dirs[1]), "{file}");
     }
-    let (loaded, served) = etape::registry::load(&dirs[0]).unwrap();
+    let (loaded, served) = etape::training::registry::load(&dirs[0]).unwrap();
     assert_eq!(loaded.version, card.version);
     assert_eq!(served.model.partner_code("eight"), 2);
     assert_eq!(served.model.partner_code("someone else"), 0);

@@ -1,0 +1,5 @@
+//! The edges: where records are kept, where the outside world is asked, where notices go.
+
+pub mod feeds;
+pub mod store;
+pub mod webhooks;

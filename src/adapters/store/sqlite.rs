@@ -1,0 +1,503 @@
+//! The embedded store: one SQLite file in the data directory, in WAL mode with full
+//! synchronisation, so that a write the API acknowledged survives a crash.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+use serde::de::DeserializeOwned;
+
+use super::{backend, from_json, to_json};
+use crate::adapters::webhooks::{Delivery, Webhook, WebhookStore};
+use crate::domain::storage::{StoreError, StoreResult};
+use crate::partners::keys::{ApiKey, KeyStore, Organisation};
+use crate::partners::uploads::{Consent, Upload, UploadStore};
+use crate::tracking::eta::Snapshot;
+use crate::tracking::shipment::{Shipment, Status};
+use crate::tracking::store::{Leases, ShipmentStore};
+
+/// Versioned by SQLite's `user_version`; append, never edit, a migration.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE shipments (
+            id TEXT PRIMARY KEY,
+            organisation TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            vehicle_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            body TEXT NOT NULL,
+            UNIQUE (organisation, reference)
+        );
+        CREATE INDEX shipments_by_status ON shipments (organisation, status, id);
+        CREATE TABLE eta_snapshots (
+            shipment_id TEXT NOT NULL REFERENCES shipments (id),
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (shipment_id, seq)
+        );
+        CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            organisation TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE TABLE deliveries (
+            id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            webhook_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (id, attempt)
+        );
+        CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id);",
+        ),
+        M::up(
+            "CREATE TABLE organisations (
+                id TEXT PRIMARY KEY,
+                body TEXT NOT NULL
+            );
+            CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                organisation TEXT NOT NULL REFERENCES organisations (id),
+                body TEXT NOT NULL
+            );",
+        ),
+        M::up(
+            "CREATE TABLE uploads (
+                id TEXT PRIMARY KEY,
+                organisation TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                body TEXT NOT NULL,
+                UNIQUE (organisation, sha256)
+            );
+            CREATE TABLE consents (
+                organisation TEXT PRIMARY KEY,
+                body TEXT NOT NULL
+            );",
+        ),
+        M::up(
+            "CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_ms INTEGER NOT NULL
+            );
+            CREATE TABLE current_snapshots (
+                shipment_id TEXT PRIMARY KEY REFERENCES shipments (id),
+                body TEXT NOT NULL
+            );
+            CREATE INDEX shipments_by_vehicle ON shipments (organisation, vehicle_id, status);",
+        ),
+    ])
+}
+
+/// Milliseconds since the epoch by SQLite's clock.
+const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::from_connection(Connection::open(path).map_err(backend)?)
+    }
+
+    pub fn in_memory() -> StoreResult<Self> {
+        Self::from_connection(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn from_connection(mut connection: Connection) -> StoreResult<Self> {
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(backend)?;
+        migrations().to_latest(&mut connection).map_err(backend)?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn with<T>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&connection).map_err(backend)
+    }
+
+    fn bodies<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        parameters: impl rusqlite::Params,
+    ) -> StoreResult<Vec<T>> {
+        let texts = self.with(|connection| {
+            let mut statement = connection.prepare_cached(sql)?;
+            let rows = statement.query_map(parameters, |row| row.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+        })?;
+        texts.iter().map(|text| from_json(text)).collect()
+    }
+
+    /// The first body the query finds, if any.
+    fn body<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        parameters: impl rusqlite::Params,
+    ) -> StoreResult<Option<T>> {
+        Ok(self.bodies(sql, parameters)?.into_iter().next())
+    }
+}
+
+impl ShipmentStore for SqliteStore {
+    fn insert_shipment(&self, shipment: &Shipment) -> StoreResult<()> {
+        let body = to_json(shipment)?;
+        let existing = self.with(|connection| {
+            connection
+                .query_row(
+                    "SELECT id FROM shipments WHERE organisation = ?1 AND reference = ?2",
+                    params![shipment.organisation, shipment.reference],
+                    |row| row.get::<_, String>(0),
+                )
+                .optional()
+        })?;
+        if let Some(id) = existing {
+            return Err(StoreError::DuplicateReference(id));
+        }
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO shipments (id, organisation, reference, vehicle_id, status, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    shipment.id,
+                    shipment.organisation,
+                    shipment.reference,
+                    shipment.vehicle_id,
+                    shipment.status.as_str(),
+                    body
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn save_shipment(&self, shipment: &Shipment) -> StoreResult<()> {
+        let body = to_json(shipment)?;
+        self.with(|connection| {
+            connection.execute(
+                "UPDATE shipments SET status = ?2, body = ?3 WHERE id = ?1",
+                params![shipment.id, shipment.status.as_str(), body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn shipment(&self, organisation: &str, id: &str) -> StoreResult<Option<Shipment>> {
+        self.body(
+            "SELECT body FROM shipments WHERE organisation = ?1 AND id = ?2",
+            params![organisation, id],
+        )
+    }
+
+    fn list_shipments(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<Shipment>> {
+        self.bodies(
+            "SELECT body FROM shipments
+             WHERE organisation = ?1 AND (?2 IS NULL OR status = ?2) AND id > ?3
+             ORDER BY id LIMIT ?4",
+            params![
+                organisation,
+                status.map(Status::as_str),
+                after.unwrap_or(""),
+                limit as i64
+            ],
+        )
+    }
+
+    fn active_shipments(&self) -> StoreResult<Vec<Shipment>> {
+        self.bodies(
+            "SELECT body FROM shipments WHERE status IN ('planned', 'in_transit') ORDER BY id",
+            [],
+        )
+    }
+
+    fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let body = to_json(snapshot)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO eta_snapshots (shipment_id, seq, body)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM eta_snapshots
+                              WHERE shipment_id = ?1), ?2)",
+                params![snapshot.shipment_id, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>> {
+        self.bodies(
+            "SELECT body FROM eta_snapshots WHERE shipment_id = ?1 ORDER BY seq",
+            params![shipment_id],
+        )
+    }
+
+    fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        let body = to_json(snapshot)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO current_snapshots (shipment_id, body) VALUES (?1, ?2)
+                 ON CONFLICT (shipment_id) DO UPDATE SET body = excluded.body",
+                params![snapshot.shipment_id, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
+        self.body(
+            "SELECT body FROM current_snapshots WHERE shipment_id = ?1",
+            params![shipment_id],
+        )
+    }
+
+    fn active_shipments_of(
+        &self,
+        organisation: &str,
+        vehicle_id: &str,
+    ) -> StoreResult<Vec<Shipment>> {
+        self.bodies(
+            "SELECT body FROM shipments WHERE organisation = ?1 AND vehicle_id = ?2
+             AND status IN ('planned', 'in_transit') ORDER BY id",
+            params![organisation, vehicle_id],
+        )
+    }
+}
+
+impl WebhookStore for SqliteStore {
+    fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let body = to_json(webhook)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO webhooks (id, organisation, body) VALUES (?1, ?2, ?3)",
+                params![webhook.id, webhook.organisation, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn webhooks(&self, organisation: Option<&str>) -> StoreResult<Vec<Webhook>> {
+        self.bodies(
+            "SELECT body FROM webhooks WHERE ?1 IS NULL OR organisation = ?1 ORDER BY id",
+            params![organisation],
+        )
+    }
+
+    fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool> {
+        let deleted = self.with(|connection| {
+            connection.execute(
+                "DELETE FROM webhooks WHERE organisation = ?1 AND id = ?2",
+                params![organisation, id],
+            )
+        })?;
+        Ok(deleted > 0)
+    }
+
+    fn set_webhook_health(&self, id: &str, enabled: bool, failures: u32) -> StoreResult<()> {
+        let Some(mut webhook): Option<Webhook> =
+            self.body("SELECT body FROM webhooks WHERE id = ?1", params![id])?
+        else {
+            return Ok(());
+        };
+        webhook.enabled = enabled;
+        webhook.consecutive_failures = failures;
+        let body = to_json(&webhook)?;
+        self.with(|connection| {
+            connection.execute(
+                "UPDATE webhooks SET body = ?2 WHERE id = ?1",
+                params![id, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
+        let body = to_json(delivery)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT OR REPLACE INTO deliveries (id, attempt, webhook_id, body)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![delivery.id, delivery.attempt, delivery.webhook_id, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn deliveries(&self, webhook_id: &str, limit: usize) -> StoreResult<Vec<Delivery>> {
+        self.bodies(
+            "SELECT body FROM deliveries WHERE webhook_id = ?1
+             ORDER BY rowid DESC LIMIT ?2",
+            params![webhook_id, limit as i64],
+        )
+    }
+}
+
+impl KeyStore for SqliteStore {
+    fn insert_organisation(&self, organisation: &Organisation) -> StoreResult<()> {
+        self.insert_body(
+            "INSERT INTO organisations (id, body) VALUES (?1, ?2)",
+            &organisation.id,
+            None,
+            to_json(organisation)?,
+        )
+    }
+
+    fn organisations(&self) -> StoreResult<Vec<Organisation>> {
+        self.bodies("SELECT body FROM organisations ORDER BY id", [])
+    }
+
+    fn insert_key(&self, key: &ApiKey) -> StoreResult<()> {
+        self.insert_body(
+            "INSERT INTO api_keys (id, organisation, body) VALUES (?1, ?2, ?3)",
+            &key.id,
+            Some(&key.organisation),
+            to_json(key)?,
+        )
+    }
+
+    fn keys(&self, organisation: Option<&str>) -> StoreResult<Vec<ApiKey>> {
+        self.bodies(
+            "SELECT body FROM api_keys WHERE ?1 IS NULL OR organisation = ?1 ORDER BY id",
+            params![organisation],
+        )
+    }
+
+    fn revoke_key(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<bool> {
+        let Some(mut key): Option<ApiKey> =
+            self.body("SELECT body FROM api_keys WHERE id = ?1", params![id])?
+        else {
+            return Ok(false);
+        };
+        if key.revoked_at.is_none() {
+            key.revoked_at = Some(at);
+        }
+        let body = to_json(&key)?;
+        self.with(|connection| {
+            connection.execute(
+                "UPDATE api_keys SET body = ?2 WHERE id = ?1",
+                params![id, body],
+            )
+        })?;
+        Ok(true)
+    }
+}
+
+impl UploadStore for SqliteStore {
+    fn insert_upload(&self, upload: &Upload) -> StoreResult<()> {
+        let body = to_json(upload)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO uploads (id, organisation, sha256, body) VALUES (?1, ?2, ?3, ?4)",
+                params![upload.id, upload.organisation, upload.sha256, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn uploads(&self, organisation: Option<&str>) -> StoreResult<Vec<Upload>> {
+        self.bodies(
+            "SELECT body FROM uploads WHERE ?1 IS NULL OR organisation = ?1 ORDER BY id",
+            params![organisation],
+        )
+    }
+
+    fn delete_upload(&self, organisation: &str, id: &str) -> StoreResult<bool> {
+        let deleted = self.with(|connection| {
+            connection.execute(
+                "DELETE FROM uploads WHERE organisation = ?1 AND id = ?2",
+                params![organisation, id],
+            )
+        })?;
+        Ok(deleted > 0)
+    }
+
+    fn consent(&self, organisation: &str) -> StoreResult<Option<Consent>> {
+        self.body(
+            "SELECT body FROM consents WHERE organisation = ?1",
+            params![organisation],
+        )
+    }
+
+    fn set_consent(&self, consent: &Consent) -> StoreResult<()> {
+        let body = to_json(consent)?;
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO consents (organisation, body) VALUES (?1, ?2)
+                 ON CONFLICT (organisation) DO UPDATE SET body = excluded.body",
+                params![consent.organisation, body],
+            )
+        })?;
+        Ok(())
+    }
+}
+
+impl Leases for SqliteStore {
+    fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+        let taken = self.with(|connection| {
+            connection.execute(
+                &format!(
+                    "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, {NOW_MS} + ?3)
+                     ON CONFLICT (name) DO UPDATE
+                     SET holder = excluded.holder, expires_ms = excluded.expires_ms
+                     WHERE leases.holder = excluded.holder OR leases.expires_ms < {NOW_MS}"
+                ),
+                params![name, holder, ttl_ms],
+            )
+        })?;
+        Ok(taken > 0)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.with(|connection| {
+            connection.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
+            )
+        })?;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    fn insert_body(
+        &self,
+        sql: &str,
+        id: &str,
+        owner: Option<&str>,
+        body: String,
+    ) -> StoreResult<()> {
+        self.with(|connection| match owner {
+            Some(owner) => connection.execute(sql, params![id, owner, body]),
+            None => connection.execute(sql, params![id, body]),
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().expect("valid migrations");
+    }
+}

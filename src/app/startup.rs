@@ -1,0 +1,566 @@
+//! Builds the running service from settings. `main` and the integration tests both use it.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::adapters::feeds::Feeds;
+use crate::adapters::store::segments::PingLog;
+use crate::adapters::store::Store;
+use crate::adapters::webhooks::Dispatcher;
+use crate::config::Settings;
+use crate::domain::clock::Clock;
+use crate::domain::eta::{EstimateEta, RulesEta};
+use crate::http::api::{self, AppState};
+use crate::ml::model::serve::{ModelEta, ServedModel};
+use crate::partners::keys::{self, Keyring, Role, DEMO_KEYS_FILE, DEMO_ORGANISATION};
+use crate::partners::uploads::UploadArea;
+use crate::sim::demo;
+use crate::telemetry::Metrics;
+use crate::tracking::tracker::{Notice, Tracker, TrackerParts};
+use crate::training::jobs::{Jobs, TrainRequest};
+use crate::training::registry::{self, RegistryError};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    estimator: Arc<ModelEta>,
+    model_dir: PathBuf,
+    tracker: Arc<Tracker>,
+    store: Arc<dyn Store>,
+    notices: Option<UnboundedReceiver<Notice>>,
+    settings: Settings,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and prepares the server without running it.
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::System)
+    }
+
+    pub fn build_with_clock(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        let (pooled, own) = named_models(&settings.model.dir, &settings.storage.data_dir);
+        let model_eta = Arc::new(ModelEta::new(
+            RulesEta::new(settings.rules_eta_config()),
+            load_model(&pooled),
+            settings.model.batch_threads,
+        ));
+        for (owner, dir) in own {
+            if let Some(served) = load_model(&dir) {
+                model_eta.set_own(&owner, Some(served));
+            }
+        }
+        let estimator: Arc<dyn EstimateEta> = model_eta.clone();
+        let metrics = Metrics::new();
+        let data_dir = &settings.storage.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let opened = crate::adapters::store::open(&settings.storage, data_dir).context(
+            match settings.storage.url {
+                Some(_) => "cannot open the PostgreSQL store (storage.url)",
+                None => "cannot open the database",
+            },
+        )?;
+        let store = opened.store;
+        let keyring =
+            Arc::new(Keyring::open(data_dir, store.clone()).context("cannot open the keyring")?);
+        if let Some(issued) =
+            keys::bootstrap(data_dir, &keyring).context("cannot create the demo organisation")?
+        {
+            print_demo_keys(&issued, data_dir);
+        }
+        let swept = UploadArea::new(data_dir)
+            .sweep(&store.uploads(None)?)
+            .context("cannot tidy the uploads")?;
+        if swept > 0 {
+            tracing::warn!(message = "Unfinished uploads removed.", directories = swept);
+        }
+        let log = PingLog::open(&data_dir.join("pings")).context("cannot open the ping log")?;
+        let feeds = Feeds::new(&settings.feeds, &metrics);
+        let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
+        let tracker = Arc::new(
+            Tracker::start(TrackerParts {
+                store: store.clone(),
+                log: Arc::new(log),
+                estimator: estimator.clone(),
+                settings: settings.tracking.clone(),
+                thresholds: settings.rules_eta_config().risk,
+                metrics: metrics.clone(),
+                clock,
+                notices: Some(sender),
+                feeds: Some(Arc::new(feeds.clone())),
+                shared: opened.pings,
+            })
+            .context("cannot restore live tracking")?,
+        );
+        let state = web::Data::new(AppState {
+            estimator,
+            metrics,
+            settings: settings.api.clone(),
+            clock,
+            tracker: tracker.clone(),
+            store: store.clone(),
+            keyring,
+            model_eta: model_eta.clone(),
+            jobs: Arc::new(Jobs::default()),
+            feeds: feeds.clone(),
+            demo_enabled: settings.demo.enabled,
+            dashboard: settings.dashboard.clone(),
+            training_rules: Arc::new(RulesEta::new(settings.rules_eta_config())),
+            data_dir: data_dir.clone(),
+            model_dir: settings.model.dir.clone(),
+            rate_limits: api::limits::RateLimits::new(&settings.api),
+        });
+        let app_state = state.clone();
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        let port = listener
+            .local_addr()
+            .context("listener has no address")?
+            .port();
+        let api_settings = settings.api.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(api::limits::deadline))
+                .wrap(from_fn(api::track_requests))
+                .wrap(api::limits::cors(&api_settings))
+                .app_data(state.clone())
+                .configure(api::routes)
+                .configure(crate::http::dashboard::routes)
+                .default_service(web::to(api::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server
+            .listen(listener)
+            .context("cannot start the HTTP server")?
+            .run();
+        Ok(Self {
+            port,
+            server,
+            estimator: model_eta,
+            model_dir: settings.model.dir.clone(),
+            tracker,
+            store,
+            notices: Some(notices),
+            settings: settings.clone(),
+            state: app_state,
+        })
+    }
+
+    /// The live-tracking service, for in-process callers such as the benchmarks.
+    pub fn tracker(&self) -> Arc<Tracker> {
+        self.tracker.clone()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Reads the model directory again and serves what it holds from the next request on. A
+    /// directory that is gone means the rules answer; one that is refused leaves the current
+    /// model in place.
+    pub fn reload_model(&self) {
+        reload(
+            &self.estimator,
+            &self.model_dir,
+            &self.settings.storage.data_dir,
+        );
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut background = Vec::new();
+        if let Some(notices) = self.notices.take() {
+            let dispatcher = Dispatcher::new(
+                self.store.clone(),
+                self.settings.webhooks.clone(),
+                self.tracker_metrics(),
+            );
+            background.push(tokio::spawn(dispatcher.run(notices)));
+        }
+        if self.tracker.is_shared() {
+            background.push(tokio::spawn(lease_loop(
+                self.store.clone(),
+                self.tracker.clone(),
+            )));
+            background.push(tokio::spawn(follow_models_loop(
+                self.estimator.clone(),
+                self.settings.model.dir.clone(),
+                self.settings.storage.data_dir.clone(),
+            )));
+        }
+        background.push(tokio::spawn(refresh_loop(
+            self.tracker.clone(),
+            Duration::from_millis(self.settings.tracking.debounce_ms.max(1)),
+        )));
+        background.push(tokio::spawn(learn_congestion_loop(
+            self.tracker.clone(),
+            self.state.feeds.clone(),
+        )));
+        let state = self.state.clone();
+        background.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                ticks.tick().await;
+                state.rate_limits.clean_up();
+            }
+        }));
+        if self.settings.model.retrain_every_secs > 0 {
+            background.push(tokio::spawn(retrain_loop(
+                self.state.clone().into_inner(),
+                Duration::from_secs(self.settings.model.retrain_every_secs),
+            )));
+        }
+        if self.settings.demo.enabled {
+            background.push(tokio::spawn(demo::run(
+                self.tracker.clone(),
+                self.settings.demo.clone(),
+            )));
+        }
+        #[cfg(unix)]
+        {
+            let estimator = self.estimator.clone();
+            let model_dir = self.model_dir.clone();
+            let data_dir = self.settings.storage.data_dir.clone();
+            let mut hangup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    let (estimator, model_dir, data_dir) =
+                        (estimator.clone(), model_dir.clone(), data_dir.clone());
+                    // Parsing a model's trees takes a moment; keep it off the runtime.
+                    let _ = tokio::task::spawn_blocking(move || {
+                        reload(&estimator, &model_dir, &data_dir)
+                    })
+                    .await;
+                }
+            });
+        }
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(message = "Shutting down; finishing in-flight requests.");
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        for task in background {
+            task.abort();
+        }
+        served
+    }
+
+    fn tracker_metrics(&self) -> Metrics {
+        self.tracker.metrics()
+    }
+}
+
+/// The first start's keys go to a file readable by the service's user alone, never to the
+/// output: a container's output is kept by its log collector.
+fn print_demo_keys(issued: &[(Role, String)], data_dir: &Path) {
+    let roles: Vec<&str> = issued.iter().map(|(role, _)| role.as_str()).collect();
+    println!(
+        "First start: the organisation `{DEMO_ORGANISATION}` and one API key per role ({}) are \
+         in {} (readable by this user only; `source` it). Use: Authorization: Bearer <key>",
+        roles.join(", "),
+        data_dir.join(DEMO_KEYS_FILE).display()
+    );
+}
+
+/// The lease under which one replica of several recomputes the estimates, announces them,
+/// compacts the pings and retrains on schedule.
+const LEADER_LEASE: &str = "tracking";
+/// A replica that stops renewing loses the lease this long after its last renewal.
+const LEASE_TTL: Duration = Duration::from_secs(5);
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// Takes and renews the lease while this process lives (replicas on a shared store); another
+/// takes it over within `LEASE_TTL` when this one dies.
+async fn lease_loop(store: Arc<dyn Store>, tracker: Arc<Tracker>) {
+    let holder = format!(
+        "{}-{}-{:08x}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "etape".into()),
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let mut ticks = tokio::time::interval(LEASE_RENEW_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (leasing, deciding, holder) = (store.clone(), tracker.clone(), holder.clone());
+        let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<(bool, bool)> {
+            let was = deciding.leading();
+            let holds =
+                leasing.acquire_lease(LEADER_LEASE, &holder, LEASE_TTL.as_millis() as i64)?;
+            deciding.set_leading(holds)?;
+            Ok((was, holds))
+        })
+        .await;
+        match outcome {
+            Ok(Ok((false, true))) => tracing::info!(message = "This replica leads."),
+            Ok(Ok((true, false))) => tracing::warn!(message = "This replica no longer leads."),
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(error)) => {
+                // Unable to renew: stop leading before the lease can pass to another.
+                let _ = tracker.set_leading(false);
+                tracing::error!(message = "Lease not renewed.", error = %format!("{error:#}"));
+            }
+        }
+    }
+}
+
+/// Recomputes the estimates of the vehicles that pinged, at most once per `every`: a truck
+/// that sends ten pings a second costs one estimate a period. With replicas, only the one
+/// holding the lease does.
+async fn refresh_loop(tracker: Arc<Tracker>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut since_compaction = std::time::Instant::now();
+    loop {
+        ticks.tick().await;
+        if !tracker.leading() {
+            continue;
+        }
+        let working = tracker.clone();
+        let compact = since_compaction.elapsed() > COMPACTION_EVERY;
+        if compact {
+            since_compaction = std::time::Instant::now();
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            working.refresh_dirty();
+            if compact {
+                if let Err(error) = working.compact() {
+                    tracing::error!(message = "Ping compaction failed.", %error);
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Congestion is learnt again from the pings in memory this often (the window moves).
+const CONGESTION_EVERY: Duration = Duration::from_secs(600);
+
+/// Congestion is learnt from at most this many pings, a uniform sample of each vehicle's:
+/// medians and percentiles of an area's speeds hold, and memory stays bounded (the whole of a
+/// day of ten thousand trucks, 14.4 million pings, took 2.7 GiB more to learn from).
+const CONGESTION_SAMPLE_ROWS: usize = 2_000_000;
+
+/// Learns congestion by area and hour of the week from every vehicle's pings: a minute after
+/// start (the pings of the window restored, the demo's replayed), then every ten minutes.
+async fn learn_congestion_loop(tracker: Arc<Tracker>, feeds: Arc<crate::adapters::feeds::Feeds>) {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut ticker = tokio::time::interval(CONGESTION_EVERY);
+    loop {
+        ticker.tick().await;
+        let (tracker, feeds) = (tracker.clone(), feeds.clone());
+        let learnt = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            Ok(feeds.learn_congestion(&tracker.pings_sample(CONGESTION_SAMPLE_ROWS)?)?)
+        })
+        .await;
+        match learnt {
+            Ok(Ok(cells)) => tracing::info!(
+                message = "Congestion learnt from the pings.",
+                areas_and_hours = cells
+            ),
+            Ok(Err(error)) => {
+                tracing::error!(message = "Congestion not learnt.", error = %format!("{error:#}"))
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Retrains every `every` when the uploads or the consents changed since the last scheduled
+/// training; a training asked for meanwhile (one runs at a time) postpones it to the next tick.
+async fn retrain_loop(state: Arc<AppState>, every: Duration) {
+    let mut trained_on: Option<Vec<(String, String, bool)>> = None;
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        // Replicas on a shared store: the one holding the lease trains.
+        if !state.tracker.leading() {
+            continue;
+        }
+        let store = state.store.clone();
+        let signature = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut signature = Vec::new();
+            for upload in store.uploads(None)? {
+                let pool = store
+                    .consent(&upload.organisation)?
+                    .is_some_and(|consent| consent.pool);
+                signature.push((upload.organisation, upload.id, pool));
+            }
+            signature.sort();
+            Ok(signature)
+        })
+        .await;
+        let signature = match signature {
+            Ok(Ok(signature)) => signature,
+            Ok(Err(error)) => {
+                tracing::error!(message = "Scheduled training skipped.", error = %format!("{error:#}"));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if signature.is_empty() || trained_on.as_ref() == Some(&signature) {
+            continue;
+        }
+        match crate::http::api::models::start_training(state.clone(), TrainRequest::default()) {
+            Ok((job, handle)) => {
+                tracing::info!(message = "Scheduled training started.", job = %job.id);
+                let _ = handle.await;
+                trained_on = Some(signature);
+            }
+            Err(running) => {
+                tracing::info!(message = "Scheduled training postponed.", %running);
+            }
+        }
+    }
+}
+
+/// How often small ping segments are merged.
+const COMPACTION_EVERY: Duration = Duration::from_secs(600);
+
+/// The models the model directory and the data directory name: the pooled model last
+/// activated (else `model.dir`), and each organisation's newest activated model of its own.
+fn named_models(model_dir: &Path, data_dir: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
+    let pooled = crate::training::jobs::remembered_active(model_dir, data_dir)
+        .unwrap_or_else(|| model_dir.to_owned());
+    // Partners that do not pool are served by the newest model of their own.
+    let mut own: Vec<_> = crate::training::registry::known_models(model_dir, data_dir)
+        .into_iter()
+        .filter(|(dir, card)| {
+            card.owner.is_some() && dir.join(crate::training::jobs::ACTIVATED).exists()
+        })
+        .collect();
+    own.sort_by_key(|(_, card)| card.created_at);
+    let newest: std::collections::BTreeMap<String, PathBuf> = own
+        .into_iter()
+        .filter_map(|(dir, card)| Some((card.owner?, dir)))
+        .collect();
+    (pooled, newest.into_iter().collect())
+}
+
+/// How soon a replica serves a model another replica activated.
+const FOLLOW_MODELS_EVERY: Duration = Duration::from_secs(3);
+
+/// Replicas share the data directory: a model activated through one (or trained and judged
+/// better by the one that leads) is served by every other within `FOLLOW_MODELS_EVERY`.
+async fn follow_models_loop(estimator: Arc<ModelEta>, model_dir: PathBuf, data_dir: PathBuf) {
+    let mut ticks = tokio::time::interval(FOLLOW_MODELS_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (estimator, model_dir, data_dir) =
+            (estimator.clone(), model_dir.clone(), data_dir.clone());
+        let _ =
+            tokio::task::spawn_blocking(move || follow_models(&estimator, &model_dir, &data_dir))
+                .await;
+    }
+}
+
+fn follow_models(estimator: &ModelEta, model_dir: &Path, data_dir: &Path) {
+    let version = |dir: &Path| registry::read_card(dir).ok().map(|card| card.version);
+    let (pooled, own) = named_models(model_dir, data_dir);
+    let serving = estimator.active().map(|served| served.version.clone());
+    if version(&pooled) != serving {
+        tracing::info!(message = "Following the model activated elsewhere.", dir = %pooled.display());
+        estimator.swap(load_model(&pooled));
+    }
+    let mut serving_own = estimator.own_versions();
+    for (owner, dir) in own {
+        if serving_own.remove(&owner) != version(&dir) {
+            estimator.set_own(&owner, load_model(&dir));
+        }
+    }
+    // Own models no longer named (their owner's data erased) serve no more.
+    for owner in serving_own.keys() {
+        estimator.set_own(owner, None);
+    }
+}
+
+fn load_model(dir: &Path) -> Option<ServedModel> {
+    match registry::load(dir) {
+        Ok((card, served)) => {
+            tracing::info!(
+                message = "Serving a model.",
+                version = %card.version,
+                dir = %dir.display(),
+                target = ?card.target,
+            );
+            Some(served)
+        }
+        Err(RegistryError::Missing(_)) => {
+            tracing::warn!(
+                message = "No model; the rules answer, flagged as a fallback.",
+                dir = %dir.display(),
+            );
+            None
+        }
+        Err(error) => {
+            tracing::error!(
+                message = "Model refused; the rules answer, flagged as a fallback.",
+                %error,
+            );
+            None
+        }
+    }
+}
+
+/// `model.dir` again, as the operator asks by a SIGHUP: it replaces the last activated model,
+/// now and after a restart.
+fn reload(estimator: &ModelEta, dir: &Path, data_dir: &Path) {
+    crate::training::jobs::forget_active(data_dir);
+    match registry::load(dir) {
+        Ok((card, served)) => {
+            tracing::info!(message = "Model reloaded.", version = %card.version);
+            estimator.swap(Some(served));
+        }
+        Err(RegistryError::Missing(_)) => {
+            tracing::warn!(message = "Model directory gone; the rules answer.", dir = %dir.display());
+            estimator.swap(None);
+        }
+        Err(error) => {
+            tracing::error!(message = "Reload refused; the current model stays.", %error);
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,12 @@
+//! What every layer's store answers: its records, or one of these errors.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The organisation already has a shipment with this reference; its id is given.
+    #[error("the reference is already registered as shipment {0}")]
+    DuplicateReference(String),
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,297 @@
+//! Administration: organisations and their API keys. Admin keys act on every organisation.
+
+use actix_web::{web, HttpResponse};
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::http::api::body::{parse_json, read_limited};
+use crate::http::api::error::{ApiError, ErrorBody};
+use crate::http::api::{blocking, storage, AppState};
+use crate::partners::keys::{ApiKey, Caller, Organisation, Role};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationRequest {
+    /// 2 to 40 lowercase letters, digits and dashes.
+    #[schema(example = "transports-martin")]
+    pub id: String,
+    #[schema(example = "Transports Martin")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrganisationDto {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequest {
+    #[schema(example = "TMS integration")]
+    pub name: String,
+    /// Among `carrier`, `dispatcher`, `partner`, `admin`.
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyDto {
+    pub id: String,
+    pub organisation: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    /// The key itself, given once: in the answer to the creation only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl From<&Organisation> for OrganisationDto {
+    fn from(organisation: &Organisation) -> Self {
+        Self {
+            id: organisation.id.clone(),
+            name: organisation.name.clone(),
+            created_at: organisation
+                .created_at
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
+    }
+}
+
+impl KeyDto {
+    fn of(key: &ApiKey, shown: Option<String>) -> Self {
+        let stamp =
+            |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
+        Self {
+            id: key.id.clone(),
+            organisation: key.organisation.clone(),
+            name: key.name.clone(),
+            roles: key
+                .roles
+                .iter()
+                .map(|role| role.as_str().to_owned())
+                .collect(),
+            created_at: stamp(key.created_at),
+            revoked_at: key.revoked_at.map(stamp),
+            key: shown,
+        }
+    }
+}
+
+/// Create an organisation.
+#[utoipa::path(
+    post,
+    path = "/v1/organisations",
+    tag = "admin",
+    request_body = OrganisationRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = OrganisationDto),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 409, description = "The id is taken", body = ErrorBody),
+    )
+)]
+pub async fn create_organisation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Admin])?;
+    let body = read_limited(payload, state.settings.max_body_bytes).await?;
+    let request: OrganisationRequest = parse_json(&body)?;
+    let slug = request.id.len() >= 2
+        && request.id.len() <= 40
+        && request
+            .id
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+    if !slug {
+        return Err(ApiError::out_of_range(
+            "id",
+            "id must have 2 to 40 lowercase letters, digits and dashes",
+        ));
+    }
+    let name = request.name.trim().to_owned();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::out_of_range(
+            "name",
+            "name must have 1 to 200 characters",
+        ));
+    }
+    let organisation = Organisation {
+        id: request.id,
+        name,
+        created_at: state.clock.now(),
+    };
+    let store = state.store.clone();
+    let stored = organisation.clone();
+    blocking(move || {
+        if store
+            .organisations()
+            .map_err(storage)?
+            .iter()
+            .any(|existing| existing.id == stored.id)
+        {
+            return Err(ApiError::Conflict {
+                message: format!("organisation {} already exists", stored.id),
+            });
+        }
+        store.insert_organisation(&stored).map_err(storage)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(OrganisationDto::from(&organisation)))
+}
+
+/// Every organisation.
+#[utoipa::path(
+    get,
+    path = "/v1/organisations",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The organisations", body = Vec<OrganisationDto>),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    )
+)]
+pub async fn list_organisations(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Admin])?;
+    let store = state.store.clone();
+    let organisations = blocking(move || store.organisations().map_err(storage)).await?;
+    let listed: Vec<OrganisationDto> = organisations.iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+/// Issue a key for an organisation. The answer holds the key, once.
+#[utoipa::path(
+    post,
+    path = "/v1/organisations/{id}/keys",
+    tag = "admin",
+    request_body = KeyRequest,
+    params(("id" = String, Path, description = "The organisation")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Issued, with the key", body = KeyDto),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such organisation", body = ErrorBody),
+    )
+)]
+pub async fn create_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    organisation: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Admin])?;
+    let body = read_limited(payload, state.settings.max_body_bytes).await?;
+    let request: KeyRequest = parse_json(&body)?;
+    let mut roles = Vec::new();
+    for (index, text) in request.roles.iter().enumerate() {
+        let role = Role::parse(text).ok_or_else(|| {
+            ApiError::out_of_range(
+                &format!("roles[{index}]"),
+                "roles are carrier, dispatcher, partner and admin",
+            )
+        })?;
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    if roles.is_empty() {
+        return Err(ApiError::out_of_range(
+            "roles",
+            "a key needs at least one role",
+        ));
+    }
+    let name = request.name.trim().to_owned();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::out_of_range(
+            "name",
+            "name must have 1 to 200 characters",
+        ));
+    }
+    let (store, keyring) = (state.store.clone(), state.keyring.clone());
+    let (record, key) = blocking(move || {
+        let known = store
+            .organisations()
+            .map_err(storage)?
+            .iter()
+            .any(|existing| existing.id == *organisation);
+        if !known {
+            return Err(ApiError::NotFound);
+        }
+        let (record, key) = keyring.issue(&organisation, &name, roles);
+        store.insert_key(&record).map_err(storage)?;
+        keyring.reload().map_err(storage)?;
+        Ok((record, key))
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(KeyDto::of(&record, Some(key))))
+}
+
+/// An organisation's keys, revoked ones included, never the keys themselves.
+#[utoipa::path(
+    get,
+    path = "/v1/organisations/{id}/keys",
+    tag = "admin",
+    params(("id" = String, Path, description = "The organisation")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The keys", body = Vec<KeyDto>),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    )
+)]
+pub async fn list_keys(
+    state: web::Data<AppState>,
+    caller: Caller,
+    organisation: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Admin])?;
+    let store = state.store.clone();
+    let keys = blocking(move || store.keys(Some(&organisation)).map_err(storage)).await?;
+    let listed: Vec<KeyDto> = keys.iter().map(|key| KeyDto::of(key, None)).collect();
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+/// Revoke a key: it stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such key", body = ErrorBody),
+    )
+)]
+pub async fn revoke_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.allow(&[Role::Admin])?;
+    let (store, keyring, now) = (
+        state.store.clone(),
+        state.keyring.clone(),
+        state.clock.now(),
+    );
+    let revoked = blocking(move || {
+        let revoked = store.revoke_key(&id, now).map_err(storage)?;
+        keyring.reload().map_err(storage)?;
+        Ok(revoked)
+    })
+    .await?;
+    if !revoked {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,572 @@
+//! The JSON wire format, and its conversion to and from domain types.
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::config::ApiSettings;
+use crate::domain::eta::{Estimate, EtaQuery, ModelInfo, Stop, Window};
+use crate::domain::geo::{CoordinateError, GeoPoint};
+use crate::domain::risk::{ArrivalBand, LateRisk, Severity};
+use crate::domain::rules::{DriverState, SegmentKind};
+use crate::domain::vehicle::VehicleClass;
+use crate::http::api::error::{ApiError, ErrorBody};
+
+/// A WGS84 position in decimal degrees.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatLon {
+    #[schema(example = 50.63, minimum = -90, maximum = 90)]
+    pub lat: f64,
+    #[schema(example = 3.06, minimum = -180, maximum = 180)]
+    pub lon: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VehicleClassDto {
+    /// 3.5 t or less: no driving-time rules, no traffic bans.
+    Van,
+    /// A rigid lorry above 7.5 t.
+    Rigid,
+    /// A tractor and semi-trailer.
+    Articulated,
+}
+
+/// A time window at a stop, both ends RFC 3339 with an offset.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowDto {
+    #[schema(format = DateTime, example = "2026-12-01T14:00:00+01:00")]
+    pub start: String,
+    #[schema(format = DateTime, example = "2026-12-01T16:00:00+01:00")]
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopRequest {
+    /// The caller's own identifier for the stop, echoed back.
+    pub id: Option<String>,
+    #[schema(example = 45.76, minimum = -90, maximum = 90)]
+    pub lat: f64,
+    #[schema(example = 4.84, minimum = -180, maximum = 180)]
+    pub lon: f64,
+    /// Planned loading or unloading time at the stop.
+    #[serde(default)]
+    #[schema(example = 45, minimum = 0)]
+    pub dwell_minutes: f64,
+    pub window: Option<WindowDto>,
+}
+
+/// What the driver has already driven when the trip starts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriverRequest {
+    #[serde(default)]
+    #[schema(example = 120, minimum = 0, maximum = 600)]
+    pub driven_today_minutes: f64,
+    #[serde(default)]
+    #[schema(example = 60, minimum = 0, maximum = 270)]
+    pub driven_since_break_minutes: f64,
+}
+
+/// One ETA question.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EtaRequest {
+    pub origin: LatLon,
+    pub destination: LatLon,
+    /// RFC 3339 with an offset; answers use the same offset.
+    #[schema(format = DateTime, example = "2026-12-01T06:00:00+01:00")]
+    pub departure_time: String,
+    pub vehicle_class: VehicleClassDto,
+    /// Intermediate stops, in order, before the destination.
+    #[serde(default)]
+    pub stops: Vec<StopRequest>,
+    pub driver: Option<DriverRequest>,
+    /// Also list the answer's strongest factors. They cost some 75 times the prediction
+    /// (per-row SHAP values over every tree), so they are given only when asked.
+    #[serde(default)]
+    pub factors: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to 10,000 requests of the single form (the limit is a setting).
+    #[schema(value_type = Vec<EtaRequest>)]
+    pub requests: Vec<serde_json::Value>,
+    /// Also list each answer's strongest factors. They cost far more than the prediction
+    /// (per-row SHAP values over every tree), so a plan's batch leaves them out by default.
+    #[serde(default)]
+    pub factors: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Breakdown {
+    pub driving_minutes: f64,
+    pub break_minutes: f64,
+    pub rest_minutes: f64,
+    pub dwell_minutes: f64,
+    /// Time spent waiting out traffic bans.
+    pub restriction_wait_minutes: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentKindDto {
+    Drive,
+    Break,
+    Rest,
+    Dwell,
+    BanWait,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TimelineSegment {
+    pub kind: SegmentKindDto,
+    #[schema(format = DateTime)]
+    pub start: String,
+    #[schema(format = DateTime)]
+    pub end: String,
+    pub duration_minutes: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeverityDto {
+    OnTime,
+    AtRisk,
+    Late,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LateRiskDto {
+    /// Probability of arriving after the window closes.
+    #[schema(minimum = 0, maximum = 1)]
+    pub probability: f64,
+    pub severity: SeverityDto,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StopEta {
+    /// The stop's position in the request's `stops`, from 0.
+    pub index: usize,
+    pub id: Option<String>,
+    /// Arrival at the stop, before its dwell.
+    #[schema(format = DateTime)]
+    pub eta: String,
+    #[schema(format = DateTime)]
+    pub eta_p10: String,
+    #[schema(format = DateTime)]
+    pub eta_p90: String,
+    /// Present when the stop has a window.
+    pub late_risk: Option<LateRiskDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModelDto {
+    #[schema(example = "rules")]
+    pub name: String,
+    #[schema(example = "0.1.0")]
+    pub version: String,
+    /// True when the learned model was missing or failed and the rules answered instead.
+    pub fallback: bool,
+}
+
+/// One input's pull on this estimate: the arrival is `minutes` later (negative: earlier) than
+/// the model's average answer because `feature` was `value`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FactorDto {
+    #[schema(example = "rules_rest_minutes")]
+    pub feature: String,
+    /// The feature's value; null when unknown.
+    pub value: Option<f64>,
+    pub minutes: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EtaResponse {
+    /// Most likely arrival at the destination.
+    #[schema(format = DateTime)]
+    pub eta: String,
+    /// Arrival that 10% of trips beat.
+    #[schema(format = DateTime)]
+    pub eta_p10: String,
+    /// Arrival that 90% of trips beat.
+    #[schema(format = DateTime)]
+    pub eta_p90: String,
+    pub duration_minutes: f64,
+    /// Estimated road distance.
+    pub distance_km: f64,
+    pub breakdown: Breakdown,
+    pub timeline: Vec<TimelineSegment>,
+    pub stops: Vec<StopEta>,
+    /// The strongest contributions to a learned estimate, strongest first; empty when the
+    /// rules answer.
+    pub factors: Vec<FactorDto>,
+    pub model: ModelDto,
+    /// The weather and congestion the estimate took, where the feeds gave them.
+    pub conditions: ConditionsDto,
+    /// Whether the road distance came from a routing engine (else the great circle times the
+    /// circuity factor).
+    pub routed: bool,
+    /// Configured feeds that could not serve this estimate: `weather_unavailable`,
+    /// `weather_stale`, `traffic_unavailable`, `traffic_stale`, `routing_unavailable`. The
+    /// estimate then did without them.
+    pub degraded: Vec<String>,
+}
+
+/// Weather at the middle of the route when the truck is expected there (Open-Meteo's
+/// variables: °C, mm, cm, km/h, m) and congestion near each end (0 free-flowing to 1
+/// standstill); absent when unknown.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ConditionsDto {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature_2m: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precipitation: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snowfall: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wind_speed_10m: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_congestion: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_congestion: Option<f64>,
+}
+
+impl From<crate::domain::eta::Conditions> for ConditionsDto {
+    fn from(found: crate::domain::eta::Conditions) -> Self {
+        Self {
+            temperature_2m: found.temperature_2m,
+            precipitation: found.precipitation,
+            snowfall: found.snowfall,
+            wind_speed_10m: found.wind_speed_10m,
+            visibility: found.visibility,
+            origin_congestion: found.origin_congestion,
+            destination_congestion: found.destination_congestion,
+        }
+    }
+}
+
+/// One item of a batch answer: an ETA, or the error for that request alone.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchItem {
+    Eta(Box<EtaResponse>),
+    Error { error: ErrorBody },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    /// In the order of the requests.
+    pub results: Vec<BatchItem>,
+}
+
+impl From<ModelInfo> for ModelDto {
+    fn from(model: ModelInfo) -> Self {
+        Self {
+            name: model.name,
+            version: model.version,
+            fallback: model.fallback,
+        }
+    }
+}
+
+impl EtaRequest {
+    /// Checks every value and builds the domain query. `now` bounds the departure time.
+    pub fn into_query(
+        self,
+        now: DateTime<Utc>,
+        limits: &ApiSettings,
+    ) -> Result<EtaQuery, ApiError> {
+        let departure = parse_timestamp(&self.departure_time, "departure_time")?;
+        let offset = (departure.with_timezone(&Utc) - now).abs();
+        if offset > TimeDelta::days(limits.max_departure_offset_days) {
+            return Err(ApiError::OutOfRange {
+                field: "departure_time".into(),
+                message: format!(
+                    "departure_time must be within {} days of now",
+                    limits.max_departure_offset_days
+                ),
+            });
+        }
+        if self.stops.len() > limits.max_stops {
+            return Err(ApiError::OutOfRange {
+                field: "stops".into(),
+                message: format!("at most {} stops per request", limits.max_stops),
+            });
+        }
+        let stops = self
+            .stops
+            .into_iter()
+            .enumerate()
+            .map(|(index, stop)| {
+                stop.into_domain()
+                    .map_err(|error| error.under(&format!("stops[{index}]")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let driver = match self.driver {
+            Some(driver) => driver
+                .into_domain()
+                .map_err(|error| error.under("driver"))?,
+            None => DriverState::default(),
+        };
+        Ok(EtaQuery {
+            origin: self
+                .origin
+                .into_domain()
+                .map_err(|error| error.under("origin"))?,
+            destination: self
+                .destination
+                .into_domain()
+                .map_err(|error| error.under("destination"))?,
+            departure,
+            vehicle: self.vehicle_class.into(),
+            stops,
+            driver,
+            context: Default::default(),
+        })
+    }
+}
+
+impl LatLon {
+    pub(crate) fn into_domain(self) -> Result<GeoPoint, ApiError> {
+        point(self.lat, self.lon)
+    }
+}
+
+pub(crate) fn point(lat: f64, lon: f64) -> Result<GeoPoint, ApiError> {
+    GeoPoint::new(lat, lon).map_err(|error| {
+        let field = match error {
+            CoordinateError::Latitude => "lat",
+            CoordinateError::Longitude => "lon",
+        };
+        ApiError::OutOfRange {
+            field: field.into(),
+            message: error.to_string(),
+        }
+    })
+}
+
+/// Longest dwell accepted at one stop: a week. Anything longer is a unit mistake.
+const MAX_DWELL_MINUTES: f64 = 7.0 * 24.0 * 60.0;
+
+impl StopRequest {
+    fn into_domain(self) -> Result<Stop, ApiError> {
+        let location = point(self.lat, self.lon)?;
+        if !(0.0..=MAX_DWELL_MINUTES).contains(&self.dwell_minutes) {
+            return Err(ApiError::OutOfRange {
+                field: "dwell_minutes".into(),
+                message: format!("dwell_minutes must be between 0 and {MAX_DWELL_MINUTES}"),
+            });
+        }
+        let window = match self.window {
+            Some(window) => Some(
+                window
+                    .into_domain()
+                    .map_err(|error| error.under("window"))?,
+            ),
+            None => None,
+        };
+        Ok(Stop {
+            location,
+            dwell: minutes(self.dwell_minutes),
+            window,
+        })
+    }
+}
+
+impl WindowDto {
+    pub(crate) fn into_domain(self) -> Result<Window, ApiError> {
+        let start = parse_timestamp(&self.start, "start")?.with_timezone(&Utc);
+        let end = parse_timestamp(&self.end, "end")?.with_timezone(&Utc);
+        Window::new(start, end).map_err(|error| ApiError::OutOfRange {
+            field: "end".into(),
+            message: error.to_string(),
+        })
+    }
+}
+
+impl DriverRequest {
+    pub(crate) fn into_domain(self) -> Result<DriverState, ApiError> {
+        let fields = [
+            ("driven_today_minutes", self.driven_today_minutes, 600.0),
+            (
+                "driven_since_break_minutes",
+                self.driven_since_break_minutes,
+                270.0,
+            ),
+        ];
+        for (field, value, max) in fields {
+            if !(0.0..=max).contains(&value) {
+                return Err(ApiError::OutOfRange {
+                    field: field.into(),
+                    message: format!("{field} must be between 0 and {max}"),
+                });
+            }
+        }
+        DriverState::new(
+            minutes(self.driven_today_minutes),
+            minutes(self.driven_since_break_minutes),
+        )
+        .map_err(|error| ApiError::OutOfRange {
+            field: "driven_since_break_minutes".into(),
+            message: error.to_string(),
+        })
+    }
+}
+
+fn minutes(value: f64) -> TimeDelta {
+    TimeDelta::milliseconds((value * 60_000.0).round() as i64)
+}
+
+/// RFC 3339 with an explicit offset. A local time without one is ambiguous for a truck that
+/// crosses time zones, so it is refused with its own code.
+pub fn parse_timestamp(text: &str, field: &str) -> Result<DateTime<FixedOffset>, ApiError> {
+    if let Ok(parsed) = DateTime::parse_from_rfc3339(text) {
+        return Ok(parsed);
+    }
+    let without_offset = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ]
+    .iter()
+    .any(|format| NaiveDateTime::parse_from_str(text, format).is_ok());
+    if without_offset {
+        return Err(ApiError::TimestampWithoutOffset {
+            field: field.into(),
+            message: format!("{field} needs an offset, such as 2026-12-01T06:00:00+01:00 or ...Z"),
+        });
+    }
+    Err(ApiError::InvalidTimestamp {
+        field: field.into(),
+        message: format!(
+            "{field} must be an RFC 3339 timestamp, such as 2026-12-01T06:00:00+01:00"
+        ),
+    })
+}
+
+impl From<VehicleClassDto> for VehicleClass {
+    fn from(class: VehicleClassDto) -> Self {
+        match class {
+            VehicleClassDto::Van => Self::Van,
+            VehicleClassDto::Rigid => Self::Rigid,
+            VehicleClassDto::Articulated => Self::Articulated,
+        }
+    }
+}
+
+impl From<SegmentKind> for SegmentKindDto {
+    fn from(kind: SegmentKind) -> Self {
+        match kind {
+            SegmentKind::Drive => Self::Drive,
+            SegmentKind::Break => Self::Break,
+            SegmentKind::Rest => Self::Rest,
+            SegmentKind::Dwell => Self::Dwell,
+            SegmentKind::BanWait => Self::BanWait,
+        }
+    }
+}
+
+impl From<LateRisk> for LateRiskDto {
+    fn from(risk: LateRisk) -> Self {
+        let severity = match risk.severity {
+            Severity::OnTime => SeverityDto::OnTime,
+            Severity::AtRisk => SeverityDto::AtRisk,
+            Severity::Late => SeverityDto::Late,
+        };
+        Self {
+            probability: (risk.probability * 1000.0).round() / 1000.0,
+            severity,
+        }
+    }
+}
+
+/// Minutes to one decimal: finer would be noise, coarser would not add up.
+fn in_minutes(delta: TimeDelta) -> f64 {
+    (delta.num_milliseconds() as f64 / 6_000.0).round() / 10.0
+}
+
+impl EtaResponse {
+    /// Renders an estimate in the offset the question was asked in.
+    pub fn new(
+        query: &EtaQuery,
+        stop_ids: Vec<Option<String>>,
+        estimate: Estimate,
+        degraded: &[&str],
+    ) -> Self {
+        let offset = *query.departure.offset();
+        let stamp = |instant: DateTime<Utc>| {
+            instant
+                .with_timezone(&offset)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        };
+        let band = |band: &ArrivalBand| (stamp(band.p50), stamp(band.p10), stamp(band.p90));
+        let (eta, eta_p10, eta_p90) = band(&estimate.band);
+        let breakdown = estimate.breakdown;
+        Self {
+            eta,
+            eta_p10,
+            eta_p90,
+            duration_minutes: in_minutes(estimate.band.p50 - query.departure.with_timezone(&Utc)),
+            distance_km: (estimate.road_distance_km * 10.0).round() / 10.0,
+            breakdown: Breakdown {
+                driving_minutes: in_minutes(breakdown.driving),
+                break_minutes: in_minutes(breakdown.breaks),
+                rest_minutes: in_minutes(breakdown.rests),
+                dwell_minutes: in_minutes(breakdown.dwell),
+                restriction_wait_minutes: in_minutes(breakdown.ban_waits),
+            },
+            timeline: estimate
+                .timeline
+                .segments
+                .iter()
+                .map(|segment| TimelineSegment {
+                    kind: segment.kind.into(),
+                    start: stamp(segment.start),
+                    end: stamp(segment.end),
+                    duration_minutes: in_minutes(segment.duration()),
+                })
+                .collect(),
+            stops: estimate
+                .stops
+                .iter()
+                .zip(stop_ids)
+                .enumerate()
+                .map(|(index, (stop, id))| {
+                    let (eta, eta_p10, eta_p90) = band(&stop.band);
+                    StopEta {
+                        index,
+                        id,
+                        eta,
+                        eta_p10,
+                        eta_p90,
+                        late_risk: stop.late_risk.map(Into::into),
+                    }
+                })
+                .collect(),
+            factors: estimate
+                .factors
+                .iter()
+                .map(|factor| FactorDto {
+                    feature: factor.feature.to_owned(),
+                    value: factor
+                        .value
+                        .is_finite()
+                        .then_some((factor.value * 100.0).round() / 100.0),
+                    minutes: (factor.minutes * 10.0).round() / 10.0,
+                })
+                .collect(),
+            model: estimate.model.into(),
+            conditions: query.context.conditions.into(),
+            routed: query.context.legs.is_some(),
+            degraded: degraded.iter().map(|flag| (*flag).to_owned()).collect(),
+        }
+    }
+}

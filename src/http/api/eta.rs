@@ -1,0 +1,203 @@
+//! `POST /v1/eta` and `POST /v1/eta/batch`.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::domain::clock::Clock;
+use crate::domain::eta::EtaQuery;
+use crate::http::api::body::{from_value, parse_json, read_limited};
+use crate::http::api::dto::{BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse};
+use crate::http::api::error::{ApiError, ErrorBody};
+use crate::http::api::AppState;
+use crate::partners::keys::{Caller, Role};
+
+/// One ETA.
+#[utoipa::path(
+    post,
+    path = "/v1/eta",
+    tag = "eta",
+    security(("bearer" = [])),
+    request_body = EtaRequest,
+    responses(
+        (status = 200, description = "The estimate", body = EtaResponse),
+        (status = 400, description = "Malformed or invalid request", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(name = "eta", skip_all)]
+pub async fn eta(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let body = read_limited(payload, state.settings.max_body_bytes).await?;
+    let request: EtaRequest = parse_json(&body)?;
+    let response = answer(&state, request, organisation, state.clock.now()).await?;
+    state
+        .metrics
+        .predictions
+        .with_label_values(&[response.model.name.as_str()])
+        .inc();
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Many ETAs at once; one bad request fails only its own item.
+#[utoipa::path(
+    post,
+    path = "/v1/eta/batch",
+    tag = "eta",
+    security(("bearer" = [])),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "One result per request, in order", body = BatchResponse),
+        (status = 400, description = "The envelope is malformed", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "More requests than a batch may hold", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(name = "eta_batch", skip_all, fields(n_requests))]
+pub async fn eta_batch(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let body = read_limited(payload, state.settings.max_batch_body_bytes).await?;
+    let batch: BatchRequest = parse_json(&body)?;
+    let n_requests = batch.requests.len();
+    tracing::Span::current().record("n_requests", n_requests);
+    if n_requests > state.settings.max_batch_requests {
+        return Err(ApiError::BatchTooLarge {
+            limit: state.settings.max_batch_requests,
+            count: n_requests,
+        });
+    }
+    state
+        .metrics
+        .batch_size
+        .with_label_values(&[] as &[&str])
+        .observe(n_requests as f64);
+    let now = state.clock.now();
+    let worker_state = state.clone();
+    let parsed: Vec<Result<Parsed, ApiError>> = web::block(move || {
+        batch
+            .requests
+            .into_iter()
+            .map(|item| {
+                let request = from_value::<EtaRequest>(item)?;
+                if request.factors {
+                    return Err(ApiError::InvalidValue {
+                        field: "factors".into(),
+                        message: "a batch lists factors for all its requests or none: set \"factors\" on the batch".into(),
+                    });
+                }
+                let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
+                let mut query = request.into_query(now, &worker_state.settings)?;
+                query.context.partner = Some(organisation.clone());
+                Ok((query, stop_ids))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let mut queries: Vec<EtaQuery> = parsed
+        .iter()
+        .filter_map(|item| item.as_ref().ok().map(|(query, _)| query.clone()))
+        .collect();
+    if state.feeds.active() {
+        state
+            .feeds
+            .prefetch(&queries, Clock::System.now(), state.feeds.wait())
+            .await;
+    }
+    let worker_state = state.clone();
+    let explain = batch.factors;
+    // Ten thousand estimates take long enough to stall the worker's other connections.
+    let results = web::block(move || {
+        let degraded = if worker_state.feeds.active() {
+            worker_state.feeds.apply(&mut queries, Clock::System.now())
+        } else {
+            vec![Vec::new(); queries.len()]
+        };
+        let mut estimates = worker_state
+            .estimator
+            .estimate_batch(&queries, explain)
+            .into_iter()
+            .zip(queries.into_iter().zip(degraded));
+        parsed
+            .into_iter()
+            .map(|item| match item {
+                Ok((_, stop_ids)) => {
+                    let (estimate, (query, degraded)) =
+                        estimates.next().expect("one estimate per query");
+                    BatchItem::Eta(Box::new(EtaResponse::new(
+                        &query, stop_ids, estimate, &degraded,
+                    )))
+                }
+                Err(error) => BatchItem::Error {
+                    error: error.body(),
+                },
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))?;
+    for item in &results {
+        if let BatchItem::Eta(response) = item {
+            state
+                .metrics
+                .predictions
+                .with_label_values(&[response.model.name.as_str()])
+                .inc();
+        }
+    }
+    Ok(HttpResponse::Ok().json(BatchResponse { results }))
+}
+
+/// A batch item that passed its checks: the query and the caller's stop ids.
+type Parsed = (EtaQuery, Vec<Option<String>>);
+
+async fn answer(
+    state: &web::Data<AppState>,
+    request: EtaRequest,
+    organisation: String,
+    now: DateTime<Utc>,
+) -> Result<EtaResponse, ApiError> {
+    let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
+    let explain = request.factors;
+    let mut query = request.into_query(now, &state.settings)?;
+    // The model knows partners by organisation: a partner's own history speaks for its trips.
+    query.context.partner = Some(organisation);
+    let mut degraded = Vec::new();
+    if state.feeds.active() {
+        state
+            .feeds
+            .prefetch(
+                std::slice::from_ref(&query),
+                Clock::System.now(),
+                state.feeds.wait(),
+            )
+            .await;
+        degraded = state
+            .feeds
+            .apply(std::slice::from_mut(&mut query), Clock::System.now())
+            .pop()
+            .unwrap_or_default();
+    }
+    if !explain {
+        // Some 60 µs: cheaper on this worker than a hop to the blocking pool.
+        let estimate = state
+            .estimator
+            .estimate_live(&query, TimeDelta::zero(), false);
+        return Ok(EtaResponse::new(&query, stop_ids, estimate, &degraded));
+    }
+    // The factors take milliseconds: off the worker that serves other connections.
+    let estimator = state.estimator.clone();
+    web::block(move || {
+        let estimate = estimator.estimate_live(&query, TimeDelta::zero(), true);
+        EtaResponse::new(&query, stop_ids, estimate, &degraded)
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.to_string()))
+}

@@ -1,0 +1,465 @@
+//! Partners' history: `/v1/history` uploads and `/v1/partners/me` consent.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::SecondsFormat;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::ids::new_id;
+use crate::http::api::body::{parse_json, parse_query, read_limited};
+use crate::http::api::error::{ApiError, ErrorBody};
+use crate::http::api::{blocking, storage, AppState};
+use crate::ml::history::{ValidationOptions, ValidationReport};
+use crate::partners::keys::{Caller, Role};
+use crate::partners::uploads::Consent;
+use crate::partners::uploads::{Upload, UploadArea, UploadError, UploadFormat};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UploadDto {
+    pub id: String,
+    /// `csv`, `csv_gz` or `parquet`, as it came in; the export gives it back so.
+    pub format: String,
+    pub rows: usize,
+    pub skipped_rows: usize,
+    pub first_departure: Option<String>,
+    pub last_departure: Option<String>,
+    pub sha256: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProblemDto {
+    /// The record, from 1 without the header; absent for a whole column.
+    pub row: Option<usize>,
+    pub column: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UploadResponse {
+    pub upload: UploadDto,
+    /// False when the same content was already uploaded: this is that upload.
+    pub created: bool,
+    /// With `on_error=skip`: the rows left out and why (the first 100).
+    pub problems: Vec<ProblemDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErasedResponse {
+    pub id: String,
+    /// Models (served or listed) whose training data held this upload: they keep what they
+    /// learnt until retrained; no later training reads it.
+    pub trained_models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// `reject` (default: any bad row refuses the whole file) or `skip` (keep the good rows).
+    pub on_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequest {
+    /// Whether the organisation's rows may train the pooled model.
+    pub pool: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PartnerDto {
+    pub organisation: String,
+    /// False until the partner says otherwise: nothing pools without consent.
+    pub pool: bool,
+    pub consent_updated_at: Option<String>,
+    pub uploads: usize,
+    pub rows: usize,
+}
+
+fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl From<&Upload> for UploadDto {
+    fn from(upload: &Upload) -> Self {
+        Self {
+            id: upload.id.clone(),
+            format: match upload.format {
+                UploadFormat::Csv => "csv",
+                UploadFormat::CsvGz => "csv_gz",
+                UploadFormat::Parquet => "parquet",
+            }
+            .into(),
+            rows: upload.rows,
+            skipped_rows: upload.skipped_rows,
+            first_departure: upload.first_departure.map(stamp),
+            last_departure: upload.last_departure.map(stamp),
+            sha256: upload.sha256.clone(),
+            created_at: stamp(upload.created_at),
+        }
+    }
+}
+
+fn problems(report: &ValidationReport) -> Vec<ProblemDto> {
+    report
+        .problems
+        .iter()
+        .map(|problem| ProblemDto {
+            row: problem.row,
+            column: problem.column.clone(),
+            reason: problem.reason.clone(),
+        })
+        .collect()
+}
+
+/// Upload a trips table (CSV, gzip CSV or Parquet) in the history format.
+#[utoipa::path(
+    post,
+    path = "/v1/history",
+    tag = "history",
+    security(("bearer" = [])),
+    params(UploadQuery),
+    request_body(content = Vec<u8>, description = "A trips table: CSV, gzip CSV or Parquet", content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Kept, whole (or its good rows with on_error=skip)", body = UploadResponse),
+        (status = 200, description = "The same content was already uploaded", body = UploadResponse),
+        (status = 400, description = "Unreadable file or bad parameter", body = ErrorBody),
+        (status = 413, description = "Over the size limit", body = ErrorBody),
+        (status = 422, description = "Rows refused; nothing kept. The body lists the problems", body = ErrorBody),
+    )
+)]
+pub async fn upload(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Partner])?;
+    let query = parse_query::<UploadQuery>(&request)?;
+    let skip = match query.on_error.as_deref() {
+        None | Some("reject") => false,
+        Some("skip") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidValue {
+                field: "on_error".into(),
+                message: "on_error must be reject or skip".into(),
+            })
+        }
+    };
+    let id = new_id("upl");
+    let area = UploadArea::new(&state.data_dir);
+    let mut incoming = area.begin(&organisation, &id).map_err(storage)?;
+    // Chunk by chunk to disk: the body never sits whole in memory here.
+    let limit = state.settings.max_upload_bytes as u64;
+    while let Some(chunk) = payload.next().await {
+        let written = chunk
+            .map_err(|error| ApiError::BadPayload(error.to_string()))
+            .and_then(|chunk| {
+                if incoming.bytes() + chunk.len() as u64 > limit {
+                    return Err(ApiError::PayloadTooLarge {
+                        limit: limit as usize,
+                    });
+                }
+                incoming.write(&chunk).map_err(storage)
+            });
+        if let Err(error) = written {
+            incoming.abandon();
+            return Err(error);
+        }
+    }
+    let store = state.store.clone();
+    let now = state.clock.now();
+    let outcome = blocking(move || {
+        let sha256 = incoming.finish().map_err(storage)?;
+        let existing = store
+            .uploads(Some(&organisation))
+            .map_err(storage)?
+            .into_iter()
+            .find(|upload| upload.sha256 == sha256);
+        if let Some(existing) = existing {
+            incoming.abandon();
+            return Ok(Ok((existing, false, ValidationReport::default())));
+        }
+        let mut upload = Upload {
+            id: id.clone(),
+            organisation: organisation.clone(),
+            sha256,
+            format: UploadFormat::Csv,
+            rows: 0,
+            skipped_rows: 0,
+            first_departure: None,
+            last_departure: None,
+            created_at: now,
+        };
+        let final_dir = area.dir(&organisation, &id);
+        match incoming.check_and_commit(
+            &mut upload,
+            &final_dir,
+            skip,
+            &ValidationOptions::default(),
+        ) {
+            Ok(report) => {
+                // Recorded last: until this row exists the upload is invisible, and a crash
+                // leaves a directory that the next start sweeps away.
+                if let Err(error) = store.insert_upload(&upload) {
+                    let _ = area.remove(&organisation, &id);
+                    return Err(storage(error));
+                }
+                Ok(Ok((upload, true, report)))
+            }
+            Err(UploadError::Invalid(report)) => Ok(Err(report)),
+            Err(UploadError::Unreadable(reason)) => Err(ApiError::BadPayload(reason)),
+            Err(error @ UploadError::Storage(_)) => Err(storage(error)),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok((upload, created, report)) => {
+            let body = UploadResponse {
+                upload: UploadDto::from(&upload),
+                created,
+                problems: problems(&report),
+            };
+            Ok(if created {
+                HttpResponse::Created().json(body)
+            } else {
+                HttpResponse::Ok().json(body)
+            })
+        }
+        Err(report) => Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
+            "code": "invalid_history",
+            "message": format!(
+                "{} problem(s) in {} row(s); nothing was kept",
+                report.total, report.trip_rows
+            ),
+            "field": null,
+            "total": report.total,
+            "problems": problems(&report),
+        }))),
+    }
+}
+
+/// The organisation's uploads, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/history",
+    tag = "history",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The uploads", body = Vec<UploadDto>))
+)]
+pub async fn list_uploads(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Partner])?;
+    let store = state.store.clone();
+    let uploads = blocking(move || store.uploads(Some(&organisation)).map_err(storage)).await?;
+    let listed: Vec<UploadDto> = uploads.iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+async fn find(state: &AppState, organisation: String, id: String) -> Result<Upload, ApiError> {
+    let store = state.store.clone();
+    blocking(move || {
+        store
+            .uploads(Some(&organisation))
+            .map_err(storage)?
+            .into_iter()
+            .find(|upload| upload.id == id)
+            .ok_or(ApiError::NotFound)
+    })
+    .await
+}
+
+/// An upload's kept rows, in the format it came in.
+#[utoipa::path(
+    get,
+    path = "/v1/history/{id}/export",
+    tag = "history",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The upload")),
+    responses(
+        (status = 200, description = "The rows", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such upload", body = ErrorBody),
+    )
+)]
+pub async fn export(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Partner])?;
+    let upload = find(&state, organisation, id.into_inner()).await?;
+    let path = UploadArea::new(&state.data_dir).export_path(&upload);
+    let bytes = blocking(move || std::fs::read(path).map_err(storage)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(upload.format.content_type())
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"{}.{}\"",
+                upload.id,
+                upload.format.extension()
+            ),
+        ))
+        .body(bytes))
+}
+
+/// Erase an upload: its rows leave the store and every later training.
+#[utoipa::path(
+    delete,
+    path = "/v1/history/{id}",
+    tag = "history",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The upload")),
+    responses(
+        (status = 200, description = "Erased; the models that had learnt from it", body = ErasedResponse),
+        (status = 404, description = "No such upload", body = ErrorBody),
+    )
+)]
+pub async fn erase(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Partner])?;
+    let upload = find(&state, organisation.clone(), id.into_inner()).await?;
+    let (store, data_dir, model_dir) = (
+        state.store.clone(),
+        state.data_dir.clone(),
+        state.model_dir.clone(),
+    );
+    let id = upload.id.clone();
+    let trained_models = blocking(move || {
+        // The record goes first: from then on nothing can read the rows, and a crash before
+        // the files go leaves a directory the next start sweeps away.
+        store.delete_upload(&organisation, &id).map_err(storage)?;
+        UploadArea::new(&data_dir)
+            .remove(&organisation, &id)
+            .map_err(storage)?;
+        Ok(
+            crate::training::registry::known_models(&model_dir, &data_dir)
+                .into_iter()
+                .filter(|(_, card)| {
+                    card.training
+                        .sources
+                        .iter()
+                        .any(|source| source.path.contains(&id))
+                })
+                .map(|(_, card)| card.version)
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ErasedResponse {
+        id: upload.id,
+        trained_models,
+    }))
+}
+
+/// The partner's own standing: consent and what it uploaded.
+#[utoipa::path(
+    get,
+    path = "/v1/partners/me",
+    tag = "history",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Consent and uploads", body = PartnerDto))
+)]
+pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Partner])?;
+    Ok(HttpResponse::Ok().json(partner(&state, organisation).await?))
+}
+
+async fn partner(state: &AppState, organisation: String) -> Result<PartnerDto, ApiError> {
+    let store = state.store.clone();
+    blocking(move || {
+        let consent = store.consent(&organisation).map_err(storage)?;
+        let uploads = store.uploads(Some(&organisation)).map_err(storage)?;
+        Ok(PartnerDto {
+            pool: consent.as_ref().is_some_and(|consent| consent.pool),
+            consent_updated_at: consent.map(|consent| stamp(consent.updated_at)),
+            uploads: uploads.len(),
+            rows: uploads.iter().map(|upload| upload.rows).sum(),
+            organisation,
+        })
+    })
+    .await
+}
+
+/// Give or withdraw consent to pool: only consenting partners' rows train the pooled model.
+#[utoipa::path(
+    put,
+    path = "/v1/partners/me/consent",
+    tag = "history",
+    security(("bearer" = [])),
+    request_body = ConsentRequest,
+    responses(
+        (status = 200, description = "Recorded", body = PartnerDto),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+    )
+)]
+pub async fn set_consent(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Partner])?;
+    let body = read_limited(payload, state.settings.max_body_bytes).await?;
+    let request: ConsentRequest = parse_json(&body)?;
+    let store = state.store.clone();
+    let consent = Consent {
+        organisation: organisation.clone(),
+        pool: request.pool,
+        updated_at: state.clock.now(),
+    };
+    blocking(move || store.set_consent(&consent).map_err(storage)).await?;
+    Ok(HttpResponse::Ok().json(partner(&state, organisation).await?))
+}
+
+/// What the pool gives the partner: on its own later trips, the pooled model against a model
+/// trained on its rows alone, from the latest trained model that learnt from it. About the
+/// other partners, only how many there are and how many trips they brought.
+#[utoipa::path(
+    get,
+    path = "/v1/partners/me/report",
+    tag = "history",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report", body = Object),
+        (status = 404, description = "No trained model has learnt from this partner yet", body = ErrorBody),
+    )
+)]
+pub async fn report(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Partner])?;
+    let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
+    let body = blocking(move || {
+        let mut newest: Option<(chrono::DateTime<chrono::Utc>, serde_json::Value)> = None;
+        for (dir, card) in crate::training::registry::known_models(&model_dir, &data_dir) {
+            let Ok(text) = std::fs::read(dir.join(crate::training::jobs::PARTNER_REPORTS)) else {
+                continue;
+            };
+            let reports: crate::training::jobs::PartnerReports =
+                serde_json::from_slice(&text).map_err(storage)?;
+            let Some(own) = reports.by_partner.get(&organisation) else {
+                continue;
+            };
+            if newest
+                .as_ref()
+                .is_some_and(|(at, _)| *at >= card.created_at)
+            {
+                continue;
+            }
+            let body = serde_json::json!({
+                "organisation": organisation,
+                "model_version": reports.model_version,
+                "pool": {"partners": reports.partners, "trips": reports.trips},
+                "own_trips": own,
+            });
+            newest = Some((card.created_at, body));
+        }
+        newest.map(|(_, body)| body).ok_or(ApiError::NotFound)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}

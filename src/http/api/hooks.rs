@@ -1,0 +1,251 @@
+//! `/v1/webhooks`: where the service announces ETA changes, late-risk changes and stop events.
+
+use actix_web::{web, HttpResponse};
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::adapters::webhooks::{new_secret, EVENTS};
+use crate::adapters::webhooks::{Delivery, Webhook};
+use crate::domain::ids::new_id;
+use crate::http::api::body::{parse_json, read_limited};
+use crate::http::api::error::{ApiError, ErrorBody};
+use crate::http::api::{blocking, storage, AppState};
+use crate::partners::keys::{Caller, Role};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// Where deliveries are POSTed, `http` or `https`.
+    #[schema(example = "https://tms.example.com/etape")]
+    pub url: String,
+    /// Among `eta_changed`, `late_risk_changed`, `arrived`, `departed`, `delivered`.
+    pub events: Vec<String>,
+    /// `eta_changed` is sent when a stop's ETA moved at least this much since the last one
+    /// this webhook was sent.
+    #[serde(default = "default_min_change")]
+    #[schema(example = 10, minimum = 0)]
+    pub min_change_minutes: f64,
+}
+
+fn default_min_change() -> f64 {
+    5.0
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookDto {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub min_change_minutes: f64,
+    /// False once a run of deliveries failed; create it again to resume.
+    pub enabled: bool,
+    pub consecutive_failures: u32,
+    pub created_at: String,
+    /// The signing secret, given once: in the answer to the creation only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryDto {
+    pub id: String,
+    pub event: String,
+    pub attempt: u32,
+    pub at: String,
+    /// `delivered`, `retrying` or `failed`.
+    pub outcome: String,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl WebhookDto {
+    fn of(webhook: &Webhook, with_secret: bool) -> Self {
+        Self {
+            id: webhook.id.clone(),
+            url: webhook.url.clone(),
+            events: webhook.events.clone(),
+            min_change_minutes: webhook.min_change_minutes,
+            enabled: webhook.enabled,
+            consecutive_failures: webhook.consecutive_failures,
+            created_at: webhook
+                .created_at
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            secret: with_secret.then(|| webhook.secret.clone()),
+        }
+    }
+}
+
+impl From<Delivery> for DeliveryDto {
+    fn from(delivery: Delivery) -> Self {
+        Self {
+            id: delivery.id,
+            event: delivery.event,
+            attempt: delivery.attempt,
+            at: delivery.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            outcome: delivery.outcome,
+            status_code: delivery.status_code,
+            error: delivery.error,
+            duration_ms: delivery.duration_ms,
+        }
+    }
+}
+
+impl WebhookRequest {
+    fn check(&self) -> Result<(), ApiError> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|error| ApiError::out_of_range("url", format!("url is not a URL: {error}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ApiError::out_of_range(
+                "url",
+                "url must be an http or https URL with a host",
+            ));
+        }
+        if self.events.is_empty() {
+            return Err(ApiError::out_of_range(
+                "events",
+                "events must name at least one event",
+            ));
+        }
+        for (index, event) in self.events.iter().enumerate() {
+            if !EVENTS.contains(&event.as_str()) {
+                return Err(ApiError::out_of_range(
+                    &format!("events[{index}]"),
+                    format!("unknown event {event:?}; events are {}", EVENTS.join(", ")),
+                ));
+            }
+        }
+        if !(0.0..=24.0 * 60.0).contains(&self.min_change_minutes) {
+            return Err(ApiError::out_of_range(
+                "min_change_minutes",
+                "min_change_minutes must be between 0 and 1440",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Subscribe a URL to events. The answer holds the signing secret, once.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    request_body = WebhookRequest,
+    responses(
+        (status = 201, description = "Created, with its secret", body = WebhookDto),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+    )
+)]
+pub async fn create_webhook(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
+    let body = read_limited(payload, state.settings.max_body_bytes).await?;
+    let request: WebhookRequest = parse_json(&body)?;
+    request.check()?;
+    let mut events = request.events;
+    events.dedup();
+    let webhook = Webhook {
+        id: new_id("whk"),
+        organisation: organisation.clone(),
+        url: request.url,
+        events,
+        min_change_minutes: request.min_change_minutes,
+        secret: new_secret(),
+        enabled: true,
+        consecutive_failures: 0,
+        created_at: state.clock.now(),
+    };
+    let store = state.store.clone();
+    let stored = webhook.clone();
+    blocking(move || store.insert_webhook(&stored).map_err(storage)).await?;
+    Ok(HttpResponse::Created().json(WebhookDto::of(&webhook, true)))
+}
+
+/// The organisation's webhooks, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The webhooks", body = Vec<WebhookDto>))
+)]
+pub async fn list_webhooks(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
+    let store = state.store.clone();
+    let webhooks = blocking(move || store.webhooks(Some(&organisation)).map_err(storage)).await?;
+    let listed: Vec<WebhookDto> = webhooks
+        .iter()
+        .map(|webhook| WebhookDto::of(webhook, false))
+        .collect();
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+/// Stop deliveries to a webhook.
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The webhook's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    )
+)]
+pub async fn delete_webhook(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
+    let store = state.store.clone();
+    let deleted =
+        blocking(move || store.delete_webhook(&organisation, &id).map_err(storage)).await?;
+    if !deleted {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The latest delivery attempts of a webhook, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, description = "Delivery attempts", body = Vec<DeliveryDto>),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    )
+)]
+pub async fn list_deliveries(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
+    let store = state.store.clone();
+    let deliveries = blocking(move || {
+        let owned = store
+            .webhooks(Some(&organisation))
+            .map_err(storage)?
+            .iter()
+            .any(|webhook| webhook.id == *id);
+        if !owned {
+            return Err(ApiError::NotFound);
+        }
+        store.deliveries(&id, 200).map_err(storage)
+    })
+    .await?;
+    let listed: Vec<DeliveryDto> = deliveries.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(listed))
+}

@@ -1,0 +1,206 @@
+//! The HTTP surface.
+//!
+//! Architecture invariant: only this module knows HTTP and the JSON wire format. Handlers parse
+//! a DTO, turn it into a domain query (every check happens there, with the field's path), ask
+//! an estimator through the domain's trait, and render the answer. Errors map to statuses in
+//! `error.rs` alone.
+
+pub mod access;
+pub mod admin;
+pub mod body;
+pub mod dto;
+pub mod error;
+pub mod eta;
+pub mod health;
+pub mod history;
+pub mod hooks;
+pub mod limits;
+pub mod models;
+pub mod openapi;
+pub mod operations;
+pub mod tracking;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{web, Resource};
+
+use crate::adapters::store::Store;
+use crate::config::ApiSettings;
+pub use crate::domain::clock::Clock;
+use crate::domain::eta::EstimateEta;
+use crate::domain::eta::RulesEta;
+use crate::ml::model::serve::ModelEta;
+use crate::partners::keys::Keyring;
+use crate::telemetry::Metrics;
+use crate::tracking::tracker::Tracker;
+use crate::training::jobs::Jobs;
+use error::ApiError;
+
+/// What every handler may reach.
+pub struct AppState {
+    pub estimator: Arc<dyn EstimateEta>,
+    pub metrics: Metrics,
+    pub settings: ApiSettings,
+    pub clock: Clock,
+    pub tracker: Arc<Tracker>,
+    pub store: Arc<dyn Store>,
+    pub keyring: Arc<Keyring>,
+    /// The same estimator as `estimator`, for switching its model.
+    pub model_eta: Arc<ModelEta>,
+    pub jobs: Arc<Jobs>,
+    pub feeds: Arc<crate::adapters::feeds::Feeds>,
+    /// The demo fleet runs: the dashboard offers its dispatcher login.
+    pub demo_enabled: bool,
+    pub dashboard: crate::config::DashboardSettings,
+    /// The rules engine as configured: training takes its prior from it, as serving does.
+    pub training_rules: Arc<RulesEta>,
+    /// Where uploads live (`<data_dir>/uploads`).
+    pub data_dir: std::path::PathBuf,
+    /// The served model's directory, whose card says what it learnt from.
+    pub model_dir: std::path::PathBuf,
+    /// Requests a second per API key.
+    pub rate_limits: limits::RateLimits,
+}
+
+/// Runs work that reads and writes the disk, or runs polars, on the blocking pool: off the
+/// workers that serve other connections, and where polars may block.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(work).await.map_err(storage)?
+}
+
+/// A storage failure: the detail goes to the log, the caller gets a 500.
+pub(crate) fn storage(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(error.to_string())
+}
+
+/// Registers every route. The OpenAPI document lists the same ones; a test holds them equal.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(resource("/v1/eta").route(web::post().to(eta::eta)))
+        .service(resource("/v1/eta/batch").route(web::post().to(eta::eta_batch)))
+        .service(
+            resource("/v1/shipments")
+                .route(web::post().to(tracking::create_shipment))
+                .route(web::get().to(tracking::list_shipments)),
+        )
+        .service(resource("/v1/shipments/{id}").route(web::get().to(tracking::get_shipment)))
+        .service(
+            resource("/v1/shipments/{id}/cancel").route(web::post().to(tracking::cancel_shipment)),
+        )
+        .service(resource("/v1/shipments/{id}/events").route(web::post().to(tracking::post_event)))
+        .service(resource("/v1/shipments/{id}/eta").route(web::get().to(tracking::get_eta)))
+        .service(
+            resource("/v1/shipments/{id}/eta/history")
+                .route(web::get().to(tracking::get_eta_history)),
+        )
+        .service(resource("/v1/positions").route(web::post().to(tracking::post_positions)))
+        .service(
+            resource("/v1/vehicles/{vehicle_id}/positions")
+                .route(web::get().to(tracking::vehicle_positions)),
+        )
+        .service(
+            resource("/v1/webhooks")
+                .route(web::post().to(hooks::create_webhook))
+                .route(web::get().to(hooks::list_webhooks)),
+        )
+        .service(resource("/v1/webhooks/{id}").route(web::delete().to(hooks::delete_webhook)))
+        .service(
+            resource("/v1/webhooks/{id}/deliveries").route(web::get().to(hooks::list_deliveries)),
+        )
+        .service(
+            resource("/v1/organisations")
+                .route(web::post().to(admin::create_organisation))
+                .route(web::get().to(admin::list_organisations)),
+        )
+        .service(
+            resource("/v1/organisations/{id}/keys")
+                .route(web::post().to(admin::create_key))
+                .route(web::get().to(admin::list_keys)),
+        )
+        .service(resource("/v1/keys/{id}").route(web::delete().to(admin::revoke_key)))
+        .service(
+            resource("/v1/history")
+                .route(web::post().to(history::upload))
+                .route(web::get().to(history::list_uploads)),
+        )
+        .service(resource("/v1/history/{id}").route(web::delete().to(history::erase)))
+        .service(resource("/v1/history/{id}/export").route(web::get().to(history::export)))
+        .service(resource("/v1/partners/me").route(web::get().to(history::me)))
+        .service(resource("/v1/partners/me/report").route(web::get().to(history::report)))
+        .service(resource("/v1/partners/me/consent").route(web::put().to(history::set_consent)))
+        .service(resource("/v1/models").route(web::get().to(models::list_models)))
+        .service(resource("/v1/models/train").route(web::post().to(models::train)))
+        .service(resource("/v1/models/jobs/{id}").route(web::get().to(models::job)))
+        .service(resource("/v1/models/{version}/activate").route(web::post().to(models::activate)))
+        .service(resource("/v1/operations").route(web::get().to(operations::operations)))
+        .service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
+        .service(resource("/openapi.json").route(web::get().to(openapi::openapi)));
+}
+
+/// A resource that answers a wrong method with the JSON error body, not an empty 405.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<String, _>(ApiError::MethodNotAllowed)
+    }))
+}
+
+/// For paths no route matches.
+pub async fn not_found() -> Result<String, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// Counts and times every request by route template, so labels stay bounded.
+pub async fn track_requests(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let method = bounded_method(request.method());
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let response = next.call(request).await;
+    if let Some(metrics) = metrics {
+        // A request cut short by its deadline arrives here as an error, not a response.
+        let status = match &response {
+            Ok(response) => response.status(),
+            Err(error) => error.as_response_error().status_code(),
+        };
+        let status = status.as_u16().to_string();
+        metrics
+            .http_requests
+            .with_label_values(&[method, route.as_str(), status.as_str()])
+            .inc();
+        metrics
+            .http_request_duration
+            .with_label_values(&[method, route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+/// HTTP allows any token as a method; only the standard ones become label values.
+fn bounded_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}

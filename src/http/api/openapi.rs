@@ -1,0 +1,137 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use utoipa::OpenApi;
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
+use utoipa::Modify;
+
+use crate::http::api::{
+    admin, dto, error, eta, health, history, hooks, models, operations, tracking,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "etape",
+        description = "Truck arrival-time predictions: driving rules (EU 561/2006), French traffic bans, \
+                       loading times, and a learned model on pooled carrier history."
+    ),
+    paths(
+        eta::eta, eta::eta_batch, operations::operations,
+        tracking::create_shipment, tracking::list_shipments, tracking::get_shipment,
+        tracking::cancel_shipment, tracking::post_event, tracking::get_eta,
+        tracking::get_eta_history, tracking::post_positions, tracking::vehicle_positions,
+        hooks::create_webhook, hooks::list_webhooks, hooks::delete_webhook,
+        hooks::list_deliveries,
+        admin::create_organisation, admin::list_organisations, admin::create_key,
+        admin::list_keys, admin::revoke_key, models::list_models, models::activate,
+        models::train, models::job,
+        history::upload, history::list_uploads, history::export, history::erase, history::me,
+        history::set_consent, history::report,
+        health::healthz, health::readyz, health::metrics, openapi
+    ),
+    components(schemas(error::ErrorBody, dto::EtaRequest, dto::EtaResponse, dto::BatchRequest, dto::BatchResponse)),
+    modifiers(&BearerKeys),
+    tags(
+        (name = "eta", description = "Arrival estimates"),
+        (name = "shipments", description = "Shipments followed live, their ETAs and stop events"),
+        (name = "positions", description = "GPS pings"),
+        (name = "webhooks", description = "Signed notifications to the TMS"),
+        (name = "admin", description = "Organisations, API keys and models"),
+        (name = "history", description = "Partners' trip histories and consent"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Every `/v1` route takes `Authorization: Bearer <key>`, and may refuse it.
+struct BearerKeys;
+
+impl Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: etp_<id>_<secret>"))
+                    .build(),
+            ),
+        );
+        // What any authenticated operation may answer besides its own statuses: the key is
+        // missing or wrong, lacks the role, is over its rate, or the request ran out of time.
+        let error = |description: &str, retry_after: bool| {
+            let mut response = ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            );
+            if retry_after {
+                response = response.header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("Seconds to wait before trying again"))
+                        .build(),
+                );
+            }
+            RefOr::T(response.build())
+        };
+        let shared = [
+            ("401", error("Missing, unknown or revoked key", false)),
+            ("403", error("The key lacks the role", false)),
+            ("429", error("Over the key's rate", true)),
+            ("503", error("Over the request's time limit", true)),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.as_ref().is_none_or(Vec::is_empty) {
+                    continue;
+                }
+                for (status, response) in &shared {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| response.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document serialises")
+    })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object))
+)]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}

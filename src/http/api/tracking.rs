@@ -1,0 +1,758 @@
+//! Shipments, positions and live ETAs: `/v1/shipments...`, `/v1/positions`,
+//! `/v1/vehicles/{vehicle_id}/positions`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::ids::new_id;
+use crate::domain::vehicle::VehicleClass;
+use crate::http::api::body::{parse_json, parse_query, read_limited};
+use crate::http::api::dto::{parse_timestamp, DriverRequest, LatLon, VehicleClassDto, WindowDto};
+use crate::http::api::error::{ApiError, ErrorBody};
+use crate::http::api::{blocking, AppState};
+use crate::partners::keys::{Caller, Role};
+use crate::tracking::eta::Snapshot;
+use crate::tracking::pings::{self, BatchError, PingFormat, MAX_VEHICLE_ID_LEN};
+use crate::tracking::shipment::{
+    EventKind, EventSource, HorizonAccuracy, Shipment, ShipmentStop, Status, StopEvent,
+};
+use crate::tracking::tracker::TrackError;
+
+impl From<TrackError> for ApiError {
+    fn from(error: TrackError) -> Self {
+        match error {
+            TrackError::NotFound => ApiError::NotFound,
+            TrackError::Conflict(message) => ApiError::Conflict { message },
+            TrackError::DuplicateReference(id) => ApiError::Conflict {
+                message: format!("reference already registered as shipment {id}"),
+            },
+            TrackError::Invalid { field, message } => ApiError::OutOfRange { field, message },
+            TrackError::Storage(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentStopRequest {
+    /// The caller's identifier of the stop, unique within the shipment.
+    #[schema(example = "marseille-dock-4")]
+    pub id: String,
+    #[schema(example = 43.3, minimum = -90, maximum = 90)]
+    pub lat: f64,
+    #[schema(example = 5.4, minimum = -180, maximum = 180)]
+    pub lon: f64,
+    pub window: Option<WindowDto>,
+    #[serde(default)]
+    #[schema(example = 45, minimum = 0)]
+    pub planned_dwell_minutes: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentRequest {
+    /// The TMS's reference; one shipment per reference.
+    #[schema(example = "ORD-2026-1234")]
+    pub reference: String,
+    #[schema(example = "AB-123-CD")]
+    pub vehicle_id: String,
+    pub vehicle_class: VehicleClassDto,
+    /// Where the truck sets off. Without it, the trip begins at the first stop.
+    pub origin: Option<LatLon>,
+    /// The stops in the order the truck calls at them.
+    pub stops: Vec<ShipmentStopRequest>,
+    #[schema(format = DateTime, example = "2026-12-01T06:00:00+01:00")]
+    pub planned_departure: String,
+    /// What the driver has already driven at the planned departure.
+    pub driver: Option<DriverRequest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StopEventDto {
+    pub at: String,
+    /// `gps` (from the pings) or `manual` (posted).
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ShipmentStopDto {
+    pub index: usize,
+    pub id: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub window: Option<WindowDto>,
+    pub planned_dwell_minutes: f64,
+    pub arrived: Option<StopEventDto>,
+    pub departed: Option<StopEventDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HorizonAccuracyDto {
+    /// `0-1h`, `1-4h`, `4-12h` or `12h+` before the actual arrival.
+    pub horizon: String,
+    pub estimates: usize,
+    pub mean_absolute_error_minutes: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ShipmentDto {
+    pub id: String,
+    pub reference: String,
+    pub vehicle_id: String,
+    pub vehicle_class: VehicleClassDto,
+    /// `planned`, `in_transit`, `delivered` or `cancelled`.
+    pub status: String,
+    pub origin: Option<LatLon>,
+    pub stops: Vec<ShipmentStopDto>,
+    pub planned_departure: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub delivered_at: Option<String>,
+    pub cancelled_at: Option<String>,
+    /// Once delivered: how far the ETAs given were from the actual arrivals.
+    pub accuracy: Vec<HorizonAccuracyDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ShipmentPage {
+    pub items: Vec<ShipmentDto>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `planned`, `in_transit`, `delivered` or `cancelled`.
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKindDto {
+    Arrived,
+    Departed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    /// The stop, by position from 0; or give `stop_id`.
+    pub stop_index: Option<usize>,
+    pub stop_id: Option<String>,
+    pub kind: EventKindDto,
+    /// When it happened; now when absent.
+    #[schema(format = DateTime)]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RejectedPing {
+    /// Position of the ping in the request, from 0.
+    pub index: usize,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PositionsResponse {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected_count: usize,
+    /// The first 1,000 rejected pings and why.
+    pub rejected: Vec<RejectedPing>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PositionDto {
+    pub timestamp: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub speed_kmh: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PositionsQuery {
+    /// RFC 3339; the last 24 hours when absent.
+    pub since: Option<String>,
+    /// At most this many pings, oldest first (1 to 10,000; 10,000 when absent). When more
+    /// remain, the `X-Next-Since` header gives the `since` that reads on.
+    pub limit: Option<usize>,
+}
+
+const MAX_REFERENCE_LEN: usize = 128;
+const MAX_LISTED_REJECTIONS: usize = 1_000;
+const MAX_PAGE: usize = 500;
+const MAX_POSITIONS_PAGE: usize = 10_000;
+
+fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn vehicle_dto(class: VehicleClass) -> VehicleClassDto {
+    match class {
+        VehicleClass::Van => VehicleClassDto::Van,
+        VehicleClass::Rigid => VehicleClassDto::Rigid,
+        VehicleClass::Articulated => VehicleClassDto::Articulated,
+    }
+}
+
+fn event_dto(event: Option<StopEvent>) -> Option<StopEventDto> {
+    event.map(|event| StopEventDto {
+        at: stamp(event.at),
+        source: match event.source {
+            EventSource::Gps => "gps".into(),
+            EventSource::Manual => "manual".into(),
+        },
+    })
+}
+
+impl From<&Shipment> for ShipmentDto {
+    fn from(shipment: &Shipment) -> Self {
+        Self {
+            id: shipment.id.clone(),
+            reference: shipment.reference.clone(),
+            vehicle_id: shipment.vehicle_id.clone(),
+            vehicle_class: vehicle_dto(shipment.vehicle_class()),
+            status: shipment.status.as_str().into(),
+            origin: shipment.origin.map(|(lat, lon)| LatLon { lat, lon }),
+            stops: shipment
+                .stops
+                .iter()
+                .enumerate()
+                .map(|(index, stop)| ShipmentStopDto {
+                    index,
+                    id: stop.id.clone(),
+                    lat: stop.lat,
+                    lon: stop.lon,
+                    window: stop.window.map(|(start, end)| WindowDto {
+                        start: stamp(start),
+                        end: stamp(end),
+                    }),
+                    planned_dwell_minutes: stop.planned_dwell_minutes,
+                    arrived: event_dto(stop.arrived),
+                    departed: event_dto(stop.departed),
+                })
+                .collect(),
+            planned_departure: stamp(shipment.planned_departure),
+            created_at: stamp(shipment.created_at),
+            updated_at: stamp(shipment.updated_at),
+            delivered_at: shipment.delivered_at.map(stamp),
+            cancelled_at: shipment.cancelled_at.map(stamp),
+            accuracy: shipment
+                .accuracy
+                .iter()
+                .map(
+                    |HorizonAccuracy {
+                         horizon,
+                         estimates,
+                         mean_absolute_error_minutes,
+                     }| {
+                        HorizonAccuracyDto {
+                            horizon: horizon.clone(),
+                            estimates: *estimates,
+                            mean_absolute_error_minutes: *mean_absolute_error_minutes,
+                        }
+                    },
+                )
+                .collect(),
+        }
+    }
+}
+
+impl ShipmentRequest {
+    /// Checks every value and builds the shipment as it will be stored.
+    pub fn into_shipment(
+        self,
+        organisation: &str,
+        now: DateTime<Utc>,
+        state: &AppState,
+    ) -> Result<Shipment, ApiError> {
+        let reference = self.reference.trim().to_owned();
+        if reference.is_empty() || reference.len() > MAX_REFERENCE_LEN {
+            return Err(ApiError::out_of_range(
+                "reference",
+                format!("reference must have 1 to {MAX_REFERENCE_LEN} characters"),
+            ));
+        }
+        let vehicle_id = self.vehicle_id.trim().to_owned();
+        if vehicle_id.is_empty() || vehicle_id.len() > MAX_VEHICLE_ID_LEN {
+            return Err(ApiError::out_of_range(
+                "vehicle_id",
+                format!("vehicle_id must have 1 to {MAX_VEHICLE_ID_LEN} characters"),
+            ));
+        }
+        let limits = &state.settings;
+        if self.stops.is_empty() || self.stops.len() > limits.max_stops + 1 {
+            return Err(ApiError::out_of_range(
+                "stops",
+                format!("a shipment has 1 to {} stops", limits.max_stops + 1),
+            ));
+        }
+        let departure =
+            parse_timestamp(&self.planned_departure, "planned_departure")?.with_timezone(&Utc);
+        if (departure - now).abs() > TimeDelta::days(limits.max_departure_offset_days) {
+            return Err(ApiError::out_of_range(
+                "planned_departure",
+                format!(
+                    "planned_departure must be within {} days of now",
+                    limits.max_departure_offset_days
+                ),
+            ));
+        }
+        let origin = match self.origin {
+            Some(origin) => {
+                let point = origin
+                    .into_domain()
+                    .map_err(|error| error.under("origin"))?;
+                Some((point.lat(), point.lon()))
+            }
+            None => None,
+        };
+        let mut stops = Vec::with_capacity(self.stops.len());
+        for (index, stop) in self.stops.into_iter().enumerate() {
+            let prefix = format!("stops[{index}]");
+            let id = stop.id.trim().to_owned();
+            if id.is_empty() || id.len() > MAX_REFERENCE_LEN {
+                return Err(ApiError::out_of_range(
+                    &format!("{prefix}.id"),
+                    format!("id must have 1 to {MAX_REFERENCE_LEN} characters"),
+                ));
+            }
+            if stops.iter().any(|other: &ShipmentStop| other.id == id) {
+                return Err(ApiError::out_of_range(
+                    &format!("{prefix}.id"),
+                    "stop ids must be unique",
+                ));
+            }
+            let point = crate::http::api::dto::point(stop.lat, stop.lon)
+                .map_err(|error| error.under(&prefix))?;
+            if !(0.0..=7.0 * 24.0 * 60.0).contains(&stop.planned_dwell_minutes) {
+                return Err(ApiError::out_of_range(
+                    &format!("{prefix}.planned_dwell_minutes"),
+                    "planned_dwell_minutes must be between 0 and a week",
+                ));
+            }
+            let window = match stop.window {
+                Some(window) => {
+                    let window = window
+                        .into_domain()
+                        .map_err(|error| error.under(&format!("{prefix}.window")))?;
+                    Some((window.start(), window.end()))
+                }
+                None => None,
+            };
+            stops.push(ShipmentStop {
+                id,
+                lat: point.lat(),
+                lon: point.lon(),
+                window,
+                planned_dwell_minutes: stop.planned_dwell_minutes,
+                arrived: None,
+                departed: None,
+            });
+        }
+        let driver = match self.driver {
+            Some(driver) => Some(
+                driver
+                    .into_domain()
+                    .map_err(|error| error.under("driver"))?,
+            ),
+            None => None,
+        };
+        let minutes = |delta: TimeDelta| delta.num_milliseconds() as f64 / 60_000.0;
+        Ok(Shipment {
+            id: new_id("shp"),
+            organisation: organisation.to_owned(),
+            reference,
+            vehicle_id,
+            vehicle: VehicleClass::from(self.vehicle_class).as_str().to_owned(),
+            origin,
+            stops,
+            planned_departure: departure,
+            driven_today_minutes: driver.map_or(0.0, |driver| minutes(driver.driven_today())),
+            driven_since_break_minutes: driver
+                .map_or(0.0, |driver| minutes(driver.driven_since_break())),
+            status: Status::Planned,
+            created_at: now,
+            updated_at: now,
+            delivered_at: None,
+            cancelled_at: None,
+            accuracy: Vec::new(),
+        })
+    }
+}
+
+/// Register a shipment to follow.
+#[utoipa::path(
+    post,
+    path = "/v1/shipments",
+    tag = "shipments",
+    security(("bearer" = [])),
+    request_body = ShipmentRequest,
+    responses(
+        (status = 201, description = "Registered; its first estimate is ready", body = ShipmentDto),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 409, description = "The reference is already registered", body = ErrorBody),
+    )
+)]
+pub async fn create_shipment(
+    state: web::Data<AppState>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
+    let body = read_limited(payload, state.settings.max_body_bytes).await?;
+    let request: ShipmentRequest = parse_json(&body)?;
+    let tracker = state.tracker.clone();
+    let shipment = request.into_shipment(&organisation, tracker.now(), &state)?;
+    let shipment = blocking(move || Ok(tracker.register(shipment)?)).await?;
+    Ok(HttpResponse::Created().json(ShipmentDto::from(&shipment)))
+}
+
+/// One shipment.
+#[utoipa::path(
+    get,
+    path = "/v1/shipments/{id}",
+    tag = "shipments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The shipment's id")),
+    responses(
+        (status = 200, description = "The shipment", body = ShipmentDto),
+        (status = 404, description = "No such shipment", body = ErrorBody),
+    )
+)]
+pub async fn get_shipment(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let tracker = state.tracker.clone();
+    let shipment = blocking(move || Ok(tracker.shipment(&organisation, &id)?)).await?;
+    Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
+}
+
+/// Shipments, oldest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/shipments",
+    tag = "shipments",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of shipments", body = ShipmentPage),
+        (status = 400, description = "Unknown status or bad limit", body = ErrorBody),
+    )
+)]
+pub async fn list_shipments(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let query = parse_query::<ListQuery>(&request)?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(text) => Some(Status::parse(text).ok_or_else(|| ApiError::InvalidValue {
+            field: "status".into(),
+            message: "status must be planned, in_transit, delivered or cancelled".into(),
+        })?),
+    };
+    let limit = query.limit.unwrap_or(state.tracker.settings().page_size);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::out_of_range(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let tracker = state.tracker.clone();
+    let cursor = query.cursor;
+    let mut items =
+        blocking(move || Ok(tracker.list(&organisation, status, cursor.as_deref(), limit + 1)?))
+            .await?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|shipment| shipment.id.clone())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(ShipmentPage {
+        items: items.iter().map(ShipmentDto::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Cancel a shipment: its estimates stop.
+#[utoipa::path(
+    post,
+    path = "/v1/shipments/{id}/cancel",
+    tag = "shipments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The shipment's id")),
+    responses(
+        (status = 200, description = "Cancelled (again, if it already was)", body = ShipmentDto),
+        (status = 404, description = "No such shipment", body = ErrorBody),
+        (status = 409, description = "Already delivered", body = ErrorBody),
+    )
+)]
+pub async fn cancel_shipment(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
+    let tracker = state.tracker.clone();
+    let shipment = blocking(move || Ok(tracker.cancel(&organisation, &id)?)).await?;
+    Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
+}
+
+/// Report an arrival or departure at a stop by hand.
+#[utoipa::path(
+    post,
+    path = "/v1/shipments/{id}/events",
+    tag = "shipments",
+    security(("bearer" = [])),
+    request_body = EventRequest,
+    params(("id" = String, Path, description = "The shipment's id")),
+    responses(
+        (status = 200, description = "Recorded; the estimates follow", body = ShipmentDto),
+        (status = 400, description = "Invalid event", body = ErrorBody),
+        (status = 404, description = "No such shipment", body = ErrorBody),
+        (status = 409, description = "The shipment is delivered or cancelled", body = ErrorBody),
+    )
+)]
+pub async fn post_event(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
+    let body = read_limited(payload, state.settings.max_body_bytes).await?;
+    let request: EventRequest = parse_json(&body)?;
+    let tracker = state.tracker.clone();
+    let now = tracker.now();
+    let at = match &request.at {
+        Some(text) => {
+            let at = parse_timestamp(text, "at")?.with_timezone(&Utc);
+            if at > now + TimeDelta::seconds(tracker.settings().future_tolerance_secs) {
+                return Err(ApiError::out_of_range("at", "at is in the future"));
+            }
+            at
+        }
+        None => now,
+    };
+    let kind = match request.kind {
+        EventKindDto::Arrived => EventKind::Arrived,
+        EventKindDto::Departed => EventKind::Departed,
+    };
+    let shipment = blocking(move || {
+        let shipment = tracker.shipment(&organisation, &id)?;
+        let index = match (request.stop_index, &request.stop_id) {
+            (Some(index), None) => index,
+            (None, Some(stop_id)) => shipment
+                .stops
+                .iter()
+                .position(|stop| stop.id == *stop_id)
+                .ok_or_else(|| {
+                    ApiError::out_of_range("stop_id", "no stop of the shipment has this id")
+                })?,
+            _ => {
+                return Err(ApiError::out_of_range(
+                    "stop_index",
+                    "give exactly one of stop_index and stop_id",
+                ))
+            }
+        };
+        Ok(tracker.record_event(&organisation, &id, index, kind, at)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
+}
+
+/// The current estimate of every stop.
+#[utoipa::path(
+    get,
+    path = "/v1/shipments/{id}/eta",
+    tag = "shipments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The shipment's id")),
+    responses(
+        (status = 200, description = "ETA, P10, P90 and late risk of every stop, the timeline and the factors", body = Object),
+        (status = 404, description = "No such shipment", body = ErrorBody),
+    )
+)]
+pub async fn get_eta(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let tracker = state.tracker.clone();
+    let snapshot = blocking(move || Ok(tracker.current(&organisation, &id)?)).await?;
+    Ok(HttpResponse::Ok().json(snapshot))
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct HistoryResponse {
+    shipment_id: String,
+    snapshots: Vec<Snapshot>,
+}
+
+/// Every estimate that moved, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/shipments/{id}/eta/history",
+    tag = "shipments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The shipment's id")),
+    responses(
+        (status = 200, description = "The estimates as they changed", body = Object),
+        (status = 404, description = "No such shipment", body = ErrorBody),
+    )
+)]
+pub async fn get_eta_history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let tracker = state.tracker.clone();
+    let shipment_id = id.clone();
+    let snapshots = blocking(move || Ok(tracker.history(&organisation, &id)?)).await?;
+    Ok(HttpResponse::Ok().json(HistoryResponse {
+        shipment_id,
+        snapshots,
+    }))
+}
+
+/// Take a batch of pings: JSON array, NDJSON, CSV, or one Traccar forwarded position.
+#[utoipa::path(
+    post,
+    path = "/v1/positions",
+    tag = "positions",
+    security(("bearer" = [])),
+    request_body(
+        content = Vec<Object>,
+        description = "`application/json` (an array of {vehicle_id, timestamp, lat, lon, speed_kmh?, heading?}, \
+                       or Traccar's {position, device}), `application/x-ndjson` (one such object a line), \
+                       or `text/csv` with a header naming the same columns",
+    ),
+    responses(
+        (status = 200, description = "Durable; counts of accepted, duplicate and rejected pings", body = PositionsResponse),
+        (status = 400, description = "The body cannot be read", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Unsupported Content-Type", body = ErrorBody),
+        (status = 422, description = "More pings than a request may hold", body = ErrorBody),
+    )
+)]
+pub async fn post_positions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier])?;
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let format = PingFormat::from_content_type(content_type).ok_or_else(|| {
+        ApiError::UnsupportedMediaType {
+            message: format!(
+                "Content-Type {content_type:?} is not one of application/json, \
+                 application/x-ndjson, text/csv"
+            ),
+        }
+    })?;
+    let tracker = state.tracker.clone();
+    let settings = tracker.settings().clone();
+    let body = read_limited(payload, settings.max_positions_body_bytes).await?;
+    let limits = tracker.ping_limits();
+    let outcome = blocking(move || {
+        let batch = pings::parse(&body, format, &limits).map_err(|error| match error {
+            BatchError::Malformed(message) => ApiError::BadPayload(message),
+            BatchError::TooMany { limit, count } => ApiError::BatchTooLarge { limit, count },
+        })?;
+        Ok(tracker.ingest(&organisation, batch)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(PositionsResponse {
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates,
+        rejected_count: outcome.rejected.len(),
+        rejected: outcome
+            .rejected
+            .into_iter()
+            .take(MAX_LISTED_REJECTIONS)
+            .map(|rejection| RejectedPing {
+                index: rejection.index,
+                field: rejection.field.map(str::to_owned),
+                reason: rejection.reason,
+            })
+            .collect(),
+    }))
+}
+
+/// A vehicle's pings in the live window, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/vehicles/{vehicle_id}/positions",
+    tag = "positions",
+    security(("bearer" = [])),
+    params(("vehicle_id" = String, Path, description = "The vehicle"), PositionsQuery),
+    responses(
+        (status = 200, description = "The pings", body = Vec<PositionDto>,
+            headers(("X-Next-Since" = String, description = "Where the next page starts, when more pings remain"))),
+        (status = 400, description = "Bad `since` or `limit`", body = ErrorBody),
+    )
+)]
+pub async fn vehicle_positions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    vehicle_id: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let query = parse_query::<PositionsQuery>(&request)?;
+    let tracker = state.tracker.clone();
+    let since = match &query.since {
+        Some(text) => parse_timestamp(text, "since")?.with_timezone(&Utc),
+        None => tracker.now() - TimeDelta::hours(24),
+    };
+    let limit = query.limit.unwrap_or(MAX_POSITIONS_PAGE);
+    if !(1..=MAX_POSITIONS_PAGE).contains(&limit) {
+        return Err(ApiError::out_of_range(
+            "limit",
+            format!("limit must be between 1 and {MAX_POSITIONS_PAGE}"),
+        ));
+    }
+    let mut pings =
+        blocking(move || Ok(tracker.positions(&organisation, &vehicle_id, since)?)).await?;
+    let next_since = pings
+        .get(limit)
+        .map(|ping| ping.at.to_rfc3339_opts(SecondsFormat::Millis, true));
+    pings.truncate(limit);
+    let positions: Vec<PositionDto> = pings
+        .into_iter()
+        .map(|ping| PositionDto {
+            timestamp: ping.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            lat: ping.lat,
+            lon: ping.lon,
+            speed_kmh: ping.speed_kmh,
+        })
+        .collect();
+    let mut response = HttpResponse::Ok();
+    if let Some(next_since) = next_since {
+        response.insert_header(("X-Next-Since", next_since));
+    }
+    Ok(response.json(positions))
+}

@@ -1,0 +1,387 @@
+//! Model features, built by one code path for training and serving: a history's trips frame
+//! and a serving request (as a one-row frame of the same schema, [`query_frame`]) go through
+//! the same [`features`] function.
+//!
+//! Column work is polars expressions; the only loop over rows runs the driving-rules engine,
+//! whose estimate and its parts are prior features (no expression can lay out a timeline).
+//!
+//! Architecture invariant: no I/O here; frames come in and go out.
+
+use std::f64::consts::PI;
+
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use polars::prelude::*;
+
+use crate::domain::calendar::french_public_holidays;
+use crate::domain::eta::{EtaQuery, RulesEta};
+use crate::domain::geo::EARTH_RADIUS_KM;
+
+pub mod conditions;
+pub mod live;
+mod prior;
+mod row;
+
+pub use prior::{CanonicalTrip, ROAD_COLUMNS, RULES_PRIOR_COLUMNS};
+pub use row::{feature_row, Prior};
+
+/// The model's inputs, in order. A model directory records this list; loading refuses a model
+/// whose list differs.
+pub const FEATURES: [&str; 37] = [
+    "crow_km",
+    "bearing_sin",
+    "bearing_cos",
+    "origin_cell_lat",
+    "origin_cell_lon",
+    "destination_cell_lat",
+    "destination_cell_lon",
+    "local_hour",
+    "weekday",
+    "month",
+    "is_holiday",
+    "is_holiday_eve",
+    "vehicle_code",
+    "load_tonnes",
+    "stops",
+    "dwell_minutes",
+    "rules_minutes",
+    "rules_driving_minutes",
+    "rules_break_minutes",
+    "rules_rest_minutes",
+    "rules_ban_wait_minutes",
+    "rules_road_km",
+    "rules_strict_minutes",
+    "elapsed_minutes",
+    "driven_today_minutes",
+    "driven_since_break_minutes",
+    "temperature_2m",
+    "precipitation",
+    "snowfall",
+    "wind_speed_10m",
+    "visibility",
+    "origin_congestion",
+    "destination_congestion",
+    "partner_day_pace",
+    "partner_rest_extra_minutes",
+    "partner_strict_share",
+    "partner_code",
+];
+
+/// Where `partner_code` sits in [`FEATURES`]: the model treats it as categorical.
+pub const PARTNER_FEATURE: usize = FEATURES.len() - 1;
+
+/// Where the partner's profile sits in [`FEATURES`]: how much slower than the rules its trips
+/// run and by how many minutes they overrun, learnt by the model from its training trips (see
+/// `crate::ml::model::train::PartnerProfile`). Left missing here; the model fills them in.
+pub const PROFILE_FEATURES: [usize; 3] =
+    [FEATURES.len() - 4, FEATURES.len() - 3, FEATURES.len() - 2];
+
+/// Where a trip stands when it is asked about: zero at departure; for a sample taken mid-trip,
+/// the time since departure and the driver's driving so far (see [`live`]). Optional columns
+/// of a trips frame: absent means at departure with a rested driver.
+pub const LIVE_COLUMNS: [&str; 3] = [
+    "elapsed_minutes",
+    "driven_today_minutes",
+    "driven_since_break_minutes",
+];
+
+/// Weather at the middle of the remaining route (Open-Meteo's variables and units) and
+/// congestion (0 free-flowing to 1 standstill) near both ends. Optional columns of a trips
+/// frame: absent means unknown, and the model has learnt what to do without them.
+pub const CONDITION_COLUMNS: [&str; 7] = [
+    "temperature_2m",
+    "precipitation",
+    "snowfall",
+    "wind_speed_10m",
+    "visibility",
+    "origin_congestion",
+    "destination_congestion",
+];
+
+/// Origin and destination areas: cells of this many degrees (about 55 km north-south).
+pub const AREA_CELL_DEG: f64 = 0.5;
+
+/// The code of a partner the model has not seen; known partners are numbered from 1.
+pub const UNSEEN_PARTNER: u32 = 0;
+
+/// The columns a trips frame must hold for [`features`]: the history schema's trip columns
+/// that are known before departure, and `partner`.
+pub const INPUT_COLUMNS: [&str; 10] = [
+    "partner",
+    "vehicle_class",
+    "origin_lat",
+    "origin_lon",
+    "destination_lat",
+    "destination_lon",
+    "departure_time",
+    "stops",
+    "dwell_minutes",
+    "load_tonnes",
+];
+
+/// A serving request as a one-row trips frame. Intermediate stops become their count and
+/// total dwell, exactly as a history records them; the driver's state and `elapsed_minutes`
+/// (zero at departure) fill the live columns.
+pub fn query_frame(
+    query: &EtaQuery,
+    partner: &str,
+    elapsed_minutes: f64,
+) -> PolarsResult<DataFrame> {
+    let dwell: TimeDelta = query.stops.iter().map(|stop| stop.dwell).sum();
+    let departure = query.departure.with_timezone(&Utc).timestamp_millis();
+    let mut frame = DataFrame::new(
+        1,
+        vec![
+            Column::new("partner".into(), [partner]),
+            Column::new("vehicle_class".into(), [query.vehicle.as_str()]),
+            Column::new("origin_lat".into(), [query.origin.lat()]),
+            Column::new("origin_lon".into(), [query.origin.lon()]),
+            Column::new("destination_lat".into(), [query.destination.lat()]),
+            Column::new("destination_lon".into(), [query.destination.lon()]),
+            Int64Chunked::from_vec("departure_time".into(), vec![departure])
+                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+                .into_column(),
+            Column::new("stops".into(), [query.stops.len() as u32]),
+            Column::new("dwell_minutes".into(), [in_minutes(dwell)]),
+            Column::new("load_tonnes".into(), [None::<f64>]),
+            Column::new("elapsed_minutes".into(), [elapsed_minutes]),
+            Column::new(
+                "driven_today_minutes".into(),
+                [in_minutes(query.driver.driven_today())],
+            ),
+            Column::new(
+                "driven_since_break_minutes".into(),
+                [in_minutes(query.driver.driven_since_break())],
+            ),
+        ],
+    )?;
+    for (name, value) in CONDITION_COLUMNS
+        .iter()
+        .zip(query.context.conditions.values())
+    {
+        frame.with_column(Column::new((*name).into(), [value]))?;
+    }
+    if let Some(road) = CanonicalTrip::of(query).road {
+        frame.with_column(Column::new(ROAD_COLUMNS[0].into(), [road.km]))?;
+        frame.with_column(Column::new(
+            ROAD_COLUMNS[1].into(),
+            [road.free_flow_minutes],
+        ))?;
+    }
+    Ok(frame)
+}
+
+/// A column's values as floats, nulls kept.
+pub fn float_values(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    Ok(frame
+        .column(name)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .iter()
+        .collect())
+}
+
+/// `departure_time` in milliseconds since the epoch, nulls kept.
+pub fn departure_millis(frame: &DataFrame) -> PolarsResult<Vec<Option<i64>>> {
+    Ok(frame
+        .column("departure_time")?
+        .cast(&DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        ))?
+        .as_materialized_series()
+        .to_physical_repr()
+        .i64()?
+        .iter()
+        .collect())
+}
+
+pub(crate) fn in_minutes(delta: TimeDelta) -> f64 {
+    delta.num_milliseconds() as f64 / 60_000.0
+}
+
+/// The features of every row of a trips frame (see [`INPUT_COLUMNS`]), with the input columns
+/// kept beside them. `partners` is the model's vocabulary: the partner at index `i` has code
+/// `i + 1`, any other [`UNSEEN_PARTNER`].
+pub fn features(
+    trips: &DataFrame,
+    partners: &[String],
+    rules: &RulesEta,
+) -> PolarsResult<DataFrame> {
+    let mut with_prior = trips.clone();
+    for name in LIVE_COLUMNS {
+        if !with_prior.schema().contains(name) {
+            with_prior.with_column(Column::new_scalar(
+                name.into(),
+                Scalar::from(0.0f64),
+                trips.height(),
+            ))?;
+        }
+    }
+    for name in CONDITION_COLUMNS {
+        if !with_prior.schema().contains(name) {
+            with_prior.with_column(Column::full_null(
+                name.into(),
+                trips.height(),
+                &DataType::Float64,
+            ))?;
+        }
+    }
+    for column in prior::rules_prior(&with_prior, rules)? {
+        with_prior.with_column(column)?;
+    }
+    let vocabulary = DataFrame::new(
+        partners.len(),
+        vec![
+            Column::new("partner".into(), partners),
+            Column::new(
+                "partner_code".into(),
+                (1..=partners.len() as u32).collect::<Vec<_>>(),
+            ),
+        ],
+    )?;
+    let local = col("departure_time")
+        .dt()
+        .convert_time_zone(TimeZone::from_chrono(&chrono_tz::Europe::Paris));
+    let day_code = local.clone().dt().year() * lit(10_000)
+        + local.clone().dt().month().cast(DataType::Int32) * lit(100)
+        + local.clone().dt().day().cast(DataType::Int32);
+    let (holidays, eves) = holiday_codes(trips)?;
+    let cell = |name: &str| (col(name) / lit(AREA_CELL_DEG)).floor() * lit(AREA_CELL_DEG);
+    let bearing = bearing_radians(
+        "origin_lat",
+        "origin_lon",
+        "destination_lat",
+        "destination_lon",
+    );
+    let vehicle_code = when(col("vehicle_class").eq(lit("van")))
+        .then(lit(0.0))
+        .when(col("vehicle_class").eq(lit("rigid")))
+        .then(lit(1.0))
+        .otherwise(lit(2.0));
+    with_prior
+        .lazy()
+        .join(
+            vocabulary.lazy(),
+            [col("partner")],
+            [col("partner")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns([
+            crow_km(
+                "origin_lat",
+                "origin_lon",
+                "destination_lat",
+                "destination_lon",
+            )
+            .alias("crow_km"),
+            bearing.clone().sin().alias("bearing_sin"),
+            bearing.cos().alias("bearing_cos"),
+            cell("origin_lat").alias("origin_cell_lat"),
+            cell("origin_lon").alias("origin_cell_lon"),
+            cell("destination_lat").alias("destination_cell_lat"),
+            cell("destination_lon").alias("destination_cell_lon"),
+            local
+                .clone()
+                .dt()
+                .hour()
+                .cast(DataType::Float64)
+                .alias("local_hour"),
+            local
+                .clone()
+                .dt()
+                .weekday()
+                .cast(DataType::Float64)
+                .alias("weekday"),
+            local.dt().month().cast(DataType::Float64).alias("month"),
+            day_code
+                .clone()
+                .is_in(lit(holidays).implode(false), false)
+                .cast(DataType::Float64)
+                .alias("is_holiday"),
+            day_code
+                .is_in(lit(eves).implode(false), false)
+                .cast(DataType::Float64)
+                .alias("is_holiday_eve"),
+            vehicle_code.alias("vehicle_code"),
+            col("load_tonnes").cast(DataType::Float64),
+            col("stops").cast(DataType::Float64),
+            col("dwell_minutes").cast(DataType::Float64),
+            col("partner_code")
+                .fill_null(lit(UNSEEN_PARTNER))
+                .cast(DataType::Float64),
+            lit(NULL).cast(DataType::Float64).alias("partner_day_pace"),
+            lit(NULL)
+                .cast(DataType::Float64)
+                .alias("partner_rest_extra_minutes"),
+            lit(NULL)
+                .cast(DataType::Float64)
+                .alias("partner_strict_share"),
+        ])
+        .with_columns(
+            LIVE_COLUMNS
+                .iter()
+                .chain(&CONDITION_COLUMNS)
+                .map(|name| col(*name).cast(DataType::Float64))
+                .collect::<Vec<_>>(),
+        )
+        .collect()
+}
+
+fn radians(name: &str) -> Expr {
+    col(name) * lit(PI / 180.0)
+}
+
+/// Great-circle distance by the haversine formula, as an expression.
+pub fn crow_km(lat1: &str, lon1: &str, lat2: &str, lon2: &str) -> Expr {
+    let half_dlat = (radians(lat2) - radians(lat1)) / lit(2.0);
+    let half_dlon = (radians(lon2) - radians(lon1)) / lit(2.0);
+    let a = half_dlat.clone().sin() * half_dlat.sin()
+        + radians(lat1).cos() * radians(lat2).cos() * half_dlon.clone().sin() * half_dlon.sin();
+    lit(2.0 * EARTH_RADIUS_KM) * a.sqrt().clip_max(lit(1.0)).arcsin()
+}
+
+/// Initial bearing in radians, as an expression.
+fn bearing_radians(lat1: &str, lon1: &str, lat2: &str, lon2: &str) -> Expr {
+    let dlon = radians(lon2) - radians(lon1);
+    let y = dlon.clone().sin() * radians(lat2).cos();
+    let x = radians(lat1).cos() * radians(lat2).sin()
+        - radians(lat1).sin() * radians(lat2).cos() * dlon.cos();
+    y.arctan2(x)
+}
+
+/// French public holidays, and their eves, as `yyyymmdd` codes over the years the trips span.
+fn holiday_codes(trips: &DataFrame) -> PolarsResult<(Series, Series)> {
+    let departures = trips.column("departure_time")?.cast(&DataType::Datetime(
+        TimeUnit::Milliseconds,
+        Some(TimeZone::UTC),
+    ))?;
+    let millis = departures.as_materialized_series().to_physical_repr();
+    let millis = millis.i64()?;
+    let year_of = |value: Option<i64>| {
+        value
+            .and_then(DateTime::from_timestamp_millis)
+            .map(|instant| instant.year())
+    };
+    let (first, last) = match (year_of(millis.min()), year_of(millis.max())) {
+        (Some(first), Some(last)) => (first, last + 1),
+        _ => (2000, 2000),
+    };
+    let code = |date: chrono::NaiveDate| {
+        date.year() * 10_000 + date.month() as i32 * 100 + date.day() as i32
+    };
+    let holidays: Vec<chrono::NaiveDate> =
+        (first..=last).flat_map(french_public_holidays).collect();
+    let eves: Vec<i32> = holidays
+        .iter()
+        .filter_map(|date| date.pred_opt())
+        .map(code)
+        .collect();
+    let holidays: Vec<i32> = holidays.into_iter().map(code).collect();
+    Ok((
+        Series::new("holidays".into(), holidays),
+        Series::new("eves".into(), eves),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

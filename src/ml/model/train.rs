@@ -1,0 +1,629 @@
+//! Fitting the three boosters and calibrating their interval.
+
+use serde::{Deserialize, Serialize};
+
+use super::gbm::{self, Gbm, GbmError, TrainingSet};
+use crate::ml::features::{CONDITION_COLUMNS, FEATURES, PARTNER_FEATURE, PROFILE_FEATURES};
+
+/// What the boosters learn. `Residual` is the trip's minutes minus the rules engine's estimate
+/// (the `rules_minutes` feature): the model then learns only what the rules miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Total,
+    Residual,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainParams {
+    pub rounds: usize,
+    pub learning_rate: f64,
+    pub num_leaves: usize,
+    /// Deepest a tree may grow; also bounds the cost of the per-row SHAP values behind an
+    /// answer's factors, which grows with the square of the depth.
+    pub max_depth: usize,
+    pub min_data_in_leaf: usize,
+    /// Histogram bins per feature. LightGBM's default is 255; finer bins pay off on minutes
+    /// and kilometres.
+    pub max_bin: usize,
+    /// Smoothing of the partner categories' statistics (LightGBM's `cat_smooth`).
+    pub cat_smooth: f64,
+    /// Fewest rows a partner category needs on a split's side (`min_data_per_group`).
+    pub min_data_per_group: usize,
+    /// 0: every core.
+    pub threads: usize,
+    pub seed: u64,
+    pub target: Target,
+    /// The latest trips, by departure, held out to calibrate the interval.
+    pub calibration_share: f64,
+    /// The nominal coverage of [P10, P90].
+    pub coverage: f64,
+    /// Each row weighs its partner's row count to this power (0: every row the same; -0.5:
+    /// a partner with a quarter of the rows weighs half as much in total, not a quarter).
+    pub partner_weight_power: f64,
+    /// The share of training rows whose weather and congestion are blanked, so that the model
+    /// also learns to answer without them (as it must when a feed is down).
+    pub conditions_dropout: f64,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        Self {
+            rounds: 300,
+            learning_rate: 0.05,
+            num_leaves: 63,
+            max_depth: 10,
+            min_data_in_leaf: 20,
+            max_bin: 1023,
+            cat_smooth: 10.0,
+            min_data_per_group: 50,
+            threads: 0,
+            seed: 7,
+            target: Target::Total,
+            calibration_share: 0.15,
+            coverage: 0.8,
+            partner_weight_power: -0.5,
+            conditions_dropout: 0.25,
+        }
+    }
+}
+
+/// Parameters that passed [`TrainParams::check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidParams(TrainParams);
+
+impl ValidParams {
+    pub fn get(&self) -> &TrainParams {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("parameter {name}: {problem}")]
+    Param {
+        name: &'static str,
+        problem: &'static str,
+    },
+    #[error("{0}")]
+    Data(String),
+    #[error(transparent)]
+    Gbm(#[from] GbmError),
+}
+
+impl TrainParams {
+    pub fn check(self) -> Result<ValidParams, ModelError> {
+        let fail = |name, problem| Err(ModelError::Param { name, problem });
+        if !(1..=20_000).contains(&self.rounds) {
+            return fail("rounds", "must be between 1 and 20000");
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+            return fail("learning_rate", "must be in (0, 1]");
+        }
+        if self.num_leaves < 2 {
+            return fail("num_leaves", "must be at least 2");
+        }
+        if !(2..=64).contains(&self.max_depth) {
+            return fail("max_depth", "must be between 2 and 64");
+        }
+        if self.min_data_in_leaf == 0 {
+            return fail("min_data_in_leaf", "must be at least 1");
+        }
+        if !(2..=65_535).contains(&self.max_bin) {
+            return fail("max_bin", "must be between 2 and 65535");
+        }
+        if !(self.calibration_share > 0.0 && self.calibration_share < 0.5) {
+            return fail("calibration_share", "must be in (0, 0.5)");
+        }
+        if !(self.coverage > 0.0 && self.coverage < 1.0) {
+            return fail("coverage", "must be in (0, 1)");
+        }
+        if !(-1.0..=0.0).contains(&self.partner_weight_power) {
+            return fail("partner_weight_power", "must be in [-1, 0]");
+        }
+        if !(0.0..1.0).contains(&self.conditions_dropout) {
+            return fail("conditions_dropout", "must be in [0, 1)");
+        }
+        Ok(ValidParams(self))
+    }
+}
+
+/// How far to widen the boosters' P10 and P90, in minutes, found on held-out trips.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub low_minutes: f64,
+    pub high_minutes: f64,
+    pub rows: usize,
+}
+
+/// How a partner's trips compare with the rules engine, learnt from its training trips and
+/// shrunk towards the pool's figures by [`PROFILE_PRIOR_TRIPS`] imaginary average trips: a
+/// partner with few trips gets little more than the pool's profile. Profile 0 is the pool's
+/// own, for a partner the model has not seen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PartnerProfile {
+    /// On trips the rules plan without a daily rest: the geometric mean of true over rules
+    /// minutes (how fast the partner's trucks drive and unload).
+    pub day_pace: f64,
+    /// On trips with a daily rest: the mean of true minus rules minutes (how the partner's
+    /// drivers rest: reduced rests, extended days, long breaks).
+    pub rest_extra_minutes: f64,
+    /// Among trips whose strict plan (no extended days, no reduced rests) differs from the
+    /// configured one by an hour or more, the share that came closer to the strict plan.
+    pub strict_share: f64,
+    pub trips: usize,
+}
+
+pub const PROFILE_PRIOR_TRIPS: f64 = 50.0;
+
+/// A prediction in minutes from the moment asked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+}
+
+/// Which of the three boosters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantile {
+    P50,
+    P10,
+    P90,
+}
+
+impl Quantile {
+    pub const ALL: [Quantile; 3] = [Quantile::P50, Quantile::P10, Quantile::P90];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantile::P50 => "p50",
+            Quantile::P10 => "p10",
+            Quantile::P90 => "p90",
+        }
+    }
+
+    fn objective(self) -> &'static str {
+        match self {
+            Quantile::P50 => "objective=regression_l1",
+            Quantile::P10 => "objective=quantile alpha=0.1",
+            Quantile::P90 => "objective=quantile alpha=0.9",
+        }
+    }
+}
+
+/// Training progress: the booster being fitted and its round.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub quantile: Quantile,
+    pub round: usize,
+    pub rounds: usize,
+}
+
+/// A trained model: its boosters, what they learnt and how their interval is widened.
+pub struct Model {
+    pub boosters: [Gbm; 3],
+    /// The boosters in LightGBM's text format, as a model directory stores them.
+    pub texts: [String; 3],
+    pub target: Target,
+    pub calibration: Calibration,
+    /// Partners known to the model; the partner at index `i` has feature code `i + 1`.
+    pub partners: Vec<String>,
+    /// By feature code: the pool's profile first, then each partner's.
+    pub profiles: Vec<PartnerProfile>,
+}
+
+/// Training rows: row-major [`FEATURES`], the true minutes, and an order (the trip's start)
+/// by which the latest rows are held out for calibration.
+pub struct Rows<'a> {
+    pub matrix: &'a [f64],
+    pub minutes: &'a [f64],
+    pub order: &'a [i64],
+}
+
+const RULES_FEATURE: usize = 16;
+const N: usize = FEATURES.len();
+
+impl Model {
+    pub fn fit(
+        rows: &Rows<'_>,
+        partners: Vec<String>,
+        params: &ValidParams,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Model, ModelError> {
+        debug_assert_eq!(FEATURES[RULES_FEATURE], "rules_minutes");
+        let params = params.get();
+        let n_rows = rows.minutes.len();
+        if rows.matrix.len() != n_rows * N || rows.order.len() != n_rows {
+            return Err(ModelError::Data(
+                "rows, minutes and order differ in length".into(),
+            ));
+        }
+        let (fit_rows, calibration_rows) = holdout_split(rows.order, params.calibration_share);
+        if n_rows < 50 || calibration_rows.len() < 20 {
+            return Err(ModelError::Data(format!(
+                "{n_rows} rows are too few to train and calibrate a model"
+            )));
+        }
+        let (fit_rows, calibration_rows) = (fit_rows.as_slice(), calibration_rows.as_slice());
+        let profiles = partner_profiles(rows, fit_rows, partners.len());
+        let (mut fit_matrix, fit_minutes) = gather(rows, fit_rows, params);
+        let (calibration_matrix, calibration_minutes) = gather(rows, calibration_rows, params);
+        complete(&profiles, &mut fit_matrix);
+        let labels: Vec<f32> = fit_minutes
+            .iter()
+            .zip(fit_matrix.chunks(N))
+            .map(|(minutes, row)| label(params.target, *minutes, row) as f32)
+            .collect();
+        let weights = partner_weights(&fit_matrix, params.partner_weight_power);
+        let set = TrainingSet {
+            features: &fit_matrix,
+            labels: &labels,
+            weights: Some(&weights),
+            feature_names: &FEATURES,
+        };
+        let threads = params.threads;
+        let dataset_params = format!(
+            "max_bin={} categorical_feature={PARTNER_FEATURE} num_threads={threads} \
+             verbosity=-1 seed={}",
+            params.max_bin, params.seed
+        );
+        let mut texts = Vec::with_capacity(3);
+        for quantile in Quantile::ALL {
+            let booster_params = format!(
+                "{} learning_rate={} num_leaves={} max_depth={} min_data_in_leaf={} num_threads={threads} \
+                 seed={} deterministic=true force_col_wise=true verbosity=-1 \
+                 cat_smooth={} min_data_per_group={}",
+                quantile.objective(),
+                params.learning_rate,
+                params.num_leaves,
+                params.max_depth,
+                params.min_data_in_leaf,
+                params.seed,
+                params.cat_smooth,
+                params.min_data_per_group,
+            );
+            texts.push(gbm::train(
+                &set,
+                &dataset_params,
+                &booster_params,
+                params.rounds,
+                |round| {
+                    progress(Progress {
+                        quantile,
+                        round,
+                        rounds: params.rounds,
+                    })
+                },
+            )?);
+        }
+        let texts: [String; 3] = texts.try_into().expect("three boosters");
+        let boosters = load(&texts)?;
+        let uncalibrated = Model {
+            boosters,
+            texts,
+            target: params.target,
+            calibration: Calibration {
+                low_minutes: 0.0,
+                high_minutes: 0.0,
+                rows: 0,
+            },
+            partners,
+            profiles,
+        };
+        let raw = uncalibrated.predict_raw(&calibration_matrix, threads)?;
+        let calibration = conformal(&raw, &calibration_minutes, params.coverage);
+        Ok(Model {
+            calibration,
+            ..uncalibrated
+        })
+    }
+
+    /// Loads boosters saved by [`Model::fit`].
+    pub fn from_texts(
+        texts: [String; 3],
+        target: Target,
+        calibration: Calibration,
+        partners: Vec<String>,
+        profiles: Vec<PartnerProfile>,
+    ) -> Result<Model, ModelError> {
+        if profiles.len() != partners.len() + 1 {
+            return Err(ModelError::Data(format!(
+                "{} partner profiles for {} partners and the pool",
+                profiles.len(),
+                partners.len()
+            )));
+        }
+        let boosters = load(&texts)?;
+        for booster in &boosters {
+            if booster.n_features() != N {
+                return Err(ModelError::Data(format!(
+                    "a booster takes {} features, this build computes {N}",
+                    booster.n_features()
+                )));
+            }
+        }
+        Ok(Model {
+            boosters,
+            texts,
+            target,
+            calibration,
+            partners,
+            profiles,
+        })
+    }
+
+    /// Calibrated bands for a matrix as it comes from the features, partner profiles still
+    /// to fill in (a copy is completed; serving completes its rows itself and calls
+    /// [`Model::predict`]).
+    pub fn predict_raw(&self, matrix: &[f64], threads: usize) -> Result<Vec<Band>, ModelError> {
+        let mut completed = matrix.to_vec();
+        self.complete(&mut completed);
+        self.predict(&completed, threads)
+    }
+
+    /// Calibrated bands, in minutes from the moment asked, for row-major [`FEATURES`] already
+    /// completed by [`Model::complete`].
+    pub fn predict(&self, matrix: &[f64], threads: usize) -> Result<Vec<Band>, ModelError> {
+        let [p50, p10, p90] = &self.boosters;
+        let (p50, p10, p90) = if matrix.len() == N {
+            (
+                vec![p50.predict_one(matrix)?],
+                vec![p10.predict_one(matrix)?],
+                vec![p90.predict_one(matrix)?],
+            )
+        } else {
+            (
+                p50.predict(matrix, threads)?,
+                p10.predict(matrix, threads)?,
+                p90.predict(matrix, threads)?,
+            )
+        };
+        Ok(matrix
+            .chunks(N)
+            .enumerate()
+            .map(|(row_idx, row)| {
+                let base = match self.target {
+                    Target::Total => 0.0,
+                    Target::Residual => row[RULES_FEATURE],
+                };
+                let median = (base + p50[row_idx]).max(0.0);
+                Band {
+                    p10: (base + p10[row_idx] - self.calibration.low_minutes)
+                        .min(median)
+                        .max(0.0),
+                    p50: median,
+                    p90: (base + p90[row_idx] + self.calibration.high_minutes).max(median),
+                }
+            })
+            .collect())
+    }
+
+    /// The median's per-feature contributions for one completed row, in minutes, strongest
+    /// first.
+    pub fn contributions(&self, row: &[f64]) -> Result<Vec<(usize, f64)>, ModelError> {
+        let values = self.boosters[0].contributions(row)?;
+        Ok(strongest(&values[..N], N))
+    }
+
+    /// Fills each row's partner profile from its partner code.
+    pub fn complete(&self, matrix: &mut [f64]) {
+        complete(&self.profiles, matrix);
+    }
+
+    /// The `top` strongest contributions of each row of a completed row-major matrix.
+    pub fn batch_contributions(
+        &self,
+        matrix: &[f64],
+        top: usize,
+    ) -> Result<Vec<Vec<(usize, f64)>>, ModelError> {
+        let values = self.boosters[0].contributions(matrix)?;
+        Ok(values
+            .chunks(N + 1)
+            .map(|row| strongest(&row[..N], top))
+            .collect())
+    }
+
+    /// The partner's feature code: its place in the vocabulary, or 0 when unseen.
+    pub fn partner_code(&self, partner: &str) -> u32 {
+        self.partners
+            .iter()
+            .position(|known| known == partner)
+            .map_or(crate::ml::features::UNSEEN_PARTNER, |index| {
+                index as u32 + 1
+            })
+    }
+}
+
+fn partner_weights(matrix: &[f64], power: f64) -> Vec<f32> {
+    let codes: Vec<usize> = matrix
+        .chunks(N)
+        .map(|row| row[PARTNER_FEATURE] as usize)
+        .collect();
+    let mut counts = vec![0usize; codes.iter().max().map_or(1, |max| max + 1)];
+    for code in &codes {
+        counts[*code] += 1;
+    }
+    let raw: Vec<f64> = codes
+        .iter()
+        .map(|code| (counts[*code] as f64).powf(power))
+        .collect();
+    // Scaled to a mean of one, so that min_data_in_leaf and the learning rate keep their sense.
+    let mean = raw.iter().sum::<f64>() / raw.len().max(1) as f64;
+    raw.iter().map(|weight| (weight / mean) as f32).collect()
+}
+
+fn complete(profiles: &[PartnerProfile], matrix: &mut [f64]) {
+    let [pace, extra, strict] = PROFILE_FEATURES;
+    for row in matrix.chunks_mut(N) {
+        let code = row[PARTNER_FEATURE];
+        let profile = profiles
+            .get(code as usize)
+            .filter(|_| code >= 0.0)
+            .unwrap_or(&profiles[0]);
+        row[pace] = profile.day_pace;
+        row[extra] = profile.rest_extra_minutes;
+        row[strict] = profile.strict_share;
+    }
+}
+
+/// Profiles from the departure rows among `chosen` (mid-trip samples would count a trip many
+/// times).
+fn partner_profiles(rows: &Rows<'_>, chosen: &[usize], n_partners: usize) -> Vec<PartnerProfile> {
+    let slot = |name: &str| {
+        FEATURES
+            .iter()
+            .position(|known| *known == name)
+            .expect("a feature")
+    };
+    let (elapsed, rests) = (slot("elapsed_minutes"), slot("rules_rest_minutes"));
+    let strict_slot = slot("rules_strict_minutes");
+    // Per code: (sum of log pace, day trips, sum of rest extra, rest trips).
+    let mut sums = vec![(0.0f64, 0usize, 0.0f64, 0usize); n_partners + 1];
+    // Per code: (trips closer to the strict plan, trips where the plans differ).
+    let mut strict_counts = vec![(0usize, 0usize); n_partners + 1];
+    for &row in chosen {
+        let features = &rows.matrix[row * N..(row + 1) * N];
+        let rules = features[RULES_FEATURE];
+        if features[elapsed] != 0.0 || rules.is_nan() || rules <= 0.0 {
+            continue;
+        }
+        let code = (features[PARTNER_FEATURE] as usize).min(n_partners);
+        let strict = features[strict_slot];
+        for slot in if code == 0 { vec![0] } else { vec![0, code] } {
+            if (strict - rules).abs() >= 60.0 {
+                let truth = rows.minutes[row];
+                strict_counts[slot].1 += 1;
+                if (truth - strict).abs() < (truth - rules).abs() {
+                    strict_counts[slot].0 += 1;
+                }
+            }
+            if features[rests] > 0.0 {
+                sums[slot].2 += rows.minutes[row] - rules;
+                sums[slot].3 += 1;
+            } else {
+                sums[slot].0 += (rows.minutes[row].max(1.0) / rules).ln();
+                sums[slot].1 += 1;
+            }
+        }
+    }
+    let (pool_log, pool_days, pool_extra, pool_rests) = sums[0];
+    let pool_log = pool_log / pool_days.max(1) as f64;
+    let pool_extra = pool_extra / pool_rests.max(1) as f64;
+    let shrunk = |sum: f64, count: usize, pool: f64| {
+        (sum + PROFILE_PRIOR_TRIPS * pool) / (count as f64 + PROFILE_PRIOR_TRIPS)
+    };
+    let pool_strict = strict_counts[0].0 as f64 / strict_counts[0].1.max(1) as f64;
+    sums.iter()
+        .zip(&strict_counts)
+        .map(
+            |(&(log_sum, days, extra_sum, rest_trips), &(closer, differing))| PartnerProfile {
+                day_pace: shrunk(log_sum, days, pool_log).exp(),
+                rest_extra_minutes: shrunk(extra_sum, rest_trips, pool_extra),
+                strict_share: shrunk(closer as f64, differing, pool_strict),
+                trips: days + rest_trips,
+            },
+        )
+        .collect()
+}
+
+fn strongest(contributions: &[f64], top: usize) -> Vec<(usize, f64)> {
+    let mut factors: Vec<(usize, f64)> = contributions.iter().copied().enumerate().collect();
+    factors.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    factors.truncate(top);
+    factors
+}
+
+fn load(texts: &[String; 3]) -> Result<[Gbm; 3], ModelError> {
+    Ok([
+        Gbm::from_text(&texts[0])?,
+        Gbm::from_text(&texts[1])?,
+        Gbm::from_text(&texts[2])?,
+    ])
+}
+
+fn label(target: Target, minutes: f64, row: &[f64]) -> f64 {
+    match target {
+        Target::Total => minutes,
+        Target::Residual => minutes - row[RULES_FEATURE],
+    }
+}
+
+/// The chosen rows, with the conditions of a fixed share of them blanked.
+/// The rows a model learns from and the latest `share` of them (by `order`), which it holds
+/// out to calibrate its interval: the holdout a new model is judged on.
+pub fn holdout_split(order: &[i64], share: f64) -> (Vec<usize>, Vec<usize>) {
+    let mut by_order: Vec<usize> = (0..order.len()).collect();
+    by_order.sort_by_key(|&row| order[row]);
+    let n_holdout = (order.len() as f64 * share).round() as usize;
+    let holdout = by_order.split_off(order.len() - n_holdout.min(order.len()));
+    (by_order, holdout)
+}
+
+fn gather(rows: &Rows<'_>, chosen: &[usize], params: &TrainParams) -> (Vec<f64>, Vec<f64>) {
+    let first_condition = FEATURES
+        .iter()
+        .position(|name| *name == CONDITION_COLUMNS[0])
+        .expect("conditions are features");
+    let mut matrix = Vec::with_capacity(chosen.len() * N);
+    let mut minutes = Vec::with_capacity(chosen.len());
+    for &row in chosen {
+        let start = matrix.len();
+        matrix.extend_from_slice(&rows.matrix[row * N..(row + 1) * N]);
+        // A hash of the row, not a random draw: the same rows lose their conditions each run.
+        let draw = (crate::domain::ids::splitmix(row as u64 ^ params.seed) >> 11) as f64
+            / (1u64 << 53) as f64;
+        if draw < params.conditions_dropout {
+            let blank = start + first_condition..start + first_condition + CONDITION_COLUMNS.len();
+            matrix[blank].fill(f64::NAN);
+        }
+        minutes.push(rows.minutes[row]);
+    }
+    (matrix, minutes)
+}
+
+/// Split conformal calibration of each end: the 10th percentile is lowered by the amount that
+/// the right share of held-out trips beat it by, the 90th raised likewise.
+fn conformal(raw: &[Band], minutes: &[f64], coverage: f64) -> Calibration {
+    let tail = (1.0 - coverage) / 2.0;
+    let mut below: Vec<f64> = raw.iter().zip(minutes).map(|(b, y)| b.p10 - y).collect();
+    let mut above: Vec<f64> = raw.iter().zip(minutes).map(|(b, y)| y - b.p90).collect();
+    Calibration {
+        low_minutes: conformal_quantile(&mut below, 1.0 - tail),
+        high_minutes: conformal_quantile(&mut above, 1.0 - tail),
+        rows: minutes.len(),
+    }
+}
+
+/// The ceil((n + 1) * level)-th smallest score: split conformal's finite-sample quantile.
+fn conformal_quantile(scores: &mut [f64], level: f64) -> f64 {
+    scores.sort_by(f64::total_cmp);
+    let rank = ((scores.len() as f64 + 1.0) * level).ceil() as usize;
+    scores[rank.clamp(1, scores.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_conformal_quantile_covers_the_level_on_its_own_scores() {
+        let mut scores: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64).collect();
+        let q = conformal_quantile(&mut scores.clone(), 0.9);
+        let covered = scores.iter().filter(|s| **s <= q).count();
+        assert!((900..=902).contains(&covered), "{covered}");
+        assert_eq!(conformal_quantile(&mut scores, 1.0), 999.0);
+    }
+
+    #[test]
+    fn parameters_are_checked_before_use() {
+        let bad = TrainParams {
+            max_bin: 1,
+            ..TrainParams::default()
+        };
+        let error = bad.check().unwrap_err().to_string();
+        assert_eq!(error, "parameter max_bin: must be between 2 and 65535");
+        assert!(TrainParams::default().check().is_ok());
+    }
+}

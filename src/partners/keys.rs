@@ -1,0 +1,337 @@
+//! Organisations, API keys and roles.
+//!
+//! A key reads `etp_<id>_<secret>`: the id finds the record, the secret is checked against its
+//! keyed hash (HMAC-SHA256 under the service's own pepper, kept in the data directory and never
+//! in the database) in constant time. Only the hash is stored; the key is shown once.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::domain::clock::Clock;
+use crate::domain::ids::new_id;
+use crate::domain::storage::{StoreError, StoreResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// ETAs, shipments, positions and webhooks of its organisation.
+    Carrier,
+    /// Reads its organisation's shipments, ETAs and positions; the dashboard.
+    Dispatcher,
+    /// Uploads its organisation's history and reads its reports.
+    Partner,
+    /// Runs the service: organisations, keys, models.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Self::Carrier, Self::Dispatcher, Self::Partner, Self::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Carrier => "carrier",
+            Self::Dispatcher => "dispatcher",
+            Self::Partner => "partner",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Organisation {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub organisation: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+    /// Hex HMAC-SHA256 of the secret under the pepper.
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Who is calling, once the key checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub organisation: String,
+    pub key_id: String,
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("an Authorization: Bearer <key> header is required")]
+    Missing,
+    #[error("the key is not valid")]
+    Invalid,
+    #[error("the key was revoked")]
+    Revoked,
+}
+
+const PREFIX: &str = "etp_";
+const PEPPER_FILE: &str = "pepper.key";
+
+/// The keys of every organisation, cached; the store stays the truth.
+pub struct Keyring {
+    pepper: Vec<u8>,
+    store: Arc<dyn KeyStore>,
+    keys: RwLock<HashMap<String, ApiKey>>,
+    /// Keys are read again from the store at most this often.
+    last_reload: Mutex<Instant>,
+}
+
+const RELOAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+fn digest(pepper: &[u8], secret: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(pepper).expect("any key length");
+    mac.update(secret.as_bytes());
+    mac
+}
+
+impl Keyring {
+    /// Reads the pepper from the data directory, creating it at first start.
+    pub fn open(data_dir: &Path, store: Arc<dyn KeyStore>) -> anyhow::Result<Self> {
+        let path = data_dir.join(PEPPER_FILE);
+        let pepper = match std::fs::read(&path) {
+            Ok(pepper) if pepper.len() >= 32 => pepper,
+            Ok(_) => anyhow::bail!("{} is shorter than 32 bytes", path.display()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let pepper: [u8; 32] = rand::random();
+                write_private(&path, &pepper)?;
+                pepper.to_vec()
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let keyring = Self {
+            pepper,
+            store,
+            keys: RwLock::new(HashMap::new()),
+            last_reload: Mutex::new(Instant::now()),
+        };
+        keyring.reload()?;
+        Ok(keyring)
+    }
+
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let keys = self.store.keys(None)?;
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            keys.into_iter().map(|key| (key.id.clone(), key)).collect();
+        *self
+            .last_reload
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
+        Ok(())
+    }
+
+    /// Reads the keys again when the last read is a second old, whatever the traffic.
+    fn refresh(&self) {
+        let due = self
+            .last_reload
+            .lock()
+            .map(|last| last.elapsed() >= RELOAD_AT_MOST_EVERY)
+            .unwrap_or(true);
+        if due {
+            if let Err(error) = self.reload() {
+                tracing::error!(message = "Keys could not be read again.", %error);
+            }
+        }
+    }
+
+    /// Makes a key: the record to store and the key to show once.
+    pub fn issue(&self, organisation: &str, name: &str, roles: Vec<Role>) -> (ApiKey, String) {
+        let id = new_id("key").trim_start_matches("key_").to_owned();
+        let secret = hex::encode(rand::random::<[u8; 24]>());
+        let hash = hex::encode(digest(&self.pepper, &secret).finalize().into_bytes());
+        let record = ApiKey {
+            id: id.clone(),
+            organisation: organisation.to_owned(),
+            name: name.to_owned(),
+            roles,
+            hash,
+            created_at: Clock::System.now(),
+            revoked_at: None,
+        };
+        (record, format!("{PREFIX}{id}_{secret}"))
+    }
+
+    /// The caller behind an `Authorization` header value.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, AuthError> {
+        let token = header
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(AuthError::Missing)?;
+        let (id, secret) = token
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+            .ok_or(AuthError::Invalid)?;
+        // Keys made or revoked by `etape keys` while the service runs count within a second.
+        self.refresh();
+        let key = self
+            .keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or(AuthError::Invalid)?;
+        let expected = hex::decode(&key.hash).map_err(|_| AuthError::Invalid)?;
+        digest(&self.pepper, secret)
+            .verify_slice(&expected)
+            .map_err(|_| AuthError::Invalid)?;
+        if key.revoked_at.is_some() {
+            return Err(AuthError::Revoked);
+        }
+        Ok(Caller {
+            organisation: key.organisation.clone(),
+            key_id: key.id.clone(),
+            roles: key.roles.clone(),
+        })
+    }
+}
+
+/// Writes a file only its owner can read, whole or not at all.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let partial = path.with_extension("partial");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&partial)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
+}
+
+/// The organisation and keys the embedded default starts with.
+pub const DEMO_ORGANISATION: &str = "demo";
+pub const DEMO_KEYS_FILE: &str = "demo-keys.env";
+
+/// At first start (no organisation yet): the demo organisation and one key per role, written
+/// to `demo-keys.env` in the data directory (owner-only) and returned to be printed once.
+pub fn bootstrap(
+    data_dir: &Path,
+    keyring: &Keyring,
+) -> anyhow::Result<Option<Vec<(Role, String)>>> {
+    let store = &*keyring.store;
+    if !store.organisations()?.is_empty() {
+        return Ok(None);
+    }
+    store.insert_organisation(&Organisation {
+        id: DEMO_ORGANISATION.into(),
+        name: "Demo carrier".into(),
+        created_at: Clock::System.now(),
+    })?;
+    let mut issued = Vec::new();
+    let mut file = String::from("# The demo organisation's keys, shown once. source this file.\n");
+    for role in Role::ALL {
+        let (record, key) = keyring.issue(
+            DEMO_ORGANISATION,
+            &format!("demo {}", role.as_str()),
+            vec![role],
+        );
+        store.insert_key(&record)?;
+        file.push_str(&format!(
+            "ETAPE_{}_KEY={key}\n",
+            role.as_str().to_ascii_uppercase()
+        ));
+        issued.push((role, key));
+    }
+    write_private(&data_dir.join(DEMO_KEYS_FILE), file.as_bytes())?;
+    keyring.reload()?;
+    Ok(Some(issued))
+}
+
+/// Where organisations and their keys are kept.
+pub trait KeyStore: Send + Sync + 'static {
+    fn insert_organisation(&self, organisation: &Organisation) -> StoreResult<()>;
+
+    fn organisations(&self) -> StoreResult<Vec<Organisation>>;
+
+    fn insert_key(&self, key: &ApiKey) -> StoreResult<()>;
+
+    /// One organisation's keys, or everyone's; revoked ones included.
+    fn keys(&self, organisation: Option<&str>) -> StoreResult<Vec<ApiKey>>;
+
+    /// False when there is no such key.
+    fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::store::sqlite::SqliteStore;
+
+    #[test]
+    fn a_key_authenticates_its_organisation_until_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn KeyStore> = Arc::new(SqliteStore::in_memory().unwrap());
+        let keyring = Keyring::open(dir.path(), store.clone()).unwrap();
+        let issued = bootstrap(dir.path(), &keyring).unwrap().unwrap();
+        assert_eq!(issued.len(), 4);
+        assert!(bootstrap(dir.path(), &keyring).unwrap().is_none());
+        let (role, key) = &issued[0];
+        let caller = keyring
+            .authenticate(Some(&format!("Bearer {key}")))
+            .unwrap();
+        assert_eq!(caller.organisation, DEMO_ORGANISATION);
+        assert_eq!(caller.roles, [*role]);
+        // The stored record holds no secret.
+        let stored = store.keys(None).unwrap();
+        assert!(stored.iter().all(|record| !key.contains(&record.hash)));
+        // The last hex digit changed (to another one: a fixed digit is the same one time in 16).
+        let last = if key.ends_with('0') { '1' } else { '0' };
+        let tampered = format!("Bearer {}{last}", &key[..key.len() - 1]);
+        assert_eq!(
+            keyring.authenticate(Some(&tampered)),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(keyring.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(
+            keyring.authenticate(Some("Basic abc")),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            keyring.authenticate(Some("Bearer etp_nothing_here")),
+            Err(AuthError::Invalid)
+        );
+        store.revoke_key(&caller.key_id, Utc::now()).unwrap();
+        keyring.reload().unwrap();
+        assert_eq!(
+            keyring.authenticate(Some(&format!("Bearer {key}"))),
+            Err(AuthError::Revoked)
+        );
+        // Another pepper (another installation) accepts none of these keys.
+        let other = tempfile::tempdir().unwrap();
+        let foreign = Keyring::open(other.path(), store.clone()).unwrap();
+        assert_eq!(
+            foreign.authenticate(Some(&format!("Bearer {}", issued[1].1))),
+            Err(AuthError::Invalid)
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! Live tracking: shipments, the pings of their trucks, and estimates that follow them.
+//!
+//! - [`pings`]: parsing and checking position reports (no I/O).
+//! - [`book`]: the recent pings of each vehicle as polars frames, de-duplicated.
+//! - [`shipment`]: the shipment record and stop detection from pings (no I/O).
+//! - [`eta`]: the live estimate of a shipment from the truck's state (no I/O).
+//! - [`tracker`]: the service that ties them to storage, the model and webhooks.
+//! - `modes`: where the tracker keeps pings and current estimates: this process, or a
+//!   database shared by replicas.
+//! - [`store`]: the ports the adapters implement for it.
+
+pub mod book;
+pub mod eta;
+mod modes;
+pub mod pings;
+pub mod shipment;
+pub mod store;
+#[cfg(test)]
+mod tests;
+pub mod tracker;

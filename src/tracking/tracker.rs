@@ -1,0 +1,748 @@
+//! The live-tracking service: registers shipments, takes pings, recomputes estimates (debounced
+//! per vehicle), detects stop events and announces what changed to the webhooks.
+//!
+//! Every method is synchronous and may touch the disk; the HTTP layer calls it on the
+//! blocking pool.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::book::{fixes, PingBook, VehicleKey};
+use super::eta::{live_snapshot, Snapshot, TruckState};
+use super::modes::{Embedded, Mode, Shared};
+use super::pings::{ParsedBatch, PingLimits, Rejection};
+use super::shipment::{
+    detect_events, horizon_bucket, EventKind, EventSource, HorizonAccuracy, Shipment, Status,
+    StopDetection, StopEvent, HORIZONS,
+};
+use crate::config::TrackingSettings;
+use crate::domain::clock::Clock;
+use crate::domain::eta::EstimateEta;
+use crate::domain::risk::RiskThresholds;
+use crate::domain::rules::DriverState;
+use crate::domain::storage::StoreError;
+use crate::ml::features::live::driving_state;
+use crate::telemetry::Metrics;
+use crate::tracking::store::{EnrichLive, PingArchive, SharedPings, ShipmentStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error("no such shipment")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the reference is already registered as shipment {0}")]
+    DuplicateReference(String),
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+impl From<StoreError> for TrackError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::DuplicateReference(id) => Self::DuplicateReference(id),
+            StoreError::Backend(message) => Self::Storage(message),
+        }
+    }
+}
+
+/// What happened, for the webhooks. `data` is the event's own part of the payload.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notice {
+    pub organisation: String,
+    pub event: &'static str,
+    pub shipment_id: String,
+    pub reference: String,
+    pub vehicle_id: String,
+    pub data: serde_json::Value,
+    /// For `eta_changed`: each stop's median, so that each webhook can apply its own
+    /// threshold against what it was last sent.
+    #[serde(skip)]
+    pub etas: Vec<DateTime<Utc>>,
+}
+
+/// Where notices go; sending never waits.
+pub type NoticeSender = tokio::sync::mpsc::UnboundedSender<Notice>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+/// A ping as `GET /v1/vehicles/{id}/positions` gives it back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredPing {
+    pub at: DateTime<Utc>,
+    pub lat: f64,
+    pub lon: f64,
+    pub speed_kmh: Option<f64>,
+}
+
+pub struct Tracker {
+    store: Arc<dyn ShipmentStore>,
+    /// Where the pings and the current estimates live: this process, or a shared database.
+    mode: Box<dyn Mode>,
+    estimator: Arc<dyn EstimateEta>,
+    settings: TrackingSettings,
+    thresholds: RiskThresholds,
+    metrics: Metrics,
+    clock: Clock,
+    notices: Option<NoticeSender>,
+    feeds: Option<Arc<dyn EnrichLive>>,
+    /// Pings accepted since start, by organisation: its ingestion rate, seen by it alone.
+    received: Mutex<HashMap<String, u64>>,
+    dirty: Mutex<HashSet<VehicleKey>>,
+    /// Active shipments by vehicle, so that a ping finds its shipments without the store.
+    following: Mutex<HashMap<VehicleKey, Vec<String>>>,
+    /// One recomputation at a time: events and snapshots of a shipment stay in order.
+    refreshing: Mutex<()>,
+    /// Whether this process recomputes the estimates of the vehicles that moved: always
+    /// alone, while it holds the lease with a shared store.
+    leading: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The estimates kept in the history: a move smaller than this is noise.
+const HISTORY_MIN_MOVE_MINUTES: f64 = 1.0;
+
+pub struct TrackerParts {
+    pub store: Arc<dyn ShipmentStore>,
+    pub log: Arc<dyn PingArchive>,
+    pub estimator: Arc<dyn EstimateEta>,
+    pub settings: TrackingSettings,
+    pub thresholds: RiskThresholds,
+    pub metrics: Metrics,
+    pub clock: Clock,
+    pub notices: Option<NoticeSender>,
+    /// Weather, traffic and routes for the live estimates, from what the feeds have cached.
+    pub feeds: Option<Arc<dyn EnrichLive>>,
+    /// Pings in a shared store (several replicas) instead of this process's segments.
+    pub shared: Option<Arc<dyn SharedPings>>,
+}
+
+impl Tracker {
+    /// Restores the pings of the window and the active shipments, then estimates each.
+    pub fn start(parts: TrackerParts) -> Result<Self, TrackError> {
+        let TrackerParts {
+            store,
+            log,
+            estimator,
+            settings,
+            thresholds,
+            metrics,
+            clock,
+            notices,
+            feeds,
+            shared,
+        } = parts;
+        let since = kept_since(&settings, clock.now());
+        let mode: Box<dyn Mode> = match shared {
+            Some(pings) => Box::new(Shared {
+                pings,
+                store: store.clone(),
+            }),
+            None => Box::new(Embedded {
+                book: Mutex::new(PingBook::new(settings.window_hours)),
+                archive: log,
+                latest: Mutex::default(),
+            }),
+        };
+        let restored = mode.restore(since.timestamp_millis())?;
+        let tracker = Self {
+            store,
+            leading: AtomicBool::new(!mode.is_shared()),
+            mode,
+            estimator,
+            settings,
+            thresholds,
+            metrics,
+            clock,
+            notices,
+            feeds,
+            received: Mutex::default(),
+            dirty: Mutex::new(HashSet::new()),
+            following: Mutex::new(HashMap::new()),
+            refreshing: Mutex::new(()),
+        };
+        let active = tracker.store.active_shipments()?;
+        tracing::info!(
+            message = "Live tracking restored.",
+            pings = restored,
+            active_shipments = active.len()
+        );
+        for shipment in active {
+            tracker.follow(&shipment);
+            let key = key_of(&shipment);
+            lock(&tracker.dirty).insert(key);
+        }
+        // With a shared store, whoever takes the lease recomputes (see `set_leading`).
+        if tracker.leading() {
+            tracker.refresh_dirty();
+        }
+        Ok(tracker)
+    }
+
+    /// Whether this process recomputes the estimates of the vehicles that moved.
+    pub fn leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.mode.is_shared()
+    }
+
+    /// This process now holds the lease (or has lost it): on taking it over, every active
+    /// shipment is recomputed, since the previous holder may have died with vehicles marked.
+    pub fn set_leading(&self, leading: bool) -> Result<(), TrackError> {
+        let was = self.leading.swap(leading, Ordering::SeqCst);
+        if leading && !was {
+            let active = self.store.active_shipments()?;
+            lock(&self.dirty).extend(active.iter().map(key_of));
+        }
+        Ok(())
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn settings(&self) -> &TrackingSettings {
+        &self.settings
+    }
+
+    /// What a ping received now is checked against.
+    pub fn ping_limits(&self) -> PingLimits {
+        PingLimits {
+            now: self.now(),
+            future_tolerance_ms: self.settings.future_tolerance_secs * 1000,
+            max_age_ms: self.settings.max_age_hours * 3_600_000,
+            max_speed_kmh: self.settings.max_speed_kmh,
+            max_pings: self.settings.max_pings_per_request,
+        }
+    }
+
+    fn follow(&self, shipment: &Shipment) {
+        let mut following = lock(&self.following);
+        following
+            .entry(key_of(shipment))
+            .or_default()
+            .push(shipment.id.clone());
+        self.count_active(&following);
+    }
+
+    fn unfollow(&self, shipment: &Shipment) {
+        let mut following = lock(&self.following);
+        if let Some(ids) = following.get_mut(&key_of(shipment)) {
+            ids.retain(|id| *id != shipment.id);
+        }
+        self.count_active(&following);
+    }
+
+    fn count_active(&self, following: &HashMap<VehicleKey, Vec<String>>) {
+        self.metrics
+            .active_shipments
+            .set(following.values().map(Vec::len).sum::<usize>() as i64);
+    }
+
+    pub fn register(&self, shipment: Shipment) -> Result<Shipment, TrackError> {
+        self.store.insert_shipment(&shipment)?;
+        self.follow(&shipment);
+        self.refresh(&shipment.organisation, &shipment.id)?;
+        self.shipment(&shipment.organisation, &shipment.id)
+    }
+
+    pub fn shipment(&self, organisation: &str, id: &str) -> Result<Shipment, TrackError> {
+        self.store
+            .shipment(organisation, id)?
+            .ok_or(TrackError::NotFound)
+    }
+
+    pub fn list(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Shipment>, TrackError> {
+        Ok(self
+            .store
+            .list_shipments(organisation, status, after, limit)?)
+    }
+
+    pub fn cancel(&self, organisation: &str, id: &str) -> Result<Shipment, TrackError> {
+        let _one_at_a_time = lock(&self.refreshing);
+        let mut shipment = self.shipment(organisation, id)?;
+        match shipment.status {
+            Status::Cancelled => return Ok(shipment),
+            Status::Delivered => {
+                return Err(TrackError::Conflict(
+                    "a delivered shipment cannot be cancelled".into(),
+                ))
+            }
+            Status::Planned | Status::InTransit => {}
+        }
+        let now = self.now();
+        shipment.status = Status::Cancelled;
+        shipment.cancelled_at = Some(now);
+        shipment.updated_at = now;
+        self.store.save_shipment(&shipment)?;
+        self.unfollow(&shipment);
+        self.mode.forget_current(&shipment.id);
+        Ok(shipment)
+    }
+
+    /// An arrival or departure reported by hand.
+    pub fn record_event(
+        &self,
+        organisation: &str,
+        id: &str,
+        stop: usize,
+        kind: EventKind,
+        at: DateTime<Utc>,
+    ) -> Result<Shipment, TrackError> {
+        {
+            let _one_at_a_time = lock(&self.refreshing);
+            let mut shipment = self.shipment(organisation, id)?;
+            if !shipment.status.is_active() {
+                return Err(TrackError::Conflict(format!(
+                    "the shipment is {}",
+                    shipment.status.as_str()
+                )));
+            }
+            if stop >= shipment.stops.len() {
+                return Err(TrackError::Invalid {
+                    field: "stop_index".into(),
+                    message: format!(
+                        "stop_index must be below {}, the number of stops",
+                        shipment.stops.len()
+                    ),
+                });
+            }
+            let event = StopEvent {
+                at,
+                source: EventSource::Manual,
+            };
+            let new = shipment.record(stop, kind, event);
+            self.settle(&mut shipment, &new)?;
+        }
+        self.refresh(organisation, id)?;
+        self.shipment(organisation, id)
+    }
+
+    /// Saves a shipment whose events changed, announces them and, once it is delivered,
+    /// scores every estimate it was given.
+    fn settle(
+        &self,
+        shipment: &mut Shipment,
+        new: &[(usize, EventKind)],
+    ) -> Result<(), TrackError> {
+        shipment.updated_at = self.now();
+        let delivered = shipment.status == Status::Delivered
+            && new.iter().any(|(index, kind)| {
+                *index == shipment.stops.len() - 1 && *kind == EventKind::Arrived
+            });
+        if delivered {
+            shipment.accuracy = self.score(shipment)?;
+            self.unfollow(shipment);
+        }
+        self.store.save_shipment(shipment)?;
+        for (index, kind) in new {
+            let stop = &shipment.stops[*index];
+            let (name, event) = match kind {
+                EventKind::Arrived => ("arrived", stop.arrived),
+                EventKind::Departed => ("departed", stop.departed),
+            };
+            let event = event.expect("just recorded");
+            self.notify(
+                shipment,
+                name,
+                serde_json::json!({
+                    "stop_index": index,
+                    "stop_id": stop.id,
+                    "at": event.at,
+                    "source": event.source,
+                }),
+                Vec::new(),
+            );
+        }
+        if delivered {
+            self.notify(
+                shipment,
+                "delivered",
+                serde_json::json!({
+                    "delivered_at": shipment.delivered_at,
+                    "accuracy": shipment.accuracy,
+                }),
+                Vec::new(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Compares every estimate given with the actual arrivals: the live accuracy metric by
+    /// horizon, and the shipment's own record.
+    fn score(&self, shipment: &Shipment) -> Result<Vec<HorizonAccuracy>, TrackError> {
+        let snapshots = self.store.snapshots(&shipment.id)?;
+        let mut sums: HashMap<&'static str, (usize, f64)> = HashMap::new();
+        for snapshot in &snapshots {
+            for stop in &snapshot.stops {
+                let Some(arrived) = shipment.stops[stop.index].arrived else {
+                    continue;
+                };
+                if stop.state != super::eta::StopState::Pending || snapshot.as_of > arrived.at {
+                    continue;
+                }
+                let error = (stop.eta - arrived.at).num_seconds() as f64 / 60.0;
+                let horizon = horizon_bucket(arrived.at - snapshot.as_of);
+                self.metrics
+                    .live_eta_error
+                    .with_label_values(&[horizon])
+                    .observe(error.abs());
+                let entry = sums.entry(horizon).or_default();
+                entry.0 += 1;
+                entry.1 += error.abs();
+            }
+        }
+        Ok(HORIZONS
+            .iter()
+            .filter_map(|horizon| {
+                let (count, total) = sums.get(horizon)?;
+                Some(HorizonAccuracy {
+                    horizon: (*horizon).to_owned(),
+                    estimates: *count,
+                    mean_absolute_error_minutes: (total / *count as f64 * 10.0).round() / 10.0,
+                })
+            })
+            .collect())
+    }
+
+    fn notify(
+        &self,
+        shipment: &Shipment,
+        event: &'static str,
+        data: serde_json::Value,
+        etas: Vec<DateTime<Utc>>,
+    ) {
+        let Some(sender) = &self.notices else {
+            return;
+        };
+        let notice = Notice {
+            organisation: shipment.organisation.clone(),
+            event,
+            shipment_id: shipment.id.clone(),
+            reference: shipment.reference.clone(),
+            vehicle_id: shipment.vehicle_id.clone(),
+            data,
+            etas,
+        };
+        // The dispatcher is gone only while the service stops.
+        let _ = sender.send(notice);
+    }
+
+    /// Takes a checked batch: keeps the new pings durably, then answers. Nothing is kept
+    /// when the disk refuses.
+    pub fn ingest(
+        &self,
+        organisation: &str,
+        batch: ParsedBatch,
+    ) -> Result<IngestOutcome, TrackError> {
+        let ingested = self.mode.ingest(organisation, &batch)?;
+        lock(&self.dirty).extend(ingested.moved);
+        if ingested.new > 0 {
+            *lock(&self.received)
+                .entry(organisation.to_owned())
+                .or_default() += ingested.new as u64;
+        }
+        let outcome = IngestOutcome {
+            accepted: ingested.new,
+            duplicates: batch.pings.len() - ingested.new,
+            rejected: batch.rejected,
+        };
+        self.count_pings(&outcome);
+        Ok(outcome)
+    }
+
+    fn count_pings(&self, outcome: &IngestOutcome) {
+        for (name, count) in [
+            ("accepted", outcome.accepted),
+            ("duplicate", outcome.duplicates),
+            ("rejected", outcome.rejected.len()),
+        ] {
+            self.metrics
+                .pings
+                .with_label_values(&[name])
+                .inc_by(count as u64);
+        }
+    }
+
+    /// Pings accepted from `organisation` since the service started.
+    pub fn received(&self, organisation: &str) -> u64 {
+        lock(&self.received).get(organisation).copied().unwrap_or(0)
+    }
+
+    pub fn positions(
+        &self,
+        organisation: &str,
+        vehicle_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<StoredPing>, TrackError> {
+        let key = VehicleKey {
+            organisation: organisation.to_owned(),
+            vehicle_id: vehicle_id.to_owned(),
+        };
+        let frame = self.mode.vehicle_frame(&key, since)?;
+        let read = || -> PolarsResult<Vec<StoredPing>> {
+            let timestamps = frame.column("timestamp")?.datetime()?.phys.clone();
+            let lat = frame.column("lat")?.f64()?.clone();
+            let lon = frame.column("lon")?.f64()?.clone();
+            let speed = frame.column("speed_kmh")?.f64()?.clone();
+            Ok((0..frame.height())
+                .filter_map(|row| {
+                    Some(StoredPing {
+                        at: DateTime::from_timestamp_millis(timestamps.get(row)?)?,
+                        lat: lat.get(row)?,
+                        lon: lon.get(row)?,
+                        speed_kmh: speed.get(row),
+                    })
+                })
+                .collect())
+        };
+        read().map_err(|error| TrackError::Storage(error.to_string()))
+    }
+
+    /// Every vehicle's pings in the window, all organisations together: only for what is
+    /// learnt from all of them (congestion), never shown to anyone. Every k-th of each
+    /// vehicle's when there are more than `max_rows` (a random sample with a shared store).
+    pub fn pings_sample(&self, max_rows: usize) -> Result<DataFrame, TrackError> {
+        self.mode.sample(max_rows)
+    }
+
+    /// Recomputes the shipments of every vehicle that pinged since the last call (with a
+    /// shared store, through any replica).
+    pub fn refresh_dirty(&self) -> usize {
+        let mut dirty: HashSet<VehicleKey> = lock(&self.dirty).drain().collect();
+        match self.mode.moved_elsewhere() {
+            Ok(moved) => dirty.extend(moved),
+            Err(error) => tracing::error!(message = "Moved vehicles not read.", %error),
+        }
+        let mut refreshed = 0;
+        for key in dirty {
+            let ids = match self.mode.shipments_of(&key) {
+                Ok(Some(ids)) => ids,
+                Ok(None) => lock(&self.following).get(&key).cloned().unwrap_or_default(),
+                Err(error) => {
+                    tracing::error!(message = "Shipments of a vehicle not read.", %error);
+                    lock(&self.dirty).insert(key);
+                    continue;
+                }
+            };
+            for id in ids {
+                match self.refresh(&key.organisation, &id) {
+                    Ok(()) => refreshed += 1,
+                    Err(error) => {
+                        tracing::error!(message = "Live estimate failed.", shipment = %id, %error)
+                    }
+                }
+            }
+        }
+        refreshed
+    }
+
+    /// Brings one shipment up to date with its truck's pings.
+    pub fn refresh(&self, organisation: &str, id: &str) -> Result<(), TrackError> {
+        let _one_at_a_time = lock(&self.refreshing);
+        let mut shipment = self.shipment(organisation, id)?;
+        if !shipment.status.is_active() {
+            return Ok(());
+        }
+        let since = shipment.planned_departure - TimeDelta::minutes(self.settings.lead_minutes);
+        let frame = self.mode.vehicle_frame(&key_of(&shipment), since)?;
+        let fixes = fixes(&frame).map_err(|error| TrackError::Storage(error.to_string()))?;
+        let detection = StopDetection {
+            radius_km: self.settings.stop_radius_m / 1000.0,
+            arrival: TimeDelta::milliseconds((self.settings.arrival_minutes * 60_000.0) as i64),
+        };
+        let mut new = Vec::new();
+        for (index, kind, at) in detect_events(&shipment, &fixes, detection) {
+            let event = StopEvent {
+                at,
+                source: EventSource::Gps,
+            };
+            new.extend(shipment.record(index, kind, event));
+        }
+        // Saved once its first estimate from the pings is in place, so that a reader who sees
+        // the shipment under way also sees where the truck is.
+        let set_off = shipment.status == Status::Planned && !fixes.is_empty();
+        if set_off {
+            shipment.status = Status::InTransit;
+            shipment.updated_at = self.now();
+        }
+        if !new.is_empty() {
+            self.settle(&mut shipment, &new)?;
+        }
+        let driver = if frame.height() >= 2 {
+            inferred_driver(&frame, &shipment.id).unwrap_or_else(|| shipment.declared_driver())
+        } else {
+            shipment.declared_driver()
+        };
+        let truck = TruckState {
+            last_fix: fixes.last().copied(),
+            driver,
+            now: self.now(),
+        };
+        // The feeds' caches are keyed by real time, whatever clock the tracker runs on.
+        let enrich = |query: &mut crate::domain::eta::EtaQuery| match &self.feeds {
+            Some(feeds) => feeds.enrich_live(query, Clock::System.now()),
+            None => Vec::new(),
+        };
+        let snapshot = live_snapshot(
+            &shipment,
+            truck,
+            &*self.estimator,
+            &enrich,
+            self.thresholds,
+            true,
+        );
+        self.metrics.live_recomputations.inc();
+        let previous = match self.mode.current(&shipment.id)? {
+            Some(previous) => Some(previous),
+            None => self.store.snapshots(&shipment.id)?.pop(),
+        };
+        let changed = match &previous {
+            None => true,
+            Some(previous) => {
+                snapshot.largest_move_minutes(previous) >= HISTORY_MIN_MOVE_MINUTES
+                    || !snapshot.risk_changes(previous).is_empty()
+                    || snapshot
+                        .stops
+                        .iter()
+                        .zip(&previous.stops)
+                        .any(|(now, before)| now.state != before.state)
+            }
+        };
+        if changed {
+            // The history is about how the arrivals moved; the plan and the factors of the
+            // latest estimate are served from memory.
+            let mut kept = snapshot.clone();
+            kept.timeline.clear();
+            kept.factors.clear();
+            self.store.append_snapshot(&kept)?;
+            let etas = snapshot.stops.iter().map(|stop| stop.eta).collect();
+            if let Some(previous) = &previous {
+                let moved = snapshot.largest_move_minutes(previous);
+                if moved > 0.0 {
+                    self.notify(
+                        &shipment,
+                        "eta_changed",
+                        serde_json::json!({"stops": snapshot.stops, "as_of": snapshot.as_of}),
+                        etas,
+                    );
+                }
+                let risky = snapshot.risk_changes(previous);
+                if !risky.is_empty() {
+                    self.notify(
+                        &shipment,
+                        "late_risk_changed",
+                        serde_json::json!({
+                            "changed": risky.iter().map(|index| serde_json::json!({
+                                "stop_index": index,
+                                "stop_id": snapshot.stops[*index].id,
+                                "from": previous.stops[*index].severity,
+                                "to": snapshot.stops[*index].severity,
+                                "late_probability": snapshot.stops[*index].late_probability,
+                            })).collect::<Vec<_>>(),
+                        }),
+                        Vec::new(),
+                    );
+                }
+            }
+        }
+        self.mode
+            .keep_current(snapshot, shipment.status.is_active())?;
+        if set_off && new.is_empty() {
+            self.store.save_shipment(&shipment)?;
+        }
+        Ok(())
+    }
+
+    /// The current estimate of a shipment; a finished one keeps its last.
+    pub fn current(&self, organisation: &str, id: &str) -> Result<Snapshot, TrackError> {
+        let shipment = self.shipment(organisation, id)?;
+        if let Some(snapshot) = self.mode.current(&shipment.id)? {
+            return Ok(snapshot);
+        }
+        if shipment.status.is_active() {
+            self.refresh(organisation, id)?;
+            if let Some(snapshot) = self.mode.current(&shipment.id)? {
+                return Ok(snapshot);
+            }
+        }
+        self.store
+            .snapshots(&shipment.id)?
+            .pop()
+            .ok_or(TrackError::NotFound)
+    }
+
+    pub fn history(&self, organisation: &str, id: &str) -> Result<Vec<Snapshot>, TrackError> {
+        let shipment = self.shipment(organisation, id)?;
+        Ok(self.store.snapshots(&shipment.id)?)
+    }
+
+    /// Merges small ping segments; run now and then.
+    /// Also forgets the vehicles that have not pinged for the whole window.
+    pub fn compact(&self) -> Result<usize, TrackError> {
+        let now = self.now();
+        let quiet_since = now - TimeDelta::hours(self.settings.window_hours);
+        self.mode.compact(
+            kept_since(&self.settings, now).timestamp_millis(),
+            quiet_since.timestamp_millis(),
+        )
+    }
+}
+
+/// The oldest ping worth keeping on disk: one still in the window, or still acceptable.
+fn kept_since(settings: &TrackingSettings, now: DateTime<Utc>) -> DateTime<Utc> {
+    now - TimeDelta::hours(settings.window_hours.max(settings.max_age_hours))
+}
+
+fn key_of(shipment: &Shipment) -> VehicleKey {
+    VehicleKey {
+        organisation: shipment.organisation.clone(),
+        vehicle_id: shipment.vehicle_id.clone(),
+    }
+}
+
+/// The driver's state at the last ping, inferred as the model's training samples were.
+fn inferred_driver(frame: &DataFrame, trip_id: &str) -> Option<DriverState> {
+    let mut frame = frame.clone();
+    frame
+        .with_column(Column::new("trip_id".into(), [trip_id]).new_from_index(0, frame.height()))
+        .ok()?;
+    let state = driving_state(&frame).ok()?;
+    let last = state.height().checked_sub(1)?;
+    let value = |name: &str| state.column(name).ok()?.f64().ok()?.get(last);
+    let today = value("driven_today_minutes")?.clamp(0.0, 600.0);
+    let since_break = value("driven_since_break_minutes")?
+        .clamp(0.0, 270.0)
+        .min(today);
+    let minutes = |value: f64| TimeDelta::milliseconds((value * 60_000.0) as i64);
+    DriverState::new(minutes(today), minutes(since_break)).ok()
+}

@@ -1,0 +1,490 @@
+//! Pooled retraining as a background job: the histories of the partners that consent, each
+//! organisation's uploads together as one partner, trained into a new model directory under
+//! `<data_dir>/models`. The new model is listed but not served until an admin activates it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::domain::clock::Clock;
+use crate::domain::eta::RulesEta;
+use crate::domain::eta::RULES_MODEL_NAME;
+use crate::domain::ids::new_id;
+use crate::ml::history::TripHistory;
+use crate::ml::model::dataset::PartnerHistory;
+use crate::ml::model::evaluate::{
+    evaluate, mae_on, rules_mae_on, Comparison, EvaluateOptions, Report,
+};
+use crate::ml::model::metrics::Figures;
+use crate::ml::model::serve::{ModelEta, ServedModel};
+use crate::ml::model::train::holdout_split;
+use crate::ml::model::TrainParams;
+use crate::partners::uploads::UploadArea;
+use crate::partners::uploads::UploadStore;
+use crate::training::pipeline::{self, Inputs};
+use crate::training::registry::Source;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: String,
+    pub status: JobStatus,
+    /// Boosting rounds done and to do, over the three boosters of every model trained.
+    pub rounds_done: usize,
+    pub rounds_total: usize,
+    /// Partners and uploads trained on (consenting ones only).
+    pub partners: usize,
+    pub uploads: usize,
+    /// The pooled model's version, when there was a pool to train on.
+    pub version: Option<String>,
+    /// The pooled model against the served one on its holdout, and whether it now serves.
+    pub holdout: Option<Holdout>,
+    pub activated: bool,
+    /// Models trained for partners that do not pool, on their rows alone: each serves its
+    /// owner's trips if it is no worse on its holdout than what served them.
+    pub own_models: Vec<OwnModel>,
+    /// What the job could not do, said plainly (no pool, a partner with too few trips).
+    pub notes: Vec<String>,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A new model judged against the one serving, on the trips the new model held out (the
+/// latest of its training trips, which it did not learn from), each with its own partner codes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Holdout {
+    pub rows: usize,
+    pub new_mae: f64,
+    /// The served model's version, or `rules` when the rules serve.
+    pub served: String,
+    pub served_mae: f64,
+}
+
+/// A model a job trained: its version, the holdout it was judged on, whether it serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnModel {
+    pub version: String,
+    pub holdout: Holdout,
+    pub activated: bool,
+}
+
+/// What a training job is asked.
+#[derive(Debug, Clone, Default)]
+pub struct TrainRequest {
+    /// Boosting rounds; the default parameters' when absent.
+    pub rounds: Option<usize>,
+}
+
+/// The jobs of this process; one runs at a time.
+#[derive(Default)]
+pub struct Jobs {
+    jobs: Mutex<HashMap<String, Job>>,
+}
+
+fn lock(jobs: &Jobs) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
+    jobs.jobs
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Jobs {
+    pub fn get(&self, id: &str) -> Option<Job> {
+        lock(self).get(id).cloned()
+    }
+
+    /// Registers a new job unless one is running; returns it, or the running one's id.
+    pub fn begin(&self, now: DateTime<Utc>) -> Result<Job, String> {
+        let mut jobs = lock(self);
+        if let Some(running) = jobs.values().find(|job| job.status == JobStatus::Running) {
+            return Err(running.id.clone());
+        }
+        let job = Job {
+            id: new_id("job"),
+            status: JobStatus::Running,
+            rounds_done: 0,
+            rounds_total: 0,
+            partners: 0,
+            uploads: 0,
+            version: None,
+            holdout: None,
+            activated: false,
+            own_models: Vec::new(),
+            notes: Vec::new(),
+            error: None,
+            started_at: now,
+            finished_at: None,
+        };
+        jobs.insert(job.id.clone(), job.clone());
+        Ok(job)
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut Job)) {
+        if let Some(job) = lock(self).get_mut(id) {
+            change(job);
+        }
+    }
+
+    /// Trains, recording progress and the outcome in the job; a model that beats the one
+    /// serving on its holdout is served at once.
+    pub fn run(&self, id: &str, context: &TrainingContext<'_>, request: &TrainRequest) {
+        let outcome = self.train(id, context, request);
+        self.update(id, |job| {
+            job.finished_at = Some(Clock::System.now());
+            match outcome {
+                Ok(()) => job.status = JobStatus::Succeeded,
+                Err(error) => {
+                    job.status = JobStatus::Failed;
+                    job.error = Some(format!("{error:#}"));
+                }
+            }
+        });
+    }
+
+    fn train(
+        &self,
+        id: &str,
+        context: &TrainingContext<'_>,
+        request: &TrainRequest,
+    ) -> anyhow::Result<()> {
+        let (pool, own) = partner_inputs(context.store, context.data_dir)?;
+        let params = TrainParams {
+            rounds: request.rounds.unwrap_or(TrainParams::default().rounds),
+            ..TrainParams::default()
+        };
+        let models = usize::from(pool.is_some()) + own.len();
+        self.update(id, |job| {
+            job.partners = pool.as_ref().map_or(0, |inputs| inputs.partners.len());
+            job.uploads = pool.as_ref().map_or(0, |inputs| inputs.sources.len());
+            job.rounds_total = models * params.rounds * 3;
+        });
+        std::fs::create_dir_all(context.data_dir.join("models"))?;
+        // Models of partners' own first: each is judged against what serves its trips before
+        // this job's pooled model does.
+        for (done, inputs) in own.iter().enumerate() {
+            let organisation = inputs.partners[0].partner.clone();
+            let out = context
+                .data_dir
+                .join("models")
+                .join(format!("{id}-own-{done}"));
+            match self.train_one(
+                id,
+                context,
+                inputs,
+                &params,
+                Some(&organisation),
+                &out,
+                done,
+            ) {
+                Ok(trained) => self.update(id, |job| job.own_models.push(trained)),
+                Err(error) => self.update(id, |job| {
+                    job.notes.push(format!(
+                        "a partner that does not pool has no model of its own: {error:#}"
+                    ))
+                }),
+            }
+        }
+        match &pool {
+            Some(inputs) => {
+                let out = context.data_dir.join("models").join(id);
+                let trained =
+                    self.train_one(id, context, inputs, &params, None, &out, own.len())?;
+                self.update(id, |job| {
+                    job.version = Some(trained.version);
+                    job.holdout = Some(trained.holdout);
+                    job.activated = trained.activated;
+                });
+            }
+            None => self.update(id, |job| {
+                job.notes
+                    .push("no consenting partner has uploaded a history: no pooled model".into())
+            }),
+        }
+        Ok(())
+    }
+
+    /// One model into `out`, judged on its holdout against what serves its trips now, and
+    /// served if it is no worse. Pooled models also get their partners' reports.
+    #[allow(clippy::too_many_arguments)]
+    fn train_one(
+        &self,
+        id: &str,
+        context: &TrainingContext<'_>,
+        inputs: &Inputs,
+        params: &TrainParams,
+        owner: Option<&str>,
+        out: &Path,
+        models_done: usize,
+    ) -> anyhow::Result<OwnModel> {
+        let examples = inputs.examples(context.rules)?;
+        let (mut card, model) = pipeline::train_on(inputs, &examples, params, owner, |progress| {
+            self.update(id, |job| {
+                let this = progress.quantile as usize * progress.rounds + progress.round;
+                job.rounds_done = job
+                    .rounds_done
+                    .max(models_done * 3 * progress.rounds + this);
+            });
+        })?;
+        let (_, holdout_rows) = holdout_split(&examples.trip_start, params.calibration_share);
+        let serving = context.serving.serving(owner);
+        let new_mae = mae_on(&model, &examples, &holdout_rows)?;
+        let (served, served_mae) = match &serving {
+            Some(served) => (
+                served.version.clone(),
+                mae_on(&served.model, &examples, &holdout_rows)?,
+            ),
+            None => (
+                RULES_MODEL_NAME.to_owned(),
+                rules_mae_on(&examples, &holdout_rows).unwrap_or(f64::INFINITY),
+            ),
+        };
+        let holdout = Holdout {
+            rows: holdout_rows.len(),
+            new_mae,
+            served,
+            served_mae,
+        };
+        // What the pool gives each partner, on its own later trips: a time split with a model
+        // of each partner's rows alone. A pool too small to split by time has no report.
+        let report = if owner.is_none() {
+            let options = EvaluateOptions {
+                baselines: false,
+                partner_left_out: false,
+                pooled_vs_own: true,
+                feeds: false,
+            };
+            evaluate(&examples, params, options, |_| {})
+                .map_err(|error| tracing::warn!(message = "No partner reports.", %error))
+                .ok()
+        } else {
+            None
+        };
+        card.figures = Some(serde_json::json!({
+            "holdout": holdout,
+            "time_split": report.as_ref().map(|report| report.model),
+        }));
+        crate::training::registry::save(out, &model, &card)?;
+        if let Some(report) = &report {
+            let reports = PartnerReports::of(&card.version, inputs, report);
+            let text = serde_json::to_vec_pretty(&reports)?;
+            crate::partners::keys::write_private(&out.join(PARTNER_REPORTS), &text)?;
+        }
+        let version = card.version.clone();
+        let activated = new_mae <= served_mae;
+        if activated {
+            let served = ServedModel {
+                model,
+                version: version.clone(),
+            };
+            match owner {
+                Some(organisation) => {
+                    // Marked, so that a restart serves the organisation the same model.
+                    crate::partners::keys::write_private(&out.join(ACTIVATED), version.as_bytes())?;
+                    context.serving.set_own(organisation, Some(served));
+                }
+                None => {
+                    remember_active(context.data_dir, &version)?;
+                    context.serving.swap(Some(served));
+                }
+            }
+            tracing::info!(message = "Trained model activated.", %version, owner = ?owner, new_mae, served_mae);
+        } else {
+            tracing::warn!(message = "Trained model not activated: worse on its holdout than the one serving.", %version, new_mae, served_mae);
+        }
+        Ok(OwnModel {
+            version,
+            holdout,
+            activated,
+        })
+    }
+}
+
+/// What a training job works with.
+pub struct TrainingContext<'a> {
+    pub store: &'a dyn UploadStore,
+    pub data_dir: &'a Path,
+    pub rules: &'a RulesEta,
+    /// Where new models are judged against and served from.
+    pub serving: &'a ModelEta,
+}
+
+/// In `<data_dir>/models`: the version of the pooled model last activated (by a training job
+/// or an admin), served again after a restart. A SIGHUP, which asks for `model.dir`, removes it.
+pub const ACTIVE: &str = "active";
+
+pub fn remember_active(data_dir: &Path, version: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(data_dir.join("models"))?;
+    crate::partners::keys::write_private(&data_dir.join("models").join(ACTIVE), version.as_bytes())
+}
+
+pub fn forget_active(data_dir: &Path) {
+    let _ = std::fs::remove_file(data_dir.join("models").join(ACTIVE));
+}
+
+/// The directory of the pooled model last activated, if it is still known.
+pub fn remembered_active(model_dir: &Path, data_dir: &Path) -> Option<PathBuf> {
+    let version = std::fs::read_to_string(data_dir.join("models").join(ACTIVE)).ok()?;
+    crate::training::registry::known_models(model_dir, data_dir)
+        .into_iter()
+        .find(|(_, card)| card.version == version.trim() && card.owner.is_none())
+        .map(|(dir, _)| dir)
+}
+
+/// Beside a model of an organisation's own that was judged better than what served it.
+pub const ACTIVATED: &str = "activated";
+
+/// Beside each trained model: every partner's report.
+pub const PARTNER_REPORTS: &str = "partners.json";
+
+/// The pool as each partner sees it: its own figures, and only counts about the others.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PartnerReports {
+    pub model_version: String,
+    pub partners: usize,
+    pub trips: usize,
+    pub by_partner: BTreeMap<String, PartnerReport>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PartnerReport {
+    /// The partner's own later trips (and mid-trip samples) the figures are measured on.
+    pub test_rows: usize,
+    /// The pooled model on them.
+    pub pooled: Option<Figures>,
+    /// Trips of the partner's earlier history the own-only model learnt from.
+    pub own_training_trips: Option<usize>,
+    /// How much lower the pooled MAE is than the own-only one, in percent.
+    pub gain_percent: Option<f64>,
+    /// The pooled model, a model trained with the same parameters on the partner's earlier
+    /// trips alone, and the rules, on the same rows: overall, by vehicle class, by horizon.
+    /// Absent when the partner has too few trips for a model of its own.
+    pub compared: Option<Comparison>,
+    pub by_vehicle_class: BTreeMap<String, Comparison>,
+    pub by_horizon: BTreeMap<String, Comparison>,
+}
+
+impl PartnerReports {
+    fn of(version: &str, inputs: &Inputs, report: &Report) -> Self {
+        let by_partner = inputs
+            .partners
+            .iter()
+            .map(|partner| {
+                let name = partner.partner.clone();
+                let own = report
+                    .pooled_vs_own
+                    .iter()
+                    .find(|entry| entry.partner == name);
+                let pooled = report.by_partner.get(&name).cloned();
+                let entry = PartnerReport {
+                    test_rows: pooled.as_ref().map_or(0, |figures| figures.rows),
+                    pooled,
+                    own_training_trips: own.map(|own| own.own_training_trips),
+                    gain_percent: own.map(|own| own.gain_percent),
+                    compared: own.map(|own| own.overall.clone()),
+                    by_vehicle_class: own.map(|own| own.by_vehicle.clone()).unwrap_or_default(),
+                    by_horizon: own.map(|own| own.by_horizon.clone()).unwrap_or_default(),
+                };
+                (name, entry)
+            })
+            .collect();
+        Self {
+            model_version: version.to_owned(),
+            partners: inputs.partners.len(),
+            trips: inputs.sources.iter().map(|source| source.trips).sum(),
+            by_partner,
+        }
+    }
+}
+
+/// The pool (every consenting organisation's uploads, one partner each) and, for each
+/// organisation that does not pool, its uploads alone. A withdrawn consent or an erased upload
+/// is simply absent from the pool: nothing of it reaches the pooled rows.
+pub fn partner_inputs(
+    store: &dyn UploadStore,
+    data_dir: &Path,
+) -> anyhow::Result<(Option<Inputs>, Vec<Inputs>)> {
+    let area = UploadArea::new(data_dir);
+    let mut pooled: BTreeMap<String, Vec<Source>> = BTreeMap::new();
+    let mut alone: BTreeMap<String, Vec<Source>> = BTreeMap::new();
+    for upload in store.uploads(None)? {
+        let consents = store
+            .consent(&upload.organisation)?
+            .is_some_and(|consent| consent.pool);
+        let dir = area.dir(&upload.organisation, &upload.id);
+        let source = Source {
+            partner: upload.organisation.clone(),
+            path: dir.display().to_string(),
+            trips: upload.rows,
+            pings: 0,
+        };
+        let side = if consents { &mut pooled } else { &mut alone };
+        side.entry(upload.organisation).or_default().push(source);
+    }
+    anyhow::ensure!(
+        !pooled.is_empty() || !alone.is_empty(),
+        "no partner has uploaded a history"
+    );
+    let pool = if pooled.is_empty() {
+        None
+    } else {
+        Some(inputs_of(pooled)?)
+    };
+    let own = alone
+        .into_iter()
+        .map(|(organisation, sources)| inputs_of(BTreeMap::from([(organisation, sources)])))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((pool, own))
+}
+
+/// Each organisation's uploads stacked as one partner, in organisation order.
+fn inputs_of(by_organisation: BTreeMap<String, Vec<Source>>) -> anyhow::Result<Inputs> {
+    let mut partners = Vec::new();
+    let mut all_sources = Vec::new();
+    for (organisation, sources) in by_organisation {
+        let mut trips: Option<DataFrame> = None;
+        for source in &sources {
+            let file = PathBuf::from(&source.path).join("trips.parquet");
+            let frame = ParquetReader::new(
+                std::fs::File::open(&file).with_context(|| file.display().to_string())?,
+            )
+            .finish()
+            .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+            trips = Some(match trips {
+                None => frame,
+                Some(mut all) => {
+                    all.vstack_mut_owned(frame)?;
+                    all
+                }
+            });
+        }
+        partners.push(PartnerHistory {
+            partner: organisation,
+            history: TripHistory {
+                trips: trips.expect("at least one upload"),
+                pings: None,
+            },
+        });
+        all_sources.extend(sources);
+    }
+    Ok(Inputs {
+        partners,
+        sources: all_sources,
+        weather: None,
+        traffic: None,
+    })
+}
+
+/// Shared by the HTTP layer and the tests.
+pub type SharedJobs = Arc<Jobs>;
