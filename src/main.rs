@@ -91,7 +91,7 @@ fn retrain(
 }
 
 fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
-    use etape::partners::keys::{Keyring, Organisation, Role};
+    use etape::partners::keys::{AccessError, Keyring, Role};
 
     let settings = Settings::load(config)?;
     let data_dir = match &command {
@@ -121,24 +121,15 @@ fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let known = store
-                .organisations()?
-                .iter()
-                .any(|existing| existing.id == organisation);
-            match (known, new_organisation_name) {
-                (true, Some(_)) => bail!("organisation {organisation} already exists"),
-                (false, None) => bail!(
+            if let Some(display) = new_organisation_name {
+                keyring.create_organisation(&organisation, &display, Clock::System.now())?;
+            }
+            let (record, key) = match keyring.create_key(&organisation, &name, &roles) {
+                Err(AccessError::UnknownOrganisation(_)) => bail!(
                     "no organisation {organisation}; add --new-organisation-name to create it"
                 ),
-                (false, Some(display)) => store.insert_organisation(&Organisation {
-                    id: organisation.clone(),
-                    name: display,
-                    created_at: Clock::System.now(),
-                })?,
-                (true, None) => {}
-            }
-            let (record, key) = keyring.issue(&organisation, &name, roles);
-            store.insert_key(&record)?;
+                issued => issued?,
+            };
             println!("{key}");
             eprintln!("key {} for {organisation}: shown this once", record.id);
         }

@@ -219,6 +219,12 @@ impl Dispatcher {
             }
             tokio::time::sleep(backoff(&self.settings, attempt)).await;
         }
+        self.keep_health(webhook, delivered).await;
+    }
+
+    /// A delivery's outcome on its webhook's health: failures in a row counted, the webhook
+    /// disabled once they reach the setting, the count cleared by a success.
+    async fn keep_health(&self, webhook: Webhook, delivered: bool) {
         let store = self.store.clone();
         let disable_after = self.settings.disable_after_failures;
         let id = webhook.id.clone();

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::adapters::feeds::Feeds;
 use crate::adapters::store::segments::PingLog;
-use crate::adapters::store::Store;
+use crate::adapters::store::{Opened, Store};
 use crate::adapters::webhooks::Dispatcher;
 use crate::config::Settings;
 use crate::domain::clock::Clock;
@@ -50,42 +50,12 @@ impl Application {
     }
 
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
-        let (pooled, own) = named_models(&settings.model.dir, &settings.storage.data_dir);
-        let model_eta = Arc::new(ModelEta::new(
-            RulesEta::new(settings.rules_eta_config()),
-            load_model(&pooled),
-            settings.model.batch_threads,
-        ));
-        for (owner, dir) in own {
-            if let Some(served) = load_model(&dir) {
-                model_eta.set_own(&owner, Some(served));
-            }
-        }
+        let model_eta = serving_models(settings);
         let estimator: Arc<dyn EstimateEta> = model_eta.clone();
         let metrics = Metrics::new();
         let data_dir = &settings.storage.data_dir;
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-        let opened = crate::adapters::store::open(&settings.storage, data_dir).context(
-            match settings.storage.url {
-                Some(_) => "cannot open the PostgreSQL store (storage.url)",
-                None => "cannot open the database",
-            },
-        )?;
+        let (opened, keyring) = open_records(settings)?;
         let store = opened.store;
-        let keyring =
-            Arc::new(Keyring::open(data_dir, store.clone()).context("cannot open the keyring")?);
-        if let Some(issued) =
-            keys::bootstrap(data_dir, &keyring).context("cannot create the demo organisation")?
-        {
-            print_demo_keys(&issued, data_dir);
-        }
-        let swept = UploadArea::new(data_dir)
-            .sweep(&store.uploads(None)?)
-            .context("cannot tidy the uploads")?;
-        if swept > 0 {
-            tracing::warn!(message = "Unfinished uploads removed.", directories = swept);
-        }
         let log = PingLog::open(&data_dir.join("pings")).context("cannot open the ping log")?;
         let feeds = Feeds::new(&settings.feeds, &metrics);
         let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
@@ -129,26 +99,7 @@ impl Application {
             .local_addr()
             .context("listener has no address")?
             .port();
-        let api_settings = settings.api.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(api::limits::deadline))
-                .wrap(from_fn(api::track_requests))
-                .wrap(api::limits::cors(&api_settings))
-                .app_data(state.clone())
-                .configure(api::routes)
-                .configure(crate::http::dashboard::routes)
-                .default_service(web::to(api::not_found))
-        })
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let server = server
-            .listen(listener)
-            .context("cannot start the HTTP server")?
-            .run();
+        let server = http_server(settings, listener, state)?;
         Ok(Self {
             port,
             server,
@@ -188,6 +139,25 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let background = self.spawn_background();
+        #[cfg(unix)]
+        self.reload_on_hangup()?;
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(message = "Shutting down; finishing in-flight requests.");
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        for task in background {
+            task.abort();
+        }
+        served
+    }
+
+    /// The loops that run beside the server: webhook deliveries, the lease and the models
+    /// other replicas activate (on a shared store), recomputation, congestion learning, rate
+    /// limit clean-up, scheduled retraining and the demo fleet, as the settings say.
+    fn spawn_background(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut background = Vec::new();
         if let Some(notices) = self.notices.take() {
             let dispatcher = Dispatcher::new(
@@ -236,40 +206,104 @@ impl Application {
                 self.settings.demo.clone(),
             )));
         }
-        #[cfg(unix)]
-        {
-            let estimator = self.estimator.clone();
-            let model_dir = self.model_dir.clone();
-            let data_dir = self.settings.storage.data_dir.clone();
-            let mut hangup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-            tokio::spawn(async move {
-                while hangup.recv().await.is_some() {
-                    let (estimator, model_dir, data_dir) =
-                        (estimator.clone(), model_dir.clone(), data_dir.clone());
-                    // Parsing a model's trees takes a moment; keep it off the runtime.
-                    let _ = tokio::task::spawn_blocking(move || {
-                        reload(&estimator, &model_dir, &data_dir)
-                    })
-                    .await;
-                }
-            });
-        }
+        background
+    }
+
+    /// SIGHUP reads the model directory again, as `reload_model` does.
+    #[cfg(unix)]
+    fn reload_on_hangup(&self) -> std::io::Result<()> {
+        let estimator = self.estimator.clone();
+        let model_dir = self.model_dir.clone();
+        let data_dir = self.settings.storage.data_dir.clone();
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tokio::spawn(async move {
-            shutdown.await;
-            tracing::info!(message = "Shutting down; finishing in-flight requests.");
-            handle.stop(true).await;
+            while hangup.recv().await.is_some() {
+                let (estimator, model_dir, data_dir) =
+                    (estimator.clone(), model_dir.clone(), data_dir.clone());
+                // Parsing a model's trees takes a moment; keep it off the runtime.
+                let _ =
+                    tokio::task::spawn_blocking(move || reload(&estimator, &model_dir, &data_dir))
+                        .await;
+            }
         });
-        let served = self.server.await;
-        for task in background {
-            task.abort();
-        }
-        served
+        Ok(())
     }
 
     fn tracker_metrics(&self) -> Metrics {
         self.tracker.metrics()
     }
+}
+
+/// The records' store as the settings name it, and the keyring on it; at the first start the
+/// demo organisation and its keys; uploads cut short by a crash swept away.
+fn open_records(settings: &Settings) -> anyhow::Result<(Opened, Arc<Keyring>)> {
+    let data_dir = &settings.storage.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let opened = crate::adapters::store::open(&settings.storage, data_dir).context(
+        match settings.storage.url {
+            Some(_) => "cannot open the PostgreSQL store (storage.url)",
+            None => "cannot open the database",
+        },
+    )?;
+    let keyring =
+        Arc::new(Keyring::open(data_dir, opened.store.clone()).context("cannot open the keyring")?);
+    if let Some(issued) =
+        keys::bootstrap(data_dir, &keyring).context("cannot create the demo organisation")?
+    {
+        print_demo_keys(&issued, data_dir);
+    }
+    let swept = UploadArea::new(data_dir)
+        .sweep(&opened.store.uploads(None)?)
+        .context("cannot tidy the uploads")?;
+    if swept > 0 {
+        tracing::warn!(message = "Unfinished uploads removed.", directories = swept);
+    }
+    Ok((opened, keyring))
+}
+
+/// The pooled model and each organisation's own, as the model directories hold them.
+fn serving_models(settings: &Settings) -> Arc<ModelEta> {
+    let (pooled, own) = named_models(&settings.model.dir, &settings.storage.data_dir);
+    let model_eta = Arc::new(ModelEta::new(
+        RulesEta::new(settings.rules_eta_config()),
+        load_model(&pooled),
+        settings.model.batch_threads,
+    ));
+    for (owner, dir) in own {
+        if let Some(served) = load_model(&dir) {
+            model_eta.set_own(&owner, Some(served));
+        }
+    }
+    model_eta
+}
+
+/// The HTTP server on its listener: the API, the dashboard, the middleware around them.
+fn http_server(
+    settings: &Settings,
+    listener: TcpListener,
+    state: web::Data<AppState>,
+) -> anyhow::Result<Server> {
+    let api_settings = settings.api.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(api::limits::deadline))
+            .wrap(from_fn(api::track_requests))
+            .wrap(api::limits::cors(&api_settings))
+            .app_data(state.clone())
+            .configure(api::routes)
+            .configure(crate::http::dashboard::routes)
+            .default_service(web::to(api::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    Ok(server
+        .listen(listener)
+        .context("cannot start the HTTP server")?
+        .run())
 }
 
 /// The first start's keys go to a file readable by the service's user alone, never to the

@@ -163,6 +163,73 @@ impl Keyring {
         }
     }
 
+    /// Creates an organisation, the same checks for the API and the command line: an id of 2
+    /// to 40 lowercase letters, digits and dashes, not taken yet, and a name of 1 to 200
+    /// characters.
+    pub fn create_organisation(
+        &self,
+        id: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Organisation, AccessError> {
+        let slug = (2..=40).contains(&id.len())
+            && id
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+        if !slug {
+            return Err(AccessError::Invalid {
+                field: "id".into(),
+                message: "id must have 2 to 40 lowercase letters, digits and dashes".into(),
+            });
+        }
+        let organisation = Organisation {
+            id: id.to_owned(),
+            name: checked_name(name)?,
+            created_at: now,
+        };
+        if self
+            .store
+            .organisations()?
+            .iter()
+            .any(|known| known.id == id)
+        {
+            return Err(AccessError::Exists(id.to_owned()));
+        }
+        self.store.insert_organisation(&organisation)?;
+        Ok(organisation)
+    }
+
+    /// Issues a key to an existing organisation: a name of 1 to 200 characters and at least one
+    /// role (each once). Returns the record kept and the key, to be shown once.
+    pub fn create_key(
+        &self,
+        organisation: &str,
+        name: &str,
+        roles: &[Role],
+    ) -> Result<(ApiKey, String), AccessError> {
+        let mut distinct: Vec<Role> = Vec::with_capacity(roles.len());
+        for role in roles {
+            if !distinct.contains(role) {
+                distinct.push(*role);
+            }
+        }
+        if distinct.is_empty() {
+            return Err(AccessError::Invalid {
+                field: "roles".into(),
+                message: "a key needs at least one role".into(),
+            });
+        }
+        let name = checked_name(name)?;
+        let known = self.store.organisations()?;
+        if !known.iter().any(|known| known.id == organisation) {
+            return Err(AccessError::UnknownOrganisation(organisation.to_owned()));
+        }
+        let (record, key) = self.issue(organisation, &name, distinct);
+        self.store.insert_key(&record)?;
+        self.reload()?;
+        Ok((record, key))
+    }
+
     /// Makes a key: the record to store and the key to show once.
     pub fn issue(&self, organisation: &str, name: &str, roles: Vec<Role>) -> (ApiKey, String) {
         let id = new_id("key").trim_start_matches("key_").to_owned();
@@ -226,6 +293,30 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&partial, path)
+}
+
+/// Why an organisation or a key was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("organisation {0} already exists")]
+    Exists(String),
+    #[error("no organisation {0}")]
+    UnknownOrganisation(String),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+fn checked_name(name: &str) -> Result<String, AccessError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(AccessError::Invalid {
+            field: "name".into(),
+            message: "name must have 1 to 200 characters".into(),
+        });
+    }
+    Ok(name.to_owned())
 }
 
 /// The organisation and keys the embedded default starts with.

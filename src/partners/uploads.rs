@@ -176,6 +176,64 @@ impl UploadArea {
     }
 }
 
+/// What an upload became.
+#[derive(Debug)]
+pub enum Committed {
+    /// Kept, with the problems of the rows skipped (with `skip_bad_rows`).
+    New(Upload, ValidationReport),
+    /// The organisation had already uploaded the same bytes: that upload, nothing new kept.
+    Known(Upload),
+}
+
+impl UploadArea {
+    /// The commit protocol of an upload received whole in `incoming`: refused as a duplicate
+    /// when the organisation already has the same bytes; otherwise checked (all or nothing
+    /// unless `skip_bad_rows`), moved in place, and recorded last: until the record exists
+    /// the upload is invisible, and a crash leaves a directory that the next start sweeps.
+    pub fn commit(
+        &self,
+        store: &dyn UploadStore,
+        mut incoming: Incoming,
+        id: &str,
+        organisation: &str,
+        skip_bad_rows: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Committed, UploadError> {
+        let sha256 = incoming.finish()?;
+        let existing = store
+            .uploads(Some(organisation))
+            .map_err(storage)?
+            .into_iter()
+            .find(|upload| upload.sha256 == sha256);
+        if let Some(existing) = existing {
+            incoming.abandon();
+            return Ok(Committed::Known(existing));
+        }
+        let mut upload = Upload {
+            id: id.to_owned(),
+            organisation: organisation.to_owned(),
+            sha256,
+            format: UploadFormat::Csv,
+            rows: 0,
+            skipped_rows: 0,
+            first_departure: None,
+            last_departure: None,
+            created_at: now,
+        };
+        let report = incoming.check_and_commit(
+            &mut upload,
+            &self.dir(organisation, id),
+            skip_bad_rows,
+            &ValidationOptions::default(),
+        )?;
+        if let Err(error) = store.insert_upload(&upload) {
+            let _ = self.remove(organisation, id);
+            return Err(storage(error));
+        }
+        Ok(Committed::New(upload, report))
+    }
+}
+
 impl Incoming {
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), UploadError> {
         if self.head.len() < 4 {

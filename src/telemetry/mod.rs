@@ -3,6 +3,7 @@
 //! Metric names follow `etape_<name>_<unit>[_total]`. Labels are bounded: a route template,
 //! a method, a status code, a model name; never a raw path, a key or a message.
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
@@ -57,153 +58,127 @@ const LATENCY_BUCKETS: [f64; 14] = [
 
 const BATCH_BUCKETS: [f64; 7] = [1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0];
 
+/// Registers each metric as it is made, so that a metric made and one exposed cannot differ.
+struct Registering(Registry);
+
+impl Registering {
+    fn add<M: Collector + Clone + 'static>(&self, metric: prometheus::Result<M>) -> M {
+        let metric = metric.expect("valid metric");
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("metric names are unique");
+        metric
+    }
+}
+
+fn counters(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    IntCounterVec::new(Opts::new(name, help), labels)
+}
+
+fn histograms(
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+    labels: &[&str],
+) -> prometheus::Result<HistogramVec> {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+}
+
+fn build_info(metrics: &Registering) {
+    let build_info = metrics.add(IntGaugeVec::new(
+        Opts::new(
+            "etape_build_info",
+            "Always 1; the labels say which build is running.",
+        ),
+        &["version"],
+    ));
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+}
+
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let http_requests = IntCounterVec::new(
-            Opts::new(
+        let metrics = Registering(Registry::new());
+        build_info(&metrics);
+        Self {
+            http_requests: metrics.add(counters(
                 "etape_http_requests_total",
                 "HTTP requests answered, by route template and status.",
-            ),
-            &["method", "route", "status"],
-        )
-        .expect("valid metric");
-        let http_request_duration = HistogramVec::new(
-            HistogramOpts::new(
+                &["method", "route", "status"],
+            )),
+            http_request_duration: metrics.add(histograms(
                 "etape_http_request_duration_seconds",
                 "HTTP request latency, by route template.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["method", "route"],
-        )
-        .expect("valid metric");
-        let predictions = IntCounterVec::new(
-            Opts::new("etape_predictions_total", "ETAs computed, by model."),
-            &["model"],
-        )
-        .expect("valid metric");
-        let batch_size = HistogramVec::new(
-            HistogramOpts::new("etape_eta_batch_requests", "Requests per ETA batch.")
-                .buckets(BATCH_BUCKETS.to_vec()),
-            &[],
-        )
-        .expect("valid metric");
-        let pings = IntCounterVec::new(
-            Opts::new(
+                &LATENCY_BUCKETS,
+                &["method", "route"],
+            )),
+            predictions: metrics.add(counters(
+                "etape_predictions_total",
+                "ETAs computed, by model.",
+                &["model"],
+            )),
+            batch_size: metrics.add(histograms(
+                "etape_eta_batch_requests",
+                "Requests per ETA batch.",
+                &BATCH_BUCKETS,
+                &[],
+            )),
+            pings: metrics.add(counters(
                 "etape_pings_total",
                 "Pings received, by outcome: accepted, duplicate or rejected.",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let active_shipments = IntGauge::new(
-            "etape_active_shipments",
-            "Shipments planned or in transit, followed by the live estimates.",
-        )
-        .expect("valid metric");
-        let live_recomputations = IntCounter::new(
-            "etape_live_recomputations_total",
-            "Live estimates recomputed after pings or events.",
-        )
-        .expect("valid metric");
-        let live_eta_error = HistogramVec::new(
-            HistogramOpts::new(
+                &["outcome"],
+            )),
+            active_shipments: metrics.add(IntGauge::new(
+                "etape_active_shipments",
+                "Shipments planned or in transit, followed by the live estimates.",
+            )),
+            live_recomputations: metrics.add(IntCounter::new(
+                "etape_live_recomputations_total",
+                "Live estimates recomputed after pings or events.",
+            )),
+            live_eta_error: metrics.add(histograms(
                 "etape_live_eta_abs_error_minutes",
                 "Absolute error of the live ETAs given before each actual arrival, by how long \
                  before the arrival they were given.",
-            )
-            .buckets(ERROR_BUCKETS.to_vec()),
-            &["horizon"],
-        )
-        .expect("valid metric");
-        let webhook_deliveries = IntCounterVec::new(
-            Opts::new(
+                &ERROR_BUCKETS,
+                &["horizon"],
+            )),
+            webhook_deliveries: metrics.add(counters(
                 "etape_webhook_deliveries_total",
                 "Webhook delivery attempts, by outcome: delivered, retrying or failed.",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let feed_requests = IntCounterVec::new(
-            Opts::new(
+                &["outcome"],
+            )),
+            feed_requests: metrics.add(counters(
                 "etape_feed_requests_total",
                 "Calls to external feeds, by feed and outcome: ok, error, timeout, malformed \
                  or short_circuited (refused while the circuit is open).",
-            ),
-            &["feed", "outcome"],
-        )
-        .expect("valid metric");
-        let feed_request_duration = HistogramVec::new(
-            HistogramOpts::new(
+                &["feed", "outcome"],
+            )),
+            feed_request_duration: metrics.add(histograms(
                 "etape_feed_request_duration_seconds",
                 "Latency of each HTTP attempt to an external feed.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["feed"],
-        )
-        .expect("valid metric");
-        let feed_data_age = GaugeVec::new(
-            Opts::new(
-                "etape_feed_data_age_seconds",
-                "Age of the newest data received from each feed.",
-            ),
-            &["feed"],
-        )
-        .expect("valid metric");
-        let feed_circuit_open = IntGaugeVec::new(
-            Opts::new(
-                "etape_feed_circuit_open",
-                "1 while a feed's circuit is open (its calls refused at once).",
-            ),
-            &["feed"],
-        )
-        .expect("valid metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "etape_build_info",
-                "Always 1; the labels say which build is running.",
-            ),
-            &["version"],
-        )
-        .expect("valid metric");
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        for collector in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(http_request_duration.clone()),
-            Box::new(predictions.clone()),
-            Box::new(batch_size.clone()),
-            Box::new(pings.clone()),
-            Box::new(active_shipments.clone()),
-            Box::new(live_recomputations.clone()),
-            Box::new(live_eta_error.clone()),
-            Box::new(webhook_deliveries.clone()),
-            Box::new(feed_requests.clone()),
-            Box::new(feed_request_duration.clone()),
-            Box::new(feed_data_age.clone()),
-            Box::new(feed_circuit_open.clone()),
-            Box::new(build_info),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
-        Self {
-            registry,
-            http_requests,
-            http_request_duration,
-            predictions,
-            batch_size,
-            pings,
-            active_shipments,
-            live_recomputations,
-            live_eta_error,
-            webhook_deliveries,
-            feed_requests,
-            feed_request_duration,
-            feed_data_age,
-            feed_circuit_open,
+                &LATENCY_BUCKETS,
+                &["feed"],
+            )),
+            feed_data_age: metrics.add(GaugeVec::new(
+                Opts::new(
+                    "etape_feed_data_age_seconds",
+                    "Age of the newest data received from each feed.",
+                ),
+                &["feed"],
+            )),
+            feed_circuit_open: metrics.add(IntGaugeVec::new(
+                Opts::new(
+                    "etape_feed_circuit_open",
+                    "1 while a feed's circuit is open (its calls refused at once).",
+                ),
+                &["feed"],
+            )),
+            registry: metrics.0,
         }
     }
 

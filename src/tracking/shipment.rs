@@ -7,6 +7,7 @@ use crate::domain::eta::Window;
 use crate::domain::geo::GeoPoint;
 use crate::domain::rules::DriverState;
 use crate::domain::vehicle::VehicleClass;
+use crate::tracking::tracker::TrackError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,6 +101,154 @@ pub struct HorizonAccuracy {
     pub horizon: String,
     pub estimates: usize,
     pub mean_absolute_error_minutes: f64,
+}
+
+/// A shipment as a caller asks for it, each value already a checked domain type; what the
+/// registration rules still decide is in [`ShipmentPlan::into_shipment`].
+#[derive(Debug, Clone)]
+pub struct ShipmentPlan {
+    pub reference: String,
+    pub vehicle_id: String,
+    pub vehicle: VehicleClass,
+    pub origin: Option<GeoPoint>,
+    pub stops: Vec<PlannedStop>,
+    pub planned_departure: DateTime<Utc>,
+    pub driver: Option<DriverState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedStop {
+    pub id: String,
+    pub location: GeoPoint,
+    pub window: Option<Window>,
+    pub planned_dwell_minutes: f64,
+}
+
+/// The bounds a registration is held to (the number of stops is bounded while the request is
+/// read, before each stop is).
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrationLimits {
+    pub max_departure_offset_days: i64,
+    pub max_reference_len: usize,
+    pub max_vehicle_id_len: usize,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> TrackError {
+    TrackError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl ShipmentPlan {
+    /// Holds the plan to the registration rules (lengths, the number of stops, a departure
+    /// near now, stop ids unique, dwells under a week) and builds the record to store, under
+    /// a new id, planned.
+    pub fn into_shipment(
+        self,
+        organisation: &str,
+        id: String,
+        now: DateTime<Utc>,
+        limits: RegistrationLimits,
+    ) -> Result<Shipment, TrackError> {
+        let reference = checked_text("reference", &self.reference, limits.max_reference_len)?;
+        let vehicle_id = checked_text("vehicle_id", &self.vehicle_id, limits.max_vehicle_id_len)?;
+        if (self.planned_departure - now).abs() > TimeDelta::days(limits.max_departure_offset_days)
+        {
+            return Err(invalid(
+                "planned_departure",
+                format!(
+                    "planned_departure must be within {} days of now",
+                    limits.max_departure_offset_days
+                ),
+            ));
+        }
+        let stops = checked_stops(self.stops, limits)?;
+        let minutes = |delta: TimeDelta| delta.num_milliseconds() as f64 / 60_000.0;
+        let driver = self.driver;
+        Ok(Shipment {
+            id,
+            organisation: organisation.to_owned(),
+            reference,
+            vehicle_id,
+            vehicle: self.vehicle.as_str().to_owned(),
+            origin: self.origin.map(|point| (point.lat(), point.lon())),
+            stops,
+            planned_departure: self.planned_departure,
+            driven_today_minutes: driver.map_or(0.0, |driver| minutes(driver.driven_today())),
+            driven_since_break_minutes: driver
+                .map_or(0.0, |driver| minutes(driver.driven_since_break())),
+            status: Status::Planned,
+            created_at: now,
+            updated_at: now,
+            delivered_at: None,
+            cancelled_at: None,
+            accuracy: Vec::new(),
+        })
+    }
+}
+
+/// The text trimmed, when it then has 1 to `max` characters.
+fn checked_text(field: &str, text: &str, max: usize) -> Result<String, TrackError> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > max {
+        let name = field.rsplit('.').next().unwrap_or(field);
+        return Err(invalid(
+            field,
+            format!("{name} must have 1 to {max} characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn checked_stops(
+    planned: Vec<PlannedStop>,
+    limits: RegistrationLimits,
+) -> Result<Vec<ShipmentStop>, TrackError> {
+    let mut stops: Vec<ShipmentStop> = Vec::with_capacity(planned.len());
+    for (index, stop) in planned.into_iter().enumerate() {
+        let field = |name: &str| format!("stops[{index}].{name}");
+        let id = checked_text(&field("id"), &stop.id, limits.max_reference_len)?;
+        if stops.iter().any(|other| other.id == id) {
+            return Err(invalid(field("id"), "stop ids must be unique"));
+        }
+        if !(0.0..=7.0 * 24.0 * 60.0).contains(&stop.planned_dwell_minutes) {
+            return Err(invalid(
+                field("planned_dwell_minutes"),
+                "planned_dwell_minutes must be between 0 and a week",
+            ));
+        }
+        stops.push(ShipmentStop {
+            id,
+            lat: stop.location.lat(),
+            lon: stop.location.lon(),
+            window: stop.window.map(|window| (window.start(), window.end())),
+            planned_dwell_minutes: stop.planned_dwell_minutes,
+            arrived: None,
+            departed: None,
+        });
+    }
+    Ok(stops)
+}
+
+/// The live accuracy over many delivered shipments: per horizon, every estimate scored and
+/// their mean absolute error, each shipment weighted by its estimates.
+pub fn pooled_accuracy(delivered: &[Shipment]) -> Vec<HorizonAccuracy> {
+    let mut by_horizon: std::collections::BTreeMap<&str, (usize, f64)> = Default::default();
+    for horizon in delivered.iter().flat_map(|shipment| &shipment.accuracy) {
+        let entry = by_horizon.entry(&horizon.horizon).or_default();
+        entry.0 += horizon.estimates;
+        entry.1 += horizon.mean_absolute_error_minutes * horizon.estimates as f64;
+    }
+    by_horizon
+        .into_iter()
+        .filter(|(_, (estimates, _))| *estimates > 0)
+        .map(|(horizon, (estimates, total))| HorizonAccuracy {
+            horizon: horizon.to_owned(),
+            estimates,
+            mean_absolute_error_minutes: total / estimates as f64,
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

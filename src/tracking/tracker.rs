@@ -17,8 +17,8 @@ use super::eta::{live_snapshot, Snapshot, TruckState};
 use super::modes::{Embedded, Mode, Shared};
 use super::pings::{ParsedBatch, PingLimits, Rejection};
 use super::shipment::{
-    detect_events, horizon_bucket, EventKind, EventSource, HorizonAccuracy, Shipment, Status,
-    StopDetection, StopEvent, HORIZONS,
+    detect_events, horizon_bucket, pooled_accuracy, EventKind, EventSource, Fix, HorizonAccuracy,
+    Shipment, Status, StopDetection, StopEvent, HORIZONS,
 };
 use crate::config::TrackingSettings;
 use crate::domain::clock::Clock;
@@ -70,6 +70,44 @@ pub struct Notice {
 
 /// Where notices go; sending never waits.
 pub type NoticeSender = tokio::sync::mpsc::UnboundedSender<Notice>;
+
+/// A stop of a shipment, as a caller names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopRef {
+    Index(usize),
+    Id(String),
+}
+
+impl StopRef {
+    fn index_in(&self, shipment: &Shipment) -> Result<usize, TrackError> {
+        match self {
+            Self::Index(index) if *index < shipment.stops.len() => Ok(*index),
+            Self::Index(_) => Err(TrackError::Invalid {
+                field: "stop_index".into(),
+                message: format!(
+                    "stop_index must be below {}, the number of stops",
+                    shipment.stops.len()
+                ),
+            }),
+            Self::Id(id) => shipment
+                .stops
+                .iter()
+                .position(|stop| stop.id == *id)
+                .ok_or_else(|| TrackError::Invalid {
+                    field: "stop_id".into(),
+                    message: "no stop of the shipment has this id".into(),
+                }),
+        }
+    }
+}
+
+/// See [`Tracker::overview`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overview {
+    pub in_transit: usize,
+    pub planned: usize,
+    pub accuracy: Vec<HorizonAccuracy>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestOutcome {
@@ -287,6 +325,21 @@ impl Tracker {
             .list_shipments(organisation, status, after, limit)?)
     }
 
+    /// An organisation's shipments at a glance: how many are under way and planned, and the
+    /// live accuracy of its latest `recent` deliveries.
+    pub fn overview(&self, organisation: &str, recent: usize) -> Result<Overview, TrackError> {
+        let count = |status| {
+            self.list(organisation, Some(status), None, usize::MAX)
+                .map(|items| items.len())
+        };
+        let delivered = self.list(organisation, Some(Status::Delivered), None, recent)?;
+        Ok(Overview {
+            in_transit: count(Status::InTransit)?,
+            planned: count(Status::Planned)?,
+            accuracy: pooled_accuracy(&delivered),
+        })
+    }
+
     pub fn cancel(&self, organisation: &str, id: &str) -> Result<Shipment, TrackError> {
         let _one_at_a_time = lock(&self.refreshing);
         let mut shipment = self.shipment(organisation, id)?;
@@ -309,12 +362,12 @@ impl Tracker {
         Ok(shipment)
     }
 
-    /// An arrival or departure reported by hand.
+    /// An arrival or departure reported by hand, at a stop named by its index or its id.
     pub fn record_event(
         &self,
         organisation: &str,
         id: &str,
-        stop: usize,
+        stop: &StopRef,
         kind: EventKind,
         at: DateTime<Utc>,
     ) -> Result<Shipment, TrackError> {
@@ -327,15 +380,7 @@ impl Tracker {
                     shipment.status.as_str()
                 )));
             }
-            if stop >= shipment.stops.len() {
-                return Err(TrackError::Invalid {
-                    field: "stop_index".into(),
-                    message: format!(
-                        "stop_index must be below {}, the number of stops",
-                        shipment.stops.len()
-                    ),
-                });
-            }
+            let stop = stop.index_in(&shipment)?;
             let event = StopEvent {
                 at,
                 source: EventSource::Manual,
@@ -576,18 +621,7 @@ impl Tracker {
         let since = shipment.planned_departure - TimeDelta::minutes(self.settings.lead_minutes);
         let frame = self.mode.vehicle_frame(&key_of(&shipment), since)?;
         let fixes = fixes(&frame).map_err(|error| TrackError::Storage(error.to_string()))?;
-        let detection = StopDetection {
-            radius_km: self.settings.stop_radius_m / 1000.0,
-            arrival: TimeDelta::milliseconds((self.settings.arrival_minutes * 60_000.0) as i64),
-        };
-        let mut new = Vec::new();
-        for (index, kind, at) in detect_events(&shipment, &fixes, detection) {
-            let event = StopEvent {
-                at,
-                source: EventSource::Gps,
-            };
-            new.extend(shipment.record(index, kind, event));
-        }
+        let new = self.record_detected(&mut shipment, &fixes);
         // Saved once its first estimate from the pings is in place, so that a reader who sees
         // the shipment under way also sees where the truck is.
         let set_off = shipment.status == Status::Planned && !fixes.is_empty();
@@ -598,8 +632,42 @@ impl Tracker {
         if !new.is_empty() {
             self.settle(&mut shipment, &new)?;
         }
+        let snapshot = self.live_estimate(&shipment, &frame, &fixes);
+        self.metrics.live_recomputations.inc();
+        let previous = match self.mode.current(&shipment.id)? {
+            Some(previous) => Some(previous),
+            None => self.store.snapshots(&shipment.id)?.pop(),
+        };
+        self.keep_history(&shipment, &snapshot, previous.as_ref())?;
+        self.mode
+            .keep_current(snapshot, shipment.status.is_active())?;
+        if set_off && new.is_empty() {
+            self.store.save_shipment(&shipment)?;
+        }
+        Ok(())
+    }
+
+    /// The stop events the pings show, recorded on the shipment; the new ones returned.
+    fn record_detected(&self, shipment: &mut Shipment, fixes: &[Fix]) -> Vec<(usize, EventKind)> {
+        let detection = StopDetection {
+            radius_km: self.settings.stop_radius_m / 1000.0,
+            arrival: TimeDelta::milliseconds((self.settings.arrival_minutes * 60_000.0) as i64),
+        };
+        let mut new = Vec::new();
+        for (index, kind, at) in detect_events(shipment, fixes, detection) {
+            let event = StopEvent {
+                at,
+                source: EventSource::Gps,
+            };
+            new.extend(shipment.record(index, kind, event));
+        }
+        new
+    }
+
+    /// The shipment's estimate from its truck's last fix and driver, with what the feeds know.
+    fn live_estimate(&self, shipment: &Shipment, frame: &DataFrame, fixes: &[Fix]) -> Snapshot {
         let driver = if frame.height() >= 2 {
-            inferred_driver(&frame, &shipment.id).unwrap_or_else(|| shipment.declared_driver())
+            inferred_driver(frame, &shipment.id).unwrap_or_else(|| shipment.declared_driver())
         } else {
             shipment.declared_driver()
         };
@@ -613,20 +681,25 @@ impl Tracker {
             Some(feeds) => feeds.enrich_live(query, Clock::System.now()),
             None => Vec::new(),
         };
-        let snapshot = live_snapshot(
-            &shipment,
+        live_snapshot(
+            shipment,
             truck,
             &*self.estimator,
             &enrich,
             self.thresholds,
             true,
-        );
-        self.metrics.live_recomputations.inc();
-        let previous = match self.mode.current(&shipment.id)? {
-            Some(previous) => Some(previous),
-            None => self.store.snapshots(&shipment.id)?.pop(),
-        };
-        let changed = match &previous {
+        )
+    }
+
+    /// Keeps the estimate in the history when it moved or changed a stop's risk or state since
+    /// `previous`, and announces what changed.
+    fn keep_history(
+        &self,
+        shipment: &Shipment,
+        snapshot: &Snapshot,
+        previous: Option<&Snapshot>,
+    ) -> Result<(), TrackError> {
+        let changed = match previous {
             None => true,
             Some(previous) => {
                 snapshot.largest_move_minutes(previous) >= HISTORY_MIN_MOVE_MINUTES
@@ -646,11 +719,11 @@ impl Tracker {
             kept.factors.clear();
             self.store.append_snapshot(&kept)?;
             let etas = snapshot.stops.iter().map(|stop| stop.eta).collect();
-            if let Some(previous) = &previous {
+            if let Some(previous) = previous {
                 let moved = snapshot.largest_move_minutes(previous);
                 if moved > 0.0 {
                     self.notify(
-                        &shipment,
+                        shipment,
                         "eta_changed",
                         serde_json::json!({"stops": snapshot.stops, "as_of": snapshot.as_of}),
                         etas,
@@ -659,7 +732,7 @@ impl Tracker {
                 let risky = snapshot.risk_changes(previous);
                 if !risky.is_empty() {
                     self.notify(
-                        &shipment,
+                        shipment,
                         "late_risk_changed",
                         serde_json::json!({
                             "changed": risky.iter().map(|index| serde_json::json!({
@@ -674,11 +747,6 @@ impl Tracker {
                     );
                 }
             }
-        }
-        self.mode
-            .keep_current(snapshot, shipment.status.is_active())?;
-        if set_off && new.is_empty() {
-            self.store.save_shipment(&shipment)?;
         }
         Ok(())
     }

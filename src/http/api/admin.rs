@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::http::api::body::{parse_json, read_limited};
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::{blocking, storage, AppState};
-use crate::partners::keys::{ApiKey, Caller, Organisation, Role};
+use crate::partners::keys::{AccessError, ApiKey, Caller, Organisation, Role};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -103,47 +103,27 @@ pub async fn create_organisation(
     caller.allow(&[Role::Admin])?;
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: OrganisationRequest = parse_json(&body)?;
-    let slug = request.id.len() >= 2
-        && request.id.len() <= 40
-        && request
-            .id
-            .bytes()
-            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
-    if !slug {
-        return Err(ApiError::out_of_range(
-            "id",
-            "id must have 2 to 40 lowercase letters, digits and dashes",
-        ));
-    }
-    let name = request.name.trim().to_owned();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::out_of_range(
-            "name",
-            "name must have 1 to 200 characters",
-        ));
-    }
-    let organisation = Organisation {
-        id: request.id,
-        name,
-        created_at: state.clock.now(),
-    };
-    let store = state.store.clone();
-    let stored = organisation.clone();
-    blocking(move || {
-        if store
-            .organisations()
-            .map_err(storage)?
-            .iter()
-            .any(|existing| existing.id == stored.id)
-        {
-            return Err(ApiError::Conflict {
-                message: format!("organisation {} already exists", stored.id),
-            });
-        }
-        store.insert_organisation(&stored).map_err(storage)
+    let (keyring, now) = (state.keyring.clone(), state.clock.now());
+    let organisation = blocking(move || {
+        keyring
+            .create_organisation(&request.id, &request.name, now)
+            .map_err(ApiError::from)
     })
     .await?;
     Ok(HttpResponse::Created().json(OrganisationDto::from(&organisation)))
+}
+
+impl From<AccessError> for ApiError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Invalid { field, message } => ApiError::OutOfRange { field, message },
+            AccessError::Exists(_) => ApiError::Conflict {
+                message: error.to_string(),
+            },
+            AccessError::UnknownOrganisation(_) => ApiError::NotFound,
+            AccessError::Storage(error) => storage(error),
+        }
+    }
 }
 
 /// Every organisation.
@@ -192,45 +172,24 @@ pub async fn create_key(
     caller.allow(&[Role::Admin])?;
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: KeyRequest = parse_json(&body)?;
-    let mut roles = Vec::new();
-    for (index, text) in request.roles.iter().enumerate() {
-        let role = Role::parse(text).ok_or_else(|| {
-            ApiError::out_of_range(
-                &format!("roles[{index}]"),
-                "roles are carrier, dispatcher, partner and admin",
-            )
-        })?;
-        if !roles.contains(&role) {
-            roles.push(role);
-        }
-    }
-    if roles.is_empty() {
-        return Err(ApiError::out_of_range(
-            "roles",
-            "a key needs at least one role",
-        ));
-    }
-    let name = request.name.trim().to_owned();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::out_of_range(
-            "name",
-            "name must have 1 to 200 characters",
-        ));
-    }
-    let (store, keyring) = (state.store.clone(), state.keyring.clone());
+    let roles = request
+        .roles
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            Role::parse(text).ok_or_else(|| {
+                ApiError::out_of_range(
+                    &format!("roles[{index}]"),
+                    "roles are carrier, dispatcher, partner and admin",
+                )
+            })
+        })
+        .collect::<Result<Vec<Role>, ApiError>>()?;
+    let keyring = state.keyring.clone();
     let (record, key) = blocking(move || {
-        let known = store
-            .organisations()
-            .map_err(storage)?
-            .iter()
-            .any(|existing| existing.id == *organisation);
-        if !known {
-            return Err(ApiError::NotFound);
-        }
-        let (record, key) = keyring.issue(&organisation, &name, roles);
-        store.insert_key(&record).map_err(storage)?;
-        keyring.reload().map_err(storage)?;
-        Ok((record, key))
+        keyring
+            .create_key(&organisation, &request.name, &roles)
+            .map_err(ApiError::from)
     })
     .await?;
     Ok(HttpResponse::Created().json(KeyDto::of(&record, Some(key))))

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::config::ApiSettings;
 use crate::domain::clock::Clock;
 use crate::domain::eta::EtaQuery;
 use crate::http::api::body::{from_value, parse_json, read_limited};
@@ -34,11 +35,7 @@ pub async fn eta(
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: EtaRequest = parse_json(&body)?;
     let response = answer(&state, request, organisation, state.clock.now()).await?;
-    state
-        .metrics
-        .predictions
-        .with_label_values(&[response.model.name.as_str()])
-        .inc();
+    count_prediction(&state, &response);
     Ok(HttpResponse::Ok().json(response))
 }
 
@@ -65,6 +62,34 @@ pub async fn eta_batch(
     let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
     let body = read_limited(payload, state.settings.max_batch_body_bytes).await?;
     let batch: BatchRequest = parse_json(&body)?;
+    let explain = batch.factors;
+    let (parsed, queries) = check_batch(&state, batch, organisation).await?;
+    if state.feeds.active() {
+        state
+            .feeds
+            .prefetch(&queries, Clock::System.now(), state.feeds.wait())
+            .await;
+    }
+    let worker_state = state.clone();
+    // Ten thousand estimates take long enough to stall the worker's other connections.
+    let results = web::block(move || estimate_all(&worker_state, parsed, queries, explain))
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    for item in &results {
+        if let BatchItem::Eta(response) = item {
+            count_prediction(&state, response);
+        }
+    }
+    Ok(HttpResponse::Ok().json(BatchResponse { results }))
+}
+
+/// The batch within its limit, each item checked on the blocking pool (a bad one fails only
+/// itself); with the queries of those that passed, in order.
+async fn check_batch(
+    state: &web::Data<AppState>,
+    batch: BatchRequest,
+    organisation: String,
+) -> Result<(Vec<Result<Parsed, ApiError>>, Vec<EtaQuery>), ApiError> {
     let n_requests = batch.requests.len();
     tracing::Span::current().record("n_requests", n_requests);
     if n_requests > state.settings.max_batch_requests {
@@ -78,81 +103,86 @@ pub async fn eta_batch(
         .batch_size
         .with_label_values(&[] as &[&str])
         .observe(n_requests as f64);
-    let now = state.clock.now();
-    let worker_state = state.clone();
+    let (now, settings) = (state.clock.now(), state.settings.clone());
     let parsed: Vec<Result<Parsed, ApiError>> = web::block(move || {
         batch
             .requests
             .into_iter()
-            .map(|item| {
-                let request = from_value::<EtaRequest>(item)?;
-                if request.factors {
-                    return Err(ApiError::InvalidValue {
-                        field: "factors".into(),
-                        message: "a batch lists factors for all its requests or none: set \"factors\" on the batch".into(),
-                    });
-                }
-                let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
-                let mut query = request.into_query(now, &worker_state.settings)?;
-                query.context.partner = Some(organisation.clone());
-                Ok((query, stop_ids))
-            })
+            .map(|item| check_item(item, now, &settings, &organisation))
             .collect()
     })
     .await
     .map_err(|error| ApiError::Internal(error.to_string()))?;
-    let mut queries: Vec<EtaQuery> = parsed
+    let queries = parsed
         .iter()
         .filter_map(|item| item.as_ref().ok().map(|(query, _)| query.clone()))
         .collect();
-    if state.feeds.active() {
-        state
-            .feeds
-            .prefetch(&queries, Clock::System.now(), state.feeds.wait())
-            .await;
+    Ok((parsed, queries))
+}
+
+/// One batch item, checked into a query of the caller's organisation.
+fn check_item(
+    item: serde_json::Value,
+    now: DateTime<Utc>,
+    settings: &ApiSettings,
+    organisation: &str,
+) -> Result<Parsed, ApiError> {
+    let request = from_value::<EtaRequest>(item)?;
+    if request.factors {
+        return Err(ApiError::InvalidValue {
+            field: "factors".into(),
+            message:
+                "a batch lists factors for all its requests or none: set \"factors\" on the batch"
+                    .into(),
+        });
     }
-    let worker_state = state.clone();
-    let explain = batch.factors;
-    // Ten thousand estimates take long enough to stall the worker's other connections.
-    let results = web::block(move || {
-        let degraded = if worker_state.feeds.active() {
-            worker_state.feeds.apply(&mut queries, Clock::System.now())
-        } else {
-            vec![Vec::new(); queries.len()]
-        };
-        let mut estimates = worker_state
-            .estimator
-            .estimate_batch(&queries, explain)
-            .into_iter()
-            .zip(queries.into_iter().zip(degraded));
-        parsed
-            .into_iter()
-            .map(|item| match item {
-                Ok((_, stop_ids)) => {
-                    let (estimate, (query, degraded)) =
-                        estimates.next().expect("one estimate per query");
-                    BatchItem::Eta(Box::new(EtaResponse::new(
-                        &query, stop_ids, estimate, &degraded,
-                    )))
-                }
-                Err(error) => BatchItem::Error {
-                    error: error.body(),
-                },
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|error| ApiError::Internal(error.to_string()))?;
-    for item in &results {
-        if let BatchItem::Eta(response) = item {
-            state
-                .metrics
-                .predictions
-                .with_label_values(&[response.model.name.as_str()])
-                .inc();
-        }
-    }
-    Ok(HttpResponse::Ok().json(BatchResponse { results }))
+    let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
+    let mut query = request.into_query(now, settings)?;
+    query.context.partner = Some(organisation.to_owned());
+    Ok((query, stop_ids))
+}
+
+/// The estimates of the items that passed their checks, in one batch call, each in its
+/// item's place; the others keep their error.
+fn estimate_all(
+    state: &AppState,
+    parsed: Vec<Result<Parsed, ApiError>>,
+    mut queries: Vec<EtaQuery>,
+    explain: bool,
+) -> Vec<BatchItem> {
+    let degraded = if state.feeds.active() {
+        state.feeds.apply(&mut queries, Clock::System.now())
+    } else {
+        vec![Vec::new(); queries.len()]
+    };
+    let mut estimates = state
+        .estimator
+        .estimate_batch(&queries, explain)
+        .into_iter()
+        .zip(queries.into_iter().zip(degraded));
+    parsed
+        .into_iter()
+        .map(|item| match item {
+            Ok((_, stop_ids)) => {
+                let (estimate, (query, degraded)) =
+                    estimates.next().expect("one estimate per query");
+                BatchItem::Eta(Box::new(EtaResponse::new(
+                    &query, stop_ids, estimate, &degraded,
+                )))
+            }
+            Err(error) => BatchItem::Error {
+                error: error.body(),
+            },
+        })
+        .collect()
+}
+
+fn count_prediction(state: &AppState, response: &EtaResponse) {
+    state
+        .metrics
+        .predictions
+        .with_label_values(&[response.model.name.as_str()])
+        .inc();
 }
 
 /// A batch item that passed its checks: the query and the caller's stop ids.

@@ -10,10 +10,12 @@ use crate::domain::ids::new_id;
 use crate::http::api::body::{parse_json, parse_query, read_limited};
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::{blocking, storage, AppState};
-use crate::ml::history::{ValidationOptions, ValidationReport};
+use crate::ml::history::ValidationReport;
 use crate::partners::keys::{Caller, Role};
 use crate::partners::uploads::Consent;
-use crate::partners::uploads::{Upload, UploadArea, UploadError, UploadFormat};
+use crate::partners::uploads::{
+    Committed, Incoming, Upload, UploadArea, UploadError, UploadFormat,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UploadDto {
@@ -136,108 +138,94 @@ pub async fn upload(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(&[Role::Partner])?;
-    let query = parse_query::<UploadQuery>(&request)?;
-    let skip = match query.on_error.as_deref() {
-        None | Some("reject") => false,
-        Some("skip") => true,
-        Some(_) => {
-            return Err(ApiError::InvalidValue {
-                field: "on_error".into(),
-                message: "on_error must be reject or skip".into(),
-            })
-        }
-    };
+    let skip = parse_query::<UploadQuery>(&request)?.skip_bad_rows()?;
     let id = new_id("upl");
     let area = UploadArea::new(&state.data_dir);
     let mut incoming = area.begin(&organisation, &id).map_err(storage)?;
-    // Chunk by chunk to disk: the body never sits whole in memory here.
     let limit = state.settings.max_upload_bytes as u64;
-    while let Some(chunk) = payload.next().await {
-        let written = chunk
-            .map_err(|error| ApiError::BadPayload(error.to_string()))
-            .and_then(|chunk| {
-                if incoming.bytes() + chunk.len() as u64 > limit {
-                    return Err(ApiError::PayloadTooLarge {
-                        limit: limit as usize,
-                    });
-                }
-                incoming.write(&chunk).map_err(storage)
-            });
-        if let Err(error) = written {
-            incoming.abandon();
-            return Err(error);
-        }
+    if let Err(error) = receive(&mut payload, &mut incoming, limit).await {
+        incoming.abandon();
+        return Err(error);
     }
     let store = state.store.clone();
     let now = state.clock.now();
-    let outcome = blocking(move || {
-        let sha256 = incoming.finish().map_err(storage)?;
-        let existing = store
-            .uploads(Some(&organisation))
-            .map_err(storage)?
-            .into_iter()
-            .find(|upload| upload.sha256 == sha256);
-        if let Some(existing) = existing {
-            incoming.abandon();
-            return Ok(Ok((existing, false, ValidationReport::default())));
+    let committed =
+        blocking(
+            move || match area.commit(&*store, incoming, &id, &organisation, skip, now) {
+                Ok(committed) => Ok(Ok(committed)),
+                Err(UploadError::Invalid(report)) => Ok(Err(report)),
+                Err(UploadError::Unreadable(reason)) => Err(ApiError::BadPayload(reason)),
+                Err(error @ UploadError::Storage(_)) => Err(storage(error)),
+            },
+        )
+        .await?;
+    Ok(match committed {
+        Ok(Committed::New(upload, report)) => {
+            HttpResponse::Created().json(UploadResponse::of(&upload, true, &report))
         }
-        let mut upload = Upload {
-            id: id.clone(),
-            organisation: organisation.clone(),
-            sha256,
-            format: UploadFormat::Csv,
-            rows: 0,
-            skipped_rows: 0,
-            first_departure: None,
-            last_departure: None,
-            created_at: now,
-        };
-        let final_dir = area.dir(&organisation, &id);
-        match incoming.check_and_commit(
-            &mut upload,
-            &final_dir,
-            skip,
-            &ValidationOptions::default(),
-        ) {
-            Ok(report) => {
-                // Recorded last: until this row exists the upload is invisible, and a crash
-                // leaves a directory that the next start sweeps away.
-                if let Err(error) = store.insert_upload(&upload) {
-                    let _ = area.remove(&organisation, &id);
-                    return Err(storage(error));
-                }
-                Ok(Ok((upload, true, report)))
-            }
-            Err(UploadError::Invalid(report)) => Ok(Err(report)),
-            Err(UploadError::Unreadable(reason)) => Err(ApiError::BadPayload(reason)),
-            Err(error @ UploadError::Storage(_)) => Err(storage(error)),
-        }
+        Ok(Committed::Known(upload)) => HttpResponse::Ok().json(UploadResponse::of(
+            &upload,
+            false,
+            &ValidationReport::default(),
+        )),
+        Err(report) => HttpResponse::UnprocessableEntity().json(refused(&report)),
     })
-    .await?;
-    match outcome {
-        Ok((upload, created, report)) => {
-            let body = UploadResponse {
-                upload: UploadDto::from(&upload),
-                created,
-                problems: problems(&report),
-            };
-            Ok(if created {
-                HttpResponse::Created().json(body)
-            } else {
-                HttpResponse::Ok().json(body)
-            })
+}
+
+impl UploadQuery {
+    fn skip_bad_rows(&self) -> Result<bool, ApiError> {
+        match self.on_error.as_deref() {
+            None | Some("reject") => Ok(false),
+            Some("skip") => Ok(true),
+            Some(_) => Err(ApiError::InvalidValue {
+                field: "on_error".into(),
+                message: "on_error must be reject or skip".into(),
+            }),
         }
-        Err(report) => Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
-            "code": "invalid_history",
-            "message": format!(
-                "{} problem(s) in {} row(s); nothing was kept",
-                report.total, report.trip_rows
-            ),
-            "field": null,
-            "total": report.total,
-            "problems": problems(&report),
-        }))),
     }
+}
+
+impl UploadResponse {
+    fn of(upload: &Upload, created: bool, report: &ValidationReport) -> Self {
+        Self {
+            upload: UploadDto::from(upload),
+            created,
+            problems: problems(report),
+        }
+    }
+}
+
+/// The answer to an upload whose rows were refused: what was wrong, row by row.
+fn refused(report: &ValidationReport) -> serde_json::Value {
+    serde_json::json!({
+        "code": "invalid_history",
+        "message": format!(
+            "{} problem(s) in {} row(s); nothing was kept",
+            report.total, report.trip_rows
+        ),
+        "field": null,
+        "total": report.total,
+        "problems": problems(report),
+    })
+}
+
+/// The body, chunk by chunk to disk: it never sits whole in memory here. Over `limit`
+/// bytes, or cut short, nothing is kept.
+async fn receive(
+    payload: &mut web::Payload,
+    incoming: &mut Incoming,
+    limit: u64,
+) -> Result<(), ApiError> {
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| ApiError::BadPayload(error.to_string()))?;
+        if incoming.bytes() + chunk.len() as u64 > limit {
+            return Err(ApiError::PayloadTooLarge {
+                limit: limit as usize,
+            });
+        }
+        incoming.write(&chunk).map_err(storage)?;
+    }
+    Ok(())
 }
 
 /// The organisation's uploads, oldest first.

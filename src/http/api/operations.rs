@@ -2,8 +2,6 @@
 //! organisation only: the model serving its trips, how its pings come in, how accurate its
 //! live ETAs were, and the state of the external feeds.
 
-use std::collections::BTreeMap;
-
 use actix_web::{web, HttpResponse};
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -15,7 +13,6 @@ use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::tracking::HorizonAccuracyDto;
 use crate::http::api::{blocking, AppState};
 use crate::partners::keys::{Caller, Role};
-use crate::tracking::shipment::Status;
 
 /// Delivered shipments the accuracy is measured on, newest first.
 const ACCURACY_SHIPMENTS: usize = 500;
@@ -70,42 +67,32 @@ pub async fn operations(
     };
     let pings_received = state.tracker.received(&organisation);
     let tracker = state.tracker.clone();
-    let (in_transit, planned, delivered) = blocking(move || {
-        let count = |status| {
-            tracker
-                .list(&organisation, Some(status), None, usize::MAX)
-                .map(|items| items.len())
-        };
-        Ok((
-            count(Status::InTransit)?,
-            count(Status::Planned)?,
-            tracker.list(
-                &organisation,
-                Some(Status::Delivered),
-                None,
-                ACCURACY_SHIPMENTS,
-            )?,
-        ))
-    })
-    .await?;
-    let mut by_horizon: BTreeMap<String, (usize, f64)> = BTreeMap::new();
-    for shipment in &delivered {
-        for horizon in &shipment.accuracy {
-            let entry = by_horizon.entry(horizon.horizon.clone()).or_default();
-            entry.0 += horizon.estimates;
-            entry.1 += horizon.mean_absolute_error_minutes * horizon.estimates as f64;
-        }
-    }
-    let accuracy = by_horizon
+    let overview =
+        blocking(move || Ok(tracker.overview(&organisation, ACCURACY_SHIPMENTS)?)).await?;
+    let accuracy = overview
+        .accuracy
         .into_iter()
-        .filter(|(_, (estimates, _))| *estimates > 0)
-        .map(|(horizon, (estimates, total))| HorizonAccuracyDto {
-            horizon,
-            estimates,
-            mean_absolute_error_minutes: total / estimates as f64,
+        .map(|horizon| HorizonAccuracyDto {
+            horizon: horizon.horizon,
+            estimates: horizon.estimates,
+            mean_absolute_error_minutes: horizon.mean_absolute_error_minutes,
         })
         .collect();
-    let feeds = state
+    Ok(HttpResponse::Ok().json(OperationsResponse {
+        as_of: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        model_version,
+        fallback,
+        pings_received,
+        shipments_in_transit: overview.in_transit,
+        shipments_planned: overview.planned,
+        accuracy,
+        feeds: feeds(&state),
+    }))
+}
+
+/// Each feed's circuit and the age of its data.
+fn feeds(state: &AppState) -> Vec<FeedDto> {
+    state
         .feeds
         .status(Clock::System.now())
         .into_iter()
@@ -114,15 +101,5 @@ pub async fn operations(
             circuit_open: status.circuit_open,
             data_age_seconds: status.data_age_seconds,
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(OperationsResponse {
-        as_of: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-        model_version,
-        fallback,
-        pings_received,
-        shipments_in_transit: in_transit,
-        shipments_planned: planned,
-        accuracy,
-        feeds,
-    }))
+        .collect()
 }

@@ -16,9 +16,10 @@ use crate::partners::keys::{Caller, Role};
 use crate::tracking::eta::Snapshot;
 use crate::tracking::pings::{self, BatchError, PingFormat, MAX_VEHICLE_ID_LEN};
 use crate::tracking::shipment::{
-    EventKind, EventSource, HorizonAccuracy, Shipment, ShipmentStop, Status, StopEvent,
+    EventKind, EventSource, HorizonAccuracy, PlannedStop, RegistrationLimits, Shipment,
+    ShipmentPlan, Status, StopEvent,
 };
-use crate::tracking::tracker::TrackError;
+use crate::tracking::tracker::{IngestOutcome, StopRef, TrackError};
 
 impl From<TrackError> for ApiError {
     fn from(error: TrackError) -> Self {
@@ -274,88 +275,53 @@ impl ShipmentRequest {
         now: DateTime<Utc>,
         state: &AppState,
     ) -> Result<Shipment, ApiError> {
-        let reference = self.reference.trim().to_owned();
-        if reference.is_empty() || reference.len() > MAX_REFERENCE_LEN {
-            return Err(ApiError::out_of_range(
-                "reference",
-                format!("reference must have 1 to {MAX_REFERENCE_LEN} characters"),
-            ));
-        }
-        let vehicle_id = self.vehicle_id.trim().to_owned();
-        if vehicle_id.is_empty() || vehicle_id.len() > MAX_VEHICLE_ID_LEN {
-            return Err(ApiError::out_of_range(
-                "vehicle_id",
-                format!("vehicle_id must have 1 to {MAX_VEHICLE_ID_LEN} characters"),
-            ));
-        }
         let limits = &state.settings;
+        // Counted here, before each stop is read: a body of a million stops stops early.
         if self.stops.is_empty() || self.stops.len() > limits.max_stops + 1 {
             return Err(ApiError::out_of_range(
                 "stops",
                 format!("a shipment has 1 to {} stops", limits.max_stops + 1),
             ));
         }
-        let departure =
+        let plan = self.into_plan()?;
+        let limits = RegistrationLimits {
+            max_departure_offset_days: limits.max_departure_offset_days,
+            max_reference_len: MAX_REFERENCE_LEN,
+            max_vehicle_id_len: MAX_VEHICLE_ID_LEN,
+        };
+        Ok(plan.into_shipment(organisation, new_id("shp"), now, limits)?)
+    }
+
+    /// Each value read into its domain type, errors under the field's path.
+    fn into_plan(self) -> Result<ShipmentPlan, ApiError> {
+        let planned_departure =
             parse_timestamp(&self.planned_departure, "planned_departure")?.with_timezone(&Utc);
-        if (departure - now).abs() > TimeDelta::days(limits.max_departure_offset_days) {
-            return Err(ApiError::out_of_range(
-                "planned_departure",
-                format!(
-                    "planned_departure must be within {} days of now",
-                    limits.max_departure_offset_days
-                ),
-            ));
-        }
         let origin = match self.origin {
-            Some(origin) => {
-                let point = origin
+            Some(origin) => Some(
+                origin
                     .into_domain()
-                    .map_err(|error| error.under("origin"))?;
-                Some((point.lat(), point.lon()))
-            }
+                    .map_err(|error| error.under("origin"))?,
+            ),
             None => None,
         };
         let mut stops = Vec::with_capacity(self.stops.len());
         for (index, stop) in self.stops.into_iter().enumerate() {
             let prefix = format!("stops[{index}]");
-            let id = stop.id.trim().to_owned();
-            if id.is_empty() || id.len() > MAX_REFERENCE_LEN {
-                return Err(ApiError::out_of_range(
-                    &format!("{prefix}.id"),
-                    format!("id must have 1 to {MAX_REFERENCE_LEN} characters"),
-                ));
-            }
-            if stops.iter().any(|other: &ShipmentStop| other.id == id) {
-                return Err(ApiError::out_of_range(
-                    &format!("{prefix}.id"),
-                    "stop ids must be unique",
-                ));
-            }
-            let point = crate::http::api::dto::point(stop.lat, stop.lon)
+            let location = crate::http::api::dto::point(stop.lat, stop.lon)
                 .map_err(|error| error.under(&prefix))?;
-            if !(0.0..=7.0 * 24.0 * 60.0).contains(&stop.planned_dwell_minutes) {
-                return Err(ApiError::out_of_range(
-                    &format!("{prefix}.planned_dwell_minutes"),
-                    "planned_dwell_minutes must be between 0 and a week",
-                ));
-            }
             let window = match stop.window {
-                Some(window) => {
-                    let window = window
+                Some(window) => Some(
+                    window
                         .into_domain()
-                        .map_err(|error| error.under(&format!("{prefix}.window")))?;
-                    Some((window.start(), window.end()))
-                }
+                        .map_err(|error| error.under(&format!("{prefix}.window")))?,
+                ),
                 None => None,
             };
-            stops.push(ShipmentStop {
-                id,
-                lat: point.lat(),
-                lon: point.lon(),
+            stops.push(PlannedStop {
+                id: stop.id,
+                location,
                 window,
                 planned_dwell_minutes: stop.planned_dwell_minutes,
-                arrived: None,
-                departed: None,
             });
         }
         let driver = match self.driver {
@@ -366,26 +332,33 @@ impl ShipmentRequest {
             ),
             None => None,
         };
-        let minutes = |delta: TimeDelta| delta.num_milliseconds() as f64 / 60_000.0;
-        Ok(Shipment {
-            id: new_id("shp"),
-            organisation: organisation.to_owned(),
-            reference,
-            vehicle_id,
-            vehicle: VehicleClass::from(self.vehicle_class).as_str().to_owned(),
+        Ok(ShipmentPlan {
+            reference: self.reference,
+            vehicle_id: self.vehicle_id,
+            vehicle: VehicleClass::from(self.vehicle_class),
             origin,
             stops,
-            planned_departure: departure,
-            driven_today_minutes: driver.map_or(0.0, |driver| minutes(driver.driven_today())),
-            driven_since_break_minutes: driver
-                .map_or(0.0, |driver| minutes(driver.driven_since_break())),
-            status: Status::Planned,
-            created_at: now,
-            updated_at: now,
-            delivered_at: None,
-            cancelled_at: None,
-            accuracy: Vec::new(),
+            planned_departure,
+            driver,
         })
+    }
+}
+
+impl EventRequest {
+    /// When the event happened: `at`, not in the future (beyond the pings' tolerance), or now.
+    fn checked_time(
+        &self,
+        now: DateTime<Utc>,
+        tolerance_secs: i64,
+    ) -> Result<DateTime<Utc>, ApiError> {
+        let Some(text) = &self.at else {
+            return Ok(now);
+        };
+        let at = parse_timestamp(text, "at")?.with_timezone(&Utc);
+        if at > now + TimeDelta::seconds(tolerance_secs) {
+            return Err(ApiError::out_of_range("at", "at is in the future"));
+        }
+        Ok(at)
     }
 }
 
@@ -538,42 +511,23 @@ pub async fn post_event(
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
     let request: EventRequest = parse_json(&body)?;
     let tracker = state.tracker.clone();
-    let now = tracker.now();
-    let at = match &request.at {
-        Some(text) => {
-            let at = parse_timestamp(text, "at")?.with_timezone(&Utc);
-            if at > now + TimeDelta::seconds(tracker.settings().future_tolerance_secs) {
-                return Err(ApiError::out_of_range("at", "at is in the future"));
-            }
-            at
+    let at = request.checked_time(tracker.now(), tracker.settings().future_tolerance_secs)?;
+    let stop = match (request.stop_index, request.stop_id) {
+        (Some(index), None) => StopRef::Index(index),
+        (None, Some(stop_id)) => StopRef::Id(stop_id),
+        _ => {
+            return Err(ApiError::out_of_range(
+                "stop_index",
+                "give exactly one of stop_index and stop_id",
+            ))
         }
-        None => now,
     };
     let kind = match request.kind {
         EventKindDto::Arrived => EventKind::Arrived,
         EventKindDto::Departed => EventKind::Departed,
     };
-    let shipment = blocking(move || {
-        let shipment = tracker.shipment(&organisation, &id)?;
-        let index = match (request.stop_index, &request.stop_id) {
-            (Some(index), None) => index,
-            (None, Some(stop_id)) => shipment
-                .stops
-                .iter()
-                .position(|stop| stop.id == *stop_id)
-                .ok_or_else(|| {
-                    ApiError::out_of_range("stop_id", "no stop of the shipment has this id")
-                })?,
-            _ => {
-                return Err(ApiError::out_of_range(
-                    "stop_index",
-                    "give exactly one of stop_index and stop_id",
-                ))
-            }
-        };
-        Ok(tracker.record_event(&organisation, &id, index, kind, at)?)
-    })
-    .await?;
+    let shipment =
+        blocking(move || Ok(tracker.record_event(&organisation, &id, &stop, kind, at)?)).await?;
     Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
 }
 
@@ -660,19 +614,7 @@ pub async fn post_positions(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(&[Role::Carrier])?;
-    let content_type = request
-        .headers()
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let format = PingFormat::from_content_type(content_type).ok_or_else(|| {
-        ApiError::UnsupportedMediaType {
-            message: format!(
-                "Content-Type {content_type:?} is not one of application/json, \
-                 application/x-ndjson, text/csv"
-            ),
-        }
-    })?;
+    let format = ping_format(&request)?;
     let tracker = state.tracker.clone();
     let settings = tracker.settings().clone();
     let body = read_limited(payload, settings.max_positions_body_bytes).await?;
@@ -685,21 +627,60 @@ pub async fn post_positions(
         Ok(tracker.ingest(&organisation, batch)?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(PositionsResponse {
-        accepted: outcome.accepted,
-        duplicates: outcome.duplicates,
-        rejected_count: outcome.rejected.len(),
-        rejected: outcome
-            .rejected
-            .into_iter()
-            .take(MAX_LISTED_REJECTIONS)
-            .map(|rejection| RejectedPing {
-                index: rejection.index,
-                field: rejection.field.map(str::to_owned),
-                reason: rejection.reason,
-            })
-            .collect(),
-    }))
+    Ok(HttpResponse::Ok().json(PositionsResponse::from(outcome)))
+}
+
+impl PositionsQuery {
+    /// From when, and how many at most: the last 24 hours and a full page by default.
+    fn page(&self, now: DateTime<Utc>) -> Result<(DateTime<Utc>, usize), ApiError> {
+        let since = match &self.since {
+            Some(text) => parse_timestamp(text, "since")?.with_timezone(&Utc),
+            None => now - TimeDelta::hours(24),
+        };
+        let limit = self.limit.unwrap_or(MAX_POSITIONS_PAGE);
+        if !(1..=MAX_POSITIONS_PAGE).contains(&limit) {
+            return Err(ApiError::out_of_range(
+                "limit",
+                format!("limit must be between 1 and {MAX_POSITIONS_PAGE}"),
+            ));
+        }
+        Ok((since, limit))
+    }
+}
+
+/// The body's format, from its `Content-Type`.
+fn ping_format(request: &HttpRequest) -> Result<PingFormat, ApiError> {
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    PingFormat::from_content_type(content_type).ok_or_else(|| ApiError::UnsupportedMediaType {
+        message: format!(
+            "Content-Type {content_type:?} is not one of application/json, \
+             application/x-ndjson, text/csv"
+        ),
+    })
+}
+
+impl From<IngestOutcome> for PositionsResponse {
+    fn from(outcome: IngestOutcome) -> Self {
+        Self {
+            accepted: outcome.accepted,
+            duplicates: outcome.duplicates,
+            rejected_count: outcome.rejected.len(),
+            rejected: outcome
+                .rejected
+                .into_iter()
+                .take(MAX_LISTED_REJECTIONS)
+                .map(|rejection| RejectedPing {
+                    index: rejection.index,
+                    field: rejection.field.map(str::to_owned),
+                    reason: rejection.reason,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A vehicle's pings in the live window, oldest first.
@@ -722,19 +703,8 @@ pub async fn vehicle_positions(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
-    let query = parse_query::<PositionsQuery>(&request)?;
     let tracker = state.tracker.clone();
-    let since = match &query.since {
-        Some(text) => parse_timestamp(text, "since")?.with_timezone(&Utc),
-        None => tracker.now() - TimeDelta::hours(24),
-    };
-    let limit = query.limit.unwrap_or(MAX_POSITIONS_PAGE);
-    if !(1..=MAX_POSITIONS_PAGE).contains(&limit) {
-        return Err(ApiError::out_of_range(
-            "limit",
-            format!("limit must be between 1 and {MAX_POSITIONS_PAGE}"),
-        ));
-    }
+    let (since, limit) = parse_query::<PositionsQuery>(&request)?.page(tracker.now())?;
     let mut pings =
         blocking(move || Ok(tracker.positions(&organisation, &vehicle_id, since)?)).await?;
     let next_since = pings
