@@ -415,32 +415,9 @@ impl From<SpeedSettings> for SpeedLimits {
     }
 }
 
-impl Settings {
-    /// Defaults, then `file` (required if given, else `etape.toml` if present), then the
-    /// environment.
-    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        match file {
-            Some(path) => {
-                ensure!(
-                    path.is_file(),
-                    "configuration file {} not found",
-                    path.display()
-                );
-                figment = figment.merge(Toml::file_exact(path));
-            }
-            None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
-        }
-        let settings: Settings = figment
-            .merge(Env::prefixed(ENV_PREFIX).split("__"))
-            .extract()
-            .context("invalid configuration")?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    pub fn validate(&self) -> anyhow::Result<()> {
-        let tracking = &self.tracking;
+impl TrackingSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        let tracking = self;
         ensure!(
             tracking.max_pings_per_request > 0 && tracking.page_size > 0,
             "tracking.max_pings_per_request and tracking.page_size must be positive"
@@ -457,15 +434,13 @@ impl Settings {
             tracking.max_speed_kmh > 0.0,
             "tracking.max_speed_kmh must be positive"
         );
-        ensure!(
-            self.webhooks.max_attempts > 0 && self.webhooks.disable_after_failures > 0,
-            "webhooks.max_attempts and webhooks.disable_after_failures must be positive"
-        );
-        ensure!(
-            self.demo.catch_up_speed >= 1.0,
-            "demo.catch_up_speed must be at least 1"
-        );
-        let rules = &self.rules;
+        Ok(())
+    }
+}
+
+impl RulesSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        let rules = self;
         ensure!(
             rules.circuity >= 1.0,
             "rules.circuity must be at least 1 (road is never shorter than the great circle)"
@@ -504,7 +479,13 @@ impl Settings {
                 && rules.late_probability < 1.0,
             "rules: need 0 < at_risk_probability <= late_probability < 1"
         );
-        let api = &self.api;
+        Ok(())
+    }
+}
+
+impl ApiSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        let api = self;
         ensure!(
             api.max_batch_requests > 0,
             "api.max_batch_requests must be positive"
@@ -528,6 +509,46 @@ impl Settings {
             );
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` (required if given, else `etape.toml` if present), then the
+    /// environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => {
+                ensure!(
+                    path.is_file(),
+                    "configuration file {} not found",
+                    path.display()
+                );
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .extract()
+            .context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Each section checks its own values; the first wrong one is named.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.tracking.validate()?;
+        ensure!(
+            self.webhooks.max_attempts > 0 && self.webhooks.disable_after_failures > 0,
+            "webhooks.max_attempts and webhooks.disable_after_failures must be positive"
+        );
+        ensure!(
+            self.demo.catch_up_speed >= 1.0,
+            "demo.catch_up_speed must be at least 1"
+        );
+        self.rules.validate()?;
+        self.api.validate()
     }
 
     pub fn rules_eta_config(&self) -> RulesEtaConfig {

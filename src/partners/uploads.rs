@@ -124,7 +124,7 @@ impl UploadArea {
             .organisation_dir(organisation)
             .join(format!(".staging-{id}"));
         fs::create_dir_all(&dir).map_err(storage)?;
-        let file = fs::File::create(dir.join("received")).map_err(storage)?;
+        let file = fs::File::create(dir.join(RECEIVED)).map_err(storage)?;
         Ok(Incoming {
             dir,
             chunk_rows: CHUNK_ROWS,
@@ -296,7 +296,7 @@ impl Incoming {
         skip_bad_rows: bool,
         options: &ValidationOptions,
     ) -> Result<ValidationReport, UploadError> {
-        let received = self.dir.join("received");
+        let received = self.dir.join(RECEIVED);
         upload.format = UploadFormat::sniff(&self.head);
         let chunks = table_chunks(&received, self.chunk_rows).map_err(UploadError::Unreadable)?;
         let mut report = ValidationReport::default();
@@ -312,34 +312,7 @@ impl Incoming {
             let raw = chunk.map_err(UploadError::Unreadable)?;
             let height = raw.height();
             let ids = trip_ids(&raw);
-            let mut chunk_report = ValidationReport {
-                trip_rows: height,
-                ..ValidationReport::default()
-            };
-            for (index, id) in ids.iter().enumerate() {
-                if id.is_some_and(|id| seen.contains(&id)) {
-                    chunk_report.total += 1;
-                    chunk_report.problems.push(Problem {
-                        table: Table::Trips,
-                        row: Some(index + 1),
-                        column: "trip_id".into(),
-                        reason: "duplicate trip_id, first in an earlier row".into(),
-                    });
-                    chunk_report.bad_trip_rows.push(index + 1);
-                }
-            }
-            let checked = match validate(&raw, None, options) {
-                Ok(history) if chunk_report.is_clean() => Ok(history.trips),
-                Ok(_) => Err(chunk_report),
-                Err(mut found) => {
-                    found.total += chunk_report.total;
-                    found.problems.extend(chunk_report.problems);
-                    found.bad_trip_rows.extend(chunk_report.bad_trip_rows);
-                    found.bad_trip_rows.sort_unstable();
-                    found.bad_trip_rows.dedup();
-                    Err(found)
-                }
-            };
+            let checked = validate_chunk(&raw, earlier_duplicates(&ids, &seen), options);
             let (good, good_rows) = match checked {
                 Ok(trips) => (trips, None),
                 Err(found) => {
@@ -351,14 +324,8 @@ impl Incoming {
                         offset += height;
                         continue;
                     }
-                    let keep: Vec<bool> =
-                        (1..=height).map(|record| !bad.contains(&record)).collect();
-                    let mask: BooleanChunked = keep.iter().copied().collect();
-                    let kept_raw = raw.filter(&mask).map_err(storage)?;
-                    // Rows that were only wrong together (a duplicated trip id) may still clash.
-                    let history =
-                        validate(&kept_raw, None, options).map_err(UploadError::Invalid)?;
-                    (history.trips, Some((kept_raw, keep)))
+                    let (trips, kept_raw, keep) = without_rows(&raw, &bad, options)?;
+                    (trips, Some((kept_raw, keep)))
                 }
             };
             offset += height;
@@ -368,11 +335,11 @@ impl Incoming {
             }
             match &good_rows {
                 Some((kept_raw, keep)) => {
-                    for (id, kept_row) in ids.iter().zip(keep) {
-                        if let (Some(id), true) = (id, kept_row) {
-                            seen.insert(*id);
-                        }
-                    }
+                    seen.extend(
+                        ids.iter()
+                            .zip(keep)
+                            .filter_map(|(id, kept)| id.filter(|_| *kept)),
+                    );
                     kept.write(kept_raw)?;
                 }
                 None => {
@@ -382,12 +349,9 @@ impl Incoming {
                     }
                 }
             }
-            let departures = good
-                .column("departure_time")
-                .and_then(|column| column.datetime().map(|dates| dates.phys.clone()))
-                .map_err(storage)?;
-            first = first.into_iter().chain(departures.min()).min();
-            last = last.into_iter().chain(departures.max()).max();
+            let (earliest, latest) = departure_span(&good)?;
+            first = first.into_iter().chain(earliest).min();
+            last = last.into_iter().chain(latest).max();
             upload.rows += good.height();
             typed.write(&good)?;
         }
@@ -397,30 +361,34 @@ impl Incoming {
             return Err(UploadError::Invalid(report));
         }
         if upload.rows == 0 {
-            if report.is_clean() {
-                report.total = 1;
-                report.problems.push(Problem {
-                    table: Table::Trips,
-                    row: None,
-                    column: String::new(),
-                    reason: "the file holds no trip".into(),
-                });
-            }
-            return Err(UploadError::Invalid(report));
+            return Err(nothing_kept(report));
         }
         typed.finish()?;
-        if report.bad_trip_rows.is_empty() {
-            kept.abandon();
-            fs::rename(&received, &kept_path).map_err(storage)?;
-        } else {
-            kept.finish()?;
-            fs::rename(self.dir.join("kept.partial"), &kept_path).map_err(storage)?;
-            fs::remove_file(&received).map_err(storage)?;
-        }
+        self.keep_file(kept, !report.bad_trip_rows.is_empty(), &kept_path)?;
         upload.skipped_rows = report.bad_trip_rows.len();
         upload.first_departure = first.and_then(DateTime::from_timestamp_millis);
         upload.last_departure = last.and_then(DateTime::from_timestamp_millis);
         Ok(report)
+    }
+
+    /// The file kept for export is the one received, or, when rows were skipped, the good
+    /// rows in the received format.
+    fn keep_file(
+        &self,
+        kept: ChunkWriter,
+        skipped: bool,
+        kept_path: &Path,
+    ) -> Result<(), UploadError> {
+        let received = self.dir.join(RECEIVED);
+        if skipped {
+            kept.finish()?;
+            fs::rename(self.dir.join("kept.partial"), kept_path).map_err(storage)?;
+            fs::remove_file(&received).map_err(storage)?;
+        } else {
+            kept.abandon();
+            fs::rename(&received, kept_path).map_err(storage)?;
+        }
+        Ok(())
     }
 }
 
@@ -473,6 +441,96 @@ enum OpenWriter {
     Parquet(Box<polars::io::parquet::write::BatchedWriter<fs::File>>),
     Csv(Box<polars::io::csv::write::BatchedWriter<fs::File>>),
     CsvGz(Box<polars::io::csv::write::BatchedWriter<GzEncoder<fs::File>>>),
+}
+
+/// The received bytes, as they came, in an upload's directory.
+const RECEIVED: &str = "received";
+
+fn problem(row: Option<usize>, column: &str, reason: &str) -> Problem {
+    Problem {
+        table: Table::Trips,
+        row,
+        column: column.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A chunk without its bad rows (numbered from 1), checked again: rows that were only wrong
+/// together (a duplicated trip id) may still clash. The typed trips, the raw rows kept, and
+/// which rows those are.
+fn without_rows(
+    raw: &DataFrame,
+    bad: &HashSet<usize>,
+    options: &ValidationOptions,
+) -> Result<(DataFrame, DataFrame, Vec<bool>), UploadError> {
+    let keep: Vec<bool> = (1..=raw.height())
+        .map(|record| !bad.contains(&record))
+        .collect();
+    let mask: BooleanChunked = keep.iter().copied().collect();
+    let kept_raw = raw.filter(&mask).map_err(storage)?;
+    let history = validate(&kept_raw, None, options).map_err(UploadError::Invalid)?;
+    Ok((history.trips, kept_raw, keep))
+}
+
+/// The earliest and latest departures of typed trips, in milliseconds.
+fn departure_span(trips: &DataFrame) -> Result<(Option<i64>, Option<i64>), UploadError> {
+    let departures = trips
+        .column("departure_time")
+        .and_then(|column| column.datetime().map(|dates| dates.phys.clone()))
+        .map_err(storage)?;
+    Ok((departures.min(), departures.max()))
+}
+
+/// An upload of which no row is left: its problems, or that it holds no trip at all.
+fn nothing_kept(mut report: ValidationReport) -> UploadError {
+    if report.is_clean() {
+        report.total = 1;
+        report
+            .problems
+            .push(problem(None, "", "the file holds no trip"));
+    }
+    UploadError::Invalid(report)
+}
+
+/// The rows of a chunk whose trip id an earlier chunk already had.
+fn earlier_duplicates(ids: &[Option<u64>], seen: &HashSet<u64>) -> ValidationReport {
+    let mut report = ValidationReport {
+        trip_rows: ids.len(),
+        ..ValidationReport::default()
+    };
+    for (index, id) in ids.iter().enumerate() {
+        if id.is_some_and(|id| seen.contains(&id)) {
+            report.total += 1;
+            report.problems.push(problem(
+                Some(index + 1),
+                "trip_id",
+                "duplicate trip_id, first in an earlier row",
+            ));
+            report.bad_trip_rows.push(index + 1);
+        }
+    }
+    report
+}
+
+/// A chunk through the strict reader: its typed trips, or every problem, the duplicates of
+/// earlier chunks included.
+fn validate_chunk(
+    raw: &DataFrame,
+    duplicates: ValidationReport,
+    options: &ValidationOptions,
+) -> Result<DataFrame, ValidationReport> {
+    match validate(raw, None, options) {
+        Ok(history) if duplicates.is_clean() => Ok(history.trips),
+        Ok(_) => Err(duplicates),
+        Err(mut found) => {
+            found.total += duplicates.total;
+            found.problems.extend(duplicates.problems);
+            found.bad_trip_rows.extend(duplicates.bad_trip_rows);
+            found.bad_trip_rows.sort_unstable();
+            found.bad_trip_rows.dedup();
+            Err(found)
+        }
+    }
 }
 
 impl ChunkWriter {

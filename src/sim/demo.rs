@@ -18,10 +18,11 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::DemoSettings;
 use crate::domain::calendar::BanCalendar;
 use crate::domain::ids::new_id;
+use crate::domain::rules::Timeline;
 use crate::partners::keys::DEMO_ORGANISATION as ORGANISATION;
 use crate::sim::conditions::Conditions;
 use crate::sim::fleet::carriers;
-use crate::sim::trips::{self, Period, PingRecord, TripSimulator};
+use crate::sim::trips::{self, Leg, Period, PingRecord, TripRecord, TripSimulator};
 use crate::tracking::pings::{self, PingFormat};
 use crate::tracking::shipment::{Shipment, ShipmentStop, Status};
 use crate::tracking::tracker::{TrackError, Tracker};
@@ -78,18 +79,50 @@ pub fn demo_trip(
     let (record, timeline, legs) =
         simulator.trip(carrier, trip_id.clone(), vehicle, lane, departure, &mut rng);
     let mut pings = trips::pings(&record, &timeline, &legs, 1.0, &mut rng);
-    // Unloading at the destination: the truck stands there.
-    let mut at = record.arrival;
-    while at <= record.arrival + TimeDelta::minutes(UNLOADING_MINUTES) {
-        at += TimeDelta::minutes(1);
-        pings.push(PingRecord {
-            timestamp: at,
-            lat: record.destination.lat(),
-            lon: record.destination.lon(),
-            speed_kmh: 0.0,
-        });
-    }
-    // Windows around the true arrivals: most trucks comfortably on time, some tight.
+    pings.extend(unloading(&record));
+    let stops = demo_stops(&record, &timeline, &legs, truck);
+    let created = now.min(departure);
+    let shipment = Shipment {
+        id: new_id("shp"),
+        organisation: ORGANISATION.into(),
+        // The planning instant keeps references unique across restarts: a reference stays
+        // taken by the previous run's retired shipment.
+        reference: format!("{trip_id}-{:x}-{:x}", planned_at, rng.random::<u16>()),
+        vehicle_id: format!("{VEHICLE_PREFIX}{truck:02}"),
+        vehicle: vehicle.as_str().into(),
+        origin: Some((record.origin.lat(), record.origin.lon())),
+        stops,
+        planned_departure: departure,
+        driven_today_minutes: 0.0,
+        driven_since_break_minutes: 0.0,
+        status: Status::Planned,
+        created_at: created,
+        updated_at: created,
+        delivered_at: None,
+        cancelled_at: None,
+        accuracy: Vec::new(),
+    };
+    DemoTrip { shipment, pings }
+}
+
+/// Unloading at the destination: the truck stands there, a ping a minute.
+fn unloading(record: &TripRecord) -> impl Iterator<Item = PingRecord> + '_ {
+    (1..=UNLOADING_MINUTES + 1).map(|minute| PingRecord {
+        timestamp: record.arrival + TimeDelta::minutes(minute),
+        lat: record.destination.lat(),
+        lon: record.destination.lon(),
+        speed_kmh: 0.0,
+    })
+}
+
+/// The trip's drops and its destination, with windows around the true arrivals: most trucks
+/// comfortably on time, some tight.
+fn demo_stops(
+    record: &TripRecord,
+    timeline: &Timeline,
+    legs: &[Leg],
+    truck: usize,
+) -> Vec<ShipmentStop> {
     let slack = [90, 60, 45, -20, 120, 30][truck % 6];
     let window = |arrival: DateTime<Utc>| {
         let end = arrival + TimeDelta::minutes(slack);
@@ -118,28 +151,7 @@ pub fn demo_trip(
         arrived: None,
         departed: None,
     });
-    let created = now.min(departure);
-    let shipment = Shipment {
-        id: new_id("shp"),
-        organisation: ORGANISATION.into(),
-        // The planning instant keeps references unique across restarts: a reference stays
-        // taken by the previous run's retired shipment.
-        reference: format!("{trip_id}-{:x}-{:x}", planned_at, rng.random::<u16>()),
-        vehicle_id: format!("{VEHICLE_PREFIX}{truck:02}"),
-        vehicle: vehicle.as_str().into(),
-        origin: Some((record.origin.lat(), record.origin.lon())),
-        stops,
-        planned_departure: departure,
-        driven_today_minutes: 0.0,
-        driven_since_break_minutes: 0.0,
-        status: Status::Planned,
-        created_at: created,
-        updated_at: created,
-        delivered_at: None,
-        cancelled_at: None,
-        accuracy: Vec::new(),
-    };
-    DemoTrip { shipment, pings }
+    stops
 }
 
 /// NDJSON, as a tracker integration would send it.

@@ -18,12 +18,12 @@ use crate::domain::ids::new_id;
 use crate::ml::history::TripHistory;
 use crate::ml::model::dataset::PartnerHistory;
 use crate::ml::model::evaluate::{
-    evaluate, mae_on, rules_mae_on, Comparison, EvaluateOptions, Report,
+    evaluate, mae_on, rules_mae_on, Comparison, EvaluateOptions, Examples, Report,
 };
 use crate::ml::model::metrics::Figures;
 use crate::ml::model::serve::{ModelEta, ServedModel};
 use crate::ml::model::train::holdout_split;
-use crate::ml::model::TrainParams;
+use crate::ml::model::{Model, TrainParams};
 use crate::partners::uploads::UploadArea;
 use crate::partners::uploads::UploadStore;
 use crate::training::pipeline::{self, Inputs};
@@ -237,25 +237,8 @@ impl Jobs {
                     .max(models_done * 3 * progress.rounds + this);
             });
         })?;
-        let (_, holdout_rows) = holdout_split(&examples.trip_start, params.calibration_share);
-        let serving = context.serving.serving(owner);
-        let new_mae = mae_on(&model, &examples, &holdout_rows)?;
-        let (served, served_mae) = match &serving {
-            Some(served) => (
-                served.version.clone(),
-                mae_on(&served.model, &examples, &holdout_rows)?,
-            ),
-            None => (
-                RULES_MODEL_NAME.to_owned(),
-                rules_mae_on(&examples, &holdout_rows).unwrap_or(f64::INFINITY),
-            ),
-        };
-        let holdout = Holdout {
-            rows: holdout_rows.len(),
-            new_mae,
-            served,
-            served_mae,
-        };
+        let holdout = judge(&model, &examples, params, context.serving.serving(owner))?;
+        let (new_mae, served_mae) = (holdout.new_mae, holdout.served_mae);
         // What the pool gives each partner, on its own later trips: a time split with a model
         // of each partner's rows alone. A pool too small to split by time has no report.
         let report = if owner.is_none() {
@@ -284,21 +267,7 @@ impl Jobs {
         let version = card.version.clone();
         let activated = new_mae <= served_mae;
         if activated {
-            let served = ServedModel {
-                model,
-                version: version.clone(),
-            };
-            match owner {
-                Some(organisation) => {
-                    // Marked, so that a restart serves the organisation the same model.
-                    crate::partners::keys::write_private(&out.join(ACTIVATED), version.as_bytes())?;
-                    context.serving.set_own(organisation, Some(served));
-                }
-                None => {
-                    remember_active(context.data_dir, &version)?;
-                    context.serving.swap(Some(served));
-                }
-            }
+            activate(context, owner, out, model, &version)?;
             tracing::info!(message = "Trained model activated.", %version, owner = ?owner, new_mae, served_mae);
         } else {
             tracing::warn!(message = "Trained model not activated: worse on its holdout than the one serving.", %version, new_mae, served_mae);
@@ -309,6 +278,60 @@ impl Jobs {
             activated,
         })
     }
+}
+
+/// The new model and the one serving its trips now (the rules when none), on the latest
+/// trips of its examples, which the new model did not train on.
+fn judge(
+    model: &Model,
+    examples: &Examples,
+    params: &TrainParams,
+    serving: Option<Arc<ServedModel>>,
+) -> anyhow::Result<Holdout> {
+    let (_, holdout_rows) = holdout_split(&examples.trip_start, params.calibration_share);
+    let new_mae = mae_on(model, examples, &holdout_rows)?;
+    let (served, served_mae) = match &serving {
+        Some(served) => (
+            served.version.clone(),
+            mae_on(&served.model, examples, &holdout_rows)?,
+        ),
+        None => (
+            RULES_MODEL_NAME.to_owned(),
+            rules_mae_on(examples, &holdout_rows).unwrap_or(f64::INFINITY),
+        ),
+    };
+    Ok(Holdout {
+        rows: holdout_rows.len(),
+        new_mae,
+        served,
+        served_mae,
+    })
+}
+
+/// Serves the model from the next request on: for its owner alone (marked in its directory,
+/// so that a restart serves it again), or as the pooled model (remembered as active).
+fn activate(
+    context: &TrainingContext<'_>,
+    owner: Option<&str>,
+    out: &Path,
+    model: Model,
+    version: &str,
+) -> anyhow::Result<()> {
+    let served = ServedModel {
+        model,
+        version: version.to_owned(),
+    };
+    match owner {
+        Some(organisation) => {
+            crate::partners::keys::write_private(&out.join(ACTIVATED), version.as_bytes())?;
+            context.serving.set_own(organisation, Some(served));
+        }
+        None => {
+            remember_active(context.data_dir, version)?;
+            context.serving.swap(Some(served));
+        }
+    }
+    Ok(())
 }
 
 /// What a training job works with.
