@@ -323,6 +323,14 @@ fn checked_name(name: &str) -> Result<String, AccessError> {
 pub const DEMO_ORGANISATION: &str = "demo";
 pub const DEMO_KEYS_FILE: &str = "demo-keys.env";
 
+/// The demo dispatcher's key, from the file the first start wrote; `None` without it.
+pub fn demo_dispatcher_key(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join(DEMO_KEYS_FILE)).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("ETAPE_DISPATCHER_KEY="))
+        .map(|key| key.trim().to_owned())
+}
+
 /// At first start (no organisation yet): the demo organisation and one key per role, written
 /// to `demo-keys.env` in the data directory (owner-only) and returned to be printed once.
 pub fn bootstrap(

@@ -174,6 +174,11 @@ impl UploadArea {
         self.dir(&upload.organisation, &upload.id)
             .join(format!("kept.{}", upload.format.extension()))
     }
+
+    /// The upload's rows as they came in (or its good rows, when some were skipped).
+    pub fn export(&self, upload: &Upload) -> Result<Vec<u8>, UploadError> {
+        fs::read(self.export_path(upload)).map_err(storage)
+    }
 }
 
 /// What an upload became.

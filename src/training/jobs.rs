@@ -371,6 +371,39 @@ pub const ACTIVATED: &str = "activated";
 /// Beside each trained model: every partner's report.
 pub const PARTNER_REPORTS: &str = "partners.json";
 
+/// What the newest model that learnt from `organisation` says the pool gives it: the pool's
+/// size and the partner's own figures, never another's.
+pub fn newest_partner_report(
+    model_dir: &Path,
+    data_dir: &Path,
+    organisation: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let mut newest: Option<(DateTime<Utc>, serde_json::Value)> = None;
+    for (dir, card) in crate::training::registry::known_models(model_dir, data_dir) {
+        let Ok(text) = std::fs::read(dir.join(PARTNER_REPORTS)) else {
+            continue;
+        };
+        let reports: PartnerReports = serde_json::from_slice(&text)?;
+        let Some(own) = reports.by_partner.get(organisation) else {
+            continue;
+        };
+        if newest
+            .as_ref()
+            .is_some_and(|(at, _)| *at >= card.created_at)
+        {
+            continue;
+        }
+        let body = serde_json::json!({
+            "organisation": organisation,
+            "model_version": reports.model_version,
+            "pool": {"partners": reports.partners, "trips": reports.trips},
+            "own_trips": own,
+        });
+        newest = Some((card.created_at, body));
+    }
+    Ok(newest.map(|(_, body)| body))
+}
+
 /// The pool as each partner sees it: its own figures, and only counts about the others.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PartnerReports {

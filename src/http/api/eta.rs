@@ -188,6 +188,27 @@ fn count_prediction(state: &AppState, response: &EtaResponse) {
 /// A batch item that passed its checks: the query and the caller's stop ids.
 type Parsed = (EtaQuery, Vec<Option<String>>);
 
+/// The query's conditions from the feeds, waiting for them as long as the settings allow;
+/// the feeds that could not answer.
+async fn enrich(state: &AppState, query: &mut EtaQuery) -> Vec<&'static str> {
+    if !state.feeds.active() {
+        return Vec::new();
+    }
+    state
+        .feeds
+        .prefetch(
+            std::slice::from_ref(query),
+            Clock::System.now(),
+            state.feeds.wait(),
+        )
+        .await;
+    state
+        .feeds
+        .apply(std::slice::from_mut(query), Clock::System.now())
+        .pop()
+        .unwrap_or_default()
+}
+
 async fn answer(
     state: &web::Data<AppState>,
     request: EtaRequest,
@@ -199,22 +220,7 @@ async fn answer(
     let mut query = request.into_query(now, &state.settings)?;
     // The model knows partners by organisation: a partner's own history speaks for its trips.
     query.context.partner = Some(organisation);
-    let mut degraded = Vec::new();
-    if state.feeds.active() {
-        state
-            .feeds
-            .prefetch(
-                std::slice::from_ref(&query),
-                Clock::System.now(),
-                state.feeds.wait(),
-            )
-            .await;
-        degraded = state
-            .feeds
-            .apply(std::slice::from_mut(&mut query), Clock::System.now())
-            .pop()
-            .unwrap_or_default();
-    }
+    let degraded = enrich(state, &mut query).await;
     if !explain {
         // Some 60 µs: cheaper on this worker than a hop to the blocking pool.
         let estimate = state

@@ -16,6 +16,7 @@ use crate::partners::uploads::Consent;
 use crate::partners::uploads::{
     Committed, Incoming, Upload, UploadArea, UploadError, UploadFormat,
 };
+use crate::training::jobs::newest_partner_report;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UploadDto {
@@ -279,8 +280,8 @@ pub async fn export(
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(&[Role::Partner])?;
     let upload = find(&state, organisation, id.into_inner()).await?;
-    let path = UploadArea::new(&state.data_dir).export_path(&upload);
-    let bytes = blocking(move || std::fs::read(path).map_err(storage)).await?;
+    let (area, kept) = (UploadArea::new(&state.data_dir), upload.clone());
+    let bytes = blocking(move || area.export(&kept).map_err(storage)).await?;
     Ok(HttpResponse::Ok()
         .content_type(upload.format.content_type())
         .insert_header((
@@ -422,31 +423,9 @@ pub async fn report(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
     let organisation = caller.allow(&[Role::Partner])?;
     let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
     let body = blocking(move || {
-        let mut newest: Option<(chrono::DateTime<chrono::Utc>, serde_json::Value)> = None;
-        for (dir, card) in crate::training::registry::known_models(&model_dir, &data_dir) {
-            let Ok(text) = std::fs::read(dir.join(crate::training::jobs::PARTNER_REPORTS)) else {
-                continue;
-            };
-            let reports: crate::training::jobs::PartnerReports =
-                serde_json::from_slice(&text).map_err(storage)?;
-            let Some(own) = reports.by_partner.get(&organisation) else {
-                continue;
-            };
-            if newest
-                .as_ref()
-                .is_some_and(|(at, _)| *at >= card.created_at)
-            {
-                continue;
-            }
-            let body = serde_json::json!({
-                "organisation": organisation,
-                "model_version": reports.model_version,
-                "pool": {"partners": reports.partners, "trips": reports.trips},
-                "own_trips": own,
-            });
-            newest = Some((card.created_at, body));
-        }
-        newest.map(|(_, body)| body).ok_or(ApiError::NotFound)
+        newest_partner_report(&model_dir, &data_dir, &organisation)
+            .map_err(storage)?
+            .ok_or(ApiError::NotFound)
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::http::api::error::ApiError;
 use crate::http::api::AppState;
-use crate::partners::keys::DEMO_KEYS_FILE;
+use crate::partners::keys::demo_dispatcher_key;
 
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
@@ -65,18 +65,12 @@ pub async fn demo_login(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
     if !state.demo_enabled {
         return Err(ApiError::NotFound);
     }
-    let path = state.data_dir.join(DEMO_KEYS_FILE);
-    let text = web::block(move || std::fs::read_to_string(path))
+    let data_dir = state.data_dir.clone();
+    let key = web::block(move || demo_dispatcher_key(&data_dir))
         .await
         .map_err(|error| ApiError::Internal(error.to_string()))?
-        .map_err(|_| ApiError::NotFound)?;
-    let key = text
-        .lines()
-        .find_map(|line| line.strip_prefix("ETAPE_DISPATCHER_KEY="))
         .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(DemoLogin {
-        key: key.trim().to_owned(),
-    }))
+    Ok(HttpResponse::Ok().json(DemoLogin { key }))
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {
