@@ -4,7 +4,7 @@
 //! vehicles and current estimates in it, recomputed by whichever replica holds the lease).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use polars::prelude::DataFrame;
@@ -13,7 +13,7 @@ use super::book::{pings_frame, vehicle_frame, PingBook, VehicleKey};
 use super::eta::Snapshot;
 use super::pings::ParsedBatch;
 use super::store::{PingArchive, SharedPings, ShipmentStore};
-use super::tracker::TrackError;
+use super::tracker::{lock, TrackError};
 
 /// Segments are merged once there are more than this many.
 pub const MAX_SEGMENTS: usize = 256;
@@ -54,12 +54,6 @@ pub(super) trait Mode: Send + Sync {
     /// Forgets what is older than `since_ms` (and the vehicles quiet since `quiet_since_ms`);
     /// returns how many segments or pings went.
     fn compact(&self, since_ms: i64, quiet_since_ms: i64) -> Result<usize, TrackError>;
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn storage(error: impl std::fmt::Display) -> TrackError {

@@ -31,7 +31,7 @@ use actix_web::{web, Resource};
 
 use crate::adapters::store::Store;
 use crate::config::ApiSettings;
-pub use crate::domain::clock::Clock;
+use crate::domain::clock::Clock;
 use crate::domain::eta::EstimateEta;
 use crate::domain::eta::RulesEta;
 use crate::ml::model::serve::ModelEta;
