@@ -120,13 +120,12 @@ fn tracker(dir: &Path, estimator: Arc<dyn EstimateEta>) -> Tracker {
     Tracker::start(TrackerParts {
         store: Arc::new(SqliteStore::open(&dir.join("etape.sqlite")).unwrap()),
         log: std::sync::Arc::new(PingLog::open(&dir.join("pings")).unwrap()),
-        estimator,
+        forecaster: etape::domain::forecast::Forecaster::new(estimator, None),
         settings: TrackingSettings::default(),
         thresholds: Default::default(),
         metrics: Metrics::new(),
         clock: Clock::System,
         notices: None,
-        feeds: None,
         shared: None,
     })
     .unwrap()

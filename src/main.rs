@@ -16,6 +16,7 @@ use etape::domain::eta::RulesEta;
 use etape::ml::history::files::load_history;
 use etape::ml::history::ValidationOptions;
 use etape::ml::model::evaluate::{EvaluateOptions, Step};
+use etape::ml::model::train::ValidParams;
 use etape::ml::model::TrainParams;
 use etape::sim::trips::Period;
 use etape::sim::SimulationConfig;
@@ -323,7 +324,7 @@ fn read_params(path: &Path) -> anyhow::Result<TrainParams> {
     toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
 }
 
-fn train_params(args: &TrainArgs) -> anyhow::Result<TrainParams> {
+fn train_params(args: &TrainArgs) -> anyhow::Result<ValidParams> {
     let mut params = match &args.params {
         Some(path) => read_params(path)?,
         None => TrainParams::default(),
@@ -337,18 +338,17 @@ fn train_params(args: &TrainArgs) -> anyhow::Result<TrainParams> {
     if let Some(threads) = args.threads {
         params.threads = threads;
     }
-    Ok(params)
+    Ok(params.check()?)
 }
 
 fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let params = train_params(args)?;
-    params.clone().check()?;
     let rules = RulesEta::new(settings.rules_eta_config());
     let started = Instant::now();
     let inputs = read_inputs(&settings, &args.data)?;
     let bar = progress_bar(
-        3 * params.rounds as u64,
+        3 * params.get().rounds as u64,
         "{elapsed_precise} [{bar:40}] {pos}/{len} rounds {msg}",
     )?;
     bar.set_message("building features");
@@ -382,6 +382,7 @@ fn evaluate(config: Option<&Path>, args: &EvaluateArgs) -> anyhow::Result<()> {
     if let Some(rounds) = args.rounds {
         params.rounds = rounds;
     }
+    let params = params.check()?;
     let report_dir = args
         .report
         .clone()

@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::adapters::feeds::Feeds;
+use crate::adapters::feeds::{CachedFeeds, Feeds};
 use crate::adapters::store::segments::PingLog;
 use crate::adapters::store::{Opened, Store};
 use crate::adapters::webhooks::Dispatcher;
 use crate::config::Settings;
 use crate::domain::clock::Clock;
 use crate::domain::eta::{EstimateEta, RulesEta};
+use crate::domain::forecast::Forecaster;
 use crate::http::api::{self, AppState};
 use crate::ml::model::serve::{ModelEta, ServedModel};
 use crate::partners::keys::{self, Keyring, Role, DEMO_KEYS_FILE, DEMO_ORGANISATION};
@@ -63,18 +64,21 @@ impl Application {
             Tracker::start(TrackerParts {
                 store: store.clone(),
                 log: Arc::new(log),
-                estimator: estimator.clone(),
+                forecaster: Forecaster::new(
+                    estimator.clone(),
+                    Some(Arc::new(CachedFeeds(feeds.clone()))),
+                ),
                 settings: settings.tracking.clone(),
                 thresholds: settings.rules_eta_config().risk,
                 metrics: metrics.clone(),
                 clock,
                 notices: Some(sender),
-                feeds: Some(Arc::new(feeds.clone())),
                 shared: opened.pings,
             })
             .context("cannot restore live tracking")?,
         );
         let state = web::Data::new(AppState {
+            forecaster: Forecaster::new(estimator.clone(), Some(feeds.clone())),
             estimator,
             metrics,
             settings: settings.api.clone(),

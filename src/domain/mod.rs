@@ -6,6 +6,7 @@
 pub mod calendar;
 pub mod clock;
 pub mod eta;
+pub mod forecast;
 pub mod geo;
 pub mod ids;
 pub mod risk;

@@ -174,99 +174,152 @@ impl<'a> TripSimulator<'a> {
         let (origin_place, destination_place) = (&PLACES[lane.0], &PLACES[lane.1]);
         let origin = jitter(origin_place.point(), rng, 0.02);
         let destination = jitter(destination_place.point(), rng, 0.02);
-
-        let n_stops = match vehicle {
-            VehicleClass::Van => [0, 0, 1, 1, 2, 3][rng.random_range(0..6)],
-            VehicleClass::Rigid => [0, 0, 0, 1, 1, 2][rng.random_range(0..6)],
-            VehicleClass::Articulated => [0, 0, 0, 0, 0, 1][rng.random_range(0..6)],
+        let n_stops = stop_count(vehicle, rng);
+        let route = Route {
+            lane,
+            n_stops,
+            waypoints: waypoints(origin, destination, n_stops, rng),
         };
-        let mut waypoints = vec![origin];
-        for stop_idx in 0..n_stops {
-            let fraction =
-                (stop_idx as f64 + 1.0) / (n_stops as f64 + 1.0) + rng.random_range(-0.08..0.08);
-            waypoints.push(jitter(origin.towards(destination, fraction), rng, 0.25));
-        }
-        waypoints.push(destination);
+        let pace = Pace::of(vehicle, carrier, rng);
+        let Driven {
+            activities,
+            legs,
+            dwell_total,
+        } = self.drive(carrier, &route, departure, pace, rng);
+        let timeline = self.plan(carrier, vehicle, departure, activities, rng);
 
-        let limits = match vehicle {
-            VehicleClass::Van => VAN_LIMITS,
-            VehicleClass::Rigid | VehicleClass::Articulated => HEAVY_GOODS_LIMITS,
+        let arrival = timeline.end + minutes(unexplained_lateness(carrier, rng));
+        let road_km: f64 = legs.iter().map(|leg| leg.road_km).sum();
+        let odometer = road_km * (1.0 + rng.random_range(-0.02..0.02));
+        let load_tonnes = load_tonnes(vehicle, rng);
+        let record = TripRecord {
+            trip_id,
+            vehicle,
+            origin,
+            destination,
+            origin_place: lane.0,
+            destination_place: lane.1,
+            departure,
+            arrival,
+            distance_km: one_decimal(odometer),
+            stops: n_stops as u32,
+            dwell_minutes: one_decimal(dwell_total),
+            load_tonnes: one_decimal(load_tonnes),
         };
-        // Never faster than 95% of the limit on average: the legal bound stays provable.
-        let attainment =
-            (limits.attainment * carrier.speed_factor * rng.random_range(0.96..1.04)).min(0.95);
-        let driven_limits = SpeedLimits {
-            attainment,
-            ..limits
-        };
+        (record, timeline, legs)
+    }
 
-        let mut activities = Vec::new();
-        let mut legs = Vec::new();
+    /// Drives the route leg by leg from `departure`: each leg's conditions depend on the hour
+    /// it is driven at, so the clock runs on through the legs and the stops between them.
+    fn drive(
+        &self,
+        carrier: &Carrier,
+        route: &Route,
+        departure: DateTime<Utc>,
+        pace: Pace,
+        rng: &mut ChaCha8Rng,
+    ) -> Driven {
+        let mut driven = Driven {
+            activities: Vec::new(),
+            legs: Vec::new(),
+            dwell_total: 0.0,
+        };
         let mut clock = departure;
-        let mut dwell_total = 0.0;
-        for (leg_idx, pair) in waypoints.windows(2).enumerate() {
+        for (leg_idx, pair) in route.waypoints.windows(2).enumerate() {
             let (from, to) = (pair[0], pair[1]);
-            let road_km = from.distance_km(to) * lane_circuity(from, to);
-            let free_flow = driving_minutes(road_km, &self.road, driven_limits);
-            let midpoint = from.towards(to, 0.5);
-            let weather = self.conditions.weather(
-                midpoint.lat(),
-                midpoint.lon(),
-                clock + minutes(free_flow / 2.0),
-            );
-            let start_metro = nearest_metro(from);
-            let end_metro = nearest_metro(to);
-            let congestion_delay = 35.0
-                * self
-                    .conditions
-                    .congestion(start_metro, &METROS[start_metro], clock)
-                + 35.0
-                    * self.conditions.congestion(
-                        end_metro,
-                        &METROS[end_metro],
-                        clock + minutes(free_flow),
-                    );
-            let noise: f64 = LogNormal::new(0.0, 0.04).expect("valid").sample(rng);
-            let driven = (free_flow / weather.speed_factor() + congestion_delay) * noise;
-            // Whatever the noise, no leg is driven faster than the speed limits allow.
-            let lawful_floor = driving_minutes(
-                road_km,
-                &self.road,
-                SpeedLimits {
-                    attainment: 1.0,
-                    ..limits
-                },
-            );
-            let driving = minutes(driven.max(lawful_floor));
+            let leg = self.drive_leg(from, to, clock, pace, rng);
             let mut leg_activities =
-                drive_activities(from, to, driving, self.road.territory_step_km);
-            if let Some(border) = self.border_delay(from, to, lane, leg_idx, n_stops, rng) {
-                // Wait where the territory changes, or halfway when it does not.
-                let at = leg_activities
-                    .len()
-                    .div_ceil(2)
-                    .max(1)
-                    .min(leg_activities.len());
-                leg_activities.insert(at, Activity::Stop { dwell: border });
+                drive_activities(from, to, leg.driving, self.road.territory_step_km);
+            if let Some(border) =
+                self.border_delay(from, to, route.lane, leg_idx, route.n_stops, rng)
+            {
+                insert_border_wait(&mut leg_activities, border);
             }
-            activities.extend(leg_activities);
-            legs.push(Leg {
-                from,
-                to,
-                road_km,
-                driving,
-            });
-            clock += driving;
-            if leg_idx < n_stops {
+            driven.activities.extend(leg_activities);
+            driven.legs.push(leg);
+            clock += leg.driving;
+            if leg_idx < route.n_stops {
                 let dwell = self.dwell(PlaceKind::City, carrier, rng);
-                dwell_total += dwell;
+                driven.dwell_total += dwell;
                 clock += minutes(dwell);
-                activities.push(Activity::Stop {
+                driven.activities.push(Activity::Stop {
                     dwell: minutes(dwell),
                 });
             }
         }
+        driven
+    }
 
+    /// One leg starting at `clock`: free flow slowed by the weather halfway and the
+    /// congestion at both ends when the truck passes them, with a little noise.
+    fn drive_leg(
+        &self,
+        from: GeoPoint,
+        to: GeoPoint,
+        clock: DateTime<Utc>,
+        pace: Pace,
+        rng: &mut ChaCha8Rng,
+    ) -> Leg {
+        let road_km = from.distance_km(to) * lane_circuity(from, to);
+        let free_flow = driving_minutes(road_km, &self.road, pace.driven);
+        let midpoint = from.towards(to, 0.5);
+        let weather = self.conditions.weather(
+            midpoint.lat(),
+            midpoint.lon(),
+            clock + minutes(free_flow / 2.0),
+        );
+        let congestion_delay = self.congestion_delay(from, to, clock, free_flow);
+        let noise: f64 = LogNormal::new(0.0, 0.04).expect("valid").sample(rng);
+        let driven = (free_flow / weather.speed_factor() + congestion_delay) * noise;
+        // Whatever the noise, no leg is driven faster than the speed limits allow.
+        let lawful_floor = driving_minutes(
+            road_km,
+            &self.road,
+            SpeedLimits {
+                attainment: 1.0,
+                ..pace.limits
+            },
+        );
+        Leg {
+            from,
+            to,
+            road_km,
+            driving: minutes(driven.max(lawful_floor)),
+        }
+    }
+
+    /// Minutes lost in the metros at both ends: leaving at `clock`, arriving after the free
+    /// flow time, since rush hours are what make the same lane slow or quick.
+    fn congestion_delay(
+        &self,
+        from: GeoPoint,
+        to: GeoPoint,
+        clock: DateTime<Utc>,
+        free_flow: f64,
+    ) -> f64 {
+        let start_metro = nearest_metro(from);
+        let end_metro = nearest_metro(to);
+        35.0 * self
+            .conditions
+            .congestion(start_metro, &METROS[start_metro], clock)
+            + 35.0
+                * self.conditions.congestion(
+                    end_metro,
+                    &METROS[end_metro],
+                    clock + minutes(free_flow),
+                )
+    }
+
+    /// The driving rules place the breaks, rests and ban waits; the driver's habits decide
+    /// how far each break and rest runs over.
+    fn plan(
+        &self,
+        carrier: &Carrier,
+        vehicle: VehicleClass,
+        departure: DateTime<Utc>,
+        activities: Vec<Activity>,
+        rng: &mut ChaCha8Rng,
+    ) -> Timeline {
         let policy = RulesPolicy {
             use_extended_days: carrier.uses_extensions,
             use_reduced_rests: carrier.uses_extensions,
@@ -279,40 +332,7 @@ impl<'a> TripSimulator<'a> {
             driver: DriverState::default(),
             activities,
         };
-        let timeline = plan_trip(&plan, self.bans, policy);
-
-        // Lateness nobody explains: queues, a wrong turn, a long phone call; now and then an
-        // incident of an hour or more.
-        let mut late = Normal::new(0.0, carrier.punctuality_minutes)
-            .expect("valid")
-            .sample(rng)
-            .abs();
-        if rng.random_bool(0.04) {
-            late += Exp::new(1.0 / 70.0).expect("valid").sample(rng);
-        }
-        let arrival = timeline.end + minutes(late);
-        let road_km: f64 = legs.iter().map(|leg| leg.road_km).sum();
-        let odometer = road_km * (1.0 + rng.random_range(-0.02..0.02));
-        let load_tonnes: f64 = match vehicle {
-            VehicleClass::Van => rng.random_range(0.1..1.2),
-            VehicleClass::Rigid => rng.random_range(1.0..12.0),
-            VehicleClass::Articulated => rng.random_range(3.0..26.0),
-        };
-        let record = TripRecord {
-            trip_id,
-            vehicle,
-            origin,
-            destination,
-            origin_place: lane.0,
-            destination_place: lane.1,
-            departure,
-            arrival,
-            distance_km: (odometer * 10.0).round() / 10.0,
-            stops: n_stops as u32,
-            dwell_minutes: (dwell_total * 10.0).round() / 10.0,
-            load_tonnes: (load_tonnes * 10.0).round() / 10.0,
-        };
-        (record, timeline, legs)
+        plan_trip(&plan, self.bans, policy)
     }
 
     /// Border waits: Swiss customs always, spot checks elsewhere now and then.
@@ -368,6 +388,111 @@ impl<'a> TripSimulator<'a> {
     }
 }
 
+/// Where a trip goes, fixed before it is driven; the lane and the stop count stay beside
+/// the waypoints because the border waits need to tell the first and last legs apart.
+struct Route {
+    lane: (usize, usize),
+    n_stops: usize,
+    waypoints: Vec<GeoPoint>,
+}
+
+/// What driving a route gave: the activities the driving rules plan around, the legs as
+/// driven (for the pings) and the dwell the stops took (for the record).
+struct Driven {
+    activities: Vec<Activity>,
+    legs: Vec<Leg>,
+    dwell_total: f64,
+}
+
+/// The legal limits of a vehicle and the share of them this trip's driver attains: the
+/// driven pace makes the trip time, the legal one is the floor it never goes below.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    limits: SpeedLimits,
+    driven: SpeedLimits,
+}
+
+impl Pace {
+    /// Each carrier drives at its own share of the limits, a little different every trip.
+    fn of(vehicle: VehicleClass, carrier: &Carrier, rng: &mut ChaCha8Rng) -> Self {
+        let limits = match vehicle {
+            VehicleClass::Van => VAN_LIMITS,
+            VehicleClass::Rigid | VehicleClass::Articulated => HEAVY_GOODS_LIMITS,
+        };
+        // Never faster than 95% of the limit on average: the legal bound stays provable.
+        let attainment =
+            (limits.attainment * carrier.speed_factor * rng.random_range(0.96..1.04)).min(0.95);
+        Self {
+            limits,
+            driven: SpeedLimits {
+                attainment,
+                ..limits
+            },
+        }
+    }
+}
+
+/// How many stops a trip makes on the way: vans deliver rounds, articulated trucks mostly
+/// run straight through.
+fn stop_count(vehicle: VehicleClass, rng: &mut ChaCha8Rng) -> usize {
+    match vehicle {
+        VehicleClass::Van => [0, 0, 1, 1, 2, 3][rng.random_range(0..6)],
+        VehicleClass::Rigid => [0, 0, 0, 1, 1, 2][rng.random_range(0..6)],
+        VehicleClass::Articulated => [0, 0, 0, 0, 0, 1][rng.random_range(0..6)],
+    }
+}
+
+/// Stops spread roughly evenly along the way and a little off it, so that a trip with
+/// stops is longer than its lane but still heads for its destination.
+fn waypoints(
+    origin: GeoPoint,
+    destination: GeoPoint,
+    n_stops: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<GeoPoint> {
+    let mut waypoints = vec![origin];
+    for stop_idx in 0..n_stops {
+        let fraction =
+            (stop_idx as f64 + 1.0) / (n_stops as f64 + 1.0) + rng.random_range(-0.08..0.08);
+        waypoints.push(jitter(origin.towards(destination, fraction), rng, 0.25));
+    }
+    waypoints.push(destination);
+    waypoints
+}
+
+/// Wait where the territory changes, or halfway when it does not.
+fn insert_border_wait(activities: &mut Vec<Activity>, border: TimeDelta) {
+    let at = activities.len().div_ceil(2).max(1).min(activities.len());
+    activities.insert(at, Activity::Stop { dwell: border });
+}
+
+/// Lateness nobody explains: queues, a wrong turn, a long phone call; now and then an
+/// incident of an hour or more.
+fn unexplained_lateness(carrier: &Carrier, rng: &mut ChaCha8Rng) -> f64 {
+    let mut late = Normal::new(0.0, carrier.punctuality_minutes)
+        .expect("valid")
+        .sample(rng)
+        .abs();
+    if rng.random_bool(0.04) {
+        late += Exp::new(1.0 / 70.0).expect("valid").sample(rng);
+    }
+    late
+}
+
+/// Loads by vehicle class, in tonnes: what each class typically carries, not its legal most.
+fn load_tonnes(vehicle: VehicleClass, rng: &mut ChaCha8Rng) -> f64 {
+    match vehicle {
+        VehicleClass::Van => rng.random_range(0.1..1.2),
+        VehicleClass::Rigid => rng.random_range(1.0..12.0),
+        VehicleClass::Articulated => rng.random_range(3.0..26.0),
+    }
+}
+
+/// Records keep one decimal, as a carrier's export would.
+fn one_decimal(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
 fn nearest_metro(point: GeoPoint) -> usize {
     METROS
         .iter()
@@ -395,80 +520,133 @@ pub fn pings(
 ) -> Vec<PingRecord> {
     let mut pings = Vec::new();
     let gps_noise = Normal::new(0.0, 0.00008).expect("valid"); // about 9 m
-    let mut segment_idx = 0;
-    let mut driven_before_segment = TimeDelta::zero();
+    let mut cursor = TimelineCursor {
+        segment_idx: 0,
+        driven_before_segment: TimeDelta::zero(),
+    };
     let mut gap_left = 0u32;
     let mut at = record.departure;
-    let leg_ends: Vec<TimeDelta> = legs
-        .iter()
-        .scan(TimeDelta::zero(), |total, leg| {
-            *total += leg.driving;
-            Some(*total)
-        })
-        .collect();
+    let leg_ends = leg_ends(legs);
     let average_kmh: Vec<f64> = legs
         .iter()
         .map(|leg| leg.road_km / (leg.driving.num_milliseconds().max(1) as f64 / 3.6e6))
         .collect();
     while at <= record.arrival {
-        while segment_idx < timeline.segments.len() && timeline.segments[segment_idx].end <= at {
-            if timeline.segments[segment_idx].kind == SegmentKind::Drive {
-                driven_before_segment += timeline.segments[segment_idx].duration();
-            }
-            segment_idx += 1;
-        }
-        let segment = timeline
-            .segments
-            .get(segment_idx)
-            .filter(|segment| segment.start <= at);
-        let driving = segment.is_some_and(|segment| segment.kind == SegmentKind::Drive);
-        let driven = driven_before_segment
-            + if driving {
-                at - segment.expect("checked").start
-            } else {
-                TimeDelta::zero()
-            };
-        let leg_idx = leg_ends
-            .iter()
-            .position(|end| driven < *end)
-            .unwrap_or(legs.len() - 1);
-        let Leg {
-            from,
-            to,
-            driving: leg_driving,
-            ..
-        } = legs[leg_idx];
-        let leg_start = leg_ends[leg_idx] - leg_driving;
-        let fraction = ((driven - leg_start).num_milliseconds() as f64
-            / leg_driving.num_milliseconds().max(1) as f64)
-            .clamp(0.0, 1.0);
-        let position = if segment.is_none() {
-            record.destination
+        let now = cursor.advance(timeline, at);
+        let (leg_idx, along) = leg_position(legs, &leg_ends, now.driven);
+        let position = if now.on_timeline {
+            along
         } else {
-            from.towards(to, fraction)
+            record.destination
         };
         if gap_left > 0 {
             gap_left -= 1;
         } else if rng.random_bool(0.01) {
             gap_left = rng.random_range(3..20);
         } else {
-            let outlier = if rng.random_bool(0.002) { 0.01 } else { 0.0 };
-            let lat = position.lat() + gps_noise.sample(rng) + outlier;
-            let lon = position.lon() + gps_noise.sample(rng) * 1.5;
-            let speed_kmh = if driving {
-                (average_kmh[leg_idx] * rng.random_range(0.85..1.15)).min(105.0)
-            } else {
-                0.0
-            };
-            pings.push(PingRecord {
-                timestamp: at,
-                lat: lat.clamp(-90.0, 90.0),
-                lon: lon.clamp(-180.0, 180.0),
-                speed_kmh: (speed_kmh * 10.0).round() / 10.0,
-            });
+            let moving_at = now.driving.then(|| average_kmh[leg_idx]);
+            pings.push(noisy_ping(at, position, moving_at, &gps_noise, rng));
         }
         let step = interval_minutes * rng.random_range(0.85..1.15);
         at += TimeDelta::seconds((step * 60.0).round() as i64);
     }
     pings
+}
+
+/// Where a truck is on its timeline, walked forward ping by ping: pings only move on, so
+/// each segment passed is counted once rather than summed again for every ping.
+struct TimelineCursor {
+    segment_idx: usize,
+    driven_before_segment: TimeDelta,
+}
+
+/// The truck's state at one ping's instant.
+struct Whereabouts {
+    /// False once the timeline is over: the truck stands at its destination.
+    on_timeline: bool,
+    driving: bool,
+    /// Driving time since departure, which places the truck along its legs.
+    driven: TimeDelta,
+}
+
+impl TimelineCursor {
+    /// Moves on to `at`, which must not be earlier than the instant of the last call.
+    fn advance(&mut self, timeline: &Timeline, at: DateTime<Utc>) -> Whereabouts {
+        let segments = &timeline.segments;
+        while self.segment_idx < segments.len() && segments[self.segment_idx].end <= at {
+            if segments[self.segment_idx].kind == SegmentKind::Drive {
+                self.driven_before_segment += segments[self.segment_idx].duration();
+            }
+            self.segment_idx += 1;
+        }
+        let segment = segments
+            .get(self.segment_idx)
+            .filter(|segment| segment.start <= at);
+        let driving = segment.is_some_and(|segment| segment.kind == SegmentKind::Drive);
+        let driven = self.driven_before_segment
+            + if driving {
+                at - segment.expect("checked").start
+            } else {
+                TimeDelta::zero()
+            };
+        Whereabouts {
+            on_timeline: segment.is_some(),
+            driving,
+            driven,
+        }
+    }
+}
+
+/// Each leg's end in driving time since departure: the pings find their leg by the driving
+/// done, since breaks and stops do not move the truck.
+fn leg_ends(legs: &[Leg]) -> Vec<TimeDelta> {
+    legs.iter()
+        .scan(TimeDelta::zero(), |total, leg| {
+            *total += leg.driving;
+            Some(*total)
+        })
+        .collect()
+}
+
+/// The leg the truck is on after `driven` of driving, and its point along it.
+fn leg_position(legs: &[Leg], leg_ends: &[TimeDelta], driven: TimeDelta) -> (usize, GeoPoint) {
+    let leg_idx = leg_ends
+        .iter()
+        .position(|end| driven < *end)
+        .unwrap_or(legs.len() - 1);
+    let Leg {
+        from,
+        to,
+        driving: leg_driving,
+        ..
+    } = legs[leg_idx];
+    let leg_start = leg_ends[leg_idx] - leg_driving;
+    let fraction = ((driven - leg_start).num_milliseconds() as f64
+        / leg_driving.num_milliseconds().max(1) as f64)
+        .clamp(0.0, 1.0);
+    (leg_idx, from.towards(to, fraction))
+}
+
+/// One ping as a GPS reports it: a few metres off, now and then far off, and a speed near
+/// the leg's average when driving (`average_kmh` is `None` when standing still).
+fn noisy_ping(
+    at: DateTime<Utc>,
+    position: GeoPoint,
+    average_kmh: Option<f64>,
+    gps_noise: &Normal<f64>,
+    rng: &mut ChaCha8Rng,
+) -> PingRecord {
+    let outlier = if rng.random_bool(0.002) { 0.01 } else { 0.0 };
+    let lat = position.lat() + gps_noise.sample(rng) + outlier;
+    let lon = position.lon() + gps_noise.sample(rng) * 1.5;
+    let speed_kmh = match average_kmh {
+        Some(average_kmh) => (average_kmh * rng.random_range(0.85..1.15)).min(105.0),
+        None => 0.0,
+    };
+    PingRecord {
+        timestamp: at,
+        lat: lat.clamp(-90.0, 90.0),
+        lon: lon.clamp(-180.0, 180.0),
+        speed_kmh: one_decimal(speed_kmh),
+    }
 }

@@ -4,8 +4,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::shipment::{Fix, Shipment};
-use crate::domain::eta::{EstimateEta, EtaQuery, Stop, TripContext};
+use super::shipment::{Fix, Shipment, ShipmentStop};
+use crate::domain::eta::{EtaQuery, Stop, TripContext};
+use crate::domain::forecast::Forecaster;
 use crate::domain::geo::GeoPoint;
 use crate::domain::risk::{ArrivalBand, RiskThresholds, Severity};
 use crate::domain::rules::{DriverState, SegmentKind};
@@ -94,14 +95,6 @@ pub struct Snapshot {
     pub degraded: Vec<String>,
 }
 
-/// Adds what the feeds know to a query; says which configured feeds could not serve it.
-pub type Enrich<'a> = &'a dyn Fn(&mut EtaQuery) -> Vec<&'static str>;
-
-/// No feeds.
-pub fn no_feeds(_: &mut EtaQuery) -> Vec<&'static str> {
-    Vec::new()
-}
-
 impl Snapshot {
     /// The largest move of a stop's median between two snapshots, in minutes.
     pub fn largest_move_minutes(&self, previous: &Snapshot) -> f64 {
@@ -148,128 +141,31 @@ fn exact(at: DateTime<Utc>) -> ArrivalBand {
 pub fn live_snapshot(
     shipment: &Shipment,
     truck: TruckState,
-    estimator: &dyn EstimateEta,
-    enrich: Enrich<'_>,
+    forecaster: &Forecaster,
     thresholds: RiskThresholds,
     explain: bool,
 ) -> Snapshot {
-    let mut degraded = Vec::new();
-    let n = shipment.stops.len();
-    let mut bands: Vec<Option<ArrivalBand>> = vec![None; n];
-    let mut factors = Vec::new();
-    let mut timeline = Vec::new();
-    let (mut model, mut model_version, mut fallback) = (String::new(), String::new(), false);
-    let as_of;
-    if let Some(next) = shipment.next_stop() {
-        // Where the truck sets off for the next stop it has not reached, and when.
-        let (start, departure, first_ahead) = match (shipment.stops[next].arrived, truck.last_fix) {
-            (Some(arrived), fix) => {
-                let seen = fix.map_or(arrived.at, |fix| fix.at.max(arrived.at));
-                as_of = seen;
-                let leaves = (arrived.at + shipment.stops[next].dwell()).max(seen);
-                (shipment.stops[next].location(), leaves, next + 1)
+    let mut ahead = Ahead::unknown(shipment.stops.len());
+    let as_of = match shipment.next_stop() {
+        Some(next) => {
+            let start = Start::of(shipment, next, truck.last_fix, truck.now);
+            ahead.bands[0] = ahead.bands[0].or(start.at_first);
+            if start.first_ahead < shipment.stops.len() {
+                ahead.ask(shipment, &start, truck.driver, forecaster, explain);
             }
-            (None, Some(fix)) => {
-                as_of = fix.at;
-                (fix.point, fix.at, next)
-            }
-            (None, _) => {
-                let departure = shipment.planned_departure.max(truck.now);
-                as_of = departure;
-                if shipment.origin.is_none() {
-                    // The trip begins at the first stop: the truck is there at departure.
-                    bands[0] = Some(exact(departure));
-                    let leaves = departure + shipment.stops[0].dwell();
-                    (shipment.stops[0].location(), leaves, 1)
-                } else {
-                    (shipment.origin_point(), departure, 0)
-                }
-            }
-        };
-        if first_ahead < n {
-            let mut asked = query(shipment, start, departure, first_ahead, truck.driver);
-            degraded = enrich(&mut asked).into_iter().map(str::to_owned).collect();
-            let estimate = estimator.estimate_live(&asked, elapsed(shipment, departure), explain);
-            for (offset, stop) in estimate.stops.iter().enumerate() {
-                bands[first_ahead + offset] = Some(stop.band);
-            }
-            bands[n - 1] = Some(estimate.band);
-            factors = estimate
-                .factors
-                .iter()
-                .map(|factor| SnapshotFactor {
-                    feature: factor.feature.to_owned(),
-                    value: factor.value.is_finite().then_some(factor.value),
-                    minutes: factor.minutes,
-                })
-                .collect();
-            timeline = estimate
-                .timeline
-                .segments
-                .iter()
-                .map(|segment| SnapshotSegment {
-                    kind: segment_kind(segment.kind).into(),
-                    start: segment.start,
-                    end: segment.end,
-                })
-                .collect();
-            (model, model_version, fallback) = (
-                estimate.model.name,
-                estimate.model.version,
-                estimate.model.fallback,
-            );
+            start.as_of
         }
-    } else {
-        as_of = shipment
+        None => shipment
             .stops
             .last()
             .and_then(|stop| stop.arrived)
-            .map_or(truck.now, |event| event.at);
-    }
+            .map_or(truck.now, |event| event.at),
+    };
     let stops = shipment
         .stops
         .iter()
         .enumerate()
-        .map(|(index, stop)| {
-            let window_end = stop.window().map(|window| window.end());
-            let (state, band, risk) = match (stop.arrived, stop.departed) {
-                (Some(arrived), departed) => {
-                    let late = window_end.map(|end| arrived.at > end);
-                    let risk = late.map(|late| {
-                        if late {
-                            (1.0, Risk::Late)
-                        } else {
-                            (0.0, Risk::OnTime)
-                        }
-                    });
-                    let state = if departed.is_some() {
-                        StopState::Departed
-                    } else {
-                        StopState::Arrived
-                    };
-                    (state, exact(arrived.at), risk)
-                }
-                (None, _) => {
-                    let band = bands[index].unwrap_or_else(|| exact(as_of));
-                    let risk = window_end.map(|end| {
-                        let risk = band.late_risk(end, thresholds);
-                        (risk.probability, risk.severity.into())
-                    });
-                    (StopState::Pending, band, risk)
-                }
-            };
-            StopSnapshot {
-                index,
-                id: stop.id.clone(),
-                state,
-                eta: band.p50,
-                eta_p10: band.p10,
-                eta_p90: band.p90,
-                late_probability: risk
-                    .map(|(probability, _)| (probability * 1000.0).round() / 1000.0),
-                severity: risk.map(|(_, severity)| severity),
-            }
-        })
+        .map(|(index, stop)| stop_snapshot(index, stop, ahead.bands[index], as_of, thresholds))
         .collect();
     Snapshot {
         shipment_id: shipment.id.clone(),
@@ -283,12 +179,187 @@ pub fn live_snapshot(
         driven_today_minutes: minutes(truck.driver.driven_today()),
         driven_since_break_minutes: minutes(truck.driver.driven_since_break()),
         stops,
-        timeline,
-        factors,
-        model,
-        model_version,
-        fallback,
-        degraded,
+        timeline: ahead.timeline,
+        factors: ahead.factors,
+        model: ahead.model,
+        model_version: ahead.model_version,
+        fallback: ahead.fallback,
+        degraded: ahead.degraded,
+    }
+}
+
+/// Where the truck sets off for the next stop it has not reached, and when.
+struct Start {
+    point: GeoPoint,
+    departure: DateTime<Utc>,
+    /// The first stop the question asks about.
+    first_ahead: usize,
+    /// The moment the estimate starts from: the last sign of the truck, or the departure.
+    as_of: DateTime<Utc>,
+    /// The first stop's arrival when the trip begins there: the truck is there at departure.
+    at_first: Option<ArrivalBand>,
+}
+
+impl Start {
+    fn of(shipment: &Shipment, next: usize, last_fix: Option<Fix>, now: DateTime<Utc>) -> Self {
+        let stop = &shipment.stops[next];
+        match (stop.arrived, last_fix) {
+            // At the stop: it leaves after its dwell, or now if that is past.
+            (Some(arrived), fix) => {
+                let seen = fix.map_or(arrived.at, |fix| fix.at.max(arrived.at));
+                Self {
+                    point: stop.location(),
+                    departure: (arrived.at + stop.dwell()).max(seen),
+                    first_ahead: next + 1,
+                    as_of: seen,
+                    at_first: None,
+                }
+            }
+            (None, Some(fix)) => Self {
+                point: fix.point,
+                departure: fix.at,
+                first_ahead: next,
+                as_of: fix.at,
+                at_first: None,
+            },
+            (None, None) => {
+                let departure = shipment.planned_departure.max(now);
+                match shipment.origin {
+                    None => Self {
+                        point: shipment.stops[0].location(),
+                        departure: departure + shipment.stops[0].dwell(),
+                        first_ahead: 1,
+                        as_of: departure,
+                        at_first: Some(exact(departure)),
+                    },
+                    Some(_) => Self {
+                        point: shipment.origin_point(),
+                        departure,
+                        first_ahead: 0,
+                        as_of: departure,
+                        at_first: None,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// What the estimator says of the stops ahead; nothing until it is asked.
+struct Ahead {
+    bands: Vec<Option<ArrivalBand>>,
+    factors: Vec<SnapshotFactor>,
+    timeline: Vec<SnapshotSegment>,
+    model: String,
+    model_version: String,
+    fallback: bool,
+    degraded: Vec<String>,
+}
+
+impl Ahead {
+    fn unknown(stops: usize) -> Self {
+        Self {
+            bands: vec![None; stops],
+            factors: Vec::new(),
+            timeline: Vec::new(),
+            model: String::new(),
+            model_version: String::new(),
+            fallback: false,
+            degraded: Vec::new(),
+        }
+    }
+
+    /// Asks the question still open, from `start` through the last stop.
+    fn ask(
+        &mut self,
+        shipment: &Shipment,
+        start: &Start,
+        driver: DriverState,
+        forecaster: &Forecaster,
+        explain: bool,
+    ) {
+        let asked = query(
+            shipment,
+            start.point,
+            start.departure,
+            start.first_ahead,
+            driver,
+        );
+        let elapsed = elapsed(shipment, start.departure);
+        let answer = forecaster.answer(&shipment.organisation, asked, elapsed, explain);
+        let estimate = answer.estimate;
+        self.degraded = answer.degraded.into_iter().map(str::to_owned).collect();
+        for (offset, stop) in estimate.stops.iter().enumerate() {
+            self.bands[start.first_ahead + offset] = Some(stop.band);
+        }
+        let last = self.bands.len() - 1;
+        self.bands[last] = Some(estimate.band);
+        self.factors = estimate
+            .factors
+            .iter()
+            .map(|factor| SnapshotFactor {
+                feature: factor.feature.to_owned(),
+                value: factor.value.is_finite().then_some(factor.value),
+                minutes: factor.minutes,
+            })
+            .collect();
+        self.timeline = estimate
+            .timeline
+            .segments
+            .iter()
+            .map(|segment| SnapshotSegment {
+                kind: segment_kind(segment.kind).into(),
+                start: segment.start,
+                end: segment.end,
+            })
+            .collect();
+        (self.model, self.model_version, self.fallback) = (
+            estimate.model.name,
+            estimate.model.version,
+            estimate.model.fallback,
+        );
+    }
+}
+
+/// One stop: final once the truck arrived there, else its band and the risk to its window.
+fn stop_snapshot(
+    index: usize,
+    stop: &ShipmentStop,
+    band: Option<ArrivalBand>,
+    as_of: DateTime<Utc>,
+    thresholds: RiskThresholds,
+) -> StopSnapshot {
+    let window_end = stop.window().map(|window| window.end());
+    let (state, band, risk) = match (stop.arrived, stop.departed) {
+        (Some(arrived), departed) => {
+            let risk = window_end.map(|end| match arrived.at > end {
+                true => (1.0, Risk::Late),
+                false => (0.0, Risk::OnTime),
+            });
+            let state = match departed {
+                Some(_) => StopState::Departed,
+                None => StopState::Arrived,
+            };
+            (state, exact(arrived.at), risk)
+        }
+        (None, _) => {
+            let band = band.unwrap_or_else(|| exact(as_of));
+            let risk = window_end.map(|end| {
+                let risk = band.late_risk(end, thresholds);
+                (risk.probability, risk.severity.into())
+            });
+            (StopState::Pending, band, risk)
+        }
+    };
+    StopSnapshot {
+        index,
+        id: stop.id.clone(),
+        state,
+        eta: band.p50,
+        eta_p10: band.p10,
+        eta_p90: band.p90,
+        late_probability: risk.map(|(probability, _)| (probability * 1000.0).round() / 1000.0),
+        severity: risk.map(|(_, severity)| severity),
     }
 }
 
@@ -325,10 +396,8 @@ fn query(
             })
             .collect(),
         driver,
-        context: TripContext {
-            partner: Some(shipment.organisation.clone()),
-            ..TripContext::default()
-        },
+        // The forecaster adds the organisation and the conditions.
+        context: TripContext::default(),
     }
 }
 

@@ -2,10 +2,8 @@
 //! lease under which one process of several does the work done once. The adapters implement
 //! these; the tracker sees nothing else of the database.
 
-use chrono::{DateTime, Utc};
 use polars::prelude::{DataFrame, PolarsResult};
 
-use crate::domain::eta::EtaQuery;
 use crate::domain::storage::StoreResult;
 use crate::tracking::eta::Snapshot;
 use crate::tracking::pings::Ping;
@@ -101,11 +99,4 @@ pub trait PingArchive: Send + Sync + 'static {
         since_ms: i64,
         take: &mut dyn FnMut(DataFrame) -> PolarsResult<()>,
     ) -> StoreResult<()>;
-}
-
-/// How a live estimate learns the weather, traffic and roads ahead: from what the feeds have
-/// cached, without waiting for them (the estimate is recomputed at the next ping anyway).
-pub trait EnrichLive: Send + Sync + 'static {
-    /// Fills in the query's conditions; returns the feeds that could not answer.
-    fn enrich_live(&self, query: &mut EtaQuery, now: DateTime<Utc>) -> Vec<&'static str>;
 }

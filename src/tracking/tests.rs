@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::book::{fixes, pings_frame, PingBook, VehicleKey};
@@ -9,6 +11,7 @@ use super::shipment::{
 };
 use crate::adapters::store::segments::PingLog;
 use crate::domain::eta::{RulesEta, RulesEtaConfig};
+use crate::domain::forecast::Forecaster;
 use crate::domain::geo::GeoPoint;
 use crate::domain::rules::DriverState;
 
@@ -535,8 +538,7 @@ fn the_live_estimate_follows_the_truck_and_turns_late_when_a_window_is_lost() {
             driver: DriverState::default(),
             now: at("2026-11-29T12:00:00Z"),
         },
-        &estimator,
-        &super::eta::no_feeds,
+        &Forecaster::new(Arc::new(estimator.clone()), None),
         thresholds,
         false,
     );
@@ -556,8 +558,7 @@ fn the_live_estimate_follows_the_truck_and_turns_late_when_a_window_is_lost() {
             driver: DriverState::new(TimeDelta::minutes(240), TimeDelta::minutes(100)).unwrap(),
             now: at("2026-11-30T15:31:00Z"),
         },
-        &estimator,
-        &super::eta::no_feeds,
+        &Forecaster::new(Arc::new(estimator.clone()), None),
         thresholds,
         false,
     );
@@ -589,8 +590,7 @@ fn a_truck_at_a_stop_leaves_after_its_dwell_and_arrived_stops_are_final() {
             driver: DriverState::default(),
             now: at("2026-11-30T15:56:00Z"),
         },
-        &estimator,
-        &super::eta::no_feeds,
+        &Forecaster::new(Arc::new(estimator.clone()), None),
         estimator.risk_thresholds(),
         false,
     );

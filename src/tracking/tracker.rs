@@ -22,13 +22,13 @@ use super::shipment::{
 };
 use crate::config::TrackingSettings;
 use crate::domain::clock::Clock;
-use crate::domain::eta::EstimateEta;
+use crate::domain::forecast::Forecaster;
 use crate::domain::risk::RiskThresholds;
 use crate::domain::rules::DriverState;
 use crate::domain::storage::StoreError;
 use crate::ml::features::live::driving_state;
 use crate::telemetry::Metrics;
-use crate::tracking::store::{EnrichLive, PingArchive, SharedPings, ShipmentStore};
+use crate::tracking::store::{PingArchive, SharedPings, ShipmentStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
@@ -129,13 +129,13 @@ pub struct Tracker {
     store: Arc<dyn ShipmentStore>,
     /// Where the pings and the current estimates live: this process, or a shared database.
     mode: Box<dyn Mode>,
-    estimator: Arc<dyn EstimateEta>,
+    /// The estimator and the feeds' conditions, as `POST /v1/eta` asks them.
+    forecaster: Forecaster,
     settings: TrackingSettings,
     thresholds: RiskThresholds,
     metrics: Metrics,
     clock: Clock,
     notices: Option<NoticeSender>,
-    feeds: Option<Arc<dyn EnrichLive>>,
     /// Pings accepted since start, by organisation: its ingestion rate, seen by it alone.
     received: Mutex<HashMap<String, u64>>,
     dirty: Mutex<HashSet<VehicleKey>>,
@@ -160,14 +160,14 @@ const HISTORY_MIN_MOVE_MINUTES: f64 = 1.0;
 pub struct TrackerParts {
     pub store: Arc<dyn ShipmentStore>,
     pub log: Arc<dyn PingArchive>,
-    pub estimator: Arc<dyn EstimateEta>,
+    /// The estimator, with weather, traffic and routes from what the feeds have cached: a live
+    /// estimate does not wait for a feed, it is recomputed at the next ping anyway.
+    pub forecaster: Forecaster,
     pub settings: TrackingSettings,
     pub thresholds: RiskThresholds,
     pub metrics: Metrics,
     pub clock: Clock,
     pub notices: Option<NoticeSender>,
-    /// Weather, traffic and routes for the live estimates, from what the feeds have cached.
-    pub feeds: Option<Arc<dyn EnrichLive>>,
     /// Pings in a shared store (several replicas) instead of this process's segments.
     pub shared: Option<Arc<dyn SharedPings>>,
 }
@@ -178,13 +178,12 @@ impl Tracker {
         let TrackerParts {
             store,
             log,
-            estimator,
+            forecaster,
             settings,
             thresholds,
             metrics,
             clock,
             notices,
-            feeds,
             shared,
         } = parts;
         let since = kept_since(&settings, clock.now());
@@ -204,13 +203,12 @@ impl Tracker {
             store,
             leading: AtomicBool::new(!mode.is_shared()),
             mode,
-            estimator,
+            forecaster,
             settings,
             thresholds,
             metrics,
             clock,
             notices,
-            feeds,
             received: Mutex::default(),
             dirty: Mutex::new(HashSet::new()),
             following: Mutex::new(HashMap::new()),
@@ -676,19 +674,7 @@ impl Tracker {
             driver,
             now: self.now(),
         };
-        // The feeds' caches are keyed by real time, whatever clock the tracker runs on.
-        let enrich = |query: &mut crate::domain::eta::EtaQuery| match &self.feeds {
-            Some(feeds) => feeds.enrich_live(query, Clock::System.now()),
-            None => Vec::new(),
-        };
-        live_snapshot(
-            shipment,
-            truck,
-            &*self.estimator,
-            &enrich,
-            self.thresholds,
-            true,
-        )
+        live_snapshot(shipment, truck, &self.forecaster, self.thresholds, true)
     }
 
     /// Keeps the estimate in the history when it moved or changed a stop's risk or state since

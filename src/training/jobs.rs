@@ -23,6 +23,7 @@ use crate::ml::model::evaluate::{
 use crate::ml::model::metrics::Figures;
 use crate::ml::model::serve::{ModelEta, ServedModel};
 use crate::ml::model::train::holdout_split;
+use crate::ml::model::train::ValidParams;
 use crate::ml::model::{Model, TrainParams};
 use crate::partners::uploads::UploadArea;
 use crate::partners::uploads::UploadStore;
@@ -163,12 +164,13 @@ impl Jobs {
         let params = TrainParams {
             rounds: request.rounds.unwrap_or(TrainParams::default().rounds),
             ..TrainParams::default()
-        };
+        }
+        .check()?;
         let models = usize::from(pool.is_some()) + own.len();
         self.update(id, |job| {
             job.partners = pool.as_ref().map_or(0, |inputs| inputs.partners.len());
             job.uploads = pool.as_ref().map_or(0, |inputs| inputs.sources.len());
-            job.rounds_total = models * params.rounds * 3;
+            job.rounds_total = models * params.get().rounds * 3;
         });
         std::fs::create_dir_all(context.data_dir.join("models"))?;
         // Models of partners' own first: each is judged against what serves its trips before
@@ -223,7 +225,7 @@ impl Jobs {
         id: &str,
         context: &TrainingContext<'_>,
         inputs: &Inputs,
-        params: &TrainParams,
+        params: &ValidParams,
         owner: Option<&str>,
         out: &Path,
         models_done: usize,
@@ -285,10 +287,10 @@ impl Jobs {
 fn judge(
     model: &Model,
     examples: &Examples,
-    params: &TrainParams,
+    params: &ValidParams,
     serving: Option<Arc<ServedModel>>,
 ) -> anyhow::Result<Holdout> {
-    let (_, holdout_rows) = holdout_split(&examples.trip_start, params.calibration_share);
+    let (_, holdout_rows) = holdout_split(&examples.trip_start, params.get().calibration_share);
     let new_mae = mae_on(model, examples, &holdout_rows)?;
     let (served, served_mae) = match &serving {
         Some(served) => (

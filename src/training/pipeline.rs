@@ -12,8 +12,8 @@ use crate::ml::history::files::{load_history, read_table};
 use crate::ml::history::ValidationOptions;
 use crate::ml::model::dataset::{training_frame, Observations, PartnerHistory};
 use crate::ml::model::evaluate::{evaluate, EvaluateOptions, Examples, Report, Step};
+use crate::ml::model::train::ValidParams;
 use crate::ml::model::train::{Model, Progress};
-use crate::ml::model::TrainParams;
 use crate::training::registry::{self, ModelCard, Source, TrainingData};
 
 /// Partners' histories and the observations to join onto them, read and checked.
@@ -87,7 +87,7 @@ impl Inputs {
 pub fn train(
     inputs: &Inputs,
     rules: &RulesEta,
-    params: &TrainParams,
+    params: &ValidParams,
     out: &Path,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<ModelCard> {
@@ -103,18 +103,12 @@ pub fn train(
 pub fn train_on(
     inputs: &Inputs,
     examples: &Examples,
-    params: &TrainParams,
+    params: &ValidParams,
     owner: Option<&str>,
     progress: impl FnMut(Progress),
 ) -> anyhow::Result<(ModelCard, Model)> {
-    let valid = params.clone().check()?;
     let vocabulary = inputs.vocabulary();
-    let rows = crate::ml::model::train::Rows {
-        matrix: &examples.matrix,
-        minutes: &examples.minutes,
-        order: &examples.trip_start,
-    };
-    let model = Model::fit(&rows, vocabulary.clone(), &valid, progress)?;
+    let model = Model::fit(&examples.rows(), vocabulary.clone(), params, progress)?;
     let fingerprint = registry::fingerprint(&examples.matrix, &examples.minutes, &vocabulary);
     let created_at = Clock::System.now();
     let card = ModelCard {
@@ -129,7 +123,7 @@ pub fn train_on(
         target: model.target,
         calibration: model.calibration,
         profiles: model.profiles.clone(),
-        params: params.clone(),
+        params: params.get().clone(),
         training: TrainingData {
             fingerprint,
             rows: examples.len(),
@@ -145,7 +139,7 @@ pub fn train_on(
 pub fn run_evaluation(
     inputs: &Inputs,
     rules: &RulesEta,
-    params: &TrainParams,
+    params: &ValidParams,
     options: EvaluateOptions,
     step: impl FnMut(Step),
 ) -> anyhow::Result<Report> {

@@ -42,7 +42,7 @@ fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_h
     let report = pipeline::run_evaluation(
         &whole_sample(),
         &RulesEta::default(),
-        &TrainParams::default(),
+        &TrainParams::default().check().unwrap(),
         EvaluateOptions {
             baselines: true,
             partner_left_out: false,
@@ -113,7 +113,9 @@ fn a_trained_model_is_written_whole_read_back_and_fingerprinted() {
     let params = TrainParams {
         rounds: 30,
         ..TrainParams::default()
-    };
+    }
+    .check()
+    .unwrap();
     let dirs = [artifact_path("trained-a"), artifact_path("trained-b")];
     for dir in &dirs {
         let _ = std::fs::remove_dir_all(dir);

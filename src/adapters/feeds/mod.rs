@@ -25,12 +25,12 @@ use polars::prelude::*;
 use crate::config::{FeedSettings, RoutingEngine};
 use crate::domain::clock::Clock;
 use crate::domain::eta::{EtaQuery, RoadLeg};
+use crate::domain::forecast::Surroundings;
 use crate::domain::geo::GeoPoint;
 use crate::ml::features::conditions::{
     conditions_of, congestion_profile, CongestionAt, HourlyWeather,
 };
 use crate::telemetry::Metrics;
-use crate::tracking::store::EnrichLive;
 use guard::FeedGuard;
 use routing::{Osrm, Router, Valhalla};
 use traffic::{Area, TomTom, TrafficSource};
@@ -614,28 +614,32 @@ impl Feeds {
             }
         }
     }
+}
 
-    /// What the caches hold now, and fetches started for the rest without waiting: for the
-    /// live estimates, which are recomputed at the next ping anyway.
-    pub fn enrich_cached(
-        self: &Arc<Self>,
-        query: &mut EtaQuery,
-        now: DateTime<Utc>,
-    ) -> Vec<&'static str> {
-        self.fetch_missing(std::slice::from_ref(query), now);
-        self.apply(std::slice::from_mut(query), now)
-            .pop()
-            .unwrap_or_default()
+/// What the caches hold now: for `POST /v1/eta`, which has waited for the feeds first (see
+/// [`Feeds::prefetch`]). The caches are keyed by real time, whatever clock the caller runs on.
+impl Surroundings for Feeds {
+    fn fill(&self, queries: &mut [EtaQuery]) -> Vec<Vec<&'static str>> {
+        if !self.active() {
+            return vec![Vec::new(); queries.len()];
+        }
+        self.apply(queries, Clock::System.now())
     }
 }
 
-/// The tracker's live conditions: what the caches hold, fetches started for the rest.
-impl EnrichLive for Arc<Feeds> {
-    fn enrich_live(&self, query: &mut EtaQuery, now: DateTime<Utc>) -> Vec<&'static str> {
-        if !self.active() {
-            return Vec::new();
+/// The live estimates' conditions: what the caches hold, and fetches started for the rest
+/// without waiting for them (the estimate is recomputed at the next ping anyway).
+pub struct CachedFeeds(pub Arc<Feeds>);
+
+impl Surroundings for CachedFeeds {
+    fn fill(&self, queries: &mut [EtaQuery]) -> Vec<Vec<&'static str>> {
+        let feeds = &self.0;
+        if !feeds.active() {
+            return vec![Vec::new(); queries.len()];
         }
-        self.enrich_cached(query, now)
+        let now = Clock::System.now();
+        feeds.fetch_missing(queries, now);
+        feeds.apply(queries, now)
     }
 }
 

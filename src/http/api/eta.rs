@@ -63,18 +63,14 @@ pub async fn eta_batch(
     let body = read_limited(payload, state.settings.max_batch_body_bytes).await?;
     let batch: BatchRequest = parse_json(&body)?;
     let explain = batch.factors;
-    let (parsed, queries) = check_batch(&state, batch, organisation).await?;
-    if state.feeds.active() {
-        state
-            .feeds
-            .prefetch(&queries, Clock::System.now(), state.feeds.wait())
-            .await;
-    }
+    let (parsed, queries) = check_batch(&state, batch).await?;
+    prefetch(&state, &queries).await;
     let worker_state = state.clone();
     // Ten thousand estimates take long enough to stall the worker's other connections.
-    let results = web::block(move || estimate_all(&worker_state, parsed, queries, explain))
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let results =
+        web::block(move || estimate_all(&worker_state, &organisation, parsed, queries, explain))
+            .await
+            .map_err(|error| ApiError::Internal(error.to_string()))?;
     for item in &results {
         if let BatchItem::Eta(response) = item {
             count_prediction(&state, response);
@@ -88,7 +84,6 @@ pub async fn eta_batch(
 async fn check_batch(
     state: &web::Data<AppState>,
     batch: BatchRequest,
-    organisation: String,
 ) -> Result<(Vec<Result<Parsed, ApiError>>, Vec<EtaQuery>), ApiError> {
     let n_requests = batch.requests.len();
     tracing::Span::current().record("n_requests", n_requests);
@@ -108,7 +103,7 @@ async fn check_batch(
         batch
             .requests
             .into_iter()
-            .map(|item| check_item(item, now, &settings, &organisation))
+            .map(|item| check_item(item, now, &settings))
             .collect()
     })
     .await
@@ -120,12 +115,11 @@ async fn check_batch(
     Ok((parsed, queries))
 }
 
-/// One batch item, checked into a query of the caller's organisation.
+/// One batch item, checked into a query.
 fn check_item(
     item: serde_json::Value,
     now: DateTime<Utc>,
     settings: &ApiSettings,
-    organisation: &str,
 ) -> Result<Parsed, ApiError> {
     let request = from_value::<EtaRequest>(item)?;
     if request.factors {
@@ -137,37 +131,32 @@ fn check_item(
         });
     }
     let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
-    let mut query = request.into_query(now, settings)?;
-    query.context.partner = Some(organisation.to_owned());
-    Ok((query, stop_ids))
+    Ok((request.into_query(now, settings)?, stop_ids))
 }
 
 /// The estimates of the items that passed their checks, in one batch call, each in its
 /// item's place; the others keep their error.
 fn estimate_all(
     state: &AppState,
+    organisation: &str,
     parsed: Vec<Result<Parsed, ApiError>>,
-    mut queries: Vec<EtaQuery>,
+    queries: Vec<EtaQuery>,
     explain: bool,
 ) -> Vec<BatchItem> {
-    let degraded = if state.feeds.active() {
-        state.feeds.apply(&mut queries, Clock::System.now())
-    } else {
-        vec![Vec::new(); queries.len()]
-    };
-    let mut estimates = state
-        .estimator
-        .estimate_batch(&queries, explain)
-        .into_iter()
-        .zip(queries.into_iter().zip(degraded));
+    let mut answers = state
+        .forecaster
+        .answer_batch(organisation, queries, explain)
+        .into_iter();
     parsed
         .into_iter()
         .map(|item| match item {
             Ok((_, stop_ids)) => {
-                let (estimate, (query, degraded)) =
-                    estimates.next().expect("one estimate per query");
+                let answer = answers.next().expect("one answer per query");
                 BatchItem::Eta(Box::new(EtaResponse::new(
-                    &query, stop_ids, estimate, &degraded,
+                    &answer.query,
+                    stop_ids,
+                    answer.estimate,
+                    &answer.degraded,
                 )))
             }
             Err(error) => BatchItem::Error {
@@ -188,25 +177,14 @@ fn count_prediction(state: &AppState, response: &EtaResponse) {
 /// A batch item that passed its checks: the query and the caller's stop ids.
 type Parsed = (EtaQuery, Vec<Option<String>>);
 
-/// The query's conditions from the feeds, waiting for them as long as the settings allow;
-/// the feeds that could not answer.
-async fn enrich(state: &AppState, query: &mut EtaQuery) -> Vec<&'static str> {
-    if !state.feeds.active() {
-        return Vec::new();
+/// Waits for what the feeds lack for these queries, as long as the settings allow.
+async fn prefetch(state: &AppState, queries: &[EtaQuery]) {
+    if state.feeds.active() {
+        state
+            .feeds
+            .prefetch(queries, Clock::System.now(), state.feeds.wait())
+            .await;
     }
-    state
-        .feeds
-        .prefetch(
-            std::slice::from_ref(query),
-            Clock::System.now(),
-            state.feeds.wait(),
-        )
-        .await;
-    state
-        .feeds
-        .apply(std::slice::from_mut(query), Clock::System.now())
-        .pop()
-        .unwrap_or_default()
 }
 
 async fn answer(
@@ -217,23 +195,19 @@ async fn answer(
 ) -> Result<EtaResponse, ApiError> {
     let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
     let explain = request.factors;
-    let mut query = request.into_query(now, &state.settings)?;
-    // The model knows partners by organisation: a partner's own history speaks for its trips.
-    query.context.partner = Some(organisation);
-    let degraded = enrich(state, &mut query).await;
+    let query = request.into_query(now, &state.settings)?;
+    prefetch(state, std::slice::from_ref(&query)).await;
+    let forecaster = state.forecaster.clone();
+    let respond = move || {
+        let answer = forecaster.answer(&organisation, query, TimeDelta::zero(), explain);
+        EtaResponse::new(&answer.query, stop_ids, answer.estimate, &answer.degraded)
+    };
     if !explain {
         // Some 60 µs: cheaper on this worker than a hop to the blocking pool.
-        let estimate = state
-            .estimator
-            .estimate_live(&query, TimeDelta::zero(), false);
-        return Ok(EtaResponse::new(&query, stop_ids, estimate, &degraded));
+        return Ok(respond());
     }
     // The factors take milliseconds: off the worker that serves other connections.
-    let estimator = state.estimator.clone();
-    web::block(move || {
-        let estimate = estimator.estimate_live(&query, TimeDelta::zero(), true);
-        EtaResponse::new(&query, stop_ids, estimate, &degraded)
-    })
-    .await
-    .map_err(|error| ApiError::Internal(error.to_string()))
+    web::block(respond)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))
 }

@@ -34,6 +34,7 @@ use crate::config::ApiSettings;
 use crate::domain::clock::Clock;
 use crate::domain::eta::EstimateEta;
 use crate::domain::eta::RulesEta;
+use crate::domain::forecast::Forecaster;
 use crate::ml::model::serve::ModelEta;
 use crate::partners::keys::Keyring;
 use crate::telemetry::Metrics;
@@ -44,6 +45,8 @@ use error::ApiError;
 /// What every handler may reach.
 pub struct AppState {
     pub estimator: Arc<dyn EstimateEta>,
+    /// The estimator with the feeds' conditions: how every ETA question is answered.
+    pub forecaster: Forecaster,
     pub metrics: Metrics,
     pub settings: ApiSettings,
     pub clock: Clock,

@@ -10,9 +10,8 @@ use std::collections::HashMap;
 use chrono::Utc;
 use polars::prelude::*;
 
-use super::crow_km;
+use super::{crow_km, crow_km_of};
 use crate::domain::eta::{Conditions, EtaQuery};
-use crate::domain::geo::EARTH_RADIUS_KM;
 
 /// The weather grid's cell size, in degrees (Open-Meteo's archive is resampled to it).
 pub const WEATHER_CELL_DEG: f64 = 2.0;
@@ -28,116 +27,160 @@ pub fn with_conditions(
     weather: Option<&DataFrame>,
     traffic: Option<&DataFrame>,
 ) -> PolarsResult<DataFrame> {
-    let hours_to = |fraction: f64| {
-        (crow_km(
-            "origin_lat",
-            "origin_lon",
-            "destination_lat",
-            "destination_lon",
-        ) * lit(PLANNING_CIRCUITY * fraction * 3_600_000.0 / PLANNING_KMH))
-        .cast(DataType::Int64)
-        .cast(DataType::Duration(TimeUnit::Milliseconds))
-    };
-    let hour_of = |offset: Expr| {
-        (col("departure_time").cast(DataType::Datetime(
-            TimeUnit::Milliseconds,
-            Some(TimeZone::UTC),
-        )) + offset)
-            .dt()
-            .truncate(lit("1h"))
-    };
-    let cell_key = |value: Expr| {
-        (((value / lit(WEATHER_CELL_DEG)).floor() + lit(0.5)) * lit(WEATHER_CELL_DEG * 10.0))
-            .round(0, RoundMode::HalfToEven)
-            .cast(DataType::Int32)
-    };
-    let mut frame = trips.lazy().with_row_index("__row", None).with_columns([
-        cell_key((col("origin_lat") + col("destination_lat")) / lit(2.0)).alias("__cell_lat"),
-        cell_key((col("origin_lon") + col("destination_lon")) / lit(2.0)).alias("__cell_lon"),
-        hour_of(hours_to(0.5)).alias("__mid_hour"),
-        hour_of(lit(0).cast(DataType::Duration(TimeUnit::Milliseconds))).alias("__start_hour"),
-        hour_of(hours_to(1.0)).alias("__end_hour"),
-    ]);
+    let mut frame = with_join_keys(trips);
     if let Some(weather) = weather {
-        let hourly = weather.clone().lazy().select([
-            cell_key(col("cell_lat")).alias("__cell_lat"),
-            cell_key(col("cell_lon")).alias("__cell_lon"),
-            col("time")
-                .cast(DataType::Datetime(
-                    TimeUnit::Milliseconds,
-                    Some(TimeZone::UTC),
-                ))
-                .alias("__mid_hour"),
-            col("temperature_2m"),
-            col("precipitation"),
-            col("snowfall"),
-            col("wind_speed_10m"),
-            col("visibility"),
-        ]);
-        let keys = [col("__cell_lat"), col("__cell_lon"), col("__mid_hour")];
-        frame = frame.join(hourly, keys.clone(), keys, JoinArgs::new(JoinType::Left));
+        frame = join_weather(frame, weather);
     }
     if let Some(traffic) = traffic {
-        let hourly = traffic.clone().lazy().select([
-            col("metro"),
-            col("time").cast(DataType::Datetime(
-                TimeUnit::Milliseconds,
-                Some(TimeZone::UTC),
-            )),
-            col("congestion"),
-        ]);
-        let metros = traffic
-            .clone()
-            .lazy()
-            .group_by([col("metro")])
-            .agg([col("lat").first(), col("lon").first()]);
-        for (end, lat, lon, hour) in [
-            ("origin", "origin_lat", "origin_lon", "__start_hour"),
-            (
-                "destination",
-                "destination_lat",
-                "destination_lon",
-                "__end_hour",
-            ),
-        ] {
-            let nearest = frame
-                .clone()
-                .select([
-                    col("__row"),
-                    col(lat).alias("__lat"),
-                    col(lon).alias("__lon"),
-                ])
-                .cross_join(metros.clone(), None)
-                .with_column(crow_km("__lat", "__lon", "lat", "lon").alias("__km"))
-                .group_by([col("__row")])
-                .agg([col("metro")
-                    .sort_by([col("__km")], SortMultipleOptions::default())
-                    .first()
-                    .alias(format!("__{end}_metro"))]);
-            let name = format!("{end}_congestion");
-            frame = frame
-                .join(
-                    nearest,
-                    [col("__row")],
-                    [col("__row")],
-                    JoinArgs::new(JoinType::Left),
-                )
-                .join(
-                    hourly.clone().select([
-                        col("metro").alias(format!("__{end}_metro")),
-                        col("time").alias(hour),
-                        col("congestion").alias(name.as_str()),
-                    ]),
-                    [col(format!("__{end}_metro")), col(hour)],
-                    [col(format!("__{end}_metro")), col(hour)],
-                    JoinArgs::new(JoinType::Left),
-                );
-        }
+        frame = join_traffic(frame, traffic);
     }
     frame
         .sort(["__row"], SortMultipleOptions::default())
         .select([all().exclude_cols(["^__.*$"]).as_expr()])
         .collect()
+}
+
+/// Milliseconds since the epoch in UTC: the one time type the joins compare.
+fn utc_millis() -> DataType {
+    DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+}
+
+/// The planning time to `fraction` of the route, as a duration (see the module's note: the
+/// join must not depend on the model).
+fn planned_offset(fraction: f64) -> Expr {
+    (crow_km(
+        "origin_lat",
+        "origin_lon",
+        "destination_lat",
+        "destination_lon",
+    ) * lit(PLANNING_CIRCUITY * fraction * 3_600_000.0 / PLANNING_KMH))
+    .cast(DataType::Int64)
+    .cast(DataType::Duration(TimeUnit::Milliseconds))
+}
+
+/// The UTC hour the truck is expected at `offset` after departure: weather and traffic are
+/// hourly.
+fn expected_hour(offset: Expr) -> Expr {
+    (col("departure_time").cast(utc_millis()) + offset)
+        .dt()
+        .truncate(lit("1h"))
+}
+
+/// [`cell_key`] as an expression: an integer key, so that the cells of trips and of the
+/// weather frame meet exactly.
+fn cell_key_expr(value: Expr) -> Expr {
+    (((value / lit(WEATHER_CELL_DEG)).floor() + lit(0.5)) * lit(WEATHER_CELL_DEG * 10.0))
+        .round(0, RoundMode::HalfToEven)
+        .cast(DataType::Int32)
+}
+
+/// The trips with what the joins match on: the weather cell of the route's midpoint, the hours
+/// at the middle and both ends, and a row index that restores the trips' order afterwards.
+fn with_join_keys(trips: DataFrame) -> LazyFrame {
+    trips.lazy().with_row_index("__row", None).with_columns([
+        cell_key_expr((col("origin_lat") + col("destination_lat")) / lit(2.0)).alias("__cell_lat"),
+        cell_key_expr((col("origin_lon") + col("destination_lon")) / lit(2.0)).alias("__cell_lon"),
+        expected_hour(planned_offset(0.5)).alias("__mid_hour"),
+        expected_hour(lit(0).cast(DataType::Duration(TimeUnit::Milliseconds)))
+            .alias("__start_hour"),
+        expected_hour(planned_offset(1.0)).alias("__end_hour"),
+    ])
+}
+
+/// The weather of the midpoint's cell at the hour the truck is expected there.
+fn join_weather(frame: LazyFrame, weather: &DataFrame) -> LazyFrame {
+    let mut columns = vec![
+        cell_key_expr(col("cell_lat")).alias("__cell_lat"),
+        cell_key_expr(col("cell_lon")).alias("__cell_lon"),
+        col("time").cast(utc_millis()).alias("__mid_hour"),
+    ];
+    columns.extend(WEATHER_VARIABLES.iter().map(|name| col(*name)));
+    let hourly = weather.clone().lazy().select(columns);
+    let keys = [col("__cell_lat"), col("__cell_lon"), col("__mid_hour")];
+    frame.join(hourly, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+}
+
+/// Congestion near each end: near the origin at the hour the truck leaves, near the
+/// destination at the hour it is expected to arrive.
+fn join_traffic(mut frame: LazyFrame, traffic: &DataFrame) -> LazyFrame {
+    let hourly = traffic.clone().lazy().select([
+        col("metro"),
+        col("time").cast(utc_millis()),
+        col("congestion"),
+    ]);
+    // Each area's centre is its first row's.
+    let metros = traffic
+        .clone()
+        .lazy()
+        .group_by([col("metro")])
+        .agg([col("lat").first(), col("lon").first()]);
+    for (end, lat, lon, hour) in [
+        ("origin", "origin_lat", "origin_lon", "__start_hour"),
+        (
+            "destination",
+            "destination_lat",
+            "destination_lon",
+            "__end_hour",
+        ),
+    ] {
+        let nearest = nearest_metro(&frame, metros.clone(), end, lat, lon);
+        frame = join_congestion(frame, nearest, hourly.clone(), end, hour);
+    }
+    frame
+}
+
+/// The area nearest one end (`lat`, `lon`) of each trip, by `__row`, as `__{end}_metro`: a
+/// cross join, since areas are few.
+fn nearest_metro(
+    frame: &LazyFrame,
+    metros: LazyFrame,
+    end: &str,
+    lat: &str,
+    lon: &str,
+) -> LazyFrame {
+    frame
+        .clone()
+        .select([
+            col("__row"),
+            col(lat).alias("__lat"),
+            col(lon).alias("__lon"),
+        ])
+        .cross_join(metros, None)
+        .with_column(crow_km("__lat", "__lon", "lat", "lon").alias("__km"))
+        .group_by([col("__row")])
+        .agg([col("metro")
+            .sort_by([col("__km")], SortMultipleOptions::default())
+            .first()
+            .alias(format!("__{end}_metro"))])
+}
+
+/// `{end}_congestion`: the congestion of the area `nearest` found, at the end's `hour`.
+fn join_congestion(
+    frame: LazyFrame,
+    nearest: LazyFrame,
+    hourly: LazyFrame,
+    end: &str,
+    hour: &str,
+) -> LazyFrame {
+    let metro = format!("__{end}_metro");
+    let name = format!("{end}_congestion");
+    frame
+        .join(
+            nearest,
+            [col("__row")],
+            [col("__row")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            hourly.select([
+                col("metro").alias(metro.as_str()),
+                col("time").alias(hour),
+                col("congestion").alias(name.as_str()),
+            ]),
+            [col(metro.as_str()), col(hour)],
+            [col(metro.as_str()), col(hour)],
+            JoinArgs::new(JoinType::Left),
+        )
 }
 
 /// One cell's hourly weather, keyed by UTC hour in milliseconds: what [`conditions_of`] reads
@@ -165,10 +208,7 @@ impl HourlyWeather {
         let (lats, lons) = (float("cell_lat")?, float("cell_lon")?);
         let times: Vec<Option<i64>> = frame
             .column("time")?
-            .cast(&DataType::Datetime(
-                TimeUnit::Milliseconds,
-                Some(TimeZone::UTC),
-            ))?
+            .cast(&utc_millis())?
             .datetime()?
             .phys
             .iter()
@@ -236,40 +276,21 @@ pub fn conditions_of(
         (departure_ms + offset).div_euclid(HOUR_MS) * HOUR_MS
     };
     let mut found = Conditions::default();
-    let (cell_lat, cell_lon) = (
-        cell_key((origin.lat() + destination.lat()) / 2.0),
-        cell_key((origin.lon() + destination.lon()) / 2.0),
-    );
-    let mid_hour = hour_of(0.5);
-    if let Some(values) = weather
-        .iter()
-        .filter(|cell| cell_key(cell.cell_lat) == cell_lat && cell_key(cell.cell_lon) == cell_lon)
-        .find_map(|cell| cell.hours.get(&mid_hour))
-    {
+    if let Some(values) = weather_at(
+        weather,
+        (origin.lat() + destination.lat()) / 2.0,
+        (origin.lon() + destination.lon()) / 2.0,
+        hour_of(0.5),
+    ) {
         [
             found.temperature_2m,
             found.precipitation,
             found.snowfall,
             found.wind_speed_10m,
             found.visibility,
-        ] = *values;
+        ] = values;
     }
-    // Each area's centre is its first row's, as the join's `first()`.
-    let mut metros: Vec<(&str, f64, f64)> = Vec::new();
-    for row in traffic {
-        if !metros.iter().any(|(metro, _, _)| *metro == row.metro) {
-            metros.push((&row.metro, row.lat, row.lon));
-        }
-    }
-    let nearest = |lat: f64, lon: f64| {
-        metros
-            .iter()
-            .map(|(metro, metro_lat, metro_lon)| {
-                (*metro, crow_km_of(lat, lon, *metro_lat, *metro_lon))
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(metro, _)| metro)
-    };
+    let metros = area_centres(traffic);
     let congestion = |metro: Option<&str>, hour: i64| {
         let metro = metro?;
         traffic
@@ -278,12 +299,50 @@ pub fn conditions_of(
             .map(|row| row.congestion)
     };
     found.origin_congestion = congestion(
-        nearest(origin.lat(), origin.lon()),
+        nearest_area(&metros, origin.lat(), origin.lon()),
         departure_ms.div_euclid(HOUR_MS) * HOUR_MS,
     );
-    found.destination_congestion =
-        congestion(nearest(destination.lat(), destination.lon()), hour_of(1.0));
+    found.destination_congestion = congestion(
+        nearest_area(&metros, destination.lat(), destination.lon()),
+        hour_of(1.0),
+    );
     found
+}
+
+/// The weather of the cell holding (`lat`, `lon`) at `hour_ms`, as the join's cell keys match.
+fn weather_at(
+    weather: &[&HourlyWeather],
+    lat: f64,
+    lon: f64,
+    hour_ms: i64,
+) -> Option<[Option<f64>; 5]> {
+    let (cell_lat, cell_lon) = (cell_key(lat), cell_key(lon));
+    weather
+        .iter()
+        .filter(|cell| cell_key(cell.cell_lat) == cell_lat && cell_key(cell.cell_lon) == cell_lon)
+        .find_map(|cell| cell.hours.get(&hour_ms))
+        .copied()
+}
+
+/// The areas of the traffic rows, each centred at its first row's position, as the join's
+/// `first()`.
+fn area_centres(traffic: &[CongestionAt]) -> Vec<(&str, f64, f64)> {
+    let mut metros: Vec<(&str, f64, f64)> = Vec::new();
+    for row in traffic {
+        if !metros.iter().any(|(metro, _, _)| *metro == row.metro) {
+            metros.push((&row.metro, row.lat, row.lon));
+        }
+    }
+    metros
+}
+
+/// The area whose centre is nearest (`lat`, `lon`), on the same haversine as the join's.
+fn nearest_area<'a>(metros: &[(&'a str, f64, f64)], lat: f64, lon: f64) -> Option<&'a str> {
+    metros
+        .iter()
+        .map(|(metro, metro_lat, metro_lon)| (*metro, crow_km_of(lat, lon, *metro_lat, *metro_lon)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(metro, _)| metro)
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -292,16 +351,6 @@ const HOUR_MS: i64 = 3_600_000;
 fn cell_key(value: f64) -> i32 {
     (((value / WEATHER_CELL_DEG).floor() + 0.5) * (WEATHER_CELL_DEG * 10.0)).round_ties_even()
         as i32
-}
-
-/// [`crow_km`]'s haversine, on numbers.
-fn crow_km_of(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let radians = |degrees: f64| degrees * (std::f64::consts::PI / 180.0);
-    let half_dlat = (radians(lat2) - radians(lat1)) / 2.0;
-    let half_dlon = (radians(lon2) - radians(lon1)) / 2.0;
-    let a = half_dlat.sin() * half_dlat.sin()
-        + radians(lat1).cos() * radians(lat2).cos() * half_dlon.sin() * half_dlon.sin();
-    2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
 }
 
 /// The conditions of queries by the frame path: each query's row through [`with_conditions`],
@@ -324,15 +373,10 @@ pub fn joined_conditions(
     // The join fills these; the queries' own (missing) values must not shadow them.
     let trips = trips.drop_many(super::CONDITION_COLUMNS);
     let joined = with_conditions(trips, weather, traffic)?;
-    let column = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
-        if !joined.schema().contains(name) {
-            return Ok(vec![None; joined.height()]);
-        }
-        super::float_values(&joined, name)
-    };
+    // A frame joined without weather or without traffic leaves those columns out.
     let columns: Vec<Vec<Option<f64>>> = super::CONDITION_COLUMNS
         .iter()
-        .map(|name| column(name))
+        .map(|name| super::optional_float_values(&joined, name))
         .collect::<PolarsResult<_>>()?;
     Ok((0..joined.height())
         .map(|row| Conditions::from_values(std::array::from_fn(|index| columns[index][row])))
@@ -356,10 +400,7 @@ pub fn congestion_profile(pings: &DataFrame) -> PolarsResult<DataFrame> {
             .floor()
             .cast(DataType::Int32)
     };
-    let at = col("timestamp").cast(DataType::Datetime(
-        TimeUnit::Milliseconds,
-        Some(TimeZone::UTC),
-    ));
+    let at = col("timestamp").cast(utc_millis());
     let moving = pings
         .clone()
         .lazy()

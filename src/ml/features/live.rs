@@ -33,36 +33,42 @@ fn over(expr: Expr, keys: &[&str]) -> Expr {
 /// The driver's state at every ping: `driven_minutes`, `driven_today_minutes` and
 /// `driven_since_break_minutes` beside the pings' own columns, sorted by trip and time.
 pub fn driving_state(pings: &DataFrame) -> PolarsResult<DataFrame> {
-    let over_trip = |expr: Expr| over(expr, &["trip_id"]);
-    let minutes_to_next = over_trip(
-        (col("timestamp").shift(lit(-1)) - col("timestamp"))
-            .dt()
-            .total_milliseconds(false)
-            .cast(DataType::Float64)
-            / lit(60_000.0),
-    )
+    let mut pings = pings.clone();
+    super::with_null_floats(&mut pings, &["speed_kmh"])?;
+    let state = with_intervals(pings.lazy());
+    let state = with_moving(state);
+    let state = with_driven(state);
+    let state = with_stopped_for(state);
+    with_driving_since_stops(state)
+        .select([all().exclude_cols(["^__.*$"]).as_expr()])
+        .collect()
+}
+
+/// A window over each trip's pings.
+fn over_trip(expr: Expr) -> Expr {
+    over(expr, &["trip_id"])
+}
+
+/// The minutes from `earlier` to `later`, two datetimes.
+fn minutes_between(later: Expr, earlier: Expr) -> Expr {
+    (later - earlier)
+        .dt()
+        .total_milliseconds(false)
+        .cast(DataType::Float64)
+        / lit(60_000.0)
+}
+
+/// Each ping's interval to the trip's next one, in minutes (`__interval`) and crow-flies
+/// kilometres (`__km`); zero after the last ping.
+fn with_intervals(pings: LazyFrame) -> LazyFrame {
+    let minutes_to_next = over_trip(minutes_between(
+        col("timestamp").shift(lit(-1)),
+        col("timestamp"),
+    ))
     .fill_null(lit(0.0));
     let km_to_next =
         over_trip(crow_km("lat", "lon", "__next_lat", "__next_lon")).fill_null(lit(0.0));
-    let reset_base = |stop_minutes: f64| {
-        over_trip(
-            when(col("__stopped_for").gt_eq(lit(stop_minutes)))
-                .then(col("driven_minutes"))
-                .otherwise(lit(NULL).cast(DataType::Float64))
-                .fill_null_with_strategy(FillNullStrategy::Forward(None)),
-        )
-        .fill_null(lit(0.0))
-    };
-    let mut pings = pings.clone();
-    if !pings.schema().contains("speed_kmh") {
-        pings.with_column(Column::full_null(
-            "speed_kmh".into(),
-            pings.height(),
-            &DataType::Float64,
-        ))?;
-    }
     pings
-        .lazy()
         .sort(["trip_id", "timestamp"], SortMultipleOptions::default())
         .with_columns([
             over_trip(col("lat").shift(lit(-1))).alias("__next_lat"),
@@ -72,35 +78,49 @@ pub fn driving_state(pings: &DataFrame) -> PolarsResult<DataFrame> {
             minutes_to_next.alias("__interval"),
             km_to_next.alias("__km"),
         ])
-        .with_column(
-            // The speed the unit reports, when it reports one, keeps a GPS outlier (a jump of
-            // a kilometre and back) from splitting a rest into two short stops.
-            (col("__interval")
-                .gt(lit(0.0))
-                .and((col("__km") / col("__interval") * lit(60.0)).gt(lit(MOVING_KMH)))
-                .and(
-                    col("speed_kmh")
-                        .cast(DataType::Float64)
-                        .fill_null(lit(f64::INFINITY))
-                        .gt(lit(MOVING_KMH)),
-                ))
-            .alias("__moving"),
+}
+
+/// `__moving`: whether the interval after a ping was driving (see [`MOVING_KMH`]).
+fn with_moving(pings: LazyFrame) -> LazyFrame {
+    pings.with_column(
+        // The speed the unit reports, when it reports one, keeps a GPS outlier (a jump of
+        // a kilometre and back) from splitting a rest into two short stops.
+        (col("__interval")
+            .gt(lit(0.0))
+            .and((col("__km") / col("__interval") * lit(60.0)).gt(lit(MOVING_KMH)))
+            .and(
+                col("speed_kmh")
+                    .cast(DataType::Float64)
+                    .fill_null(lit(f64::INFINITY))
+                    .gt(lit(MOVING_KMH)),
+            ))
+        .alias("__moving"),
+    )
+}
+
+/// `driven_minutes`, the driving before each ping since the trip's first, and how the ping
+/// was reached: moving or not (`__came_moving`), after how long (`__came_in`).
+fn with_driven(pings: LazyFrame) -> LazyFrame {
+    pings.with_columns([
+        over_trip(
+            (when(col("__moving"))
+                .then(col("__interval"))
+                .otherwise(lit(0.0)))
+            .cum_sum(false)
+            .shift(lit(1)),
         )
-        .with_columns([
-            over_trip(
-                (when(col("__moving"))
-                    .then(col("__interval"))
-                    .otherwise(lit(0.0)))
-                .cum_sum(false)
-                .shift(lit(1)),
-            )
-            .fill_null(lit(0.0))
-            .alias("driven_minutes"),
-            over_trip(col("__moving").shift(lit(1))).alias("__came_moving"),
-            over_trip(col("__interval").shift(lit(1))).alias("__came_in"),
-        ])
-        // How long the truck has stood still when the ping arrives: known at that moment,
-        // unlike the length of the whole stop.
+        .fill_null(lit(0.0))
+        .alias("driven_minutes"),
+        over_trip(col("__moving").shift(lit(1))).alias("__came_moving"),
+        over_trip(col("__interval").shift(lit(1))).alias("__came_in"),
+    ])
+}
+
+/// `__stopped_for`: how long the truck has stood still when the ping arrives, known at that
+/// moment, unlike the length of the whole stop. A stretch (`__stretch`) is a run of pings
+/// reached alike, moving or not.
+fn with_stopped_for(pings: LazyFrame) -> LazyFrame {
+    pings
         .with_column(
             over_trip(
                 col("__came_moving")
@@ -120,12 +140,28 @@ pub fn driving_state(pings: &DataFrame) -> PolarsResult<DataFrame> {
                 ))
                 .alias("__stopped_for"),
         )
-        .with_columns([
-            (col("driven_minutes") - reset_base(BREAK_MINUTES)).alias("driven_since_break_minutes"),
-            (col("driven_minutes") - reset_base(REST_MINUTES)).alias("driven_today_minutes"),
-        ])
-        .select([all().exclude_cols(["^__.*$"]).as_expr()])
-        .collect()
+}
+
+/// The driving since the last break and since the last daily rest: a stop long enough resets
+/// the count, as EU 561/2006 does.
+fn with_driving_since_stops(pings: LazyFrame) -> LazyFrame {
+    pings.with_columns([
+        (col("driven_minutes") - driven_at_last_stop(BREAK_MINUTES))
+            .alias("driven_since_break_minutes"),
+        (col("driven_minutes") - driven_at_last_stop(REST_MINUTES)).alias("driven_today_minutes"),
+    ])
+}
+
+/// `driven_minutes` at the trip's last ping so far that had stood still for `stop_minutes`
+/// (zero before any): the base the counters restart from.
+fn driven_at_last_stop(stop_minutes: f64) -> Expr {
+    over_trip(
+        when(col("__stopped_for").gt_eq(lit(stop_minutes)))
+            .then(col("driven_minutes"))
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .fill_null_with_strategy(FillNullStrategy::Forward(None)),
+    )
+    .fill_null(lit(0.0))
 }
 
 /// One sample an hour of every tracked trip, in the trips frame's schema (see
@@ -133,48 +169,67 @@ pub fn driving_state(pings: &DataFrame) -> PolarsResult<DataFrame> {
 /// `departure_time` is the moment of the sample and the origin is the truck's position then.
 pub fn mid_trip_samples(trips: &DataFrame, pings: &DataFrame) -> PolarsResult<DataFrame> {
     let state = driving_state(pings)?;
-    let trip_columns = trips.clone().lazy().select([
-        col("trip_id"),
-        col("partner"),
-        col("vehicle_class"),
+    let trip_columns = trips.clone().lazy().select(trip_schema(
         col("origin_lat").alias("__start_lat"),
         col("origin_lon").alias("__start_lon"),
-        col("destination_lat"),
-        col("destination_lon"),
         col("departure_time").alias("__departed"),
-        col("arrival_time"),
         col("stops").cast(DataType::Float64).alias("__stops"),
         col("dwell_minutes")
             .cast(DataType::Float64)
             .alias("__dwell"),
-        col("load_tonnes"),
-    ]);
-    let minutes_between = |later: Expr, earlier: Expr| {
-        (later - earlier)
-            .dt()
-            .total_milliseconds(false)
-            .cast(DataType::Float64)
-            / lit(60_000.0)
-    };
-    let share_left = (crow_km("lat", "lon", "destination_lat", "destination_lon")
-        / crow_km(
-            "__start_lat",
-            "__start_lon",
-            "destination_lat",
-            "destination_lon",
-        ))
-    .clip(lit(0.0), lit(1.0))
-    .fill_nan(lit(0.0));
-    let stops_left =
-        (col("__stops").fill_null(lit(0.0)) * share_left).round(0, RoundMode::HalfToEven);
-    state
-        .lazy()
-        .join(
-            trip_columns,
-            [col("trip_id")],
-            [col("trip_id")],
-            JoinArgs::new(JoinType::Inner),
+    ));
+    let pings_of_trips = state.lazy().join(
+        trip_columns,
+        [col("trip_id")],
+        [col("trip_id")],
+        JoinArgs::new(JoinType::Inner),
+    );
+    let mut sample_columns = trip_schema(
+        col("lat").alias("origin_lat"),
+        col("lon").alias("origin_lon"),
+        col("timestamp").alias("departure_time"),
+        col("stops"),
+        col("dwell_minutes"),
+    );
+    sample_columns.extend(super::LIVE_COLUMNS.iter().map(|name| col(*name)));
+    with_stops_ahead(hourly_pings(pings_of_trips))
+        .select(sample_columns)
+        .sort(
+            ["trip_id", "departure_time"],
+            SortMultipleOptions::default(),
         )
+        .collect()
+}
+
+/// A trip's columns in the trips frame's order, with `trip_id` and `arrival_time`: the trip as
+/// recorded and a sample of it differ only in the origin, departure, stops and dwell given.
+fn trip_schema(
+    origin_lat: Expr,
+    origin_lon: Expr,
+    departure: Expr,
+    stops: Expr,
+    dwell: Expr,
+) -> Vec<Expr> {
+    vec![
+        col("trip_id"),
+        col("partner"),
+        col("vehicle_class"),
+        origin_lat,
+        origin_lon,
+        col("destination_lat"),
+        col("destination_lon"),
+        departure,
+        col("arrival_time"),
+        stops,
+        dwell,
+        col("load_tonnes"),
+    ]
+}
+
+/// The pings samples are taken at: the first of each hour of a trip after the first, with
+/// `elapsed_minutes`, while at least [`MIN_MINUTES_LEFT`] remain.
+fn hourly_pings(pings: LazyFrame) -> LazyFrame {
+    pings
         .with_columns([
             minutes_between(col("timestamp"), col("__departed")).alias("elapsed_minutes"),
             minutes_between(col("arrival_time"), col("timestamp")).alias("__left"),
@@ -190,34 +245,33 @@ pub fn mid_trip_samples(trips: &DataFrame, pings: &DataFrame) -> PolarsResult<Da
                 .alias("__hour"),
         )
         .filter(col("timestamp").eq(over(col("timestamp").min(), &["trip_id", "__hour"])))
-        .with_columns([
-            stops_left.clone().cast(DataType::UInt32).alias("stops"),
-            (col("__dwell").fill_null(lit(0.0))
-                * when(col("__stops").gt(lit(0.0)))
-                    .then(stops_left / col("__stops"))
-                    .otherwise(lit(0.0)))
-            .alias("dwell_minutes"),
-        ])
-        .select([
-            col("trip_id"),
-            col("partner"),
-            col("vehicle_class"),
-            col("lat").alias("origin_lat"),
-            col("lon").alias("origin_lon"),
-            col("destination_lat"),
-            col("destination_lon"),
-            col("timestamp").alias("departure_time"),
-            col("arrival_time"),
-            col("stops"),
-            col("dwell_minutes"),
-            col("load_tonnes"),
-            col("elapsed_minutes"),
-            col("driven_today_minutes"),
-            col("driven_since_break_minutes"),
-        ])
-        .sort(
-            ["trip_id", "departure_time"],
-            SortMultipleOptions::default(),
-        )
-        .collect()
+}
+
+/// The stops still ahead of a sample, and their dwell: the pings do not say which stops were
+/// made, so the trip's are taken in the share of its distance left.
+fn with_stops_ahead(samples: LazyFrame) -> LazyFrame {
+    let stops_left =
+        (col("__stops").fill_null(lit(0.0)) * share_left()).round(0, RoundMode::HalfToEven);
+    samples.with_columns([
+        stops_left.clone().cast(DataType::UInt32).alias("stops"),
+        (col("__dwell").fill_null(lit(0.0))
+            * when(col("__stops").gt(lit(0.0)))
+                .then(stops_left / col("__stops"))
+                .otherwise(lit(0.0)))
+        .alias("dwell_minutes"),
+    ])
+}
+
+/// The share of the trip's crow-flies distance still ahead of the ping, from 0 to 1 (0 where
+/// both distances are zero).
+fn share_left() -> Expr {
+    (crow_km("lat", "lon", "destination_lat", "destination_lon")
+        / crow_km(
+            "__start_lat",
+            "__start_lon",
+            "destination_lat",
+            "destination_lon",
+        ))
+    .clip(lit(0.0), lit(1.0))
+    .fill_nan(lit(0.0))
 }

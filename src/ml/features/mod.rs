@@ -126,7 +126,7 @@ pub fn query_frame(
     partner: &str,
     elapsed_minutes: f64,
 ) -> PolarsResult<DataFrame> {
-    let dwell: TimeDelta = query.stops.iter().map(|stop| stop.dwell).sum();
+    let dwell = total_dwell(query);
     let departure = query.departure.with_timezone(&Utc).timestamp_millis();
     let mut frame = DataFrame::new(
         1,
@@ -180,6 +180,16 @@ pub fn float_values(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f6
         .collect())
 }
 
+/// A column's values as floats, nulls kept; all null where the frame leaves the column out,
+/// as it may an optional one.
+fn optional_float_values(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    if frame.schema().contains(name) {
+        float_values(frame, name)
+    } else {
+        Ok(vec![None; frame.height()])
+    }
+}
+
 /// `departure_time` in milliseconds since the epoch, nulls kept.
 pub fn departure_millis(frame: &DataFrame) -> PolarsResult<Vec<Option<i64>>> {
     Ok(frame
@@ -199,6 +209,11 @@ pub(crate) fn in_minutes(delta: TimeDelta) -> f64 {
     delta.num_milliseconds() as f64 / 60_000.0
 }
 
+/// The dwell of all a request's intermediate stops: a history records only the total.
+fn total_dwell(query: &EtaQuery) -> TimeDelta {
+    query.stops.iter().map(|stop| stop.dwell).sum()
+}
+
 /// The features of every row of a trips frame (see [`INPUT_COLUMNS`]), with the input columns
 /// kept beside them. `partners` is the model's vocabulary: the partner at index `i` has code
 /// `i + 1`, any other [`UNSEEN_PARTNER`].
@@ -207,57 +222,16 @@ pub fn features(
     partners: &[String],
     rules: &RulesEta,
 ) -> PolarsResult<DataFrame> {
-    let mut with_prior = trips.clone();
-    for name in LIVE_COLUMNS {
-        if !with_prior.schema().contains(name) {
-            with_prior.with_column(Column::new_scalar(
-                name.into(),
-                Scalar::from(0.0f64),
-                trips.height(),
-            ))?;
-        }
-    }
-    for name in CONDITION_COLUMNS {
-        if !with_prior.schema().contains(name) {
-            with_prior.with_column(Column::full_null(
-                name.into(),
-                trips.height(),
-                &DataType::Float64,
-            ))?;
-        }
-    }
+    let mut with_prior = with_absent_columns(trips)?;
     for column in prior::rules_prior(&with_prior, rules)? {
         with_prior.with_column(column)?;
     }
-    let vocabulary = DataFrame::new(
-        partners.len(),
-        vec![
-            Column::new("partner".into(), partners),
-            Column::new(
-                "partner_code".into(),
-                (1..=partners.len() as u32).collect::<Vec<_>>(),
-            ),
-        ],
-    )?;
-    let local = col("departure_time")
-        .dt()
-        .convert_time_zone(TimeZone::from_chrono(&chrono_tz::Europe::Paris));
-    let day_code = local.clone().dt().year() * lit(10_000)
-        + local.clone().dt().month().cast(DataType::Int32) * lit(100)
-        + local.clone().dt().day().cast(DataType::Int32);
+    let vocabulary = partner_vocabulary(partners)?;
     let (holidays, eves) = holiday_codes(trips)?;
-    let cell = |name: &str| (col(name) / lit(AREA_CELL_DEG)).floor() * lit(AREA_CELL_DEG);
-    let bearing = bearing_radians(
-        "origin_lat",
-        "origin_lon",
-        "destination_lat",
-        "destination_lon",
-    );
-    let vehicle_code = when(col("vehicle_class").eq(lit("van")))
-        .then(lit(0.0))
-        .when(col("vehicle_class").eq(lit("rigid")))
-        .then(lit(1.0))
-        .otherwise(lit(2.0));
+    let mut columns = route_features();
+    columns.extend(calendar_features(holidays, eves));
+    columns.extend(load_features());
+    columns.extend(partner_features());
     with_prior
         .lazy()
         .join(
@@ -266,57 +240,7 @@ pub fn features(
             [col("partner")],
             JoinArgs::new(JoinType::Left),
         )
-        .with_columns([
-            crow_km(
-                "origin_lat",
-                "origin_lon",
-                "destination_lat",
-                "destination_lon",
-            )
-            .alias("crow_km"),
-            bearing.clone().sin().alias("bearing_sin"),
-            bearing.cos().alias("bearing_cos"),
-            cell("origin_lat").alias("origin_cell_lat"),
-            cell("origin_lon").alias("origin_cell_lon"),
-            cell("destination_lat").alias("destination_cell_lat"),
-            cell("destination_lon").alias("destination_cell_lon"),
-            local
-                .clone()
-                .dt()
-                .hour()
-                .cast(DataType::Float64)
-                .alias("local_hour"),
-            local
-                .clone()
-                .dt()
-                .weekday()
-                .cast(DataType::Float64)
-                .alias("weekday"),
-            local.dt().month().cast(DataType::Float64).alias("month"),
-            day_code
-                .clone()
-                .is_in(lit(holidays).implode(false), false)
-                .cast(DataType::Float64)
-                .alias("is_holiday"),
-            day_code
-                .is_in(lit(eves).implode(false), false)
-                .cast(DataType::Float64)
-                .alias("is_holiday_eve"),
-            vehicle_code.alias("vehicle_code"),
-            col("load_tonnes").cast(DataType::Float64),
-            col("stops").cast(DataType::Float64),
-            col("dwell_minutes").cast(DataType::Float64),
-            col("partner_code")
-                .fill_null(lit(UNSEEN_PARTNER))
-                .cast(DataType::Float64),
-            lit(NULL).cast(DataType::Float64).alias("partner_day_pace"),
-            lit(NULL)
-                .cast(DataType::Float64)
-                .alias("partner_rest_extra_minutes"),
-            lit(NULL)
-                .cast(DataType::Float64)
-                .alias("partner_strict_share"),
-        ])
+        .with_columns(columns)
         .with_columns(
             LIVE_COLUMNS
                 .iter()
@@ -325,6 +249,142 @@ pub fn features(
                 .collect::<Vec<_>>(),
         )
         .collect()
+}
+
+/// The optional columns a trips frame may leave out, filled with what their absence means: at
+/// departure with a rested driver, conditions unknown.
+fn with_absent_columns(trips: &DataFrame) -> PolarsResult<DataFrame> {
+    let mut frame = trips.clone();
+    for name in LIVE_COLUMNS {
+        if !frame.schema().contains(name) {
+            let zeros = Column::new_scalar(name.into(), Scalar::from(0.0f64), trips.height());
+            frame.with_column(zeros)?;
+        }
+    }
+    with_null_floats(&mut frame, &CONDITION_COLUMNS)?;
+    Ok(frame)
+}
+
+/// Float columns a frame left out, added as nulls, so that later steps can name them: absent
+/// means unknown.
+fn with_null_floats(frame: &mut DataFrame, names: &[&str]) -> PolarsResult<()> {
+    for &name in names {
+        if !frame.schema().contains(name) {
+            let nulls = Column::full_null(name.into(), frame.height(), &DataType::Float64);
+            frame.with_column(nulls)?;
+        }
+    }
+    Ok(())
+}
+
+/// The partners' codes, to be joined on `partner`: a partner outside the vocabulary finds no
+/// row, and its null code becomes [`UNSEEN_PARTNER`].
+fn partner_vocabulary(partners: &[String]) -> PolarsResult<DataFrame> {
+    DataFrame::new(
+        partners.len(),
+        vec![
+            Column::new("partner".into(), partners),
+            Column::new(
+                "partner_code".into(),
+                (1..=partners.len() as u32).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+}
+
+/// Where the trip goes: its length, its heading (as sine and cosine, so that north is one
+/// place), and the areas of both ends.
+fn route_features() -> Vec<Expr> {
+    let cell = |name: &str| (col(name) / lit(AREA_CELL_DEG)).floor() * lit(AREA_CELL_DEG);
+    let bearing = bearing_radians(
+        "origin_lat",
+        "origin_lon",
+        "destination_lat",
+        "destination_lon",
+    );
+    vec![
+        crow_km(
+            "origin_lat",
+            "origin_lon",
+            "destination_lat",
+            "destination_lon",
+        )
+        .alias("crow_km"),
+        bearing.clone().sin().alias("bearing_sin"),
+        bearing.cos().alias("bearing_cos"),
+        cell("origin_lat").alias("origin_cell_lat"),
+        cell("origin_lon").alias("origin_cell_lon"),
+        cell("destination_lat").alias("destination_cell_lat"),
+        cell("destination_lon").alias("destination_cell_lon"),
+    ]
+}
+
+/// When the trip leaves, on the Paris clock that driving bans and traffic follow: hour,
+/// weekday, month, and whether the day is a public holiday (`holidays`) or the eve of one
+/// (`eves`), both as `yyyymmdd` codes (see [`holiday_codes`]).
+fn calendar_features(holidays: Series, eves: Series) -> Vec<Expr> {
+    let local = col("departure_time")
+        .dt()
+        .convert_time_zone(TimeZone::from_chrono(&chrono_tz::Europe::Paris));
+    let day_code = local.clone().dt().year() * lit(10_000)
+        + local.clone().dt().month().cast(DataType::Int32) * lit(100)
+        + local.clone().dt().day().cast(DataType::Int32);
+    vec![
+        local
+            .clone()
+            .dt()
+            .hour()
+            .cast(DataType::Float64)
+            .alias("local_hour"),
+        local
+            .clone()
+            .dt()
+            .weekday()
+            .cast(DataType::Float64)
+            .alias("weekday"),
+        local.dt().month().cast(DataType::Float64).alias("month"),
+        day_code
+            .clone()
+            .is_in(lit(holidays).implode(false), false)
+            .cast(DataType::Float64)
+            .alias("is_holiday"),
+        day_code
+            .is_in(lit(eves).implode(false), false)
+            .cast(DataType::Float64)
+            .alias("is_holiday_eve"),
+    ]
+}
+
+/// What the truck is and carries, and the work on the way: as floats, the model's one type.
+fn load_features() -> Vec<Expr> {
+    let vehicle_code = when(col("vehicle_class").eq(lit("van")))
+        .then(lit(0.0))
+        .when(col("vehicle_class").eq(lit("rigid")))
+        .then(lit(1.0))
+        .otherwise(lit(2.0));
+    vec![
+        vehicle_code.alias("vehicle_code"),
+        col("load_tonnes").cast(DataType::Float64),
+        col("stops").cast(DataType::Float64),
+        col("dwell_minutes").cast(DataType::Float64),
+    ]
+}
+
+/// The partner's code from the joined vocabulary, and its profile left missing for the model
+/// to fill in (see [`PROFILE_FEATURES`]).
+fn partner_features() -> Vec<Expr> {
+    vec![
+        col("partner_code")
+            .fill_null(lit(UNSEEN_PARTNER))
+            .cast(DataType::Float64),
+        lit(NULL).cast(DataType::Float64).alias("partner_day_pace"),
+        lit(NULL)
+            .cast(DataType::Float64)
+            .alias("partner_rest_extra_minutes"),
+        lit(NULL)
+            .cast(DataType::Float64)
+            .alias("partner_strict_share"),
+    ]
 }
 
 fn radians(name: &str) -> Expr {
@@ -340,6 +400,17 @@ pub fn crow_km(lat1: &str, lon1: &str, lat2: &str, lon2: &str) -> Expr {
     lit(2.0 * EARTH_RADIUS_KM) * a.sqrt().clip_max(lit(1.0)).arcsin()
 }
 
+/// [`crow_km`]'s haversine on numbers, operation for operation: the one-request paths
+/// ([`feature_row`], [`conditions::conditions_of`]) must give what the frame gives.
+fn crow_km_of(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let radians = |degrees: f64| degrees * (PI / 180.0);
+    let half_dlat = (radians(lat2) - radians(lat1)) / 2.0;
+    let half_dlon = (radians(lon2) - radians(lon1)) / 2.0;
+    let a = half_dlat.sin() * half_dlat.sin()
+        + radians(lat1).cos() * radians(lat2).cos() * half_dlon.sin() * half_dlon.sin();
+    2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
+}
+
 /// Initial bearing in radians, as an expression.
 fn bearing_radians(lat1: &str, lon1: &str, lat2: &str, lon2: &str) -> Expr {
     let dlon = radians(lon2) - radians(lon1);
@@ -351,18 +422,15 @@ fn bearing_radians(lat1: &str, lon1: &str, lat2: &str, lon2: &str) -> Expr {
 
 /// French public holidays, and their eves, as `yyyymmdd` codes over the years the trips span.
 fn holiday_codes(trips: &DataFrame) -> PolarsResult<(Series, Series)> {
-    let departures = trips.column("departure_time")?.cast(&DataType::Datetime(
-        TimeUnit::Milliseconds,
-        Some(TimeZone::UTC),
-    ))?;
-    let millis = departures.as_materialized_series().to_physical_repr();
-    let millis = millis.i64()?;
-    let year_of = |value: Option<i64>| {
+    let millis = departure_millis(trips)?;
+    let year_of = |value: Option<&i64>| {
         value
+            .copied()
             .and_then(DateTime::from_timestamp_millis)
             .map(|instant| instant.year())
     };
-    let (first, last) = match (year_of(millis.min()), year_of(millis.max())) {
+    let known = || millis.iter().flatten();
+    let (first, last) = match (year_of(known().min()), year_of(known().max())) {
         (Some(first), Some(last)) => (first, last + 1),
         _ => (2000, 2000),
     };

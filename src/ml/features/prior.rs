@@ -117,13 +117,7 @@ pub(super) fn rules_prior(trips: &DataFrame, rules: &RulesEta) -> PolarsResult<V
     let today = number("driven_today_minutes")?;
     let since_break = number("driven_since_break_minutes")?;
     // A routing engine's distance and time for the whole route, when one was asked.
-    let optional = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
-        if trips.schema().contains(name) {
-            number(name)
-        } else {
-            Ok(vec![None; trips.height()])
-        }
-    };
+    let optional = |name: &str| super::optional_float_values(trips, name);
     let (road_km, road_minutes) = (optional(ROAD_COLUMNS[0])?, optional(ROAD_COLUMNS[1])?);
     let departures = super::departure_millis(trips)?;
     let classes = trips.column("vehicle_class")?.str()?.clone();

@@ -4,13 +4,12 @@
 
 use std::f64::consts::PI;
 
-use chrono::{Datelike, TimeDelta, Timelike, Utc};
+use chrono::{Datelike, Timelike, Utc};
 
 use super::prior::prior_values;
-use super::{in_minutes, CanonicalTrip, AREA_CELL_DEG, FEATURES};
+use super::{crow_km_of, in_minutes, total_dwell, CanonicalTrip, AREA_CELL_DEG, FEATURES};
 use crate::domain::calendar::french_public_holidays;
 use crate::domain::eta::{Estimate, EtaQuery, RoadLeg};
-use crate::domain::geo::EARTH_RADIUS_KM;
 use crate::domain::vehicle::VehicleClass;
 
 /// The rules estimates of a request's canonical trip (see [`CanonicalTrip::of`]): with the
@@ -24,7 +23,7 @@ impl CanonicalTrip {
     /// The canonical trip of a request. Without intermediate stops it is the request itself,
     /// so the request's own rules estimate serves as the prior.
     pub fn of(query: &EtaQuery) -> Self {
-        let dwell: TimeDelta = query.stops.iter().map(|stop| stop.dwell).sum();
+        let dwell = total_dwell(query);
         Self {
             origin: query.origin,
             destination: query.destination,
@@ -51,37 +50,10 @@ pub fn feature_row(
     elapsed_minutes: f64,
     prior: Prior<'_>,
 ) -> [f64; FEATURES.len()] {
-    let radians = |degrees: f64| degrees * (PI / 180.0);
     let (lat1, lon1) = (query.origin.lat(), query.origin.lon());
     let (lat2, lon2) = (query.destination.lat(), query.destination.lon());
-    let half_dlat = (radians(lat2) - radians(lat1)) / 2.0;
-    let half_dlon = (radians(lon2) - radians(lon1)) / 2.0;
-    let a = half_dlat.sin() * half_dlat.sin()
-        + radians(lat1).cos() * radians(lat2).cos() * half_dlon.sin() * half_dlon.sin();
-    let crow_km = 2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin();
-    let dlon = radians(lon2) - radians(lon1);
-    let y = dlon.sin() * radians(lat2).cos();
-    let x = radians(lat1).cos() * radians(lat2).sin()
-        - radians(lat1).sin() * radians(lat2).cos() * dlon.cos();
-    let bearing = y.atan2(x);
-    let cell = |degrees: f64| (degrees / AREA_CELL_DEG).floor() * AREA_CELL_DEG;
-
-    let local = query
-        .departure
-        .with_timezone(&Utc)
-        .with_timezone(&chrono_tz::Europe::Paris);
-    let date = local.date_naive();
-    let holidays = french_public_holidays(date.year());
-    let is_holiday = holidays.contains(&date);
-    let tomorrow = date.succ_opt().unwrap_or(date);
-    let is_eve = french_public_holidays(tomorrow.year()).contains(&tomorrow);
-    let flag = |value: bool| if value { 1.0 } else { 0.0 };
-    let vehicle_code = match query.vehicle {
-        VehicleClass::Van => 0.0,
-        VehicleClass::Rigid => 1.0,
-        VehicleClass::Articulated => 2.0,
-    };
-    let dwell: TimeDelta = query.stops.iter().map(|stop| stop.dwell).sum();
+    let bearing = bearing_of(lat1, lon1, lat2, lon2);
+    let [local_hour, weekday, month, is_holiday, is_eve] = calendar_values(query);
     let conditions = query
         .context
         .conditions
@@ -90,22 +62,22 @@ pub fn feature_row(
     let [rules, driving, breaks, rests, ban_waits, road_km, strict] =
         prior_values(prior.estimate, prior.strict);
     [
-        crow_km,
+        crow_km_of(lat1, lon1, lat2, lon2),
         bearing.sin(),
         bearing.cos(),
-        cell(lat1),
-        cell(lon1),
-        cell(lat2),
-        cell(lon2),
-        f64::from(local.hour()),
-        f64::from(local.weekday().number_from_monday()),
-        f64::from(local.month()),
-        flag(is_holiday),
-        flag(is_eve),
-        vehicle_code,
+        area_cell(lat1),
+        area_cell(lon1),
+        area_cell(lat2),
+        area_cell(lon2),
+        local_hour,
+        weekday,
+        month,
+        is_holiday,
+        is_eve,
+        vehicle_code(query.vehicle),
         f64::NAN,
         query.stops.len() as f64,
-        in_minutes(dwell),
+        in_minutes(total_dwell(query)),
         rules,
         driving,
         breaks,
@@ -128,4 +100,50 @@ pub fn feature_row(
         f64::NAN,
         f64::from(partner_code),
     ]
+}
+
+/// [`super::bearing_radians`] on numbers, operation for operation, as [`crow_km_of`] is.
+fn bearing_of(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let radians = |degrees: f64| degrees * (PI / 180.0);
+    let dlon = radians(lon2) - radians(lon1);
+    let y = dlon.sin() * radians(lat2).cos();
+    let x = radians(lat1).cos() * radians(lat2).sin()
+        - radians(lat1).sin() * radians(lat2).cos() * dlon.cos();
+    y.atan2(x)
+}
+
+/// The corner of the area cell a coordinate lies in, as the frame path floors it.
+fn area_cell(degrees: f64) -> f64 {
+    (degrees / AREA_CELL_DEG).floor() * AREA_CELL_DEG
+}
+
+/// The departure on the Paris clock, as the frame path reads it: hour, weekday (Monday 1),
+/// month, and 1 for a public holiday or the eve of one.
+fn calendar_values(query: &EtaQuery) -> [f64; 5] {
+    let local = query
+        .departure
+        .with_timezone(&Utc)
+        .with_timezone(&chrono_tz::Europe::Paris);
+    let date = local.date_naive();
+    let holidays = french_public_holidays(date.year());
+    let is_holiday = holidays.contains(&date);
+    let tomorrow = date.succ_opt().unwrap_or(date);
+    let is_eve = french_public_holidays(tomorrow.year()).contains(&tomorrow);
+    let flag = |value: bool| if value { 1.0 } else { 0.0 };
+    [
+        f64::from(local.hour()),
+        f64::from(local.weekday().number_from_monday()),
+        f64::from(local.month()),
+        flag(is_holiday),
+        flag(is_eve),
+    ]
+}
+
+/// The vehicle class as the frame path codes it.
+fn vehicle_code(vehicle: VehicleClass) -> f64 {
+    match vehicle {
+        VehicleClass::Van => 0.0,
+        VehicleClass::Rigid => 1.0,
+        VehicleClass::Articulated => 2.0,
+    }
 }

@@ -198,6 +198,19 @@ fn missing(spec: &ColumnSpec, row: usize, table: Table, report: &mut Reporter) {
     }
 }
 
+/// Refuses a whole column with one problem rather than one per row; its values all read as
+/// missing so that the row checks after it skip them instead of reporting them again.
+fn refuse_column<T: Clone>(
+    series: &Series,
+    spec: &ColumnSpec,
+    table: Table,
+    report: &mut Reporter,
+    reason: impl Into<String>,
+) -> Vec<Option<T>> {
+    report.add(table, None, spec.name, reason);
+    vec![None; series.len()]
+}
+
 fn text(
     series: &Series,
     spec: &ColumnSpec,
@@ -205,13 +218,8 @@ fn text(
     report: &mut Reporter,
 ) -> Vec<Option<String>> {
     let Ok(strings) = series.cast(&DataType::String) else {
-        report.add(
-            table,
-            None,
-            spec.name,
-            format!("expected text, found {}", series.dtype()),
-        );
-        return vec![None; series.len()];
+        let reason = format!("expected text, found {}", series.dtype());
+        return refuse_column(series, spec, table, report, reason);
     };
     let strings = strings.str().expect("cast to String gives a string column");
     strings
@@ -248,13 +256,8 @@ fn numbers(
     let is_text = series.dtype() == &DataType::String;
     let is_number = series.dtype().is_primitive_numeric();
     if !is_text && !is_number {
-        report.add(
-            table,
-            None,
-            spec.name,
-            format!("expected a number, found {}", series.dtype()),
-        );
-        return vec![None; series.len()];
+        let reason = format!("expected a number, found {}", series.dtype());
+        return refuse_column(series, spec, table, report, reason);
     }
     let trimmed = if is_text {
         let strings = series.str().expect("checked to be text");
@@ -331,82 +334,96 @@ fn timestamps(
             strings
                 .iter()
                 .enumerate()
-                .map(|(row, value)| match value.map(str::trim).filter(|value| !value.is_empty()) {
-                    None => {
-                        missing(spec, row, table, report);
-                        None
-                    }
-                    Some(text) => match DateTime::parse_from_rfc3339(text) {
-                        Ok(parsed) => Some((parsed.timestamp_millis(), parsed.offset().local_minus_utc() / 60)),
-                        Err(_) => {
-                            let reason = if text.contains('T') && !has_offset(text) {
-                                "timestamp has no offset (expected RFC 3339 such as 2025-03-01T06:00:00+01:00)"
-                            } else {
-                                "not an RFC 3339 timestamp (expected such as 2025-03-01T06:00:00+01:00)"
-                            };
-                            report.add(table, Some(row), spec.name, reason);
-                            None
-                        }
-                    },
-                })
+                .map(|(row, value)| rfc3339(value, row, spec, table, report))
                 .collect()
         }
         DataType::Datetime(unit, Some(zone)) => {
             let Ok(zone) = zone.to_chrono() else {
-                report.add(table, None, spec.name, format!("unknown time zone {zone}"));
-                return vec![None; series.len()];
+                let reason = format!("unknown time zone {zone}");
+                return refuse_column(series, spec, table, report, reason);
             };
             let per_millisecond = match unit {
                 TimeUnit::Nanoseconds => 1_000_000,
                 TimeUnit::Microseconds => 1_000,
                 TimeUnit::Milliseconds => 1,
             };
-            let physical = series.to_physical_repr();
-            let values = physical.i64().expect("datetimes are 64-bit integers");
-            values
-                .iter()
-                .enumerate()
-                .map(|(row, value)| match value {
-                    None => {
-                        missing(spec, row, table, report);
-                        None
-                    }
-                    Some(value) => {
-                        let millis = value.div_euclid(per_millisecond);
-                        let offset = zone
-                            .timestamp_millis_opt(millis)
-                            .single()
-                            .map(|local| local.offset().fix().local_minus_utc() / 60);
-                        match offset {
-                            Some(offset) => Some((millis, offset)),
-                            None => {
-                                report.add(table, Some(row), spec.name, "timestamp out of range");
-                                None
-                            }
-                        }
-                    }
-                })
-                .collect()
+            zoned_instants(series, per_millisecond, &zone, spec, table, report)
         }
-        DataType::Datetime(_, None) => {
-            report.add(
-                table,
-                None,
-                spec.name,
-                "timestamps have no time zone; store them time-zone-aware",
-            );
-            vec![None; series.len()]
-        }
+        DataType::Datetime(_, None) => refuse_column(
+            series,
+            spec,
+            table,
+            report,
+            "timestamps have no time zone; store them time-zone-aware",
+        ),
         other => {
-            report.add(
-                table,
-                None,
-                spec.name,
-                format!("expected a timestamp, found {other}"),
-            );
-            vec![None; series.len()]
+            let reason = format!("expected a timestamp, found {other}");
+            refuse_column(series, spec, table, report, reason)
         }
     }
+}
+
+/// One CSV timestamp: the offset is required, since local hours cannot be derived without
+/// it, and a missing offset gets its own reason because its fix differs from a garbled value.
+fn rfc3339(
+    value: Option<&str>,
+    row: usize,
+    spec: &ColumnSpec,
+    table: Table,
+    report: &mut Reporter,
+) -> Option<(i64, i32)> {
+    let Some(text) = value.map(str::trim).filter(|value| !value.is_empty()) else {
+        missing(spec, row, table, report);
+        return None;
+    };
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(parsed) => Some((
+            parsed.timestamp_millis(),
+            parsed.offset().local_minus_utc() / 60,
+        )),
+        Err(_) => {
+            let reason = if text.contains('T') && !has_offset(text) {
+                "timestamp has no offset (expected RFC 3339 such as 2025-03-01T06:00:00+01:00)"
+            } else {
+                "not an RFC 3339 timestamp (expected such as 2025-03-01T06:00:00+01:00)"
+            };
+            report.add(table, Some(row), spec.name, reason);
+            None
+        }
+    }
+}
+
+/// A time-zone-aware column: the zone's offset at each instant stands in for the offset a
+/// CSV timestamp carries, so both formats give the same local hours.
+fn zoned_instants(
+    series: &Series,
+    per_millisecond: i64,
+    zone: &chrono_tz::Tz,
+    spec: &ColumnSpec,
+    table: Table,
+    report: &mut Reporter,
+) -> Vec<Option<(i64, i32)>> {
+    let physical = series.to_physical_repr();
+    let values = physical.i64().expect("datetimes are 64-bit integers");
+    values
+        .iter()
+        .enumerate()
+        .map(|(row, value)| {
+            let Some(value) = value else {
+                missing(spec, row, table, report);
+                return None;
+            };
+            let millis = value.div_euclid(per_millisecond);
+            let offset = zone
+                .timestamp_millis_opt(millis)
+                .single()
+                .map(|local| local.offset().fix().local_minus_utc() / 60);
+            if offset.is_none() {
+                report.add(table, Some(row), spec.name, "timestamp out of range");
+            }
+            offset.map(|offset| (millis, offset))
+        })
+        .collect()
 }
 
 fn has_offset(text: &str) -> bool {
@@ -415,114 +432,169 @@ fn has_offset(text: &str) -> bool {
 }
 
 fn check_trips(columns: &Columns, options: &ValidationOptions, report: &mut Reporter) {
-    let table = Table::Trips;
     let mut first_row_of: HashMap<&str, usize> = HashMap::new();
     for row in 0..columns.height {
-        if let Some(trip_id) = columns.text("trip_id", row) {
-            if let Some(first) = first_row_of.get(trip_id) {
-                report.add(
-                    table,
-                    Some(row),
-                    "trip_id",
-                    format!("duplicate trip_id, first at row {}", first + 1),
-                );
-            } else {
-                first_row_of.insert(trip_id, row);
-            }
-        }
-        if let Some(load) = columns.number("load_tonnes", row) {
-            if load > options.max_load_tonnes {
-                report.add(
-                    table,
-                    Some(row),
-                    "load_tonnes",
-                    format!("more than {} t", options.max_load_tonnes),
-                );
-            }
-        }
-        let (Some(departure), Some(arrival)) = (
-            columns.time("departure_time", row),
-            columns.time("arrival_time", row),
-        ) else {
+        check_unique_trip_id(columns, row, &mut first_row_of, report);
+        check_load(columns, row, options, report);
+        let Some(hours) = trip_hours(columns, row, options, report) else {
             continue;
         };
-        if arrival <= departure {
+        check_dwell(columns, row, hours, report);
+        check_crow_flight(columns, row, hours, options, report);
+    }
+}
+
+/// Pings are matched to trips by id, so a second row with the same id would be ambiguous;
+/// it points back at the first so that the carrier can tell which to keep.
+fn check_unique_trip_id<'a>(
+    columns: &'a Columns,
+    row: usize,
+    first_row_of: &mut HashMap<&'a str, usize>,
+    report: &mut Reporter,
+) {
+    let Some(trip_id) = columns.text("trip_id", row) else {
+        return;
+    };
+    if let Some(first) = first_row_of.get(trip_id) {
+        report.add(
+            Table::Trips,
+            Some(row),
+            "trip_id",
+            format!("duplicate trip_id, first at row {}", first + 1),
+        );
+    } else {
+        first_row_of.insert(trip_id, row);
+    }
+}
+
+/// No vehicle class carries more, so a larger figure cannot be a real load.
+fn check_load(columns: &Columns, row: usize, options: &ValidationOptions, report: &mut Reporter) {
+    if let Some(load) = columns.number("load_tonnes", row) {
+        if load > options.max_load_tonnes {
             report.add(
-                table,
+                Table::Trips,
                 Some(row),
-                "arrival_time",
-                "arrival_time must be after departure_time",
-            );
-            continue;
-        }
-        let duration = TimeDelta::milliseconds(arrival - departure);
-        if duration > options.max_duration {
-            report.add(
-                table,
-                Some(row),
-                "arrival_time",
-                format!(
-                    "trip lasts more than {} days",
-                    options.max_duration.num_days()
-                ),
-            );
-            continue;
-        }
-        let hours = (arrival - departure) as f64 / 3_600_000.0;
-        if let Some(dwell) = columns.number("dwell_minutes", row) {
-            if dwell / 60.0 >= hours {
-                report.add(
-                    table,
-                    Some(row),
-                    "dwell_minutes",
-                    "dwell is as long as the whole trip",
-                );
-            }
-        }
-        let origin = point(columns, "origin_lat", "origin_lon", row);
-        let destination = point(columns, "destination_lat", "destination_lon", row);
-        let (Some(origin), Some(destination)) = (origin, destination) else {
-            continue;
-        };
-        let crow_km = origin.distance_km(destination);
-        let speed = crow_km / hours;
-        if speed > options.max_crow_speed_kmh {
-            report.add(
-                table,
-                Some(row),
-                "arrival_time",
-                format!(
-                    "implausible speed: {speed:.0} km/h as the crow flies over {crow_km:.0} km (at most {})",
-                    options.max_crow_speed_kmh
-                ),
-            );
-        } else if hours
-            > options.slow_allowance.num_minutes() as f64 / 60.0
-                + crow_km / options.min_crow_speed_kmh
-        {
-            report.add(
-                table,
-                Some(row),
-                "arrival_time",
-                format!(
-                    "implausibly slow: {hours:.0} h for {crow_km:.0} km as the crow flies (at most {} h plus 1 h per {} km)",
-                    options.slow_allowance.num_hours(),
-                    options.min_crow_speed_kmh
-                ),
+                "load_tonnes",
+                format!("more than {} t", options.max_load_tonnes),
             );
         }
-        if let Some(distance) = columns.number("distance_km", row) {
-            if distance < 0.9 * crow_km {
-                report.add(
-                    table,
-                    Some(row),
-                    "distance_km",
-                    format!(
-                        "{distance:.0} km is shorter than the {crow_km:.0} km as the crow flies"
-                    ),
-                );
-            }
+    }
+}
+
+/// The trip's length in hours, or `None` when the times are missing or refused here: the
+/// checks that divide by it mean nothing then, so the row's checks stop.
+fn trip_hours(
+    columns: &Columns,
+    row: usize,
+    options: &ValidationOptions,
+    report: &mut Reporter,
+) -> Option<f64> {
+    let (Some(departure), Some(arrival)) = (
+        columns.time("departure_time", row),
+        columns.time("arrival_time", row),
+    ) else {
+        return None;
+    };
+    if arrival <= departure {
+        report.add(
+            Table::Trips,
+            Some(row),
+            "arrival_time",
+            "arrival_time must be after departure_time",
+        );
+        return None;
+    }
+    let duration = TimeDelta::milliseconds(arrival - departure);
+    if duration > options.max_duration {
+        report.add(
+            Table::Trips,
+            Some(row),
+            "arrival_time",
+            format!(
+                "trip lasts more than {} days",
+                options.max_duration.num_days()
+            ),
+        );
+        return None;
+    }
+    Some((arrival - departure) as f64 / 3_600_000.0)
+}
+
+/// Dwell is part of the trip, so it cannot fill all of it: some driving must remain.
+fn check_dwell(columns: &Columns, row: usize, hours: f64, report: &mut Reporter) {
+    if let Some(dwell) = columns.number("dwell_minutes", row) {
+        if dwell / 60.0 >= hours {
+            report.add(
+                Table::Trips,
+                Some(row),
+                "dwell_minutes",
+                "dwell is as long as the whole trip",
+            );
         }
+    }
+}
+
+/// The straight line between the ends bounds both the pace and the road distance; without
+/// both ends there is nothing to hold the trip to.
+fn check_crow_flight(
+    columns: &Columns,
+    row: usize,
+    hours: f64,
+    options: &ValidationOptions,
+    report: &mut Reporter,
+) {
+    let origin = point(columns, "origin_lat", "origin_lon", row);
+    let destination = point(columns, "destination_lat", "destination_lon", row);
+    let (Some(origin), Some(destination)) = (origin, destination) else {
+        return;
+    };
+    let crow_km = origin.distance_km(destination);
+    check_pace(row, crow_km, hours, options, report);
+    if let Some(distance) = columns.number("distance_km", row) {
+        if distance < 0.9 * crow_km {
+            report.add(
+                Table::Trips,
+                Some(row),
+                "distance_km",
+                format!("{distance:.0} km is shorter than the {crow_km:.0} km as the crow flies"),
+            );
+        }
+    }
+}
+
+/// Judged on the crow-flies distance, the one the coordinates prove: the road distance is
+/// optional and is itself checked against it.
+fn check_pace(
+    row: usize,
+    crow_km: f64,
+    hours: f64,
+    options: &ValidationOptions,
+    report: &mut Reporter,
+) {
+    let speed = crow_km / hours;
+    if speed > options.max_crow_speed_kmh {
+        report.add(
+            Table::Trips,
+            Some(row),
+            "arrival_time",
+            format!(
+                "implausible speed: {speed:.0} km/h as the crow flies over {crow_km:.0} km (at most {})",
+                options.max_crow_speed_kmh
+            ),
+        );
+    } else if hours
+        > options.slow_allowance.num_minutes() as f64 / 60.0 + crow_km / options.min_crow_speed_kmh
+    {
+        report.add(
+            Table::Trips,
+            Some(row),
+            "arrival_time",
+            format!(
+                "implausibly slow: {hours:.0} h for {crow_km:.0} km as the crow flies (at most {} h plus 1 h per {} km)",
+                options.slow_allowance.num_hours(),
+                options.min_crow_speed_kmh
+            ),
+        );
     }
 }
 
@@ -537,18 +609,7 @@ fn check_pings(
     report: &mut Reporter,
 ) {
     let table = Table::Pings;
-    let spans: HashMap<&str, (Option<i64>, Option<i64>)> = (0..trips.height)
-        .filter_map(|row| {
-            let trip_id = trips.text("trip_id", row)?;
-            Some((
-                trip_id,
-                (
-                    trips.time("departure_time", row),
-                    trips.time("arrival_time", row),
-                ),
-            ))
-        })
-        .collect();
+    let spans = trip_spans(trips);
     let tolerance = options.ping_tolerance.num_milliseconds();
     let mut seen: HashMap<(&str, i64), usize> = HashMap::new();
     for row in 0..pings.height {
@@ -596,6 +657,22 @@ fn check_pings(
             }
         }
     }
+}
+
+/// Each trip's departure and arrival by id, so that a ping can be held to its trip's span.
+fn trip_spans(trips: &Columns) -> HashMap<&str, (Option<i64>, Option<i64>)> {
+    (0..trips.height)
+        .filter_map(|row| {
+            let trip_id = trips.text("trip_id", row)?;
+            Some((
+                trip_id,
+                (
+                    trips.time("departure_time", row),
+                    trips.time("arrival_time", row),
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Offsets are kept beside the UTC instant so that local hours can be derived exactly.

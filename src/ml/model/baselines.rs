@@ -7,7 +7,9 @@ use smartcore::ensemble::random_forest_regressor::{
 use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linear::linear_regression::{LinearRegression, LinearRegressionParameters};
 
-use super::train::ModelError;
+use super::examples::Examples;
+use super::fit::{Estimates, Fit, Predict};
+use super::train::{ModelError, Progress};
 use crate::ml::features::FEATURES;
 
 const N: usize = FEATURES.len();
@@ -25,27 +27,56 @@ pub fn rules(matrix: &[f64]) -> Vec<f64> {
     matrix.chunks(N).map(|row| row[slot]).collect()
 }
 
+/// The rules engine alone: nothing to learn.
+pub struct Rules;
+
+impl Fit for Rules {
+    type Fitted = Rules;
+
+    fn fit(&self, _: &Examples, _: &mut dyn FnMut(Progress)) -> Result<Rules, ModelError> {
+        Ok(Rules)
+    }
+}
+
+impl Predict for Rules {
+    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError> {
+        Ok(Estimates::points(rules(matrix)))
+    }
+}
+
 /// Road distance at the average speed of the training trips, stops and rests included.
+pub struct AverageSpeed;
+
 pub struct DistanceOverSpeed {
     pub kmh: f64,
 }
 
-impl DistanceOverSpeed {
-    pub fn fit(matrix: &[f64], minutes: &[f64]) -> Self {
-        let slot = feature("rules_road_km");
-        let km: f64 = matrix.chunks(N).map(|row| row[slot]).sum();
-        let hours: f64 = minutes.iter().sum::<f64>() / 60.0;
-        Self {
-            kmh: km / hours.max(1e-9),
-        }
-    }
+impl Fit for AverageSpeed {
+    type Fitted = DistanceOverSpeed;
 
-    pub fn predict(&self, matrix: &[f64]) -> Vec<f64> {
+    fn fit(
+        &self,
+        train: &Examples,
+        _: &mut dyn FnMut(Progress),
+    ) -> Result<DistanceOverSpeed, ModelError> {
         let slot = feature("rules_road_km");
-        matrix
-            .chunks(N)
-            .map(|row| row[slot] / self.kmh * 60.0)
-            .collect()
+        let km: f64 = train.matrix.chunks(N).map(|row| row[slot]).sum();
+        let hours: f64 = train.minutes.iter().sum::<f64>() / 60.0;
+        Ok(DistanceOverSpeed {
+            kmh: km / hours.max(1e-9),
+        })
+    }
+}
+
+impl Predict for DistanceOverSpeed {
+    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError> {
+        let slot = feature("rules_road_km");
+        Ok(Estimates::points(
+            matrix
+                .chunks(N)
+                .map(|row| row[slot] / self.kmh * 60.0)
+                .collect(),
+        ))
     }
 }
 
@@ -94,24 +125,35 @@ fn smartcore_error(error: smartcore::error::Failed) -> ModelError {
     ModelError::Data(format!("smartcore: {error}"))
 }
 
+/// smartcore's ordinary least squares on every feature.
+pub struct LinearParams;
+
 pub struct Linear {
     imputer: Imputer,
     model: LinearRegression<f64, f64, DenseMatrix<f64>, Vec<f64>>,
 }
 
-impl Linear {
-    pub fn fit(matrix: &[f64], minutes: &[f64]) -> Result<Self, ModelError> {
-        let imputer = Imputer::fit(matrix);
-        let x = imputer.apply(matrix)?;
-        let model =
-            LinearRegression::fit(&x, &minutes.to_vec(), LinearRegressionParameters::default())
-                .map_err(smartcore_error)?;
-        Ok(Self { imputer, model })
-    }
+impl Fit for LinearParams {
+    type Fitted = Linear;
 
-    pub fn predict(&self, matrix: &[f64]) -> Result<Vec<f64>, ModelError> {
+    fn fit(&self, train: &Examples, _: &mut dyn FnMut(Progress)) -> Result<Linear, ModelError> {
+        let imputer = Imputer::fit(&train.matrix);
+        let x = imputer.apply(&train.matrix)?;
+        let model = LinearRegression::fit(
+            &x,
+            &train.minutes.to_vec(),
+            LinearRegressionParameters::default(),
+        )
+        .map_err(smartcore_error)?;
+        Ok(Linear { imputer, model })
+    }
+}
+
+impl Predict for Linear {
+    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError> {
         self.model
             .predict(&self.imputer.apply(matrix)?)
+            .map(Estimates::points)
             .map_err(smartcore_error)
     }
 }
@@ -120,13 +162,21 @@ impl Linear {
 /// many rows, spread evenly over the training set.
 pub const FOREST_MAX_ROWS: usize = 20_000;
 
+/// smartcore's random forest, seeded.
+pub struct ForestParams {
+    pub seed: u64,
+}
+
 pub struct Forest {
     imputer: Imputer,
     model: RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>,
 }
 
-impl Forest {
-    pub fn fit(matrix: &[f64], minutes: &[f64], seed: u64) -> Result<Self, ModelError> {
+impl Fit for ForestParams {
+    type Fitted = Forest;
+
+    fn fit(&self, train: &Examples, _: &mut dyn FnMut(Progress)) -> Result<Forest, ModelError> {
+        let (matrix, minutes) = (&train.matrix, &train.minutes);
         let n_rows = minutes.len();
         let step = n_rows.div_ceil(FOREST_MAX_ROWS).max(1);
         let kept: Vec<usize> = (0..n_rows).step_by(step).collect();
@@ -142,15 +192,18 @@ impl Forest {
             .with_max_depth(14)
             .with_min_samples_leaf(5)
             .with_m(N / 3)
-            .with_seed(seed);
+            .with_seed(self.seed);
         let model =
             RandomForestRegressor::fit(&x, &sub_minutes, params).map_err(smartcore_error)?;
-        Ok(Self { imputer, model })
+        Ok(Forest { imputer, model })
     }
+}
 
-    pub fn predict(&self, matrix: &[f64]) -> Result<Vec<f64>, ModelError> {
+impl Predict for Forest {
+    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError> {
         self.model
             .predict(&self.imputer.apply(matrix)?)
+            .map(Estimates::points)
             .map_err(smartcore_error)
     }
 }

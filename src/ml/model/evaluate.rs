@@ -5,14 +5,15 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::baselines::{self, DistanceOverSpeed, Forest, Linear};
-use super::dataset::{feature_matrix, numbers, texts};
+use super::baselines::{self, AverageSpeed, ForestParams, LinearParams, Rules};
+use super::fit::{Boosted, Boosting, Estimates, Fit, Predict, Trial};
 use super::metrics::{figures, Figures};
-use super::train::{Band, Model, ModelError, Progress, Rows, Target, TrainParams};
+use super::train::{Model, ModelError, Progress, Target, TrainParams, ValidParams};
 use crate::ml::features::FEATURES;
+
+pub use super::examples::Examples;
 
 const N: usize = FEATURES.len();
 
@@ -21,122 +22,6 @@ pub const WITH_FEEDS: &str = "with weather and congestion";
 
 /// The share of trips, latest by departure, that the time split tests on.
 pub const TEST_SHARE: f64 = 0.2;
-
-/// A training frame (see [`super::dataset::training_frame`]) as plain columns.
-pub struct Examples {
-    pub matrix: Vec<f64>,
-    pub minutes: Vec<f64>,
-    /// When the trip left, in milliseconds: mid-trip samples share their trip's.
-    pub trip_start: Vec<i64>,
-    pub partner: Vec<String>,
-    pub vehicle: Vec<String>,
-    pub elapsed: Vec<f64>,
-}
-
-impl Examples {
-    pub fn from_frame(frame: &DataFrame) -> PolarsResult<Self> {
-        let elapsed = numbers(frame, "elapsed_minutes")?;
-        let asked: Vec<i64> = frame
-            .column("departure_time")?
-            .as_materialized_series()
-            .to_physical_repr()
-            .i64()?
-            .iter()
-            .map(|value| value.unwrap_or_default())
-            .collect();
-        let trip_start = asked
-            .iter()
-            .zip(&elapsed)
-            .map(|(at, minutes)| at - (minutes * 60_000.0).round() as i64)
-            .collect();
-        Ok(Self {
-            matrix: feature_matrix(frame)?,
-            minutes: numbers(frame, "minutes")?,
-            trip_start,
-            partner: texts(frame, "partner")?,
-            vehicle: texts(frame, "vehicle_class")?,
-            elapsed,
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.minutes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.minutes.is_empty()
-    }
-
-    /// The chosen rows, as their own set.
-    pub fn select(&self, rows: &[usize]) -> Examples {
-        Examples {
-            matrix: rows
-                .iter()
-                .flat_map(|row| self.matrix[row * N..(row + 1) * N].iter().copied())
-                .collect(),
-            minutes: rows.iter().map(|row| self.minutes[*row]).collect(),
-            trip_start: rows.iter().map(|row| self.trip_start[*row]).collect(),
-            partner: rows.iter().map(|row| self.partner[*row].clone()).collect(),
-            vehicle: rows.iter().map(|row| self.vehicle[*row].clone()).collect(),
-            elapsed: rows.iter().map(|row| self.elapsed[*row]).collect(),
-        }
-    }
-
-    /// The same rows with these features missing, as when their feed is down.
-    fn without(&self, hidden: &[usize]) -> Examples {
-        let mut blind = self.select(&(0..self.len()).collect::<Vec<_>>());
-        for row in blind.matrix.chunks_mut(N) {
-            for &slot in hidden {
-                row[slot] = f64::NAN;
-            }
-        }
-        blind
-    }
-
-    fn rows(&self) -> Rows<'_> {
-        Rows {
-            matrix: &self.matrix,
-            minutes: &self.minutes,
-            order: &self.trip_start,
-        }
-    }
-
-    /// The horizon of each row: at departure, about 4 h before arrival, about 1 h before.
-    fn horizon(&self, row: usize) -> Option<&'static str> {
-        let left = self.minutes[row];
-        if self.elapsed[row] == 0.0 {
-            Some("at departure")
-        } else if (180.0..300.0).contains(&left) {
-            Some("4 h out")
-        } else if (30.0..90.0).contains(&left) {
-            Some("1 h out")
-        } else {
-            None
-        }
-    }
-
-    fn distance_band(&self, row: usize) -> &'static str {
-        debug_assert_eq!(FEATURES[0], "crow_km");
-        let km = self.matrix[row * N];
-        match km {
-            km if km < 100.0 => "a: under 100 km",
-            km if km < 300.0 => "b: 100 to 300 km",
-            km if km < 600.0 => "c: 300 to 600 km",
-            _ => "d: 600 km and more",
-        }
-    }
-
-    /// Distinct partners, in order of first appearance.
-    pub fn partners(&self) -> Vec<String> {
-        let mut seen: Vec<String> = Vec::new();
-        for partner in &self.partner {
-            if !seen.contains(partner) {
-                seen.push(partner.clone());
-            }
-        }
-        seen
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -201,18 +86,15 @@ impl Comparison {
     fn on(
         rows: &[usize],
         truth: &[f64],
-        pooled: &[Band],
-        own: &[Band],
-        rules: &[f64],
+        pooled: &Estimates,
+        own: &Estimates,
+        rules: &Estimates,
     ) -> Option<Self> {
         let truth: Vec<f64> = rows.iter().map(|row| truth[*row]).collect();
-        let bands = |all: &[Band]| rows.iter().map(|row| all[*row]).collect::<Vec<Band>>();
-        let (pooled, own) = (bands(pooled), bands(own));
-        let rules: Vec<f64> = rows.iter().map(|row| rules[*row]).collect();
         Some(Self {
-            pooled: figures(&medians(&pooled), &truth, Some(&pooled))?,
-            own: figures(&medians(&own), &truth, Some(&own))?,
-            rules: figures(&rules, &truth, None)?,
+            pooled: pooled.select(rows).figures(&truth)?,
+            own: own.select(rows).figures(&truth)?,
+            rules: rules.select(rows).figures(&truth)?,
         })
     }
 }
@@ -236,250 +118,320 @@ pub enum Step {
 
 pub fn evaluate(
     examples: &Examples,
-    params: &TrainParams,
+    params: &ValidParams,
     options: EvaluateOptions,
     mut step: impl FnMut(Step),
 ) -> Result<Report, ModelError> {
-    let valid = params.clone().check()?;
-    let (train_idx, test_idx) = time_split(examples);
-    let (train, test) = (examples.select(&train_idx), examples.select(&test_idx));
-    if train.is_empty() || test.is_empty() {
-        return Err(ModelError::Data("too few trips to split by time".into()));
-    }
-    let vocabulary = examples.partners();
-
-    let mut target_mae = BTreeMap::new();
-    let mut chosen = None;
-    for target in [Target::Total, Target::Residual] {
-        let model = fit_model(
-            format!("pooled ({target:?})"),
-            &train,
-            target,
-            vocabulary.clone(),
-            params,
-            &mut step,
-        )?;
-        let bands = model.predict_raw(&test.matrix, valid.get().threads)?;
-        let mae = figures(&medians(&bands), &test.minutes, None).map_or(f64::NAN, |f| f.mae);
-        target_mae.insert(format!("{target:?}").to_lowercase(), mae);
-        if target == params.target {
-            chosen = Some((model, bands));
-        }
-    }
-    let (model, bands) = chosen.expect("the configured target was trained");
-    let overall = figures(&medians(&bands), &test.minutes, Some(&bands))
+    let step: &mut dyn FnMut(Step) = &mut step;
+    let split = Split::by_time(examples, params)?;
+    let (target_mae, model, estimates) = split.targets(step)?;
+    let test = &split.test;
+    let overall = estimates
+        .figures(&test.minutes)
         .ok_or_else(|| ModelError::Data("no test rows".into()))?;
     let group = |key: &dyn Fn(usize) -> Option<String>| {
         groups(test.len(), key)
             .into_iter()
             .filter_map(|(name, rows)| {
                 let truth: Vec<f64> = rows.iter().map(|row| test.minutes[*row]).collect();
-                let chosen: Vec<Band> = rows.iter().map(|row| bands[*row]).collect();
-                figures(&medians(&chosen), &truth, Some(&chosen)).map(|f| (name, f))
+                estimates.select(&rows).figures(&truth).map(|f| (name, f))
             })
             .collect::<BTreeMap<_, _>>()
     };
-    let by_horizon = group(&|row| test.horizon(row).map(str::to_owned));
-    let by_vehicle = group(&|row| Some(test.vehicle[row].clone()));
-    let by_distance = group(&|row| Some(test.distance_band(row).to_owned()));
-    let by_partner = group(&|row| Some(test.partner[row].clone()));
+    Ok(Report {
+        params: params.get().clone(),
+        train_rows: split.train.len(),
+        test_rows: test.len(),
+        model: overall,
+        by_horizon: group(&|row| test.horizon(row).map(str::to_owned)),
+        by_vehicle: group(&|row| Some(test.vehicle[row].clone())),
+        by_distance: group(&|row| Some(test.distance_band(row).to_owned())),
+        by_partner: group(&|row| Some(test.partner[row].clone())),
+        target_mae,
+        baselines: split.baselines(options.baselines, step)?,
+        calibration: model.calibration,
+        partner_left_out: match options.partner_left_out {
+            true => split.partner_left_out(step)?,
+            false => Vec::new(),
+        },
+        pooled_vs_own: match options.pooled_vs_own {
+            true => split.pooled_vs_own(&estimates, step)?,
+            false => Vec::new(),
+        },
+        feeds: match options.feeds {
+            true => split.feeds(overall, step)?,
+            false => BTreeMap::new(),
+        },
+        feature_importance: importance(&model)?,
+    })
+}
 
-    let mut baseline_figures = BTreeMap::new();
-    let rules_predicted = baselines::rules(&test.matrix);
-    if let Some(f) = figures(&rules_predicted, &test.minutes, None) {
-        baseline_figures.insert("rules".to_owned(), f);
+/// The baselines of the report: its key, the name shown while it trains, the estimator. The
+/// rules always run: they cost nothing and every other figure reads against them.
+fn baselines_of(seed: u64, all: bool) -> Vec<(&'static str, &'static str, Box<dyn Trial>)> {
+    let mut list: Vec<(&'static str, &'static str, Box<dyn Trial>)> =
+        vec![("rules", "rules", Box::new(Rules))];
+    if all {
+        list.push((
+            "distance_over_speed",
+            "distance over speed",
+            Box::new(AverageSpeed),
+        ));
+        list.push((
+            "smartcore_linear",
+            "smartcore linear regression",
+            Box::new(LinearParams),
+        ));
+        list.push((
+            "smartcore_random_forest",
+            "smartcore random forest",
+            Box::new(ForestParams { seed }),
+        ));
     }
-    if options.baselines {
-        step(Step::Baseline("distance over speed"));
-        let speed = DistanceOverSpeed::fit(&train.matrix, &train.minutes);
-        if let Some(f) = figures(&speed.predict(&test.matrix), &test.minutes, None) {
-            baseline_figures.insert("distance_over_speed".to_owned(), f);
+    list
+}
+
+/// The time split most experiments share: the earlier trips to train on, the later to test.
+struct Split<'a> {
+    examples: &'a Examples,
+    params: &'a ValidParams,
+    train: Examples,
+    test: Examples,
+    /// Every partner of the examples, as the pooled model codes them.
+    partners: Vec<String>,
+}
+
+impl<'a> Split<'a> {
+    fn by_time(examples: &'a Examples, params: &'a ValidParams) -> Result<Self, ModelError> {
+        let (train, test) = time_split(examples);
+        let (train, test) = (examples.select(&train), examples.select(&test));
+        if train.is_empty() || test.is_empty() {
+            return Err(ModelError::Data("too few trips to split by time".into()));
         }
-        step(Step::Baseline("smartcore linear regression"));
-        let linear = Linear::fit(&train.matrix, &train.minutes)?;
-        if let Some(f) = figures(&linear.predict(&test.matrix)?, &test.minutes, None) {
-            baseline_figures.insert("smartcore_linear".to_owned(), f);
-        }
-        step(Step::Baseline("smartcore random forest"));
-        let forest = Forest::fit(&train.matrix, &train.minutes, params.seed)?;
-        if let Some(f) = figures(&forest.predict(&test.matrix)?, &test.minutes, None) {
-            baseline_figures.insert("smartcore_random_forest".to_owned(), f);
+        Ok(Self {
+            examples,
+            params,
+            train,
+            test,
+            partners: examples.partners(),
+        })
+    }
+
+    /// The model's boosters with the configured target, coding these partners.
+    fn boosting(&self, partners: Vec<String>) -> Boosting {
+        Boosting {
+            params: self.params.clone(),
+            partners,
         }
     }
 
-    let mut partner_left_out = Vec::new();
-    if options.partner_left_out && vocabulary.len() > 1 {
-        for partner in &vocabulary {
+    /// The model with each target: every target's median MAE on the later trips, and the model
+    /// with the configured target with its estimates of them.
+    fn targets(
+        &self,
+        step: &mut dyn FnMut(Step),
+    ) -> Result<(BTreeMap<String, f64>, Model, Estimates), ModelError> {
+        let mut target_mae = BTreeMap::new();
+        let mut chosen = None;
+        for target in [Target::Total, Target::Residual] {
+            let boosting = Boosting {
+                params: self.params.with_target(target),
+                partners: self.partners.clone(),
+            };
+            let boosted =
+                fit_boosted(format!("pooled ({target:?})"), &boosting, &self.train, step)?;
+            let estimates = boosted.predict(&self.test.matrix)?;
+            let mae =
+                figures(&estimates.medians, &self.test.minutes, None).map_or(f64::NAN, |f| f.mae);
+            target_mae.insert(format!("{target:?}").to_lowercase(), mae);
+            if target == self.params.get().target {
+                chosen = Some((boosted.model, estimates));
+            }
+        }
+        let (model, estimates) = chosen.expect("the configured target was trained");
+        Ok((target_mae, model, estimates))
+    }
+
+    fn baselines(
+        &self,
+        all: bool,
+        step: &mut dyn FnMut(Step),
+    ) -> Result<BTreeMap<String, Figures>, ModelError> {
+        let mut found = BTreeMap::new();
+        for (key, name, estimator) in baselines_of(self.params.get().seed, all) {
+            step(Step::Baseline(name));
+            let estimates = estimator.run(&self.train, &self.test, &mut |_| {})?;
+            if let Some(f) = estimates.figures(&self.test.minutes) {
+                found.insert(key.to_owned(), f);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Each partner's trips, estimated by a model trained on the other partners' alone.
+    fn partner_left_out(&self, step: &mut dyn FnMut(Step)) -> Result<Vec<LeftOut>, ModelError> {
+        let mut left_out = Vec::new();
+        if self.partners.len() < 2 {
+            return Ok(left_out);
+        }
+        let examples = self.examples;
+        for partner in &self.partners {
             let (others, own): (Vec<usize>, Vec<usize>) =
                 (0..examples.len()).partition(|row| &examples.partner[*row] != partner);
             let (others, own) = (examples.select(&others), examples.select(&own));
-            let others_vocabulary: Vec<String> = vocabulary
-                .iter()
-                .filter(|p| *p != partner)
-                .cloned()
-                .collect();
-            let left_out = fit_model(
-                format!("without {partner}"),
-                &others,
-                params.target,
-                others_vocabulary,
-                params,
-                &mut step,
-            )?;
-            let bands = left_out.predict_raw(&own.matrix, valid.get().threads)?;
-            if let (Some(model), Some(rules)) = (
-                figures(&medians(&bands), &own.minutes, Some(&bands)),
-                figures(&baselines::rules(&own.matrix), &own.minutes, None),
-            ) {
-                partner_left_out.push(LeftOut {
+            let boosting = self.boosting(
+                self.partners
+                    .iter()
+                    .filter(|p| *p != partner)
+                    .cloned()
+                    .collect(),
+            );
+            let estimates = fit_boosted(format!("without {partner}"), &boosting, &others, step)?
+                .predict(&own.matrix)?;
+            let rules = Rules.predict(&own.matrix)?;
+            if let (Some(model), Some(rules)) =
+                (estimates.figures(&own.minutes), rules.figures(&own.minutes))
+            {
+                left_out.push(LeftOut {
                     partner: partner.clone(),
                     model,
                     rules,
                 });
             }
         }
+        Ok(left_out)
     }
 
-    let mut pooled_vs_own = Vec::new();
-    if options.pooled_vs_own {
-        for partner in &vocabulary {
-            let own_train: Vec<usize> = (0..train.len())
-                .filter(|row| &train.partner[*row] == partner)
-                .collect();
-            let own_test: Vec<usize> = (0..test.len())
-                .filter(|row| &test.partner[*row] == partner)
-                .collect();
-            if own_train.len() < 100 || own_test.is_empty() {
-                continue;
-            }
-            let own_set = train.select(&own_train);
-            let own_model = fit_model(
-                format!("{partner} alone"),
-                &own_set,
-                params.target,
-                vec![partner.clone()],
-                params,
-                &mut step,
-            )?;
-            let test_set = test.select(&own_test);
-            let own_bands = own_model.predict_raw(&test_set.matrix, valid.get().threads)?;
-            let pooled_bands: Vec<Band> = own_test.iter().map(|row| bands[*row]).collect();
-            let rules = baselines::rules(&test_set.matrix);
-            let compare = |rows: &[usize]| {
-                Comparison::on(rows, &test_set.minutes, &pooled_bands, &own_bands, &rules)
-            };
-            let everyone: Vec<usize> = (0..test_set.len()).collect();
-            let Some(overall) = compare(&everyone) else {
-                continue;
-            };
-            let by = |key: &dyn Fn(usize) -> Option<String>| {
-                groups(test_set.len(), key)
-                    .into_iter()
-                    .filter_map(|(name, rows)| compare(&rows).map(|c| (name, c)))
-                    .collect::<BTreeMap<_, _>>()
-            };
-            let (pooled_mae, own_mae) = (overall.pooled.mae, overall.own.mae);
-            pooled_vs_own.push(PooledVsOwn {
-                partner: partner.clone(),
-                own_training_trips: (0..own_set.len())
-                    .filter(|row| own_set.elapsed[*row] == 0.0)
-                    .count(),
-                test_rows: own_test.len(),
-                pooled_mae,
-                own_mae,
-                gain_percent: 100.0 * (own_mae - pooled_mae) / own_mae,
-                by_vehicle: by(&|row| Some(test_set.vehicle[row].clone())),
-                by_horizon: by(&|row| test_set.horizon(row).map(str::to_owned)),
-                overall,
-            });
+    fn pooled_vs_own(
+        &self,
+        pooled: &Estimates,
+        step: &mut dyn FnMut(Step),
+    ) -> Result<Vec<PooledVsOwn>, ModelError> {
+        let mut compared = Vec::new();
+        for partner in &self.partners {
+            compared.extend(self.pooled_vs_own_of(partner, pooled, step)?);
         }
+        Ok(compared)
     }
 
-    let mut feeds = BTreeMap::new();
-    if options.feeds {
-        feeds.insert(WITH_FEEDS.to_owned(), overall);
-        let weather: Vec<usize> = [
+    /// The pooled model against one trained on the partner's own earlier trips alone, on its
+    /// later trips; `None` for a partner with too few trips on either side.
+    fn pooled_vs_own_of(
+        &self,
+        partner: &str,
+        pooled: &Estimates,
+        step: &mut dyn FnMut(Step),
+    ) -> Result<Option<PooledVsOwn>, ModelError> {
+        let of_partner = |set: &Examples| -> Vec<usize> {
+            (0..set.len())
+                .filter(|row| set.partner[*row] == partner)
+                .collect()
+        };
+        let (own_train, own_test) = (of_partner(&self.train), of_partner(&self.test));
+        if own_train.len() < 100 || own_test.is_empty() {
+            return Ok(None);
+        }
+        let (own_set, test_set) = (self.train.select(&own_train), self.test.select(&own_test));
+        let boosting = self.boosting(vec![partner.to_owned()]);
+        let own = fit_boosted(format!("{partner} alone"), &boosting, &own_set, step)?
+            .predict(&test_set.matrix)?;
+        let pooled = pooled.select(&own_test);
+        let rules = Rules.predict(&test_set.matrix)?;
+        let compare =
+            |rows: &[usize]| Comparison::on(rows, &test_set.minutes, &pooled, &own, &rules);
+        let everyone: Vec<usize> = (0..test_set.len()).collect();
+        let Some(overall) = compare(&everyone) else {
+            return Ok(None);
+        };
+        let by = |key: &dyn Fn(usize) -> Option<String>| {
+            groups(test_set.len(), key)
+                .into_iter()
+                .filter_map(|(name, rows)| compare(&rows).map(|c| (name, c)))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let (pooled_mae, own_mae) = (overall.pooled.mae, overall.own.mae);
+        Ok(Some(PooledVsOwn {
+            partner: partner.to_owned(),
+            own_training_trips: (0..own_set.len())
+                .filter(|row| own_set.elapsed[*row] == 0.0)
+                .count(),
+            test_rows: own_test.len(),
+            pooled_mae,
+            own_mae,
+            gain_percent: 100.0 * (own_mae - pooled_mae) / own_mae,
+            by_vehicle: by(&|row| Some(test_set.vehicle[row].clone())),
+            by_horizon: by(&|row| test_set.horizon(row).map(str::to_owned)),
+            overall,
+        }))
+    }
+
+    /// The model trained and tested without the weather, without congestion, and without
+    /// either, as when a feed is down, beside `with_feeds`.
+    fn feeds(
+        &self,
+        with_feeds: Figures,
+        step: &mut dyn FnMut(Step),
+    ) -> Result<BTreeMap<String, Figures>, ModelError> {
+        let mut feeds = BTreeMap::from([(WITH_FEEDS.to_owned(), with_feeds)]);
+        let weather = slots(&[
             "temperature_2m",
             "precipitation",
             "snowfall",
             "wind_speed_10m",
             "visibility",
-        ]
-        .iter()
-        .filter_map(|name| FEATURES.iter().position(|feature| feature == name))
-        .collect();
-        let congestion: Vec<usize> = ["origin_congestion", "destination_congestion"]
-            .iter()
-            .filter_map(|name| FEATURES.iter().position(|feature| feature == name))
-            .collect();
+        ]);
+        let congestion = slots(&["origin_congestion", "destination_congestion"]);
         let both: Vec<usize> = weather.iter().chain(&congestion).copied().collect();
         for (name, hidden) in [
             ("without weather", &weather),
             ("without congestion", &congestion),
             ("without either", &both),
         ] {
-            let (blind_train, blind_test) = (train.without(hidden), test.without(hidden));
-            let blind = fit_model(
-                name.to_owned(),
-                &blind_train,
-                params.target,
-                vocabulary.clone(),
-                params,
-                &mut step,
-            )?;
-            let bands = blind.predict_raw(&blind_test.matrix, valid.get().threads)?;
-            if let Some(f) = figures(&medians(&bands), &blind_test.minutes, Some(&bands)) {
+            let (blind_train, blind_test) = (self.train.without(hidden), self.test.without(hidden));
+            let boosting = self.boosting(self.partners.clone());
+            let estimates = fit_boosted(name.to_owned(), &boosting, &blind_train, step)?
+                .predict(&blind_test.matrix)?;
+            if let Some(f) = estimates.figures(&blind_test.minutes) {
                 feeds.insert(name.to_owned(), f);
             }
         }
+        Ok(feeds)
     }
-
-    let gains = model.boosters[0].gain_importance()?;
-    let mut feature_importance: Vec<(String, f64)> = FEATURES
-        .iter()
-        .map(|name| (*name).to_owned())
-        .zip(gains)
-        .collect();
-    feature_importance.sort_by(|a, b| b.1.total_cmp(&a.1));
-
-    Ok(Report {
-        params: params.clone(),
-        train_rows: train.len(),
-        test_rows: test.len(),
-        model: overall,
-        by_horizon,
-        by_vehicle,
-        by_distance,
-        by_partner,
-        target_mae,
-        baselines: baseline_figures,
-        calibration: model.calibration,
-        partner_left_out,
-        pooled_vs_own,
-        feeds,
-        feature_importance,
-    })
 }
 
-fn fit_model(
+/// Trains the boosters, telling `step` which model it is.
+fn fit_boosted(
     what: String,
-    set: &Examples,
-    target: Target,
-    vocabulary: Vec<String>,
-    params: &TrainParams,
+    boosting: &Boosting,
+    train: &Examples,
     step: &mut dyn FnMut(Step),
-) -> Result<Model, ModelError> {
-    let params = TrainParams {
-        target,
-        ..params.clone()
-    }
-    .check()?;
-    Model::fit(&set.rows(), vocabulary, &params, |progress| {
+) -> Result<Boosted, ModelError> {
+    boosting.fit(train, &mut |progress| {
         step(Step::Training {
             what: what.clone(),
             progress,
         })
     })
+}
+
+/// The places of these features in a row.
+fn slots(names: &[&str]) -> Vec<usize> {
+    names
+        .iter()
+        .filter_map(|name| FEATURES.iter().position(|feature| feature == name))
+        .collect()
+}
+
+/// Total gain of the median's splits per feature, largest first.
+fn importance(model: &Model) -> Result<Vec<(String, f64)>, ModelError> {
+    let gains = model.boosters[0].gain_importance()?;
+    let mut importance: Vec<(String, f64)> = FEATURES
+        .iter()
+        .map(|name| (*name).to_owned())
+        .zip(gains)
+        .collect();
+    importance.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(importance)
 }
 
 /// The median's MAE of `model` on the chosen rows, each row's partner coded as that model
@@ -490,8 +442,8 @@ pub fn mae_on(model: &Model, examples: &Examples, rows: &[usize]) -> Result<f64,
     for (row, partner) in matrix.chunks_mut(N).zip(&set.partner) {
         row[crate::ml::features::PARTNER_FEATURE] = f64::from(model.partner_code(partner));
     }
-    let bands = model.predict_raw(&matrix, 1)?;
-    figures(&medians(&bands), &set.minutes, None)
+    let estimates = Estimates::bands(model.predict_raw(&matrix, 1)?);
+    figures(&estimates.medians, &set.minutes, None)
         .map(|f| f.mae)
         .ok_or_else(|| ModelError::Data("no rows to judge the model on".into()))
 }
@@ -513,10 +465,6 @@ fn groups(rows: usize, key: &dyn Fn(usize) -> Option<String>) -> BTreeMap<String
     groups
 }
 
-fn medians(bands: &[Band]) -> Vec<f64> {
-    bands.iter().map(|band| band.p50).collect()
-}
-
 /// Rows of trips that left before the cut, and the rest; the cut leaves [`TEST_SHARE`] of the
 /// trips after it.
 pub fn time_split(examples: &Examples) -> (Vec<usize>, Vec<usize>) {
@@ -531,32 +479,67 @@ pub fn time_split(examples: &Examples) -> (Vec<usize>, Vec<usize>) {
     (0..examples.len()).partition(|row| examples.trip_start[*row] < cut)
 }
 
+/// The columns of every table of figures.
+const FIGURES_HEADER: &str = "| | rows | bias | MAE | RMSE | median AE | P95 AE | MAPE | ±15 min | ±30 min | ±60 min | P10-P90 coverage | mean width |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+
+/// One row of a table of figures.
+fn figures_row(out: &mut String, name: &str, f: &Figures) {
+    let optional = |value: Option<f64>, scale: f64, unit: &str| {
+        value.map_or("-".to_owned(), |v| format!("{:.1}{unit}", v * scale))
+    };
+    let _ = writeln!(
+        out,
+        "| {name} | {} | {:+.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}% | {:.0}% | {:.0}% | {:.0}% | {} | {} |",
+        f.rows,
+        f.bias,
+        f.mae,
+        f.rmse,
+        f.median_ae,
+        f.p95_ae,
+        f.mape,
+        100.0 * f.within_15,
+        100.0 * f.within_30,
+        100.0 * f.within_60,
+        optional(f.coverage, 100.0, "%"),
+        optional(f.mean_width, 1.0, ""),
+    );
+}
+
+/// A table of figures, a row a name.
+fn figures_table<'a>(out: &mut String, rows: impl IntoIterator<Item = (&'a String, &'a Figures)>) {
+    out.push_str(FIGURES_HEADER);
+    for (name, f) in rows {
+        figures_row(out, name, f);
+    }
+    out.push('\n');
+}
+
 impl Report {
     /// The report for people: the headline table, then the details.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
-        let row = |out: &mut String, name: &str, f: &Figures| {
-            let optional = |value: Option<f64>, scale: f64, unit: &str| {
-                value.map_or("-".to_owned(), |v| format!("{:.1}{unit}", v * scale))
-            };
-            let _ = writeln!(
-                out,
-                "| {name} | {} | {:+.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1}% | {:.0}% | {:.0}% | {:.0}% | {} | {} |",
-                f.rows,
-                f.bias,
-                f.mae,
-                f.rmse,
-                f.median_ae,
-                f.p95_ae,
-                f.mape,
-                100.0 * f.within_15,
-                100.0 * f.within_30,
-                100.0 * f.within_60,
-                optional(f.coverage, 100.0, "%"),
-                optional(f.mean_width, 1.0, ""),
-            );
-        };
-        let header = "| | rows | bias | MAE | RMSE | median AE | P95 AE | MAPE | ±15 min | ±30 min | ±60 min | P10-P90 coverage | mean width |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        self.headline(&mut out);
+        for (title, groups) in [
+            ("By horizon", &self.by_horizon),
+            ("By vehicle class", &self.by_vehicle),
+            ("By distance left", &self.by_distance),
+            ("By partner", &self.by_partner),
+        ] {
+            let _ = writeln!(out, "## {title}\n");
+            figures_table(&mut out, groups);
+        }
+        self.left_out_table(&mut out);
+        self.pooled_table(&mut out);
+        if !self.feeds.is_empty() {
+            out.push_str("## Value of the feeds\n\nThe model trained and tested with the weather and congestion joined, and without them (as when a feed is down), on the same split.\n\n");
+            figures_table(&mut out, &self.feeds);
+        }
+        self.importance_table(&mut out);
+        out
+    }
+
+    /// The split, the model beside its baselines, the targets and the calibration.
+    fn headline(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "# Model evaluation\n\nTime split: trained on {} rows of the earlier trips, tested on {} rows of the latest {:.0}%. Errors in minutes.\n",
@@ -565,10 +548,10 @@ impl Report {
             100.0 * TEST_SHARE
         );
         out.push_str("## Model and baselines\n\n");
-        out.push_str(header);
-        row(&mut out, "model", &self.model);
+        out.push_str(FIGURES_HEADER);
+        figures_row(out, "model", &self.model);
         for (name, f) in &self.baselines {
-            row(&mut out, name, f);
+            figures_row(out, name, f);
         }
         let _ = writeln!(
             out,
@@ -585,67 +568,57 @@ impl Report {
             "Calibration on {} held-out rows: P10 lowered by {:.1} min, P90 raised by {:.1} min.\n",
             self.calibration.rows, self.calibration.low_minutes, self.calibration.high_minutes
         );
-        for (title, groups) in [
-            ("By horizon", &self.by_horizon),
-            ("By vehicle class", &self.by_vehicle),
-            ("By distance left", &self.by_distance),
-            ("By partner", &self.by_partner),
-        ] {
-            let _ = writeln!(out, "## {title}\n");
-            out.push_str(header);
-            for (name, f) in groups {
-                row(&mut out, name, f);
-            }
-            out.push('\n');
+    }
+
+    fn left_out_table(&self, out: &mut String) {
+        if self.partner_left_out.is_empty() {
+            return;
         }
-        if !self.partner_left_out.is_empty() {
-            out.push_str("## Partner left out of training\n\n| partner | rows | model MAE | rules MAE | coverage |\n|---|---|---|---|---|\n");
-            for left in &self.partner_left_out {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {:.1} | {:.1} | {:.1}% |",
-                    left.partner,
-                    left.model.rows,
-                    left.model.mae,
-                    left.rules.mae,
-                    100.0 * left.model.coverage.unwrap_or(f64::NAN)
-                );
-            }
-            out.push('\n');
+        out.push_str("## Partner left out of training\n\n| partner | rows | model MAE | rules MAE | coverage |\n|---|---|---|---|---|\n");
+        for left in &self.partner_left_out {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.1} | {:.1}% |",
+                left.partner,
+                left.model.rows,
+                left.model.mae,
+                left.rules.mae,
+                100.0 * left.model.coverage.unwrap_or(f64::NAN)
+            );
         }
-        if !self.pooled_vs_own.is_empty() {
-            out.push_str("## Pooled against own data only\n\nOn each partner's later trips: MAE in minutes, share within ±30 min, P10-P90 coverage.\n\n| partner | own training trips | test rows | pooled MAE | own-only MAE | rules MAE | pooled ±30 | own-only ±30 | rules ±30 | pooled coverage | own-only coverage | gain |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-            let percent =
-                |share: Option<f64>| share.map_or("-".to_owned(), |s| format!("{:.0}%", 100.0 * s));
-            for entry in &self.pooled_vs_own {
-                let c = &entry.overall;
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {:.1}% |",
-                    entry.partner,
-                    entry.own_training_trips,
-                    entry.test_rows,
-                    c.pooled.mae,
-                    c.own.mae,
-                    c.rules.mae,
-                    percent(Some(c.pooled.within_30)),
-                    percent(Some(c.own.within_30)),
-                    percent(Some(c.rules.within_30)),
-                    percent(c.pooled.coverage),
-                    percent(c.own.coverage),
-                    entry.gain_percent
-                );
-            }
-            out.push('\n');
+        out.push('\n');
+    }
+
+    fn pooled_table(&self, out: &mut String) {
+        if self.pooled_vs_own.is_empty() {
+            return;
         }
-        if !self.feeds.is_empty() {
-            out.push_str("## Value of the feeds\n\nThe model trained and tested with the weather and congestion joined, and without them (as when a feed is down), on the same split.\n\n");
-            out.push_str(header);
-            for (name, f) in &self.feeds {
-                row(&mut out, name, f);
-            }
-            out.push('\n');
+        out.push_str("## Pooled against own data only\n\nOn each partner's later trips: MAE in minutes, share within ±30 min, P10-P90 coverage.\n\n| partner | own training trips | test rows | pooled MAE | own-only MAE | rules MAE | pooled ±30 | own-only ±30 | rules ±30 | pooled coverage | own-only coverage | gain |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        let percent =
+            |share: Option<f64>| share.map_or("-".to_owned(), |s| format!("{:.0}%", 100.0 * s));
+        for entry in &self.pooled_vs_own {
+            let c = &entry.overall;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {:.1}% |",
+                entry.partner,
+                entry.own_training_trips,
+                entry.test_rows,
+                c.pooled.mae,
+                c.own.mae,
+                c.rules.mae,
+                percent(Some(c.pooled.within_30)),
+                percent(Some(c.own.within_30)),
+                percent(Some(c.rules.within_30)),
+                percent(c.pooled.coverage),
+                percent(c.own.coverage),
+                entry.gain_percent
+            );
         }
+        out.push('\n');
+    }
+
+    fn importance_table(&self, out: &mut String) {
         out.push_str(
             "## Feature importance (gain of the median)\n\n| feature | share |\n|---|---|\n",
         );
@@ -653,6 +626,5 @@ impl Report {
         for (name, gain) in &self.feature_importance {
             let _ = writeln!(out, "| {name} | {:.1}% |", 100.0 * gain / total.max(1e-12));
         }
-        out
     }
 }

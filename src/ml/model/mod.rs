@@ -5,7 +5,9 @@
 //! - [`dataset`]: histories to one training frame (departure rows and mid-trip samples), and
 //!   that frame to a row-major matrix.
 //! - [`train`]: parameters, fitting, conformal calibration.
-//! - [`evaluate`]: splits, error figures, baselines, the report.
+//! - [`examples`]: the training rows as plain columns.
+//! - [`fit`]: the fit-and-predict shape the model and every baseline share.
+//! - [`evaluate`]: splits, experiments, error figures, the report.
 //! - [`serve`]: the [`crate::domain::eta::EstimateEta`] that answers from a model.
 //! - [`gbm`]: LightGBM itself, the only `unsafe` code in the crate.
 //!
@@ -14,6 +16,8 @@
 pub mod baselines;
 pub mod dataset;
 pub mod evaluate;
+pub mod examples;
+pub mod fit;
 pub mod gbm;
 pub mod metrics;
 pub mod serve;

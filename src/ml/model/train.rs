@@ -77,6 +77,14 @@ impl ValidParams {
     pub fn get(&self) -> &TrainParams {
         &self.0
     }
+
+    /// The same parameters learning another target: the checks do not depend on it.
+    pub fn with_target(&self, target: Target) -> ValidParams {
+        ValidParams(TrainParams {
+            target,
+            ..self.0.clone()
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
