@@ -7,6 +7,7 @@
 
 pub mod postgres;
 pub mod segments;
+mod sql;
 pub mod sqlite;
 
 use std::path::Path;

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use super::sql;
 use super::{backend, from_json, to_json};
 use crate::adapters::webhooks::{Delivery, Webhook, WebhookStore};
 use crate::domain::storage::{StoreError, StoreResult};
@@ -348,7 +349,7 @@ impl ShipmentStore for PostgresStore {
         )?;
         if inserted == 0 {
             let existing = self.rows(
-                "SELECT id FROM shipments WHERE organisation = $1 AND reference = $2",
+                sql::shipments::ID_BY_REFERENCE,
                 &[&shipment.organisation, &shipment.reference],
             )?;
             let id = existing
@@ -363,17 +364,14 @@ impl ShipmentStore for PostgresStore {
     fn save_shipment(&self, shipment: &Shipment) -> StoreResult<()> {
         let body = to_json(shipment)?;
         self.execute(
-            "UPDATE shipments SET status = $2, body = $3 WHERE id = $1",
-            &[&shipment.id, &shipment.status.as_str(), &body],
+            sql::shipments::UPDATE,
+            &[&shipment.status.as_str(), &body, &shipment.id],
         )?;
         Ok(())
     }
 
     fn shipment(&self, organisation: &str, id: &str) -> StoreResult<Option<Shipment>> {
-        self.body(
-            "SELECT body FROM shipments WHERE organisation = $1 AND id = $2",
-            &[&organisation, &id],
-        )
+        self.body(sql::shipments::GET, &[&organisation, &id])
     }
 
     fn list_shipments(
@@ -384,9 +382,7 @@ impl ShipmentStore for PostgresStore {
         limit: usize,
     ) -> StoreResult<Vec<Shipment>> {
         self.bodies(
-            "SELECT body FROM shipments
-             WHERE organisation = $1 AND ($2::TEXT IS NULL OR status = $2) AND id > $3
-             ORDER BY id LIMIT $4",
+            sql::shipments::PAGE,
             &[
                 &organisation,
                 &status.map(Status::as_str),
@@ -397,10 +393,7 @@ impl ShipmentStore for PostgresStore {
     }
 
     fn active_shipments(&self) -> StoreResult<Vec<Shipment>> {
-        self.bodies(
-            "SELECT body FROM shipments WHERE status IN ('planned', 'in_transit') ORDER BY id",
-            &[],
-        )
+        self.bodies(sql::shipments::ACTIVE, &[])
     }
 
     fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
@@ -413,26 +406,19 @@ impl ShipmentStore for PostgresStore {
     }
 
     fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>> {
-        self.bodies(
-            "SELECT body FROM eta_snapshots WHERE shipment_id = $1 ORDER BY seq",
-            &[&shipment_id],
-        )
+        self.bodies(sql::snapshots::HISTORY, &[&shipment_id])
     }
 
     fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()> {
         self.execute(
-            "INSERT INTO current_snapshots (shipment_id, body) VALUES ($1, $2)
-             ON CONFLICT (shipment_id) DO UPDATE SET body = excluded.body",
+            sql::snapshots::SAVE_CURRENT,
             &[&snapshot.shipment_id, &to_json(snapshot)?],
         )?;
         Ok(())
     }
 
     fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
-        self.body(
-            "SELECT body FROM current_snapshots WHERE shipment_id = $1",
-            &[&shipment_id],
-        )
+        self.body(sql::snapshots::CURRENT, &[&shipment_id])
     }
 
     fn active_shipments_of(
@@ -441,8 +427,7 @@ impl ShipmentStore for PostgresStore {
         vehicle_id: &str,
     ) -> StoreResult<Vec<Shipment>> {
         self.bodies(
-            "SELECT body FROM shipments WHERE organisation = $1 AND vehicle_id = $2
-             AND status IN ('planned', 'in_transit') ORDER BY id",
+            sql::shipments::ACTIVE_OF_VEHICLE,
             &[&organisation, &vehicle_id],
         )
     }
@@ -452,37 +437,29 @@ impl WebhookStore for PostgresStore {
     fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         let body = to_json(webhook)?;
         self.execute(
-            "INSERT INTO webhooks (id, organisation, body) VALUES ($1, $2, $3)",
+            sql::webhooks::INSERT,
             &[&webhook.id, &webhook.organisation, &body],
         )?;
         Ok(())
     }
 
     fn webhooks(&self, organisation: Option<&str>) -> StoreResult<Vec<Webhook>> {
-        self.bodies(
-            "SELECT body FROM webhooks WHERE $1::TEXT IS NULL OR organisation = $1 ORDER BY id",
-            &[&organisation],
-        )
+        self.bodies(sql::webhooks::LIST, &[&organisation])
     }
 
     fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool> {
-        let deleted = self.execute(
-            "DELETE FROM webhooks WHERE organisation = $1 AND id = $2",
-            &[&organisation, &id],
-        )?;
+        let deleted = self.execute(sql::webhooks::DELETE, &[&organisation, &id])?;
         Ok(deleted > 0)
     }
 
     fn set_webhook_health(&self, id: &str, enabled: bool, failures: u32) -> StoreResult<()> {
-        let Some(mut webhook): Option<Webhook> =
-            self.body("SELECT body FROM webhooks WHERE id = $1", &[&id])?
-        else {
+        let Some(mut webhook): Option<Webhook> = self.body(sql::webhooks::GET, &[&id])? else {
             return Ok(());
         };
         webhook.enabled = enabled;
         webhook.consecutive_failures = failures;
         let body = to_json(&webhook)?;
-        self.execute("UPDATE webhooks SET body = $2 WHERE id = $1", &[&id, &body])?;
+        self.execute(sql::webhooks::UPDATE, &[&body, &id])?;
         Ok(())
     }
 
@@ -514,44 +491,36 @@ impl WebhookStore for PostgresStore {
 impl KeyStore for PostgresStore {
     fn insert_organisation(&self, organisation: &Organisation) -> StoreResult<()> {
         self.execute(
-            "INSERT INTO organisations (id, body) VALUES ($1, $2)",
+            sql::keys::INSERT_ORGANISATION,
             &[&organisation.id, &to_json(organisation)?],
         )?;
         Ok(())
     }
 
     fn organisations(&self) -> StoreResult<Vec<Organisation>> {
-        self.bodies("SELECT body FROM organisations ORDER BY id", &[])
+        self.bodies(sql::keys::ORGANISATIONS, &[])
     }
 
     fn insert_key(&self, key: &ApiKey) -> StoreResult<()> {
         self.execute(
-            "INSERT INTO api_keys (id, organisation, body) VALUES ($1, $2, $3)",
+            sql::keys::INSERT_KEY,
             &[&key.id, &key.organisation, &to_json(key)?],
         )?;
         Ok(())
     }
 
     fn keys(&self, organisation: Option<&str>) -> StoreResult<Vec<ApiKey>> {
-        self.bodies(
-            "SELECT body FROM api_keys WHERE $1::TEXT IS NULL OR organisation = $1 ORDER BY id",
-            &[&organisation],
-        )
+        self.bodies(sql::keys::KEYS, &[&organisation])
     }
 
     fn revoke_key(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<bool> {
-        let Some(mut key): Option<ApiKey> =
-            self.body("SELECT body FROM api_keys WHERE id = $1", &[&id])?
-        else {
+        let Some(mut key): Option<ApiKey> = self.body(sql::keys::KEY, &[&id])? else {
             return Ok(false);
         };
         if key.revoked_at.is_none() {
             key.revoked_at = Some(at);
         }
-        self.execute(
-            "UPDATE api_keys SET body = $2 WHERE id = $1",
-            &[&id, &to_json(&key)?],
-        )?;
+        self.execute(sql::keys::UPDATE_KEY, &[&to_json(&key)?, &id])?;
         Ok(true)
     }
 }
@@ -559,7 +528,7 @@ impl KeyStore for PostgresStore {
 impl UploadStore for PostgresStore {
     fn insert_upload(&self, upload: &Upload) -> StoreResult<()> {
         self.execute(
-            "INSERT INTO uploads (id, organisation, sha256, body) VALUES ($1, $2, $3, $4)",
+            sql::uploads::INSERT,
             &[
                 &upload.id,
                 &upload.organisation,
@@ -571,31 +540,21 @@ impl UploadStore for PostgresStore {
     }
 
     fn uploads(&self, organisation: Option<&str>) -> StoreResult<Vec<Upload>> {
-        self.bodies(
-            "SELECT body FROM uploads WHERE $1::TEXT IS NULL OR organisation = $1 ORDER BY id",
-            &[&organisation],
-        )
+        self.bodies(sql::uploads::LIST, &[&organisation])
     }
 
     fn delete_upload(&self, organisation: &str, id: &str) -> StoreResult<bool> {
-        let deleted = self.execute(
-            "DELETE FROM uploads WHERE organisation = $1 AND id = $2",
-            &[&organisation, &id],
-        )?;
+        let deleted = self.execute(sql::uploads::DELETE, &[&organisation, &id])?;
         Ok(deleted > 0)
     }
 
     fn consent(&self, organisation: &str) -> StoreResult<Option<Consent>> {
-        self.body(
-            "SELECT body FROM consents WHERE organisation = $1",
-            &[&organisation],
-        )
+        self.body(sql::uploads::CONSENT, &[&organisation])
     }
 
     fn set_consent(&self, consent: &Consent) -> StoreResult<()> {
         self.execute(
-            "INSERT INTO consents (organisation, body) VALUES ($1, $2)
-             ON CONFLICT (organisation) DO UPDATE SET body = excluded.body",
+            sql::uploads::SAVE_CONSENT,
             &[&consent.organisation, &to_json(consent)?],
         )?;
         Ok(())
@@ -617,10 +576,7 @@ impl Leases for PostgresStore {
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        self.execute(
-            "DELETE FROM leases WHERE name = $1 AND holder = $2",
-            &[&name, &holder],
-        )?;
+        self.execute(sql::leases::RELEASE, &[&name, &holder])?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 use serde::de::DeserializeOwned;
 
+use super::sql;
 use super::{backend, from_json, to_json};
 use crate::adapters::webhooks::{Delivery, Webhook, WebhookStore};
 use crate::domain::storage::{StoreError, StoreResult};
@@ -159,7 +160,7 @@ impl ShipmentStore for SqliteStore {
         let existing = self.with(|connection| {
             connection
                 .query_row(
-                    "SELECT id FROM shipments WHERE organisation = ?1 AND reference = ?2",
+                    sql::shipments::ID_BY_REFERENCE,
                     params![shipment.organisation, shipment.reference],
                     |row| row.get::<_, String>(0),
                 )
@@ -189,18 +190,15 @@ impl ShipmentStore for SqliteStore {
         let body = to_json(shipment)?;
         self.with(|connection| {
             connection.execute(
-                "UPDATE shipments SET status = ?2, body = ?3 WHERE id = ?1",
-                params![shipment.id, shipment.status.as_str(), body],
+                sql::shipments::UPDATE,
+                params![shipment.status.as_str(), body, shipment.id],
             )
         })?;
         Ok(())
     }
 
     fn shipment(&self, organisation: &str, id: &str) -> StoreResult<Option<Shipment>> {
-        self.body(
-            "SELECT body FROM shipments WHERE organisation = ?1 AND id = ?2",
-            params![organisation, id],
-        )
+        self.body(sql::shipments::GET, params![organisation, id])
     }
 
     fn list_shipments(
@@ -211,9 +209,7 @@ impl ShipmentStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<Shipment>> {
         self.bodies(
-            "SELECT body FROM shipments
-             WHERE organisation = ?1 AND (?2 IS NULL OR status = ?2) AND id > ?3
-             ORDER BY id LIMIT ?4",
+            sql::shipments::PAGE,
             params![
                 organisation,
                 status.map(Status::as_str),
@@ -224,10 +220,7 @@ impl ShipmentStore for SqliteStore {
     }
 
     fn active_shipments(&self) -> StoreResult<Vec<Shipment>> {
-        self.bodies(
-            "SELECT body FROM shipments WHERE status IN ('planned', 'in_transit') ORDER BY id",
-            [],
-        )
+        self.bodies(sql::shipments::ACTIVE, [])
     }
 
     fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
@@ -244,18 +237,14 @@ impl ShipmentStore for SqliteStore {
     }
 
     fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>> {
-        self.bodies(
-            "SELECT body FROM eta_snapshots WHERE shipment_id = ?1 ORDER BY seq",
-            params![shipment_id],
-        )
+        self.bodies(sql::snapshots::HISTORY, params![shipment_id])
     }
 
     fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()> {
         let body = to_json(snapshot)?;
         self.with(|connection| {
             connection.execute(
-                "INSERT INTO current_snapshots (shipment_id, body) VALUES (?1, ?2)
-                 ON CONFLICT (shipment_id) DO UPDATE SET body = excluded.body",
+                sql::snapshots::SAVE_CURRENT,
                 params![snapshot.shipment_id, body],
             )
         })?;
@@ -263,10 +252,7 @@ impl ShipmentStore for SqliteStore {
     }
 
     fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
-        self.body(
-            "SELECT body FROM current_snapshots WHERE shipment_id = ?1",
-            params![shipment_id],
-        )
+        self.body(sql::snapshots::CURRENT, params![shipment_id])
     }
 
     fn active_shipments_of(
@@ -275,8 +261,7 @@ impl ShipmentStore for SqliteStore {
         vehicle_id: &str,
     ) -> StoreResult<Vec<Shipment>> {
         self.bodies(
-            "SELECT body FROM shipments WHERE organisation = ?1 AND vehicle_id = ?2
-             AND status IN ('planned', 'in_transit') ORDER BY id",
+            sql::shipments::ACTIVE_OF_VEHICLE,
             params![organisation, vehicle_id],
         )
     }
@@ -287,7 +272,7 @@ impl WebhookStore for SqliteStore {
         let body = to_json(webhook)?;
         self.with(|connection| {
             connection.execute(
-                "INSERT INTO webhooks (id, organisation, body) VALUES (?1, ?2, ?3)",
+                sql::webhooks::INSERT,
                 params![webhook.id, webhook.organisation, body],
             )
         })?;
@@ -295,37 +280,24 @@ impl WebhookStore for SqliteStore {
     }
 
     fn webhooks(&self, organisation: Option<&str>) -> StoreResult<Vec<Webhook>> {
-        self.bodies(
-            "SELECT body FROM webhooks WHERE ?1 IS NULL OR organisation = ?1 ORDER BY id",
-            params![organisation],
-        )
+        self.bodies(sql::webhooks::LIST, params![organisation])
     }
 
     fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool> {
         let deleted = self.with(|connection| {
-            connection.execute(
-                "DELETE FROM webhooks WHERE organisation = ?1 AND id = ?2",
-                params![organisation, id],
-            )
+            connection.execute(sql::webhooks::DELETE, params![organisation, id])
         })?;
         Ok(deleted > 0)
     }
 
     fn set_webhook_health(&self, id: &str, enabled: bool, failures: u32) -> StoreResult<()> {
-        let Some(mut webhook): Option<Webhook> =
-            self.body("SELECT body FROM webhooks WHERE id = ?1", params![id])?
-        else {
+        let Some(mut webhook): Option<Webhook> = self.body(sql::webhooks::GET, params![id])? else {
             return Ok(());
         };
         webhook.enabled = enabled;
         webhook.consecutive_failures = failures;
         let body = to_json(&webhook)?;
-        self.with(|connection| {
-            connection.execute(
-                "UPDATE webhooks SET body = ?2 WHERE id = ?1",
-                params![id, body],
-            )
-        })?;
+        self.with(|connection| connection.execute(sql::webhooks::UPDATE, params![body, id]))?;
         Ok(())
     }
 
@@ -353,7 +325,7 @@ impl WebhookStore for SqliteStore {
 impl KeyStore for SqliteStore {
     fn insert_organisation(&self, organisation: &Organisation) -> StoreResult<()> {
         self.insert_body(
-            "INSERT INTO organisations (id, body) VALUES (?1, ?2)",
+            sql::keys::INSERT_ORGANISATION,
             &organisation.id,
             None,
             to_json(organisation)?,
@@ -361,12 +333,12 @@ impl KeyStore for SqliteStore {
     }
 
     fn organisations(&self) -> StoreResult<Vec<Organisation>> {
-        self.bodies("SELECT body FROM organisations ORDER BY id", [])
+        self.bodies(sql::keys::ORGANISATIONS, [])
     }
 
     fn insert_key(&self, key: &ApiKey) -> StoreResult<()> {
         self.insert_body(
-            "INSERT INTO api_keys (id, organisation, body) VALUES (?1, ?2, ?3)",
+            sql::keys::INSERT_KEY,
             &key.id,
             Some(&key.organisation),
             to_json(key)?,
@@ -374,28 +346,18 @@ impl KeyStore for SqliteStore {
     }
 
     fn keys(&self, organisation: Option<&str>) -> StoreResult<Vec<ApiKey>> {
-        self.bodies(
-            "SELECT body FROM api_keys WHERE ?1 IS NULL OR organisation = ?1 ORDER BY id",
-            params![organisation],
-        )
+        self.bodies(sql::keys::KEYS, params![organisation])
     }
 
     fn revoke_key(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<bool> {
-        let Some(mut key): Option<ApiKey> =
-            self.body("SELECT body FROM api_keys WHERE id = ?1", params![id])?
-        else {
+        let Some(mut key): Option<ApiKey> = self.body(sql::keys::KEY, params![id])? else {
             return Ok(false);
         };
         if key.revoked_at.is_none() {
             key.revoked_at = Some(at);
         }
         let body = to_json(&key)?;
-        self.with(|connection| {
-            connection.execute(
-                "UPDATE api_keys SET body = ?2 WHERE id = ?1",
-                params![id, body],
-            )
-        })?;
+        self.with(|connection| connection.execute(sql::keys::UPDATE_KEY, params![body, id]))?;
         Ok(true)
     }
 }
@@ -405,7 +367,7 @@ impl UploadStore for SqliteStore {
         let body = to_json(upload)?;
         self.with(|connection| {
             connection.execute(
-                "INSERT INTO uploads (id, organisation, sha256, body) VALUES (?1, ?2, ?3, ?4)",
+                sql::uploads::INSERT,
                 params![upload.id, upload.organisation, upload.sha256, body],
             )
         })?;
@@ -413,35 +375,25 @@ impl UploadStore for SqliteStore {
     }
 
     fn uploads(&self, organisation: Option<&str>) -> StoreResult<Vec<Upload>> {
-        self.bodies(
-            "SELECT body FROM uploads WHERE ?1 IS NULL OR organisation = ?1 ORDER BY id",
-            params![organisation],
-        )
+        self.bodies(sql::uploads::LIST, params![organisation])
     }
 
     fn delete_upload(&self, organisation: &str, id: &str) -> StoreResult<bool> {
         let deleted = self.with(|connection| {
-            connection.execute(
-                "DELETE FROM uploads WHERE organisation = ?1 AND id = ?2",
-                params![organisation, id],
-            )
+            connection.execute(sql::uploads::DELETE, params![organisation, id])
         })?;
         Ok(deleted > 0)
     }
 
     fn consent(&self, organisation: &str) -> StoreResult<Option<Consent>> {
-        self.body(
-            "SELECT body FROM consents WHERE organisation = ?1",
-            params![organisation],
-        )
+        self.body(sql::uploads::CONSENT, params![organisation])
     }
 
     fn set_consent(&self, consent: &Consent) -> StoreResult<()> {
         let body = to_json(consent)?;
         self.with(|connection| {
             connection.execute(
-                "INSERT INTO consents (organisation, body) VALUES (?1, ?2)
-                 ON CONFLICT (organisation) DO UPDATE SET body = excluded.body",
+                sql::uploads::SAVE_CONSENT,
                 params![consent.organisation, body],
             )
         })?;
@@ -466,12 +418,7 @@ impl Leases for SqliteStore {
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        self.with(|connection| {
-            connection.execute(
-                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
-                params![name, holder],
-            )
-        })?;
+        self.with(|connection| connection.execute(sql::leases::RELEASE, params![name, holder]))?;
         Ok(())
     }
 }

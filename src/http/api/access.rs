@@ -8,6 +8,18 @@ use crate::http::api::error::ApiError;
 use crate::http::api::AppState;
 use crate::partners::keys::{AuthError, Caller, Role};
 
+/// The organisation's own fleet: carriers, and dispatchers who follow its trucks.
+pub const FLEET: &[Role] = &[Role::Carrier, Role::Dispatcher];
+/// Carriers alone: they register, change and feed what the fleet does.
+pub const CARRIER: &[Role] = &[Role::Carrier];
+/// Partners sharing their trips' history.
+pub const PARTNER: &[Role] = &[Role::Partner];
+/// The service's administrators, acting on every organisation.
+pub const ADMIN: &[Role] = &[Role::Admin];
+/// Whoever watches the operations panel: the fleet and the administrators. The order is the
+/// one the 403 names them in.
+pub const OPERATORS: &[Role] = &[Role::Dispatcher, Role::Carrier, Role::Admin];
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Ready<Result<Self, Self::Error>>;

@@ -1,13 +1,15 @@
 //! Administration: organisations and their API keys. Admin keys act on every organisation.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::http::api::body::{parse_json, read_limited};
+use crate::http::api::access::ADMIN;
+use crate::http::api::body::read_json;
 use crate::http::api::error::{ApiError, ErrorBody};
-use crate::http::api::{blocking, storage, AppState};
+use crate::http::api::{answer, blocking, listed, storage, AppState};
 use crate::partners::keys::{AccessError, ApiKey, Caller, Organisation, Role};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -87,7 +89,6 @@ impl KeyDto {
     path = "/v1/organisations",
     tag = "admin",
     request_body = OrganisationRequest,
-    security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = OrganisationDto),
         (status = 400, description = "Invalid request", body = ErrorBody),
@@ -100,17 +101,16 @@ pub async fn create_organisation(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Admin])?;
-    let body = read_limited(payload, state.settings.max_body_bytes).await?;
-    let request: OrganisationRequest = parse_json(&body)?;
-    let (keyring, now) = (state.keyring.clone(), state.clock.now());
-    let organisation = blocking(move || {
-        keyring
-            .create_organisation(&request.id, &request.name, now)
-            .map_err(ApiError::from)
+    caller.allow(ADMIN)?;
+    let request: OrganisationRequest = read_json(payload, state.settings.max_body_bytes).await?;
+    let now = state.clock.now();
+    answer(state, StatusCode::CREATED, move |state| {
+        let organisation = state
+            .keyring
+            .create_organisation(&request.id, &request.name, now)?;
+        Ok(OrganisationDto::from(&organisation))
     })
-    .await?;
-    Ok(HttpResponse::Created().json(OrganisationDto::from(&organisation)))
+    .await
 }
 
 impl From<AccessError> for ApiError {
@@ -131,7 +131,6 @@ impl From<AccessError> for ApiError {
     get,
     path = "/v1/organisations",
     tag = "admin",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The organisations", body = Vec<OrganisationDto>),
         (status = 403, description = "Not an admin key", body = ErrorBody),
@@ -141,11 +140,13 @@ pub async fn list_organisations(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Admin])?;
-    let store = state.store.clone();
-    let organisations = blocking(move || store.organisations().map_err(storage)).await?;
-    let listed: Vec<OrganisationDto> = organisations.iter().map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(listed))
+    caller.allow(ADMIN)?;
+    answer(state, StatusCode::OK, |state| {
+        listed(state.store.organisations(), |organisation| {
+            OrganisationDto::from(organisation)
+        })
+    })
+    .await
 }
 
 /// Issue a key for an organisation. The answer holds the key, once.
@@ -155,7 +156,6 @@ pub async fn list_organisations(
     tag = "admin",
     request_body = KeyRequest,
     params(("id" = String, Path, description = "The organisation")),
-    security(("bearer" = [])),
     responses(
         (status = 201, description = "Issued, with the key", body = KeyDto),
         (status = 400, description = "Invalid request", body = ErrorBody),
@@ -169,9 +169,8 @@ pub async fn create_key(
     organisation: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Admin])?;
-    let body = read_limited(payload, state.settings.max_body_bytes).await?;
-    let request: KeyRequest = parse_json(&body)?;
+    caller.allow(ADMIN)?;
+    let request: KeyRequest = read_json(payload, state.settings.max_body_bytes).await?;
     let roles = request
         .roles
         .iter()
@@ -185,14 +184,13 @@ pub async fn create_key(
             })
         })
         .collect::<Result<Vec<Role>, ApiError>>()?;
-    let keyring = state.keyring.clone();
-    let (record, key) = blocking(move || {
-        keyring
-            .create_key(&organisation, &request.name, &roles)
-            .map_err(ApiError::from)
+    answer(state, StatusCode::CREATED, move |state| {
+        let (record, key) = state
+            .keyring
+            .create_key(&organisation, &request.name, &roles)?;
+        Ok(KeyDto::of(&record, Some(key)))
     })
-    .await?;
-    Ok(HttpResponse::Created().json(KeyDto::of(&record, Some(key))))
+    .await
 }
 
 /// An organisation's keys, revoked ones included, never the keys themselves.
@@ -201,7 +199,6 @@ pub async fn create_key(
     path = "/v1/organisations/{id}/keys",
     tag = "admin",
     params(("id" = String, Path, description = "The organisation")),
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The keys", body = Vec<KeyDto>),
         (status = 403, description = "Not an admin key", body = ErrorBody),
@@ -212,11 +209,13 @@ pub async fn list_keys(
     caller: Caller,
     organisation: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Admin])?;
-    let store = state.store.clone();
-    let keys = blocking(move || store.keys(Some(&organisation)).map_err(storage)).await?;
-    let listed: Vec<KeyDto> = keys.iter().map(|key| KeyDto::of(key, None)).collect();
-    Ok(HttpResponse::Ok().json(listed))
+    caller.allow(ADMIN)?;
+    answer(state, StatusCode::OK, move |state| {
+        listed(state.store.keys(Some(&organisation)), |key| {
+            KeyDto::of(key, None)
+        })
+    })
+    .await
 }
 
 /// Revoke a key: it stops working at once.
@@ -225,7 +224,6 @@ pub async fn list_keys(
     path = "/v1/keys/{id}",
     tag = "admin",
     params(("id" = String, Path, description = "The key's id")),
-    security(("bearer" = [])),
     responses(
         (status = 204, description = "Revoked"),
         (status = 403, description = "Not an admin key", body = ErrorBody),
@@ -237,7 +235,7 @@ pub async fn revoke_key(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Admin])?;
+    caller.allow(ADMIN)?;
     let (store, keyring, now) = (
         state.store.clone(),
         state.keyring.clone(),

@@ -23,6 +23,14 @@ pub async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<web
     Ok(body.freeze())
 }
 
+/// Reads the whole body within `limit` bytes, then parses it as [`parse_json`] does.
+pub async fn read_json<T: DeserializeOwned>(
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    parse_json(&read_limited(payload, limit).await?)
+}
+
 /// Parses a JSON document, whatever the Content-Type says: TMS integrations often send JSON
 /// with none, or with `application/x-www-form-urlencoded` from a bare `curl -d`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

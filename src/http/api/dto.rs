@@ -197,6 +197,7 @@ pub struct EtaResponse {
     /// Arrival that 90% of trips beat.
     #[schema(format = DateTime)]
     pub eta_p90: String,
+    /// Minutes from departure to the most likely arrival.
     pub duration_minutes: f64,
     /// Estimated road distance.
     pub distance_km: f64,
@@ -219,22 +220,28 @@ pub struct EtaResponse {
 }
 
 /// Weather at the middle of the route when the truck is expected there (Open-Meteo's
-/// variables: °C, mm, cm, km/h, m) and congestion near each end (0 free-flowing to 1
-/// standstill); absent when unknown.
+/// variables) and congestion near each end; each absent when unknown.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ConditionsDto {
+    /// Air temperature 2 m above ground, °C.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature_2m: Option<f64>,
+    /// Rain, showers and snow of the hour, mm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precipitation: Option<f64>,
+    /// Snowfall of the hour, cm.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snowfall: Option<f64>,
+    /// Wind 10 m above ground, km/h.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wind_speed_10m: Option<f64>,
+    /// Visibility, m.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub visibility: Option<f64>,
+    /// Near the origin: 0 free-flowing to 1 standstill.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin_congestion: Option<f64>,
+    /// Near the destination: 0 free-flowing to 1 standstill.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_congestion: Option<f64>,
 }

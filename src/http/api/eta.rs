@@ -6,18 +6,18 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::config::ApiSettings;
 use crate::domain::clock::Clock;
 use crate::domain::eta::EtaQuery;
-use crate::http::api::body::{from_value, parse_json, read_limited};
+use crate::http::api::access::FLEET;
+use crate::http::api::body::{from_value, read_json};
 use crate::http::api::dto::{BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse};
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::AppState;
-use crate::partners::keys::{Caller, Role};
+use crate::partners::keys::Caller;
 
 /// One ETA.
 #[utoipa::path(
     post,
     path = "/v1/eta",
     tag = "eta",
-    security(("bearer" = [])),
     request_body = EtaRequest,
     responses(
         (status = 200, description = "The estimate", body = EtaResponse),
@@ -31,10 +31,9 @@ pub async fn eta(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
-    let body = read_limited(payload, state.settings.max_body_bytes).await?;
-    let request: EtaRequest = parse_json(&body)?;
-    let response = answer(&state, request, organisation, state.clock.now()).await?;
+    let organisation = caller.allow(FLEET)?;
+    let request: EtaRequest = read_json(payload, state.settings.max_body_bytes).await?;
+    let response = estimate_one(&state, request, organisation, state.clock.now()).await?;
     count_prediction(&state, &response);
     Ok(HttpResponse::Ok().json(response))
 }
@@ -44,7 +43,6 @@ pub async fn eta(
     post,
     path = "/v1/eta/batch",
     tag = "eta",
-    security(("bearer" = [])),
     request_body = BatchRequest,
     responses(
         (status = 200, description = "One result per request, in order", body = BatchResponse),
@@ -59,9 +57,8 @@ pub async fn eta_batch(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
-    let body = read_limited(payload, state.settings.max_batch_body_bytes).await?;
-    let batch: BatchRequest = parse_json(&body)?;
+    let organisation = caller.allow(FLEET)?;
+    let batch: BatchRequest = read_json(payload, state.settings.max_batch_body_bytes).await?;
     let explain = batch.factors;
     let (parsed, queries) = check_batch(&state, batch).await?;
     prefetch(&state, &queries).await;
@@ -187,7 +184,8 @@ async fn prefetch(state: &AppState, queries: &[EtaQuery]) {
     }
 }
 
-async fn answer(
+/// One request's estimate, once the feeds have what it needs.
+async fn estimate_one(
     state: &web::Data<AppState>,
     request: EtaRequest,
     organisation: String,

@@ -1,5 +1,6 @@
 //! Partners' history: `/v1/history` uploads and `/v1/partners/me` consent.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::SecondsFormat;
 use futures_util::StreamExt;
@@ -7,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::ids::new_id;
-use crate::http::api::body::{parse_json, parse_query, read_limited};
+use crate::http::api::access::PARTNER;
+use crate::http::api::body::{parse_query, read_json};
 use crate::http::api::error::{ApiError, ErrorBody};
-use crate::http::api::{blocking, storage, AppState};
+use crate::http::api::{answer, blocking, listed, storage, AppState};
 use crate::ml::history::ValidationReport;
-use crate::partners::keys::{Caller, Role};
+use crate::partners::keys::Caller;
 use crate::partners::uploads::Consent;
 use crate::partners::uploads::{
     Committed, Incoming, Upload, UploadArea, UploadError, UploadFormat,
@@ -121,7 +123,6 @@ fn problems(report: &ValidationReport) -> Vec<ProblemDto> {
     post,
     path = "/v1/history",
     tag = "history",
-    security(("bearer" = [])),
     params(UploadQuery),
     request_body(content = Vec<u8>, description = "A trips table: CSV, gzip CSV or Parquet", content_type = "application/octet-stream"),
     responses(
@@ -138,7 +139,7 @@ pub async fn upload(
     request: HttpRequest,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Partner])?;
+    let organisation = caller.allow(PARTNER)?;
     let skip = parse_query::<UploadQuery>(&request)?.skip_bad_rows()?;
     let id = new_id("upl");
     let area = UploadArea::new(&state.data_dir);
@@ -234,18 +235,19 @@ async fn receive(
     get,
     path = "/v1/history",
     tag = "history",
-    security(("bearer" = [])),
     responses((status = 200, description = "The uploads", body = Vec<UploadDto>))
 )]
 pub async fn list_uploads(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Partner])?;
-    let store = state.store.clone();
-    let uploads = blocking(move || store.uploads(Some(&organisation)).map_err(storage)).await?;
-    let listed: Vec<UploadDto> = uploads.iter().map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(listed))
+    let organisation = caller.allow(PARTNER)?;
+    answer(state, StatusCode::OK, move |state| {
+        listed(state.store.uploads(Some(&organisation)), |upload| {
+            UploadDto::from(upload)
+        })
+    })
+    .await
 }
 
 async fn find(state: &AppState, organisation: String, id: String) -> Result<Upload, ApiError> {
@@ -266,7 +268,6 @@ async fn find(state: &AppState, organisation: String, id: String) -> Result<Uplo
     get,
     path = "/v1/history/{id}/export",
     tag = "history",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "The upload")),
     responses(
         (status = 200, description = "The rows", content_type = "application/octet-stream", body = Vec<u8>),
@@ -278,7 +279,7 @@ pub async fn export(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Partner])?;
+    let organisation = caller.allow(PARTNER)?;
     let upload = find(&state, organisation, id.into_inner()).await?;
     let (area, kept) = (UploadArea::new(&state.data_dir), upload.clone());
     let bytes = blocking(move || area.export(&kept).map_err(storage)).await?;
@@ -300,7 +301,6 @@ pub async fn export(
     delete,
     path = "/v1/history/{id}",
     tag = "history",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "The upload")),
     responses(
         (status = 200, description = "Erased; the models that had learnt from it", body = ErasedResponse),
@@ -312,39 +312,40 @@ pub async fn erase(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Partner])?;
-    let upload = find(&state, organisation.clone(), id.into_inner()).await?;
-    let (store, data_dir, model_dir) = (
-        state.store.clone(),
-        state.data_dir.clone(),
-        state.model_dir.clone(),
-    );
-    let id = upload.id.clone();
-    let trained_models = blocking(move || {
+    let organisation = caller.allow(PARTNER)?;
+    let id = find(&state, organisation.clone(), id.into_inner())
+        .await?
+        .id;
+    answer(state, StatusCode::OK, move |state| {
         // The record goes first: from then on nothing can read the rows, and a crash before
         // the files go leaves a directory the next start sweeps away.
-        store.delete_upload(&organisation, &id).map_err(storage)?;
-        UploadArea::new(&data_dir)
+        state
+            .store
+            .delete_upload(&organisation, &id)
+            .map_err(storage)?;
+        UploadArea::new(&state.data_dir)
             .remove(&organisation, &id)
             .map_err(storage)?;
-        Ok(
-            crate::training::registry::known_models(&model_dir, &data_dir)
-                .into_iter()
-                .filter(|(_, card)| {
-                    card.training
-                        .sources
-                        .iter()
-                        .any(|source| source.path.contains(&id))
-                })
-                .map(|(_, card)| card.version)
-                .collect::<Vec<_>>(),
-        )
+        Ok(ErasedResponse {
+            trained_models: trained_on(state, &id),
+            id,
+        })
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(ErasedResponse {
-        id: upload.id,
-        trained_models,
-    }))
+    .await
+}
+
+/// The models whose training data held the upload `id`.
+fn trained_on(state: &AppState, id: &str) -> Vec<String> {
+    crate::training::registry::known_models(&state.model_dir, &state.data_dir)
+        .into_iter()
+        .filter(|(_, card)| {
+            card.training
+                .sources
+                .iter()
+                .any(|source| source.path.contains(id))
+        })
+        .map(|(_, card)| card.version)
+        .collect()
 }
 
 /// The partner's own standing: consent and what it uploaded.
@@ -352,28 +353,27 @@ pub async fn erase(
     get,
     path = "/v1/partners/me",
     tag = "history",
-    security(("bearer" = [])),
     responses((status = 200, description = "Consent and uploads", body = PartnerDto))
 )]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Partner])?;
-    Ok(HttpResponse::Ok().json(partner(&state, organisation).await?))
-}
-
-async fn partner(state: &AppState, organisation: String) -> Result<PartnerDto, ApiError> {
-    let store = state.store.clone();
-    blocking(move || {
-        let consent = store.consent(&organisation).map_err(storage)?;
-        let uploads = store.uploads(Some(&organisation)).map_err(storage)?;
-        Ok(PartnerDto {
-            pool: consent.as_ref().is_some_and(|consent| consent.pool),
-            consent_updated_at: consent.map(|consent| stamp(consent.updated_at)),
-            uploads: uploads.len(),
-            rows: uploads.iter().map(|upload| upload.rows).sum(),
-            organisation,
-        })
+    let organisation = caller.allow(PARTNER)?;
+    answer(state, StatusCode::OK, move |state| {
+        partner(state, organisation)
     })
     .await
+}
+
+/// The partner's standing, read from the store: only on the blocking pool.
+fn partner(state: &AppState, organisation: String) -> Result<PartnerDto, ApiError> {
+    let consent = state.store.consent(&organisation).map_err(storage)?;
+    let uploads = state.store.uploads(Some(&organisation)).map_err(storage)?;
+    Ok(PartnerDto {
+        pool: consent.as_ref().is_some_and(|consent| consent.pool),
+        consent_updated_at: consent.map(|consent| stamp(consent.updated_at)),
+        uploads: uploads.len(),
+        rows: uploads.iter().map(|upload| upload.rows).sum(),
+        organisation,
+    })
 }
 
 /// Give or withdraw consent to pool: only consenting partners' rows train the pooled model.
@@ -381,7 +381,6 @@ async fn partner(state: &AppState, organisation: String) -> Result<PartnerDto, A
     put,
     path = "/v1/partners/me/consent",
     tag = "history",
-    security(("bearer" = [])),
     request_body = ConsentRequest,
     responses(
         (status = 200, description = "Recorded", body = PartnerDto),
@@ -393,17 +392,18 @@ pub async fn set_consent(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Partner])?;
-    let body = read_limited(payload, state.settings.max_body_bytes).await?;
-    let request: ConsentRequest = parse_json(&body)?;
-    let store = state.store.clone();
+    let organisation = caller.allow(PARTNER)?;
+    let request: ConsentRequest = read_json(payload, state.settings.max_body_bytes).await?;
     let consent = Consent {
         organisation: organisation.clone(),
         pool: request.pool,
         updated_at: state.clock.now(),
     };
-    blocking(move || store.set_consent(&consent).map_err(storage)).await?;
-    Ok(HttpResponse::Ok().json(partner(&state, organisation).await?))
+    answer(state, StatusCode::OK, move |state| {
+        state.store.set_consent(&consent).map_err(storage)?;
+        partner(state, organisation)
+    })
+    .await
 }
 
 /// What the pool gives the partner: on its own later trips, the pooled model against a model
@@ -413,20 +413,17 @@ pub async fn set_consent(
     get,
     path = "/v1/partners/me/report",
     tag = "history",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The report", body = Object),
         (status = 404, description = "No trained model has learnt from this partner yet", body = ErrorBody),
     )
 )]
 pub async fn report(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Partner])?;
-    let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
-    let body = blocking(move || {
-        newest_partner_report(&model_dir, &data_dir, &organisation)
+    let organisation = caller.allow(PARTNER)?;
+    answer(state, StatusCode::OK, move |state| {
+        newest_partner_report(&state.model_dir, &state.data_dir, &organisation)
             .map_err(storage)?
             .ok_or(ApiError::NotFound)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(body))
+    .await
 }

@@ -1,5 +1,6 @@
 //! `/v1/webhooks`: where the service announces ETA changes, late-risk changes and stop events.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
@@ -8,10 +9,11 @@ use utoipa::ToSchema;
 use crate::adapters::webhooks::{new_secret, EVENTS};
 use crate::adapters::webhooks::{Delivery, Webhook};
 use crate::domain::ids::new_id;
-use crate::http::api::body::{parse_json, read_limited};
+use crate::http::api::access::CARRIER;
+use crate::http::api::body::read_json;
 use crate::http::api::error::{ApiError, ErrorBody};
-use crate::http::api::{blocking, storage, AppState};
-use crate::partners::keys::{Caller, Role};
+use crate::http::api::{answer, blocking, listed, storage, AppState};
+use crate::partners::keys::Caller;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -131,7 +133,6 @@ impl WebhookRequest {
     post,
     path = "/v1/webhooks",
     tag = "webhooks",
-    security(("bearer" = [])),
     request_body = WebhookRequest,
     responses(
         (status = 201, description = "Created, with its secret", body = WebhookDto),
@@ -143,9 +144,8 @@ pub async fn create_webhook(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier])?;
-    let body = read_limited(payload, state.settings.max_body_bytes).await?;
-    let request: WebhookRequest = parse_json(&body)?;
+    let organisation = caller.allow(CARRIER)?;
+    let request: WebhookRequest = read_json(payload, state.settings.max_body_bytes).await?;
     request.check()?;
     let mut events = request.events;
     events.dedup();
@@ -160,10 +160,11 @@ pub async fn create_webhook(
         consecutive_failures: 0,
         created_at: state.clock.now(),
     };
-    let store = state.store.clone();
-    let stored = webhook.clone();
-    blocking(move || store.insert_webhook(&stored).map_err(storage)).await?;
-    Ok(HttpResponse::Created().json(WebhookDto::of(&webhook, true)))
+    answer(state, StatusCode::CREATED, move |state| {
+        state.store.insert_webhook(&webhook).map_err(storage)?;
+        Ok(WebhookDto::of(&webhook, true))
+    })
+    .await
 }
 
 /// The organisation's webhooks, without their secrets.
@@ -171,21 +172,19 @@ pub async fn create_webhook(
     get,
     path = "/v1/webhooks",
     tag = "webhooks",
-    security(("bearer" = [])),
     responses((status = 200, description = "The webhooks", body = Vec<WebhookDto>))
 )]
 pub async fn list_webhooks(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier])?;
-    let store = state.store.clone();
-    let webhooks = blocking(move || store.webhooks(Some(&organisation)).map_err(storage)).await?;
-    let listed: Vec<WebhookDto> = webhooks
-        .iter()
-        .map(|webhook| WebhookDto::of(webhook, false))
-        .collect();
-    Ok(HttpResponse::Ok().json(listed))
+    let organisation = caller.allow(CARRIER)?;
+    answer(state, StatusCode::OK, move |state| {
+        listed(state.store.webhooks(Some(&organisation)), |webhook| {
+            WebhookDto::of(webhook, false)
+        })
+    })
+    .await
 }
 
 /// Stop deliveries to a webhook.
@@ -193,7 +192,6 @@ pub async fn list_webhooks(
     delete,
     path = "/v1/webhooks/{id}",
     tag = "webhooks",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "The webhook's id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -205,7 +203,7 @@ pub async fn delete_webhook(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier])?;
+    let organisation = caller.allow(CARRIER)?;
     let store = state.store.clone();
     let deleted =
         blocking(move || store.delete_webhook(&organisation, &id).map_err(storage)).await?;
@@ -220,7 +218,6 @@ pub async fn delete_webhook(
     get,
     path = "/v1/webhooks/{id}/deliveries",
     tag = "webhooks",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "The webhook's id")),
     responses(
         (status = 200, description = "Delivery attempts", body = Vec<DeliveryDto>),
@@ -232,10 +229,10 @@ pub async fn list_deliveries(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier])?;
-    let store = state.store.clone();
-    let deliveries = blocking(move || {
-        let owned = store
+    let organisation = caller.allow(CARRIER)?;
+    answer(state, StatusCode::OK, move |state| {
+        let owned = state
+            .store
             .webhooks(Some(&organisation))
             .map_err(storage)?
             .iter()
@@ -243,9 +240,11 @@ pub async fn list_deliveries(
         if !owned {
             return Err(ApiError::NotFound);
         }
-        store.deliveries(&id, 200).map_err(storage)
+        let deliveries = state.store.deliveries(&id, 200).map_err(storage)?;
+        Ok(deliveries
+            .into_iter()
+            .map(DeliveryDto::from)
+            .collect::<Vec<_>>())
     })
-    .await?;
-    let listed: Vec<DeliveryDto> = deliveries.into_iter().map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(listed))
+    .await
 }

@@ -25,9 +25,9 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, Resource};
+use actix_web::{web, HttpResponse, Resource};
 
 use crate::adapters::store::Store;
 use crate::config::ApiSettings;
@@ -76,6 +76,25 @@ pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(work).await.map_err(storage)?
+}
+
+/// Most handlers' last step: `work` on the blocking pool, handed the state, its value the JSON
+/// answer with `status`.
+pub(crate) async fn answer<T: serde::Serialize + Send + 'static>(
+    state: web::Data<AppState>,
+    status: StatusCode,
+    work: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+) -> Result<HttpResponse, ApiError> {
+    let value = blocking(move || work(state.get_ref())).await?;
+    Ok(HttpResponse::build(status).json(value))
+}
+
+/// A listing read from the store, each item as its DTO.
+pub(crate) fn listed<T, D>(
+    items: Result<Vec<T>, impl std::fmt::Display>,
+    dto: impl Fn(&T) -> D,
+) -> Result<Vec<D>, ApiError> {
+    Ok(items.map_err(storage)?.iter().map(dto).collect())
 }
 
 /// A storage failure: the detail goes to the log, the caller gets a 500.

@@ -7,15 +7,17 @@
 
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::http::api::access::ADMIN;
 use crate::http::api::body::parse_query;
 use crate::http::api::error::{ApiError, ErrorBody};
-use crate::http::api::{blocking, storage, AppState};
-use crate::partners::keys::{Caller, Role};
+use crate::http::api::{answer, blocking, storage, AppState};
+use crate::partners::keys::Caller;
 use crate::training::jobs::{Job, TrainRequest, TrainingContext};
 use crate::training::registry::{self, known_models, ModelCard};
 
@@ -72,7 +74,6 @@ fn summary(card: &ModelCard, active: Option<&str>) -> ModelSummary {
     get,
     path = "/v1/models",
     tag = "admin",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The models", body = Vec<ModelSummary>),
         (status = 403, description = "Not an admin key", body = ErrorBody),
@@ -82,18 +83,18 @@ pub async fn list_models(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Admin])?;
-    let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
+    caller.allow(ADMIN)?;
     let active = state
         .model_eta
         .active()
         .map(|served| served.version.clone());
-    let models = blocking(move || Ok(known_models(&model_dir, &data_dir))).await?;
-    let listed: Vec<ModelSummary> = models
-        .iter()
-        .map(|(_, card)| summary(card, active.as_deref()))
-        .collect();
-    Ok(HttpResponse::Ok().json(listed))
+    answer(state, StatusCode::OK, move |state| {
+        Ok(known_models(&state.model_dir, &state.data_dir)
+            .iter()
+            .map(|(_, card)| summary(card, active.as_deref()))
+            .collect::<Vec<_>>())
+    })
+    .await
 }
 
 /// Serve a model from the next request on.
@@ -101,7 +102,6 @@ pub async fn list_models(
     post,
     path = "/v1/models/{version}/activate",
     tag = "admin",
-    security(("bearer" = [])),
     params(("version" = String, Path, description = "The model's version")),
     responses(
         (status = 200, description = "Now serving", body = ActivatedResponse),
@@ -115,7 +115,7 @@ pub async fn activate(
     caller: Caller,
     version: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Admin])?;
+    caller.allow(ADMIN)?;
     let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
     let served = blocking(move || {
         let (dir, _) = known_models(&model_dir, &data_dir)
@@ -159,7 +159,6 @@ pub async fn activate(
     post,
     path = "/v1/models/train",
     tag = "admin",
-    security(("bearer" = [])),
     params(("rounds" = Option<usize>, Query, description = "Boosting rounds (1 to 5000); the default parameters' when absent")),
     responses(
         (status = 202, description = "Started; follow it at /v1/models/jobs/{id}", body = Object),
@@ -173,7 +172,7 @@ pub async fn train(
     caller: Caller,
     request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Admin])?;
+    caller.allow(ADMIN)?;
     let query = parse_query::<TrainQuery>(&request)?;
     if let Some(rounds) = query.rounds {
         if !(1..=5_000).contains(&rounds) {
@@ -224,7 +223,6 @@ struct TrainQuery {
     get,
     path = "/v1/models/jobs/{id}",
     tag = "admin",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "The job")),
     responses(
         (status = 200, description = "The job", body = Object),
@@ -237,7 +235,7 @@ pub async fn job(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(&[Role::Admin])?;
+    caller.allow(ADMIN)?;
     let job: Job = state.jobs.get(&id).ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(job))
 }

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::Modify;
 
@@ -90,7 +90,11 @@ impl Modify for BearerKeys {
             ("429", error("Over the key's rate", true)),
             ("503", error("Over the request's time limit", true)),
         ];
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // The key is checked for the whole `/v1` prefix, not handler by handler.
+            if !path.starts_with("/v1/") {
+                continue;
+            }
             let operations = [
                 &mut item.get,
                 &mut item.post,
@@ -98,9 +102,10 @@ impl Modify for BearerKeys {
                 &mut item.delete,
             ];
             for operation in operations.into_iter().flatten() {
-                if operation.security.as_ref().is_none_or(Vec::is_empty) {
-                    continue;
-                }
+                operation.security = Some(vec![SecurityRequirement::new(
+                    "bearer",
+                    Vec::<String>::new(),
+                )]);
                 for (status, response) in &shared {
                     operation
                         .responses

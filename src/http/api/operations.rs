@@ -2,6 +2,7 @@
 //! organisation only: the model serving its trips, how its pings come in, how accurate its
 //! live ETAs were, and the state of the external feeds.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -9,10 +10,11 @@ use utoipa::ToSchema;
 
 use crate::domain::clock::Clock;
 use crate::domain::eta::RULES_MODEL_NAME;
+use crate::http::api::access::OPERATORS;
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::tracking::HorizonAccuracyDto;
-use crate::http::api::{blocking, AppState};
-use crate::partners::keys::{Caller, Role};
+use crate::http::api::{answer, AppState};
+use crate::partners::keys::Caller;
 
 /// Delivered shipments the accuracy is measured on, newest first.
 const ACCURACY_SHIPMENTS: usize = 500;
@@ -49,7 +51,6 @@ pub struct FeedDto {
     get,
     path = "/v1/operations",
     tag = "shipments",
-    security(("bearer" = [])),
     responses(
         (status = 200, description = "The figures", body = OperationsResponse),
         (status = 401, description = "No or unknown key", body = ErrorBody),
@@ -59,35 +60,31 @@ pub async fn operations(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Dispatcher, Role::Carrier, Role::Admin])?;
+    let organisation = caller.allow(OPERATORS)?;
     let now = state.clock.now();
-    let (model_version, fallback) = match state.model_eta.serving(Some(&organisation)) {
-        Some(served) => (served.version.clone(), false),
-        None => (RULES_MODEL_NAME.to_owned(), true),
-    };
-    let pings_received = state.tracker.received(&organisation);
-    let tracker = state.tracker.clone();
-    let overview =
-        blocking(move || Ok(tracker.overview(&organisation, ACCURACY_SHIPMENTS)?)).await?;
-    let accuracy = overview
-        .accuracy
-        .into_iter()
-        .map(|horizon| HorizonAccuracyDto {
-            horizon: horizon.horizon,
-            estimates: horizon.estimates,
-            mean_absolute_error_minutes: horizon.mean_absolute_error_minutes,
+    answer(state, StatusCode::OK, move |state| {
+        let (model_version, fallback) = match state.model_eta.serving(Some(&organisation)) {
+            Some(served) => (served.version.clone(), false),
+            None => (RULES_MODEL_NAME.to_owned(), true),
+        };
+        let pings_received = state.tracker.received(&organisation);
+        let overview = state.tracker.overview(&organisation, ACCURACY_SHIPMENTS)?;
+        Ok(OperationsResponse {
+            as_of: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            model_version,
+            fallback,
+            pings_received,
+            shipments_in_transit: overview.in_transit,
+            shipments_planned: overview.planned,
+            accuracy: overview
+                .accuracy
+                .iter()
+                .map(HorizonAccuracyDto::from)
+                .collect(),
+            feeds: feeds(state),
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(OperationsResponse {
-        as_of: now.to_rfc3339_opts(SecondsFormat::Secs, true),
-        model_version,
-        fallback,
-        pings_received,
-        shipments_in_transit: overview.in_transit,
-        shipments_planned: overview.planned,
-        accuracy,
-        feeds: feeds(&state),
-    }))
+    })
+    .await
 }
 
 /// Each feed's circuit and the age of its data.

@@ -1,6 +1,7 @@
 //! Shipments, positions and live ETAs: `/v1/shipments...`, `/v1/positions`,
 //! `/v1/vehicles/{vehicle_id}/positions`.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,11 +9,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::ids::new_id;
 use crate::domain::vehicle::VehicleClass;
-use crate::http::api::body::{parse_json, parse_query, read_limited};
+use crate::http::api::access::{CARRIER, FLEET};
+use crate::http::api::body::{parse_query, read_json, read_limited};
 use crate::http::api::dto::{parse_timestamp, DriverRequest, LatLon, VehicleClassDto, WindowDto};
 use crate::http::api::error::{ApiError, ErrorBody};
-use crate::http::api::{blocking, AppState};
-use crate::partners::keys::{Caller, Role};
+use crate::http::api::{answer, blocking, AppState};
+use crate::partners::keys::Caller;
 use crate::tracking::eta::Snapshot;
 use crate::tracking::pings::{self, BatchError, PingFormat, MAX_VEHICLE_ID_LEN};
 use crate::tracking::shipment::{
@@ -249,20 +251,18 @@ impl From<&Shipment> for ShipmentDto {
             accuracy: shipment
                 .accuracy
                 .iter()
-                .map(
-                    |HorizonAccuracy {
-                         horizon,
-                         estimates,
-                         mean_absolute_error_minutes,
-                     }| {
-                        HorizonAccuracyDto {
-                            horizon: horizon.clone(),
-                            estimates: *estimates,
-                            mean_absolute_error_minutes: *mean_absolute_error_minutes,
-                        }
-                    },
-                )
+                .map(HorizonAccuracyDto::from)
                 .collect(),
+        }
+    }
+}
+
+impl From<&HorizonAccuracy> for HorizonAccuracyDto {
+    fn from(accuracy: &HorizonAccuracy) -> Self {
+        Self {
+            horizon: accuracy.horizon.clone(),
+            estimates: accuracy.estimates,
+            mean_absolute_error_minutes: accuracy.mean_absolute_error_minutes,
         }
     }
 }
@@ -367,7 +367,6 @@ impl EventRequest {
     post,
     path = "/v1/shipments",
     tag = "shipments",
-    security(("bearer" = [])),
     request_body = ShipmentRequest,
     responses(
         (status = 201, description = "Registered; its first estimate is ready", body = ShipmentDto),
@@ -380,13 +379,13 @@ pub async fn create_shipment(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier])?;
-    let body = read_limited(payload, state.settings.max_body_bytes).await?;
-    let request: ShipmentRequest = parse_json(&body)?;
-    let tracker = state.tracker.clone();
-    let shipment = request.into_shipment(&organisation, tracker.now(), &state)?;
-    let shipment = blocking(move || Ok(tracker.register(shipment)?)).await?;
-    Ok(HttpResponse::Created().json(ShipmentDto::from(&shipment)))
+    let organisation = caller.allow(CARRIER)?;
+    let request: ShipmentRequest = read_json(payload, state.settings.max_body_bytes).await?;
+    let shipment = request.into_shipment(&organisation, state.tracker.now(), &state)?;
+    answer(state, StatusCode::CREATED, move |state| {
+        Ok(ShipmentDto::from(&state.tracker.register(shipment)?))
+    })
+    .await
 }
 
 /// One shipment.
@@ -394,7 +393,6 @@ pub async fn create_shipment(
     get,
     path = "/v1/shipments/{id}",
     tag = "shipments",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
         (status = 200, description = "The shipment", body = ShipmentDto),
@@ -406,10 +404,13 @@ pub async fn get_shipment(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
-    let tracker = state.tracker.clone();
-    let shipment = blocking(move || Ok(tracker.shipment(&organisation, &id)?)).await?;
-    Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
+    let organisation = caller.allow(FLEET)?;
+    answer(state, StatusCode::OK, move |state| {
+        Ok(ShipmentDto::from(
+            &state.tracker.shipment(&organisation, &id)?,
+        ))
+    })
+    .await
 }
 
 /// Shipments, oldest first, a page at a time.
@@ -417,7 +418,6 @@ pub async fn get_shipment(
     get,
     path = "/v1/shipments",
     tag = "shipments",
-    security(("bearer" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "A page of shipments", body = ShipmentPage),
@@ -429,7 +429,7 @@ pub async fn list_shipments(
     caller: Caller,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let organisation = caller.allow(FLEET)?;
     let query = parse_query::<ListQuery>(&request)?;
     let status = match query.status.as_deref() {
         None => None,
@@ -445,21 +445,23 @@ pub async fn list_shipments(
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
-    let tracker = state.tracker.clone();
     let cursor = query.cursor;
-    let mut items =
-        blocking(move || Ok(tracker.list(&organisation, status, cursor.as_deref(), limit + 1)?))
-            .await?;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|shipment| shipment.id.clone())
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(ShipmentPage {
-        items: items.iter().map(ShipmentDto::from).collect(),
-        next_cursor,
-    }))
+    answer(state, StatusCode::OK, move |state| {
+        let mut items = state
+            .tracker
+            .list(&organisation, status, cursor.as_deref(), limit + 1)?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|shipment| shipment.id.clone())
+        } else {
+            None
+        };
+        Ok(ShipmentPage {
+            items: items.iter().map(ShipmentDto::from).collect(),
+            next_cursor,
+        })
+    })
+    .await
 }
 
 /// Cancel a shipment: its estimates stop.
@@ -467,7 +469,6 @@ pub async fn list_shipments(
     post,
     path = "/v1/shipments/{id}/cancel",
     tag = "shipments",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
         (status = 200, description = "Cancelled (again, if it already was)", body = ShipmentDto),
@@ -480,10 +481,13 @@ pub async fn cancel_shipment(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier])?;
-    let tracker = state.tracker.clone();
-    let shipment = blocking(move || Ok(tracker.cancel(&organisation, &id)?)).await?;
-    Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
+    let organisation = caller.allow(CARRIER)?;
+    answer(state, StatusCode::OK, move |state| {
+        Ok(ShipmentDto::from(
+            &state.tracker.cancel(&organisation, &id)?,
+        ))
+    })
+    .await
 }
 
 /// Report an arrival or departure at a stop by hand.
@@ -491,7 +495,6 @@ pub async fn cancel_shipment(
     post,
     path = "/v1/shipments/{id}/events",
     tag = "shipments",
-    security(("bearer" = [])),
     request_body = EventRequest,
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
@@ -507,10 +510,9 @@ pub async fn post_event(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier])?;
-    let body = read_limited(payload, state.settings.max_body_bytes).await?;
-    let request: EventRequest = parse_json(&body)?;
-    let tracker = state.tracker.clone();
+    let organisation = caller.allow(CARRIER)?;
+    let request: EventRequest = read_json(payload, state.settings.max_body_bytes).await?;
+    let tracker = &state.tracker;
     let at = request.checked_time(tracker.now(), tracker.settings().future_tolerance_secs)?;
     let stop = match (request.stop_index, request.stop_id) {
         (Some(index), None) => StopRef::Index(index),
@@ -526,9 +528,13 @@ pub async fn post_event(
         EventKindDto::Arrived => EventKind::Arrived,
         EventKindDto::Departed => EventKind::Departed,
     };
-    let shipment =
-        blocking(move || Ok(tracker.record_event(&organisation, &id, &stop, kind, at)?)).await?;
-    Ok(HttpResponse::Ok().json(ShipmentDto::from(&shipment)))
+    answer(state, StatusCode::OK, move |state| {
+        let shipment = state
+            .tracker
+            .record_event(&organisation, &id, &stop, kind, at)?;
+        Ok(ShipmentDto::from(&shipment))
+    })
+    .await
 }
 
 /// The current estimate of every stop.
@@ -536,7 +542,6 @@ pub async fn post_event(
     get,
     path = "/v1/shipments/{id}/eta",
     tag = "shipments",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
         (status = 200, description = "ETA, P10, P90 and late risk of every stop, the timeline and the factors", body = Object),
@@ -548,10 +553,11 @@ pub async fn get_eta(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
-    let tracker = state.tracker.clone();
-    let snapshot = blocking(move || Ok(tracker.current(&organisation, &id)?)).await?;
-    Ok(HttpResponse::Ok().json(snapshot))
+    let organisation = caller.allow(FLEET)?;
+    answer(state, StatusCode::OK, move |state| {
+        Ok(state.tracker.current(&organisation, &id)?)
+    })
+    .await
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -565,7 +571,6 @@ struct HistoryResponse {
     get,
     path = "/v1/shipments/{id}/eta/history",
     tag = "shipments",
-    security(("bearer" = [])),
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
         (status = 200, description = "The estimates as they changed", body = Object),
@@ -577,14 +582,15 @@ pub async fn get_eta_history(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
-    let tracker = state.tracker.clone();
-    let shipment_id = id.clone();
-    let snapshots = blocking(move || Ok(tracker.history(&organisation, &id)?)).await?;
-    Ok(HttpResponse::Ok().json(HistoryResponse {
-        shipment_id,
-        snapshots,
-    }))
+    let organisation = caller.allow(FLEET)?;
+    answer(state, StatusCode::OK, move |state| {
+        let shipment_id = id.into_inner();
+        Ok(HistoryResponse {
+            snapshots: state.tracker.history(&organisation, &shipment_id)?,
+            shipment_id,
+        })
+    })
+    .await
 }
 
 /// Take a batch of pings: JSON array, NDJSON, CSV, or one Traccar forwarded position.
@@ -592,7 +598,6 @@ pub async fn get_eta_history(
     post,
     path = "/v1/positions",
     tag = "positions",
-    security(("bearer" = [])),
     request_body(
         content = Vec<Object>,
         description = "`application/json` (an array of {vehicle_id, timestamp, lat, lon, speed_kmh?, heading?}, \
@@ -613,21 +618,21 @@ pub async fn post_positions(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier])?;
+    let organisation = caller.allow(CARRIER)?;
     let format = ping_format(&request)?;
-    let tracker = state.tracker.clone();
-    let settings = tracker.settings().clone();
-    let body = read_limited(payload, settings.max_positions_body_bytes).await?;
-    let limits = tracker.ping_limits();
-    let outcome = blocking(move || {
+    let limit = state.tracker.settings().max_positions_body_bytes;
+    let body = read_limited(payload, limit).await?;
+    let limits = state.tracker.ping_limits();
+    answer(state, StatusCode::OK, move |state| {
         let batch = pings::parse(&body, format, &limits).map_err(|error| match error {
             BatchError::Malformed(message) => ApiError::BadPayload(message),
             BatchError::TooMany { limit, count } => ApiError::BatchTooLarge { limit, count },
         })?;
-        Ok(tracker.ingest(&organisation, batch)?)
+        Ok(PositionsResponse::from(
+            state.tracker.ingest(&organisation, batch)?,
+        ))
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(PositionsResponse::from(outcome)))
+    .await
 }
 
 impl PositionsQuery {
@@ -688,7 +693,6 @@ impl From<IngestOutcome> for PositionsResponse {
     get,
     path = "/v1/vehicles/{vehicle_id}/positions",
     tag = "positions",
-    security(("bearer" = [])),
     params(("vehicle_id" = String, Path, description = "The vehicle"), PositionsQuery),
     responses(
         (status = 200, description = "The pings", body = Vec<PositionDto>,
@@ -702,7 +706,7 @@ pub async fn vehicle_positions(
     vehicle_id: web::Path<String>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(&[Role::Carrier, Role::Dispatcher])?;
+    let organisation = caller.allow(FLEET)?;
     let tracker = state.tracker.clone();
     let (since, limit) = parse_query::<PositionsQuery>(&request)?.page(tracker.now())?;
     let mut pings =

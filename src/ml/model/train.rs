@@ -271,42 +271,8 @@ impl Model {
             weights: Some(&weights),
             feature_names: &FEATURES,
         };
+        let texts = train_boosters(&set, params, &mut progress)?;
         let threads = params.threads;
-        let dataset_params = format!(
-            "max_bin={} categorical_feature={PARTNER_FEATURE} num_threads={threads} \
-             verbosity=-1 seed={}",
-            params.max_bin, params.seed
-        );
-        let mut texts = Vec::with_capacity(3);
-        for quantile in Quantile::ALL {
-            let booster_params = format!(
-                "{} learning_rate={} num_leaves={} max_depth={} min_data_in_leaf={} num_threads={threads} \
-                 seed={} deterministic=true force_col_wise=true verbosity=-1 \
-                 cat_smooth={} min_data_per_group={}",
-                quantile.objective(),
-                params.learning_rate,
-                params.num_leaves,
-                params.max_depth,
-                params.min_data_in_leaf,
-                params.seed,
-                params.cat_smooth,
-                params.min_data_per_group,
-            );
-            texts.push(gbm::train(
-                &set,
-                &dataset_params,
-                &booster_params,
-                params.rounds,
-                |round| {
-                    progress(Progress {
-                        quantile,
-                        round,
-                        rounds: params.rounds,
-                    })
-                },
-            )?);
-        }
-        let texts: [String; 3] = texts.try_into().expect("three boosters");
         let boosters = load(&texts)?;
         let uncalibrated = Model {
             boosters,
@@ -442,6 +408,50 @@ impl Model {
                 index as u32 + 1
             })
     }
+}
+
+/// The three boosters, one objective each, on the same rows: LightGBM's text of each.
+fn train_boosters(
+    set: &TrainingSet<'_>,
+    params: &TrainParams,
+    progress: &mut impl FnMut(Progress),
+) -> Result<[String; 3], ModelError> {
+    let threads = params.threads;
+    let dataset_params = format!(
+        "max_bin={} categorical_feature={PARTNER_FEATURE} num_threads={threads} \
+         verbosity=-1 seed={}",
+        params.max_bin, params.seed
+    );
+    let mut texts = Vec::with_capacity(3);
+    for quantile in Quantile::ALL {
+        let booster_params = format!(
+            "{} learning_rate={} num_leaves={} max_depth={} min_data_in_leaf={} num_threads={threads} \
+             seed={} deterministic=true force_col_wise=true verbosity=-1 \
+             cat_smooth={} min_data_per_group={}",
+            quantile.objective(),
+            params.learning_rate,
+            params.num_leaves,
+            params.max_depth,
+            params.min_data_in_leaf,
+            params.seed,
+            params.cat_smooth,
+            params.min_data_per_group,
+        );
+        texts.push(gbm::train(
+            set,
+            &dataset_params,
+            &booster_params,
+            params.rounds,
+            |round| {
+                progress(Progress {
+                    quantile,
+                    round,
+                    rounds: params.rounds,
+                })
+            },
+        )?);
+    }
+    Ok(texts.try_into().expect("three boosters"))
 }
 
 fn partner_weights(matrix: &[f64], power: f64) -> Vec<f32> {

@@ -1,0 +1,129 @@
+//! The SQL both stores run as it is: PostgreSQL and SQLite agree on these statements.
+//!
+//! Placeholders are written `$N`, PostgreSQL's. SQLite reads `$N` as a named parameter and
+//! numbers it by its first appearance, so each statement here names its placeholders first in
+//! order (`$1` before `$2`): both engines then bind the same arguments alike. A test holds it.
+
+/// Shipments.
+pub mod shipments {
+    /// The shipment an organisation registered under a reference.
+    pub const ID_BY_REFERENCE: &str =
+        "SELECT id FROM shipments WHERE organisation = $1 AND reference = $2";
+    pub const UPDATE: &str = "UPDATE shipments SET status = $1, body = $2 WHERE id = $3";
+    pub const GET: &str = "SELECT body FROM shipments WHERE organisation = $1 AND id = $2";
+    /// A page of an organisation's shipments, of one status or any.
+    pub const PAGE: &str = "SELECT body FROM shipments
+     WHERE organisation = $1 AND (CAST($2 AS TEXT) IS NULL OR status = $2) AND id > $3
+     ORDER BY id LIMIT $4";
+    pub const ACTIVE: &str =
+        "SELECT body FROM shipments WHERE status IN ('planned', 'in_transit') ORDER BY id";
+    pub const ACTIVE_OF_VEHICLE: &str = "SELECT body FROM shipments
+     WHERE organisation = $1 AND vehicle_id = $2 AND status IN ('planned', 'in_transit')
+     ORDER BY id";
+}
+
+/// Estimates: the history of each shipment and its current one.
+pub mod snapshots {
+    pub const HISTORY: &str = "SELECT body FROM eta_snapshots WHERE shipment_id = $1 ORDER BY seq";
+    pub const SAVE_CURRENT: &str =
+        "INSERT INTO current_snapshots (shipment_id, body) VALUES ($1, $2)
+     ON CONFLICT (shipment_id) DO UPDATE SET body = excluded.body";
+    pub const CURRENT: &str = "SELECT body FROM current_snapshots WHERE shipment_id = $1";
+}
+
+/// Webhooks.
+pub mod webhooks {
+    pub const INSERT: &str = "INSERT INTO webhooks (id, organisation, body) VALUES ($1, $2, $3)";
+    /// Every webhook, or an organisation's.
+    pub const LIST: &str =
+        "SELECT body FROM webhooks WHERE CAST($1 AS TEXT) IS NULL OR organisation = $1 ORDER BY id";
+    pub const DELETE: &str = "DELETE FROM webhooks WHERE organisation = $1 AND id = $2";
+    pub const GET: &str = "SELECT body FROM webhooks WHERE id = $1";
+    pub const UPDATE: &str = "UPDATE webhooks SET body = $1 WHERE id = $2";
+}
+
+/// Organisations and their keys.
+pub mod keys {
+    pub const INSERT_ORGANISATION: &str = "INSERT INTO organisations (id, body) VALUES ($1, $2)";
+    pub const ORGANISATIONS: &str = "SELECT body FROM organisations ORDER BY id";
+    pub const INSERT_KEY: &str =
+        "INSERT INTO api_keys (id, organisation, body) VALUES ($1, $2, $3)";
+    /// Every key, or an organisation's.
+    pub const KEYS: &str =
+        "SELECT body FROM api_keys WHERE CAST($1 AS TEXT) IS NULL OR organisation = $1 ORDER BY id";
+    pub const KEY: &str = "SELECT body FROM api_keys WHERE id = $1";
+    pub const UPDATE_KEY: &str = "UPDATE api_keys SET body = $1 WHERE id = $2";
+}
+
+/// Uploads and consents.
+pub mod uploads {
+    pub const INSERT: &str =
+        "INSERT INTO uploads (id, organisation, sha256, body) VALUES ($1, $2, $3, $4)";
+    /// Every upload, or an organisation's.
+    pub const LIST: &str =
+        "SELECT body FROM uploads WHERE CAST($1 AS TEXT) IS NULL OR organisation = $1 ORDER BY id";
+    pub const DELETE: &str = "DELETE FROM uploads WHERE organisation = $1 AND id = $2";
+    pub const CONSENT: &str = "SELECT body FROM consents WHERE organisation = $1";
+    pub const SAVE_CONSENT: &str = "INSERT INTO consents (organisation, body) VALUES ($1, $2)
+     ON CONFLICT (organisation) DO UPDATE SET body = excluded.body";
+}
+
+/// Leases.
+pub mod leases {
+    pub const RELEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+}
+
+/// Every statement above, for the test.
+#[cfg(test)]
+const ALL: &[&str] = &[
+    shipments::ID_BY_REFERENCE,
+    shipments::UPDATE,
+    shipments::GET,
+    shipments::PAGE,
+    shipments::ACTIVE,
+    shipments::ACTIVE_OF_VEHICLE,
+    snapshots::HISTORY,
+    snapshots::SAVE_CURRENT,
+    snapshots::CURRENT,
+    webhooks::INSERT,
+    webhooks::LIST,
+    webhooks::DELETE,
+    webhooks::GET,
+    webhooks::UPDATE,
+    keys::INSERT_ORGANISATION,
+    keys::ORGANISATIONS,
+    keys::INSERT_KEY,
+    keys::KEYS,
+    keys::KEY,
+    keys::UPDATE_KEY,
+    uploads::INSERT,
+    uploads::LIST,
+    uploads::DELETE,
+    uploads::CONSENT,
+    uploads::SAVE_CONSENT,
+    leases::RELEASE,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    #[test]
+    fn placeholders_first_appear_in_order_so_both_engines_bind_alike() {
+        for statement in ALL {
+            let mut highest = 0;
+            let mut rest = *statement;
+            while let Some(at) = rest.find('$') {
+                rest = &rest[at + 1..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                let number: usize = digits.parse().expect("a numbered placeholder");
+                assert!(
+                    number <= highest + 1,
+                    "${number} before ${} in {statement}",
+                    highest + 1
+                );
+                highest = highest.max(number);
+            }
+        }
+    }
+}
