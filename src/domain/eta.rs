@@ -149,10 +149,14 @@ pub struct StopEstimate {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
+    /// Arrival at the destination: P10, median, P90.
     pub band: ArrivalBand,
     pub road_distance_km: f64,
+    /// Where the minutes go: driving, breaks, rests, dwell, ban waits.
     pub breakdown: Breakdown,
+    /// The plan the rules make, segment by segment; a learned estimate keeps the rules' plan.
     pub timeline: Timeline,
+    /// Each intermediate stop's arrival, in the query's order.
     pub stops: Vec<StopEstimate>,
     /// The strongest contributions to a learned estimate; empty for the rules.
     pub factors: Vec<Factor>,

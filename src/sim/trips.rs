@@ -26,13 +26,18 @@ use crate::domain::vehicle::VehicleClass;
 pub struct TripRecord {
     pub trip_id: String,
     pub vehicle: VehicleClass,
+    /// Jittered around the places, as real depots and customers lie around a city.
     pub origin: GeoPoint,
     pub destination: GeoPoint,
+    /// Indices into the world's places, for the lanes a carrier favours.
     pub origin_place: usize,
     pub destination_place: usize,
     pub departure: DateTime<Utc>,
+    /// What the simulated truck really did, rests, bans and incidents included.
     pub arrival: DateTime<Utc>,
+    /// The odometer's road distance, not the great circle.
     pub distance_km: f64,
+    /// Intermediate stops and their total loading and unloading time.
     pub stops: u32,
     pub dwell_minutes: f64,
     pub load_tonnes: f64,

@@ -13,7 +13,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::book::{fixes, PingBook, VehicleKey};
-use super::eta::{live_snapshot, Snapshot, TruckState};
+use super::eta::{live_snapshot, Risk, Snapshot, StopSnapshot, TruckState};
 use super::modes::{Embedded, Mode, Shared};
 use super::pings::{ParsedBatch, PingLimits, Rejection};
 use super::shipment::{
@@ -61,11 +61,46 @@ pub struct Notice {
     pub shipment_id: String,
     pub reference: String,
     pub vehicle_id: String,
-    pub data: serde_json::Value,
+    pub data: EventData,
     /// For `eta_changed`: each stop's median, so that each webhook can apply its own
     /// threshold against what it was last sent.
     #[serde(skip)]
     pub etas: Vec<DateTime<Utc>>,
+}
+
+/// What each event says of itself: the `data` of its webhook payload. Serialised as the
+/// fields alone; the payload's `event` names which.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum EventData {
+    /// `arrived` or `departed`.
+    Stop {
+        stop_index: usize,
+        stop_id: String,
+        at: DateTime<Utc>,
+        source: EventSource,
+    },
+    Delivered {
+        delivered_at: Option<DateTime<Utc>>,
+        accuracy: Vec<HorizonAccuracy>,
+    },
+    EtaChanged {
+        stops: Vec<StopSnapshot>,
+        as_of: DateTime<Utc>,
+    },
+    LateRiskChanged {
+        changed: Vec<RiskChange>,
+    },
+}
+
+/// A stop whose late risk is not what it was.
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskChange {
+    pub stop_index: usize,
+    pub stop_id: String,
+    pub from: Option<Risk>,
+    pub to: Option<Risk>,
+    pub late_probability: Option<f64>,
 }
 
 /// Where notices go; sending never waits.
@@ -417,12 +452,12 @@ impl Tracker {
             self.notify(
                 shipment,
                 name,
-                serde_json::json!({
-                    "stop_index": index,
-                    "stop_id": stop.id,
-                    "at": event.at,
-                    "source": event.source,
-                }),
+                EventData::Stop {
+                    stop_index: *index,
+                    stop_id: stop.id.clone(),
+                    at: event.at,
+                    source: event.source,
+                },
                 Vec::new(),
             );
         }
@@ -430,10 +465,10 @@ impl Tracker {
             self.notify(
                 shipment,
                 "delivered",
-                serde_json::json!({
-                    "delivered_at": shipment.delivered_at,
-                    "accuracy": shipment.accuracy,
-                }),
+                EventData::Delivered {
+                    delivered_at: shipment.delivered_at,
+                    accuracy: shipment.accuracy.clone(),
+                },
                 Vec::new(),
             );
         }
@@ -481,7 +516,7 @@ impl Tracker {
         &self,
         shipment: &Shipment,
         event: &'static str,
-        data: serde_json::Value,
+        data: EventData,
         etas: Vec<DateTime<Utc>>,
     ) {
         let Some(sender) = &self.notices else {
@@ -711,7 +746,10 @@ impl Tracker {
                     self.notify(
                         shipment,
                         "eta_changed",
-                        serde_json::json!({"stops": snapshot.stops, "as_of": snapshot.as_of}),
+                        EventData::EtaChanged {
+                            stops: snapshot.stops.clone(),
+                            as_of: snapshot.as_of,
+                        },
                         etas,
                     );
                 }
@@ -720,15 +758,18 @@ impl Tracker {
                     self.notify(
                         shipment,
                         "late_risk_changed",
-                        serde_json::json!({
-                            "changed": risky.iter().map(|index| serde_json::json!({
-                                "stop_index": index,
-                                "stop_id": snapshot.stops[*index].id,
-                                "from": previous.stops[*index].severity,
-                                "to": snapshot.stops[*index].severity,
-                                "late_probability": snapshot.stops[*index].late_probability,
-                            })).collect::<Vec<_>>(),
-                        }),
+                        EventData::LateRiskChanged {
+                            changed: risky
+                                .iter()
+                                .map(|index| RiskChange {
+                                    stop_index: *index,
+                                    stop_id: snapshot.stops[*index].id.clone(),
+                                    from: previous.stops[*index].severity,
+                                    to: snapshot.stops[*index].severity,
+                                    late_probability: snapshot.stops[*index].late_probability,
+                                })
+                                .collect(),
+                        },
                         Vec::new(),
                     );
                 }

@@ -41,6 +41,7 @@ pub enum JobStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
     pub id: String,
+    /// `running`, then `succeeded` or `failed`.
     pub status: JobStatus,
     /// Boosting rounds done and to do, over the three boosters of every model trained.
     pub rounds_done: usize,
@@ -58,6 +59,7 @@ pub struct Job {
     pub own_models: Vec<OwnModel>,
     /// What the job could not do, said plainly (no pool, a partner with too few trips).
     pub notes: Vec<String>,
+    /// Why the job failed, when it did.
     pub error: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -379,8 +381,8 @@ pub fn newest_partner_report(
     model_dir: &Path,
     data_dir: &Path,
     organisation: &str,
-) -> anyhow::Result<Option<serde_json::Value>> {
-    let mut newest: Option<(DateTime<Utc>, serde_json::Value)> = None;
+) -> anyhow::Result<Option<OwnReport>> {
+    let mut newest: Option<(DateTime<Utc>, OwnReport)> = None;
     for (dir, card) in crate::training::registry::known_models(model_dir, data_dir) {
         let Ok(text) = std::fs::read(dir.join(PARTNER_REPORTS)) else {
             continue;
@@ -395,15 +397,34 @@ pub fn newest_partner_report(
         {
             continue;
         }
-        let body = serde_json::json!({
-            "organisation": organisation,
-            "model_version": reports.model_version,
-            "pool": {"partners": reports.partners, "trips": reports.trips},
-            "own_trips": own,
-        });
-        newest = Some((card.created_at, body));
+        let report = OwnReport {
+            organisation: organisation.to_owned(),
+            model_version: reports.model_version,
+            pool: PoolSize {
+                partners: reports.partners,
+                trips: reports.trips,
+            },
+            own_trips: own.clone(),
+        };
+        newest = Some((card.created_at, report));
     }
-    Ok(newest.map(|(_, body)| body))
+    Ok(newest.map(|(_, report)| report))
+}
+
+/// What a partner is shown of the newest model that learnt from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnReport {
+    pub organisation: String,
+    pub model_version: String,
+    /// Counts only: nothing of another partner's figures.
+    pub pool: PoolSize,
+    pub own_trips: PartnerReport,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolSize {
+    pub partners: usize,
+    pub trips: usize,
 }
 
 /// The pool as each partner sees it: its own figures, and only counts about the others.

@@ -194,19 +194,28 @@ fn the_readme_architecture_section_names_every_layer() {
     }
 }
 
-#[test]
-fn now_comes_from_the_clock_alone() {
-    // Every "now" is read through `domain::clock::Clock`, so that a fixed clock reaches it.
-    let readers: Vec<String> = code_lines()
+/// `src/<file>:<line>` of each code line naming one of `needles` in a file outside `allowed`
+/// (paths below `src/`, as prefixes).
+fn named_outside(allowed: &[&str], needles: &[&str]) -> Vec<String> {
+    code_lines()
         .into_iter()
-        .filter(|(path, _)| !path.ends_with("domain/clock.rs"))
+        .filter(|(path, _)| {
+            let path = path.to_string_lossy();
+            !allowed.iter().any(|prefix| path.starts_with(prefix))
+        })
         .flat_map(|(path, lines)| {
             lines
                 .into_iter()
-                .filter(|(_, line)| line.contains("Utc::now()"))
+                .filter(|(_, line)| needles.iter().any(|needle| line.contains(needle)))
                 .map(move |(number, _)| format!("src/{}:{number}", path.display()))
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn now_comes_from_the_clock_alone() {
+    // Every "now" is read through `domain::clock::Clock`, so that a fixed clock reaches it.
+    let readers = named_outside(&["domain/clock.rs"], &["Utc::now()"]);
     assert!(
         readers.is_empty(),
         "Utc::now() outside the clock: {readers:?}"
@@ -226,27 +235,42 @@ fn files_are_read_and_written_where_the_map_says() {
         "sim/mod.rs",
         "training/",
     ];
-    let touching: Vec<String> = code_lines()
-        .into_iter()
-        .filter(|(path, _)| {
-            let path = path.to_string_lossy();
-            !MAY_TOUCH_FILES
-                .iter()
-                .any(|allowed| path.starts_with(allowed))
-        })
-        .flat_map(|(path, lines)| {
-            lines
-                .into_iter()
-                .filter(|(_, line)| {
-                    ["fs::", "File::", "OpenOptions"]
-                        .iter()
-                        .any(|call| line.contains(call))
-                })
-                .map(move |(number, _)| format!("src/{}:{number}", path.display()))
-        })
-        .collect();
+    let touching = named_outside(MAY_TOUCH_FILES, &["fs::", "File::", "OpenOptions"]);
     assert!(
         touching.is_empty(),
         "file I/O outside the modules that own it: {touching:?}"
     );
+}
+
+#[test]
+fn json_is_known_at_the_edges() {
+    // The wire and the files speak JSON; the domain, the features, the model and the tracker's
+    // decisions deal in types, which the edges serialise.
+    const MAY_KNOW_JSON: &[&str] = &[
+        "adapters/",
+        "app/",
+        "http/",
+        "main.rs",
+        // The ping formats a tracker takes: JSON arrays, NDJSON, Traccar's forward.
+        "tracking/pings.rs",
+        // Model cards and partner reports on disk.
+        "training/",
+        // LightGBM's fast predictor takes its parameters as JSON.
+        "ml/model/gbm.rs",
+    ];
+    let knowing = named_outside(MAY_KNOW_JSON, &["serde_json"]);
+    assert!(
+        knowing.is_empty(),
+        "JSON outside the edges that own it: {knowing:?}"
+    );
+}
+
+#[test]
+fn the_edges_checker_names_what_it_finds_outside_its_list() {
+    let found = named_outside(&["adapters/", "app/", "main.rs"], &["serde_json"]);
+    assert!(
+        found.iter().any(|place| place.starts_with("src/http/api/")),
+        "{found:?}"
+    );
+    assert!(found.iter().all(|place| !place.starts_with("src/adapters/")));
 }

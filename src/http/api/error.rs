@@ -90,15 +90,13 @@ impl ApiError {
     }
 
     pub fn field(&self) -> Option<&str> {
-        match self {
+        let field = match self {
             Self::MissingField { field, .. }
             | Self::UnknownField { field, .. }
             | Self::InvalidValue { field, .. }
             | Self::OutOfRange { field, .. }
             | Self::TimestampWithoutOffset { field, .. }
-            | Self::InvalidTimestamp { field, .. } => {
-                Some(field.as_str()).filter(|field| !field.is_empty())
-            }
+            | Self::InvalidTimestamp { field, .. } => field,
             Self::MalformedJson { .. }
             | Self::PayloadTooLarge { .. }
             | Self::BatchTooLarge { .. }
@@ -111,7 +109,21 @@ impl ApiError {
             | Self::BadPayload(_)
             | Self::TooManyRequests { .. }
             | Self::Timeout { .. }
-            | Self::Internal(_) => None,
+            | Self::Internal(_) => return None,
+        };
+        Some(field.as_str()).filter(|field| !field.is_empty())
+    }
+
+    /// The path of the field the error is about, for the errors about a field.
+    fn field_path_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Self::MissingField { field, .. }
+            | Self::UnknownField { field, .. }
+            | Self::InvalidValue { field, .. }
+            | Self::OutOfRange { field, .. }
+            | Self::TimestampWithoutOffset { field, .. }
+            | Self::InvalidTimestamp { field, .. } => Some(field),
+            _ => None,
         }
     }
 
@@ -137,55 +149,17 @@ impl ApiError {
     }
 
     /// The same error about a field nested under `prefix`, such as an item of a list.
-    pub fn under(self, prefix: &str) -> Self {
-        let join = |field: String| {
-            if field.is_empty() {
+    pub fn under(mut self, prefix: &str) -> Self {
+        if let Some(field) = self.field_path_mut() {
+            *field = if field.is_empty() {
                 prefix.to_owned()
             } else if field.starts_with('[') {
                 format!("{prefix}{field}")
             } else {
                 format!("{prefix}.{field}")
-            }
-        };
-        match self {
-            Self::MissingField { field, message } => Self::MissingField {
-                field: join(field),
-                message,
-            },
-            Self::UnknownField { field, message } => Self::UnknownField {
-                field: join(field),
-                message,
-            },
-            Self::InvalidValue { field, message } => Self::InvalidValue {
-                field: join(field),
-                message,
-            },
-            Self::OutOfRange { field, message } => Self::OutOfRange {
-                field: join(field),
-                message,
-            },
-            Self::TimestampWithoutOffset { field, message } => Self::TimestampWithoutOffset {
-                field: join(field),
-                message,
-            },
-            Self::InvalidTimestamp { field, message } => Self::InvalidTimestamp {
-                field: join(field),
-                message,
-            },
-            other @ (Self::MalformedJson { .. }
-            | Self::PayloadTooLarge { .. }
-            | Self::BatchTooLarge { .. }
-            | Self::Unauthorized { .. }
-            | Self::Forbidden { .. }
-            | Self::NotFound
-            | Self::Conflict { .. }
-            | Self::UnsupportedMediaType { .. }
-            | Self::MethodNotAllowed
-            | Self::BadPayload(_)
-            | Self::TooManyRequests { .. }
-            | Self::Timeout { .. }
-            | Self::Internal(_)) => other,
+            };
         }
+        self
     }
 }
 

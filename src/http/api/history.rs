@@ -25,11 +25,17 @@ pub struct UploadDto {
     pub id: String,
     /// `csv`, `csv_gz` or `parquet`, as it came in; the export gives it back so.
     pub format: String,
+    /// Trips kept, and trips left out as invalid (only with `skip_bad_rows`).
     pub rows: usize,
     pub skipped_rows: usize,
+    /// The span of the trips' departures.
+    #[schema(format = DateTime)]
     pub first_departure: Option<String>,
+    #[schema(format = DateTime)]
     pub last_departure: Option<String>,
+    /// Of the bytes received: the same content twice is one upload.
     pub sha256: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

@@ -51,13 +51,18 @@ pub struct WebhookDto {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryDto {
+    /// The event's id: every attempt to deliver it shares it.
     pub id: String,
     pub event: String,
+    /// 1 for the first try, then each retry.
     pub attempt: u32,
+    #[schema(format = DateTime)]
     pub at: String,
     /// `delivered`, `retrying` or `failed`.
     pub outcome: String,
+    /// The receiver's HTTP status, when it answered.
     pub status_code: Option<u16>,
+    /// Why no answer came, when none did.
     pub error: Option<String>,
     pub duration_ms: u64,
 }

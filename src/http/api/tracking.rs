@@ -102,14 +102,19 @@ pub struct HorizonAccuracyDto {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ShipmentDto {
     pub id: String,
+    /// The caller's own reference, unique within its organisation.
     pub reference: String,
+    /// The vehicle whose pings move this shipment's estimate.
     pub vehicle_id: String,
     pub vehicle_class: VehicleClassDto,
     /// `planned`, `in_transit`, `delivered` or `cancelled`.
     pub status: String,
+    /// Absent when the trip begins at its first stop.
     pub origin: Option<LatLon>,
     pub stops: Vec<ShipmentStopDto>,
+    #[schema(format = DateTime)]
     pub planned_departure: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub updated_at: String,
     pub delivered_at: Option<String>,
