@@ -272,5 +272,7 @@ fn the_edges_checker_names_what_it_finds_outside_its_list() {
         found.iter().any(|place| place.starts_with("src/http/api/")),
         "{found:?}"
     );
-    assert!(found.iter().all(|place| !place.starts_with("src/adapters/")));
+    assert!(found
+        .iter()
+        .all(|place| !place.starts_with("src/adapters/")));
 }

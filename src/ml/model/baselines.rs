@@ -7,8 +7,9 @@ use smartcore::ensemble::random_forest_regressor::{
 use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linear::linear_regression::{LinearRegression, LinearRegressionParameters};
 
-use super::examples::Examples;
+use super::examples::{Examples, REQUEST_COLUMNS};
 use super::fit::{Estimates, Fit, Predict};
+use super::gbm::{self, Gbm, TrainingSet};
 use super::train::{ModelError, Progress};
 use crate::ml::features::FEATURES;
 
@@ -39,8 +40,8 @@ impl Fit for Rules {
 }
 
 impl Predict for Rules {
-    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError> {
-        Ok(Estimates::points(rules(matrix)))
+    fn predict(&self, set: &Examples) -> Result<Estimates, ModelError> {
+        Ok(Estimates::points(rules(&set.matrix)))
     }
 }
 
@@ -69,10 +70,10 @@ impl Fit for AverageSpeed {
 }
 
 impl Predict for DistanceOverSpeed {
-    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError> {
+    fn predict(&self, set: &Examples) -> Result<Estimates, ModelError> {
         let slot = feature("rules_road_km");
         Ok(Estimates::points(
-            matrix
+            set.matrix
                 .chunks(N)
                 .map(|row| row[slot] / self.kmh * 60.0)
                 .collect(),
@@ -150,9 +151,9 @@ impl Fit for LinearParams {
 }
 
 impl Predict for Linear {
-    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError> {
+    fn predict(&self, set: &Examples) -> Result<Estimates, ModelError> {
         self.model
-            .predict(&self.imputer.apply(matrix)?)
+            .predict(&self.imputer.apply(&set.matrix)?)
             .map(Estimates::points)
             .map_err(smartcore_error)
     }
@@ -200,10 +201,80 @@ impl Fit for ForestParams {
 }
 
 impl Predict for Forest {
-    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError> {
+    fn predict(&self, set: &Examples) -> Result<Estimates, ModelError> {
         self.model
-            .predict(&self.imputer.apply(matrix)?)
+            .predict(&self.imputer.apply(&set.matrix)?)
             .map(Estimates::points)
             .map_err(smartcore_error)
+    }
+}
+
+/// The baseline a data scientist would write first: LightGBM with its default objective and
+/// shape on the request's own columns ([`REQUEST_COLUMNS`]) and nothing of what etape knows
+/// (the rules' plan, the partner, the weather, the driver), with the model's rounds and seed.
+pub struct RequestLightGbm {
+    pub rounds: usize,
+    pub seed: u64,
+    pub threads: usize,
+}
+
+pub struct RequestModel {
+    booster: Gbm,
+    threads: usize,
+}
+
+impl Fit for RequestLightGbm {
+    type Fitted = RequestModel;
+
+    fn fit(
+        &self,
+        train: &Examples,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<RequestModel, ModelError> {
+        let labels: Vec<f32> = train
+            .minutes
+            .iter()
+            .map(|minutes| *minutes as f32)
+            .collect();
+        let set = TrainingSet {
+            features: &train.request,
+            labels: &labels,
+            weights: None,
+            feature_names: &REQUEST_COLUMNS,
+        };
+        let vehicle = REQUEST_COLUMNS
+            .iter()
+            .position(|name| *name == "vehicle_code")
+            .expect("the vehicle is a request column");
+        let threads = self.threads;
+        let text = gbm::train(
+            &set,
+            &format!("categorical_feature={vehicle} num_threads={threads} verbosity=-1"),
+            &format!(
+                "objective=regression num_threads={threads} seed={} deterministic=true \
+                 force_col_wise=true verbosity=-1",
+                self.seed
+            ),
+            self.rounds,
+            |round| {
+                progress(Progress {
+                    quantile: super::train::Quantile::P50,
+                    round,
+                    rounds: self.rounds,
+                })
+            },
+        )?;
+        Ok(RequestModel {
+            booster: Gbm::from_text(&text)?,
+            threads,
+        })
+    }
+}
+
+impl Predict for RequestModel {
+    fn predict(&self, set: &Examples) -> Result<Estimates, ModelError> {
+        Ok(Estimates::points(
+            self.booster.predict(&set.request, self.threads)?,
+        ))
     }
 }

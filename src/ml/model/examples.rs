@@ -9,6 +9,21 @@ use crate::ml::features::FEATURES;
 
 const N: usize = FEATURES.len();
 
+/// What a caller's request itself says, as a data scientist's first model would take it: the
+/// exact coordinates (the truck's position for a mid-trip row), when, which vehicle, how far.
+pub const REQUEST_COLUMNS: [&str; 9] = [
+    "origin_lat",
+    "origin_lon",
+    "destination_lat",
+    "destination_lon",
+    "local_hour",
+    "weekday",
+    "month",
+    "vehicle_code",
+    "crow_km",
+];
+const R: usize = REQUEST_COLUMNS.len();
+
 /// A training frame (see [`super::dataset::training_frame`]) as plain columns.
 pub struct Examples {
     pub matrix: Vec<f64>,
@@ -18,6 +33,8 @@ pub struct Examples {
     pub partner: Vec<String>,
     pub vehicle: Vec<String>,
     pub elapsed: Vec<f64>,
+    /// Row-major [`REQUEST_COLUMNS`], for the baseline that knows nothing else.
+    pub request: Vec<f64>,
 }
 
 impl Examples {
@@ -43,6 +60,7 @@ impl Examples {
             partner: texts(frame, "partner")?,
             vehicle: texts(frame, "vehicle_class")?,
             elapsed,
+            request: request_matrix(frame)?,
         })
     }
 
@@ -66,6 +84,10 @@ impl Examples {
             partner: rows.iter().map(|row| self.partner[*row].clone()).collect(),
             vehicle: rows.iter().map(|row| self.vehicle[*row].clone()).collect(),
             elapsed: rows.iter().map(|row| self.elapsed[*row]).collect(),
+            request: rows
+                .iter()
+                .flat_map(|row| self.request[row * R..(row + 1) * R].iter().copied())
+                .collect(),
         }
     }
 
@@ -123,4 +145,15 @@ impl Examples {
         }
         seen
     }
+}
+
+/// [`REQUEST_COLUMNS`] of a frame, row-major, missing values as NaN.
+fn request_matrix(frame: &DataFrame) -> PolarsResult<Vec<f64>> {
+    let columns = REQUEST_COLUMNS
+        .iter()
+        .map(|name| numbers(frame, name))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    Ok((0..frame.height())
+        .flat_map(|row| columns.iter().map(move |column| column[row]))
+        .collect())
 }

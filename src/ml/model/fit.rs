@@ -21,8 +21,8 @@ pub trait Fit {
 
 /// What a fit learnt, asked about rows it may not have seen.
 pub trait Predict {
-    /// Estimates for row-major features as [`Examples`] hold them.
-    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError>;
+    /// Estimates for each row of `set`, from whichever of its columns the fit learnt from.
+    fn predict(&self, set: &Examples) -> Result<Estimates, ModelError>;
 }
 
 /// Minutes from the moment asked for each row: the median, and the band where the estimator
@@ -73,7 +73,7 @@ pub fn trial(
     test: &Examples,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Estimates, ModelError> {
-    estimator.fit(train, progress)?.predict(&test.matrix)
+    estimator.fit(train, progress)?.predict(test)
 }
 
 /// [`Fit`] with the fitted type out of sight, so that estimators of every kind stand in one
@@ -127,9 +127,9 @@ impl Fit for Boosting {
 }
 
 impl Predict for Boosted {
-    fn predict(&self, matrix: &[f64]) -> Result<Estimates, ModelError> {
+    fn predict(&self, set: &Examples) -> Result<Estimates, ModelError> {
         Ok(Estimates::bands(
-            self.model.predict_raw(matrix, self.threads)?,
+            self.model.predict_raw(&set.matrix, self.threads)?,
         ))
     }
 }
