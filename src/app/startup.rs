@@ -42,6 +42,10 @@ pub struct Application {
     notices: Option<UnboundedReceiver<Notice>>,
     settings: Settings,
     state: web::Data<AppState>,
+    /// Taken before the port listens: from then on a SIGHUP reloads the model and never ends
+    /// the process, even before the server runs.
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Application {
@@ -97,6 +101,9 @@ impl Application {
             rate_limits: api::limits::RateLimits::new(&settings.api),
         });
         let app_state = state.clone();
+        #[cfg(unix)]
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
         let port = listener
@@ -114,6 +121,8 @@ impl Application {
             notices: Some(notices),
             settings: settings.clone(),
             state: app_state,
+            #[cfg(unix)]
+            hangup: Some(hangup),
         })
     }
 
@@ -143,9 +152,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let handle = self.server.handle();
-        let background = self.spawn_background();
         #[cfg(unix)]
-        self.reload_on_hangup()?;
+        self.reload_on_hangup();
+        let background = self.spawn_background();
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!(message = "Shutting down; finishing in-flight requests.");
@@ -215,11 +224,13 @@ impl Application {
 
     /// SIGHUP reads the model directory again, as `reload_model` does.
     #[cfg(unix)]
-    fn reload_on_hangup(&self) -> std::io::Result<()> {
+    fn reload_on_hangup(&mut self) {
         let estimator = self.estimator.clone();
         let model_dir = self.model_dir.clone();
         let data_dir = self.settings.storage.data_dir.clone();
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let Some(mut hangup) = self.hangup.take() else {
+            return;
+        };
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
                 let (estimator, model_dir, data_dir) =
@@ -230,7 +241,6 @@ impl Application {
                         .await;
             }
         });
-        Ok(())
     }
 
     fn tracker_metrics(&self) -> Metrics {
