@@ -270,6 +270,10 @@ impl Ahead {
     }
 
     /// Asks the question still open, from `start` through the last stop.
+    /// Asks each stop still ahead its own question: the trip from `start` to that stop, the
+    /// stops before it included. A stop's arrival then depends only on what comes before it
+    /// (a rest taken after it cannot move it), and it is what `POST /v1/eta` answers for the
+    /// same leg. The last stop's answer brings the plan, the factors and the model.
     fn ask(
         &mut self,
         shipment: &Shipment,
@@ -278,22 +282,25 @@ impl Ahead {
         forecaster: &Forecaster,
         explain: bool,
     ) {
-        let asked = query(
-            shipment,
-            start.point,
-            start.departure,
-            start.first_ahead,
-            driver,
-        );
-        let elapsed = elapsed(shipment, start.departure);
-        let answer = forecaster.answer(&shipment.organisation, asked, elapsed, explain);
-        let estimate = answer.estimate;
-        self.degraded = answer.degraded.into_iter().map(str::to_owned).collect();
-        for (offset, stop) in estimate.stops.iter().enumerate() {
-            self.bands[start.first_ahead + offset] = Some(stop.band);
-        }
         let last = self.bands.len() - 1;
-        self.bands[last] = Some(estimate.band);
+        let elapsed = elapsed(shipment, start.departure);
+        let mut before: Option<ArrivalBand> = None;
+        for target in start.first_ahead..=last {
+            let asked = query(shipment, start, target, driver);
+            let explain = explain && target == last;
+            let answer = forecaster.answer(&shipment.organisation, asked, elapsed, explain);
+            let band = along_the_route(before, answer.estimate.band);
+            self.bands[target] = Some(band);
+            before = Some(band);
+            if target == last {
+                self.degraded = answer.degraded.into_iter().map(str::to_owned).collect();
+                self.details(answer.estimate);
+            }
+        }
+    }
+
+    /// The plan, the factors and the model of the whole trip's answer.
+    fn details(&mut self, estimate: crate::domain::eta::Estimate) {
         self.factors = estimate
             .factors
             .iter()
@@ -373,21 +380,15 @@ fn segment_kind(kind: SegmentKind) -> &'static str {
     }
 }
 
-/// The question still open: from `start` at `departure` through the stops from `first`.
-fn query(
-    shipment: &Shipment,
-    start: GeoPoint,
-    departure: DateTime<Utc>,
-    first: usize,
-    driver: DriverState,
-) -> EtaQuery {
-    let last = shipment.stops.len() - 1;
+/// The question for stop `target`: from where and when the truck sets off, through the stops
+/// ahead before it.
+fn query(shipment: &Shipment, start: &Start, target: usize, driver: DriverState) -> EtaQuery {
     EtaQuery {
-        origin: start,
-        destination: shipment.stops[last].location(),
-        departure: departure.fixed_offset(),
+        origin: start.point,
+        destination: shipment.stops[target].location(),
+        departure: start.departure.fixed_offset(),
         vehicle: shipment.vehicle_class(),
-        stops: shipment.stops[first..last]
+        stops: shipment.stops[start.first_ahead..target]
             .iter()
             .map(|stop| Stop {
                 location: stop.location(),
@@ -398,6 +399,20 @@ fn query(
         driver,
         // The forecaster adds the organisation and the conditions.
         context: TripContext::default(),
+    }
+}
+
+/// A stop's band, never before the previous stop's: each is its own question, and two answers
+/// may cross by a few minutes where the route cannot.
+fn along_the_route(before: Option<ArrivalBand>, band: ArrivalBand) -> ArrivalBand {
+    let Some(before) = before else {
+        return band;
+    };
+    let p50 = band.p50.max(before.p50);
+    ArrivalBand {
+        p10: band.p10.max(before.p10).min(p50),
+        p50,
+        p90: band.p90.max(before.p90).max(p50),
     }
 }
 

@@ -10,7 +10,7 @@ use super::shipment::{
     StopEvent,
 };
 use crate::adapters::store::segments::PingLog;
-use crate::domain::eta::{RulesEta, RulesEtaConfig};
+use crate::domain::eta::{EtaQuery, RulesEta, RulesEtaConfig, TripContext};
 use crate::domain::forecast::Forecaster;
 use crate::domain::geo::GeoPoint;
 use crate::domain::rules::DriverState;
@@ -603,4 +603,53 @@ fn a_truck_at_a_stop_leaves_after_its_dwell_and_arrived_stops_are_final() {
         (TimeDelta::hours(3)..TimeDelta::hours(5)).contains(&to_marseille),
         "{to_marseille}"
     );
+}
+
+/// The bundled model behind the forecaster, as the service serves it.
+fn bundled_forecaster() -> Forecaster {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/bundled");
+    let (_, served) = crate::training::registry::load(&dir).unwrap();
+    let estimator = crate::ml::model::serve::ModelEta::new(rules(), Some(served), 1);
+    Forecaster::new(Arc::new(estimator), None)
+}
+
+#[test]
+fn each_stop_is_the_trip_to_it_and_a_rest_after_it_cannot_move_it() {
+    let forecaster = bundled_forecaster();
+    let thresholds = rules().risk_thresholds();
+    // Near Reims at 19:15 UTC after a long day: the daily rest comes before Fos, after Lyon.
+    let now = at("2026-11-30T19:15:00Z");
+    let driver = DriverState::new(TimeDelta::minutes(420), TimeDelta::minutes(60)).unwrap();
+    let truck = TruckState {
+        last_fix: Some(fix(now, 49.26, 4.03)),
+        driver,
+        now,
+    };
+    let mut both = shipment();
+    both.stops[1] = stop("fos", 43.44, 4.94, None);
+    let mut lyon_only = both.clone();
+    lyon_only.stops.truncate(1);
+    let two = live_snapshot(&both, truck, &forecaster, thresholds, false);
+    let one = live_snapshot(&lyon_only, truck, &forecaster, thresholds, false);
+    assert_eq!(two.model, "lightgbm", "the model answers, not the rules");
+    assert_eq!(two.stops[0].eta, one.stops[0].eta, "Fos does not move Lyon");
+    assert_eq!(two.stops[0].eta_p90, one.stops[0].eta_p90);
+    assert!(two.stops[1].eta > two.stops[0].eta);
+    assert!(two.stops[1].eta_p10 >= two.stops[0].eta_p10);
+    // The same leg asked directly, from the same place, time and driver.
+    let direct = forecaster.answer(
+        &both.organisation,
+        EtaQuery {
+            origin: point(49.26, 4.03),
+            destination: both.stops[0].location(),
+            departure: now.fixed_offset(),
+            vehicle: both.vehicle_class(),
+            stops: Vec::new(),
+            driver,
+            context: TripContext::default(),
+        },
+        now - both.planned_departure,
+        false,
+    );
+    assert_eq!(two.stops[0].eta, direct.estimate.band.p50);
 }
