@@ -42,10 +42,6 @@ impl Forecaster {
         }
     }
 
-    pub fn estimator(&self) -> &Arc<dyn EstimateEta> {
-        &self.estimator
-    }
-
     /// One question from `organisation`, asked `elapsed` into the trip (zero before it leaves);
     /// the estimate's factors when `explain` is set.
     pub fn answer(

@@ -284,19 +284,34 @@ impl Ahead {
     ) {
         let last = self.bands.len() - 1;
         let elapsed = elapsed(shipment, start.departure);
+        // The whole trip first: the stops before the last take its road legs, a prefix of
+        // them, instead of routing each part of the same road again.
+        let whole = forecaster.answer(
+            &shipment.organisation,
+            query(shipment, start, last, driver),
+            elapsed,
+            explain,
+        );
+        let legs = whole.query.context.legs.clone();
+        let mut bands = Vec::with_capacity(last + 1 - start.first_ahead);
+        for target in start.first_ahead..last {
+            let mut asked = query(shipment, start, target, driver);
+            asked.context.legs = legs
+                .as_ref()
+                .and_then(|legs| legs.get(..=target - start.first_ahead))
+                .map(|prefix| prefix.to_vec());
+            let answer = forecaster.answer(&shipment.organisation, asked, elapsed, false);
+            bands.push(answer.estimate.band);
+        }
+        bands.push(whole.estimate.band);
         let mut before: Option<ArrivalBand> = None;
-        for target in start.first_ahead..=last {
-            let asked = query(shipment, start, target, driver);
-            let explain = explain && target == last;
-            let answer = forecaster.answer(&shipment.organisation, asked, elapsed, explain);
-            let band = along_the_route(before, answer.estimate.band);
+        for (target, band) in (start.first_ahead..=last).zip(bands) {
+            let band = along_the_route(before, band);
             self.bands[target] = Some(band);
             before = Some(band);
-            if target == last {
-                self.degraded = answer.degraded.into_iter().map(str::to_owned).collect();
-                self.details(answer.estimate);
-            }
         }
+        self.degraded = whole.degraded.into_iter().map(str::to_owned).collect();
+        self.details(whole.estimate);
     }
 
     /// The plan, the factors and the model of the whole trip's answer.

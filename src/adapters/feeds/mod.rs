@@ -348,6 +348,9 @@ impl Feeds {
         if self.routing.is_some() {
             let routes = lock(&self.route_cache);
             for ((query, need), flags) in queries.iter_mut().zip(&needs).zip(&mut degraded) {
+                if query.context.legs.is_some() {
+                    continue;
+                }
                 match routes.get(&route_key(&need.route)) {
                     Some(route) => query.context.legs = Some(route.value.clone()),
                     None => flags.push(ROUTING_UNAVAILABLE),
@@ -464,8 +467,9 @@ impl Feeds {
     ) -> Vec<(Fetch, Instant, bool)> {
         let mut keys: Vec<(FetchKey, Option<GeoPoint>)> = Vec::new();
         let mut seen = HashSet::new();
-        for need in queries.iter().map(Needs::of) {
-            if self.routing.is_some() {
+        for (query, need) in queries.iter().zip(queries.iter().map(Needs::of)) {
+            // A query that carries its legs (a part of a trip already routed) needs no route.
+            if self.routing.is_some() && query.context.legs.is_none() {
                 let key = route_key(&need.route);
                 if !lock(&self.route_cache).contains_key(&key)
                     && seen.insert(FetchKey::Route(key.clone()))
