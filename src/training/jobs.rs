@@ -16,19 +16,22 @@ use crate::domain::eta::RulesEta;
 use crate::domain::eta::RULES_MODEL_NAME;
 use crate::domain::ids::new_id;
 use crate::ml::history::TripHistory;
+use crate::ml::model::baselines::RequestLightGbm;
 use crate::ml::model::dataset::PartnerHistory;
 use crate::ml::model::evaluate::{
     evaluate, mae_on, rules_mae_on, Comparison, EvaluateOptions, Examples, Report,
 };
-use crate::ml::model::metrics::Figures;
+use crate::ml::model::fit::{Fit, Predict};
+use crate::ml::model::metrics::{figures, Figures};
 use crate::ml::model::serve::{ModelEta, ServedModel};
-use crate::ml::model::train::holdout_split;
 use crate::ml::model::train::ValidParams;
 use crate::ml::model::{Model, TrainParams};
 use crate::partners::uploads::UploadArea;
 use crate::partners::uploads::UploadStore;
+use crate::training::judge::{self, Judged};
 use crate::training::pipeline::{self, Inputs};
 use crate::training::registry::Source;
+use crate::training::screen;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,6 +60,8 @@ pub struct Job {
     /// Models trained for partners that do not pool, on their rows alone: each serves its
     /// owner's trips if it is no worse on its holdout than what served them.
     pub own_models: Vec<OwnModel>,
+    /// Uploads left out of every model, and why.
+    pub screened_out: Vec<ScreenedOut>,
     /// What the job could not do, said plainly (no pool, a partner with too few trips).
     pub notes: Vec<String>,
     /// Why the job failed, when it did.
@@ -65,8 +70,9 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// A new model judged against the one serving, on the trips the new model held out (the
-/// latest of its training trips, which it did not learn from), each with its own partner codes.
+/// A new model judged against the one serving and against plain LightGBM, on each partner's
+/// latest trips, which the new model did not learn from ([`judge`]). The MAEs are the pool's:
+/// the mean of the partners' own.
 #[derive(Debug, Clone, Serialize)]
 pub struct Holdout {
     pub rows: usize,
@@ -74,6 +80,19 @@ pub struct Holdout {
     /// The served model's version, or `rules` when the rules serve.
     pub served: String,
     pub served_mae: f64,
+    /// Plain LightGBM on the request's columns, fit on the new model's training rows.
+    pub baseline_mae: f64,
+    pub partners: Vec<Judged>,
+    /// Why the new model does not serve; empty when it does.
+    pub refused: Vec<String>,
+}
+
+/// An upload the screen left out of training.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScreenedOut {
+    pub organisation: String,
+    pub upload: String,
+    pub problems: Vec<String>,
 }
 
 /// A model a job trained: its version, the holdout it was judged on, whether it serves.
@@ -125,6 +144,7 @@ impl Jobs {
             holdout: None,
             activated: false,
             own_models: Vec::new(),
+            screened_out: Vec::new(),
             notes: Vec::new(),
             error: None,
             started_at: now,
@@ -162,7 +182,15 @@ impl Jobs {
         context: &TrainingContext<'_>,
         request: &TrainRequest,
     ) -> anyhow::Result<()> {
-        let (pool, own) = partner_inputs(context.store, context.data_dir)?;
+        let PartnerInputs {
+            pool,
+            own,
+            screened_out,
+        } = partner_inputs(context.store, context.data_dir, Clock::System.now())?;
+        for out in &screened_out {
+            tracing::warn!(message = "Upload left out of training.", organisation = %out.organisation, upload = %out.upload, problems = ?out.problems);
+        }
+        self.update(id, |job| job.screened_out = screened_out);
         let params = TrainParams {
             rounds: request.rounds.unwrap_or(TrainParams::default().rounds),
             ..TrainParams::default()
@@ -212,15 +240,19 @@ impl Jobs {
                 });
             }
             None => self.update(id, |job| {
-                job.notes
-                    .push("no consenting partner has uploaded a history: no pooled model".into())
+                job.notes.push(
+                    "no consenting partner has a history that passed the screen: no pooled \
+                     model"
+                        .into(),
+                )
             }),
         }
         Ok(())
     }
 
-    /// One model into `out`, judged on its holdout against what serves its trips now, and
-    /// served if it is no worse. Pooled models also get their partners' reports.
+    /// One model into `out`, learnt from all but each partner's latest trips, judged on those
+    /// against what serves them now and against plain LightGBM, and served if the judge finds
+    /// no reason against it. Pooled models also get their partners' reports.
     #[allow(clippy::too_many_arguments)]
     fn train_one(
         &self,
@@ -233,7 +265,10 @@ impl Jobs {
         models_done: usize,
     ) -> anyhow::Result<OwnModel> {
         let examples = inputs.examples(context.rules)?;
-        let (mut card, model) = pipeline::train_on(inputs, &examples, params, owner, |progress| {
+        let (learn_rows, judge_rows) =
+            judge::latest_of_each_partner(&examples, params.get().calibration_share);
+        let learn = examples.select(&learn_rows);
+        let (mut card, model) = pipeline::train_on(inputs, &learn, params, owner, |progress| {
             self.update(id, |job| {
                 let this = progress.quantile as usize * progress.rounds + progress.round;
                 job.rounds_done = job
@@ -241,7 +276,19 @@ impl Jobs {
                     .max(models_done * 3 * progress.rounds + this);
             });
         })?;
-        let holdout = judge(&model, &examples, params, context.serving.serving(owner))?;
+        let baseline = RequestLightGbm {
+            rounds: params.get().rounds,
+            seed: params.get().seed,
+            threads: params.get().threads,
+        }
+        .fit(&learn, &mut |_| {})?;
+        let holdout = judge(
+            &model,
+            &baseline,
+            &examples,
+            &judge_rows,
+            context.serving.serving(owner),
+        )?;
         let (new_mae, served_mae) = (holdout.new_mae, holdout.served_mae);
         // What the pool gives each partner, on its own later trips: a time split with a model
         // of each partner's rows alone. A pool too small to split by time has no report.
@@ -269,12 +316,12 @@ impl Jobs {
             crate::partners::keys::write_private(&out.join(PARTNER_REPORTS), &text)?;
         }
         let version = card.version.clone();
-        let activated = new_mae <= served_mae;
+        let activated = holdout.refused.is_empty();
         if activated {
             activate(context, owner, out, model, &version)?;
             tracing::info!(message = "Trained model activated.", %version, owner = ?owner, new_mae, served_mae);
         } else {
-            tracing::warn!(message = "Trained model not activated: worse on its holdout than the one serving.", %version, new_mae, served_mae);
+            tracing::warn!(message = "Trained model not activated.", %version, new_mae, served_mae, refused = ?holdout.refused);
         }
         Ok(OwnModel {
             version,
@@ -284,31 +331,43 @@ impl Jobs {
     }
 }
 
-/// The new model and the one serving its trips now (the rules when none), on the latest
-/// trips of its examples, which the new model did not train on.
+/// The new model, the one serving its trips now (the rules when none) and plain LightGBM, on
+/// each partner's held-out rows, and the judge's reasons against serving the new one.
 fn judge(
     model: &Model,
+    baseline: &impl Predict,
     examples: &Examples,
-    params: &ValidParams,
+    judge_rows: &[usize],
     serving: Option<Arc<ServedModel>>,
 ) -> anyhow::Result<Holdout> {
-    let (_, holdout_rows) = holdout_split(&examples.trip_start, params.get().calibration_share);
-    let new_mae = mae_on(model, examples, &holdout_rows)?;
-    let (served, served_mae) = match &serving {
-        Some(served) => (
-            served.version.clone(),
-            mae_on(&served.model, examples, &holdout_rows)?,
-        ),
-        None => (
-            RULES_MODEL_NAME.to_owned(),
-            rules_mae_on(examples, &holdout_rows).unwrap_or(f64::INFINITY),
-        ),
-    };
+    let served = serving
+        .as_ref()
+        .map_or(RULES_MODEL_NAME.to_owned(), |served| served.version.clone());
+    let mut partners = Vec::new();
+    for (partner, rows) in judge::by_partner(examples, judge_rows) {
+        let served_mae = match &serving {
+            Some(served) => mae_on(&served.model, examples, &rows)?,
+            None => rules_mae_on(examples, &rows).unwrap_or(f64::INFINITY),
+        };
+        let set = examples.select(&rows);
+        let baseline_mae = figures(&baseline.predict(&set)?.medians, &set.minutes, None)
+            .map_or(f64::INFINITY, |figures| figures.mae);
+        partners.push(Judged {
+            partner,
+            rows: rows.len(),
+            new_mae: mae_on(model, examples, &rows)?,
+            served_mae,
+            baseline_mae,
+        });
+    }
     Ok(Holdout {
-        rows: holdout_rows.len(),
-        new_mae,
+        rows: judge_rows.len(),
+        new_mae: judge::pool_mae(&partners, |partner| partner.new_mae),
+        served_mae: judge::pool_mae(&partners, |partner| partner.served_mae),
+        baseline_mae: judge::pool_mae(&partners, |partner| partner.baseline_mae),
+        refused: judge::refusals(&partners, &served),
         served,
-        served_mae,
+        partners,
     })
 }
 
@@ -487,34 +546,60 @@ impl PartnerReports {
     }
 }
 
+/// What trains: the pool, the histories of organisations that do not pool, and the uploads
+/// the screen left out of both.
+pub struct PartnerInputs {
+    pub pool: Option<Inputs>,
+    pub own: Vec<Inputs>,
+    pub screened_out: Vec<ScreenedOut>,
+}
+
+/// One upload read back for training.
+struct Read {
+    source: Source,
+    organisation: String,
+    upload: String,
+    pools: bool,
+    trips: DataFrame,
+    facts: screen::TripFacts,
+}
+
 /// The pool (every consenting organisation's uploads, one partner each) and, for each
-/// organisation that does not pool, its uploads alone. A withdrawn consent or an erased upload
-/// is simply absent from the pool: nothing of it reaches the pooled rows.
+/// organisation that does not pool, its uploads alone, each upload screened first. A withdrawn
+/// consent or an erased upload is simply absent from the pool: nothing of it reaches the
+/// pooled rows.
 pub fn partner_inputs(
     store: &dyn UploadStore,
     data_dir: &Path,
-) -> anyhow::Result<(Option<Inputs>, Vec<Inputs>)> {
-    let area = UploadArea::new(data_dir);
-    let mut pooled: BTreeMap<String, Vec<Source>> = BTreeMap::new();
-    let mut alone: BTreeMap<String, Vec<Source>> = BTreeMap::new();
-    for upload in store.uploads(None)? {
-        let consents = store
-            .consent(&upload.organisation)?
-            .is_some_and(|consent| consent.pool);
-        let dir = area.dir(&upload.organisation, &upload.id);
-        let source = Source {
-            partner: upload.organisation.clone(),
-            path: dir.display().to_string(),
-            trips: upload.rows,
-            pings: 0,
+    now: DateTime<Utc>,
+) -> anyhow::Result<PartnerInputs> {
+    let read = read_uploads(store, data_dir, now)?;
+    anyhow::ensure!(!read.is_empty(), "no partner has uploaded a history");
+    let mut pooled: BTreeMap<String, Vec<(Source, DataFrame)>> = BTreeMap::new();
+    let mut alone: BTreeMap<String, Vec<(Source, DataFrame)>> = BTreeMap::new();
+    let mut screened_out = Vec::new();
+    for upload in &read {
+        let others = upload
+            .pools
+            .then(|| others_paces(&read, &upload.organisation));
+        let problems = screen::problems(&upload.facts, others.as_deref());
+        if !problems.is_empty() {
+            screened_out.push(ScreenedOut {
+                organisation: upload.organisation.clone(),
+                upload: upload.upload.clone(),
+                problems,
+            });
+            continue;
+        }
+        let side = if upload.pools {
+            &mut pooled
+        } else {
+            &mut alone
         };
-        let side = if consents { &mut pooled } else { &mut alone };
-        side.entry(upload.organisation).or_default().push(source);
+        side.entry(upload.organisation.clone())
+            .or_default()
+            .push((upload.source.clone(), upload.trips.clone()));
     }
-    anyhow::ensure!(
-        !pooled.is_empty() || !alone.is_empty(),
-        "no partner has uploaded a history"
-    );
     let pool = if pooled.is_empty() {
         None
     } else {
@@ -524,22 +609,79 @@ pub fn partner_inputs(
         .into_iter()
         .map(|(organisation, sources)| inputs_of(BTreeMap::from([(organisation, sources)])))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((pool, own))
+    Ok(PartnerInputs {
+        pool,
+        own,
+        screened_out,
+    })
+}
+
+/// Every upload's trips and what the screen reads of them.
+fn read_uploads(
+    store: &dyn UploadStore,
+    data_dir: &Path,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Read>> {
+    let area = UploadArea::new(data_dir);
+    let mut read = Vec::new();
+    for upload in store.uploads(None)? {
+        let pools = store
+            .consent(&upload.organisation)?
+            .is_some_and(|consent| consent.pool);
+        let dir = area.dir(&upload.organisation, &upload.id);
+        let file = dir.join("trips.parquet");
+        let trips = ParquetReader::new(
+            std::fs::File::open(&file).with_context(|| file.display().to_string())?,
+        )
+        .finish()
+        .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+        let facts = screen::facts(&trips, now.timestamp_millis())
+            .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+        read.push(Read {
+            source: Source {
+                partner: upload.organisation.clone(),
+                path: dir.display().to_string(),
+                trips: upload.rows,
+                pings: 0,
+            },
+            organisation: upload.organisation,
+            upload: upload.id,
+            pools,
+            trips,
+            facts,
+        });
+    }
+    Ok(read)
+}
+
+/// The median pace of each other organisation that pools: an upload is judged against them,
+/// never against its own organisation's other uploads, which agree with it whatever they are.
+fn others_paces(read: &[Read], organisation: &str) -> Vec<f64> {
+    let mut others: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for them in read
+        .iter()
+        .filter(|them| them.pools && them.organisation != organisation)
+    {
+        others
+            .entry(&them.organisation)
+            .or_default()
+            .extend(&them.facts.paces);
+    }
+    others
+        .values()
+        .filter_map(|paces| screen::median_pace(paces))
+        .collect()
 }
 
 /// Each organisation's uploads stacked as one partner, in organisation order.
-fn inputs_of(by_organisation: BTreeMap<String, Vec<Source>>) -> anyhow::Result<Inputs> {
+fn inputs_of(
+    by_organisation: BTreeMap<String, Vec<(Source, DataFrame)>>,
+) -> anyhow::Result<Inputs> {
     let mut partners = Vec::new();
     let mut all_sources = Vec::new();
-    for (organisation, sources) in by_organisation {
+    for (organisation, uploads) in by_organisation {
         let mut trips: Option<DataFrame> = None;
-        for source in &sources {
-            let file = PathBuf::from(&source.path).join("trips.parquet");
-            let frame = ParquetReader::new(
-                std::fs::File::open(&file).with_context(|| file.display().to_string())?,
-            )
-            .finish()
-            .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+        for (source, frame) in uploads {
             trips = Some(match trips {
                 None => frame,
                 Some(mut all) => {
@@ -547,6 +689,7 @@ fn inputs_of(by_organisation: BTreeMap<String, Vec<Source>>) -> anyhow::Result<I
                     all
                 }
             });
+            all_sources.push(source);
         }
         partners.push(PartnerHistory {
             partner: organisation,
@@ -555,7 +698,6 @@ fn inputs_of(by_organisation: BTreeMap<String, Vec<Source>>) -> anyhow::Result<I
                 pings: None,
             },
         });
-        all_sources.extend(sources);
     }
     Ok(Inputs {
         partners,

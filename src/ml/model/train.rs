@@ -42,6 +42,10 @@ pub struct TrainParams {
     /// Each row weighs its partner's row count to this power (0: every row the same; -0.5:
     /// a partner with a quarter of the rows weighs half as much in total, not a quarter).
     pub partner_weight_power: f64,
+    /// The most of the pool's total weight one partner may carry (when there are enough
+    /// partners for it: never below an equal share), so that a partner uploading many rows
+    /// cannot make the pooled model its own.
+    pub partner_weight_cap: f64,
     /// The share of training rows whose weather and congestion are blanked, so that the model
     /// also learns to answer without them (as it must when a feed is down).
     pub conditions_dropout: f64,
@@ -64,6 +68,7 @@ impl Default for TrainParams {
             calibration_share: 0.15,
             coverage: 0.8,
             partner_weight_power: -0.5,
+            partner_weight_cap: 0.35,
             conditions_dropout: 0.25,
         }
     }
@@ -129,6 +134,9 @@ impl TrainParams {
         }
         if !(-1.0..=0.0).contains(&self.partner_weight_power) {
             return fail("partner_weight_power", "must be in [-1, 0]");
+        }
+        if !(self.partner_weight_cap > 0.0 && self.partner_weight_cap <= 1.0) {
+            return fail("partner_weight_cap", "must be in (0, 1]");
         }
         if !(0.0..1.0).contains(&self.conditions_dropout) {
             return fail("conditions_dropout", "must be in [0, 1)");
@@ -264,7 +272,11 @@ impl Model {
             .zip(fit_matrix.chunks(N))
             .map(|(minutes, row)| label(params.target, *minutes, row) as f32)
             .collect();
-        let weights = partner_weights(&fit_matrix, params.partner_weight_power);
+        let weights = partner_weights(
+            &fit_matrix,
+            params.partner_weight_power,
+            params.partner_weight_cap,
+        );
         let set = TrainingSet {
             features: &fit_matrix,
             labels: &labels,
@@ -454,7 +466,7 @@ fn train_boosters(
     Ok(texts.try_into().expect("three boosters"))
 }
 
-fn partner_weights(matrix: &[f64], power: f64) -> Vec<f32> {
+fn partner_weights(matrix: &[f64], power: f64, cap: f64) -> Vec<f32> {
     let codes: Vec<usize> = matrix
         .chunks(N)
         .map(|row| row[PARTNER_FEATURE] as usize)
@@ -463,13 +475,101 @@ fn partner_weights(matrix: &[f64], power: f64) -> Vec<f32> {
     for code in &codes {
         counts[*code] += 1;
     }
+    // A code no row has (the unseen partner's, in training) weighs nothing rather than 0^-p.
+    let per_row: Vec<f64> = counts
+        .iter()
+        .map(|count| match count {
+            0 => 0.0,
+            _ => (*count as f64).powf(power),
+        })
+        .collect();
+    let totals: Vec<f64> = counts
+        .iter()
+        .zip(&per_row)
+        .map(|(count, weight)| *count as f64 * weight)
+        .collect();
+    let scale = capped_shares(&totals, cap);
     let raw: Vec<f64> = codes
         .iter()
-        .map(|code| (counts[*code] as f64).powf(power))
+        .map(|code| per_row[*code] * scale[*code])
         .collect();
     // Scaled to a mean of one, so that min_data_in_leaf and the learning rate keep their sense.
     let mean = raw.iter().sum::<f64>() / raw.len().max(1) as f64;
     raw.iter().map(|weight| (weight / mean) as f32).collect()
+}
+
+/// A factor for each partner's total weight such that none carries more than `cap` of the
+/// sum (or an equal share, when there are too few partners for the cap): the partners over it
+/// are brought down to it and the others keep their proportions. Under the cap, every factor
+/// is exactly one.
+fn capped_shares(totals: &[f64], cap: f64) -> Vec<f64> {
+    let present = totals.iter().filter(|total| **total > 0.0).count();
+    let cap = cap.max(1.0 / present.max(1) as f64);
+    let sum: f64 = totals.iter().sum();
+    let mut capped = vec![false; totals.len()];
+    // Each pass caps at least one more partner or ends, so there are at most as many passes
+    // as partners.
+    loop {
+        let free: f64 = (0..totals.len())
+            .filter(|&code| !capped[code])
+            .map(|code| totals[code])
+            .sum();
+        // The capped partners take `cap` each; the free ones share the rest in proportion.
+        let rest = 1.0 - cap * capped.iter().filter(|capped| **capped).count() as f64;
+        let over: Vec<usize> = (0..totals.len())
+            .filter(|&code| !capped[code] && free > 0.0 && totals[code] / free * rest > cap)
+            .collect();
+        if over.is_empty() {
+            return (0..totals.len())
+                .map(|code| match (capped[code], totals[code] > 0.0) {
+                    (_, false) => 1.0,
+                    (true, true) => cap * sum / totals[code],
+                    (false, true) => rest * sum / free,
+                })
+                .collect();
+        }
+        for code in over {
+            capped[code] = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod weight_tests {
+    use super::capped_shares;
+
+    fn shares(totals: &[f64], cap: f64) -> Vec<f64> {
+        let scaled: Vec<f64> = capped_shares(totals, cap)
+            .iter()
+            .zip(totals)
+            .map(|(factor, total)| factor * total)
+            .collect();
+        let sum: f64 = scaled.iter().sum();
+        scaled.iter().map(|total| total / sum).collect()
+    }
+
+    #[test]
+    fn a_partner_with_many_rows_carries_no_more_than_the_cap_and_the_others_keep_their_ratio() {
+        // One partner of 10,000 rows beside three of 1,000, each row at count^-0.5.
+        let totals = [100.0, 31.6, 31.6, 15.8];
+        let got = shares(&totals, 0.35);
+        assert!((got[0] - 0.35).abs() < 1e-12, "{got:?}");
+        assert!((got[1] / got[3] - 2.0).abs() < 1e-9, "{got:?}");
+        assert!((got.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn under_the_cap_nothing_changes_and_two_partners_may_share_half_each() {
+        assert_eq!(capped_shares(&[10.0, 9.0, 8.0], 0.4), vec![1.0, 1.0, 1.0]);
+        let two = shares(&[100.0, 10.0], 0.35);
+        assert!((two[0] - 0.5).abs() < 1e-12, "{two:?}");
+        let several_over = shares(&[50.0, 40.0, 5.0, 5.0, 0.0], 0.3);
+        assert!(
+            several_over.iter().all(|share| *share <= 0.3 + 1e-12),
+            "{several_over:?}"
+        );
+        assert_eq!(several_over[4], 0.0);
+    }
 }
 
 fn complete(profiles: &[PartnerProfile], matrix: &mut [f64]) {
