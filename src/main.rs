@@ -118,7 +118,10 @@ fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
                 .iter()
                 .map(|text| {
                     Role::parse(text).with_context(|| {
-                        format!("unknown role {text:?}: carrier, dispatcher, partner or admin")
+                        format!(
+                            "unknown role {text:?}: carrier, dispatcher, partner, admin or \
+                             operator"
+                        )
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;

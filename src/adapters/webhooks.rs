@@ -3,6 +3,11 @@
 //! the webhook disabled after a run of failed deliveries. It all runs on its own tasks, fed by
 //! an unbounded channel, so that ingestion never waits for a receiver.
 //!
+//! Unless `webhooks.allow_private_networks`, a delivery goes to public addresses only
+//! (`adapters::egress`): checked before each attempt for an IP literal, and by the client's
+//! resolver for a name, whatever DNS answers by then. Redirects are not followed: one would
+//! lead the delivery to an address nobody checked.
+//!
 //! # Signature
 //! `X-Etape-Signature: sha256=<hex>` is the HMAC-SHA256 of the raw request body under the
 //! webhook's secret. `X-Etape-Event`, `X-Etape-Delivery` (the same on every retry of one
@@ -18,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::adapters::egress::{self, Refused};
 use crate::config::WebhookSettings;
 use crate::domain::clock::Clock;
 use crate::domain::ids::new_id;
@@ -93,11 +99,17 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(store: Arc<dyn WebhookStore>, settings: WebhookSettings, metrics: Metrics) -> Self {
         install_tls_provider();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_secs))
             .user_agent(concat!("etape/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a client with a TLS provider");
+            .redirect(reqwest::redirect::Policy::none());
+        if !settings.allow_private_networks {
+            // A proxy would resolve the receiver's name itself, out of the resolver's sight.
+            builder = builder
+                .no_proxy()
+                .dns_resolver(Arc::new(egress::PublicOnly));
+        }
+        let client = builder.build().expect("a client with a TLS provider");
         Self {
             store,
             client,
@@ -169,27 +181,15 @@ impl Dispatcher {
         let mut delivered = false;
         for attempt in 1..=self.settings.max_attempts {
             let started = Instant::now();
-            let response = self
-                .client
-                .post(&webhook.url)
-                .header("Content-Type", "application/json")
-                .header(SIGNATURE_HEADER, &signature)
-                .header("X-Etape-Event", event)
-                .header("X-Etape-Delivery", &delivery_id)
-                .header("X-Etape-Attempt", attempt.to_string())
-                .body(body.clone())
-                .send()
-                .await;
-            let (status_code, error) = match response {
-                Ok(response) if response.status().is_success() => {
-                    (Some(response.status().as_u16()), None)
-                }
-                Ok(response) => (
-                    Some(response.status().as_u16()),
-                    Some(format!("the receiver answered {}", response.status())),
-                ),
-                Err(error) => (None, Some(error.to_string())),
+            let request = Attempt {
+                url: &webhook.url,
+                event,
+                delivery_id: &delivery_id,
+                signature: &signature,
+                attempt,
+                body: &body,
             };
+            let (status_code, error) = self.attempt(request).await;
             delivered = error.is_none();
             let last = attempt == self.settings.max_attempts;
             let outcome = match (delivered, last) {
@@ -222,6 +222,40 @@ impl Dispatcher {
         self.keep_health(webhook, delivered).await;
     }
 
+    /// One attempt's status and error. A refused destination is not tried: its error says so
+    /// and nothing else, the same whether or not anything listens there.
+    async fn attempt(&self, request: Attempt<'_>) -> (Option<u16>, Option<String>) {
+        let refused = || -> (Option<u16>, Option<String>) { (None, Some(Refused.to_string())) };
+        if !self.settings.allow_private_networks {
+            let checked = reqwest::Url::parse(request.url).map(|url| egress::check_host(&url));
+            if let Ok(Err(Refused)) = checked {
+                return refused();
+            }
+        }
+        let response = self
+            .client
+            .post(request.url)
+            .header("Content-Type", "application/json")
+            .header(SIGNATURE_HEADER, request.signature)
+            .header("X-Etape-Event", request.event)
+            .header("X-Etape-Delivery", request.delivery_id)
+            .header("X-Etape-Attempt", request.attempt.to_string())
+            .body(request.body.to_vec())
+            .send()
+            .await;
+        match response {
+            Ok(response) if response.status().is_success() => {
+                (Some(response.status().as_u16()), None)
+            }
+            Ok(response) => (
+                Some(response.status().as_u16()),
+                Some(format!("the receiver answered {}", response.status())),
+            ),
+            Err(error) if egress::is_refusal(&error) => refused(),
+            Err(error) => (None, Some(error.to_string())),
+        }
+    }
+
     /// A delivery's outcome on its webhook's health: failures in a row counted, the webhook
     /// disabled once they reach the setting, the count cleared by a success.
     async fn keep_health(&self, webhook: Webhook, delivered: bool) {
@@ -250,6 +284,16 @@ impl Dispatcher {
         })
         .await;
     }
+}
+
+/// What one attempt of a delivery sends, and where.
+struct Attempt<'a> {
+    url: &'a str,
+    event: &'static str,
+    delivery_id: &'a str,
+    signature: &'a str,
+    attempt: u32,
+    body: &'a [u8],
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -323,6 +367,97 @@ mod tests {
         assert_eq!(
             sign("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    /// Webhooks and deliveries in memory.
+    #[derive(Default)]
+    struct Kept {
+        deliveries: Mutex<Vec<Delivery>>,
+    }
+
+    impl WebhookStore for Kept {
+        fn insert_webhook(&self, _: &Webhook) -> StoreResult<()> {
+            Ok(())
+        }
+
+        fn webhooks(&self, _: Option<&str>) -> StoreResult<Vec<Webhook>> {
+            Ok(Vec::new())
+        }
+
+        fn delete_webhook(&self, _: &str, _: &str) -> StoreResult<bool> {
+            Ok(false)
+        }
+
+        fn set_webhook_health(&self, _: &str, _: bool, _: u32) -> StoreResult<()> {
+            Ok(())
+        }
+
+        fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
+            self.deliveries.lock().unwrap().push(delivery.clone());
+            Ok(())
+        }
+
+        fn deliveries(&self, _: &str, _: usize) -> StoreResult<Vec<Delivery>> {
+            Ok(self.deliveries.lock().unwrap().clone())
+        }
+    }
+
+    fn webhook_to(url: &str) -> Webhook {
+        Webhook {
+            id: "whk_test".into(),
+            organisation: "org".into(),
+            url: url.into(),
+            events: vec!["arrived".into()],
+            min_change_minutes: 0.0,
+            secret: "whsec_test".into(),
+            enabled: true,
+            consecutive_failures: 0,
+            created_at: Clock::System.now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_private_receiver_is_refused_alike_whether_its_port_is_open_or_closed() {
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open_port = open.local_addr().unwrap().port();
+        let closed_port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let store = Arc::new(Kept::default());
+        let settings = WebhookSettings {
+            max_attempts: 1,
+            ..WebhookSettings::default()
+        };
+        let dispatcher = Dispatcher::new(store.clone(), settings, Metrics::new());
+        let urls = [
+            format!("http://127.0.0.1:{open_port}/"),
+            format!("http://127.0.0.1:{closed_port}/"),
+            format!("http://[::ffff:127.0.0.1]:{open_port}/"),
+            format!("http://localhost:{open_port}/"),
+        ];
+        for url in &urls {
+            let body = br#"{"event":"arrived"}"#.to_vec();
+            dispatcher
+                .clone()
+                .deliver(webhook_to(url), "arrived", body)
+                .await;
+        }
+        let deliveries = store.deliveries.lock().unwrap().clone();
+        assert_eq!(deliveries.len(), urls.len());
+        for delivery in &deliveries {
+            assert_eq!(delivery.error.as_deref(), Some("refused: private address"));
+            assert_eq!(
+                (delivery.status_code, delivery.outcome.as_str()),
+                (None, "failed")
+            );
+        }
+        open.set_nonblocking(true).unwrap();
+        let connected = open.accept();
+        assert!(
+            matches!(&connected, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+            "nothing may connect to a refused receiver: {connected:?}"
         );
     }
 

@@ -74,7 +74,9 @@ pub enum KeysCommand {
         /// What the key is for, such as "TMS integration".
         #[arg(long)]
         name: String,
-        /// carrier, dispatcher, partner or admin; repeat for several.
+        /// carrier, dispatcher, partner, admin or operator; repeat for several. An operator
+        /// key acts on every organisation (organisations, their keys, training, models); the
+        /// API never issues one.
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
         /// Create the organisation first, with this display name.

@@ -95,6 +95,7 @@ impl Application {
             feeds: feeds.clone(),
             demo_enabled: settings.demo.enabled,
             dashboard: settings.dashboard.clone(),
+            webhooks: settings.webhooks.clone(),
             training_rules: Arc::new(RulesEta::new(settings.rules_eta_config())),
             data_dir: data_dir.clone(),
             model_dir: settings.model.dir.clone(),

@@ -187,6 +187,10 @@ pub struct WebhookSettings {
     pub timeout_secs: u64,
     /// A webhook is disabled after this many deliveries in a row failed every attempt.
     pub disable_after_failures: u32,
+    /// Lets webhooks point to loopback, private, link-local and cloud metadata addresses. Off,
+    /// a caller could otherwise make the service call its own network; turn it on only where
+    /// every caller is trusted, or the receivers live on a closed network.
+    pub allow_private_networks: bool,
 }
 
 impl Default for WebhookSettings {
@@ -197,6 +201,7 @@ impl Default for WebhookSettings {
             backoff_max_ms: 60_000,
             timeout_secs: 10,
             disable_after_failures: 5,
+            allow_private_networks: false,
         }
     }
 }
@@ -285,6 +290,10 @@ pub struct ApiSettings {
     pub max_batch_requests: usize,
     /// Largest history upload; it streams to disk, so this bounds the disk, not the memory.
     pub max_upload_bytes: usize,
+    /// Largest text a gzip upload may decompress to: a few kilobytes of gzip can hold
+    /// gigabytes, and `max_upload_bytes` counts the compressed bytes only. Reading stops at
+    /// this bound and the upload is refused (413). At least `max_upload_bytes`.
+    pub max_upload_decompressed_bytes: u64,
     pub max_stops: usize,
     /// Departures further than this from now, either way, are refused as mistakes.
     pub max_departure_offset_days: i64,
@@ -356,6 +365,7 @@ impl Default for ApiSettings {
             max_body_bytes: 256 * 1024,
             max_batch_body_bytes: 32 * 1024 * 1024,
             max_upload_bytes: 1024 * 1024 * 1024,
+            max_upload_decompressed_bytes: 4 * 1024 * 1024 * 1024,
             max_batch_requests: 10_000,
             max_stops: 100,
             max_departure_offset_days: 365,
@@ -495,6 +505,10 @@ impl ApiSettings {
             "api body limits must be positive"
         );
         ensure!(
+            api.max_upload_decompressed_bytes >= api.max_upload_bytes as u64,
+            "api.max_upload_decompressed_bytes must be at least api.max_upload_bytes"
+        );
+        ensure!(
             api.max_departure_offset_days > 0,
             "api.max_departure_offset_days must be positive"
         );
@@ -623,6 +637,22 @@ mod tests {
             jail.create_file("etape.toml", "[rules]\ncircuitee = 1.5\n")?;
             let error = format!("{:#}", Settings::load(None).unwrap_err());
             assert!(error.contains("circuitee"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_decompression_bound_below_the_upload_bound_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ETAPE__API__MAX_UPLOAD_BYTES", "2048");
+            jail.set_env("ETAPE__API__MAX_UPLOAD_DECOMPRESSED_BYTES", "1024");
+            let error = Settings::load(None).unwrap_err().to_string();
+            assert!(
+                error.contains("api.max_upload_decompressed_bytes"),
+                "{error}"
+            );
+            jail.set_env("ETAPE__API__MAX_UPLOAD_DECOMPRESSED_BYTES", "2048");
+            Settings::load(None).map_err(|e| e.to_string())?;
             Ok(())
         });
     }

@@ -27,12 +27,21 @@ pub enum Role {
     Dispatcher,
     /// Uploads its organisation's history and reads its reports.
     Partner,
-    /// Runs the service: organisations, keys, models.
+    /// Manages its organisation's keys and webhooks, and no other organisation's.
     Admin,
+    /// Runs the installation: organisations and their keys, training and the served model.
+    /// Only the command line and the first start issue it, never the API.
+    Operator,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Self::Carrier, Self::Dispatcher, Self::Partner, Self::Admin];
+    pub const ALL: [Role; 5] = [
+        Self::Carrier,
+        Self::Dispatcher,
+        Self::Partner,
+        Self::Admin,
+        Self::Operator,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +49,7 @@ impl Role {
             Self::Dispatcher => "dispatcher",
             Self::Partner => "partner",
             Self::Admin => "admin",
+            Self::Operator => "operator",
         }
     }
 
@@ -78,6 +88,24 @@ pub struct Caller {
 impl Caller {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// An operator manages every organisation's keys, an admin its own organisation's alone.
+    pub fn manages_keys_of(&self, organisation: &str) -> bool {
+        self.has(Role::Operator) || (self.has(Role::Admin) && self.organisation == organisation)
+    }
+
+    /// Whether a key this caller issues may carry `role`. An admin grants only what it holds,
+    /// so that no key it issues reaches further than itself. An operator gives organisations
+    /// their keys, whatever their roles, but never its own: a key that acts on every
+    /// organisation comes from the machine the service runs on, not from a request.
+    pub fn may_grant(&self, role: Role) -> bool {
+        match role {
+            Role::Operator => false,
+            Role::Carrier | Role::Dispatcher | Role::Partner | Role::Admin => {
+                self.has(Role::Operator) || (self.has(Role::Admin) && self.has(role))
+            }
+        }
     }
 }
 
@@ -332,7 +360,9 @@ pub fn demo_dispatcher_key(data_dir: &Path) -> Option<String> {
 }
 
 /// At first start (no organisation yet): the demo organisation and one key per role, written
-/// to `demo-keys.env` in the data directory (owner-only) and returned to be printed once.
+/// to `demo-keys.env` in the data directory (owner-only) and returned to be printed once. The
+/// operator's key is the installation's first, kept under `demo` since a key needs an
+/// organisation; the demo admin cannot revoke it.
 pub fn bootstrap(
     data_dir: &Path,
     keyring: &Keyring,
@@ -392,7 +422,7 @@ mod tests {
         let store: Arc<dyn KeyStore> = Arc::new(SqliteStore::in_memory().unwrap());
         let keyring = Keyring::open(dir.path(), store.clone()).unwrap();
         let issued = bootstrap(dir.path(), &keyring).unwrap().unwrap();
-        assert_eq!(issued.len(), 4);
+        assert_eq!(issued.len(), Role::ALL.len());
         assert!(bootstrap(dir.path(), &keyring).unwrap().is_none());
         let (role, key) = &issued[0];
         let caller = keyring
@@ -432,5 +462,37 @@ mod tests {
             foreign.authenticate(Some(&format!("Bearer {}", issued[1].1))),
             Err(AuthError::Invalid)
         );
+    }
+
+    #[test]
+    fn an_admin_grants_only_its_own_roles_in_its_own_organisation_and_nobody_grants_operator() {
+        let caller = |organisation: &str, roles: &[Role]| Caller {
+            organisation: organisation.into(),
+            key_id: "k".into(),
+            roles: roles.to_vec(),
+        };
+        let admin = caller("demo", &[Role::Admin, Role::Carrier]);
+        assert!(admin.manages_keys_of("demo"));
+        assert!(!admin.manages_keys_of("other"));
+        let granted: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|role| admin.may_grant(*role))
+            .collect();
+        assert_eq!(granted, [Role::Carrier, Role::Admin]);
+
+        let operator = caller("demo", &[Role::Operator]);
+        assert!(operator.manages_keys_of("other"));
+        let granted: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|role| operator.may_grant(*role))
+            .collect();
+        assert_eq!(
+            granted,
+            [Role::Carrier, Role::Dispatcher, Role::Partner, Role::Admin]
+        );
+
+        let carrier = caller("demo", &[Role::Carrier]);
+        assert!(!carrier.manages_keys_of("demo"));
+        assert!(Role::ALL.into_iter().all(|role| !carrier.may_grant(role)));
     }
 }

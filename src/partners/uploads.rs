@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
 use crate::domain::storage::StoreResult;
-use crate::ml::history::files::table_chunks;
+use crate::ml::history::files::{table_chunks_within, ReadError, ReadLimits, TableChunks};
 use crate::ml::history::{validate, Problem, Table, ValidationOptions, ValidationReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +79,7 @@ pub struct Incoming {
     dir: PathBuf,
     /// Rows per chunk of the check.
     chunk_rows: usize,
+    read_limits: ReadLimits,
     file: fs::File,
     hasher: Sha256,
     bytes: u64,
@@ -91,6 +92,9 @@ pub enum UploadError {
     Invalid(ValidationReport),
     #[error("the file cannot be read: {0}")]
     Unreadable(String),
+    /// Past a bound of the reader, which stopped there: nothing beyond it was held.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("storage failed: {0}")]
     Storage(String),
 }
@@ -99,15 +103,32 @@ fn storage(error: impl std::fmt::Display) -> UploadError {
     UploadError::Storage(error.to_string())
 }
 
+fn read_error(error: ReadError) -> UploadError {
+    match error {
+        ReadError::Unreadable(reason) => UploadError::Unreadable(reason),
+        bound @ (ReadError::DecompressedTooLarge { .. } | ReadError::RecordTooLong { .. }) => {
+            UploadError::TooLarge(bound.to_string())
+        }
+    }
+}
+
 pub struct UploadArea {
     root: PathBuf,
+    read_limits: ReadLimits,
 }
 
 impl UploadArea {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             root: data_dir.join("uploads"),
+            read_limits: ReadLimits::default(),
         }
+    }
+
+    /// The bounds the check of each upload begun here reads within.
+    pub fn with_read_limits(mut self, read_limits: ReadLimits) -> Self {
+        self.read_limits = read_limits;
+        self
     }
 
     fn organisation_dir(&self, organisation: &str) -> PathBuf {
@@ -128,6 +149,7 @@ impl UploadArea {
         Ok(Incoming {
             dir,
             chunk_rows: CHUNK_ROWS,
+            read_limits: self.read_limits,
             file,
             hasher: Sha256::new(),
             bytes: 0,
@@ -301,9 +323,8 @@ impl Incoming {
         skip_bad_rows: bool,
         options: &ValidationOptions,
     ) -> Result<ValidationReport, UploadError> {
-        let received = self.dir.join(RECEIVED);
         upload.format = UploadFormat::sniff(&self.head);
-        let chunks = table_chunks(&received, self.chunk_rows).map_err(UploadError::Unreadable)?;
+        let chunks = self.chunks()?;
         let mut report = ValidationReport::default();
         let mut typed = ChunkWriter::new(self.dir.join("trips.parquet"), UploadFormat::Parquet);
         let kept_path = self.dir.join(format!("kept.{}", upload.format.extension()));
@@ -314,7 +335,7 @@ impl Incoming {
         let (mut first, mut last): (Option<i64>, Option<i64>) = (None, None);
         let mut offset = 0;
         for chunk in chunks {
-            let raw = chunk.map_err(UploadError::Unreadable)?;
+            let raw = chunk.map_err(read_error)?;
             let height = raw.height();
             let ids = trip_ids(&raw);
             let checked = validate_chunk(&raw, earlier_duplicates(&ids, &seen), options);
@@ -374,6 +395,12 @@ impl Incoming {
         upload.first_departure = first.and_then(DateTime::from_timestamp_millis);
         upload.last_departure = last.and_then(DateTime::from_timestamp_millis);
         Ok(report)
+    }
+
+    /// The received file, to be read a chunk of rows at a time within the area's bounds.
+    fn chunks(&self) -> Result<TableChunks, UploadError> {
+        let received = self.dir.join(RECEIVED);
+        table_chunks_within(&received, self.chunk_rows, self.read_limits).map_err(read_error)
     }
 
     /// The file kept for export is the one received, or, when rows were skipped, the good

@@ -1,9 +1,13 @@
 //! Position reports as they arrive: parsed from JSON, NDJSON, CSV or Traccar's forwarding JSON,
 //! then checked one by one. A bad ping is named and dropped; the rest of its batch goes on.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde::Deserialize;
+
+use crate::domain::ids::check_identifier;
 
 /// The formats `POST /v1/positions` reads, chosen by Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +37,15 @@ impl PingFormat {
     }
 }
 
-/// One ping as written by the caller, not yet checked.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+/// One ping as written by the caller, not yet checked. The text borrows from the body
+/// unless it holds a JSON escape (`"M\u00fcller-1"`, `"FR\/123"`), which only an owned
+/// string can hold once decoded.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RawPing<'a> {
     #[serde(borrow)]
-    pub vehicle_id: &'a str,
+    pub vehicle_id: Cow<'a, str>,
     #[serde(borrow)]
-    pub timestamp: &'a str,
+    pub timestamp: Cow<'a, str>,
     pub lat: f64,
     pub lon: f64,
     #[serde(default)]
@@ -116,7 +122,7 @@ struct TraccarForward<'a> {
 #[serde(rename_all = "camelCase")]
 struct TraccarPosition<'a> {
     #[serde(borrow)]
-    fix_time: &'a str,
+    fix_time: Cow<'a, str>,
     latitude: f64,
     longitude: f64,
     /// Knots, as Traccar keeps it.
@@ -136,7 +142,7 @@ fn valid_by_default() -> bool {
 #[serde(rename_all = "camelCase")]
 struct TraccarDevice<'a> {
     #[serde(borrow)]
-    unique_id: &'a str,
+    unique_id: Cow<'a, str>,
 }
 
 const KNOTS_TO_KMH: f64 = 1.852;
@@ -261,8 +267,8 @@ fn parse_csv(body: &[u8], limits: &PingLimits) -> Result<ParsedBatch, BatchError
                 _ => Ok(None),
             };
             Ok(RawPing {
-                vehicle_id: text(vehicle)?,
-                timestamp: text(timestamp)?,
+                vehicle_id: Cow::Borrowed(text(vehicle)?),
+                timestamp: Cow::Borrowed(text(timestamp)?),
                 lat: number(lat, "lat")?,
                 lon: number(lon, "lon")?,
                 speed_kmh: optional(speed, "speed_kmh")?,
@@ -309,15 +315,12 @@ fn collect(raws: Vec<Result<RawPing<'_>, String>>, limits: &PingLimits) -> Parse
 
 type Checked<'a> = Result<(&'a str, Ping), (Option<&'static str>, String)>;
 
-fn check<'a>(raw: &RawPing<'a>, now_ms: i64, limits: &PingLimits) -> Checked<'a> {
+fn check<'r>(raw: &'r RawPing<'_>, now_ms: i64, limits: &PingLimits) -> Checked<'r> {
     let refuse = |field: &'static str, reason: String| Err((Some(field), reason));
-    if raw.vehicle_id.is_empty() || raw.vehicle_id.len() > MAX_VEHICLE_ID_LEN {
-        return refuse(
-            "vehicle_id",
-            format!("vehicle_id must have 1 to {MAX_VEHICLE_ID_LEN} characters"),
-        );
+    if let Err(error) = check_identifier(&raw.vehicle_id, MAX_VEHICLE_ID_LEN) {
+        return refuse("vehicle_id", format!("vehicle_id {error}"));
     }
-    let Ok(at) = DateTime::parse_from_rfc3339(raw.timestamp) else {
+    let Ok(at) = DateTime::parse_from_rfc3339(&raw.timestamp) else {
         return refuse(
             "timestamp",
             format!(
@@ -363,7 +366,7 @@ fn check<'a>(raw: &RawPing<'a>, now_ms: i64, limits: &PingLimits) -> Checked<'a>
         return refuse("heading", "heading must be between 0 and 360".into());
     }
     Ok((
-        raw.vehicle_id,
+        &*raw.vehicle_id,
         Ping {
             vehicle: 0,
             timestamp_ms,

@@ -219,8 +219,8 @@ async fn operations_count_the_callers_pings_and_shipments_only() {
     assert_eq!(ours["model_version"], "rules");
     assert_eq!(ours["feeds"], serde_json::json!([]));
 
-    let admin = crate::helpers::client_with_key(&app.keys["admin"]);
-    let created = admin
+    let operator = crate::helpers::client_with_key(&app.keys["operator"]);
+    let created = operator
         .post(format!("{}/v1/organisations", app.address))
         .body(serde_json::json!({"id": "other", "name": "Other"}).to_string())
         .send()
@@ -228,7 +228,7 @@ async fn operations_count_the_callers_pings_and_shipments_only() {
         .unwrap();
     assert_eq!(created.status(), 201);
     let issued: Value = crate::helpers::json_of(
-        admin
+        operator
             .post(format!("{}/v1/organisations/other/keys", app.address))
             .body(serde_json::json!({"name": "desk", "roles": ["dispatcher"]}).to_string()),
     )

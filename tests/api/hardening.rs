@@ -1,5 +1,6 @@
 //! Evidence under faults and abuse: SIGKILL at random moments during ingestion and uploads,
-//! per-key rate limits, request deadlines, CORS, and secrets kept out of the logs.
+//! per-key rate limits, request deadlines, CORS, secrets kept out of the logs, and webhooks
+//! that would have the service call its own networks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -414,9 +415,9 @@ async fn no_secret_reaches_the_logs() {
         ],
     );
     let keys = demo_keys(data.path());
-    let admin = crate::helpers::client_with_key(&keys["admin"]);
+    let operator = crate::helpers::client_with_key(&keys["operator"]);
     let created: Value = crate::helpers::json_of(
-        admin
+        operator
             .post(format!("{}/v1/organisations/demo/keys", server.base))
             .json(&json!({"name": "TMS", "roles": ["carrier"]})),
     )
@@ -463,4 +464,346 @@ async fn no_secret_reaches_the_logs() {
             );
         }
     }
+}
+
+/// Python's `json.dumps` writes "Müller-1" as `"M\u00fcller-1"`, and `"\/"` is JSON's own
+/// escape of `/`: identifiers and timestamps so written are the text they stand for, in a
+/// JSON array, in NDJSON and in Traccar's forward.
+#[tokio::test]
+async fn json_escapes_in_a_vehicle_id_are_read_as_the_text_they_stand_for() {
+    let app = crate::helpers::spawn_app().await;
+    let array = r#"[
+        {"vehicle_id": "M\u00fcller-1", "timestamp": "2026-11-28T08:57:00\u005A", "lat": 45.76, "lon": 4.84},
+        {"vehicle_id": "FR\/123", "timestamp": "2026-11-28T08:57:00Z", "lat": 45.76, "lon": 4.84}
+    ]"#;
+    let (status, outcome) = app
+        .post_text("/v1/positions", "application/json", array.into())
+        .await;
+    assert_eq!(
+        (status, outcome["accepted"].as_u64()),
+        (200, Some(2)),
+        "{outcome}"
+    );
+    let line = r#"{"vehicle_id": "M\u00fcller-1", "timestamp": "2026-11-28T08:58:00Z", "lat": 45.77, "lon": 4.84}"#;
+    let (status, outcome) = app
+        .post_text("/v1/positions", "application/x-ndjson", format!("{line}\n"))
+        .await;
+    assert_eq!(
+        (status, outcome["accepted"].as_u64()),
+        (200, Some(1)),
+        "{outcome}"
+    );
+    let forward = r#"{
+        "position": {"fixTime": "2026-11-28T08:59:00.000+00:00", "latitude": 45.78, "longitude": 4.84,
+                     "valid": true, "attributes": {"driver": "J\u00e9r\u00f4me"}},
+        "device": {"uniqueId": "M\u00fcller-1", "name": "Actros \/ 12"}
+    }"#;
+    let (status, outcome) = app
+        .post_text("/v1/positions", "application/json", forward.into())
+        .await;
+    assert_eq!(
+        (status, outcome["accepted"].as_u64()),
+        (200, Some(1)),
+        "{outcome}"
+    );
+    let stored: Value = app
+        .get("/v1/vehicles/Müller-1/positions")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored.as_array().map(Vec::len), Some(3), "{stored}");
+}
+
+/// A number out of range (which a `serde_json::Value` cannot hold) or of the wrong type fails
+/// its own item, as a bad value does; the other items are answered.
+#[tokio::test]
+async fn a_batch_item_that_does_not_read_fails_alone() {
+    let app = crate::helpers::spawn_app().await;
+    let good = lille_to_marseille("2026-12-01T06:00:00+01:00", "van").to_string();
+    let huge = good.replacen("\"lat\":50.63", "\"lat\":1e309", 1);
+    let wrong = good.replacen("\"vehicle_class\":\"van\"", "\"vehicle_class\":7", 1);
+    assert!(huge.contains("1e309") && wrong.contains(":7"), "{good}");
+    let body = format!(r#"{{"requests": [{good}, {huge}, {wrong}, {good}]}}"#);
+    let (status, answer) = app
+        .post_text("/v1/eta/batch", "application/json", body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "{answer}");
+    assert!(results[0]["eta"].is_string(), "{answer}");
+    assert_eq!(results[1]["error"]["code"], "invalid_value", "{answer}");
+    assert_eq!(results[1]["error"]["field"], "origin.lat", "{answer}");
+    assert_eq!(results[2]["error"]["code"], "invalid_value", "{answer}");
+    assert_eq!(results[2]["error"]["field"], "vehicle_class", "{answer}");
+    assert_eq!(results[3]["eta"], results[0]["eta"]);
+}
+
+/// A key an object repeats would be read as its last value by this service and perhaps as its
+/// first by a proxy or a log: the body is refused, and the repeated field named.
+#[tokio::test]
+async fn a_repeated_key_anywhere_in_a_body_is_refused_and_named() {
+    let app = crate::helpers::spawn_app().await;
+    let good = lille_to_marseille("2026-12-01T06:00:00+01:00", "van").to_string();
+    let two_origins = r#"{"origin": {"lat": 50.63, "lon": 3.06}, "destination": {"lat": 43.30, "lon": 5.37},
+        "origin": {"lat": 43.30, "lon": 5.37}, "departure_time": "2026-12-01T06:00:00+01:00", "vehicle_class": "van"}"#;
+    let cases = [
+        (
+            "/v1/eta/batch",
+            format!(r#"{{"requests": [{good}, {two_origins}]}}"#),
+            "requests[1].origin",
+        ),
+        (
+            "/v1/eta/batch",
+            format!(r#"{{"requests": [{good}], "factors": true, "factors": false}}"#),
+            "factors",
+        ),
+        ("/v1/eta", two_origins.to_owned(), "origin"),
+        (
+            "/v1/eta",
+            good.replacen("\"lat\":50.63", "\"lat\":50.63,\"lat\":43.3", 1),
+            "origin.lat",
+        ),
+        (
+            "/v1/eta",
+            good.replacen(
+                "\"vehicle_class\":\"van\"",
+                "\"vehicle_class\":\"van\",\"vehicle\\u005fclass\":\"articulated\"",
+                1,
+            ),
+            "vehicle_class",
+        ),
+        (
+            "/v1/shipments",
+            r#"{"reference": "R-1", "vehicle_id": "V-1", "vehicle_id": "V-2", "vehicle_class": "van",
+                "stops": [{"id": "a", "lat": 48.85, "lon": 2.35}], "planned_departure": "2026-11-28T09:00:00Z"}"#
+                .to_owned(),
+            "vehicle_id",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, error) = app.post_text(path, "application/json", body.clone()).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (400, Some("invalid_value"), Some(field)),
+            "{path} {body}: {error}"
+        );
+        assert!(
+            error["message"].as_str().unwrap().contains("duplicate"),
+            "{error}"
+        );
+    }
+}
+
+fn shipment_of(n_stops: usize) -> Value {
+    let stops: Vec<Value> = (0..n_stops)
+        .map(|stop_idx| json!({"id": format!("s{stop_idx}"), "lat": 45.0 + stop_idx as f64 * 0.01, "lon": 4.0}))
+        .collect();
+    json!({"reference": format!("R-{n_stops}"), "vehicle_id": "V-1", "vehicle_class": "rigid",
+           "stops": stops, "planned_departure": crate::helpers::TEST_NOW})
+}
+
+#[tokio::test]
+async fn a_shipment_takes_as_many_stops_as_the_limit_and_no_more() {
+    let app = crate::helpers::spawn_app().await;
+    let (status, created) = app.post_json("/v1/shipments", &shipment_of(100)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["stops"].as_array().map(Vec::len), Some(100));
+    let (status, error) = app.post_json("/v1/shipments", &shipment_of(101)).await;
+    assert_eq!(
+        (status, error["code"].as_str(), error["field"].as_str()),
+        (400, Some("out_of_range"), Some("stops")),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 100 stops"),
+        "{error}"
+    );
+}
+
+/// A NUL cuts an identifier short (and PostgreSQL refuses it), a line break forges a line of
+/// a log or an export, and U+202E shows another name than the one stored: refused, named.
+#[tokio::test]
+async fn identifiers_with_control_or_bidi_characters_are_refused_and_named() {
+    let app = crate::helpers::spawn_app().await;
+    let base = json!({"reference": "R-ok", "vehicle_id": "Müller-1", "vehicle_class": "van",
+                      "stops": [{"id": "a", "lat": 48.85, "lon": 2.35}],
+                      "planned_departure": crate::helpers::TEST_NOW});
+    let too_long = "V".repeat(65);
+    let cases = [
+        ("/vehicle_id", "AB\u{0}-1", "vehicle_id"),
+        ("/vehicle_id", "AB-1\r\nX-Forged: 1", "vehicle_id"),
+        ("/vehicle_id", "AB-1\n", "vehicle_id"),
+        ("/vehicle_id", "AB-\u{202E}1-DC", "vehicle_id"),
+        ("/vehicle_id", too_long.as_str(), "vehicle_id"),
+        ("/reference", "ORD-\u{2066}1", "reference"),
+        ("/reference", "ORD\t1", "reference"),
+        ("/stops/0/id", "dock\u{7}4", "stops[0].id"),
+        ("/stops/0/id", "dock-\u{200F}4", "stops[0].id"),
+    ];
+    for (pointer, value, field) in cases {
+        let mut request = base.clone();
+        *request.pointer_mut(pointer).unwrap() = json!(value);
+        let (status, error) = app.post_json("/v1/shipments", &request).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (400, Some("out_of_range"), Some(field)),
+            "{value:?}: {error}"
+        );
+    }
+    let (status, created) = app.post_json("/v1/shipments", &base).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["vehicle_id"], "Müller-1");
+
+    let ping = |vehicle_id: &str| {
+        json!({"vehicle_id": vehicle_id, "timestamp": "2026-11-28T08:58:00Z", "lat": 45.76, "lon": 4.84})
+            .to_string()
+            + "\n"
+    };
+    let body: String = ["V-1", "V\u{0}1", "V-1\r\n", "V-\u{202E}1", "V-\u{2069}1"]
+        .into_iter()
+        .map(ping)
+        .collect();
+    let (status, outcome) = app
+        .post_text("/v1/positions", "application/x-ndjson", body)
+        .await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["accepted"], 1, "{outcome}");
+    let rejected = outcome["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 4, "{outcome}");
+    for (rejection, index) in rejected.iter().zip(1..) {
+        assert_eq!(rejection["index"], index, "{outcome}");
+        assert_eq!(rejection["field"], "vehicle_id", "{outcome}");
+    }
+}
+
+/// A count of stops no truck makes, years 0001 and 9999, and trip ids of 128 KiB (a record
+/// of a megabyte is refused as it is read) or with a bidirectional override: each named by
+/// its row and column, and nothing kept.
+#[tokio::test]
+async fn an_upload_with_implausible_stops_dates_or_trip_ids_is_refused_whole() {
+    let app = crate::helpers::spawn_app().await;
+    let row = |trip_id: &str, departure: &str, arrival: &str, stops: &str| {
+        format!("{trip_id},rigid,48.85,2.35,45.76,4.84,{departure},{arrival},470,{stops},0,6\n")
+    };
+    let (departure, arrival) = ("2025-03-04T05:40:00+01:00", "2025-03-04T13:10:00+01:00");
+    let body = [
+        TRIPS_HEADER.to_owned(),
+        row("GOOD-1", departure, arrival, "0"),
+        row(
+            "STOPS-1",
+            departure,
+            arrival,
+            &format!("1{}", "0".repeat(40)),
+        ),
+        row("YEAR-1", "0001-03-04T05:40:00+01:00", arrival, "0"),
+        row("YEAR-9", departure, "9999-03-04T13:10:00+01:00", "0"),
+        row(&"T".repeat(1 << 17), departure, arrival, "0"),
+        row("BIDI-\u{202E}1", departure, arrival, "0"),
+    ]
+    .concat();
+    let partner = &app.keys["partner"];
+    let response = app
+        .client
+        .post(format!("{}/v1/history", app.address))
+        .bearer_auth(partner)
+        .header("content-type", "text/csv")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let refused: Value = response.json().await.unwrap();
+    assert_eq!(refused["code"], "invalid_history", "{refused}");
+    assert_eq!(refused["total"], 5, "{refused}");
+    let mut named: Vec<(u64, &str)> = refused["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|problem| {
+            (
+                problem["row"].as_u64().unwrap(),
+                problem["column"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    named.sort_unstable();
+    assert_eq!(
+        named,
+        [
+            (2, "stops"),
+            (3, "departure_time"),
+            (4, "arrival_time"),
+            (5, "trip_id"),
+            (6, "trip_id"),
+        ],
+        "{refused}"
+    );
+    // The long id is named by its row, not echoed.
+    assert!(refused.to_string().len() < 10_000);
+    let listed: Value = crate::helpers::json_of(
+        app.client
+            .get(format!("{}/v1/history", app.address))
+            .bearer_auth(partner),
+    )
+    .await;
+    assert_eq!(listed, json!([]), "nothing kept");
+}
+
+/// A webhook is a request the service makes where a caller says: never to the service's own
+/// machine, its private networks or a cloud's metadata endpoint, however the address is
+/// spelt. The harness allows private networks for its receivers; this test does not.
+#[tokio::test]
+async fn webhooks_to_private_networks_are_refused_however_they_are_spelt() {
+    let app = spawn_app_with(|settings| {
+        settings.webhooks.allow_private_networks = false;
+    })
+    .await;
+    let refused = [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://[::1]:8201/",
+        "http://10.0.0.1/",
+        "http://172.16.5.4/",
+        "http://192.168.1.1/",
+        "http://100.64.0.1/",
+        "http://localhost:8201/",
+        "http://0.0.0.0:8201/",
+        "http://2130706433/",
+        "http://0x7f.0.0.1/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[::ffff:127.0.0.1]:8201/",
+        "http://[fe80::1]/",
+        "http://[fd00::1]/",
+        "http://224.0.0.1/",
+        "http://255.255.255.255/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://metadata/",
+        "http://instance-data/latest/meta-data/",
+        "ftp://files.example.com/",
+        "file:///etc/passwd",
+    ];
+    for url in refused {
+        let (status, body) = app
+            .post_json("/v1/webhooks", &json!({"url": url, "events": ["arrived"]}))
+            .await;
+        assert!(
+            (400..500).contains(&status),
+            "{url} answered {status}: {body}"
+        );
+        assert_eq!(body["field"], "url", "{url}: {body}");
+    }
+    let listed =
+        crate::helpers::json_of(app.client.get(format!("{}/v1/webhooks", app.address))).await;
+    assert_eq!(listed, json!([]), "nothing refused is kept");
+    // A public address passes; no name lookup is needed for a literal.
+    let (status, body) = app
+        .post_json(
+            "/v1/webhooks",
+            &json!({"url": "https://8.8.8.8/etape", "events": ["arrived"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
 }

@@ -17,7 +17,8 @@ pub struct TestApp {
     pub address: String,
     /// Sends the demo organisation's carrier key unless a request sets its own.
     pub client: reqwest::Client,
-    /// The demo organisation's keys by role: `carrier`, `dispatcher`, `partner`, `admin`.
+    /// The first start's keys by role: the demo organisation's `carrier`, `dispatcher`,
+    /// `partner` and `admin`, and the installation's `operator`.
     pub keys: std::collections::HashMap<String, String>,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -45,6 +46,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     settings.tracking.debounce_ms = 50;
     settings.webhooks.backoff_initial_ms = 20;
     settings.webhooks.backoff_max_ms = 100;
+    // The tests' receivers listen on 127.0.0.1; the check of destinations has tests of its own.
+    settings.webhooks.allow_private_networks = true;
     customise(&mut settings);
     if std::env::var_os("TEST_LOG").is_some() {
         etape::telemetry::init_logging(&LogSettings {
@@ -154,6 +157,8 @@ impl RunningBinary {
             .arg(data_dir)
             .args(args)
             .env("ETAPE__SERVER__WORKERS", "1")
+            // Receivers on 127.0.0.1, as in `spawn_app`; `env` may turn the check back on.
+            .env("ETAPE__WEBHOOKS__ALLOW_PRIVATE_NETWORKS", "true")
             .envs(store_url(data_dir).map(|url| ("ETAPE__STORAGE__URL", url)))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -233,6 +238,20 @@ impl TestApp {
         let response = self.post(path, body.to_string()).await;
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// A body posted as it is, under its own content type; the answer's JSON when it has one.
+    pub async fn post_text(&self, path: &str, content_type: &str, body: String) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("the request is sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

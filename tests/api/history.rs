@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, RunningBinary, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, RunningBinary, TestApp};
 
 const TRIPS: &str = include_str!("../../data/example/trips.csv");
 
@@ -171,6 +171,70 @@ async fn one_bad_row_refuses_the_file_unless_asked_to_skip_it() {
     assert_eq!((status, error["code"].as_str()), (400, Some("bad_payload")));
 }
 
+/// A few kilobytes of gzip that would become megabytes, and one record far longer than a trip:
+/// both refused as soon as reading reaches the bound, with 413 and nothing kept.
+#[tokio::test]
+async fn a_gzip_bomb_and_an_endless_record_are_refused_at_their_bounds() {
+    // Above the reader's own bound on a record, 1 MiB, so that a record can pass it.
+    const BOUND: usize = 2 * 1024 * 1024;
+    let app = spawn_app_with(|settings| {
+        settings.api.max_upload_bytes = BOUND;
+        settings.api.max_upload_decompressed_bytes = BOUND as u64;
+    })
+    .await;
+    let mut lines = TRIPS.lines();
+    let (header, row) = (lines.next().unwrap(), lines.next().unwrap());
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    writeln!(encoder, "{header}").unwrap();
+    let mut decompressed = header.len() + 1;
+    while decompressed <= 16 * BOUND {
+        writeln!(encoder, "{row}").unwrap();
+        decompressed += row.len() + 1;
+    }
+    let bomb = encoder.finish().unwrap();
+    assert!(bomb.len() < BOUND / 4, "{} bytes of gzip", bomb.len());
+
+    let started = std::time::Instant::now();
+    let (status, refused) = upload(&app, "", bomb).await;
+    assert_eq!(status, 413, "{refused}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused["code"], "payload_too_large");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("decompresses to more than {BOUND} bytes")),
+        "{message}"
+    );
+
+    let endless = format!("{header}\nLIL-1,{}\n", "x".repeat(BOUND * 3 / 4));
+    let (status, refused) = upload(&app, "", endless.into_bytes()).await;
+    assert_eq!(status, 413, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("a CSV record is longer than 1048576 bytes"),
+        "{refused}"
+    );
+
+    let listed: Value = as_partner(&app, reqwest::Method::GET, "/v1/history")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 0, "nothing kept");
+    let staged = std::fs::read_dir(app.data_dir().join("uploads/demo"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert_eq!(staged, 0, "nothing left on the disk");
+    // The bounds refuse what passes them, not what comes near.
+    let (status, kept) = upload(&app, "", TRIPS.as_bytes().to_vec()).await;
+    assert_eq!(status, 201, "{kept}");
+}
+
 #[tokio::test]
 async fn consent_is_off_until_the_partner_gives_it() {
     let app = spawn_app().await;
@@ -257,7 +321,7 @@ async fn kill_9_mid_upload_leaves_no_partial_upload() {
     );
 }
 
-async fn admin_json(
+async fn operator_json(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,
@@ -266,7 +330,7 @@ async fn admin_json(
     let mut request = app
         .client
         .request(method, format!("{}{path}", app.address))
-        .bearer_auth(&app.keys["admin"]);
+        .bearer_auth(&app.keys["operator"]);
     if let Some(body) = body {
         request = request.body(body.to_string());
     }
@@ -281,7 +345,7 @@ async fn retrain(app: &TestApp) -> Value {
 }
 
 async fn retrain_with(app: &TestApp, query: &str) -> Value {
-    let (status, job) = admin_json(
+    let (status, job) = operator_json(
         app,
         reqwest::Method::POST,
         &format!("/v1/models/train{query}"),
@@ -291,7 +355,7 @@ async fn retrain_with(app: &TestApp, query: &str) -> Value {
     assert_eq!(status, 202, "{job}");
     let path = format!("/v1/models/jobs/{}", job["id"].as_str().unwrap());
     for _ in 0..1200 {
-        let (_, job) = admin_json(app, reqwest::Method::GET, &path, None).await;
+        let (_, job) = operator_json(app, reqwest::Method::GET, &path, None).await;
         if job["status"] != "running" {
             return job;
         }
@@ -302,7 +366,7 @@ async fn retrain_with(app: &TestApp, query: &str) -> Value {
 
 /// A new organisation and one key of its with these roles.
 async fn organisation_with_key(app: &TestApp, id: &str, roles: &[&str]) -> String {
-    let (status, _) = admin_json(
+    let (status, _) = operator_json(
         app,
         reqwest::Method::POST,
         "/v1/organisations",
@@ -310,7 +374,7 @@ async fn organisation_with_key(app: &TestApp, id: &str, roles: &[&str]) -> Strin
     )
     .await;
     assert_eq!(status, 201);
-    let (status, issued) = admin_json(
+    let (status, issued) = operator_json(
         app,
         reqwest::Method::POST,
         &format!("/v1/organisations/{id}/keys"),
@@ -339,6 +403,12 @@ async fn upload_sample(app: &TestApp, key: &str, carrier: &str, pool: bool) -> S
     assert_eq!(response.status(), 201);
     let uploaded: Value = response.json().await.unwrap();
     assert_eq!(uploaded["upload"]["format"], "parquet");
+    set_consent(app, key, pool).await;
+    uploaded["upload"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Gives or withdraws the key's organisation's consent to pool.
+async fn set_consent(app: &TestApp, key: &str, pool: bool) {
     let consent = app
         .client
         .put(format!("{}/v1/partners/me/consent", app.address))
@@ -348,7 +418,6 @@ async fn upload_sample(app: &TestApp, key: &str, carrier: &str, pool: bool) -> S
         .await
         .unwrap();
     assert_eq!(consent.status(), 200);
-    uploaded["upload"]["id"].as_str().unwrap().to_owned()
 }
 
 async fn report_of(app: &TestApp, key: &str) -> Value {
@@ -452,7 +521,7 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
         "{first}"
     );
     assert_eq!(first["activated"], true, "{first}");
-    let (_, models) = admin_json(&app, reqwest::Method::GET, "/v1/models", None).await;
+    let (_, models) = operator_json(&app, reqwest::Method::GET, "/v1/models", None).await;
     assert_eq!(models[0]["partners"], 2);
     assert_eq!(models[0]["active"], true);
     // Its figures: the holdout it was judged on, and the time split of its evaluation.
@@ -475,11 +544,17 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
     assert_eq!(weak["activated"], false, "{weak}");
     assert_eq!(weak["holdout"]["served"], first["version"]);
     assert!(weak["holdout"]["new_mae"].as_f64() > weak["holdout"]["served_mae"].as_f64());
+    assert!(
+        weak["holdout"]["refused"][0]
+            .as_str()
+            .is_some_and(|reason| reason.contains("pool's held-out MAE would rise")),
+        "{weak}"
+    );
     assert_eq!(
         serving_version(&app, &app.keys["carrier"]).await,
         first["version"]
     );
-    let (status, _) = admin_json(
+    let (status, _) = operator_json(
         &app,
         reqwest::Method::POST,
         "/v1/models/train?rounds=0",
@@ -489,15 +564,7 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
     assert_eq!(status, 400);
 
     // The other partner withdraws: the next model has none of its rows.
-    let withdrawn = app
-        .client
-        .put(format!("{}/v1/partners/me/consent", app.address))
-        .bearer_auth(&other)
-        .body(json!({"pool": false}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(withdrawn.status(), 200);
+    set_consent(&app, &other, false).await;
     let second = retrain(&app).await;
     assert_eq!(second["status"], "succeeded", "{second}");
     let second_card = card(&app, &second);
@@ -511,7 +578,7 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
         .find(|model| model["holdout"]["served"] == first["version"])
         .expect("judged against the pooled model serving it")
         .clone();
-    let (_, models) = admin_json(&app, reqwest::Method::GET, "/v1/models", None).await;
+    let (_, models) = operator_json(&app, reqwest::Method::GET, "/v1/models", None).await;
     let own = models
         .as_array()
         .unwrap()
@@ -523,16 +590,24 @@ async fn pooled_retraining_takes_consenting_partners_only_and_forgets_erased_upl
         (own["owner"].as_str(), own["partners"].as_u64()),
         (Some("other"), Some(1))
     );
+    // It serves when the judge found nothing against it, which needs it no worse than what
+    // served.
     let better =
         own_model["holdout"]["new_mae"].as_f64() <= own_model["holdout"]["served_mae"].as_f64();
-    assert_eq!(own_model["activated"], better);
-    let expected = if better {
-        &own_model["version"]
-    } else {
-        &first["version"]
+    let cleared = own_model["holdout"]["refused"]
+        .as_array()
+        .unwrap()
+        .is_empty();
+    assert_eq!(own_model["activated"], cleared, "{own_model}");
+    assert!(better || !cleared, "{own_model}");
+    // Otherwise the pooled model serves it: this job's when it won, the first one's if not.
+    let expected = match (cleared, second["activated"] == true) {
+        (true, _) => &own_model["version"],
+        (false, true) => &second["version"],
+        (false, false) => &first["version"],
     };
     assert_eq!(&serving_version(&app, &other).await, expected);
-    let (status, _) = admin_json(
+    let (status, _) = operator_json(
         &app,
         reqwest::Method::POST,
         &format!("/v1/models/{}/activate", own["version"].as_str().unwrap()),
@@ -652,10 +727,11 @@ async fn a_scheduled_training_serves_its_model_and_a_restart_keeps_it() {
         .unwrap();
     assert_eq!(consent.status(), 200);
 
-    let admin = crate::helpers::client_with_key(&keys["admin"]);
+    let operator = crate::helpers::client_with_key(&keys["operator"]);
     let mut served = None;
     for _ in 0..1200 {
-        let models = crate::helpers::json_of(admin.get(format!("{}/v1/models", server.base))).await;
+        let models =
+            crate::helpers::json_of(operator.get(format!("{}/v1/models", server.base))).await;
         served = models
             .as_array()
             .unwrap()
@@ -709,4 +785,58 @@ async fn a_scheduled_training_serves_its_model_and_a_restart_keeps_it() {
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["holdout"]["served"], served);
     assert_eq!(job["activated"], false, "{job}");
+}
+
+/// The poisoning of a pool: a new organisation uploads 10,000 copies of one Lille to Marseille
+/// trip, consents, and a training follows. The screen leaves the upload out and the job says
+/// why; the pool trains on the honest partner alone.
+#[tokio::test]
+async fn ten_thousand_copies_of_one_trip_never_reach_the_pooled_model_and_the_job_says_why() {
+    let app = spawn_app().await;
+    upload_sample(&app, &app.keys["partner"].clone(), "carrier-08", true).await;
+    let poisoner = organisation_with_key(&app, "poisoner", &["partner", "carrier"]).await;
+    let mut csv = String::from(
+        "trip_id,vehicle_class,origin_lat,origin_lon,destination_lat,destination_lon,\
+         departure_time,arrival_time\n",
+    );
+    for trip in 0..10_000 {
+        csv.push_str(&format!(
+            "P-{trip},articulated,50.6292,3.0573,43.2965,5.3698,\
+             2026-10-01T08:00:00+02:00,2026-10-01T15:42:00+02:00\n"
+        ));
+    }
+    let uploaded = app
+        .client
+        .post(format!("{}/v1/history", app.address))
+        .bearer_auth(&poisoner)
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    set_consent(&app, &poisoner, true).await;
+
+    let job = retrain(&app).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let screened = job["screened_out"].as_array().unwrap();
+    assert_eq!(screened.len(), 1, "{job}");
+    assert_eq!(screened[0]["organisation"], "poisoner");
+    let problems = screened[0]["problems"].to_string();
+    assert!(
+        problems.contains("9999 of 10000 trips repeat another"),
+        "{problems}"
+    );
+    assert!(problems.contains("take exactly 462 minutes"), "{problems}");
+    assert_eq!(partners_of(&card(&app, &job)), ["demo"]);
+    // Judged partner by partner, and against plain LightGBM, on the honest partner's latest
+    // trips.
+    let holdout = &job["holdout"];
+    assert_eq!(holdout["partners"].as_array().unwrap().len(), 1, "{job}");
+    assert_eq!(holdout["partners"][0]["partner"], "demo");
+    assert!(holdout["baseline_mae"].as_f64().unwrap() > 0.0, "{job}");
+    assert_eq!(
+        job["activated"],
+        holdout["refused"].as_array().unwrap().is_empty(),
+        "{job}"
+    );
 }

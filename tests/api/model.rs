@@ -274,19 +274,22 @@ async fn sighup_reloads_the_model_without_dropping_a_request() {
     assert_eq!(models.last(), Some(&"rules"), "{models:?}");
 }
 
-/// A model written under `<data_dir>/models` is listed and, once activated by an admin, serves
-/// the next request; a model that does not fit the build is refused and the current one stays.
+/// A model written under `<data_dir>/models` is listed and, once activated by an operator,
+/// serves the next request; a model that does not fit the build is refused and the current one
+/// stays.
 #[tokio::test]
-async fn an_admin_lists_the_models_and_switches_the_served_one() {
+async fn an_operator_lists_the_models_and_switches_the_served_one() {
     let app = spawn_app().await;
-    let admin = app.keys["admin"].clone();
-    let admin_call = |method: reqwest::Method, path: &str| {
+    let operator = app.keys["operator"].clone();
+    let operator_call = |method: reqwest::Method, path: &str| {
         app.client
             .request(method, format!("{}{path}", app.address))
-            .bearer_auth(&admin)
+            .bearer_auth(&operator)
     };
     let models = || async {
-        let response = admin_call(reqwest::Method::GET, "/v1/models").send().await;
+        let response = operator_call(reqwest::Method::GET, "/v1/models")
+            .send()
+            .await;
         response.unwrap().json::<Value>().await.unwrap()
     };
     let listed: Value = models().await;
@@ -309,7 +312,7 @@ async fn an_admin_lists_the_models_and_switches_the_served_one() {
         .post(&format!("/v1/models/{version}/activate"), "")
         .await;
     assert_eq!(carrier.status(), 403);
-    let activated = admin_call(
+    let activated = operator_call(
         reqwest::Method::POST,
         &format!("/v1/models/{version}/activate"),
     )
@@ -338,7 +341,7 @@ async fn an_admin_lists_the_models_and_switches_the_served_one() {
     card["version"] = "20990101T000000Z-foreign0".into();
     card["features"][0] = "road_km_osrm".into();
     std::fs::write(&card_path, card.to_string()).unwrap();
-    let refused = admin_call(
+    let refused = operator_call(
         reqwest::Method::POST,
         "/v1/models/20990101T000000Z-foreign0/activate",
     )
@@ -346,7 +349,7 @@ async fn an_admin_lists_the_models_and_switches_the_served_one() {
     .await
     .unwrap();
     assert_eq!(refused.status(), 404);
-    let missing = admin_call(reqwest::Method::POST, "/v1/models/nothing/activate")
+    let missing = operator_call(reqwest::Method::POST, "/v1/models/nothing/activate")
         .send()
         .await
         .unwrap();

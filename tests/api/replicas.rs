@@ -299,8 +299,9 @@ async fn a_model_activated_through_one_replica_is_served_by_the_other() {
 
     assert_eq!(serving(&replicas[1]).await, bundled);
 
-    let admin = crate::helpers::client_with_key(&crate::helpers::demo_keys(shared.path())["admin"]);
-    let response = admin
+    let operator =
+        crate::helpers::client_with_key(&crate::helpers::demo_keys(shared.path())["operator"]);
+    let response = operator
         .post(format!("{}/v1/models/copy-1/activate", replicas[0].base))
         .send()
         .await

@@ -76,16 +76,7 @@ async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
 }
 
 async fn post_pings(app: &TestApp, content_type: &str, body: String) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}/v1/positions", app.address))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    app.post_text("/v1/positions", content_type, body).await
 }
 
 fn ndjson(vehicle: &str, pings: &[(DateTime<Utc>, GeoPoint, f64)]) -> String {

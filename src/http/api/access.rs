@@ -6,7 +6,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 
 use crate::http::api::error::ApiError;
 use crate::http::api::AppState;
-use crate::partners::keys::{AuthError, Caller, Role};
+use crate::partners::keys::{ApiKey, AuthError, Caller, Role};
 
 /// The organisation's own fleet: carriers, and dispatchers who follow its trucks.
 pub const FLEET: &[Role] = &[Role::Carrier, Role::Dispatcher];
@@ -14,11 +14,16 @@ pub const FLEET: &[Role] = &[Role::Carrier, Role::Dispatcher];
 pub const CARRIER: &[Role] = &[Role::Carrier];
 /// Partners sharing their trips' history.
 pub const PARTNER: &[Role] = &[Role::Partner];
-/// The service's administrators, acting on every organisation.
-pub const ADMIN: &[Role] = &[Role::Admin];
-/// Whoever watches the operations panel: the fleet and the administrators. The order is the
-/// one the 403 names them in.
-pub const OPERATORS: &[Role] = &[Role::Dispatcher, Role::Carrier, Role::Admin];
+/// The installation's operators: organisations, training and the served model, for every
+/// organisation at once.
+pub const OPERATOR: &[Role] = &[Role::Operator];
+/// Who manages keys: an organisation's admins its own, the operators every organisation's.
+pub const KEY_MANAGERS: &[Role] = &[Role::Admin, Role::Operator];
+/// Who subscribes the organisation's systems to its events: its carriers and its admins.
+pub const WEBHOOKS: &[Role] = &[Role::Carrier, Role::Admin];
+/// Whoever watches the operations panel: the fleet and the organisation's admins. The order
+/// is the one the 403 names them in.
+pub const PANEL: &[Role] = &[Role::Dispatcher, Role::Carrier, Role::Admin];
 
 impl FromRequest for Caller {
     type Error = ApiError;
@@ -54,6 +59,7 @@ impl Caller {
             return Ok(self.organisation.clone());
         }
         Err(ApiError::Forbidden {
+            field: String::new(),
             message: format!(
                 "this needs a key with the role {}",
                 roles
@@ -63,5 +69,48 @@ impl Caller {
                     .join(" or ")
             ),
         })
+    }
+
+    /// Checks that the caller manages `organisation`'s keys. Another organisation's keys
+    /// answer 404, as its shipments do: an admin learns nothing of who else is served.
+    pub fn allow_keys_of(&self, organisation: &str) -> Result<(), ApiError> {
+        self.allow(KEY_MANAGERS)?;
+        if !self.manages_keys_of(organisation) {
+            return Err(ApiError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Checks every role a key the caller issues is to carry.
+    pub fn allow_grant(&self, roles: &[Role]) -> Result<(), ApiError> {
+        let message = match roles.iter().find(|role| !self.may_grant(**role)) {
+            None => return Ok(()),
+            Some(Role::Operator) => {
+                "operator keys are issued on the command line (etape keys create --role \
+                 operator), never through the API"
+                    .to_owned()
+            }
+            Some(role) => format!(
+                "this key cannot grant the role {}: a key grants only the roles it holds",
+                role.as_str()
+            ),
+        };
+        Err(ApiError::Forbidden {
+            field: "roles".into(),
+            message,
+        })
+    }
+
+    /// Checks that the caller may revoke `key`. An organisation's admin cannot take the
+    /// installation's operator key away, even one kept under its organisation.
+    pub fn allow_revoke(&self, key: &ApiKey) -> Result<(), ApiError> {
+        self.allow_keys_of(&key.organisation)?;
+        if key.roles.contains(&Role::Operator) && !self.has(Role::Operator) {
+            return Err(ApiError::Forbidden {
+                field: String::new(),
+                message: "an operator key is revoked by an operator".into(),
+            });
+        }
+        Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! Administration: organisations and their API keys. Admin keys act on every organisation.
+//! Organisations and their API keys. An operator acts on every organisation; an organisation's
+//! admin on its own keys alone.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -6,7 +7,7 @@ use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::http::api::access::ADMIN;
+use crate::http::api::access::{KEY_MANAGERS, OPERATOR};
 use crate::http::api::body::read_json;
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::{answer, blocking, listed, storage, AppState};
@@ -34,7 +35,8 @@ pub struct OrganisationDto {
 pub struct KeyRequest {
     #[schema(example = "TMS integration")]
     pub name: String,
-    /// Among `carrier`, `dispatcher`, `partner`, `admin`.
+    /// Among `carrier`, `dispatcher`, `partner`, `admin`: an admin grants only the roles its
+    /// own key holds. `operator` is refused (403): the command line issues it.
     pub roles: Vec<String>,
 }
 
@@ -92,7 +94,7 @@ impl KeyDto {
     responses(
         (status = 201, description = "Created", body = OrganisationDto),
         (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 403, description = "Not an operator key", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
     )
 )]
@@ -101,7 +103,7 @@ pub async fn create_organisation(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(ADMIN)?;
+    caller.allow(OPERATOR)?;
     let request: OrganisationRequest = read_json(payload, state.settings.max_body_bytes).await?;
     let now = state.clock.now();
     answer(state, StatusCode::CREATED, move |state| {
@@ -133,14 +135,14 @@ impl From<AccessError> for ApiError {
     tag = "admin",
     responses(
         (status = 200, description = "The organisations", body = Vec<OrganisationDto>),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 403, description = "Not an operator key", body = ErrorBody),
     )
 )]
 pub async fn list_organisations(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(ADMIN)?;
+    caller.allow(OPERATOR)?;
     answer(state, StatusCode::OK, |state| {
         listed(state.store.organisations(), |organisation| {
             OrganisationDto::from(organisation)
@@ -149,7 +151,8 @@ pub async fn list_organisations(
     .await
 }
 
-/// Issue a key for an organisation. The answer holds the key, once.
+/// Issue a key for an organisation: an operator for any, an admin for its own. The answer
+/// holds the key, once.
 #[utoipa::path(
     post,
     path = "/v1/organisations/{id}/keys",
@@ -159,8 +162,8 @@ pub async fn list_organisations(
     responses(
         (status = 201, description = "Issued, with the key", body = KeyDto),
         (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
-        (status = 404, description = "No such organisation", body = ErrorBody),
+        (status = 403, description = "Not an admin or operator key, or a role it may not grant (`roles`)", body = ErrorBody),
+        (status = 404, description = "No such organisation, or another organisation's", body = ErrorBody),
     )
 )]
 pub async fn create_key(
@@ -169,7 +172,7 @@ pub async fn create_key(
     organisation: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(ADMIN)?;
+    caller.allow_keys_of(&organisation)?;
     let request: KeyRequest = read_json(payload, state.settings.max_body_bytes).await?;
     let roles = request
         .roles
@@ -179,11 +182,12 @@ pub async fn create_key(
             Role::parse(text).ok_or_else(|| {
                 ApiError::out_of_range(
                     &format!("roles[{index}]"),
-                    "roles are carrier, dispatcher, partner and admin",
+                    "roles are carrier, dispatcher, partner, admin and operator",
                 )
             })
         })
         .collect::<Result<Vec<Role>, ApiError>>()?;
+    caller.allow_grant(&roles)?;
     answer(state, StatusCode::CREATED, move |state| {
         let (record, key) = state
             .keyring
@@ -193,7 +197,8 @@ pub async fn create_key(
     .await
 }
 
-/// An organisation's keys, revoked ones included, never the keys themselves.
+/// An organisation's keys, revoked ones included, never the keys themselves: an operator any
+/// organisation's, an admin its own.
 #[utoipa::path(
     get,
     path = "/v1/organisations/{id}/keys",
@@ -201,7 +206,8 @@ pub async fn create_key(
     params(("id" = String, Path, description = "The organisation")),
     responses(
         (status = 200, description = "The keys", body = Vec<KeyDto>),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 403, description = "Not an admin or operator key", body = ErrorBody),
+        (status = 404, description = "Another organisation's", body = ErrorBody),
     )
 )]
 pub async fn list_keys(
@@ -209,7 +215,7 @@ pub async fn list_keys(
     caller: Caller,
     organisation: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(ADMIN)?;
+    caller.allow_keys_of(&organisation)?;
     answer(state, StatusCode::OK, move |state| {
         listed(state.store.keys(Some(&organisation)), |key| {
             KeyDto::of(key, None)
@@ -218,7 +224,8 @@ pub async fn list_keys(
     .await
 }
 
-/// Revoke a key: it stops working at once.
+/// Revoke a key: it stops working at once. An operator revokes any key, an admin its own
+/// organisation's but an operator's.
 #[utoipa::path(
     delete,
     path = "/v1/keys/{id}",
@@ -226,8 +233,8 @@ pub async fn list_keys(
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
-        (status = 404, description = "No such key", body = ErrorBody),
+        (status = 403, description = "Not an admin or operator key, or an operator's key", body = ErrorBody),
+        (status = 404, description = "No such key, or another organisation's", body = ErrorBody),
     )
 )]
 pub async fn revoke_key(
@@ -235,14 +242,21 @@ pub async fn revoke_key(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(ADMIN)?;
+    caller.allow(KEY_MANAGERS)?;
     let (store, keyring, now) = (
         state.store.clone(),
         state.keyring.clone(),
         state.clock.now(),
     );
     let revoked = blocking(move || {
-        let revoked = store.revoke_key(&id, now).map_err(storage)?;
+        let key = store
+            .keys(None)
+            .map_err(storage)?
+            .into_iter()
+            .find(|key| key.id == *id)
+            .ok_or(ApiError::NotFound)?;
+        caller.allow_revoke(&key)?;
+        let revoked = store.revoke_key(&key.id, now).map_err(storage)?;
         keyring.reload().map_err(storage)?;
         Ok(revoked)
     })

@@ -94,9 +94,11 @@ pub struct EtaRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// Up to 10,000 requests of the single form (the limit is a setting).
+    /// Up to 10,000 requests of the single form (the limit is a setting). Kept as their text
+    /// until each is read on its own: a number out of range, which a `serde_json::Value`
+    /// cannot hold, then fails its item and not the batch.
     #[schema(value_type = Vec<EtaRequest>)]
-    pub requests: Vec<serde_json::Value>,
+    pub requests: Vec<Box<serde_json::value::RawValue>>,
     /// Also list each answer's strongest factors. They cost far more than the prediction
     /// (per-row SHAP values over every tree), so a plan's batch leaves them out by default.
     #[serde(default)]

@@ -44,8 +44,9 @@ pub enum ApiError {
     BatchTooLarge { limit: usize, count: usize },
     #[error("{message}")]
     Unauthorized { message: String, missing: bool },
+    /// The key lacks the route's role (no field), or may not do what a field asks.
     #[error("{message}")]
-    Forbidden { message: String },
+    Forbidden { field: String, message: String },
     #[error("no such resource")]
     NotFound,
     #[error("{message}")]
@@ -96,12 +97,12 @@ impl ApiError {
             | Self::InvalidValue { field, .. }
             | Self::OutOfRange { field, .. }
             | Self::TimestampWithoutOffset { field, .. }
-            | Self::InvalidTimestamp { field, .. } => field,
+            | Self::InvalidTimestamp { field, .. }
+            | Self::Forbidden { field, .. } => field,
             Self::MalformedJson { .. }
             | Self::PayloadTooLarge { .. }
             | Self::BatchTooLarge { .. }
             | Self::Unauthorized { .. }
-            | Self::Forbidden { .. }
             | Self::NotFound
             | Self::Conflict { .. }
             | Self::UnsupportedMediaType { .. }

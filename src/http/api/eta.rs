@@ -7,7 +7,7 @@ use crate::config::ApiSettings;
 use crate::domain::clock::Clock;
 use crate::domain::eta::EtaQuery;
 use crate::http::api::access::FLEET;
-use crate::http::api::body::{from_value, read_json};
+use crate::http::api::body::{parse_json, read_json};
 use crate::http::api::dto::{BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse};
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::AppState;
@@ -100,7 +100,7 @@ async fn check_batch(
         batch
             .requests
             .into_iter()
-            .map(|item| check_item(item, now, &settings))
+            .map(|item| check_item(&item, now, &settings))
             .collect()
     })
     .await
@@ -112,13 +112,13 @@ async fn check_batch(
     Ok((parsed, queries))
 }
 
-/// One batch item, checked into a query.
+/// One batch item, read and checked into a query.
 fn check_item(
-    item: serde_json::Value,
+    item: &serde_json::value::RawValue,
     now: DateTime<Utc>,
     settings: &ApiSettings,
 ) -> Result<Parsed, ApiError> {
-    let request = from_value::<EtaRequest>(item)?;
+    let request = parse_json::<EtaRequest>(item.get().as_bytes())?;
     if request.factors {
         return Err(ApiError::InvalidValue {
             field: "factors".into(),

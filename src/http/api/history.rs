@@ -12,6 +12,7 @@ use crate::http::api::access::PARTNER;
 use crate::http::api::body::{parse_query, read_json};
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::{answer, blocking, listed, storage, AppState};
+use crate::ml::history::files::ReadLimits;
 use crate::ml::history::ValidationReport;
 use crate::partners::keys::Caller;
 use crate::partners::uploads::Consent;
@@ -135,7 +136,7 @@ fn problems(report: &ValidationReport) -> Vec<ProblemDto> {
         (status = 201, description = "Kept, whole (or its good rows with on_error=skip)", body = UploadResponse),
         (status = 200, description = "The same content was already uploaded", body = UploadResponse),
         (status = 400, description = "Unreadable file or bad parameter", body = ErrorBody),
-        (status = 413, description = "Over the size limit", body = ErrorBody),
+        (status = 413, description = "Over the size limit, or decompressing past its own limit", body = ErrorBody),
         (status = 422, description = "Rows refused; nothing kept. The body lists the problems", body = ErrorBody),
     )
 )]
@@ -148,7 +149,7 @@ pub async fn upload(
     let organisation = caller.allow(PARTNER)?;
     let skip = parse_query::<UploadQuery>(&request)?.skip_bad_rows()?;
     let id = new_id("upl");
-    let area = UploadArea::new(&state.data_dir);
+    let area = upload_area(&state);
     let mut incoming = area.begin(&organisation, &id).map_err(storage)?;
     let limit = state.settings.max_upload_bytes as u64;
     if let Err(error) = receive(&mut payload, &mut incoming, limit).await {
@@ -161,13 +162,33 @@ pub async fn upload(
         blocking(
             move || match area.commit(&*store, incoming, &id, &organisation, skip, now) {
                 Ok(committed) => Ok(Ok(committed)),
-                Err(UploadError::Invalid(report)) => Ok(Err(report)),
+                Err(UploadError::Invalid(report)) => Ok(Err(Refusal::Rows(report))),
+                Err(UploadError::TooLarge(reason)) => Ok(Err(Refusal::TooLarge(reason))),
                 Err(UploadError::Unreadable(reason)) => Err(ApiError::BadPayload(reason)),
                 Err(error @ UploadError::Storage(_)) => Err(storage(error)),
             },
         )
         .await?;
-    Ok(match committed {
+    Ok(upload_answer(committed))
+}
+
+/// Where uploads are received, read within the configured bounds.
+fn upload_area(state: &AppState) -> UploadArea {
+    UploadArea::new(&state.data_dir).with_read_limits(ReadLimits {
+        max_decompressed_bytes: state.settings.max_upload_decompressed_bytes,
+        ..ReadLimits::default()
+    })
+}
+
+/// Why an upload that arrived whole was not kept.
+enum Refusal {
+    Rows(ValidationReport),
+    TooLarge(String),
+}
+
+/// The answer to an upload that arrived whole: kept, known, or refused and why.
+fn upload_answer(committed: Result<Committed, Refusal>) -> HttpResponse {
+    match committed {
         Ok(Committed::New(upload, report)) => {
             HttpResponse::Created().json(UploadResponse::of(&upload, true, &report))
         }
@@ -176,8 +197,14 @@ pub async fn upload(
             false,
             &ValidationReport::default(),
         )),
-        Err(report) => HttpResponse::UnprocessableEntity().json(refused(&report)),
-    })
+        Err(Refusal::Rows(report)) => HttpResponse::UnprocessableEntity().json(refused(&report)),
+        Err(Refusal::TooLarge(reason)) => HttpResponse::PayloadTooLarge().json(ErrorBody {
+            code: "payload_too_large".into(),
+            // The body's own limit has its message; this one says which bound the reading met.
+            message: format!("{reason}, over the limit for an upload; nothing was kept"),
+            field: None,
+        }),
+    }
 }
 
 impl UploadQuery {

@@ -1,15 +1,18 @@
 //! `/v1/webhooks`: where the service announces ETA changes, late-risk changes and stop events.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::adapters::egress::{self, Unacceptable};
 use crate::adapters::webhooks::{new_secret, EVENTS};
 use crate::adapters::webhooks::{Delivery, Webhook};
 use crate::domain::ids::new_id;
-use crate::http::api::access::CARRIER;
+use crate::http::api::access::WEBHOOKS;
 use crate::http::api::body::read_json;
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::{answer, blocking, listed, storage, AppState};
@@ -18,7 +21,8 @@ use crate::partners::keys::Caller;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
-    /// Where deliveries are POSTed, `http` or `https`.
+    /// Where deliveries are POSTed, `http` or `https`, on a public address: loopback, private,
+    /// link-local and cloud metadata addresses are refused, and so are names of one label.
     #[schema(example = "https://tms.example.com/etape")]
     pub url: String,
     /// Among `eta_changed`, `late_risk_changed`, `arrived`, `departed`, `delivered`.
@@ -62,7 +66,8 @@ pub struct DeliveryDto {
     pub outcome: String,
     /// The receiver's HTTP status, when it answered.
     pub status_code: Option<u16>,
-    /// Why no answer came, when none did.
+    /// Why no answer came, when none did; `refused: private address` when the receiver's
+    /// address is not public, and then nothing was tried.
     pub error: Option<String>,
     pub duration_ms: u64,
 }
@@ -100,7 +105,8 @@ impl From<Delivery> for DeliveryDto {
 }
 
 impl WebhookRequest {
-    fn check(&self) -> Result<(), ApiError> {
+    /// The URL, parsed, once every field is checked.
+    fn check(&self) -> Result<reqwest::Url, ApiError> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|error| ApiError::out_of_range("url", format!("url is not a URL: {error}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -129,8 +135,24 @@ impl WebhookRequest {
                 "min_change_minutes must be between 0 and 1440",
             ));
         }
-        Ok(())
+        Ok(url)
     }
+}
+
+/// Refuses a receiver on the service's own networks, every address its name resolves to
+/// included: a caller could otherwise have the service call what only the service can reach.
+async fn check_receiver(url: &reqwest::Url, timeout: Duration) -> Result<(), ApiError> {
+    egress::check_destination(url, timeout)
+        .await
+        .map_err(|refusal| match refusal {
+            Unacceptable::Private => ApiError::out_of_range(
+                "url",
+                "url must lead to a public address, not a private, loopback or metadata one",
+            ),
+            Unacceptable::Unresolved(reason) => {
+                ApiError::out_of_range("url", format!("url's host does not resolve: {reason}"))
+            }
+        })
 }
 
 /// Subscribe a URL to events. The answer holds the signing secret, once.
@@ -149,9 +171,12 @@ pub async fn create_webhook(
     caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(CARRIER)?;
+    let organisation = caller.allow(WEBHOOKS)?;
     let request: WebhookRequest = read_json(payload, state.settings.max_body_bytes).await?;
-    request.check()?;
+    let url = request.check()?;
+    if !state.webhooks.allow_private_networks {
+        check_receiver(&url, Duration::from_secs(state.webhooks.timeout_secs)).await?;
+    }
     let mut events = request.events;
     events.dedup();
     let webhook = Webhook {
@@ -183,7 +208,7 @@ pub async fn list_webhooks(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(CARRIER)?;
+    let organisation = caller.allow(WEBHOOKS)?;
     answer(state, StatusCode::OK, move |state| {
         listed(state.store.webhooks(Some(&organisation)), |webhook| {
             WebhookDto::of(webhook, false)
@@ -208,7 +233,7 @@ pub async fn delete_webhook(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(CARRIER)?;
+    let organisation = caller.allow(WEBHOOKS)?;
     let store = state.store.clone();
     let deleted =
         blocking(move || store.delete_webhook(&organisation, &id).map_err(storage)).await?;
@@ -234,7 +259,7 @@ pub async fn list_deliveries(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(CARRIER)?;
+    let organisation = caller.allow(WEBHOOKS)?;
     answer(state, StatusCode::OK, move |state| {
         let owned = state
             .store

@@ -60,6 +60,8 @@ pub struct AppState {
     /// The demo fleet runs: the dashboard offers its dispatcher login.
     pub demo_enabled: bool,
     pub dashboard: crate::config::DashboardSettings,
+    /// Whether webhooks may point to private networks, checked at registration.
+    pub webhooks: crate::config::WebhookSettings,
     /// The rules engine as configured: training takes its prior from it, as serving does.
     pub training_rules: Arc<RulesEta>,
     /// Where uploads live (`<data_dir>/uploads`).

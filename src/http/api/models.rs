@@ -13,7 +13,7 @@ use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::http::api::access::ADMIN;
+use crate::http::api::access::OPERATOR;
 use crate::http::api::body::parse_query;
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::{answer, blocking, storage, AppState};
@@ -76,14 +76,14 @@ fn summary(card: &ModelCard, active: Option<&str>) -> ModelSummary {
     tag = "admin",
     responses(
         (status = 200, description = "The models", body = Vec<ModelSummary>),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 403, description = "Not an operator key", body = ErrorBody),
     )
 )]
 pub async fn list_models(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(ADMIN)?;
+    caller.allow(OPERATOR)?;
     let active = state
         .model_eta
         .active()
@@ -105,7 +105,7 @@ pub async fn list_models(
     params(("version" = String, Path, description = "The model's version")),
     responses(
         (status = 200, description = "Now serving", body = ActivatedResponse),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 403, description = "Not an operator key", body = ErrorBody),
         (status = 404, description = "No such model", body = ErrorBody),
         (status = 409, description = "The model does not fit this build", body = ErrorBody),
     )
@@ -115,7 +115,7 @@ pub async fn activate(
     caller: Caller,
     version: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(ADMIN)?;
+    caller.allow(OPERATOR)?;
     let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
     let served = blocking(move || {
         let (dir, _) = known_models(&model_dir, &data_dir)
@@ -154,7 +154,7 @@ pub async fn activate(
 /// Retrain the pooled model on the consenting partners' uploads, and a model of its own for
 /// each partner that does not pool, in the background. A new model that is no worse than the
 /// one serving on its holdout (the latest trips it held out) serves at once; a worse one is
-/// listed, and only an admin can activate it.
+/// listed, and only an operator can activate it.
 #[utoipa::path(
     post,
     path = "/v1/models/train",
@@ -163,7 +163,7 @@ pub async fn activate(
     responses(
         (status = 202, description = "Started; follow it at /v1/models/jobs/{id}", body = Object),
         (status = 400, description = "`rounds` out of range", body = ErrorBody),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 403, description = "Not an operator key", body = ErrorBody),
         (status = 409, description = "A training is already running", body = ErrorBody),
     )
 )]
@@ -172,7 +172,7 @@ pub async fn train(
     caller: Caller,
     request: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(ADMIN)?;
+    caller.allow(OPERATOR)?;
     let query = parse_query::<TrainQuery>(&request)?;
     if let Some(rounds) = query.rounds {
         if !(1..=5_000).contains(&rounds) {
@@ -226,7 +226,7 @@ struct TrainQuery {
     params(("id" = String, Path, description = "The job")),
     responses(
         (status = 200, description = "The job", body = Object),
-        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 403, description = "Not an operator key", body = ErrorBody),
         (status = 404, description = "No such job in this process", body = ErrorBody),
     )
 )]
@@ -235,7 +235,7 @@ pub async fn job(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.allow(ADMIN)?;
+    caller.allow(OPERATOR)?;
     let job: Job = state.jobs.get(&id).ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(job))
 }

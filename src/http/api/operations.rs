@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::domain::clock::Clock;
 use crate::domain::eta::RULES_MODEL_NAME;
-use crate::http::api::access::OPERATORS;
+use crate::http::api::access::PANEL;
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::tracking::HorizonAccuracyDto;
 use crate::http::api::{answer, AppState};
@@ -60,7 +60,7 @@ pub async fn operations(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let organisation = caller.allow(OPERATORS)?;
+    let organisation = caller.allow(PANEL)?;
     let now = state.clock.now();
     answer(state, StatusCode::OK, move |state| {
         let (model_version, fallback) = match state.model_eta.serving(Some(&organisation)) {

@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::ids::new_id;
+use crate::domain::ids::{check_identifier, new_id};
 use crate::domain::vehicle::VehicleClass;
 use crate::http::api::access::{CARRIER, FLEET};
 use crate::http::api::body::{parse_query, read_json, read_limited};
@@ -282,12 +282,13 @@ impl ShipmentRequest {
     ) -> Result<Shipment, ApiError> {
         let limits = &state.settings;
         // Counted here, before each stop is read: a body of a million stops stops early.
-        if self.stops.is_empty() || self.stops.len() > limits.max_stops + 1 {
+        if self.stops.is_empty() || self.stops.len() > limits.max_stops {
             return Err(ApiError::out_of_range(
                 "stops",
-                format!("a shipment has 1 to {} stops", limits.max_stops + 1),
+                format!("a shipment has 1 to {} stops", limits.max_stops),
             ));
         }
+        self.check_identifiers()?;
         let plan = self.into_plan()?;
         let limits = RegistrationLimits {
             max_departure_offset_days: limits.max_departure_offset_days,
@@ -295,6 +296,17 @@ impl ShipmentRequest {
             max_vehicle_id_len: MAX_VEHICLE_ID_LEN,
         };
         Ok(plan.into_shipment(organisation, new_id("shp"), now, limits)?)
+    }
+
+    /// The caller's identifiers, before they are trimmed, stored and echoed: a control or
+    /// bidirectional character in one is refused, not cleaned.
+    fn check_identifiers(&self) -> Result<(), ApiError> {
+        checked_identifier("reference", &self.reference, MAX_REFERENCE_LEN)?;
+        checked_identifier("vehicle_id", &self.vehicle_id, MAX_VEHICLE_ID_LEN)?;
+        for (index, stop) in self.stops.iter().enumerate() {
+            checked_identifier(&format!("stops[{index}].id"), &stop.id, MAX_REFERENCE_LEN)?;
+        }
+        Ok(())
     }
 
     /// Each value read into its domain type, errors under the field's path.
@@ -347,6 +359,14 @@ impl ShipmentRequest {
             driver,
         })
     }
+}
+
+/// An identifier held to [`check_identifier`], its error named by the field's path.
+fn checked_identifier(field: &str, text: &str, max_chars: usize) -> Result<(), ApiError> {
+    check_identifier(text, max_chars).map_err(|error| {
+        let name = field.rsplit('.').next().unwrap_or(field);
+        ApiError::out_of_range(field, format!("{name} {error}"))
+    })
 }
 
 impl EventRequest {

@@ -260,6 +260,62 @@ fn each_defect_is_reported_with_its_row_column_and_reason_and_nothing_is_kept() 
             "timestamp",
             "duplicate ping",
         ),
+        (
+            with_value(TRIPS, 2, 9, &format!("1{}", "0".repeat(40))),
+            None,
+            Table::Trips,
+            Some(2),
+            "stops",
+            "more than 100 stops",
+        ),
+        (
+            with_value(TRIPS, 1, 6, "0001-03-04T05:40:00+01:00"),
+            None,
+            Table::Trips,
+            Some(1),
+            "departure_time",
+            "outside 1990-01-01 to 2100-01-01",
+        ),
+        (
+            with_value(TRIPS, 1, 7, "9999-03-05T07:55:00+01:00"),
+            None,
+            Table::Trips,
+            Some(1),
+            "arrival_time",
+            "outside 1990-01-01 to 2100-01-01",
+        ),
+        (
+            with_value(TRIPS, 1, 0, &"X".repeat(1 << 17)),
+            None,
+            Table::Trips,
+            Some(1),
+            "trip_id",
+            "1 to 128 characters",
+        ),
+        (
+            with_value(TRIPS, 2, 0, "RUN-LYS-\u{202E}7700"),
+            None,
+            Table::Trips,
+            Some(2),
+            "trip_id",
+            "bidirectional control U+202E",
+        ),
+        (
+            with_value(TRIPS, 2, 0, "RUN\u{1}LYS-0077"),
+            None,
+            Table::Trips,
+            Some(2),
+            "trip_id",
+            "control character U+0001",
+        ),
+        (
+            TRIPS.into(),
+            Some(with_value(PINGS, 1, 1, "9999-03-04T05:41:00+01:00")),
+            Table::Pings,
+            Some(1),
+            "timestamp",
+            "outside 1990-01-01 to 2100-01-01",
+        ),
     ];
     for (trips, pings, table, row, column, reason) in cases {
         let report = check(&trips, pings.as_deref())
@@ -274,6 +330,17 @@ fn each_defect_is_reported_with_its_row_column_and_reason_and_nothing_is_kept() 
         assert!(problem.reason.contains(reason), "{report}");
         assert!(report.to_string().contains("nothing was kept"));
     }
+}
+
+#[test]
+fn the_bounds_themselves_pass() {
+    let trips = with_value(TRIPS, 2, 9, "100");
+    let trips = with_value(&trips, 1, 0, &"T".repeat(128));
+    let trips = with_value(&trips, 2, 0, "Müller-0077");
+    let trips = with_value(&trips, 1, 6, "1990-01-01T00:00:00Z");
+    let trips = with_value(&trips, 1, 7, "1990-01-01T20:00:00Z");
+    let history = check(&trips, None).unwrap();
+    assert_eq!(history.trips.height(), 2);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Offset, TimeDelta, TimeZone as _};
+use chrono::{DateTime, Offset, TimeDelta, TimeZone as _, Utc};
 use polars::prelude::*;
 
 use super::{
@@ -10,7 +10,12 @@ use super::{
     TRIP_COLUMNS,
 };
 use crate::domain::geo::GeoPoint;
+use crate::domain::ids::check_identifier;
 use crate::domain::vehicle::VehicleClass;
+
+/// Longest trip id: as long as a shipment's reference, and a bound on what an upload makes
+/// the service hash, store and echo back in its problems.
+pub const MAX_TRIP_ID_CHARS: usize = 128;
 
 /// The plausibility bounds a history is held to.
 #[derive(Debug, Clone)]
@@ -32,6 +37,15 @@ pub struct ValidationOptions {
     /// Largest load of any vehicle class (44 t is the French limit for a whole articulated
     /// vehicle; the payload is lower still).
     pub max_load_tonnes: f64,
+    /// Most stops on one trip, as many as a shipment may have; more is a unit or a column
+    /// mix-up, and the count must fit the table's 32-bit column.
+    pub max_stops: u32,
+    /// The span every timestamp must fall in: fleet GPS records begin in the 1990s, and a
+    /// year such as 0001 or 9999 is a placeholder, not a trip, that would skew the calendar
+    /// features.
+    pub earliest: DateTime<Utc>,
+    /// The end of that span.
+    pub latest: DateTime<Utc>,
 }
 
 impl Default for ValidationOptions {
@@ -45,6 +59,9 @@ impl Default for ValidationOptions {
             ping_tolerance: TimeDelta::zero(),
             max_ping_speed_kmh: 160.0,
             max_load_tonnes: 44.0,
+            max_stops: 100,
+            earliest: Utc.with_ymd_and_hms(1990, 1, 1, 0, 0, 0).unwrap(),
+            latest: Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap(),
         }
     }
 }
@@ -60,10 +77,10 @@ pub fn validate(
     report.report.trip_rows = trips.height();
     report.report.ping_rows = pings.map_or(0, DataFrame::height);
 
-    let trip_columns = extract(trips, &TRIP_COLUMNS, Table::Trips, &mut report);
+    let trip_columns = extract(trips, &TRIP_COLUMNS, Table::Trips, options, &mut report);
     check_trips(&trip_columns, options, &mut report);
     let ping_columns = pings.map(|pings| {
-        let columns = extract(pings, &PING_COLUMNS, Table::Pings, &mut report);
+        let columns = extract(pings, &PING_COLUMNS, Table::Pings, options, &mut report);
         check_pings(&columns, &trip_columns, options, &mut report);
         columns
     });
@@ -165,6 +182,7 @@ fn extract(
     frame: &DataFrame,
     specs: &[ColumnSpec],
     table: Table,
+    options: &ValidationOptions,
     report: &mut Reporter,
 ) -> Columns {
     let height = frame.height();
@@ -181,15 +199,75 @@ fn extract(
             ColumnKind::Text | ColumnKind::VehicleClass => {
                 Values::Text(text(series, spec, table, report))
             }
-            ColumnKind::Timestamp => Values::Time(timestamps(series, spec, table, report)),
-            ColumnKind::Latitude
-            | ColumnKind::Longitude
-            | ColumnKind::Quantity
-            | ColumnKind::Count => Values::Number(numbers(series, spec, table, report)),
+            ColumnKind::Timestamp => {
+                let mut values = timestamps(series, spec, table, report);
+                refuse_outside_span(&mut values, spec, table, options, report);
+                Values::Time(values)
+            }
+            ColumnKind::Count => {
+                let mut values = numbers(series, spec, table, report);
+                refuse_too_many(&mut values, spec, table, options, report);
+                Values::Number(values)
+            }
+            ColumnKind::Latitude | ColumnKind::Longitude | ColumnKind::Quantity => {
+                Values::Number(numbers(series, spec, table, report))
+            }
         };
         values.insert(spec.name, extracted);
     }
     Columns { height, values }
+}
+
+/// Timestamps outside [`ValidationOptions::earliest`] and [`ValidationOptions::latest`] are
+/// refused, and read as missing so that the trip's other checks skip them.
+fn refuse_outside_span(
+    values: &mut [Option<(i64, i32)>],
+    spec: &ColumnSpec,
+    table: Table,
+    options: &ValidationOptions,
+    report: &mut Reporter,
+) {
+    let (earliest, latest) = (
+        options.earliest.timestamp_millis(),
+        options.latest.timestamp_millis(),
+    );
+    for (row, value) in values.iter_mut().enumerate() {
+        if value.is_some_and(|(millis, _)| !(earliest..=latest).contains(&millis)) {
+            report.add(
+                table,
+                Some(row),
+                spec.name,
+                format!(
+                    "timestamp outside {} to {}",
+                    options.earliest.format("%Y-%m-%d"),
+                    options.latest.format("%Y-%m-%d")
+                ),
+            );
+            *value = None;
+        }
+    }
+}
+
+/// Counts (`stops`, the one count column) above [`ValidationOptions::max_stops`] are
+/// refused, and read as missing.
+fn refuse_too_many(
+    values: &mut [Option<f64>],
+    spec: &ColumnSpec,
+    table: Table,
+    options: &ValidationOptions,
+    report: &mut Reporter,
+) {
+    for (row, value) in values.iter_mut().enumerate() {
+        if value.is_some_and(|count| count > f64::from(options.max_stops)) {
+            report.add(
+                table,
+                Some(row),
+                spec.name,
+                format!("more than {} stops", options.max_stops),
+            );
+            *value = None;
+        }
+    }
 }
 
 fn missing(spec: &ColumnSpec, row: usize, table: Table, report: &mut Reporter) {
@@ -241,7 +319,13 @@ fn text(
                         }
                     }
                 }
-                Some(value) => Some(value.to_owned()),
+                Some(value) => match check_identifier(value, MAX_TRIP_ID_CHARS) {
+                    Ok(()) => Some(value.to_owned()),
+                    Err(error) => {
+                        report.add(table, Some(row), spec.name, error.to_string());
+                        None
+                    }
+                },
             }
         })
         .collect()
