@@ -194,14 +194,9 @@ async fn a_gzip_bomb_and_an_endless_record_are_refused_at_their_bounds() {
     let bomb = encoder.finish().unwrap();
     assert!(bomb.len() < BOUND / 4, "{} bytes of gzip", bomb.len());
 
-    let started = std::time::Instant::now();
+    // How fast and in how little memory: benches/gzip-bomb.sh.
     let (status, refused) = upload(&app, "", bomb).await;
     assert_eq!(status, 413, "{refused}");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(1),
-        "answered in {:?}",
-        started.elapsed()
-    );
     assert_eq!(refused["code"], "payload_too_large");
     let message = refused["message"].as_str().unwrap();
     assert!(
