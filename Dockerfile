@@ -41,4 +41,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["etape", "healthcheck"]
 ENTRYPOINT ["etape"]
-CMD ["serve"]
+# No demo fleet: an image is for running. `docker run … etape serve` starts one for a trial.
+CMD ["serve", "--no-demo"]

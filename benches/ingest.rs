@@ -127,6 +127,9 @@ fn tracker(dir: &Path, estimator: Arc<dyn EstimateEta>) -> Tracker {
         clock: Clock::System,
         notices: None,
         shared: None,
+        corrections: Arc::new(etape::domain::correction::Corrections::new(
+            Default::default(),
+        )),
     })
     .unwrap()
 }

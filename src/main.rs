@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use etape::app::cli::{
     Cli, Command, EvaluateArgs, HistoryArgs, KeysCommand, ServeArgs, SimulateArgs, TrainArgs,
 };
@@ -40,6 +40,15 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => evaluate(config, &args),
         Command::Keys(command) => keys(config, command),
         Command::Retrain { data_dir, rounds } => retrain(config, data_dir, rounds),
+        Command::Completions { shell } => {
+            clap_complete::aot::generate(
+                shell,
+                &mut Cli::command(),
+                "etape",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,17 +123,7 @@ fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
             new_organisation_name,
             ..
         } => {
-            let roles = roles
-                .iter()
-                .map(|text| {
-                    Role::parse(text).with_context(|| {
-                        format!(
-                            "unknown role {text:?}: carrier, dispatcher, partner, admin or \
-                             operator"
-                        )
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let roles: Vec<Role> = roles.into_iter().map(Role::from).collect();
             if let Some(display) = new_organisation_name {
                 keyring.create_organisation(&organisation, &display, Clock::System.now())?;
             }
@@ -222,7 +221,7 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
             start: args.start,
             days: args.days,
         },
-        format: args.format,
+        format: args.format.into(),
     };
     let planned: usize = etape::sim::fleet(&config)
         .iter()
@@ -336,7 +335,7 @@ fn train_params(args: &TrainArgs) -> anyhow::Result<ValidParams> {
         params.rounds = rounds;
     }
     if let Some(target) = args.target {
-        params.target = target;
+        params.target = target.into();
     }
     if let Some(threads) = args.threads {
         params.threads = threads;

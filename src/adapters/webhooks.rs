@@ -1,7 +1,8 @@
 //! Webhook deliveries: each notice goes to every enabled webhook of its organisation that
 //! asked for its event, signed, retried with exponential backoff and full jitter, logged, and
-//! the webhook disabled after a run of failed deliveries. It all runs on its own tasks, fed by
-//! an unbounded channel, so that ingestion never waits for a receiver.
+//! the webhook disabled after a run of failed deliveries or at once when its receiver answers
+//! 410 Gone. It all runs on its own tasks, fed by an unbounded channel, so that ingestion
+//! never waits for a receiver. A recorded delivery can be sent again ([`Dispatcher::replay`]).
 //!
 //! Unless `webhooks.allow_private_networks`, a delivery goes to public addresses only
 //! (`adapters::egress`): checked before each attempt for an IP literal, and by the client's
@@ -9,18 +10,21 @@
 //! lead the delivery to an address nobody checked.
 //!
 //! # Signature
-//! `X-Etape-Signature: sha256=<hex>` is the HMAC-SHA256 of the raw request body under the
-//! webhook's secret. `X-Etape-Event`, `X-Etape-Delivery` (the same on every retry of one
-//! delivery) and `X-Etape-Attempt` come with it.
+//! Standard Webhooks 1.0 ([`signature`]): `webhook-id` is the delivery's id, the same on every
+//! retry and replay of it; `webhook-timestamp` the attempt's Unix time by the system clock,
+//! which receivers compare with theirs; `webhook-signature` one `v1,` signature per secret:
+//! the webhook's, then the one its last rotation replaced while the grace lasts. The headers of
+//! earlier versions (`X-Etape-Signature`, `X-Etape-Event`, `X-Etape-Delivery`,
+//! `X-Etape-Attempt`) still come with them, for one version.
+
+pub mod signature;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::adapters::egress::{self, Refused};
@@ -31,6 +35,8 @@ use crate::domain::storage::StoreResult;
 use crate::telemetry::Metrics;
 use crate::tracking::tracker::Notice;
 
+pub use signature::{new_secret, sign, sign_legacy, verify, verify_legacy};
+
 pub const EVENTS: [&str; 5] = [
     "eta_changed",
     "late_risk_changed",
@@ -39,38 +45,10 @@ pub const EVENTS: [&str; 5] = [
     "delivered",
 ];
 
-pub const SIGNATURE_HEADER: &str = "X-Etape-Signature";
-
-/// `sha256=<hex>` of the body under `secret`.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Checks a signature in constant time, as a receiver would.
-pub fn verify(secret: &str, body: &[u8], signature: &str) -> bool {
-    let Some(hex_digest) = signature.strip_prefix("sha256=") else {
-        return false;
-    };
-    let Ok(digest) = hex::decode(hex_digest) else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    mac.verify_slice(&digest).is_ok()
-}
-
 /// reqwest is built without a TLS provider of its own choosing: ring builds without CMake
 /// or an assembler. Every HTTP client of the process needs it; installing twice is harmless.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// A new secret: 32 random bytes, hex.
-pub fn new_secret() -> String {
-    let bytes: [u8; 32] = rand::random();
-    format!("whsec_{}", hex::encode(bytes))
 }
 
 /// The delay before retry `attempt` (1 for the first retry): full jitter over an
@@ -153,6 +131,31 @@ impl Dispatcher {
         }
     }
 
+    /// Sends a recorded delivery once more, as its next attempt: the same `webhook-id` and
+    /// body, a new timestamp and new signatures. One attempt and no retry, so that the caller
+    /// sees how it went; a 410 disables the webhook, a success clears its failures.
+    pub async fn replay(&self, webhook: &Webhook, replay: Replay) -> Delivery {
+        let message = Message {
+            id: &replay.id,
+            event: &replay.event,
+            attempt: replay.attempt,
+            body: &replay.body,
+        };
+        let answer = self.attempt(webhook, &message).await;
+        let outcome = if answer.delivered() {
+            "delivered"
+        } else {
+            "failed"
+        };
+        let record = self.record(webhook, &message, &answer, outcome, true).await;
+        match answer.health() {
+            // One failed attempt is not a delivery that spent all of its attempts.
+            Health::Failed => {}
+            health => self.keep_health(webhook, health).await,
+        }
+        record
+    }
+
     fn moved_enough(&self, webhook: &Webhook, notice: &Notice) -> bool {
         let mut sent = self
             .sent
@@ -175,72 +178,106 @@ impl Dispatcher {
         moved
     }
 
-    async fn deliver(self, webhook: Webhook, event: &'static str, body: Vec<u8>) {
+    async fn deliver(self, mut webhook: Webhook, event: &'static str, body: Vec<u8>) {
         let delivery_id = new_id("dlv");
-        let signature = sign(&webhook.secret, &body);
-        let mut delivered = false;
+        let mut health = Health::Failed;
         for attempt in 1..=self.settings.max_attempts {
-            let started = Instant::now();
-            let request = Attempt {
-                url: &webhook.url,
+            if attempt > 1 {
+                // Read again: a 410 to another delivery may have disabled the webhook, or a
+                // rotation changed its secrets, since the last attempt.
+                match self.current(&webhook).await {
+                    Some(current) if current.enabled => webhook = current,
+                    _ => return,
+                }
+            }
+            let message = Message {
+                id: &delivery_id,
                 event,
-                delivery_id: &delivery_id,
-                signature: &signature,
                 attempt,
                 body: &body,
             };
-            let (status_code, error) = self.attempt(request).await;
-            delivered = error.is_none();
-            let last = attempt == self.settings.max_attempts;
-            let outcome = match (delivered, last) {
+            let answer = self.attempt(&webhook, &message).await;
+            health = answer.health();
+            let last = attempt == self.settings.max_attempts || health == Health::Gone;
+            let outcome = match (answer.delivered(), last) {
                 (true, _) => "delivered",
                 (false, false) => "retrying",
                 (false, true) => "failed",
             };
-            self.metrics
-                .webhook_deliveries
-                .with_label_values(&[outcome])
-                .inc();
-            let record = Delivery {
-                id: delivery_id.clone(),
-                webhook_id: webhook.id.clone(),
-                event: event.to_owned(),
-                attempt,
-                at: Clock::System.now(),
-                outcome: outcome.to_owned(),
-                status_code,
-                error,
-                duration_ms: started.elapsed().as_millis() as u64,
-            };
-            let store = self.store.clone();
-            let _ = tokio::task::spawn_blocking(move || store.record_delivery(&record)).await;
-            if delivered || last {
+            self.record(&webhook, &message, &answer, outcome, false)
+                .await;
+            if answer.delivered() || last {
                 break;
             }
             tokio::time::sleep(backoff(&self.settings, attempt)).await;
         }
-        self.keep_health(webhook, delivered).await;
+        self.keep_health(&webhook, health).await;
+    }
+
+    /// The webhook as the store has it now; as it was if the store cannot say, since a store
+    /// unreachable for a moment is no reason to drop a delivery.
+    async fn current(&self, webhook: &Webhook) -> Option<Webhook> {
+        let store = self.store.clone();
+        let organisation = webhook.organisation.clone();
+        let found = tokio::task::spawn_blocking(move || store.webhooks(Some(&organisation))).await;
+        match found {
+            Ok(Ok(webhooks)) => webhooks
+                .into_iter()
+                .find(|candidate| candidate.id == webhook.id),
+            _ => Some(webhook.clone()),
+        }
+    }
+
+    /// One attempt, timed.
+    async fn attempt(&self, webhook: &Webhook, message: &Message<'_>) -> Answer {
+        let started = Instant::now();
+        let (status_code, error) = self.send(webhook, message).await;
+        Answer {
+            status_code,
+            error,
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
     }
 
     /// One attempt's status and error. A refused destination is not tried: its error says so
     /// and nothing else, the same whether or not anything listens there.
-    async fn attempt(&self, request: Attempt<'_>) -> (Option<u16>, Option<String>) {
+    async fn send(
+        &self,
+        webhook: &Webhook,
+        message: &Message<'_>,
+    ) -> (Option<u16>, Option<String>) {
         let refused = || -> (Option<u16>, Option<String>) { (None, Some(Refused.to_string())) };
         if !self.settings.allow_private_networks {
-            let checked = reqwest::Url::parse(request.url).map(|url| egress::check_host(&url));
+            let checked = reqwest::Url::parse(&webhook.url).map(|url| egress::check_host(&url));
             if let Ok(Err(Refused)) = checked {
                 return refused();
             }
         }
+        // Receivers compare the timestamp with their own clock: it is the system's, whatever
+        // clock the rest of the service runs on.
+        let now = Clock::System.now();
+        let timestamp = now.timestamp();
+        let signatures = signature::signature_header(
+            &webhook.signing_secrets(now),
+            message.id,
+            timestamp,
+            message.body,
+        );
         let response = self
             .client
-            .post(request.url)
+            .post(webhook.url.as_str())
             .header("Content-Type", "application/json")
-            .header(SIGNATURE_HEADER, request.signature)
-            .header("X-Etape-Event", request.event)
-            .header("X-Etape-Delivery", request.delivery_id)
-            .header("X-Etape-Attempt", request.attempt.to_string())
-            .body(request.body.to_vec())
+            .header(signature::ID_HEADER, message.id)
+            .header(signature::TIMESTAMP_HEADER, timestamp.to_string())
+            .header(signature::SIGNATURE_HEADER, signatures)
+            .header(
+                signature::LEGACY_SIGNATURE_HEADER,
+                sign_legacy(&webhook.secret, message.body),
+            )
+            .header("X-Etape-Event", message.event)
+            .header("X-Etape-Delivery", message.id)
+            .header("X-Etape-Attempt", message.attempt.to_string())
+            .body(message.body.to_vec())
             .send()
             .await;
         match response {
@@ -256,44 +293,153 @@ impl Dispatcher {
         }
     }
 
+    /// Counts the attempt and logs it, its body kept for a replay.
+    async fn record(
+        &self,
+        webhook: &Webhook,
+        message: &Message<'_>,
+        answer: &Answer,
+        outcome: &str,
+        replayed: bool,
+    ) -> Delivery {
+        self.metrics
+            .webhook_deliveries
+            .with_label_values(&[outcome])
+            .inc();
+        let record = Delivery {
+            id: message.id.to_owned(),
+            webhook_id: webhook.id.clone(),
+            event: message.event.to_owned(),
+            attempt: message.attempt,
+            at: Clock::System.now(),
+            outcome: outcome.to_owned(),
+            status_code: answer.status_code,
+            error: answer.error.clone(),
+            duration_ms: answer.duration_ms,
+            body: Some(String::from_utf8_lossy(message.body).into_owned()),
+            replayed,
+        };
+        let store = self.store.clone();
+        let kept = record.clone();
+        let _ = tokio::task::spawn_blocking(move || store.record_delivery(&kept)).await;
+        record
+    }
+
     /// A delivery's outcome on its webhook's health: failures in a row counted, the webhook
-    /// disabled once they reach the setting, the count cleared by a success.
-    async fn keep_health(&self, webhook: Webhook, delivered: bool) {
+    /// disabled once they reach the setting or at once on a 410, the count cleared by a
+    /// success. Read and written in one step: other deliveries, a rotation, may run meanwhile.
+    async fn keep_health(&self, webhook: &Webhook, health: Health) {
         let store = self.store.clone();
         let disable_after = self.settings.disable_after_failures;
-        let id = webhook.id.clone();
+        let (organisation, id) = (webhook.organisation.clone(), webhook.id.clone());
+        let now = Clock::System.now();
         let _ = tokio::task::spawn_blocking(move || {
-            // Read again: other deliveries of this webhook may have run meanwhile.
-            let current = store
-                .webhooks(Some(&webhook.organisation))?
-                .into_iter()
-                .find(|candidate| candidate.id == id);
-            let Some(current) = current else {
-                return Ok(());
-            };
-            let failures = if delivered {
-                0
-            } else {
-                current.consecutive_failures + 1
-            };
-            let enabled = current.enabled && failures < disable_after;
-            if !enabled && current.enabled {
-                tracing::warn!(message = "Webhook disabled after failed deliveries.", webhook = %id, failures);
-            }
-            store.set_webhook_health(&id, enabled, failures)
+            store.update_webhook(&organisation, &id, &mut |current: &mut Webhook| {
+                let reason = match health {
+                    Health::Delivered => {
+                        current.consecutive_failures = 0;
+                        return;
+                    }
+                    Health::Failed => {
+                        current.consecutive_failures += 1;
+                        if current.consecutive_failures < disable_after {
+                            return;
+                        }
+                        format!(
+                            "failed deliveries in a row, every attempt spent: {}",
+                            current.consecutive_failures
+                        )
+                    }
+                    Health::Gone => {
+                        current.consecutive_failures += 1;
+                        "the receiver answered 410 Gone".to_owned()
+                    }
+                };
+                if current.disable(now, &reason) {
+                    tracing::warn!(message = "Webhook disabled.", webhook = %current.id, %reason);
+                }
+            })
         })
         .await;
     }
 }
 
-/// What one attempt of a delivery sends, and where.
-struct Attempt<'a> {
-    url: &'a str,
-    event: &'static str,
-    delivery_id: &'a str,
-    signature: &'a str,
+/// Why a recorded delivery cannot be sent again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreplayable {
+    #[error("the webhook is disabled: {0}")]
+    Disabled(String),
+    #[error("this delivery was recorded without its body, by an earlier version")]
+    NoBody,
+}
+
+/// A recorded delivery, ready to be sent again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    pub id: String,
+    pub event: String,
+    /// The attempt after the last one recorded.
+    pub attempt: u32,
+    pub body: Vec<u8>,
+}
+
+/// What replaying a delivery of `webhook`, of which `attempts` are recorded, sends.
+pub fn replay_of(webhook: &Webhook, attempts: &[Delivery]) -> Result<Replay, Unreplayable> {
+    if !webhook.enabled {
+        let reason = webhook
+            .disabled_reason
+            .as_deref()
+            .unwrap_or("no reason kept");
+        return Err(Unreplayable::Disabled(reason.to_owned()));
+    }
+    let with_body = attempts.iter().find(|attempt| attempt.body.is_some());
+    let (Some(recorded), Some(last)) = (with_body, attempts.iter().map(|a| a.attempt).max()) else {
+        return Err(Unreplayable::NoBody);
+    };
+    Ok(Replay {
+        id: recorded.id.clone(),
+        event: recorded.event.clone(),
+        attempt: last + 1,
+        body: recorded.body.clone().unwrap_or_default().into_bytes(),
+    })
+}
+
+/// What one attempt sends.
+struct Message<'a> {
+    id: &'a str,
+    event: &'a str,
     attempt: u32,
     body: &'a [u8],
+}
+
+/// What one attempt came to.
+struct Answer {
+    status_code: Option<u16>,
+    error: Option<String>,
+    duration_ms: u64,
+}
+
+impl Answer {
+    fn delivered(&self) -> bool {
+        self.error.is_none()
+    }
+
+    fn health(&self) -> Health {
+        match (self.delivered(), self.status_code) {
+            (true, _) => Health::Delivered,
+            // The receiver wants no more deliveries (Standard Webhooks, "Delivery success and
+            // failure"): retrying would only ask again.
+            (false, Some(410)) => Health::Gone,
+            (false, _) => Health::Failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Delivered,
+    Failed,
+    Gone,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,11 +449,64 @@ pub struct Webhook {
     pub url: String,
     pub events: Vec<String>,
     pub min_change_minutes: f64,
-    /// Needed in clear to sign each delivery; shown to the caller once, at creation.
+    /// Needed in clear to sign each delivery; shown to the caller once, at creation or
+    /// rotation.
     pub secret: String,
+    /// The secret the last rotation replaced, still signing until its grace ends.
+    #[serde(default)]
+    pub previous_secret: Option<PreviousSecret>,
     pub enabled: bool,
     pub consecutive_failures: u32,
     pub created_at: DateTime<Utc>,
+    /// When and why `enabled` turned false.
+    #[serde(default)]
+    pub disabled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub secret: String,
+    pub until: DateTime<Utc>,
+}
+
+impl Webhook {
+    /// The secrets a delivery at `now` is signed with: the webhook's, then the one its last
+    /// rotation replaced while the grace lasts, so that a receiver may switch at its own pace.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        let previous = self.previous_secret.as_ref();
+        if let Some(previous) = previous.filter(|previous| now < previous.until) {
+            secrets.push(&previous.secret);
+        }
+        secrets
+    }
+
+    /// `secret` signs from now on; the current one goes on signing beside it for `grace`. A
+    /// secret two rotations old signs no more: the header carries two signatures at most.
+    pub fn rotate(&mut self, secret: String, now: DateTime<Utc>, grace: Duration) {
+        let grace = TimeDelta::from_std(grace).unwrap_or(TimeDelta::MAX);
+        let until = now
+            .checked_add_signed(grace)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let replaced = std::mem::replace(&mut self.secret, secret);
+        self.previous_secret = Some(PreviousSecret {
+            secret: replaced,
+            until,
+        });
+    }
+
+    /// Stops deliveries, saying why; true if it was enabled until now.
+    pub fn disable(&mut self, at: DateTime<Utc>, reason: &str) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        self.enabled = false;
+        self.disabled_at = Some(at);
+        self.disabled_reason = Some(reason.to_owned());
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -317,11 +516,17 @@ pub struct Delivery {
     pub event: String,
     pub attempt: u32,
     pub at: DateTime<Utc>,
-    /// `delivered`, `retrying` or `failed` (every attempt spent).
+    /// `delivered`, `retrying` or `failed` (every attempt spent, or the receiver gone).
     pub outcome: String,
     pub status_code: Option<u16>,
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// The body sent, for a replay; absent from the records of earlier versions.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Sent by a replay rather than by the retries.
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 /// Where webhooks and the log of their deliveries are kept.
@@ -333,146 +538,24 @@ pub trait WebhookStore: Send + Sync + 'static {
 
     fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool>;
 
-    fn set_webhook_health(&self, id: &str, enabled: bool, failures: u32) -> StoreResult<()>;
+    /// Applies `change` to one of an organisation's webhooks and saves it, read and written
+    /// as one step: deliveries recording their outcome and a rotation never undo each other.
+    /// The webhook as saved, or `None` if the organisation has no such webhook.
+    fn update_webhook(
+        &self,
+        organisation: &str,
+        id: &str,
+        change: &mut dyn FnMut(&mut Webhook),
+    ) -> StoreResult<Option<Webhook>>;
 
     fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
 
     /// The latest deliveries first.
     fn deliveries(&self, webhook_id: &str, limit: usize) -> StoreResult<Vec<Delivery>>;
+
+    /// Every recorded attempt of one delivery of a webhook, by attempt.
+    fn delivery_attempts(&self, webhook_id: &str, delivery_id: &str) -> StoreResult<Vec<Delivery>>;
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_signature_verifies_with_its_secret_only() {
-        let body = br#"{"event":"arrived"}"#;
-        let signature = sign("whsec_a", body);
-        assert!(verify("whsec_a", body, &signature));
-        assert!(!verify("whsec_b", body, &signature));
-        assert!(!verify("whsec_a", br#"{"event":"departed"}"#, &signature));
-        assert!(!verify("whsec_a", body, "sha256=zz"));
-    }
-
-    #[test]
-    fn the_signature_is_the_published_hmac_sha256() {
-        // RFC 4231, test case 2.
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").expect("key");
-        mac.update(b"what do ya want for nothing?");
-        assert_eq!(
-            hex::encode(mac.finalize().into_bytes()),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        assert_eq!(
-            sign("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
-
-    /// Webhooks and deliveries in memory.
-    #[derive(Default)]
-    struct Kept {
-        deliveries: Mutex<Vec<Delivery>>,
-    }
-
-    impl WebhookStore for Kept {
-        fn insert_webhook(&self, _: &Webhook) -> StoreResult<()> {
-            Ok(())
-        }
-
-        fn webhooks(&self, _: Option<&str>) -> StoreResult<Vec<Webhook>> {
-            Ok(Vec::new())
-        }
-
-        fn delete_webhook(&self, _: &str, _: &str) -> StoreResult<bool> {
-            Ok(false)
-        }
-
-        fn set_webhook_health(&self, _: &str, _: bool, _: u32) -> StoreResult<()> {
-            Ok(())
-        }
-
-        fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
-            self.deliveries.lock().unwrap().push(delivery.clone());
-            Ok(())
-        }
-
-        fn deliveries(&self, _: &str, _: usize) -> StoreResult<Vec<Delivery>> {
-            Ok(self.deliveries.lock().unwrap().clone())
-        }
-    }
-
-    fn webhook_to(url: &str) -> Webhook {
-        Webhook {
-            id: "whk_test".into(),
-            organisation: "org".into(),
-            url: url.into(),
-            events: vec!["arrived".into()],
-            min_change_minutes: 0.0,
-            secret: "whsec_test".into(),
-            enabled: true,
-            consecutive_failures: 0,
-            created_at: Clock::System.now(),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_private_receiver_is_refused_alike_whether_its_port_is_open_or_closed() {
-        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let open_port = open.local_addr().unwrap().port();
-        let closed_port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let store = Arc::new(Kept::default());
-        let settings = WebhookSettings {
-            max_attempts: 1,
-            ..WebhookSettings::default()
-        };
-        let dispatcher = Dispatcher::new(store.clone(), settings, Metrics::new());
-        let urls = [
-            format!("http://127.0.0.1:{open_port}/"),
-            format!("http://127.0.0.1:{closed_port}/"),
-            format!("http://[::ffff:127.0.0.1]:{open_port}/"),
-            format!("http://localhost:{open_port}/"),
-        ];
-        for url in &urls {
-            let body = br#"{"event":"arrived"}"#.to_vec();
-            dispatcher
-                .clone()
-                .deliver(webhook_to(url), "arrived", body)
-                .await;
-        }
-        let deliveries = store.deliveries.lock().unwrap().clone();
-        assert_eq!(deliveries.len(), urls.len());
-        for delivery in &deliveries {
-            assert_eq!(delivery.error.as_deref(), Some("refused: private address"));
-            assert_eq!(
-                (delivery.status_code, delivery.outcome.as_str()),
-                (None, "failed")
-            );
-        }
-        open.set_nonblocking(true).unwrap();
-        let connected = open.accept();
-        assert!(
-            matches!(&connected, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
-            "nothing may connect to a refused receiver: {connected:?}"
-        );
-    }
-
-    #[test]
-    fn backoff_grows_to_its_cap_and_never_beyond() {
-        let settings = WebhookSettings {
-            backoff_initial_ms: 100,
-            backoff_max_ms: 1_000,
-            ..WebhookSettings::default()
-        };
-        for attempt in 1..40 {
-            let cap = (100u64 << (attempt - 1).min(30)).min(1_000);
-            for _ in 0..20 {
-                assert!(backoff(&settings, attempt) <= Duration::from_millis(cap));
-            }
-        }
-    }
-}
+mod tests;

@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{LogFormat, Settings};
 use crate::ml::history::files::FileFormat;
 use crate::ml::model::Target;
+use crate::partners::keys::Role;
 
 #[derive(Debug, Parser)]
 #[command(name = "etape", version, about = "Truck arrival-time predictions.")]
@@ -46,8 +47,10 @@ pub enum Command {
     /// running service serves it from its next start, or at once through the API). Prints the
     /// job as JSON; exits non-zero if it failed.
     Retrain {
+        /// The data directory holding the uploads and the models; the configured one by default.
         #[arg(long, env = "ETAPE_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Boosting rounds of each booster; the default training parameters' when absent.
         #[arg(long)]
         rounds: Option<usize>,
     },
@@ -63,38 +66,50 @@ pub enum Command {
         #[arg(long)]
         address: Option<SocketAddr>,
     },
+    /// Print a completion script for SHELL, such as `etape completions bash >
+    /// /etc/bash_completion.d/etape`.
+    Completions {
+        /// The shell that will read the script.
+        shell: clap_complete::aot::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Issue a key and print it (shown this once).
     Create {
+        /// The id of the organisation the key acts for.
         #[arg(long)]
         organisation: String,
         /// What the key is for, such as "TMS integration".
         #[arg(long)]
         name: String,
-        /// carrier, dispatcher, partner, admin or operator; repeat for several. An operator
-        /// key acts on every organisation (organisations, their keys, training, models); the
-        /// API never issues one.
-        #[arg(long = "role", required = true)]
-        roles: Vec<String>,
+        /// What the key may do; repeat for several. An operator key acts on every
+        /// organisation (organisations, their keys, training, models); the API never issues
+        /// one.
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<RoleArg>,
         /// Create the organisation first, with this display name.
         #[arg(long)]
         new_organisation_name: Option<String>,
+        /// The data directory holding the keys; the configured one by default.
         #[arg(long, env = "ETAPE_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
     /// List keys (never the keys themselves), of one organisation or all.
     List {
+        /// Only this organisation's keys.
         #[arg(long)]
         organisation: Option<String>,
+        /// The data directory holding the keys; the configured one by default.
         #[arg(long, env = "ETAPE_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
     /// Revoke a key by its id.
     Revoke {
+        /// The key's id, as `etape keys list` prints it (not the key itself).
         id: String,
+        /// The data directory holding the keys; the configured one by default.
         #[arg(long, env = "ETAPE_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
@@ -105,9 +120,9 @@ pub struct ServeArgs {
     /// Address to listen on, such as 127.0.0.1:8080 or 0.0.0.0:8080.
     #[arg(long, env = "ETAPE_BIND")]
     pub bind: Option<SocketAddr>,
-    /// Log format: pretty or json.
-    #[arg(long, value_parser = parse_log_format)]
-    pub log_format: Option<LogFormat>,
+    /// How log lines are written.
+    #[arg(long)]
+    pub log_format: Option<LogFormatArg>,
     /// The model directory to serve.
     #[arg(long, env = "ETAPE_MODEL")]
     pub model: Option<PathBuf>,
@@ -126,7 +141,7 @@ impl ServeArgs {
             settings.server.bind = bind;
         }
         if let Some(format) = self.log_format {
-            settings.log.format = format;
+            settings.log.format = format.into();
         }
         if let Some(model) = &self.model {
             settings.model.dir = model.clone();
@@ -142,10 +157,13 @@ impl ServeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
+    /// How many carriers, from a few large ones to many small ones.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=500))]
     pub carriers: u16,
+    /// Trips in all, shared among the carriers (each has at least 50).
     #[arg(long, default_value_t = 10_000)]
     pub trips: usize,
+    /// Seed of every random draw: the same seed and flags write the same bytes.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Directory to write into; created if missing.
@@ -157,9 +175,9 @@ pub struct SimulateArgs {
     /// With --pings, the share of trips that carry pings.
     #[arg(long, default_value_t = 1.0, value_parser = parse_share)]
     pub ping_share: f64,
-    /// parquet, or csv (gzip-compressed, timestamps in RFC 3339).
-    #[arg(long, default_value = "parquet", value_parser = parse_format)]
-    pub format: FileFormat,
+    /// How the history files are written.
+    #[arg(long, default_value = "parquet")]
+    pub format: FileFormatArg,
     /// First day of the simulated period.
     #[arg(long, default_value = "2024-01-01")]
     pub start: NaiveDate,
@@ -175,30 +193,19 @@ fn parse_share(text: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_format(text: &str) -> Result<FileFormat, String> {
-    match text {
-        "parquet" => Ok(FileFormat::Parquet),
-        "csv" => Ok(FileFormat::CsvGz),
-        other => Err(format!("unknown format `{other}`, expected parquet or csv")),
-    }
-}
-
-fn parse_log_format(text: &str) -> Result<LogFormat, String> {
-    match text {
-        "pretty" => Ok(LogFormat::Pretty),
-        "json" => Ok(LogFormat::Json),
-        other => Err(format!(
-            "unknown log format `{other}`, expected pretty or json"
-        )),
-    }
-}
-
 /// Histories and the observations joined onto them.
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
-    /// One partner's history: a file, or a directory of trips.* and pings.*. Written
-    /// NAME=PATH to name the partner, or PATH to name it after the file or directory.
-    #[arg(long = "history", required = true, value_parser = parse_partner_path)]
+    /// Partners' histories, each a file or a directory of trips.* and pings.*. Written
+    /// NAME=PATH to name the partner, or PATH to name it after the file or directory; one
+    /// flag takes several (`--history a=X b=Y`) and may be repeated.
+    #[arg(
+        long = "history",
+        required = true,
+        num_args = 1..,
+        value_name = "[NAME=]PATH",
+        value_parser = parse_partner_path
+    )]
     pub histories: Vec<(String, PathBuf)>,
     /// Hourly weather in the simulator's weather.parquet layout.
     #[arg(long, conflicts_with = "weather_archive")]
@@ -222,11 +229,12 @@ pub struct TrainArgs {
     /// Training parameters as TOML (see `TrainParams`); flags below override them.
     #[arg(long)]
     pub params: Option<PathBuf>,
+    /// Boosting rounds of each booster.
     #[arg(long)]
     pub rounds: Option<usize>,
-    /// total or residual (over the rules engine's estimate).
-    #[arg(long, value_parser = parse_target)]
-    pub target: Option<Target>,
+    /// What the model learns.
+    #[arg(long)]
+    pub target: Option<TargetArg>,
     /// 0: every core.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -245,6 +253,7 @@ pub struct EvaluateArgs {
     /// Where to write evaluation.json and evaluation.md; the model directory by default.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Boosting rounds of each booster, instead of the parameters' own.
     #[arg(long)]
     pub rounds: Option<usize>,
     /// Only the time split (no baselines, no partner left out, no own-only models).
@@ -270,12 +279,151 @@ fn parse_partner_path(text: &str) -> Result<(String, PathBuf), String> {
     Ok((name, path))
 }
 
-fn parse_target(text: &str) -> Result<Target, String> {
-    match text {
-        "total" => Ok(Target::Total),
-        "residual" => Ok(Target::Residual),
-        other => Err(format!(
-            "unknown target `{other}`, expected total or residual"
-        )),
+// The choices are the command line's own types, so that clap stays out of the settings, the
+// key store and the model, and each spelling is written once, here.
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines for a terminal.
+    Pretty,
+    /// One JSON object per line, for a log collector.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(choice: LogFormatArg) -> Self {
+        match choice {
+            LogFormatArg::Pretty => Self::Pretty,
+            LogFormatArg::Json => Self::Json,
+        }
+    }
+}
+
+/// `simulate --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FileFormatArg {
+    /// Apache Parquet.
+    Parquet,
+    /// Gzip-compressed CSV, timestamps in RFC 3339.
+    Csv,
+}
+
+impl From<FileFormatArg> for FileFormat {
+    fn from(choice: FileFormatArg) -> Self {
+        match choice {
+            FileFormatArg::Parquet => Self::Parquet,
+            FileFormatArg::Csv => Self::CsvGz,
+        }
+    }
+}
+
+/// `train --target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// The whole trip's duration.
+    Total,
+    /// What the rules engine's estimate misses.
+    Residual,
+}
+
+impl From<TargetArg> for Target {
+    fn from(choice: TargetArg) -> Self {
+        match choice {
+            TargetArg::Total => Self::Total,
+            TargetArg::Residual => Self::Residual,
+        }
+    }
+}
+
+/// `keys create --role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// ETAs, shipments, positions and webhooks of its organisation.
+    Carrier,
+    /// Reads its organisation's shipments, ETAs and positions; the dashboard.
+    Dispatcher,
+    /// Uploads its organisation's history and reads its reports.
+    Partner,
+    /// Manages its organisation's keys and webhooks.
+    Admin,
+    /// Runs the installation: every organisation, training and the served model.
+    Operator,
+}
+
+impl From<RoleArg> for Role {
+    fn from(choice: RoleArg) -> Self {
+        match choice {
+            RoleArg::Carrier => Self::Carrier,
+            RoleArg::Dispatcher => Self::Dispatcher,
+            RoleArg::Partner => Self::Partner,
+            RoleArg::Admin => Self::Admin,
+            RoleArg::Operator => Self::Operator,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_definition_is_consistent_and_every_argument_says_what_it_is_for() {
+        fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                undocumented(sub, &path, missing);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        undocumented(&command, "", &mut missing);
+        assert!(missing.is_empty(), "without a help text: {missing:?}");
+    }
+
+    #[test]
+    fn each_spelling_of_a_choice_maps_to_its_own_value() {
+        let roles: Vec<Role> = RoleArg::value_variants()
+            .iter()
+            .map(|choice| Role::from(*choice))
+            .collect();
+        assert_eq!(roles, Role::ALL);
+        for role in Role::ALL {
+            let choice = RoleArg::from_str(role.as_str(), false).unwrap();
+            assert_eq!(Role::from(choice), role);
+        }
+        let cli = Cli::try_parse_from([
+            "etape",
+            "train",
+            "--history",
+            "a=x",
+            "b=y",
+            "--out",
+            "m",
+            "--history",
+            "z",
+        ])
+        .unwrap();
+        let Some(Command::Train(train)) = cli.command else {
+            panic!("not train");
+        };
+        let names: Vec<&str> = train
+            .data
+            .histories
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b", "z"]);
     }
 }

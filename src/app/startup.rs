@@ -20,6 +20,7 @@ use crate::adapters::store::{Opened, Store};
 use crate::adapters::webhooks::Dispatcher;
 use crate::config::Settings;
 use crate::domain::clock::Clock;
+use crate::domain::correction::Corrections;
 use crate::domain::eta::{EstimateEta, RulesEta};
 use crate::domain::forecast::Forecaster;
 use crate::http::api::{self, AppState};
@@ -29,7 +30,7 @@ use crate::partners::uploads::UploadArea;
 use crate::sim::demo;
 use crate::telemetry::Metrics;
 use crate::tracking::tracker::{Notice, Tracker, TrackerParts};
-use crate::training::jobs::{Jobs, TrainRequest};
+use crate::training::jobs::{fail_cut_short, Jobs, TrainRequest};
 use crate::training::registry::{self, RegistryError};
 
 pub struct Application {
@@ -55,6 +56,7 @@ impl Application {
     }
 
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        keep_files_private();
         let model_eta = serving_models(settings);
         let estimator: Arc<dyn EstimateEta> = model_eta.clone();
         let metrics = Metrics::new();
@@ -78,11 +80,13 @@ impl Application {
                 clock,
                 notices: Some(sender),
                 shared: opened.pings,
+                corrections: Arc::new(Corrections::new(settings.tracking.corrections())),
             })
             .context("cannot restore live tracking")?,
         );
         let state = web::Data::new(AppState {
-            forecaster: Forecaster::new(estimator.clone(), Some(feeds.clone())),
+            forecaster: Forecaster::new(estimator.clone(), Some(feeds.clone()))
+                .with_corrections(tracker.corrections(), settings.rules_eta_config().risk),
             estimator,
             metrics,
             settings: settings.api.clone(),
@@ -91,9 +95,9 @@ impl Application {
             store: store.clone(),
             keyring,
             model_eta: model_eta.clone(),
-            jobs: Arc::new(Jobs::default()),
+            jobs: Arc::new(Jobs::kept_in(store.clone())),
             feeds: feeds.clone(),
-            demo_enabled: settings.demo.enabled,
+            demo_login: demo_login(settings),
             dashboard: settings.dashboard.clone(),
             webhooks: settings.webhooks.clone(),
             training_rules: Arc::new(RulesEta::new(settings.rules_eta_config())),
@@ -249,12 +253,67 @@ impl Application {
     }
 }
 
+/// Files and directories the service creates are its user's alone (0600 and 0700): the
+/// database holds webhook secrets, the uploads partners' trips, the models what was learnt
+/// from them. The umask covers every file, whoever writes it (SQLite, the Parquet writer); the
+/// files renamed into place also ask for their mode themselves.
+pub fn keep_files_private() {
+    #[cfg(unix)]
+    {
+        use rustix::fs::Mode;
+        rustix::process::umask(Mode::RWXG | Mode::RWXO);
+    }
+}
+
+/// The demo dispatcher's one-click login: only while the demo fleet runs and the service
+/// listens on a loopback address. Listening beyond this machine, it would hand a key to
+/// anyone who reaches the port.
+fn demo_login(settings: &Settings) -> bool {
+    if !settings.demo.enabled {
+        return false;
+    }
+    let local = settings.server.bind.ip().to_canonical().is_loopback();
+    if !local {
+        tracing::warn!(
+            message = "Demo fleet without its login: the service listens beyond this machine.",
+            address = %settings.server.bind,
+        );
+    }
+    local
+}
+
+/// A data directory made before the service ran (an earlier version's, an image's) is brought
+/// to 0700 as well.
+#[cfg(unix)]
+fn keep_dir_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::metadata(dir) else {
+        return;
+    };
+    if metadata.permissions().mode() & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        Ok(()) => {
+            tracing::info!(message = "Data directory made private (0700).", dir = %dir.display())
+        }
+        Err(error) => tracing::warn!(
+            message = "Data directory left readable by others.",
+            dir = %dir.display(),
+            %error,
+        ),
+    }
+}
+
 /// The records' store as the settings name it, and the keyring on it; at the first start the
-/// demo organisation and its keys; uploads cut short by a crash swept away.
+/// demo organisation and its keys; uploads cut short by a crash swept away, and training jobs
+/// cut short marked failed.
 fn open_records(settings: &Settings) -> anyhow::Result<(Opened, Arc<Keyring>)> {
     let data_dir = &settings.storage.data_dir;
-    std::fs::create_dir_all(data_dir)
+    crate::partners::keys::create_private_dir(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    #[cfg(unix)]
+    keep_dir_private(data_dir);
     let opened = crate::adapters::store::open(&settings.storage, data_dir).context(
         match settings.storage.url {
             Some(_) => "cannot open the PostgreSQL store (storage.url)",
@@ -273,6 +332,14 @@ fn open_records(settings: &Settings) -> anyhow::Result<(Opened, Arc<Keyring>)> {
         .context("cannot tidy the uploads")?;
     if swept > 0 {
         tracing::warn!(message = "Unfinished uploads removed.", directories = swept);
+    }
+    let cut_short = fail_cut_short(opened.store.as_ref(), data_dir, Clock::System.now())
+        .context("cannot mark the training jobs cut short")?;
+    if !cut_short.is_empty() {
+        tracing::warn!(
+            message = "Training jobs cut short by a stop marked failed.",
+            jobs = ?cut_short,
+        );
     }
     Ok((opened, keyring))
 }

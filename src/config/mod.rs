@@ -156,6 +156,20 @@ pub struct TrackingSettings {
     /// Pings this long before the planned departure already belong to the shipment.
     pub lead_minutes: i64,
     pub page_size: usize,
+    /// The latest scored estimates each organisation's correction learns from, per horizon.
+    pub correction_window: usize,
+    /// Fewer scored estimates than this leave a horizon uncorrected.
+    pub correction_min_estimates: usize,
+}
+
+impl TrackingSettings {
+    pub fn corrections(&self) -> crate::domain::correction::CorrectionParams {
+        crate::domain::correction::CorrectionParams {
+            window: self.correction_window.max(1),
+            min_estimates: self.correction_min_estimates,
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for TrackingSettings {
@@ -172,6 +186,8 @@ impl Default for TrackingSettings {
             arrival_minutes: 3.0,
             lead_minutes: 60,
             page_size: 50,
+            correction_window: 400,
+            correction_min_estimates: 50,
         }
     }
 }
@@ -191,6 +207,9 @@ pub struct WebhookSettings {
     /// a caller could otherwise make the service call its own network; turn it on only where
     /// every caller is trusted, or the receivers live on a closed network.
     pub allow_private_networks: bool,
+    /// After a secret is rotated, deliveries carry a signature under the old secret beside
+    /// the new one's for this long, so that receivers can switch without a refused delivery.
+    pub rotation_grace_secs: u64,
 }
 
 impl Default for WebhookSettings {
@@ -202,6 +221,7 @@ impl Default for WebhookSettings {
             timeout_secs: 10,
             disable_after_failures: 5,
             allow_private_networks: false,
+            rotation_grace_secs: 24 * 60 * 60,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod calendar;
 pub mod clock;
+pub mod correction;
 pub mod eta;
 pub mod forecast;
 pub mod geo;

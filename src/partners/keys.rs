@@ -313,14 +313,29 @@ impl Keyring {
 pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let partial = path.with_extension("partial");
+    let mut file = create_private(&partial)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
+}
+
+/// Creates (or truncates) a file for writing that only its owner can read. The mode is asked
+/// for here rather than left to the process's umask: a file renamed into place keeps it.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&partial)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&partial, path)
+    options.open(path)
+}
+
+/// Creates a directory, and the parents it lacks, that only its owner can enter.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 /// Why an organisation or a key was not created.

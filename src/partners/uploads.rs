@@ -144,8 +144,10 @@ impl UploadArea {
         let dir = self
             .organisation_dir(organisation)
             .join(format!(".staging-{id}"));
-        fs::create_dir_all(&dir).map_err(storage)?;
-        let file = fs::File::create(dir.join(RECEIVED)).map_err(storage)?;
+        // Only the service's user may read a partner's trips, whatever the umask: the
+        // directory and its files are renamed into place as they were created.
+        crate::partners::keys::create_private_dir(&dir).map_err(storage)?;
+        let file = crate::partners::keys::create_private(&dir.join(RECEIVED)).map_err(storage)?;
         Ok(Incoming {
             dir,
             chunk_rows: CHUNK_ROWS,
@@ -576,7 +578,7 @@ impl ChunkWriter {
 
     fn write(&mut self, frame: &DataFrame) -> Result<(), UploadError> {
         if self.open.is_none() {
-            let file = fs::File::create(&self.path).map_err(storage)?;
+            let file = crate::partners::keys::create_private(&self.path).map_err(storage)?;
             let schema = frame.schema();
             self.open = Some(match self.format {
                 UploadFormat::Parquet => OpenWriter::Parquet(Box::new(

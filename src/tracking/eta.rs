@@ -49,6 +49,38 @@ pub struct StopSnapshot {
     /// Probability of arriving after the window closes; absent without a window.
     pub late_probability: Option<f64>,
     pub severity: Option<Risk>,
+    /// The estimator's own band before any correction, and the moment it counts from: what
+    /// the arrival scores, so that a correction learns from the model and never from itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelBand>,
+}
+
+/// A band as the estimator gave it, from `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ModelBand {
+    pub from: DateTime<Utc>,
+    pub p10: DateTime<Utc>,
+    pub p50: DateTime<Utc>,
+    pub p90: DateTime<Utc>,
+}
+
+impl ModelBand {
+    fn of(from: DateTime<Utc>, band: ArrivalBand) -> Self {
+        Self {
+            from,
+            p10: band.p10,
+            p50: band.p50,
+            p90: band.p90,
+        }
+    }
+
+    pub fn band(&self) -> ArrivalBand {
+        ArrivalBand {
+            p10: self.p10,
+            p50: self.p50,
+            p90: self.p90,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,7 +197,13 @@ pub fn live_snapshot(
         .stops
         .iter()
         .enumerate()
-        .map(|(index, stop)| stop_snapshot(index, stop, ahead.bands[index], as_of, thresholds))
+        .map(|(index, stop)| {
+            let mut snapshot = stop_snapshot(index, stop, ahead.bands[index], as_of, thresholds);
+            if snapshot.state == StopState::Pending {
+                snapshot.model = ahead.model_bands[index];
+            }
+            snapshot
+        })
         .collect();
     Snapshot {
         shipment_id: shipment.id.clone(),
@@ -248,6 +286,7 @@ impl Start {
 /// What the estimator says of the stops ahead; nothing until it is asked.
 struct Ahead {
     bands: Vec<Option<ArrivalBand>>,
+    model_bands: Vec<Option<ModelBand>>,
     factors: Vec<SnapshotFactor>,
     timeline: Vec<SnapshotSegment>,
     model: String,
@@ -260,6 +299,7 @@ impl Ahead {
     fn unknown(stops: usize) -> Self {
         Self {
             bands: vec![None; stops],
+            model_bands: vec![None; stops],
             factors: Vec::new(),
             timeline: Vec::new(),
             model: String::new(),
@@ -269,11 +309,10 @@ impl Ahead {
         }
     }
 
-    /// Asks the question still open, from `start` through the last stop.
-    /// Asks each stop still ahead its own question: the trip from `start` to that stop, the
-    /// stops before it included. A stop's arrival then depends only on what comes before it
-    /// (a rest taken after it cannot move it), and it is what `POST /v1/eta` answers for the
-    /// same leg. The last stop's answer brings the plan, the factors and the model.
+    /// Asks the question still open, from `start` through the last stop. The forecaster
+    /// answers each stop ahead as its own question (the trip from `start` to it), so a rest
+    /// taken after a stop cannot move it and a stop's arrival is what `POST /v1/eta` answers
+    /// for the same leg. The whole trip's answer brings the plan, the factors and the model.
     fn ask(
         &mut self,
         shipment: &Shipment,
@@ -283,35 +322,22 @@ impl Ahead {
         explain: bool,
     ) {
         let last = self.bands.len() - 1;
-        let elapsed = elapsed(shipment, start.departure);
-        // The whole trip first: the stops before the last take its road legs, a prefix of
-        // them, instead of routing each part of the same road again.
-        let whole = forecaster.answer(
+        let answer = forecaster.answer(
             &shipment.organisation,
             query(shipment, start, last, driver),
-            elapsed,
+            elapsed(shipment, start.departure),
             explain,
         );
-        let legs = whole.query.context.legs.clone();
-        let mut bands = Vec::with_capacity(last + 1 - start.first_ahead);
-        for target in start.first_ahead..last {
-            let mut asked = query(shipment, start, target, driver);
-            asked.context.legs = legs
-                .as_ref()
-                .and_then(|legs| legs.get(..=target - start.first_ahead))
-                .map(|prefix| prefix.to_vec());
-            let answer = forecaster.answer(&shipment.organisation, asked, elapsed, false);
-            bands.push(answer.estimate.band);
+        let from = answer.from();
+        let stops = answer.estimate.stops.iter().zip(&answer.model_stops);
+        for (target, (stop, model)) in (start.first_ahead..last).zip(stops) {
+            self.bands[target] = Some(stop.band);
+            self.model_bands[target] = Some(ModelBand::of(from, *model));
         }
-        bands.push(whole.estimate.band);
-        let mut before: Option<ArrivalBand> = None;
-        for (target, band) in (start.first_ahead..=last).zip(bands) {
-            let band = along_the_route(before, band);
-            self.bands[target] = Some(band);
-            before = Some(band);
-        }
-        self.degraded = whole.degraded.into_iter().map(str::to_owned).collect();
-        self.details(whole.estimate);
+        self.bands[last] = Some(answer.estimate.band);
+        self.model_bands[last] = Some(ModelBand::of(from, answer.model_band));
+        self.degraded = answer.degraded.into_iter().map(str::to_owned).collect();
+        self.details(answer.estimate);
     }
 
     /// The plan, the factors and the model of the whole trip's answer.
@@ -382,6 +408,7 @@ fn stop_snapshot(
         eta_p90: band.p90,
         late_probability: risk.map(|(probability, _)| (probability * 1000.0).round() / 1000.0),
         severity: risk.map(|(_, severity)| severity),
+        model: None,
     }
 }
 
@@ -414,20 +441,6 @@ fn query(shipment: &Shipment, start: &Start, target: usize, driver: DriverState)
         driver,
         // The forecaster adds the organisation and the conditions.
         context: TripContext::default(),
-    }
-}
-
-/// A stop's band, never before the previous stop's: each is its own question, and two answers
-/// may cross by a few minutes where the route cannot.
-fn along_the_route(before: Option<ArrivalBand>, band: ArrivalBand) -> ArrivalBand {
-    let Some(before) = before else {
-        return band;
-    };
-    let p50 = band.p50.max(before.p50);
-    ArrivalBand {
-        p10: band.p10.max(before.p10).min(p50),
-        p50,
-        p90: band.p90.max(before.p90).max(p50),
     }
 }
 

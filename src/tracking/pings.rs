@@ -109,7 +109,10 @@ pub enum BatchError {
 /// Vehicle identifiers are the caller's; this bounds what a ping can make the service store.
 pub const MAX_VEHICLE_ID_LEN: usize = 64;
 
-/// Traccar's `forward.json` body: one position and its device.
+/// What Traccar's JSON position forwarding posts (`forward.type` json from Traccar 5.5 on,
+/// `forward.json` before): one position and its device. Both carry many more fields, and
+/// attributes that vary by tracker; those not named here are ignored, not refused, so that a
+/// new Traccar release or tracker adds nothing to break on.
 #[derive(Deserialize)]
 struct TraccarForward<'a> {
     #[serde(borrow)]

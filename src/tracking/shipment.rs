@@ -433,18 +433,5 @@ pub fn detect_events(
     events
 }
 
-/// Horizon buckets of the live accuracy metric: how long before the arrival an ETA was given.
-pub fn horizon_bucket(before_arrival: TimeDelta) -> &'static str {
-    let hours = before_arrival.num_minutes() as f64 / 60.0;
-    if hours < 1.0 {
-        "0-1h"
-    } else if hours < 4.0 {
-        "1-4h"
-    } else if hours < 12.0 {
-        "4-12h"
-    } else {
-        "12h+"
-    }
-}
-
-pub const HORIZONS: [&str; 4] = ["0-1h", "1-4h", "4-12h", "12h+"];
+/// Horizon buckets of the live accuracy metric, the same as the corrections'.
+pub use crate::domain::correction::{horizon_bucket, HORIZONS};

@@ -28,6 +28,10 @@ pub trait ShipmentStore: Send + Sync + 'static {
     /// Every planned or in-transit shipment of every organisation, to follow after a restart.
     fn active_shipments(&self) -> StoreResult<Vec<Shipment>>;
 
+    /// The latest `limit` delivered shipments of every organisation, newest first: their
+    /// scored estimates teach the corrections again after a restart.
+    fn recent_deliveries(&self, limit: usize) -> StoreResult<Vec<Shipment>>;
+
     fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()>;
 
     fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>>;

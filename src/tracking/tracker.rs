@@ -22,6 +22,7 @@ use super::shipment::{
 };
 use crate::config::TrackingSettings;
 use crate::domain::clock::Clock;
+use crate::domain::correction::{Corrections, Scored};
 use crate::domain::forecast::Forecaster;
 use crate::domain::risk::RiskThresholds;
 use crate::domain::rules::DriverState;
@@ -178,6 +179,7 @@ pub struct Tracker {
     following: Mutex<HashMap<VehicleKey, Vec<String>>>,
     /// One recomputation at a time: events and snapshots of a shipment stay in order.
     refreshing: Mutex<()>,
+    corrections: Arc<Corrections>,
     /// Whether this process recomputes the estimates of the vehicles that moved: always
     /// alone, while it holds the lease with a shared store.
     leading: AtomicBool,
@@ -205,7 +207,12 @@ pub struct TrackerParts {
     pub notices: Option<NoticeSender>,
     /// Pings in a shared store (several replicas) instead of this process's segments.
     pub shared: Option<Arc<dyn SharedPings>>,
+    /// What the arrivals teach, applied to every answer of the forecaster.
+    pub corrections: Arc<Corrections>,
 }
+
+/// Deliveries whose scored estimates teach the corrections again at start.
+const RELEARNT_DELIVERIES: usize = 2_000;
 
 impl Tracker {
     /// Restores the pings of the window and the active shipments, then estimates each.
@@ -220,6 +227,7 @@ impl Tracker {
             clock,
             notices,
             shared,
+            corrections,
         } = parts;
         let since = kept_since(&settings, clock.now());
         let mode: Box<dyn Mode> = match shared {
@@ -238,7 +246,7 @@ impl Tracker {
             store,
             leading: AtomicBool::new(!mode.is_shared()),
             mode,
-            forecaster,
+            forecaster: forecaster.with_corrections(corrections.clone(), thresholds),
             settings,
             thresholds,
             metrics,
@@ -248,7 +256,9 @@ impl Tracker {
             dirty: Mutex::new(HashSet::new()),
             following: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(()),
+            corrections,
         };
+        tracker.relearn()?;
         let active = tracker.store.active_shipments()?;
         tracing::info!(
             message = "Live tracking restored.",
@@ -265,6 +275,53 @@ impl Tracker {
             tracker.refresh_dirty();
         }
         Ok(tracker)
+    }
+
+    /// The corrections this tracker's arrivals teach, for every forecaster to apply.
+    pub fn corrections(&self) -> Arc<Corrections> {
+        self.corrections.clone()
+    }
+
+    /// Teaches the corrections the scored estimates of the latest deliveries, oldest first,
+    /// as they were learnt before the process stopped: they are kept across restarts in the
+    /// shipments and estimates the store keeps anyway.
+    fn relearn(&self) -> Result<(), TrackError> {
+        let mut delivered = self.store.recent_deliveries(RELEARNT_DELIVERIES)?;
+        delivered.reverse();
+        let mut estimates = 0;
+        for shipment in &delivered {
+            let scored = self.scored(shipment, &self.store.snapshots(&shipment.id)?);
+            estimates += scored.len();
+            self.corrections.record(&shipment.organisation, scored);
+        }
+        tracing::info!(
+            message = "Corrections learnt again from the latest deliveries.",
+            deliveries = delivered.len(),
+            estimates
+        );
+        Ok(())
+    }
+
+    /// Each pending estimate the model gave for a stop the truck then reached, before any
+    /// correction.
+    fn scored(&self, shipment: &Shipment, snapshots: &[Snapshot]) -> Vec<Scored> {
+        let mut scored = Vec::new();
+        for snapshot in snapshots {
+            for stop in &snapshot.stops {
+                let (Some(arrived), Some(model)) = (shipment.stops[stop.index].arrived, stop.model)
+                else {
+                    continue;
+                };
+                if stop.state == super::eta::StopState::Pending && model.from <= arrived.at {
+                    scored.push(Scored {
+                        from: model.from,
+                        band: model.band(),
+                        arrived: arrived.at,
+                    });
+                }
+            }
+        }
+        scored
     }
 
     /// Whether this process recomputes the estimates of the vehicles that moved.
@@ -479,6 +536,8 @@ impl Tracker {
     /// horizon, and the shipment's own record.
     fn score(&self, shipment: &Shipment) -> Result<Vec<HorizonAccuracy>, TrackError> {
         let snapshots = self.store.snapshots(&shipment.id)?;
+        self.corrections
+            .record(&shipment.organisation, self.scored(shipment, &snapshots));
         let mut sums: HashMap<&'static str, (usize, f64)> = HashMap::new();
         for snapshot in &snapshots {
             for stop in &snapshot.stops {
@@ -488,15 +547,15 @@ impl Tracker {
                 if stop.state != super::eta::StopState::Pending || snapshot.as_of > arrived.at {
                     continue;
                 }
-                let error = (stop.eta - arrived.at).num_seconds() as f64 / 60.0;
+                let error_seconds = (stop.eta - arrived.at).num_seconds() as f64;
                 let horizon = horizon_bucket(arrived.at - snapshot.as_of);
                 self.metrics
                     .live_eta_error
                     .with_label_values(&[horizon])
-                    .observe(error.abs());
+                    .observe(error_seconds.abs());
                 let entry = sums.entry(horizon).or_default();
                 entry.0 += 1;
-                entry.1 += error.abs();
+                entry.1 += error_seconds.abs() / 60.0;
             }
         }
         Ok(HORIZONS

@@ -1,20 +1,26 @@
 //! Pooled retraining as a background job: the histories of the partners that consent, each
 //! organisation's uploads together as one partner, trained into a new model directory under
 //! `<data_dir>/models`. The new model is listed but not served until an admin activates it.
+//!
+//! Jobs are kept in a [`JobStore`] as they begin, progress and end: a restart still answers
+//! for them, and a job the process died in the middle of is marked failed at the next start
+//! ([`fail_cut_short`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::clock::Clock;
 use crate::domain::eta::RulesEta;
 use crate::domain::eta::RULES_MODEL_NAME;
 use crate::domain::ids::new_id;
+use crate::domain::storage::StoreResult;
 use crate::ml::history::TripHistory;
 use crate::ml::model::baselines::RequestLightGbm;
 use crate::ml::model::dataset::PartnerHistory;
@@ -33,7 +39,7 @@ use crate::training::pipeline::{self, Inputs};
 use crate::training::registry::Source;
 use crate::training::screen;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Running,
@@ -41,7 +47,18 @@ pub enum JobStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl JobStatus {
+    /// As it is written in JSON and in the stores' `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     pub id: String,
     /// `running`, then `succeeded` or `failed`.
@@ -73,14 +90,17 @@ pub struct Job {
 /// A new model judged against the one serving and against plain LightGBM, on each partner's
 /// latest trips, which the new model did not learn from ([`judge`]). The MAEs are the pool's:
 /// the mean of the partners' own.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Holdout {
     pub rows: usize,
+    #[serde(deserialize_with = "judge::infinite_when_null")]
     pub new_mae: f64,
     /// The served model's version, or `rules` when the rules serve.
     pub served: String,
+    #[serde(deserialize_with = "judge::infinite_when_null")]
     pub served_mae: f64,
     /// Plain LightGBM on the request's columns, fit on the new model's training rows.
+    #[serde(deserialize_with = "judge::infinite_when_null")]
     pub baseline_mae: f64,
     pub partners: Vec<Judged>,
     /// Why the new model does not serve; empty when it does.
@@ -88,7 +108,7 @@ pub struct Holdout {
 }
 
 /// An upload the screen left out of training.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScreenedOut {
     pub organisation: String,
     pub upload: String,
@@ -96,7 +116,7 @@ pub struct ScreenedOut {
 }
 
 /// A model a job trained: its version, the holdout it was judged on, whether it serves.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OwnModel {
     pub version: String,
     pub holdout: Holdout,
@@ -110,10 +130,32 @@ pub struct TrainRequest {
     pub rounds: Option<usize>,
 }
 
-/// The jobs of this process; one runs at a time.
+/// Where training jobs are kept beyond the process that runs them.
+pub trait JobStore: Send + Sync + 'static {
+    /// Keeps the job as it is now, replacing what was kept of it.
+    fn save_job(&self, job: &Job) -> StoreResult<()>;
+
+    fn job(&self, id: &str) -> StoreResult<Option<Job>>;
+
+    /// The jobs kept as `running`, oldest first.
+    fn running_jobs(&self) -> StoreResult<Vec<Job>>;
+}
+
+/// A running job's progress reaches the store at most this often; its start and its end
+/// always do.
+const KEEP_PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
+/// The error of a job that was still running when the process that ran it stopped.
+pub const CUT_SHORT: &str = "the service stopped before the job finished";
+
+/// The jobs of this process; one runs at a time. Without a store (the default) they live in
+/// memory only.
 #[derive(Default)]
 pub struct Jobs {
     jobs: Mutex<HashMap<String, Job>>,
+    store: Option<Arc<dyn JobStore>>,
+    /// When each running job was last written to the store.
+    kept_at: Mutex<HashMap<String, Instant>>,
 }
 
 fn lock(jobs: &Jobs) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
@@ -123,8 +165,29 @@ fn lock(jobs: &Jobs) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
 }
 
 impl Jobs {
+    /// Jobs written to `store` as they begin, progress and end.
+    pub fn kept_in(store: Arc<dyn JobStore>) -> Self {
+        Self {
+            store: Some(store),
+            ..Self::default()
+        }
+    }
+
+    /// A job of this process.
     pub fn get(&self, id: &str) -> Option<Job> {
         lock(self).get(id).cloned()
+    }
+
+    /// A job of this process, else the one the store keeps: run before a restart, or by
+    /// another replica.
+    pub fn find(&self, id: &str) -> StoreResult<Option<Job>> {
+        if let Some(job) = self.get(id) {
+            return Ok(Some(job));
+        }
+        match &self.store {
+            Some(store) => store.job(id),
+            None => Ok(None),
+        }
     }
 
     /// Registers a new job unless one is running; returns it, or the running one's id.
@@ -154,17 +217,61 @@ impl Jobs {
         Ok(job)
     }
 
+    /// Changes the job in memory, and in the store when its last write there is older than
+    /// `KEEP_PROGRESS_EVERY`: a round of boosting takes milliseconds, a write to the store
+    /// about as long.
     fn update(&self, id: &str, change: impl FnOnce(&mut Job)) {
-        if let Some(job) = lock(self).get_mut(id) {
+        let due = {
+            let mut jobs = lock(self);
+            let Some(job) = jobs.get_mut(id) else {
+                return;
+            };
             change(job);
+            self.keep_due(id).then(|| job.clone())
+        };
+        if let Some(job) = due {
+            self.keep(&job);
+        }
+    }
+
+    /// Whether the job is to be written to the store now; when it is, the time is noted.
+    fn keep_due(&self, id: &str) -> bool {
+        if self.store.is_none() {
+            return false;
+        }
+        let mut kept_at = self
+            .kept_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        match kept_at.get(id) {
+            Some(at) if now.duration_since(*at) < KEEP_PROGRESS_EVERY => false,
+            _ => {
+                kept_at.insert(id.to_owned(), now);
+                true
+            }
+        }
+    }
+
+    /// Writes the job to the store, if there is one. A store that fails does not stop the
+    /// training: the job still answers from memory while this process lives.
+    fn keep(&self, job: &Job) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        if let Err(error) = store.save_job(job) {
+            tracing::warn!(message = "Training job not kept in the store.", job = %job.id, %error);
         }
     }
 
     /// Trains, recording progress and the outcome in the job; a model that beats the one
     /// serving on its holdout is served at once.
     pub fn run(&self, id: &str, context: &TrainingContext<'_>, request: &TrainRequest) {
+        // Kept before any work (a job's first write is always due): if the process dies from
+        // here on, the next start finds the job running and marks it failed.
+        self.update(id, |_| {});
         let outcome = self.train(id, context, request);
-        self.update(id, |job| {
+        let ended = lock(self).get_mut(id).map(|job| {
             job.finished_at = Some(Clock::System.now());
             match outcome {
                 Ok(()) => job.status = JobStatus::Succeeded,
@@ -173,7 +280,15 @@ impl Jobs {
                     job.error = Some(format!("{error:#}"));
                 }
             }
+            job.clone()
         });
+        if let Some(job) = ended {
+            self.keep(&job);
+        }
+        self.kept_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(id);
     }
 
     fn train(
@@ -202,7 +317,7 @@ impl Jobs {
             job.uploads = pool.as_ref().map_or(0, |inputs| inputs.sources.len());
             job.rounds_total = models * params.get().rounds * 3;
         });
-        std::fs::create_dir_all(context.data_dir.join("models"))?;
+        crate::partners::keys::create_private_dir(&context.data_dir.join("models"))?;
         // Models of partners' own first: each is judged against what serves its trips before
         // this job's pooled model does.
         for (done, inputs) in own.iter().enumerate() {
@@ -397,6 +512,30 @@ fn activate(
     Ok(())
 }
 
+/// At start-up, before any job runs: each job the store still has as `running` was cut short
+/// when the process running it stopped. It is marked failed, and the staging directories it
+/// left beside its model directories in `<data_dir>/models` are removed (a model directory
+/// is renamed in whole, so none of its own exists half-written). The ids of the jobs marked.
+pub fn fail_cut_short(
+    store: &dyn JobStore,
+    data_dir: &Path,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let models = data_dir.join("models");
+    let mut failed = Vec::new();
+    for mut job in store.running_jobs()? {
+        // Swept before the job is marked: if this fails, the next start tries again.
+        crate::training::registry::remove_staging(&models, &job.id)
+            .with_context(|| format!("cannot sweep {}", models.display()))?;
+        job.status = JobStatus::Failed;
+        job.error = Some(CUT_SHORT.to_owned());
+        job.finished_at = Some(now);
+        store.save_job(&job)?;
+        failed.push(job.id);
+    }
+    Ok(failed)
+}
+
 /// What a training job works with.
 pub struct TrainingContext<'a> {
     pub store: &'a dyn UploadStore,
@@ -411,7 +550,7 @@ pub struct TrainingContext<'a> {
 pub const ACTIVE: &str = "active";
 
 pub fn remember_active(data_dir: &Path, version: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(data_dir.join("models"))?;
+    crate::partners::keys::create_private_dir(&data_dir.join("models"))?;
     crate::partners::keys::write_private(&data_dir.join("models").join(ACTIVE), version.as_bytes())
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ml::model::examples::Examples;
 
@@ -21,14 +21,23 @@ pub const MAX_PARTNER_LOSS: f64 = 0.02;
 pub const MIN_PARTNER_ROWS: usize = 20;
 
 /// One partner's held-out rows, scored by the three estimators.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judged {
     pub partner: String,
     pub rows: usize,
+    #[serde(deserialize_with = "infinite_when_null")]
     pub new_mae: f64,
+    #[serde(deserialize_with = "infinite_when_null")]
     pub served_mae: f64,
     /// Plain LightGBM on the request's columns, fit on the same training rows.
+    #[serde(deserialize_with = "infinite_when_null")]
     pub baseline_mae: f64,
+}
+
+/// An MAE that could not be measured is infinite, which JSON writes as `null`: read back from
+/// a kept job, it is infinite again.
+pub fn infinite_when_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::INFINITY))
 }
 
 /// The rows a new model learns from, and each partner's latest `share` of its trips, held out

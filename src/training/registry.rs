@@ -118,8 +118,13 @@ pub fn version(created_at: DateTime<Utc>, fingerprint: &str) -> String {
     )
 }
 
+/// Between a model directory's name and the process id in the name of its staging directory,
+/// `.<name>.partial-<pid>`, beside it.
+const STAGING: &str = ".partial-";
+
 /// Writes the model into `dir`, which must not exist: the files go to a sibling temporary
 /// directory, each synced, which is then renamed, so `dir` appears complete or not at all.
+/// Only the service's user may read them: a model is learnt from partners' trips.
 pub fn save(dir: &Path, model: &Model, card: &ModelCard) -> Result<(), RegistryError> {
     if dir.exists() {
         return Err(RegistryError::Io {
@@ -139,9 +144,9 @@ pub fn save(dir: &Path, model: &Model, card: &ModelCard) -> Result<(), RegistryE
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let staging = parent.join(format!(".{name}{STAGING}{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
-    fs::create_dir(&staging).map_err(io(&staging))?;
+    crate::partners::keys::create_private_dir(&staging).map_err(io(&staging))?;
     let card_json = serde_json::to_string_pretty(card).expect("a card serialises");
     write_synced(&staging.join("model.json"), card_json.as_bytes())?;
     for (quantile, text) in Quantile::ALL.iter().zip(&model.texts) {
@@ -158,9 +163,40 @@ pub fn save(dir: &Path, model: &Model, card: &ModelCard) -> Result<(), RegistryE
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
-    let mut file = fs::File::create(path).map_err(io(path))?;
+    let mut file = crate::partners::keys::create_private(path).map_err(io(path))?;
     file.write_all(bytes).map_err(io(path))?;
     file.sync_all().map_err(io(path))
+}
+
+/// Removes the staging directories [`save`] left in `parent` for the model directories named
+/// `prefix` or `prefix-…`: a process killed while writing a model leaves one. The number
+/// removed.
+pub fn remove_staging(parent: &Path, prefix: &str) -> std::io::Result<usize> {
+    let entries = match fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((model, _pid)) = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.split_once(STAGING))
+        else {
+            continue;
+        };
+        let ours = model == prefix
+            || model
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('-'));
+        if ours {
+            fs::remove_dir_all(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Every model directory the service knows, with its card.
@@ -284,6 +320,39 @@ pub fn schema_difference(found: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_staging_directories_of_the_named_models_are_removed() {
+        let parent = tempfile::tempdir().unwrap();
+        let names = [
+            ".job_1.partial-12",
+            ".job_1-own-0.partial-3",
+            ".job_10.partial-4",
+            ".other.partial-1",
+            "job_1",
+            "job_1-own-0",
+        ];
+        for name in names {
+            fs::create_dir(parent.path().join(name)).unwrap();
+        }
+        assert_eq!(remove_staging(parent.path(), "job_1").unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(parent.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".job_10.partial-4",
+                ".other.partial-1",
+                "job_1",
+                "job_1-own-0"
+            ]
+        );
+        let missing = parent.path().join("nowhere");
+        assert_eq!(remove_staging(&missing, "job_1").unwrap(), 0);
+    }
 
     #[test]
     fn a_schema_difference_says_what_differs() {

@@ -16,7 +16,10 @@ const LAYERS: &[(&str, &str)] = &[
     ("partners", "ml domain"),
     ("tracking", "ml telemetry config domain"),
     ("training", "partners ml telemetry config domain"),
-    ("adapters", "tracking partners ml telemetry config domain"),
+    (
+        "adapters",
+        "training tracking partners ml telemetry config domain",
+    ),
     ("sim", "tracking partners ml config domain"),
     (
         "http",

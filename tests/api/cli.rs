@@ -78,3 +78,60 @@ fn bad_simulate_arguments_exit_non_zero_with_a_message() {
     let output = etape(&["validate", "/nonexistent/trips.csv"]);
     assert!(!output.status.success());
 }
+
+#[test]
+fn one_history_flag_takes_several_partners() {
+    let directory = tempfile::tempdir().unwrap();
+    let out = directory.path().join("model");
+    let sample = |name: &str| format!("{name}={}/data/sample/{name}", env!("CARGO_MANIFEST_DIR"));
+    let output = etape(&[
+        "train",
+        "--history",
+        &sample("carrier-07"),
+        &sample("carrier-08"),
+        "--rounds",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("from 2 partners"), "{stdout}");
+}
+
+#[test]
+fn completions_are_printed_and_a_bad_choice_lists_the_good_ones() {
+    let output = etape(&["completions", "bash"]);
+    assert!(output.status.success());
+    let script = String::from_utf8_lossy(&output.stdout);
+    assert!(script.contains("complete -F"), "{script}");
+    assert!(
+        script.contains("--history"),
+        "the subcommands' flags are in it"
+    );
+
+    let output = etape(&[
+        "keys",
+        "create",
+        "--organisation",
+        "demo",
+        "--name",
+        "x",
+        "--role",
+        "pilot",
+    ]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("[possible values: carrier, dispatcher, partner, admin, operator]"),
+        "{error}"
+    );
+
+    let output = etape(&["serve", "--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("pretty") && help.contains("json"), "{help}");
+}

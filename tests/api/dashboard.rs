@@ -60,6 +60,45 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
     assert_eq!(demo.status(), 404);
 }
 
+/// The demo login hands out a dispatcher's key: only to a browser on the machine itself. With
+/// the demo on but listening on every interface, the service has no such login.
+#[tokio::test]
+async fn the_demo_login_is_offered_on_a_loopback_address_only() {
+    let env = [("ETAPE__DEMO__TRUCKS", "1")];
+    let local_data = tempfile::tempdir().unwrap();
+    let local = RunningBinary::start(local_data.path(), &[], &env);
+    let login = local
+        .client
+        .get(format!("{}/dashboard/demo-login", local.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let login: Value = login.json().await.unwrap();
+    assert_eq!(
+        login["key"],
+        crate::helpers::demo_keys(local_data.path())["dispatcher"].as_str()
+    );
+    drop(local);
+
+    let open_data = tempfile::tempdir().unwrap();
+    let open = RunningBinary::start_bound("0.0.0.0:0", open_data.path(), &[], &env);
+    let login = open
+        .client
+        .get(format!("{}/dashboard/demo-login", open.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 404);
+    let page = open
+        .client
+        .get(format!("{}/", open.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the dashboard itself still serves");
+}
+
 /// Headless Chromium, as `scripts/test` installs it; without it (a plain `cargo test`) the
 /// browser test says so loudly and skips, unless `ETAPE_REQUIRE_BROWSER` is set.
 fn chromium() -> Option<&'static str> {

@@ -144,3 +144,44 @@ async fn a_full_batch_of_ten_thousand_is_answered() {
     assert_eq!(results.len(), 10_000);
     assert!(results.iter().all(|item| item["eta"].is_string()));
 }
+
+/// A multi-stop trip's stops are each the answer to the trip to them: Lyon on the way to
+/// Marseille is what Lille to Lyon answers alone, with the bundled model and with the rules;
+/// the batch says the same.
+#[tokio::test]
+async fn an_intermediate_stop_is_the_trip_to_it_asked_directly() {
+    for model in [crate::helpers::BUNDLED_MODEL, "target/tmp/no-model-here"] {
+        let app =
+            crate::helpers::spawn_app_with(|settings| settings.model.dir = model.into()).await;
+        let mut through_lyon = lille_to_marseille("2026-12-01T17:00:00+01:00", "articulated");
+        through_lyon["stops"] =
+            json!([{"id": "lyon", "lat": 45.76, "lon": 4.84, "dwell_minutes": 30}]);
+        let mut to_lyon = lille_to_marseille("2026-12-01T17:00:00+01:00", "articulated");
+        to_lyon["destination"] = json!({"lat": 45.76, "lon": 4.84});
+        let (status, whole) = app.post_json("/v1/eta", &through_lyon).await;
+        assert_eq!(status, 200, "{whole}");
+        let (_, direct) = app.post_json("/v1/eta", &to_lyon).await;
+        for (stop, alone) in [
+            ("eta", "eta"),
+            ("eta_p10", "eta_p10"),
+            ("eta_p90", "eta_p90"),
+        ] {
+            assert_eq!(
+                whole["stops"][0][stop], direct[alone],
+                "{model}: {whole} {direct}"
+            );
+        }
+        assert!(whole["eta"].as_str() > whole["stops"][0]["eta"].as_str());
+        let (status, batch) = app
+            .post_json(
+                "/v1/eta/batch",
+                &json!({"requests": [through_lyon, to_lyon]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{batch}");
+        assert_eq!(
+            batch["results"][0]["stops"][0]["eta"], direct["eta"],
+            "{batch}"
+        );
+    }
+}

@@ -147,12 +147,22 @@ impl RunningBinary {
         args: &[&std::ffi::OsStr],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_bound("127.0.0.1:0", data_dir, args, env)
+    }
+
+    /// As `start`, listening on `bind` (port 0 picks one); it is reached through 127.0.0.1.
+    pub fn start_bound(
+        bind: &str,
+        data_dir: &std::path::Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Self {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
 
         let mut command = Command::new(env!("CARGO_BIN_EXE_etape"));
         command
-            .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
+            .args(["serve", "--bind", bind, "--log-format", "json"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)
@@ -293,6 +303,34 @@ pub fn segments<'a>(response: &'a Value, kind: &str) -> Vec<&'a Value> {
 /// Where test artifacts go, for tools that check them after the run.
 pub fn artifact_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// Every file and directory under `dir`, `dir` included, that others than its owner may
+/// read, write or enter, or whose owner's mode is not read and write (files) or read, write
+/// and enter (directories), with its mode in octal.
+#[cfg(unix)]
+pub fn not_private(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        // A running service may remove a file between the listing and the look (a merged
+        // ping segment).
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        let expected = if metadata.is_dir() { 0o700 } else { 0o600 };
+        if mode != expected {
+            found.push(format!("{} {mode:o}", path.display()));
+        }
+        if metadata.is_dir() {
+            let entries = std::fs::read_dir(&path).into_iter().flatten().flatten();
+            pending.extend(entries.map(|entry| entry.path()));
+        }
+    }
+    found.sort();
+    found
 }
 
 /// Sends a request and reads its JSON answer, whatever its status.

@@ -692,6 +692,30 @@ async fn the_smallest_partners_gain_from_the_pool() {
     }
 }
 
+/// Uploads carrier-08's trips through a running binary with a partner key, and pools them.
+async fn pool_a_sample(base: &str, key: &str) {
+    let partner = crate::helpers::client_with_key(key);
+    let trips = std::fs::read(format!(
+        "{}/data/sample/carrier-08/trips.parquet",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let uploaded = partner
+        .post(format!("{base}/v1/history"))
+        .body(trips)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let consent = partner
+        .put(format!("{base}/v1/partners/me/consent"))
+        .body(json!({"pool": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consent.status(), 200);
+}
+
 /// With a schedule, uploads and consents that changed are trained on without anyone asking;
 /// the model that won its holdout still serves after a restart.
 #[tokio::test]
@@ -701,26 +725,7 @@ async fn a_scheduled_training_serves_its_model_and_a_restart_keeps_it() {
     let scheduled = [no_model[0], ("ETAPE__MODEL__RETRAIN_EVERY_SECS", "1")];
     let server = RunningBinary::start(data.path(), &["--no-demo".as_ref()], &scheduled);
     let keys = crate::helpers::demo_keys(data.path());
-    let partner = crate::helpers::client_with_key(&keys["partner"]);
-    let trips = std::fs::read(format!(
-        "{}/data/sample/carrier-08/trips.parquet",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let uploaded = partner
-        .post(format!("{}/v1/history", server.base))
-        .body(trips)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploaded.status(), 201);
-    let consent = partner
-        .put(format!("{}/v1/partners/me/consent", server.base))
-        .body(json!({"pool": true}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(consent.status(), 200);
+    pool_a_sample(&server.base, &keys["partner"]).await;
 
     let operator = crate::helpers::client_with_key(&keys["operator"]);
     let mut served = None;
@@ -834,4 +839,165 @@ async fn ten_thousand_copies_of_one_trip_never_reach_the_pooled_model_and_the_jo
         holdout["refused"].as_array().unwrap().is_empty(),
         "{job}"
     );
+}
+
+/// The data directory holds the database (webhook secrets among its records), partners' trips
+/// and the keys' pepper: after an upload and a batch of pings, every file in it is the
+/// service's user's alone (0600), and every directory (0700), whatever the umask it was
+/// started with.
+#[cfg(unix)]
+#[tokio::test]
+async fn every_file_and_directory_the_service_writes_is_its_users_alone() {
+    let data = tempfile::tempdir().unwrap();
+    let server = RunningBinary::start(data.path(), &["--no-demo".as_ref()], &[]);
+    let partner = crate::helpers::demo_keys(data.path())["partner"].clone();
+    let uploaded = server
+        .client
+        .post(format!("{}/v1/history", server.base))
+        .bearer_auth(&partner)
+        .header("content-type", "text/csv")
+        .body(TRIPS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let ping = json!({"vehicle_id": "FR-1", "lat": 48.85, "lon": 2.35, "speed_kmh": 50.0,
+        "timestamp": (chrono::Utc::now() - chrono::TimeDelta::minutes(1)).to_rfc3339()});
+    let pinged = server
+        .client
+        .post(format!("{}/v1/positions", server.base))
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{ping}\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pinged.status(), 200);
+    assert!(data.path().join("uploads/demo").is_dir());
+    if crate::helpers::store_url(data.path()).is_none() {
+        assert!(data.path().join("etape.sqlite").exists());
+        assert!(data.path().join("etape.sqlite-wal").exists());
+    }
+    let loose = crate::helpers::not_private(data.path());
+    assert!(loose.is_empty(), "readable by others: {loose:?}");
+}
+
+async fn start_training(operator: &reqwest::Client, base: &str, query: &str) -> String {
+    let response = operator
+        .post(format!("{base}/v1/models/train{query}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let job: Value = response.json().await.unwrap();
+    job["id"].as_str().unwrap().to_owned()
+}
+
+async fn job_of(operator: &reqwest::Client, base: &str, id: &str) -> (u16, Value) {
+    let response = operator
+        .get(format!("{base}/v1/models/jobs/{id}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Training jobs outlive the process that ran them: a finished one reads back as it ended
+/// after a restart, and one cut short by SIGKILL while its boosters learnt answers `failed`,
+/// with nothing of its model left in the data directory (not even the staging directory a
+/// kill while it was written would have left).
+#[tokio::test]
+async fn a_training_killed_midway_is_failed_after_a_restart_and_a_finished_one_still_answers() {
+    let data = tempfile::tempdir().unwrap();
+    let args = ["--no-demo".as_ref()];
+    let env = [("ETAPE__MODEL__DIR", "target/tmp/no-model-here")];
+    let server = RunningBinary::start(data.path(), &args, &env);
+    let keys = crate::helpers::demo_keys(data.path());
+    let partner = crate::helpers::client_with_key(&keys["partner"]);
+    let operator = crate::helpers::client_with_key(&keys["operator"]);
+    let trips = std::fs::read(format!(
+        "{}/data/sample/carrier-08/trips.parquet",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let uploaded = partner
+        .post(format!("{}/v1/history", server.base))
+        .body(trips)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let consent = partner
+        .put(format!("{}/v1/partners/me/consent", server.base))
+        .body(json!({"pool": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consent.status(), 200);
+
+    let finished_id = start_training(&operator, &server.base, "?rounds=5").await;
+    let mut finished = Value::Null;
+    for _ in 0..1200 {
+        let (status, job) = job_of(&operator, &server.base, &finished_id).await;
+        assert_eq!(status, 200, "{job}");
+        if job["status"] != "running" {
+            finished = job;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+
+    let cut_id = start_training(&operator, &server.base, "?rounds=2000").await;
+    let mut learning = false;
+    for _ in 0..1200 {
+        let (_, job) = job_of(&operator, &server.base, &cut_id).await;
+        assert_eq!(job["status"], "running", "{job}");
+        if job["rounds_done"].as_u64().unwrap() > 0 {
+            learning = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(learning, "the boosters did not start within two minutes");
+    let mut server = server;
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    // What a kill while the model was being written leaves beside its place.
+    let staging = data
+        .path()
+        .join("models")
+        .join(format!(".{cut_id}.partial-4242"));
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("p50.txt"), "half a booster").unwrap();
+
+    let restarted = RunningBinary::start(data.path(), &args, &env);
+    let (status, cut) = job_of(&operator, &restarted.base, &cut_id).await;
+    assert_eq!(status, 200, "{cut}");
+    assert_eq!(cut["status"], "failed", "{cut}");
+    assert_eq!(
+        cut["error"], "the service stopped before the job finished",
+        "{cut}"
+    );
+    assert!(cut["finished_at"].is_string(), "{cut}");
+    let left: Vec<String> = std::fs::read_dir(data.path().join("models"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(&cut_id))
+        .collect();
+    assert!(left.is_empty(), "left of the job cut short: {left:?}");
+    let (status, again) = job_of(&operator, &restarted.base, &finished_id).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, finished, "the finished job reads back as it ended");
+    assert!(
+        data.path().join("models").join(&finished_id).is_dir(),
+        "the finished job's model stays"
+    );
+    let (status, _) = job_of(&operator, &restarted.base, "job_unknown").await;
+    assert_eq!(status, 404);
+    #[cfg(unix)]
+    {
+        let loose = crate::helpers::not_private(data.path());
+        assert!(loose.is_empty(), "readable by others: {loose:?}");
+    }
 }

@@ -1,6 +1,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{artifact_path, lille_to_marseille, spawn_app, TEST_NOW};
 
@@ -66,6 +66,8 @@ async fn metrics_count_requests_by_route_template_with_bounded_labels() {
         app.get("/v1/does/not/exist/12345").await.status().as_u16(),
         404
     );
+    let batch = serde_json::json!({"requests": [request, request]});
+    assert_eq!(app.post_json("/v1/eta/batch", &batch).await.0, 200);
     let response = app.get("/metrics").await;
     assert!(response.headers()["content-type"]
         .to_str()
@@ -98,7 +100,13 @@ async fn metrics_count_requests_by_route_template_with_bounded_labels() {
         ),
         3.0
     );
-    assert_eq!(value(r#"etape_predictions_total{model="rules"}"#), 3.0);
+    assert_eq!(value(r#"etape_predictions_total{model="rules"}"#), 5.0);
+    assert_eq!(value("etape_eta_batch_size_count"), 1.0);
+    assert_eq!(value("etape_eta_batch_size_sum"), 2.0);
+    if cfg!(target_os = "linux") {
+        assert!(value("process_resident_memory_bytes") > 0.0, "{text}");
+        assert!(value("process_open_fds") > 0.0, "{text}");
+    }
     assert_eq!(
         value(&format!(
             r#"etape_build_info{{version="{}"}}"#,
@@ -110,7 +118,7 @@ async fn metrics_count_requests_by_route_template_with_bounded_labels() {
 }
 
 /// Every route the server must have, with its method.
-const ROUTES: [(&str, &str); 36] = [
+const ROUTES: [(&str, &str); 39] = [
     ("post", "/v1/eta"),
     ("get", "/v1/operations"),
     ("post", "/v1/eta/batch"),
@@ -125,8 +133,11 @@ const ROUTES: [(&str, &str); 36] = [
     ("get", "/v1/vehicles/{vehicle_id}/positions"),
     ("post", "/v1/webhooks"),
     ("get", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{id}"),
     ("delete", "/v1/webhooks/{id}"),
+    ("post", "/v1/webhooks/{id}/rotate-secret"),
     ("get", "/v1/webhooks/{id}/deliveries"),
+    ("post", "/v1/webhooks/{id}/deliveries/{delivery}/replay"),
     ("post", "/v1/organisations"),
     ("get", "/v1/organisations"),
     ("post", "/v1/organisations/{id}/keys"),
@@ -186,6 +197,34 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
             &serde_json::json!({"url": "http://127.0.0.1:9/", "events": ["arrived"]}),
         )
         .await;
+    // A delivery to replay, of a shipment of its own: an arrival at its one stop delivers it.
+    let (_, arriving) = app
+        .post_json(
+            "/v1/shipments",
+            &serde_json::json!({"reference": "R-hook", "vehicle_id": "V-hook", "vehicle_class": "van",
+                "stops": [{"id": "a", "lat": 48.85, "lon": 2.35}], "planned_departure": TEST_NOW}),
+        )
+        .await;
+    let (status, _) = app
+        .post_json(
+            &format!("/v1/shipments/{}/events", arriving["id"].as_str().unwrap()),
+            &serde_json::json!({"stop_index": 0, "kind": "arrived"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let deliveries = format!(
+        "/v1/webhooks/{}/deliveries",
+        webhook["id"].as_str().unwrap()
+    );
+    let mut delivery = Value::Null;
+    for _ in 0..200 {
+        delivery = app.get(&deliveries).await.json::<Value>().await.unwrap()[0]["id"].clone();
+        if delivery.is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let delivery = delivery.as_str().expect("a delivery logged").to_owned();
     // Deleting goes last, so that the deliveries' path still finds the webhook.
     let mut operations: Vec<&(String, String)> = documented.iter().collect();
     operations.sort_by_key(|(method, _)| method == "delete");
@@ -205,7 +244,9 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
         let url = format!(
             "{}{}",
             app.address,
-            path.replace("{id}", id).replace("{vehicle_id}", "V")
+            path.replace("{id}", id)
+                .replace("{vehicle_id}", "V")
+                .replace("{delivery}", &delivery)
         );
         let request = match method.as_str() {
             "get" => app.client.get(url),
@@ -289,4 +330,84 @@ fn a_bad_configuration_file_is_a_clear_error_and_a_non_zero_exit() {
     assert!(message.contains("rules.circuity"), "{message}");
     let output = etape(&["serve", "--bind", "not-an-address"]);
     assert!(!output.status.success());
+}
+
+/// Arrivals unlike what the model said teach the organisation's correction: it shows in
+/// `GET /v1/operations`, moves the next answer at that horizon, and is learnt again after a
+/// restart from the deliveries the store keeps.
+#[tokio::test]
+async fn what_arrivals_teach_corrects_the_next_answers_shows_in_operations_and_survives_a_restart()
+{
+    let data = tempfile::tempdir().unwrap();
+    let few = [("ETAPE__TRACKING__CORRECTION_MIN_ESTIMATES", "3")];
+    let server = crate::helpers::RunningBinary::start(data.path(), &["--no-demo".as_ref()], &few);
+    let keys = crate::helpers::demo_keys(data.path());
+    let carrier = crate::helpers::client_with_key(&keys["carrier"]);
+    let stamp = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339();
+    let question = |base: &str| {
+        let now = chrono::Utc::now();
+        carrier
+            .post(format!("{base}/v1/eta"))
+            .body(lille_to_marseille(&stamp(now), "articulated").to_string())
+    };
+    let minutes_to_go = |eta: &Value| eta["duration_minutes"].as_f64().unwrap();
+    let before = crate::helpers::json_of(question(&server.base)).await;
+    assert!(minutes_to_go(&before) > 12.0 * 60.0, "{before}");
+
+    // Three trucks reach Marseille as soon as they are registered: far earlier than said.
+    for n in 0..3 {
+        let registered = crate::helpers::json_of(
+            carrier.post(format!("{}/v1/shipments", server.base)).body(
+                json!({"reference": format!("DRIFT-{n}"), "vehicle_id": format!("V-{n}"),
+                       "vehicle_class": "articulated",
+                       "origin": {"lat": 50.6292, "lon": 3.0573},
+                       "stops": [{"id": "marseille", "lat": 43.2965, "lon": 5.3698}],
+                       "planned_departure": stamp(chrono::Utc::now())})
+                .to_string(),
+            ),
+        )
+        .await;
+        let id = registered["id"].as_str().unwrap().to_owned();
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        let delivered = crate::helpers::json_of(
+            carrier
+                .post(format!("{}/v1/shipments/{id}/events", server.base))
+                .body(
+                    json!({"stop_id": "marseille", "kind": "arrived",
+                           "at": stamp(chrono::Utc::now())})
+                    .to_string(),
+                ),
+        )
+        .await;
+        assert_eq!(delivered["status"], "delivered", "{delivered}");
+    }
+    let operations = |base: String| {
+        let carrier = carrier.clone();
+        async move { crate::helpers::json_of(carrier.get(format!("{base}/v1/operations"))).await }
+    };
+    let learnt = operations(server.base.clone()).await;
+    let corrections = learnt["corrections"].as_array().unwrap().clone();
+    assert_eq!(corrections.len(), 1, "{learnt}");
+    assert_eq!(corrections[0]["horizon"], "12h+");
+    assert_eq!(corrections[0]["estimates"], 3);
+    assert_eq!(
+        corrections[0]["factor"].as_f64(),
+        Some(0.6667),
+        "bounded: {learnt}"
+    );
+    let after = crate::helpers::json_of(question(&server.base)).await;
+    assert!(
+        minutes_to_go(&after) < minutes_to_go(&before) * 0.75,
+        "{before} then {after}"
+    );
+    drop(server);
+
+    let restarted =
+        crate::helpers::RunningBinary::start(data.path(), &["--no-demo".as_ref()], &few);
+    let relearnt = operations(restarted.base.clone()).await;
+    assert_eq!(
+        relearnt["corrections"],
+        Value::Array(corrections),
+        "{relearnt}"
+    );
 }

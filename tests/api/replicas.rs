@@ -58,7 +58,7 @@ async fn settled(received: &Received, event: &str, at_least: usize) -> usize {
         received
             .all()
             .iter()
-            .filter(|(name, _, _)| name == event)
+            .filter(|delivery| delivery.event() == event)
             .count()
     };
     for _ in 0..300 {

@@ -7,7 +7,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use etape::domain::geo::GeoPoint;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, RunningBinary, TestApp, TEST_NOW};
+use crate::helpers::{artifact_path, spawn_app, spawn_app_with, RunningBinary, TestApp, TEST_NOW};
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -20,8 +20,25 @@ fn stamp(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// One delivery as received: the event header, the signature header and the raw body.
-pub(crate) type Delivery = (String, String, Vec<u8>);
+/// One delivery as received: its headers, by their lower-case names, and its raw body.
+#[derive(Clone, Debug)]
+pub(crate) struct Delivery {
+    pub(crate) headers: std::collections::BTreeMap<String, String>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Delivery {
+    /// The header's value, or nothing.
+    pub(crate) fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+
+    /// The event the body names.
+    pub(crate) fn event(&self) -> String {
+        let payload: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        payload["event"].as_str().unwrap_or("").to_owned()
+    }
+}
 
 /// What a webhook receiver on 127.0.0.1 got.
 #[derive(Clone, Default)]
@@ -42,19 +59,17 @@ pub(crate) async fn receiver(status: u16) -> (String, Received, actix_web::dev::
         App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
             let kept = kept.clone();
             async move {
-                let header = |name: &str| {
-                    request
-                        .headers()
-                        .get(name)
-                        .and_then(|value| value.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned()
-                };
-                kept.0.lock().unwrap().push((
-                    header("x-etape-event"),
-                    header("x-etape-signature"),
-                    body.to_vec(),
-                ));
+                let headers = request
+                    .headers()
+                    .iter()
+                    .filter_map(|(name, value)| {
+                        Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+                    })
+                    .collect();
+                kept.0.lock().unwrap().push(Delivery {
+                    headers,
+                    body: body.to_vec(),
+                });
                 HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
             }
         }))
@@ -287,28 +302,53 @@ async fn a_lille_to_marseille_shipment_follows_its_pings_and_signs_its_webhooks(
     let accuracy = done["accuracy"].as_array().unwrap();
     assert!(!accuracy.is_empty(), "{done}");
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("etape_live_eta_abs_error_minutes_count{horizon="));
+    assert!(metrics.contains("etape_live_eta_abs_error_seconds_count{horizon="));
+    // The exposition with the live metrics in it, for promtool's lint in scripts/test.
+    std::fs::write(artifact_path("metrics-live.txt"), &metrics).unwrap();
 
-    // Every delivery verifies against the secret; each kind of event came.
+    // The official Standard Webhooks library verifies every delivery; each kind of event came.
     let mut events = Vec::new();
     for _ in 0..200 {
         events = received.all();
-        if events.iter().any(|(event, _, _)| event == "delivered") {
+        if events
+            .iter()
+            .any(|delivery| delivery.event() == "delivered")
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    for (event, signature, body) in &events {
+    let verdicts = crate::webhooks::official_verdicts(&secret, &events);
+    assert_eq!(verdicts.len(), events.len());
+    assert!(
+        verdicts.iter().all(|verdict| verdict == "verified"),
+        "{verdicts:?}"
+    );
+    for delivery in &events {
+        let event = delivery.event();
+        // The headers of earlier versions still come, for one version.
         assert!(
-            etape::adapters::webhooks::verify(&secret, body, signature),
+            etape::adapters::webhooks::verify_legacy(
+                &secret,
+                &delivery.body,
+                delivery.header("x-etape-signature")
+            ),
             "{event}"
         );
-        let payload: Value = serde_json::from_slice(body).unwrap();
-        assert_eq!(payload["event"], event.as_str());
+        assert_eq!(delivery.header("x-etape-event"), event);
+        assert_eq!(
+            delivery.header("x-etape-delivery"),
+            delivery.header("webhook-id")
+        );
+        let payload: Value = serde_json::from_slice(&delivery.body).unwrap();
         assert_eq!(payload["shipment"]["reference"], "ORD-LIL-MRS-1");
     }
-    let kinds: std::collections::BTreeSet<&str> =
-        events.iter().map(|(event, _, _)| event.as_str()).collect();
+    let ids: std::collections::BTreeSet<&str> = events
+        .iter()
+        .map(|delivery| delivery.header("webhook-id"))
+        .collect();
+    assert_eq!(ids.len(), events.len(), "one webhook-id per delivery");
+    let kinds: std::collections::BTreeSet<String> = events.iter().map(Delivery::event).collect();
     for kind in [
         "eta_changed",
         "late_risk_changed",
@@ -320,8 +360,8 @@ async fn a_lille_to_marseille_shipment_follows_its_pings_and_signs_its_webhooks(
     }
     let risky: Vec<Value> = events
         .iter()
-        .filter(|(event, _, _)| event == "late_risk_changed")
-        .map(|(_, _, body)| serde_json::from_slice(body).unwrap())
+        .filter(|delivery| delivery.event() == "late_risk_changed")
+        .map(|delivery| serde_json::from_slice(&delivery.body).unwrap())
         .collect();
     assert!(risky
         .iter()
@@ -387,6 +427,10 @@ async fn a_failing_receiver_is_retried_logged_and_disabled() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(listed[0]["enabled"], false, "{listed}");
+    assert_eq!(
+        listed[0]["disabled_reason"],
+        "failed deliveries in a row, every attempt spent: 1"
+    );
     let (status, _) = app
         .client
         .delete(format!("{}/v1/webhooks/{webhook_id}", app.address))
@@ -570,6 +614,119 @@ async fn a_traccar_server_can_forward_its_positions() {
     let (_, stored) = get_json(&app, "/v1/vehicles/352094087654321/positions").await;
     let speed = stored[0]["speed_kmh"].as_f64().unwrap();
     assert!((speed - 80.0).abs() < 0.1, "{speed} km/h from 43.2 knots");
+}
+
+/// One position as Traccar 6's `PositionForwarderJson` posts it (`forward.type` json): Jackson's
+/// serialisation of `PositionData`, compact, fields in declaration order, dates in
+/// `StdDateFormat`, doubles as Java prints them (`181.0`, `4.831123456E7`), and the nulls it
+/// writes for what it lacks.
+/// The attributes are a Teltonika FMC130's after Traccar's own handlers (`distance`,
+/// `totalDistance` in metres, `hours` in milliseconds).
+fn traccar_6_forward(
+    position_id: u64,
+    fix_time: &str,
+    server_time: &str,
+    (lat, lon): (f64, f64),
+    knots: f64,
+    course: f64,
+    total_distance: &str,
+) -> String {
+    format!(
+        r#"{{"position":{{"id":{position_id},"attributes":{{"priority":0,"sat":13,"event":0,"ignition":true,"motion":true,"rssi":4,"io200":0,"io69":1,"pdop":0.9,"hdop":0.6,"power":27.912,"battery":4.101,"io68":0,"odometer":48311234,"distance":412.37,"totalDistance":{total_distance},"hours":45678900000}},"deviceId":12,"protocol":"teltonika","serverTime":"{server_time}","deviceTime":"{fix_time}","fixTime":"{fix_time}","outdated":false,"valid":true,"latitude":{lat:?},"longitude":{lon:?},"altitude":162.0,"speed":{knots:?},"course":{course:?},"address":null,"accuracy":0.0,"network":null,"geofenceIds":null}},"device":{{"id":12,"attributes":{{}},"groupId":3,"calendarId":0,"name":"Actros FR-482-KT","uniqueId":"352093089612345","status":"online","lastUpdate":"{server_time}","positionId":{previous},"phone":"+33612345678","model":"FMC130","contact":null,"category":"truck","disabled":false,"expirationTime":null}}}}"#,
+        previous = position_id - 1,
+    )
+}
+
+#[tokio::test]
+async fn a_traccar_6_json_forward_is_kept_and_moves_the_truck_of_its_shipment() {
+    let app = spawn_app().await;
+    let (status, shipment) = app
+        .post_json(
+            "/v1/shipments",
+            &json!({"reference": "TRC-LYS-MRS", "vehicle_id": "352093089612345",
+                    "vehicle_class": "articulated", "origin": {"lat": LYON.0, "lon": LYON.1},
+                    "stops": [{"id": "marseille", "lat": MARSEILLE.0, "lon": MARSEILLE.1}],
+                    "planned_departure": "2026-11-28T08:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{shipment}");
+    let id = shipment["id"].as_str().unwrap().to_owned();
+
+    // South on the A7, near Vienne then near Saint-Rambert-d'Albon, at 90 km/h (48.5961 knots).
+    let fixes = [
+        (
+            81236,
+            "2026-11-28T08:40:00.000+00:00",
+            "2026-11-28T08:40:01.532+00:00",
+            (45.5253, 4.8744),
+            181.0,
+            "4.831123456E7",
+        ),
+        (
+            81237,
+            "2026-11-28T08:58:00.000+00:00",
+            "2026-11-28T08:58:00.918+00:00",
+            (45.2846, 4.8161),
+            188.0,
+            "4.833823456E7",
+        ),
+    ];
+    for (position_id, fix_time, server_time, (lat, lon), course, total_distance) in fixes {
+        let body = traccar_6_forward(
+            position_id,
+            fix_time,
+            server_time,
+            (lat, lon),
+            48.5961,
+            course,
+            total_distance,
+        );
+        // The headers Traccar sends: its JSON media type and the one `forward.header` line.
+        let response = app
+            .client
+            .post(format!("{}/v1/positions", app.address))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", app.keys["carrier"]))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(
+            (
+                status,
+                outcome["accepted"].as_u64(),
+                outcome["rejected_count"].as_u64()
+            ),
+            (200, Some(1), Some(0)),
+            "{outcome}"
+        );
+        let eta = eta_as_of(&app, &id, at(fix_time)).await;
+        let truck = &eta["position"];
+        let (truck_lat, truck_lon) = (
+            truck["lat"].as_f64().unwrap(),
+            truck["lon"].as_f64().unwrap(),
+        );
+        assert!(
+            (truck_lat - lat).abs() < 1e-9 && (truck_lon - lon).abs() < 1e-9,
+            "{eta}"
+        );
+        assert!(eta["stops"][0]["eta"].is_string(), "{eta}");
+    }
+    let (_, shipment) = get_json(&app, &format!("/v1/shipments/{id}")).await;
+    assert_eq!(shipment["status"], "in_transit");
+    let (_, stored) = get_json(&app, "/v1/vehicles/352093089612345/positions").await;
+    let stored = stored.as_array().unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    for (ping, fix) in stored.iter().zip(fixes) {
+        assert_eq!(ping["timestamp"].as_str().map(at), Some(at(fix.1)));
+        let speed = ping["speed_kmh"].as_f64().unwrap();
+        assert!(
+            (speed - 90.0).abs() < 0.01,
+            "{speed} km/h from 48.5961 knots"
+        );
+    }
 }
 
 /// Pings every acknowledged batch posted while the server is killed with SIGKILL are there

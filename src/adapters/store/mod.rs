@@ -1,5 +1,6 @@
 //! Where the service keeps what it must not forget: shipments, their ETA history, webhooks and
-//! their deliveries (a [`Store`]), and the pings ([`segments::PingLog`]).
+//! their deliveries, keys, uploads, training jobs (a [`Store`]), and the pings
+//! ([`segments::PingLog`]).
 //!
 //! The trait is synchronous and small so that another database can take it: the embedded
 //! default is SQLite ([`sqlite::SqliteStore`]), the shared one PostgreSQL
@@ -13,6 +14,7 @@ pub mod sqlite;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::adapters::webhooks::WebhookStore;
@@ -20,6 +22,7 @@ use crate::domain::storage::{StoreError, StoreResult};
 use crate::partners::keys::KeyStore;
 use crate::partners::uploads::UploadStore;
 use crate::tracking::store::{Leases, SharedPings, ShipmentStore};
+use crate::training::jobs::JobStore;
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
@@ -34,13 +37,23 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(backend)
 }
 
+/// An instant in a text column, both stores alike: RFC 3339 in UTC to the millisecond, whose
+/// fixed width sorts as time does.
+fn instant(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// The stores the settings name: PostgreSQL at `storage.url` for records and pings, or SQLite
 /// in the data directory for records (pings then go to Parquet segments beside it).
 /// Every record the service keeps, in one database: each layer sees only its own part
-/// ([`ShipmentStore`], [`WebhookStore`], [`KeyStore`], [`UploadStore`], [`Leases`]).
-pub trait Store: ShipmentStore + WebhookStore + KeyStore + UploadStore + Leases {}
+/// ([`ShipmentStore`], [`WebhookStore`], [`KeyStore`], [`UploadStore`], [`Leases`],
+/// [`JobStore`]).
+pub trait Store: ShipmentStore + WebhookStore + KeyStore + UploadStore + Leases + JobStore {}
 
-impl<T: ShipmentStore + WebhookStore + KeyStore + UploadStore + Leases + ?Sized> Store for T {}
+impl<T: ShipmentStore + WebhookStore + KeyStore + UploadStore + Leases + JobStore + ?Sized> Store
+    for T
+{
+}
 
 pub fn open(settings: &crate::config::StorageSettings, data_dir: &Path) -> StoreResult<Opened> {
     Ok(

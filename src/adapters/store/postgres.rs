@@ -15,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::sql;
-use super::{backend, from_json, to_json};
+use super::{backend, from_json, instant, to_json};
 use crate::adapters::webhooks::{Delivery, Webhook, WebhookStore};
 use crate::domain::storage::{StoreError, StoreResult};
 use crate::partners::keys::{ApiKey, KeyStore, Organisation};
@@ -24,6 +24,7 @@ use crate::tracking::eta::Snapshot;
 use crate::tracking::pings::{reported, Ping};
 use crate::tracking::shipment::{Shipment, Status};
 use crate::tracking::store::{Leases, SharedPings, ShipmentStore};
+use crate::training::jobs::{Job, JobStore};
 
 /// Applied in order, each once, recorded in `schema_migrations`: append, never edit, a
 /// migration. The same tables as the SQLite store's, with sequences where SQLite has rowids.
@@ -105,6 +106,7 @@ const MIGRATIONS: &[&str] = &[
         vehicle_id TEXT NOT NULL,
         PRIMARY KEY (organisation, vehicle_id)
     );",
+    sql::training_jobs::TABLE,
 ];
 
 /// Milliseconds since the epoch by the server's clock, which every replica shares (the
@@ -396,6 +398,10 @@ impl ShipmentStore for PostgresStore {
         self.bodies(sql::shipments::ACTIVE, &[])
     }
 
+    fn recent_deliveries(&self, limit: usize) -> StoreResult<Vec<Shipment>> {
+        self.bodies(sql::shipments::RECENT_DELIVERED, &[&sql_limit(limit)])
+    }
+
     fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
         let body = to_json(snapshot)?;
         self.execute(
@@ -452,15 +458,36 @@ impl WebhookStore for PostgresStore {
         Ok(deleted > 0)
     }
 
-    fn set_webhook_health(&self, id: &str, enabled: bool, failures: u32) -> StoreResult<()> {
-        let Some(mut webhook): Option<Webhook> = self.body(sql::webhooks::GET, &[&id])? else {
-            return Ok(());
-        };
-        webhook.enabled = enabled;
-        webhook.consecutive_failures = failures;
-        let body = to_json(&webhook)?;
-        self.execute(sql::webhooks::UPDATE, &[&body, &id])?;
-        Ok(())
+    fn update_webhook(
+        &self,
+        organisation: &str,
+        id: &str,
+        change: &mut dyn FnMut(&mut Webhook),
+    ) -> StoreResult<Option<Webhook>> {
+        self.run(async {
+            let mut client = self.pool.get().await.map_err(pooled)?;
+            let transaction = client.transaction().await.map_err(database)?;
+            // Locked until the commit: another replica's change waits instead of saving over.
+            let row = transaction
+                .query_opt(
+                    "SELECT body FROM webhooks WHERE organisation = $1 AND id = $2 FOR UPDATE",
+                    &[&organisation, &id],
+                )
+                .await
+                .map_err(database)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let mut webhook: Webhook = from_json(row.get::<_, &str>(0))?;
+            change(&mut webhook);
+            let body = to_json(&webhook)?;
+            transaction
+                .execute(sql::webhooks::UPDATE, &[&body, &id])
+                .await
+                .map_err(database)?;
+            transaction.commit().await.map_err(database)?;
+            Ok(Some(webhook))
+        })
     }
 
     fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
@@ -484,6 +511,13 @@ impl WebhookStore for PostgresStore {
         self.bodies(
             "SELECT body FROM deliveries WHERE webhook_id = $1 ORDER BY seq DESC LIMIT $2",
             &[&webhook_id, &sql_limit(limit)],
+        )
+    }
+
+    fn delivery_attempts(&self, webhook_id: &str, delivery_id: &str) -> StoreResult<Vec<Delivery>> {
+        self.bodies(
+            sql::webhooks::DELIVERY_ATTEMPTS,
+            &[&webhook_id, &delivery_id],
         )
     }
 }
@@ -578,6 +612,30 @@ impl Leases for PostgresStore {
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
         self.execute(sql::leases::RELEASE, &[&name, &holder])?;
         Ok(())
+    }
+}
+
+impl JobStore for PostgresStore {
+    fn save_job(&self, job: &Job) -> StoreResult<()> {
+        self.execute(
+            sql::training_jobs::SAVE,
+            &[
+                &job.id,
+                &job.status.as_str(),
+                &instant(job.started_at),
+                &job.finished_at.map(instant),
+                &to_json(job)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn job(&self, id: &str) -> StoreResult<Option<Job>> {
+        self.body(sql::training_jobs::GET, &[&id])
+    }
+
+    fn running_jobs(&self) -> StoreResult<Vec<Job>> {
+        self.bodies(sql::training_jobs::RUNNING, &[])
     }
 }
 

@@ -17,6 +17,9 @@ pub mod shipments {
      ORDER BY id LIMIT $4";
     pub const ACTIVE: &str =
         "SELECT body FROM shipments WHERE status IN ('planned', 'in_transit') ORDER BY id";
+    /// The latest deliveries of every organisation, newest first (ids sort by creation).
+    pub const RECENT_DELIVERED: &str =
+        "SELECT body FROM shipments WHERE status = 'delivered' ORDER BY id DESC LIMIT $1";
     pub const ACTIVE_OF_VEHICLE: &str = "SELECT body FROM shipments
      WHERE organisation = $1 AND vehicle_id = $2 AND status IN ('planned', 'in_transit')
      ORDER BY id";
@@ -38,8 +41,12 @@ pub mod webhooks {
     pub const LIST: &str =
         "SELECT body FROM webhooks WHERE CAST($1 AS TEXT) IS NULL OR organisation = $1 ORDER BY id";
     pub const DELETE: &str = "DELETE FROM webhooks WHERE organisation = $1 AND id = $2";
-    pub const GET: &str = "SELECT body FROM webhooks WHERE id = $1";
     pub const UPDATE: &str = "UPDATE webhooks SET body = $1 WHERE id = $2";
+    /// One organisation's webhook.
+    pub const OWNED: &str = "SELECT body FROM webhooks WHERE organisation = $1 AND id = $2";
+    /// The attempts of one delivery of a webhook.
+    pub const DELIVERY_ATTEMPTS: &str =
+        "SELECT body FROM deliveries WHERE webhook_id = $1 AND id = $2 ORDER BY attempt";
 }
 
 /// Organisations and their keys.
@@ -73,6 +80,27 @@ pub mod leases {
     pub const RELEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
 }
 
+/// Training jobs.
+pub mod training_jobs {
+    /// The table, created alike by both stores' migrations.
+    pub const TABLE: &str = "CREATE TABLE training_jobs (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX training_jobs_by_status ON training_jobs (status, started_at);";
+    /// Inserts a job or replaces what was kept of it; `started_at` never changes.
+    pub const SAVE: &str = "INSERT INTO training_jobs (id, status, started_at, finished_at, body)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (id) DO UPDATE
+     SET status = excluded.status, finished_at = excluded.finished_at, body = excluded.body";
+    pub const GET: &str = "SELECT body FROM training_jobs WHERE id = $1";
+    pub const RUNNING: &str =
+        "SELECT body FROM training_jobs WHERE status = 'running' ORDER BY started_at, id";
+}
+
 /// Every statement above, for the test.
 #[cfg(test)]
 const ALL: &[&str] = &[
@@ -81,6 +109,7 @@ const ALL: &[&str] = &[
     shipments::GET,
     shipments::PAGE,
     shipments::ACTIVE,
+    shipments::RECENT_DELIVERED,
     shipments::ACTIVE_OF_VEHICLE,
     snapshots::HISTORY,
     snapshots::SAVE_CURRENT,
@@ -88,8 +117,9 @@ const ALL: &[&str] = &[
     webhooks::INSERT,
     webhooks::LIST,
     webhooks::DELETE,
-    webhooks::GET,
     webhooks::UPDATE,
+    webhooks::OWNED,
+    webhooks::DELIVERY_ATTEMPTS,
     keys::INSERT_ORGANISATION,
     keys::ORGANISATIONS,
     keys::INSERT_KEY,
@@ -102,6 +132,9 @@ const ALL: &[&str] = &[
     uploads::CONSENT,
     uploads::SAVE_CONSENT,
     leases::RELEASE,
+    training_jobs::SAVE,
+    training_jobs::GET,
+    training_jobs::RUNNING,
 ];
 
 #[cfg(test)]

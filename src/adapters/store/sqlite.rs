@@ -9,7 +9,7 @@ use rusqlite_migration::{Migrations, M};
 use serde::de::DeserializeOwned;
 
 use super::sql;
-use super::{backend, from_json, to_json};
+use super::{backend, from_json, instant, to_json};
 use crate::adapters::webhooks::{Delivery, Webhook, WebhookStore};
 use crate::domain::storage::{StoreError, StoreResult};
 use crate::partners::keys::{ApiKey, KeyStore, Organisation};
@@ -17,6 +17,7 @@ use crate::partners::uploads::{Consent, Upload, UploadStore};
 use crate::tracking::eta::Snapshot;
 use crate::tracking::shipment::{Shipment, Status};
 use crate::tracking::store::{Leases, ShipmentStore};
+use crate::training::jobs::{Job, JobStore};
 
 /// Versioned by SQLite's `user_version`; append, never edit, a migration.
 fn migrations() -> Migrations<'static> {
@@ -88,7 +89,50 @@ fn migrations() -> Migrations<'static> {
             );
             CREATE INDEX shipments_by_vehicle ON shipments (organisation, vehicle_id, status);",
         ),
+        M::up(sql::training_jobs::TABLE),
     ])
+}
+
+/// Creates the database file with mode 0600 when it is missing (an empty file is an empty
+/// database to SQLite), and brings an older file and its journals to that mode. SQLite gives
+/// the -wal and -shm files it creates the database file's mode, whatever the umask.
+#[cfg(unix)]
+fn keep_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // Appending never truncates: a database another process created meanwhile stays whole.
+    let database = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    let private = || std::fs::Permissions::from_mode(0o600);
+    // A file system that refuses modes (some network mounts) still serves.
+    let left = |file: &Path, error: std::io::Error| {
+        tracing::warn!(
+            message = "Database file left with its mode.",
+            file = %file.display(),
+            %error
+        );
+    };
+    if let Err(error) = database.set_permissions(private()) {
+        left(path, error);
+    }
+    for journal in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(journal);
+        let name = std::path::PathBuf::from(name);
+        match std::fs::set_permissions(&name, private()) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => left(name.as_path(), error),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn keep_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Milliseconds since the epoch by SQLite's clock.
@@ -99,7 +143,10 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Opens the database at `path`, creating it when it is missing, readable by the service's
+    /// user alone: it holds webhook secrets.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        keep_private(path).map_err(backend)?;
         Self::from_connection(Connection::open(path).map_err(backend)?)
     }
 
@@ -223,6 +270,10 @@ impl ShipmentStore for SqliteStore {
         self.bodies(sql::shipments::ACTIVE, [])
     }
 
+    fn recent_deliveries(&self, limit: usize) -> StoreResult<Vec<Shipment>> {
+        self.bodies(sql::shipments::RECENT_DELIVERED, params![limit as i64])
+    }
+
     fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
         let body = to_json(snapshot)?;
         self.with(|connection| {
@@ -290,15 +341,32 @@ impl WebhookStore for SqliteStore {
         Ok(deleted > 0)
     }
 
-    fn set_webhook_health(&self, id: &str, enabled: bool, failures: u32) -> StoreResult<()> {
-        let Some(mut webhook): Option<Webhook> = self.body(sql::webhooks::GET, params![id])? else {
-            return Ok(());
+    fn update_webhook(
+        &self,
+        organisation: &str,
+        id: &str,
+        change: &mut dyn FnMut(&mut Webhook),
+    ) -> StoreResult<Option<Webhook>> {
+        // The read and the write under one lock of the one connection: nothing comes between.
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let text: Option<String> = connection
+            .query_row(sql::webhooks::OWNED, params![organisation, id], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(backend)?;
+        let Some(text) = text else {
+            return Ok(None);
         };
-        webhook.enabled = enabled;
-        webhook.consecutive_failures = failures;
-        let body = to_json(&webhook)?;
-        self.with(|connection| connection.execute(sql::webhooks::UPDATE, params![body, id]))?;
-        Ok(())
+        let mut webhook: Webhook = from_json(&text)?;
+        change(&mut webhook);
+        connection
+            .execute(sql::webhooks::UPDATE, params![to_json(&webhook)?, id])
+            .map_err(backend)?;
+        Ok(Some(webhook))
     }
 
     fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
@@ -318,6 +386,13 @@ impl WebhookStore for SqliteStore {
             "SELECT body FROM deliveries WHERE webhook_id = ?1
              ORDER BY rowid DESC LIMIT ?2",
             params![webhook_id, limit as i64],
+        )
+    }
+
+    fn delivery_attempts(&self, webhook_id: &str, delivery_id: &str) -> StoreResult<Vec<Delivery>> {
+        self.bodies(
+            sql::webhooks::DELIVERY_ATTEMPTS,
+            params![webhook_id, delivery_id],
         )
     }
 }
@@ -420,6 +495,33 @@ impl Leases for SqliteStore {
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
         self.with(|connection| connection.execute(sql::leases::RELEASE, params![name, holder]))?;
         Ok(())
+    }
+}
+
+impl JobStore for SqliteStore {
+    fn save_job(&self, job: &Job) -> StoreResult<()> {
+        let body = to_json(job)?;
+        self.with(|connection| {
+            connection.execute(
+                sql::training_jobs::SAVE,
+                params![
+                    job.id,
+                    job.status.as_str(),
+                    instant(job.started_at),
+                    job.finished_at.map(instant),
+                    body
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn job(&self, id: &str) -> StoreResult<Option<Job>> {
+        self.body(sql::training_jobs::GET, params![id])
+    }
+
+    fn running_jobs(&self) -> StoreResult<Vec<Job>> {
+        self.bodies(sql::training_jobs::RUNNING, [])
     }
 }
 

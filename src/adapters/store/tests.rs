@@ -15,6 +15,8 @@ use crate::partners::keys::{ApiKey, Organisation};
 use crate::partners::uploads::{Consent, Upload};
 use crate::tracking::eta::Snapshot;
 use crate::tracking::shipment::{Shipment, Status};
+use crate::training::jobs::{Holdout, Job, JobStatus};
+use crate::training::judge::Judged;
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
@@ -58,9 +60,12 @@ fn webhook(id: &str, organisation: &str) -> Webhook {
         events: vec!["eta.changed".into()],
         min_change_minutes: 15.0,
         secret: "whsec_test".into(),
+        previous_secret: None,
         enabled: true,
         consecutive_failures: 0,
         created_at: at("2026-11-29T06:00:00Z"),
+        disabled_at: None,
+        disabled_reason: None,
     }
 }
 
@@ -75,6 +80,8 @@ fn delivery(id: &str, webhook_id: &str, attempt: u32, outcome: &str) -> Delivery
         status_code: Some(500),
         error: None,
         duration_ms: 12,
+        body: Some(format!(r#"{{"delivery":"{id}"}}"#)),
+        replayed: false,
     }
 }
 
@@ -221,12 +228,38 @@ fn webhooks_and_their_deliveries(store: &dyn Store) {
         store.webhooks(Some("org")).unwrap(),
         vec![webhook("whk_1", "org")]
     );
-    store.set_webhook_health("whk_1", false, 7).unwrap();
-    let sick = &store.webhooks(Some("org")).unwrap()[0];
+    let sick = store
+        .update_webhook("org", "whk_1", &mut |webhook: &mut Webhook| {
+            webhook.consecutive_failures = 7;
+            webhook.disable(at("2026-11-29T07:00:00Z"), "the receiver answered 410 Gone");
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.webhooks(Some("org")).unwrap(), vec![sick.clone()]);
     assert!(!sick.enabled);
     assert_eq!(sick.consecutive_failures, 7);
-    // Health of a deleted webhook is nothing to record.
-    store.set_webhook_health("whk_gone", false, 1).unwrap();
+    assert_eq!(
+        sick.disabled_reason.as_deref(),
+        Some("the receiver answered 410 Gone")
+    );
+    // Another organisation's webhook, or a deleted one, is not changed.
+    let mut called = false;
+    let mut change = |_: &mut Webhook| called = true;
+    assert_eq!(
+        store.update_webhook("other", "whk_1", &mut change).unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .update_webhook("org", "whk_gone", &mut change)
+            .unwrap(),
+        None
+    );
+    assert!(!called);
+    assert_eq!(
+        store.webhooks(Some("other")).unwrap(),
+        vec![webhook("whk_2", "other")]
+    );
 
     store
         .record_delivery(&delivery("dlv_1", "whk_1", 1, "retrying"))
@@ -258,6 +291,18 @@ fn webhooks_and_their_deliveries(store: &dyn Store) {
     assert_eq!(store.deliveries("whk_1", 1).unwrap().len(), 1);
     assert_eq!(store.deliveries("whk_1", usize::MAX).unwrap().len(), 3);
     assert!(store.deliveries("whk_2", 10).unwrap().is_empty());
+    // One delivery's attempts, by attempt, with the body sent.
+    let attempts = store.delivery_attempts("whk_1", "dlv_1").unwrap();
+    let numbers: Vec<(u32, &str)> = attempts
+        .iter()
+        .map(|attempt| (attempt.attempt, attempt.outcome.as_str()))
+        .collect();
+    assert_eq!(numbers, [(1, "retrying"), (2, "failed")]);
+    assert_eq!(attempts[0].body.as_deref(), Some(r#"{"delivery":"dlv_1"}"#));
+    assert!(store
+        .delivery_attempts("whk_2", "dlv_1")
+        .unwrap()
+        .is_empty());
 
     assert!(!store.delete_webhook("other", "whk_1").unwrap());
     assert!(store.delete_webhook("org", "whk_1").unwrap());
@@ -351,11 +396,75 @@ fn leases_pass_on_when_they_expire_or_are_given_up(store: &dyn Store) {
     assert!(!store.acquire_lease("retraining", "a", 60_000).unwrap());
 }
 
+fn job(id: &str, started_at: &str) -> Job {
+    Job {
+        id: id.into(),
+        status: JobStatus::Running,
+        rounds_done: 10,
+        rounds_total: 30,
+        partners: 1,
+        uploads: 1,
+        version: None,
+        holdout: None,
+        activated: false,
+        own_models: Vec::new(),
+        screened_out: Vec::new(),
+        notes: Vec::new(),
+        error: None,
+        started_at: at(started_at),
+        finished_at: None,
+    }
+}
+
+fn training_jobs_are_kept_and_replaced(store: &dyn Store) {
+    let ids = |jobs: Vec<Job>| -> Vec<String> { jobs.into_iter().map(|job| job.id).collect() };
+    store
+        .save_job(&job("job_b", "2026-11-29T07:00:00Z"))
+        .unwrap();
+    store
+        .save_job(&job("job_a", "2026-11-29T06:00:00Z"))
+        .unwrap();
+    assert_eq!(ids(store.running_jobs().unwrap()), ["job_a", "job_b"]);
+
+    let mut ended = job("job_b", "2026-11-29T07:00:00Z");
+    ended.status = JobStatus::Succeeded;
+    ended.rounds_done = 30;
+    ended.finished_at = Some(at("2026-11-29T07:05:00Z"));
+    // With the rules serving and no rows of theirs to measure, an MAE is infinite: JSON's
+    // `null`, infinite again when read back.
+    ended.holdout = Some(Holdout {
+        rows: 12,
+        new_mae: 20.5,
+        served: "rules".into(),
+        served_mae: f64::INFINITY,
+        baseline_mae: 25.25,
+        partners: vec![Judged {
+            partner: "org".into(),
+            rows: 12,
+            new_mae: 20.5,
+            served_mae: f64::INFINITY,
+            baseline_mae: 25.25,
+        }],
+        refused: Vec::new(),
+    });
+    store.save_job(&ended).unwrap();
+    assert_eq!(ids(store.running_jobs().unwrap()), ["job_a"]);
+    let kept = store.job("job_b").unwrap().expect("the job is kept");
+    assert_eq!(
+        serde_json::to_value(&kept).unwrap(),
+        serde_json::to_value(&ended).unwrap()
+    );
+    let holdout = kept.holdout.unwrap();
+    assert_eq!(holdout.served_mae, f64::INFINITY);
+    assert_eq!(holdout.partners[0].served_mae, f64::INFINITY);
+    assert!(store.job("job_none").unwrap().is_none());
+}
+
 /// A contract check, by name (the name of its PostgreSQL database).
 type Check = (&'static str, fn(&dyn Store));
 
 /// Every contract check, each on a store of its own.
-const CONTRACT: [Check; 6] = [
+const CONTRACT: [Check; 7] = [
     (
         "shipments_page_and_refuse_a_reference_twice",
         shipments_page_and_refuse_a_reference_twice,
@@ -370,6 +479,10 @@ const CONTRACT: [Check; 6] = [
     (
         "leases_pass_on_when_they_expire_or_are_given_up",
         leases_pass_on_when_they_expire_or_are_given_up,
+    ),
+    (
+        "training_jobs_are_kept_and_replaced",
+        training_jobs_are_kept_and_replaced,
     ),
 ];
 

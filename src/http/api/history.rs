@@ -11,6 +11,7 @@ use crate::domain::ids::new_id;
 use crate::http::api::access::PARTNER;
 use crate::http::api::body::{parse_query, read_json};
 use crate::http::api::error::{ApiError, ErrorBody};
+use crate::http::api::operations::CorrectionDto;
 use crate::http::api::{answer, blocking, listed, storage, AppState};
 use crate::ml::history::files::ReadLimits;
 use crate::ml::history::ValidationReport;
@@ -454,9 +455,22 @@ pub async fn set_consent(
 pub async fn report(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(PARTNER)?;
     answer(state, StatusCode::OK, move |state| {
-        newest_partner_report(&state.model_dir, &state.data_dir, &organisation)
+        let report = newest_partner_report(&state.model_dir, &state.data_dir, &organisation)
             .map_err(storage)?
-            .ok_or(ApiError::NotFound)
+            .ok_or(ApiError::NotFound)?;
+        let corrections = state.tracker.corrections().of(&organisation);
+        Ok(ReportResponse {
+            report,
+            live_corrections: corrections.iter().map(CorrectionDto::from).collect(),
+        })
     })
     .await
+}
+
+/// The pool's report, and what the partner's own arrivals have taught its live ETAs since.
+#[derive(serde::Serialize)]
+struct ReportResponse {
+    #[serde(flatten)]
+    report: crate::training::jobs::OwnReport,
+    live_corrections: Vec<CorrectionDto>,
 }

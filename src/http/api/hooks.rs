@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::adapters::egress::{self, Unacceptable};
-use crate::adapters::webhooks::{new_secret, EVENTS};
-use crate::adapters::webhooks::{Delivery, Webhook};
+use crate::adapters::store::Store;
+use crate::adapters::webhooks::{new_secret, replay_of, EVENTS};
+use crate::adapters::webhooks::{Delivery, Dispatcher, Webhook};
+use crate::domain::clock::Clock;
 use crate::domain::ids::new_id;
 use crate::http::api::access::WEBHOOKS;
 use crate::http::api::body::read_json;
@@ -44,21 +46,32 @@ pub struct WebhookDto {
     pub url: String,
     pub events: Vec<String>,
     pub min_change_minutes: f64,
-    /// False once a run of deliveries failed; create it again to resume.
+    /// False once a run of deliveries failed, or the receiver answered 410 Gone; create it
+    /// again to resume.
     pub enabled: bool,
     pub consecutive_failures: u32,
+    #[schema(format = DateTime)]
     pub created_at: String,
-    /// The signing secret, given once: in the answer to the creation only.
+    /// When deliveries stopped, if they did.
+    #[schema(format = DateTime)]
+    pub disabled_at: Option<String>,
+    /// Why: `the receiver answered 410 Gone`, or how many deliveries in a row failed.
+    pub disabled_reason: Option<String>,
+    /// Until then deliveries are signed with the secret the last rotation replaced too.
+    #[schema(format = DateTime)]
+    pub previous_secret_expires_at: Option<String>,
+    /// The signing secret, `whsec_` and base64, given once: in the answer to the creation
+    /// and to each rotation only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryDto {
-    /// The event's id: every attempt to deliver it shares it.
+    /// The delivery's id, sent as `webhook-id`: every attempt and replay of it shares it.
     pub id: String,
     pub event: String,
-    /// 1 for the first try, then each retry.
+    /// 1 for the first try, then each retry and replay.
     pub attempt: u32,
     #[schema(format = DateTime)]
     pub at: String,
@@ -70,10 +83,14 @@ pub struct DeliveryDto {
     /// address is not public, and then nothing was tried.
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// Sent by `POST .../replay` rather than by the retries.
+    pub replayed: bool,
 }
 
 impl WebhookDto {
     fn of(webhook: &Webhook, with_secret: bool) -> Self {
+        let stamp =
+            |at: &chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
         Self {
             id: webhook.id.clone(),
             url: webhook.url.clone(),
@@ -81,9 +98,13 @@ impl WebhookDto {
             min_change_minutes: webhook.min_change_minutes,
             enabled: webhook.enabled,
             consecutive_failures: webhook.consecutive_failures,
-            created_at: webhook
-                .created_at
-                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            created_at: stamp(&webhook.created_at),
+            disabled_at: webhook.disabled_at.as_ref().map(stamp),
+            disabled_reason: webhook.disabled_reason.clone(),
+            previous_secret_expires_at: webhook
+                .previous_secret
+                .as_ref()
+                .map(|previous| stamp(&previous.until)),
             secret: with_secret.then(|| webhook.secret.clone()),
         }
     }
@@ -100,6 +121,7 @@ impl From<Delivery> for DeliveryDto {
             status_code: delivery.status_code,
             error: delivery.error,
             duration_ms: delivery.duration_ms,
+            replayed: delivery.replayed,
         }
     }
 }
@@ -186,9 +208,12 @@ pub async fn create_webhook(
         events,
         min_change_minutes: request.min_change_minutes,
         secret: new_secret(),
+        previous_secret: None,
         enabled: true,
         consecutive_failures: 0,
         created_at: state.clock.now(),
+        disabled_at: None,
+        disabled_reason: None,
     };
     answer(state, StatusCode::CREATED, move |state| {
         state.store.insert_webhook(&webhook).map_err(storage)?;
@@ -243,6 +268,31 @@ pub async fn delete_webhook(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// One of the organisation's webhooks, without its secret: whether it is enabled, and why
+/// not.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, description = "The webhook", body = WebhookDto),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    )
+)]
+pub async fn get_webhook(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(WEBHOOKS)?;
+    answer(state, StatusCode::OK, move |state| {
+        let webhook = owned(state.store.as_ref(), &organisation, &id)?;
+        Ok(WebhookDto::of(&webhook, false))
+    })
+    .await
+}
+
 /// The latest delivery attempts of a webhook, newest first.
 #[utoipa::path(
     get,
@@ -261,15 +311,7 @@ pub async fn list_deliveries(
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(WEBHOOKS)?;
     answer(state, StatusCode::OK, move |state| {
-        let owned = state
-            .store
-            .webhooks(Some(&organisation))
-            .map_err(storage)?
-            .iter()
-            .any(|webhook| webhook.id == *id);
-        if !owned {
-            return Err(ApiError::NotFound);
-        }
+        owned(state.store.as_ref(), &organisation, &id)?;
         let deliveries = state.store.deliveries(&id, 200).map_err(storage)?;
         Ok(deliveries
             .into_iter()
@@ -277,4 +319,100 @@ pub async fn list_deliveries(
             .collect::<Vec<_>>())
     })
     .await
+}
+
+/// A new signing secret, given in the answer, once. For `webhooks.rotation_grace_secs`
+/// (24 h) each delivery is signed with the new and the old secret, space-separated in
+/// `webhook-signature`, so that the receiver can switch at its own pace.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, description = "Rotated, with the new secret", body = WebhookDto),
+        (status = 404, description = "No such webhook", body = ErrorBody),
+    )
+)]
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(WEBHOOKS)?;
+    let grace = Duration::from_secs(state.webhooks.rotation_grace_secs);
+    answer(state, StatusCode::OK, move |state| {
+        let secret = new_secret();
+        // The grace is judged when a delivery is signed, by the clock its timestamp comes
+        // from: the system's.
+        let now = Clock::System.now();
+        let rotated = state
+            .store
+            .update_webhook(&organisation, &id, &mut |webhook: &mut Webhook| {
+                webhook.rotate(secret.clone(), now, grace);
+            })
+            .map_err(storage)?
+            .ok_or(ApiError::NotFound)?;
+        tracing::info!(message = "Webhook secret rotated.", webhook = %rotated.id);
+        Ok(WebhookDto::of(&rotated, true))
+    })
+    .await
+}
+
+/// Sends a recorded delivery again, now, as its next attempt: the same `webhook-id` and
+/// body, a new `webhook-timestamp` and signatures. One attempt, no retry; the answer is that
+/// attempt, whatever the receiver said. A 410 Gone disables the webhook.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/deliveries/{delivery}/replay",
+    tag = "webhooks",
+    params(
+        ("id" = String, Path, description = "The webhook's id"),
+        ("delivery" = String, Path, description = "The delivery's id, its `webhook-id`"),
+    ),
+    responses(
+        (status = 200, description = "The attempt made", body = DeliveryDto),
+        (status = 404, description = "No such webhook, or no such delivery of it", body = ErrorBody),
+        (status = 409, description = "The webhook is disabled, or the delivery was recorded without its body", body = ErrorBody),
+    )
+)]
+pub async fn replay_delivery(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let organisation = caller.allow(WEBHOOKS)?;
+    let (id, delivery_id) = path.into_inner();
+    let store = state.store.clone();
+    let (webhook, replay) = blocking(move || {
+        let webhook = owned(store.as_ref(), &organisation, &id)?;
+        let attempts = store
+            .delivery_attempts(&webhook.id, &delivery_id)
+            .map_err(storage)?;
+        if attempts.is_empty() {
+            return Err(ApiError::NotFound);
+        }
+        let replay = replay_of(&webhook, &attempts).map_err(|refusal| ApiError::Conflict {
+            message: refusal.to_string(),
+        })?;
+        Ok((webhook, replay))
+    })
+    .await?;
+    let dispatcher = Dispatcher::new(
+        state.store.clone(),
+        state.webhooks.clone(),
+        state.metrics.clone(),
+    );
+    let attempt = dispatcher.replay(&webhook, replay).await;
+    Ok(HttpResponse::Ok().json(DeliveryDto::from(attempt)))
+}
+
+/// The organisation's webhook `id`: another organisation's is not found either.
+fn owned(store: &dyn Store, organisation: &str, id: &str) -> Result<Webhook, ApiError> {
+    store
+        .webhooks(Some(organisation))
+        .map_err(storage)?
+        .into_iter()
+        .find(|webhook| webhook.id == id)
+        .ok_or(ApiError::NotFound)
 }

@@ -57,8 +57,9 @@ pub struct AppState {
     pub model_eta: Arc<ModelEta>,
     pub jobs: Arc<Jobs>,
     pub feeds: Arc<crate::adapters::feeds::Feeds>,
-    /// The demo fleet runs: the dashboard offers its dispatcher login.
-    pub demo_enabled: bool,
+    /// The dashboard offers the demo dispatcher's login: the demo fleet runs and the service
+    /// listens on a loopback address only.
+    pub demo_login: bool,
     pub dashboard: crate::config::DashboardSettings,
     /// Whether webhooks may point to private networks, checked at registration.
     pub webhooks: crate::config::WebhookSettings,
@@ -134,9 +135,20 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(hooks::create_webhook))
                 .route(web::get().to(hooks::list_webhooks)),
         )
-        .service(resource("/v1/webhooks/{id}").route(web::delete().to(hooks::delete_webhook)))
+        .service(
+            resource("/v1/webhooks/{id}")
+                .route(web::get().to(hooks::get_webhook))
+                .route(web::delete().to(hooks::delete_webhook)),
+        )
+        .service(
+            resource("/v1/webhooks/{id}/rotate-secret").route(web::post().to(hooks::rotate_secret)),
+        )
         .service(
             resource("/v1/webhooks/{id}/deliveries").route(web::get().to(hooks::list_deliveries)),
+        )
+        .service(
+            resource("/v1/webhooks/{id}/deliveries/{delivery}/replay")
+                .route(web::post().to(hooks::replay_delivery)),
         )
         .service(
             resource("/v1/organisations")

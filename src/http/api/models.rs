@@ -218,7 +218,9 @@ struct TrainQuery {
     rounds: Option<usize>,
 }
 
-/// A training job: progress, then the model's version or the error.
+/// A training job: progress, then the model's version or the error. Jobs are kept: one that
+/// ran before a restart answers too, and one the service stopped in the middle of is
+/// `failed`.
 #[utoipa::path(
     get,
     path = "/v1/models/jobs/{id}",
@@ -227,7 +229,7 @@ struct TrainQuery {
     responses(
         (status = 200, description = "The job", body = Object),
         (status = 403, description = "Not an operator key", body = ErrorBody),
-        (status = 404, description = "No such job in this process", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
     )
 )]
 pub async fn job(
@@ -236,6 +238,13 @@ pub async fn job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.allow(OPERATOR)?;
-    let job: Job = state.jobs.get(&id).ok_or(ApiError::NotFound)?;
+    // This process's jobs answer from memory; the store is read only for the others.
+    if let Some(job) = state.jobs.get(&id) {
+        return Ok(HttpResponse::Ok().json(job));
+    }
+    let jobs = state.jobs.clone();
+    let job: Job = blocking(move || jobs.find(&id).map_err(storage))
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(job))
 }

@@ -34,8 +34,52 @@ pub struct OperationsResponse {
     /// Mean absolute error of the live ETAs of its delivered shipments, by how long before
     /// the arrival they were given.
     pub accuracy: Vec<HorizonAccuracyDto>,
+    /// What the organisation's arrivals taught, applied to each of its ETAs at that horizon:
+    /// only horizons with enough scored estimates are listed.
+    pub corrections: Vec<CorrectionDto>,
     /// Each configured external feed.
     pub feeds: Vec<FeedDto>,
+}
+
+/// A correction of the organisation's answers at one horizon, and what it does on the scored
+/// estimates it learnt from.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CorrectionDto {
+    /// `0-1h`, `1-4h`, `4-12h` or `12h+` before the predicted arrival.
+    pub horizon: String,
+    /// Scored estimates it learnt from.
+    pub estimates: usize,
+    /// The time still to go is multiplied by this (1.1: trips run 10% longer than the model
+    /// says).
+    pub factor: f64,
+    /// The band's half-widths are multiplied by this after the factor.
+    pub widen: f64,
+    /// Mean of arrival minus median, in minutes, on those estimates: as the model gave them,
+    /// then corrected.
+    pub bias_minutes_before: f64,
+    pub bias_minutes_after: f64,
+    /// The share of those arrivals inside the P10 to P90 band, before and after.
+    pub coverage_before: f64,
+    pub coverage_after: f64,
+}
+
+impl From<&crate::domain::correction::GroupCorrection> for CorrectionDto {
+    fn from(group: &crate::domain::correction::GroupCorrection) -> Self {
+        let round = |value: f64, places: i32| {
+            let scale = 10f64.powi(places);
+            (value * scale).round() / scale
+        };
+        Self {
+            horizon: group.horizon.to_owned(),
+            estimates: group.correction.estimates,
+            factor: round(group.correction.factor, 4),
+            widen: round(group.correction.widen, 4),
+            bias_minutes_before: round(group.bias_minutes.0, 1),
+            bias_minutes_after: round(group.bias_minutes.1, 1),
+            coverage_before: round(group.coverage.0, 3),
+            coverage_after: round(group.coverage.1, 3),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -80,6 +124,13 @@ pub async fn operations(
                 .accuracy
                 .iter()
                 .map(HorizonAccuracyDto::from)
+                .collect(),
+            corrections: state
+                .tracker
+                .corrections()
+                .of(&organisation)
+                .iter()
+                .map(CorrectionDto::from)
                 .collect(),
             feeds: feeds(state),
         })

@@ -59,10 +59,12 @@ struct DemoLogin {
     key: String,
 }
 
-/// The demo organisation's dispatcher key, while the demo fleet runs (the embedded default):
-/// one click signs in to watch it. With the demo off there is no such login.
+/// The demo organisation's dispatcher key, while the demo fleet runs (the embedded default)
+/// on a service listening on a loopback address: one click signs in to watch it. With the
+/// demo off, or listening beyond this machine, there is no such login: anyone who reached
+/// the port would get the key.
 pub async fn demo_login(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if !state.demo_enabled {
+    if !state.demo_login {
         return Err(ApiError::NotFound);
     }
     let data_dir = state.data_dir.clone();
