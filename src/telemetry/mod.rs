@@ -47,6 +47,8 @@ pub struct Metrics {
     pub feed_request_duration: HistogramVec,
     pub feed_data_age: GaugeVec,
     pub feed_circuit_open: IntGaugeVec,
+    /// Each organisation's correction by horizon: `part` `factor` (time to go) or `widen`.
+    pub eta_correction: GaugeVec,
 }
 
 /// Absolute ETA errors in seconds, from 5 minutes to 8 hours.
@@ -189,6 +191,14 @@ impl Metrics {
                 "Latency of each HTTP attempt to an external feed.",
                 &LATENCY_BUCKETS,
                 &["feed"],
+            )),
+            eta_correction: metrics.add(GaugeVec::new(
+                Opts::new(
+                    "etape_eta_correction_ratio",
+                    "What an organisation's arrivals taught its ETAs at a horizon: the factor \
+                     on the time to go and the widening of the band.",
+                ),
+                &["organisation", "horizon", "part"],
             )),
             feed_data_age: metrics.add(GaugeVec::new(
                 Opts::new(

@@ -294,12 +294,32 @@ impl Tracker {
             estimates += scored.len();
             self.corrections.record(&shipment.organisation, scored);
         }
+        let organisations: std::collections::BTreeSet<&str> = delivered
+            .iter()
+            .map(|shipment| shipment.organisation.as_str())
+            .collect();
+        for organisation in organisations {
+            self.expose_corrections(organisation);
+        }
         tracing::info!(
             message = "Corrections learnt again from the latest deliveries.",
             deliveries = delivered.len(),
             estimates
         );
         Ok(())
+    }
+
+    /// The organisation's corrections as gauges.
+    fn expose_corrections(&self, organisation: &str) {
+        for group in self.corrections.of(organisation) {
+            let gauge = |part| {
+                self.metrics
+                    .eta_correction
+                    .with_label_values(&[organisation, group.horizon, part])
+            };
+            gauge("factor").set(group.correction.factor);
+            gauge("widen").set(group.correction.widen);
+        }
     }
 
     /// Each pending estimate the model gave for a stop the truck then reached, before any
@@ -538,6 +558,7 @@ impl Tracker {
         let snapshots = self.store.snapshots(&shipment.id)?;
         self.corrections
             .record(&shipment.organisation, self.scored(shipment, &snapshots));
+        self.expose_corrections(&shipment.organisation);
         let mut sums: HashMap<&'static str, (usize, f64)> = HashMap::new();
         for snapshot in &snapshots {
             for stop in &snapshot.stops {

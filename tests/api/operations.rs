@@ -410,4 +410,19 @@ async fn what_arrivals_teach_corrects_the_next_answers_shows_in_operations_and_s
         Value::Array(corrections),
         "{relearnt}"
     );
+    let metrics = reqwest::get(format!("{}/metrics", restarted.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let factor = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("etape_eta_correction_ratio{")
+                && line.contains(r#"organisation="demo""#)
+                && line.contains(r#"part="factor""#)
+        })
+        .unwrap_or_else(|| panic!("no correction gauge in {metrics}"));
+    assert!(factor.ends_with(" 0.6666666666666666"), "{factor}");
 }
