@@ -81,6 +81,14 @@ fn counters(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCo
     IntCounterVec::new(Opts::new(name, help), labels)
 }
 
+fn gauges(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+    GaugeVec::new(Opts::new(name, help), labels)
+}
+
+fn int_gauges(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+    IntGaugeVec::new(Opts::new(name, help), labels)
+}
+
 fn histograms(
     name: &str,
     help: &str,
@@ -170,8 +178,7 @@ impl Metrics {
             )),
             live_eta_error: metrics.add(histograms(
                 "etape_live_eta_abs_error_seconds",
-                "Absolute error of the live ETAs given before each actual arrival, by how long \
-                 before the arrival they were given.",
+                "Absolute error of live ETAs at each actual arrival, by horizon before it.",
                 &ERROR_BUCKETS,
                 &["horizon"],
             )),
@@ -192,26 +199,19 @@ impl Metrics {
                 &LATENCY_BUCKETS,
                 &["feed"],
             )),
-            eta_correction: metrics.add(GaugeVec::new(
-                Opts::new(
-                    "etape_eta_correction_ratio",
-                    "What an organisation's arrivals taught its ETAs at a horizon: the factor \
-                     on the time to go and the widening of the band.",
-                ),
+            eta_correction: metrics.add(gauges(
+                "etape_eta_correction_ratio",
+                "Each organisation's correction from its arrivals, by horizon: factor or widen.",
                 &["organisation", "horizon", "part"],
             )),
-            feed_data_age: metrics.add(GaugeVec::new(
-                Opts::new(
-                    "etape_feed_data_age_seconds",
-                    "Age of the newest data received from each feed.",
-                ),
+            feed_data_age: metrics.add(gauges(
+                "etape_feed_data_age_seconds",
+                "Age of the newest data received from each feed.",
                 &["feed"],
             )),
-            feed_circuit_open: metrics.add(IntGaugeVec::new(
-                Opts::new(
-                    "etape_feed_circuit_open",
-                    "1 while a feed's circuit is open (its calls refused at once).",
-                ),
+            feed_circuit_open: metrics.add(int_gauges(
+                "etape_feed_circuit_open",
+                "1 while a feed's circuit is open (its calls refused at once).",
                 &["feed"],
             )),
             registry: metrics.0,
