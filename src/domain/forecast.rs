@@ -42,12 +42,6 @@ impl Answer {
     }
 }
 
-/// The corrections learnt from arrivals.
-#[derive(Clone)]
-struct Feedback {
-    corrections: Arc<Corrections>,
-}
-
 /// The arrival at each stop is the answer to its own question: the trip from the same start to
 /// that stop, the stops before it included. A stop then depends only on what comes before it
 /// (a rest taken after it cannot move it), and it is what a question about that leg alone
@@ -56,7 +50,8 @@ struct Feedback {
 pub struct Forecaster {
     estimator: Arc<dyn EstimateEta>,
     surroundings: Option<Arc<dyn Surroundings>>,
-    feedback: Option<Feedback>,
+    /// What arrivals taught, applied to every answer.
+    corrections: Option<Arc<Corrections>>,
     /// A stop's late risk is judged again on its own band by these.
     thresholds: RiskThresholds,
 }
@@ -69,7 +64,7 @@ impl Forecaster {
         Self {
             estimator,
             surroundings,
-            feedback: None,
+            corrections: None,
             thresholds: RiskThresholds::default(),
         }
     }
@@ -82,7 +77,7 @@ impl Forecaster {
         thresholds: RiskThresholds,
     ) -> Self {
         Self {
-            feedback: Some(Feedback { corrections }),
+            corrections: Some(corrections),
             thresholds,
             ..self
         }
@@ -154,8 +149,8 @@ impl Forecaster {
         let model_band = estimate.band;
         let from = query.departure.with_timezone(&Utc);
         let correct = |band: ArrivalBand| {
-            let correction = match &self.feedback {
-                Some(feedback) => feedback.corrections.correction(organisation, from, band),
+            let correction = match &self.corrections {
+                Some(corrections) => corrections.correction(organisation, from, band),
                 None => Correction::NONE,
             };
             (correction, correction.apply(from, band))

@@ -290,7 +290,7 @@ impl Tracker {
         delivered.reverse();
         let mut estimates = 0;
         for shipment in &delivered {
-            let scored = self.scored(shipment, &self.store.snapshots(&shipment.id)?);
+            let scored = scored(shipment, &self.store.snapshots(&shipment.id)?);
             estimates += scored.len();
             self.corrections.record(&shipment.organisation, scored);
         }
@@ -320,28 +320,6 @@ impl Tracker {
             gauge("factor").set(group.correction.factor);
             gauge("widen").set(group.correction.widen);
         }
-    }
-
-    /// Each pending estimate the model gave for a stop the truck then reached, before any
-    /// correction.
-    fn scored(&self, shipment: &Shipment, snapshots: &[Snapshot]) -> Vec<Scored> {
-        let mut scored = Vec::new();
-        for snapshot in snapshots {
-            for stop in &snapshot.stops {
-                let (Some(arrived), Some(model)) = (shipment.stops[stop.index].arrived, stop.model)
-                else {
-                    continue;
-                };
-                if stop.state == super::eta::StopState::Pending && model.from <= arrived.at {
-                    scored.push(Scored {
-                        from: model.from,
-                        band: model.band(),
-                        arrived: arrived.at,
-                    });
-                }
-            }
-        }
-        scored
     }
 
     /// Whether this process recomputes the estimates of the vehicles that moved.
@@ -557,7 +535,7 @@ impl Tracker {
     fn score(&self, shipment: &Shipment) -> Result<Vec<HorizonAccuracy>, TrackError> {
         let snapshots = self.store.snapshots(&shipment.id)?;
         self.corrections
-            .record(&shipment.organisation, self.scored(shipment, &snapshots));
+            .record(&shipment.organisation, scored(shipment, &snapshots));
         self.expose_corrections(&shipment.organisation);
         let mut sums: HashMap<&'static str, (usize, f64)> = HashMap::new();
         for snapshot in &snapshots {
@@ -920,4 +898,26 @@ fn inferred_driver(frame: &DataFrame, trip_id: &str) -> Option<DriverState> {
         .min(today);
     let minutes = |value: f64| TimeDelta::milliseconds((value * 60_000.0) as i64);
     DriverState::new(minutes(today), minutes(since_break)).ok()
+}
+
+/// Each pending estimate the model gave for a stop the truck then reached, before any
+/// correction.
+fn scored(shipment: &Shipment, snapshots: &[Snapshot]) -> Vec<Scored> {
+    let mut scored = Vec::new();
+    for snapshot in snapshots {
+        for stop in &snapshot.stops {
+            let (Some(arrived), Some(model)) = (shipment.stops[stop.index].arrived, stop.model)
+            else {
+                continue;
+            };
+            if stop.state == super::eta::StopState::Pending && model.from <= arrived.at {
+                scored.push(Scored {
+                    from: model.from,
+                    band: model.band(),
+                    arrived: arrived.at,
+                });
+            }
+        }
+    }
+    scored
 }

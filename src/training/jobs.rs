@@ -87,6 +87,29 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl Job {
+    /// A job that has just begun: running, nothing done yet.
+    pub fn begun(id: String, started_at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            status: JobStatus::Running,
+            rounds_done: 0,
+            rounds_total: 0,
+            partners: 0,
+            uploads: 0,
+            version: None,
+            holdout: None,
+            activated: false,
+            own_models: Vec::new(),
+            screened_out: Vec::new(),
+            notes: Vec::new(),
+            error: None,
+            started_at,
+            finished_at: None,
+        }
+    }
+}
+
 /// A new model judged against the one serving and against plain LightGBM, on each partner's
 /// latest trips, which the new model did not learn from ([`judge`]). The MAEs are the pool's:
 /// the mean of the partners' own.
@@ -196,23 +219,7 @@ impl Jobs {
         if let Some(running) = jobs.values().find(|job| job.status == JobStatus::Running) {
             return Err(running.id.clone());
         }
-        let job = Job {
-            id: new_id("job"),
-            status: JobStatus::Running,
-            rounds_done: 0,
-            rounds_total: 0,
-            partners: 0,
-            uploads: 0,
-            version: None,
-            holdout: None,
-            activated: false,
-            own_models: Vec::new(),
-            screened_out: Vec::new(),
-            notes: Vec::new(),
-            error: None,
-            started_at: now,
-            finished_at: None,
-        };
+        let job = Job::begun(new_id("job"), now);
         jobs.insert(job.id.clone(), job.clone());
         Ok(job)
     }

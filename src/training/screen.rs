@@ -165,11 +165,7 @@ pub fn problems(upload: &TripFacts, others: Option<&[f64]>) -> Vec<String> {
     }
     let typical = others
         .filter(|others| others.len() >= MIN_OTHERS_FOR_PACE)
-        .map(|others| {
-            let mut sorted = others.to_vec();
-            sorted.sort_by(f64::total_cmp);
-            sorted[sorted.len() / 2]
-        });
+        .map(middle);
     if let (Some(own), Some(rest)) = (median_pace(&upload.paces), typical) {
         if own > rest * MAX_PACE_FACTOR || own * MAX_PACE_FACTOR < rest {
             problems.push(format!(
@@ -186,9 +182,14 @@ pub fn median_pace(values: &[f64]) -> Option<f64> {
     if values.len() < MIN_TRIPS {
         return None;
     }
+    Some(middle(values))
+}
+
+/// The middle value of a non-empty list.
+fn middle(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    Some(sorted[sorted.len() / 2])
+    sorted[sorted.len() / 2]
 }
 
 #[cfg(test)]

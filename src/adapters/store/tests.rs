@@ -398,21 +398,11 @@ fn leases_pass_on_when_they_expire_or_are_given_up(store: &dyn Store) {
 
 fn job(id: &str, started_at: &str) -> Job {
     Job {
-        id: id.into(),
-        status: JobStatus::Running,
         rounds_done: 10,
         rounds_total: 30,
         partners: 1,
         uploads: 1,
-        version: None,
-        holdout: None,
-        activated: false,
-        own_models: Vec::new(),
-        screened_out: Vec::new(),
-        notes: Vec::new(),
-        error: None,
-        started_at: at(started_at),
-        finished_at: None,
+        ..Job::begun(id.into(), at(started_at))
     }
 }
 
