@@ -130,6 +130,7 @@ fn tracker(dir: &Path, estimator: Arc<dyn EstimateEta>) -> Tracker {
         corrections: Arc::new(etape::domain::correction::Corrections::new(
             Default::default(),
         )),
+        live: None,
     })
     .unwrap()
 }
@@ -192,6 +193,7 @@ fn live(c: &mut Criterion) {
         delivered_at: None,
         cancelled_at: None,
         accuracy: Vec::new(),
+        version: 0,
     };
     tracker.register(shipment).unwrap();
     // Three hours of pings, a minute apart, heading south.

@@ -222,6 +222,12 @@ fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
             days: args.days,
         },
         format: args.format.into(),
+        laws: etape::sim::Laws {
+            circuity: args.circuity,
+            dwell: args.dwell_factor,
+            driving: args.driving_factor,
+            slowdown: args.slowdown,
+        },
     };
     let planned: usize = etape::sim::fleet(&config)
         .iter()
@@ -367,9 +373,12 @@ fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         args.out.display()
     );
+    let own_cells = card.calibration.cells.iter().filter(|cell| cell.rows > 0).count();
     println!(
-        "interval calibration on {} held-out rows: P10 moved {:+.1} min, P90 moved {:+.1} min",
-        card.calibration.rows, -card.calibration.low_minutes, card.calibration.high_minutes
+        "interval calibrated on {} held-out rows, asked by their partner and as an unseen \
+         caller, in {} cells ({own_cells} with rows enough for a widening of their own)",
+        card.calibration.rows,
+        card.calibration.cells.len()
     );
     Ok(())
 }
@@ -398,6 +407,7 @@ fn evaluate(config: Option<&Path>, args: &EvaluateArgs) -> anyhow::Result<()> {
         partner_left_out: !args.quick,
         pooled_vs_own: !args.quick,
         feeds: !args.quick,
+        candidates: args.candidates,
     };
     let bar = progress_bar(0, "{elapsed_precise} {spinner} {msg}")?;
     let report = pipeline::run_evaluation(&inputs, &rules, &params, options, |step| {

@@ -1,8 +1,10 @@
 //! Webhook deliveries: each notice goes to every enabled webhook of its organisation that
 //! asked for its event, signed, retried with exponential backoff and full jitter, logged, and
 //! the webhook disabled after a run of failed deliveries or at once when its receiver answers
-//! 410 Gone. It all runs on its own tasks, fed by an unbounded channel, so that ingestion
-//! never waits for a receiver. A recorded delivery can be sent again ([`Dispatcher::replay`]).
+//! 410 Gone. Notices wait in the store's outbox ([`outbox`]), written in the transaction of
+//! the change that causes them; the dispatcher drains it on tasks of its own, so that
+//! ingestion never waits for a receiver and a restart loses nothing. A recorded delivery can
+//! be sent again ([`Dispatcher::replay`]).
 //!
 //! Unless `webhooks.allow_private_networks`, a delivery goes to public addresses only
 //! (`adapters::egress`): checked before each attempt for an IP literal, and by the client's
@@ -17,6 +19,7 @@
 //! earlier versions (`X-Etape-Signature`, `X-Etape-Event`, `X-Etape-Delivery`,
 //! `X-Etape-Attempt`) still come with them, for one version.
 
+pub mod outbox;
 pub mod signature;
 
 use std::collections::HashMap;
@@ -25,16 +28,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::Notify;
 
 use crate::adapters::egress::{self, Refused};
 use crate::config::WebhookSettings;
 use crate::domain::clock::Clock;
-use crate::domain::ids::new_id;
 use crate::domain::storage::StoreResult;
 use crate::telemetry::Metrics;
-use crate::tracking::tracker::Notice;
 
+pub use outbox::{Enqueued, Outgoing, Settled};
 pub use signature::{new_secret, sign, sign_legacy, verify, verify_legacy};
 
 pub const EVENTS: [&str; 5] = [
@@ -72,6 +74,8 @@ pub struct Dispatcher {
     metrics: Metrics,
     /// Per webhook and shipment, the stop medians last sent, for `min_change_minutes`.
     sent: Arc<Mutex<LastSent>>,
+    /// Woken when a retry falls due before the next poll.
+    wake: Arc<Notify>,
 }
 
 impl Dispatcher {
@@ -94,40 +98,7 @@ impl Dispatcher {
             settings,
             metrics,
             sent: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-
-    /// Delivers notices until the channel closes.
-    pub async fn run(self, mut notices: UnboundedReceiver<Notice>) {
-        while let Some(notice) = notices.recv().await {
-            let store = self.store.clone();
-            let organisation = notice.organisation.clone();
-            let webhooks = tokio::task::spawn_blocking(move || store.webhooks(Some(&organisation)))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            for webhook in webhooks {
-                if !webhook.enabled || !webhook.events.iter().any(|event| event == notice.event) {
-                    continue;
-                }
-                if notice.event == "eta_changed" && !self.moved_enough(&webhook, &notice) {
-                    continue;
-                }
-                let body = serde_json::to_vec(&serde_json::json!({
-                    "id": new_id("evt"),
-                    "event": notice.event,
-                    "created_at": Clock::System.now(),
-                    "shipment": {
-                        "id": notice.shipment_id,
-                        "reference": notice.reference,
-                        "vehicle_id": notice.vehicle_id,
-                    },
-                    "data": notice.data,
-                }))
-                .expect("JSON values serialise");
-                tokio::spawn(self.clone().deliver(webhook, notice.event, body));
-            }
+            wake: Arc::new(Notify::new()),
         }
     }
 
@@ -156,76 +127,29 @@ impl Dispatcher {
         record
     }
 
-    fn moved_enough(&self, webhook: &Webhook, notice: &Notice) -> bool {
+    /// Whether the stop medians `etas` of a shipment moved by the webhook's
+    /// `min_change_minutes` since the last `eta_changed` it was sent. Kept in memory: after a
+    /// restart, the first one goes out whatever it moved.
+    fn moved_enough(&self, webhook: &Webhook, shipment_id: &str, etas: &[DateTime<Utc>]) -> bool {
         let mut sent = self
             .sent
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (webhook.id.clone(), notice.shipment_id.clone());
+        let key = (webhook.id.clone(), shipment_id.to_owned());
         let moved = match sent.get(&key) {
             None => true,
             Some(before) => {
-                before.len() != notice.etas.len()
-                    || before.iter().zip(&notice.etas).any(|(before, now)| {
+                before.len() != etas.len()
+                    || before.iter().zip(etas).any(|(before, now)| {
                         (*now - *before).num_seconds().abs() as f64 / 60.0
                             >= webhook.min_change_minutes
                     })
             }
         };
         if moved {
-            sent.insert(key, notice.etas.clone());
+            sent.insert(key, etas.to_vec());
         }
         moved
-    }
-
-    async fn deliver(self, mut webhook: Webhook, event: &'static str, body: Vec<u8>) {
-        let delivery_id = new_id("dlv");
-        let mut health = Health::Failed;
-        for attempt in 1..=self.settings.max_attempts {
-            if attempt > 1 {
-                // Read again: a 410 to another delivery may have disabled the webhook, or a
-                // rotation changed its secrets, since the last attempt.
-                match self.current(&webhook).await {
-                    Some(current) if current.enabled => webhook = current,
-                    _ => return,
-                }
-            }
-            let message = Message {
-                id: &delivery_id,
-                event,
-                attempt,
-                body: &body,
-            };
-            let answer = self.attempt(&webhook, &message).await;
-            health = answer.health();
-            let last = attempt == self.settings.max_attempts || health == Health::Gone;
-            let outcome = match (answer.delivered(), last) {
-                (true, _) => "delivered",
-                (false, false) => "retrying",
-                (false, true) => "failed",
-            };
-            self.record(&webhook, &message, &answer, outcome, false)
-                .await;
-            if answer.delivered() || last {
-                break;
-            }
-            tokio::time::sleep(backoff(&self.settings, attempt)).await;
-        }
-        self.keep_health(&webhook, health).await;
-    }
-
-    /// The webhook as the store has it now; as it was if the store cannot say, since a store
-    /// unreachable for a moment is no reason to drop a delivery.
-    async fn current(&self, webhook: &Webhook) -> Option<Webhook> {
-        let store = self.store.clone();
-        let organisation = webhook.organisation.clone();
-        let found = tokio::task::spawn_blocking(move || store.webhooks(Some(&organisation))).await;
-        match found {
-            Ok(Ok(webhooks)) => webhooks
-                .into_iter()
-                .find(|candidate| candidate.id == webhook.id),
-            _ => Some(webhook.clone()),
-        }
     }
 
     /// One attempt, timed.
@@ -555,6 +479,32 @@ pub trait WebhookStore: Send + Sync + 'static {
 
     /// Every recorded attempt of one delivery of a webhook, by attempt.
     fn delivery_attempts(&self, webhook_id: &str, delivery_id: &str) -> StoreResult<Vec<Delivery>>;
+
+    /// Takes up to `limit` pending deliveries of the outbox that are due at `now_ms` and that
+    /// no one holds, oldest first, and holds them until `now_ms + hold_ms`: long enough for an
+    /// attempt, short enough that one cut short by a crash is taken again. (The notices are
+    /// enqueued by [`ShipmentStore`](crate::tracking::store::ShipmentStore), with the change
+    /// that causes them.)
+    fn claim_outbox(&self, now_ms: i64, hold_ms: i64, limit: usize) -> StoreResult<Vec<Outgoing>>;
+
+    /// A held delivery waits for its attempt `attempts + 1` until `next_attempt_ms`.
+    fn retry_outbox(&self, seq: i64, attempts: u32, next_attempt_ms: i64) -> StoreResult<()>;
+
+    /// A held delivery leaves the outbox as `settled` at `at_ms`, after `attempts` attempts.
+    fn settle_outbox(
+        &self,
+        seq: i64,
+        attempts: u32,
+        settled: Settled,
+        at_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// Releases every held delivery, so that the one dispatcher, starting or taking the lease
+    /// over, resumes at once what a process that stopped held; returns how many.
+    fn release_outbox(&self) -> StoreResult<u64>;
+
+    /// Forgets the deliveries that left the outbox before `before_ms`; returns how many.
+    fn purge_outbox(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
 #[cfg(test)]

@@ -184,6 +184,26 @@ pub struct SimulateArgs {
     /// Length of the period in days.
     #[arg(long, default_value_t = 731, value_parser = clap::value_parser!(u32).range(1..=3660))]
     pub days: u32,
+    /// Change the world's laws: multiply every lane's road circuity by this.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_factor)]
+    pub circuity: f64,
+    /// Change the world's laws: multiply every dwell at a stop by this.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_factor)]
+    pub dwell_factor: f64,
+    /// Change the world's laws: multiply every leg's driving time by this.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_factor)]
+    pub driving_factor: f64,
+    /// Change the world's laws: legs take this share longer by the period's last day than on
+    /// its first, growing linearly (0.1: 10% slower at the end).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub slowdown: f64,
+}
+
+fn parse_factor(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(factor) if (0.25..=4.0).contains(&factor) => Ok(factor),
+        _ => Err(format!("`{text}` is not a factor between 0.25 and 4")),
+    }
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -259,6 +279,11 @@ pub struct EvaluateArgs {
     /// Only the time split (no baselines, no partner left out, no own-only models).
     #[arg(long)]
     pub quick: bool,
+    /// Also train a model for each suspected cause of a loss, one change at a time (refit on
+    /// the calibration slice, recency weights, no partner weighting, no partner dropout, no
+    /// rules prior, no time of year, exact coordinates) and report them side by side.
+    #[arg(long)]
+    pub candidates: bool,
 }
 
 fn parse_partner_path(text: &str) -> Result<(String, PathBuf), String> {

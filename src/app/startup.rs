@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::Notify;
 
 use crate::adapters::feeds::{CachedFeeds, Feeds};
 use crate::adapters::store::segments::PingLog;
@@ -29,7 +29,7 @@ use crate::partners::keys::{self, Keyring, Role, DEMO_KEYS_FILE, DEMO_ORGANISATI
 use crate::partners::uploads::UploadArea;
 use crate::sim::demo;
 use crate::telemetry::Metrics;
-use crate::tracking::tracker::{Notice, Tracker, TrackerParts};
+use crate::tracking::tracker::{Tracker, TrackerParts};
 use crate::training::jobs::{fail_cut_short, Jobs, TrainRequest};
 use crate::training::registry::{self, RegistryError};
 
@@ -40,7 +40,8 @@ pub struct Application {
     model_dir: PathBuf,
     tracker: Arc<Tracker>,
     store: Arc<dyn Store>,
-    notices: Option<UnboundedReceiver<Notice>>,
+    /// Woken by the tracker when it enqueues notices, for the dispatcher to drain the outbox.
+    notices: Arc<Notify>,
     settings: Settings,
     state: web::Data<AppState>,
     /// Taken before the port listens: from then on a SIGHUP reloads the model and never ends
@@ -65,7 +66,7 @@ impl Application {
         let store = opened.store;
         let log = PingLog::open(&data_dir.join("pings")).context("cannot open the ping log")?;
         let feeds = Feeds::new(&settings.feeds, &metrics);
-        let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
+        let notices = Arc::new(Notify::new());
         let tracker = Arc::new(
             Tracker::start(TrackerParts {
                 store: store.clone(),
@@ -78,9 +79,10 @@ impl Application {
                 thresholds: settings.rules_eta_config().risk,
                 metrics: metrics.clone(),
                 clock,
-                notices: Some(sender),
+                notices: Some(notices.clone()),
                 shared: opened.pings,
                 corrections: Arc::new(Corrections::new(settings.tracking.corrections())),
+                live: Some(crate::tracking::live::channel()),
             })
             .context("cannot restore live tracking")?,
         );
@@ -123,7 +125,7 @@ impl Application {
             model_dir: settings.model.dir.clone(),
             tracker,
             store,
-            notices: Some(notices),
+            notices,
             settings: settings.clone(),
             state: app_state,
             #[cfg(unix)]
@@ -177,14 +179,16 @@ impl Application {
     /// limit clean-up, scheduled retraining and the demo fleet, as the settings say.
     fn spawn_background(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut background = Vec::new();
-        if let Some(notices) = self.notices.take() {
-            let dispatcher = Dispatcher::new(
-                self.store.clone(),
-                self.settings.webhooks.clone(),
-                self.tracker_metrics(),
-            );
-            background.push(tokio::spawn(dispatcher.run(notices)));
-        }
+        let dispatcher = Dispatcher::new(
+            self.store.clone(),
+            self.settings.webhooks.clone(),
+            self.tracker_metrics(),
+        );
+        // With a shared store the lease holder alone delivers, as it alone recomputes.
+        let tracker = self.tracker.clone();
+        background.push(tokio::spawn(
+            dispatcher.run(self.notices.clone(), move || tracker.leading()),
+        ));
         if self.tracker.is_shared() {
             background.push(tokio::spawn(lease_loop(
                 self.store.clone(),

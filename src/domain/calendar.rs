@@ -1,16 +1,22 @@
-//! French public holidays and the heavy-goods-vehicle traffic bans built on them.
+//! Public holidays, and the calendar of heavy-goods-vehicle traffic bans of every country
+//! the ban data knows (see [`crate::domain::bans`] for the rules and their sources).
 //!
-//! The bans follow the arrêté of 16 April 2015 on traffic restrictions for goods vehicles above
-//! 7.5 t, approximated as: from Saturday 22:00 to Sunday 22:00, and from 22:00 on the eve of a
-//! public holiday to 22:00 on the holiday, in Europe/Paris local time. Summer Saturdays
-//! (07:00 to 19:00) change every year by decree, so they are data handed in by configuration.
-//! Not modelled: the derogations (perishable food, livestock, empty runs to a loading point),
-//! the Île-de-France and Rhône-Alpes summer extensions, and bans of other countries.
+//! The France-only methods (`ban_at`, `next_ban_start`, `bans_between`) answer for a heavy
+//! goods vehicle anywhere in France outside the regions with rules of their own: the weekend
+//! ban (Saturday 22:00 to Sunday 22:00), the holiday ban (22:00 on the eve to 22:00 on the
+//! holiday) and the summer Saturdays of the years the data lists, in Europe/Paris local time.
+//! [`BanCalendar::bans_in`] and [`BanWindow::for_place`] answer for any country, region and
+//! weight.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use chrono_tz::Europe::Paris;
+use chrono_tz::Tz;
+
+use crate::domain::bans::BanRules;
+use crate::domain::geo::{Region, Territory};
 
 /// Easter Sunday in the Gregorian calendar (the anonymous algorithm of Meeus, Jones and Butcher).
 pub fn easter_sunday(year: i32) -> NaiveDate {
@@ -69,67 +75,113 @@ impl Interval {
     }
 }
 
-/// When heavy goods vehicles may not drive in France.
-#[derive(Debug, Clone, Default)]
+/// When heavy goods vehicles may not drive: every country's rules of [`BanRules`], the shipped
+/// ones (`data/bans/*.toml`) unless the caller gives others. Cloning is cheap.
+#[derive(Debug, Clone)]
 pub struct BanCalendar {
-    summer_saturdays: BTreeSet<NaiveDate>,
+    rules: Arc<BanRules>,
 }
 
+/// One ban: when, and the rule it starts with (merged bans keep the first rule's id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ban {
+    pub interval: Interval,
+    pub rule: &'static str,
+}
+
+/// The gross weight the France-only methods ask about: any vehicle the French bans cover.
+const HEAVY_TONNES: f64 = 40.0;
+
 /// How many days around an instant are searched for bans. A merged ban lasts at most three
-/// days (Saturday 22:00 to a Monday holiday 22:00) and one starts every week.
+/// days (Saturday 22:00 to a Monday holiday 22:00, or Saturday 15:00 in Austria) and one
+/// starts every week.
 const LOOK_BEHIND_DAYS: u64 = 4;
 const LOOK_AHEAD_DAYS: u64 = 9;
 
-impl BanCalendar {
-    pub fn new(summer_saturdays: impl IntoIterator<Item = NaiveDate>) -> Self {
+impl Default for BanCalendar {
+    fn default() -> Self {
+        static SHIPPED: OnceLock<Arc<BanRules>> = OnceLock::new();
         Self {
-            summer_saturdays: summer_saturdays.into_iter().collect(),
+            rules: SHIPPED
+                .get_or_init(|| Arc::new(BanRules::embedded().clone()))
+                .clone(),
+        }
+    }
+}
+
+impl BanCalendar {
+    /// The shipped rules, plus French summer Saturdays (07:00 to 19:00) from configuration:
+    /// those of a year the shipped data does not know yet.
+    pub fn new(summer_saturdays: impl IntoIterator<Item = NaiveDate>) -> Self {
+        let dates: BTreeSet<NaiveDate> = summer_saturdays.into_iter().collect();
+        if dates.is_empty() {
+            return Self::default();
+        }
+        let mut rules = BanRules::embedded().clone();
+        rules.merge(BanRules::french_summer_saturdays(dates));
+        Self::with_rules(rules)
+    }
+
+    /// A calendar of exactly these rules (the shipped ones merged with an operator's file,
+    /// say).
+    pub fn with_rules(rules: BanRules) -> Self {
+        Self {
+            rules: Arc::new(rules),
         }
     }
 
-    /// The ban in force at `instant`, merged with any ban it runs into.
+    pub fn rules(&self) -> &BanRules {
+        &self.rules
+    }
+
+    /// The French national ban in force at `instant` for a heavy goods vehicle, merged with
+    /// any ban it runs into.
     pub fn ban_at(&self, instant: DateTime<Utc>) -> Option<Interval> {
-        self.bans_around(instant)
+        let (first, last) = search_span(instant, Paris);
+        self.bans_between(first, last)
             .into_iter()
             .find(|ban| ban.contains(instant))
     }
 
-    /// The start of the first ban that begins strictly after `instant`.
+    /// The start of the first French national ban that begins strictly after `instant`.
     pub fn next_ban_start(&self, instant: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.bans_around(instant)
+        let (first, last) = search_span(instant, Paris);
+        self.bans_between(first, last)
             .into_iter()
             .map(|ban| ban.start)
             .find(|start| *start > instant)
     }
 
-    /// Every ban that overlaps the local dates `first..=last`, merged and in order.
+    /// Every French national ban (no regional one) on a heavy goods vehicle that overlaps the
+    /// local dates `first..=last`, merged and in order.
     pub fn bans_between(&self, first: NaiveDate, last: NaiveDate) -> Vec<Interval> {
-        let mut raw = Vec::new();
-        for date in first.iter_days().take_while(|date| *date <= last) {
-            let day_before = date.pred_opt().unwrap_or(date);
-            let next_day = date.succ_opt().unwrap_or(date);
-            if date.weekday() == Weekday::Sat {
-                raw.extend(local_interval(date, 22, next_day, 22));
-            }
-            if is_french_public_holiday(date) {
-                raw.extend(local_interval(day_before, 22, date, 22));
-            }
-            if self.summer_saturdays.contains(&date) {
-                raw.extend(local_interval(date, 7, date, 19));
-            }
-        }
-        merge(raw)
+        self.bans_in(Territory::France, None, HEAVY_TONNES, first, last)
+            .into_iter()
+            .map(|ban| ban.interval)
+            .collect()
     }
 
-    fn bans_around(&self, instant: DateTime<Utc>) -> Vec<Interval> {
-        let (first, last) = search_span(instant);
-        self.bans_between(first, last)
+    /// Every ban of `territory` (with `region`'s own) on a vehicle of `gross_tonnes`, for the
+    /// country's local dates `first..=last`, merged and in order. Empty for a country the
+    /// data does not know.
+    pub fn bans_in(
+        &self,
+        territory: Territory,
+        region: Option<Region>,
+        gross_tonnes: f64,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Vec<Ban> {
+        let Some(country) = self.rules.country(territory) else {
+            return Vec::new();
+        };
+        merge(country.raw_bans(first, last, gross_tonnes, region))
     }
 }
 
 /// The local dates searched for bans around `instant`.
-fn search_span(instant: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
-    let local_date = instant.with_timezone(&Paris).date_naive();
+fn search_span(instant: DateTime<Utc>, zone: Tz) -> (NaiveDate, NaiveDate) {
+    let local_date = instant.with_timezone(&zone).date_naive();
     let first = local_date
         .checked_sub_days(Days::new(LOOK_BEHIND_DAYS))
         .unwrap_or(local_date);
@@ -139,30 +191,58 @@ fn search_span(instant: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
     (first, last)
 }
 
-/// Paris local hours never fall in a daylight-saving gap at 07:00, 19:00 or 22:00, so
-/// `earliest` always has an answer; a date at the edge of chrono's range yields nothing.
-/// The bans of a span of dates, computed once and queried many times: the engine asks at
-/// every stint, and time-zone conversions are the costly part.
+/// The bans of one place and vehicle over a span of dates, computed once and queried many
+/// times: the engine asks at every stint, and time-zone conversions are the costly part.
 #[derive(Debug, Clone)]
 pub struct BanWindow {
+    territory: Territory,
+    region: Option<Region>,
+    gross_tonnes: f64,
     covered: Option<(NaiveDate, NaiveDate)>,
     bans: Vec<Interval>,
+    /// The unmerged intervals with their rules, to name the rule in force at an instant.
+    pieces: Vec<(Interval, &'static str)>,
 }
 
 /// How many days a window covers when it is (re)filled.
 const WINDOW_DAYS: u64 = 21;
 
 impl BanWindow {
+    /// The French national bans on a heavy goods vehicle.
     pub fn new() -> Self {
+        Self::for_place(Territory::France, None, HEAVY_TONNES)
+    }
+
+    /// The bans of `territory` (with `region`'s own) on a vehicle of `gross_tonnes`.
+    pub fn for_place(territory: Territory, region: Option<Region>, gross_tonnes: f64) -> Self {
         Self {
+            territory,
+            region,
+            gross_tonnes,
             covered: None,
             bans: Vec::new(),
+            pieces: Vec::new(),
         }
     }
 
     pub fn ban_at(&mut self, calendar: &BanCalendar, instant: DateTime<Utc>) -> Option<Interval> {
         self.cover(calendar, instant);
         self.bans.iter().copied().find(|ban| ban.contains(instant))
+    }
+
+    /// The ban in force at `instant` and the rule that holds at that instant.
+    pub fn ban_and_rule_at(
+        &mut self,
+        calendar: &BanCalendar,
+        instant: DateTime<Utc>,
+    ) -> Option<Ban> {
+        let interval = self.ban_at(calendar, instant)?;
+        let rule = self
+            .pieces
+            .iter()
+            .find(|(piece, _)| piece.contains(instant))
+            .map_or("", |(_, rule)| rule);
+        Some(Ban { interval, rule })
     }
 
     pub fn next_ban_start(
@@ -180,7 +260,10 @@ impl BanWindow {
     /// Makes sure the window holds every ban from `LOOK_BEHIND_DAYS` before `instant` to
     /// `LOOK_AHEAD_DAYS` after it, the same span `BanCalendar` searches.
     fn cover(&mut self, calendar: &BanCalendar, instant: DateTime<Utc>) {
-        let (first, last) = search_span(instant);
+        let Some(country) = calendar.rules.country(self.territory) else {
+            return;
+        };
+        let (first, last) = search_span(instant, country.time_zone);
         if let Some((covered_first, covered_last)) = self.covered {
             if covered_first <= first && last <= covered_last {
                 return;
@@ -190,7 +273,11 @@ impl BanWindow {
             .checked_add_days(Days::new(WINDOW_DAYS))
             .unwrap_or(last)
             .max(last);
-        self.bans = calendar.bans_between(first, until);
+        self.pieces = country.raw_bans(first, until, self.gross_tonnes, self.region);
+        self.bans = merge(self.pieces.clone())
+            .into_iter()
+            .map(|ban| ban.interval)
+            .collect();
         self.covered = Some((first, until));
     }
 }
@@ -201,32 +288,16 @@ impl Default for BanWindow {
     }
 }
 
-fn local_interval(
-    start_date: NaiveDate,
-    start_hour: u32,
-    end_date: NaiveDate,
-    end_hour: u32,
-) -> Option<Interval> {
-    let at = |date: NaiveDate, hour: u32| {
-        let time = NaiveTime::from_hms_opt(hour, 0, 0)?;
-        Paris
-            .from_local_datetime(&date.and_time(time))
-            .earliest()
-            .map(|local| local.with_timezone(&Utc))
-    };
-    Some(Interval {
-        start: at(start_date, start_hour)?,
-        end: at(end_date, end_hour)?,
-    })
-}
-
-fn merge(mut intervals: Vec<Interval>) -> Vec<Interval> {
-    intervals.sort();
-    let mut merged: Vec<Interval> = Vec::with_capacity(intervals.len());
-    for interval in intervals {
+/// Merges overlapping or touching intervals, each keeping the rule it starts with.
+fn merge(mut pieces: Vec<(Interval, &'static str)>) -> Vec<Ban> {
+    pieces.sort();
+    let mut merged: Vec<Ban> = Vec::with_capacity(pieces.len());
+    for (interval, rule) in pieces {
         match merged.last_mut() {
-            Some(last) if interval.start <= last.end => last.end = last.end.max(interval.end),
-            _ => merged.push(interval),
+            Some(last) if interval.start <= last.interval.end => {
+                last.interval.end = last.interval.end.max(interval.end);
+            }
+            _ => merged.push(Ban { interval, rule }),
         }
     }
     merged

@@ -4,12 +4,12 @@
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 
 use crate::domain::calendar::BanCalendar;
-use crate::domain::geo::{GeoPoint, Territory};
+use crate::domain::geo::{GeoPoint, Region, Territory};
 use crate::domain::risk::{ArrivalBand, LateRisk, RiskThresholds};
 use crate::domain::rules::{
     self, Activity, Breakdown, DriverState, RulesPolicy, Timeline, TripPlan,
 };
-use crate::domain::vehicle::VehicleClass;
+use crate::domain::vehicle::{Carriage, VehicleClass};
 
 /// A delivery or collection window at a stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +71,9 @@ pub struct TripContext {
     /// One per leg (origin to first stop, ..., last stop to destination), from a routing
     /// engine; without them road distance is the great circle times the circuity factor.
     pub legs: Option<Vec<RoadLeg>>,
+    /// The vehicle's gross weight and the kind of carriage (domestic, international,
+    /// cabotage), when the caller gives them.
+    pub carriage: Carriage,
 }
 
 /// Weather at the middle of the route when the truck is expected there (Open-Meteo's variables
@@ -348,6 +351,7 @@ impl RulesEta {
             vehicle: query.vehicle,
             driver: query.driver,
             activities,
+            carriage: query.context.carriage,
         };
         (plan, road_distance_km)
     }
@@ -386,8 +390,9 @@ impl RulesEta {
     }
 }
 
-/// The driving of one leg as activities, one per stretch of territory, whose durations add up
-/// to `total` exactly. Stretches are decided by sampling the great circle every `step_km`.
+/// The driving of one leg as activities, one per stretch of territory (and of region with
+/// rules of its own), whose durations add up to `total` exactly. Stretches are decided by
+/// sampling the great circle every `step_km`.
 pub fn drive_activities(
     from: GeoPoint,
     to: GeoPoint,
@@ -398,23 +403,24 @@ pub fn drive_activities(
         return Vec::new();
     }
     let n_samples = ((from.distance_km(to) / step_km).ceil() as usize).max(1);
-    let mut stretches: Vec<(Territory, usize)> = Vec::new();
-    for territory in sample_territories(from, to, n_samples) {
+    let mut stretches: Vec<((Territory, Option<Region>), usize)> = Vec::new();
+    for place in sample_places(from, to, n_samples, locate_place) {
         match stretches.last_mut() {
-            Some((last, count)) if *last == territory => *count += 1,
-            _ => stretches.push((territory, 1)),
+            Some((last, count)) if *last == place => *count += 1,
+            _ => stretches.push((place, 1)),
         }
     }
     let mut activities = Vec::with_capacity(stretches.len());
     let mut assigned = TimeDelta::zero();
     let mut samples_done = 0;
-    for (territory, count) in stretches {
+    for ((territory, region), count) in stretches {
         samples_done += count;
         // Cumulative rounding, so the stretches add up to the leg exactly.
         let until = total * samples_done as i32 / n_samples as i32;
         activities.push(Activity::Drive {
             duration: until - assigned,
             territory,
+            region,
         });
         assigned = until;
     }
@@ -427,10 +433,27 @@ pub fn drive_activities(
 /// outline's own precision would blur anyway; it saves most of the point-in-polygon work.
 const COARSE_STRIDE: usize = 8;
 
+#[cfg(test)]
 fn sample_territories(from: GeoPoint, to: GeoPoint, n_samples: usize) -> Vec<Territory> {
+    sample_places(from, to, n_samples, Territory::of)
+}
+
+/// The territory of a point and the region of that territory it lies in, if any.
+fn locate_place(point: GeoPoint) -> (Territory, Option<Region>) {
+    let territory = Territory::of(point);
+    let region = Region::of(point).filter(|region| region.territory() == territory);
+    (territory, region)
+}
+
+fn sample_places<T: Copy + PartialEq>(
+    from: GeoPoint,
+    to: GeoPoint,
+    n_samples: usize,
+    place_of: impl Fn(GeoPoint) -> T,
+) -> Vec<T> {
     let locate = |sample_idx: usize| {
         let fraction = (sample_idx as f64 + 0.5) / n_samples as f64;
-        Territory::of(from.towards(to, fraction))
+        place_of(from.towards(to, fraction))
     };
     let mut territories = Vec::with_capacity(n_samples);
     let mut start = 0;
@@ -598,7 +621,7 @@ mod tests {
             })
             .collect();
         assert_eq!(territories.first(), Some(&Territory::France));
-        assert_eq!(territories.last(), Some(&Territory::Elsewhere));
+        assert_eq!(territories.last(), Some(&Territory::Italy));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Architecture invariant: nothing here does I/O or knows HTTP, the network or the disk; it
 //! depends on no other module of the crate. Its errors are about data, never about transport.
 
+pub mod bans;
 pub mod calendar;
 pub mod clock;
 pub mod correction;

@@ -1,7 +1,8 @@
 //! The driving-rules engine: lays out what a truck does between departure and arrival.
 //!
-//! It follows Regulation (EC) 561/2006 for vehicles above 3.5 t and the French traffic bans
-//! for vehicles above 7.5 t (see [`crate::domain::calendar`]). It plans the *earliest lawful*
+//! It follows Regulation (EC) 561/2006 for vehicles above 3.5 t (and light vans abroad, see
+//! below) and the traffic bans of each country on the route for the vehicle's weight (see
+//! [`crate::domain::calendar`] and [`crate::domain::bans`]). It plans the *earliest lawful*
 //! timeline: breaks and rests are taken when they fall due, no earlier, and by default the
 //! driver uses the extensions the regulation allows (a 10-hour driving day twice a week,
 //! a 9-hour reduced daily rest three times between weekly rests). Real drivers often take
@@ -15,16 +16,26 @@
 //!   more as the first part of a split break, and one of 30 minutes or more completes it.
 //! - Waiting out a ban is time off the wheel: it counts as a break, and as a daily rest when it
 //!   lasts as long as the rest that is due.
-//! - A truck that reaches a ban while driving in France stops where it is; one that is abroad
-//!   drives on and only stops if its road enters France while the ban holds.
+//! - A truck that reaches a ban of the country it drives in stops where it is; one whose road
+//!   enters a country while that country's ban holds waits at the border, before crossing,
+//!   and the wait names the country and the rule (see [`crate::domain::bans`]). Which rules
+//!   cover a vehicle depends on its gross weight (declared, or its class's default).
+//! - A border crossing costs the expected wait of its kind ([`BorderWaits`]): customs
+//!   (Switzerland, the United Kingdom, Andorra, any border of the EU customs union) or none.
+//!   The wait is neither a break nor driving.
+//! - Regulation (EC) 561/2006 governs vehicles over 3.5 t and, from 1 July 2026, vans over
+//!   2.5 t on international or cabotage trips (Regulation (EU) 2020/1054; see
+//!   [`crate::domain::vehicle::under_driving_time_rules`]). A trip whose operation is not
+//!   given is international when its road crosses from one known country into another,
+//!   domestic otherwise.
 //! - The spread of the working day (a daily rest within 24 hours of the previous one) and the
 //!   working-time directive's own limits are not enforced.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::domain::calendar::{BanCalendar, BanWindow};
-use crate::domain::geo::Territory;
-use crate::domain::vehicle::VehicleClass;
+use crate::domain::calendar::{Ban, BanCalendar, BanWindow};
+use crate::domain::geo::{CrossingKind, Region, Territory};
+use crate::domain::vehicle::{self, Carriage, Operation, VehicleClass};
 
 /// Longest driving before a break is due.
 pub const MAX_DRIVING_BEFORE_BREAK: TimeDelta = TimeDelta::minutes(4 * 60 + 30);
@@ -44,6 +55,44 @@ pub const REDUCED_RESTS_PER_WEEK: u32 = 3;
 /// A regular weekly rest, due at the latest after six daily driving periods.
 pub const WEEKLY_REST: TimeDelta = TimeDelta::hours(45);
 pub const DRIVING_DAYS_PER_WEEK: u32 = 6;
+/// The expected wait at a customs border (Switzerland, the United Kingdom, Andorra): a truck
+/// whose transit or export declaration was lodged ahead clears the main crossings (Basel,
+/// Geneva, Chiasso, Calais-Dover) in about half an hour; queues make it longer, which the
+/// learned model corrects.
+pub const CUSTOMS_BORDER_WAIT: TimeDelta = TimeDelta::minutes(30);
+/// Inside the EU customs union no one stops a truck at the border, barring police spot checks.
+pub const NO_CUSTOMS_BORDER_WAIT: TimeDelta = TimeDelta::zero();
+
+/// The expected wait at a border by kind of crossing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BorderWaits {
+    pub customs: TimeDelta,
+    pub no_customs: TimeDelta,
+}
+
+impl BorderWaits {
+    /// No wait at any border: for a caller that models borders itself (the simulator).
+    pub const NONE: BorderWaits = BorderWaits {
+        customs: TimeDelta::zero(),
+        no_customs: TimeDelta::zero(),
+    };
+
+    pub fn of(&self, kind: CrossingKind) -> TimeDelta {
+        match kind {
+            CrossingKind::Customs => self.customs,
+            CrossingKind::NoCustoms => self.no_customs,
+        }
+    }
+}
+
+impl Default for BorderWaits {
+    fn default() -> Self {
+        Self {
+            customs: CUSTOMS_BORDER_WAIT,
+            no_customs: NO_CUSTOMS_BORDER_WAIT,
+        }
+    }
+}
 
 /// Which of the regulation's allowances the engine plans with, and how much longer than the
 /// minimum the driver's own breaks and rests last (zero for an estimate; the simulator draws
@@ -54,6 +103,7 @@ pub struct RulesPolicy {
     pub use_reduced_rests: bool,
     pub break_extension: TimeDelta,
     pub rest_extension: TimeDelta,
+    pub border_waits: BorderWaits,
 }
 
 impl Default for RulesPolicy {
@@ -63,6 +113,7 @@ impl Default for RulesPolicy {
             use_reduced_rests: true,
             break_extension: TimeDelta::zero(),
             rest_extension: TimeDelta::zero(),
+            border_waits: BorderWaits::default(),
         }
     }
 }
@@ -121,10 +172,12 @@ impl DriverState {
 /// One step of a trip, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
-    /// Driving that lies in one territory.
+    /// Driving that lies in one territory, and in one of its regions with rules of their own
+    /// or in none.
     Drive {
         duration: TimeDelta,
         territory: Territory,
+        region: Option<Region>,
     },
     /// Arriving at a stop and staying there for the dwell.
     Stop { dwell: TimeDelta },
@@ -136,6 +189,45 @@ pub struct TripPlan {
     pub vehicle: VehicleClass,
     pub driver: DriverState,
     pub activities: Vec<Activity>,
+    /// The declared weight and kind of carriage; by default the class's weight and an
+    /// operation inferred from the route.
+    pub carriage: Carriage,
+}
+
+impl TripPlan {
+    /// The operation as given, or inferred: international when the road crosses from one
+    /// known country into another (`Elsewhere`, mostly the sea between outlines, does not
+    /// count), domestic otherwise.
+    pub fn operation(&self) -> Operation {
+        if let Some(operation) = self.carriage.operation {
+            return operation;
+        }
+        let mut countries = self
+            .activities
+            .iter()
+            .filter_map(|activity| match activity {
+                Activity::Drive { territory, .. } if *territory != Territory::Elsewhere => {
+                    Some(*territory)
+                }
+                _ => None,
+            });
+        let first = countries.next();
+        if countries.any(|country| Some(country) != first) {
+            Operation::International
+        } else {
+            Operation::Domestic
+        }
+    }
+
+    /// Whether Regulation (EC) 561/2006 governs this trip.
+    pub fn follows_driving_time_rules(&self) -> bool {
+        vehicle::under_driving_time_rules(
+            self.vehicle,
+            self.carriage.gross_weight,
+            self.operation(),
+            self.departure,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +237,8 @@ pub enum SegmentKind {
     Rest,
     Dwell,
     BanWait,
+    /// The expected wait at a border crossing (customs or none).
+    Border,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +248,13 @@ pub struct Segment {
     pub end: DateTime<Utc>,
     /// Where the truck drives; `None` for every other kind.
     pub territory: Option<Territory>,
+    /// The country the segment is about: the one driven in, the one whose ban a `BanWait`
+    /// waits out (the next one when the truck waits at its border), the one a `Border`
+    /// enters, the one a break, rest or dwell is taken in; `None` before the first drive.
+    pub country: Option<Territory>,
+    /// The id of the ban rule a `BanWait` waits out (see [`crate::domain::bans::BanRule`]);
+    /// `None` for every other kind.
+    pub rule: Option<&'static str>,
 }
 
 impl Segment {
@@ -170,6 +271,7 @@ pub struct Breakdown {
     pub rests: TimeDelta,
     pub dwell: TimeDelta,
     pub ban_waits: TimeDelta,
+    pub borders: TimeDelta,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +298,7 @@ impl Timeline {
                 SegmentKind::Rest => &mut breakdown.rests,
                 SegmentKind::Dwell => &mut breakdown.dwell,
                 SegmentKind::BanWait => &mut breakdown.ban_waits,
+                SegmentKind::Border => &mut breakdown.borders,
             };
             *slot += segment.duration();
         }
@@ -211,7 +314,8 @@ pub fn plan_trip(plan: &TripPlan, bans: &BanCalendar, policy: RulesPolicy) -> Ti
             Activity::Drive {
                 duration,
                 territory,
-            } => engine.drive(duration, territory),
+                region,
+            } => engine.drive(duration, territory, region),
             Activity::Stop { dwell } => engine.stop(dwell),
         }
     }
@@ -225,10 +329,13 @@ pub fn plan_trip(plan: &TripPlan, bans: &BanCalendar, policy: RulesPolicy) -> Ti
 
 struct Engine<'a> {
     bans: &'a BanCalendar,
-    ban_window: BanWindow,
+    /// One window per place driven through, in the order first met.
+    ban_windows: Vec<((Territory, Option<Region>), BanWindow)>,
     policy: RulesPolicy,
     follows_driving_rules: bool,
-    subject_to_bans: bool,
+    gross_tonnes: f64,
+    /// The territory of the last drive, to see borders.
+    territory: Option<Territory>,
     now: DateTime<Utc>,
     segments: Vec<Segment>,
     stop_arrivals: Vec<DateTime<Utc>>,
@@ -246,10 +353,11 @@ impl<'a> Engine<'a> {
         let day_extended = plan.driver.driven_today > DAILY_DRIVING;
         Self {
             bans,
-            ban_window: BanWindow::new(),
+            ban_windows: Vec::new(),
             policy,
-            follows_driving_rules: plan.vehicle.follows_driving_time_rules(),
-            subject_to_bans: plan.vehicle.subject_to_traffic_bans(),
+            follows_driving_rules: plan.follows_driving_time_rules(),
+            gross_tonnes: plan.carriage.gross_tonnes(plan.vehicle),
+            territory: None,
             now: plan.departure,
             segments: Vec::new(),
             stop_arrivals: Vec::new(),
@@ -263,7 +371,18 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn drive(&mut self, duration: TimeDelta, territory: Territory) {
+    fn drive(&mut self, duration: TimeDelta, territory: Territory, region: Option<Region>) {
+        if duration <= TimeDelta::zero() {
+            return;
+        }
+        let crossing = self
+            .territory
+            .and_then(|previous| previous.crossing_to(territory));
+        self.territory = Some(territory);
+        let mut border_wait = crossing
+            .map(|kind| self.policy.border_waits.of(kind))
+            .filter(|wait| *wait > TimeDelta::zero());
+        let window_idx = self.window_for(territory, region);
         let mut remaining = duration;
         while remaining > TimeDelta::zero() {
             if self.follows_driving_rules {
@@ -281,12 +400,15 @@ impl<'a> Engine<'a> {
                     continue;
                 }
             }
-            let banned_here = self.subject_to_bans && territory == Territory::France;
-            if banned_here {
-                if let Some(ban) = self.ban_window.ban_at(self.bans, self.now) {
-                    self.pause(SegmentKind::BanWait, ban.end - self.now);
-                    continue;
-                }
+            // Before the first stint in a country this is the wait at its border.
+            let window = &mut self.ban_windows[window_idx].1;
+            if let Some(ban) = window.ban_and_rule_at(self.bans, self.now) {
+                self.wait_out(ban, territory);
+                continue;
+            }
+            if let Some(wait) = border_wait.take() {
+                self.push(SegmentKind::Border, wait, None, Some(territory), None);
+                continue;
             }
             let mut stint = remaining;
             if self.follows_driving_rules {
@@ -294,22 +416,46 @@ impl<'a> Engine<'a> {
                     .min(MAX_DRIVING_BEFORE_BREAK - self.driven_since_break)
                     .min(self.daily_limit() - self.driven_today);
             }
-            if banned_here {
-                if let Some(next_ban) = self.ban_window.next_ban_start(self.bans, self.now) {
-                    stint = stint.min(next_ban - self.now);
-                }
+            let window = &mut self.ban_windows[window_idx].1;
+            if let Some(next_ban) = window.next_ban_start(self.bans, self.now) {
+                stint = stint.min(next_ban - self.now);
             }
-            self.push(SegmentKind::Drive, stint, Some(territory));
+            self.push(
+                SegmentKind::Drive,
+                stint,
+                Some(territory),
+                Some(territory),
+                None,
+            );
             self.driven_today += stint;
             self.driven_since_break += stint;
             remaining -= stint;
         }
     }
 
+    /// The index of the ban window of a place, made on first use.
+    fn window_for(&mut self, territory: Territory, region: Option<Region>) -> usize {
+        let place = (territory, region);
+        if let Some(idx) = self.ban_windows.iter().position(|(key, _)| *key == place) {
+            return idx;
+        }
+        let window = BanWindow::for_place(territory, region, self.gross_tonnes);
+        self.ban_windows.push((place, window));
+        self.ban_windows.len() - 1
+    }
+
+    /// Waits until `ban` ends, naming `country` and the rule. Time off the wheel.
+    fn wait_out(&mut self, ban: Ban, country: Territory) {
+        let rule = (!ban.rule.is_empty()).then_some(ban.rule);
+        let duration = ban.interval.end - self.now;
+        self.push(SegmentKind::BanWait, duration, None, Some(country), rule);
+        self.credit_time_off(duration);
+    }
+
     fn stop(&mut self, dwell: TimeDelta) {
         self.stop_arrivals.push(self.now);
         if dwell > TimeDelta::zero() {
-            self.push(SegmentKind::Dwell, dwell, None);
+            self.push(SegmentKind::Dwell, dwell, None, self.territory, None);
             self.credit_time_off(dwell);
         }
     }
@@ -348,7 +494,7 @@ impl<'a> Engine<'a> {
     }
 
     fn pause(&mut self, kind: SegmentKind, duration: TimeDelta) {
-        self.push(kind, duration, None);
+        self.push(kind, duration, None, self.territory, None);
         self.credit_time_off(duration);
     }
 
@@ -383,7 +529,14 @@ impl<'a> Engine<'a> {
         self.split_break_started = false;
     }
 
-    fn push(&mut self, kind: SegmentKind, duration: TimeDelta, territory: Option<Territory>) {
+    fn push(
+        &mut self,
+        kind: SegmentKind,
+        duration: TimeDelta,
+        territory: Option<Territory>,
+        country: Option<Territory>,
+        rule: Option<&'static str>,
+    ) {
         let end = self.now + duration;
         // Only driving merges: each dwell and pause is an event of its own, and merging two
         // would hide a split break from whoever reads the timeline.
@@ -400,6 +553,8 @@ impl<'a> Engine<'a> {
                 start: self.now,
                 end,
                 territory,
+                country,
+                rule,
             }),
         }
         self.now = end;
@@ -408,3 +563,6 @@ impl<'a> Engine<'a> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod europe_tests;

@@ -101,6 +101,7 @@ pub fn demo_trip(
         delivered_at: None,
         cancelled_at: None,
         accuracy: Vec::new(),
+        version: 0,
     };
     DemoTrip { shipment, pings }
 }

@@ -39,6 +39,35 @@ pub struct SimulationConfig {
     pub ping_share: f64,
     pub period: Period,
     pub format: FileFormat,
+    pub laws: Laws,
+}
+
+/// The laws of the simulated world, changed to try the model on a world that its rules prior
+/// and its features were not built around: roads more winding, stops longer, trucks slower,
+/// and a slowdown that grows over the period so that the later months (the ones an evaluation
+/// tests on) run slower than the earlier ones it learns from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Laws {
+    /// Multiplies each lane's road circuity.
+    pub circuity: f64,
+    /// Multiplies each dwell at a stop.
+    pub dwell: f64,
+    /// Multiplies each leg's driving time.
+    pub driving: f64,
+    /// Driving time added by the last day of the period, growing linearly from none on the
+    /// first (0.1: the last day's legs take 10% longer).
+    pub slowdown: f64,
+}
+
+impl Default for Laws {
+    fn default() -> Self {
+        Self {
+            circuity: 1.0,
+            dwell: 1.0,
+            driving: 1.0,
+            slowdown: 0.0,
+        }
+    }
 }
 
 /// One carrier's simulated history.
@@ -66,7 +95,7 @@ pub fn simulate_carrier(
 ) -> CarrierHistory {
     let conditions = Conditions::new(config.seed);
     let bans = BanCalendar::default();
-    let simulator = TripSimulator::new(&conditions, &bans, config.period);
+    let simulator = TripSimulator::new(&conditions, &bans, config.period).with_laws(config.laws);
     let results: Vec<(TripRecord, Vec<Segment>, Option<Vec<PingRecord>>)> = (0..carrier.n_trips)
         .into_par_iter()
         .map(|trip_idx| {
@@ -234,6 +263,7 @@ pub fn segments_frame(history: &CarrierHistory, format: FileFormat) -> PolarsRes
         SegmentKind::Rest => "rest",
         SegmentKind::Dwell => "dwell",
         SegmentKind::BanWait => "ban_wait",
+        SegmentKind::Border => "border",
     };
     DataFrame::new(
         rows.len(),

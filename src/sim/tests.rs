@@ -7,7 +7,7 @@ use super::*;
 use crate::domain::calendar::BanCalendar;
 use crate::domain::geo::Territory;
 use crate::domain::rules::{plan_trip, Activity, DriverState, RulesPolicy, TripPlan};
-use crate::domain::vehicle::VehicleClass;
+use crate::domain::vehicle::{Carriage, VehicleClass};
 use crate::ml::history::files::load_history;
 use crate::ml::history::ValidationOptions;
 
@@ -22,6 +22,7 @@ fn config(trips: usize, ping_share: f64, format: FileFormat) -> SimulationConfig
             days: 120,
         },
         format,
+        laws: Laws::default(),
     }
 }
 
@@ -93,7 +94,9 @@ fn lawful_minimum(km: f64, departure: DateTime<Utc>) -> TimeDelta {
         activities: vec![Activity::Drive {
             duration: driving,
             territory: Territory::Elsewhere,
+            region: None,
         }],
+        carriage: Carriage::default(),
     };
     plan_trip(&plan, &BanCalendar::default(), RulesPolicy::default()).duration()
 }

@@ -11,6 +11,7 @@ use rand_distr::{Distribution, Exp, LogNormal, Normal};
 use super::conditions::Conditions;
 use super::fleet::Carrier;
 use super::world::{Country, Place, PlaceKind, METROS, PLACES};
+use super::Laws;
 use crate::domain::calendar::BanCalendar;
 use crate::domain::eta::{
     drive_activities, driving_minutes, RoadModel, SpeedLimits, HEAVY_GOODS_LIMITS, VAN_LIMITS,
@@ -18,9 +19,9 @@ use crate::domain::eta::{
 use crate::domain::geo::GeoPoint;
 use crate::domain::ids::splitmix;
 use crate::domain::rules::{
-    plan_trip, Activity, DriverState, RulesPolicy, SegmentKind, Timeline, TripPlan,
+    plan_trip, Activity, BorderWaits, DriverState, RulesPolicy, SegmentKind, Timeline, TripPlan,
 };
-use crate::domain::vehicle::VehicleClass;
+use crate::domain::vehicle::{Carriage, VehicleClass};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TripRecord {
@@ -63,6 +64,7 @@ pub struct TripSimulator<'a> {
     pub bans: &'a BanCalendar,
     pub road: RoadModel,
     pub period: Period,
+    laws: Laws,
     popularity: WeightedIndex<f64>,
 }
 
@@ -102,9 +104,22 @@ impl<'a> TripSimulator<'a> {
             bans,
             road: RoadModel::default(),
             period,
+            laws: Laws::default(),
             popularity: WeightedIndex::new(PLACES.iter().map(|place| place.popularity))
                 .expect("positive"),
         }
+    }
+
+    pub fn with_laws(self, laws: Laws) -> Self {
+        Self { laws, ..self }
+    }
+
+    /// How much slower than at the start of the period the roads run at `at`.
+    fn slowdown(&self, at: DateTime<Utc>) -> f64 {
+        let start = self.period.start.and_time(NaiveTime::MIN).and_utc();
+        let elapsed_days = (at - start).num_minutes() as f64 / 1440.0;
+        1.0 + self.laws.slowdown
+            * (elapsed_days / f64::from(self.period.days.max(1))).clamp(0.0, 1.0)
     }
 
     /// The lane of a trip: mostly the carrier's own, sometimes anything, never too short, and
@@ -265,7 +280,7 @@ impl<'a> TripSimulator<'a> {
         pace: Pace,
         rng: &mut ChaCha8Rng,
     ) -> Leg {
-        let road_km = from.distance_km(to) * lane_circuity(from, to);
+        let road_km = from.distance_km(to) * lane_circuity(from, to) * self.laws.circuity;
         let free_flow = driving_minutes(road_km, &self.road, pace.driven);
         let midpoint = from.towards(to, 0.5);
         let weather = self.conditions.weather(
@@ -275,7 +290,10 @@ impl<'a> TripSimulator<'a> {
         );
         let congestion_delay = self.congestion_delay(from, to, clock, free_flow);
         let noise: f64 = LogNormal::new(0.0, 0.04).expect("valid").sample(rng);
-        let driven = (free_flow / weather.speed_factor() + congestion_delay) * noise;
+        let driven = (free_flow / weather.speed_factor() + congestion_delay)
+            * noise
+            * self.laws.driving
+            * self.slowdown(clock);
         // Whatever the noise, no leg is driven faster than the speed limits allow.
         let lawful_floor = driving_minutes(
             road_km,
@@ -330,12 +348,15 @@ impl<'a> TripSimulator<'a> {
             use_reduced_rests: carrier.uses_extensions,
             break_extension: minutes(rng.random_range(0.0..=carrier.break_extension_max)),
             rest_extension: minutes(rng.random_range(0.0..=carrier.rest_extension_max)),
+            // The simulator draws its own border waits (`insert_border_wait`).
+            border_waits: BorderWaits::NONE,
         };
         let plan = TripPlan {
             departure,
             vehicle,
             driver: DriverState::default(),
             activities,
+            carriage: Carriage::default(),
         };
         plan_trip(&plan, self.bans, policy)
     }
@@ -389,7 +410,7 @@ impl<'a> TripSimulator<'a> {
         let dwell: f64 = LogNormal::new((median * carrier.dwell_factor).ln(), sigma)
             .expect("valid")
             .sample(rng);
-        dwell.min(600.0)
+        (dwell * self.laws.dwell).min(600.0)
     }
 }
 

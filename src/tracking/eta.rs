@@ -419,6 +419,7 @@ fn segment_kind(kind: SegmentKind) -> &'static str {
         SegmentKind::Rest => "rest",
         SegmentKind::Dwell => "dwell",
         SegmentKind::BanWait => "ban_wait",
+        SegmentKind::Border => "border",
     }
 }
 

@@ -8,11 +8,15 @@
 //! - `modes`: where the tracker keeps pings and current estimates: this process, or a
 //!   database shared by replicas.
 //! - [`store`]: the ports the adapters implement for it.
+//! - [`live`]: what the tracker publishes as it happens, for the event streams.
+//! - [`sharing`]: the consignee's share links and the port that keeps them.
 
 pub mod book;
 pub mod eta;
+pub mod live;
 mod modes;
 pub mod pings;
+pub mod sharing;
 pub mod shipment;
 pub mod store;
 #[cfg(test)]

@@ -184,6 +184,7 @@ impl ShipmentPlan {
             delivered_at: None,
             cancelled_at: None,
             accuracy: Vec::new(),
+            version: 0,
         })
     }
 }
@@ -270,6 +271,11 @@ pub struct Shipment {
     pub delivered_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub accuracy: Vec<HorizonAccuracy>,
+    /// How many times the shipment was saved since it was registered: each save is a
+    /// compare-and-set on it, so that two writers (replicas) never overwrite each other.
+    /// Absent from the records of earlier versions, which were never saved under one.
+    #[serde(default)]
+    pub version: i64,
 }
 
 impl Shipment {

@@ -8,11 +8,16 @@ use crate::domain::storage::StoreResult;
 use crate::tracking::eta::Snapshot;
 use crate::tracking::pings::Ping;
 use crate::tracking::shipment::{Shipment, Status};
+use crate::tracking::tracker::Notice;
 
 pub trait ShipmentStore: Send + Sync + 'static {
     fn insert_shipment(&self, shipment: &Shipment) -> StoreResult<()>;
 
-    fn save_shipment(&self, shipment: &Shipment) -> StoreResult<()>;
+    /// Compare-and-set: saves `shipment` over the version it was read at (`shipment.version`)
+    /// and enqueues `notices` in the outbox, in one transaction, then sets `shipment.version`
+    /// to the version saved. `StoreError::Conflict`, with nothing written, when another writer
+    /// saved it since: the caller reads it again and re-applies its change.
+    fn save_shipment(&self, shipment: &mut Shipment, notices: &[Notice]) -> StoreResult<()>;
 
     fn shipment(&self, organisation: &str, id: &str) -> StoreResult<Option<Shipment>>;
 
@@ -32,7 +37,9 @@ pub trait ShipmentStore: Send + Sync + 'static {
     /// scored estimates teach the corrections again after a restart.
     fn recent_deliveries(&self, limit: usize) -> StoreResult<Vec<Shipment>>;
 
-    fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()>;
+    /// Appends the estimate to the shipment's history and enqueues the `notices` it causes in
+    /// the outbox, in one transaction.
+    fn append_snapshot(&self, snapshot: &Snapshot, notices: &[Notice]) -> StoreResult<()>;
 
     fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>>;
 
@@ -41,6 +48,25 @@ pub trait ShipmentStore: Send + Sync + 'static {
     fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()>;
 
     fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>>;
+
+    /// The current estimates of an organisation's shipments (of `status`, or any) with ids
+    /// from `first` to `last`: a listed page's, in one query.
+    fn current_page(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        first: &str,
+        last: &str,
+    ) -> StoreResult<Vec<Snapshot>>;
+
+    /// The last estimate kept in the history of each such shipment: a finished one's answer.
+    fn latest_page(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        first: &str,
+        last: &str,
+    ) -> StoreResult<Vec<Snapshot>>;
 
     /// The planned or in-transit shipments of one vehicle.
     fn active_shipments_of(

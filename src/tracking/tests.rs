@@ -436,6 +436,7 @@ fn shipment() -> Shipment {
         delivered_at: None,
         cancelled_at: None,
         accuracy: Vec::new(),
+        version: 0,
     }
 }
 

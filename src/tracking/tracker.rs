@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::book::{fixes, PingBook, VehicleKey};
 use super::eta::{live_snapshot, Risk, Snapshot, StopSnapshot, TruckState};
+use super::live::{LiveEvent, LiveSender};
 use super::modes::{Embedded, Mode, Shared};
 use super::pings::{ParsedBatch, PingLimits, Rejection};
 use super::shipment::{
@@ -49,6 +50,9 @@ impl From<StoreError> for TrackError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::DuplicateReference(id) => Self::DuplicateReference(id),
+            StoreError::Conflict => Self::Conflict(
+                "the shipment changed while this was applied to it; try again".into(),
+            ),
             StoreError::Backend(message) => Self::Storage(message),
         }
     }
@@ -104,8 +108,26 @@ pub struct RiskChange {
     pub late_probability: Option<f64>,
 }
 
-/// Where notices go; sending never waits.
-pub type NoticeSender = tokio::sync::mpsc::UnboundedSender<Notice>;
+/// Woken each time notices are written to the store's outbox, so that the dispatcher delivers
+/// them at once rather than at its next poll. The outbox, not this, is what keeps them: a
+/// wake-up lost with the process loses no notice.
+pub type NoticeWake = Arc<tokio::sync::Notify>;
+
+/// A read-modify-write of a shipment gives up after this many conflicts in a row: another
+/// writer winning every time is a fault to report, not contention to wait out.
+const MAX_WRITE_ATTEMPTS: usize = 16;
+
+/// The tries left after a conflict, or the error once there are none.
+fn one_try_less(tries: usize) -> Result<usize, TrackError> {
+    tries
+        .checked_sub(1)
+        .filter(|left| *left > 0)
+        .ok_or_else(|| {
+            TrackError::Conflict(
+                "the shipment kept changing while this was applied; try again".into(),
+            )
+        })
+}
 
 /// A stop of a shipment, as a caller names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +193,7 @@ pub struct Tracker {
     thresholds: RiskThresholds,
     metrics: Metrics,
     clock: Clock,
-    notices: Option<NoticeSender>,
+    notices: Option<NoticeWake>,
     /// Pings accepted since start, by organisation: its ingestion rate, seen by it alone.
     received: Mutex<HashMap<String, u64>>,
     dirty: Mutex<HashSet<VehicleKey>>,
@@ -183,6 +205,8 @@ pub struct Tracker {
     /// Whether this process recomputes the estimates of the vehicles that moved: always
     /// alone, while it holds the lease with a shared store.
     leading: AtomicBool,
+    /// Where each kept estimate and each status change is published for the event streams.
+    live: Option<LiveSender>,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -204,11 +228,14 @@ pub struct TrackerParts {
     pub thresholds: RiskThresholds,
     pub metrics: Metrics,
     pub clock: Clock,
-    pub notices: Option<NoticeSender>,
+    /// Woken when notices are enqueued; none where nothing delivers them promptly.
+    pub notices: Option<NoticeWake>,
     /// Pings in a shared store (several replicas) instead of this process's segments.
     pub shared: Option<Arc<dyn SharedPings>>,
     /// What the arrivals teach, applied to every answer of the forecaster.
     pub corrections: Arc<Corrections>,
+    /// Where the event streams hear of estimates and statuses; none in tools and benches.
+    pub live: Option<LiveSender>,
 }
 
 /// Deliveries whose scored estimates teach the corrections again at start.
@@ -228,6 +255,7 @@ impl Tracker {
             notices,
             shared,
             corrections,
+            live,
         } = parts;
         let since = kept_since(&settings, clock.now());
         let mode: Box<dyn Mode> = match shared {
@@ -257,6 +285,7 @@ impl Tracker {
             following: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(()),
             corrections,
+            live,
         };
         tracker.relearn()?;
         let active = tracker.store.active_shipments()?;
@@ -430,6 +459,17 @@ impl Tracker {
 
     pub fn cancel(&self, organisation: &str, id: &str) -> Result<Shipment, TrackError> {
         let _one_at_a_time = lock(&self.refreshing);
+        self.cancel_locked(organisation, id, MAX_WRITE_ATTEMPTS)
+    }
+
+    /// `cancel` under the lock, read again and re-applied while another writer saves the
+    /// shipment first (`tries` left).
+    fn cancel_locked(
+        &self,
+        organisation: &str,
+        id: &str,
+        tries: usize,
+    ) -> Result<Shipment, TrackError> {
         let mut shipment = self.shipment(organisation, id)?;
         match shipment.status {
             Status::Cancelled => return Ok(shipment),
@@ -441,12 +481,16 @@ impl Tracker {
             Status::Planned | Status::InTransit => {}
         }
         let now = self.now();
+        let status_before = shipment.status;
         shipment.status = Status::Cancelled;
         shipment.cancelled_at = Some(now);
         shipment.updated_at = now;
-        self.store.save_shipment(&shipment)?;
+        if !self.save(&mut shipment, &[])? {
+            return self.cancel_locked(organisation, id, one_try_less(tries)?);
+        }
         self.unfollow(&shipment);
         self.mode.forget_current(&shipment.id);
+        self.publish_status(&shipment, status_before);
         Ok(shipment)
     }
 
@@ -461,32 +505,53 @@ impl Tracker {
     ) -> Result<Shipment, TrackError> {
         {
             let _one_at_a_time = lock(&self.refreshing);
-            let mut shipment = self.shipment(organisation, id)?;
-            if !shipment.status.is_active() {
-                return Err(TrackError::Conflict(format!(
-                    "the shipment is {}",
-                    shipment.status.as_str()
-                )));
-            }
-            let stop = stop.index_in(&shipment)?;
             let event = StopEvent {
                 at,
                 source: EventSource::Manual,
             };
-            let new = shipment.record(stop, kind, event);
-            self.settle(&mut shipment, &new)?;
+            self.record_locked(organisation, id, stop, kind, event, MAX_WRITE_ATTEMPTS)?;
         }
         self.refresh(organisation, id)?;
         self.shipment(organisation, id)
     }
 
-    /// Saves a shipment whose events changed, announces them and, once it is delivered,
-    /// scores every estimate it was given.
+    /// `record_event` under the lock, read again and re-applied while another writer (the
+    /// leader's recomputation) saves the shipment first (`tries` left).
+    fn record_locked(
+        &self,
+        organisation: &str,
+        id: &str,
+        stop: &StopRef,
+        kind: EventKind,
+        event: StopEvent,
+        tries: usize,
+    ) -> Result<(), TrackError> {
+        let mut shipment = self.shipment(organisation, id)?;
+        if !shipment.status.is_active() {
+            return Err(TrackError::Conflict(format!(
+                "the shipment is {}",
+                shipment.status.as_str()
+            )));
+        }
+        let index = stop.index_in(&shipment)?;
+        let status_before = shipment.status;
+        let new = shipment.record(index, kind, event);
+        if !self.settle(&mut shipment, &new)? {
+            let tries = one_try_less(tries)?;
+            return self.record_locked(organisation, id, stop, kind, event, tries);
+        }
+        self.publish_status(&shipment, status_before);
+        Ok(())
+    }
+
+    /// Saves a shipment whose events changed with their notices and, once it is delivered,
+    /// scores every estimate it was given; false, with nothing saved, when another writer
+    /// saved the shipment first.
     fn settle(
         &self,
         shipment: &mut Shipment,
         new: &[(usize, EventKind)],
-    ) -> Result<(), TrackError> {
+    ) -> Result<bool, TrackError> {
         shipment.updated_at = self.now();
         let delivered = shipment.status == Status::Delivered
             && new.iter().any(|(index, kind)| {
@@ -494,9 +559,8 @@ impl Tracker {
             });
         if delivered {
             shipment.accuracy = self.score(shipment)?;
-            self.unfollow(shipment);
         }
-        self.store.save_shipment(shipment)?;
+        let mut notices = Vec::new();
         for (index, kind) in new {
             let stop = &shipment.stops[*index];
             let (name, event) = match kind {
@@ -504,7 +568,7 @@ impl Tracker {
                 EventKind::Departed => ("departed", stop.departed),
             };
             let event = event.expect("just recorded");
-            self.notify(
+            notices.push(notice(
                 shipment,
                 name,
                 EventData::Stop {
@@ -514,10 +578,10 @@ impl Tracker {
                     source: event.source,
                 },
                 Vec::new(),
-            );
+            ));
         }
         if delivered {
-            self.notify(
+            notices.push(notice(
                 shipment,
                 "delivered",
                 EventData::Delivered {
@@ -525,18 +589,39 @@ impl Tracker {
                     accuracy: shipment.accuracy.clone(),
                 },
                 Vec::new(),
-            );
+            ));
         }
-        Ok(())
+        if !self.save(shipment, &notices)? {
+            return Ok(false);
+        }
+        if delivered {
+            // Only once saved: a try that lost to another writer teaches nothing twice.
+            self.learn(shipment);
+            self.unfollow(shipment);
+        }
+        Ok(true)
+    }
+
+    /// Teaches the corrections the scored estimates of a shipment saved as delivered.
+    fn learn(&self, shipment: &Shipment) {
+        match self.store.snapshots(&shipment.id) {
+            Ok(snapshots) => {
+                self.corrections
+                    .record(&shipment.organisation, scored(shipment, &snapshots));
+                self.expose_corrections(&shipment.organisation);
+            }
+            Err(error) => tracing::error!(
+                message = "Corrections not taught a delivery.",
+                shipment = %shipment.id,
+                %error
+            ),
+        }
     }
 
     /// Compares every estimate given with the actual arrivals: the live accuracy metric by
     /// horizon, and the shipment's own record.
     fn score(&self, shipment: &Shipment) -> Result<Vec<HorizonAccuracy>, TrackError> {
         let snapshots = self.store.snapshots(&shipment.id)?;
-        self.corrections
-            .record(&shipment.organisation, scored(shipment, &snapshots));
-        self.expose_corrections(&shipment.organisation);
         let mut sums: HashMap<&'static str, (usize, f64)> = HashMap::new();
         for snapshot in &snapshots {
             for stop in &snapshot.stops {
@@ -570,27 +655,25 @@ impl Tracker {
             .collect())
     }
 
-    fn notify(
-        &self,
-        shipment: &Shipment,
-        event: &'static str,
-        data: EventData,
-        etas: Vec<DateTime<Utc>>,
-    ) {
-        let Some(sender) = &self.notices else {
-            return;
-        };
-        let notice = Notice {
-            organisation: shipment.organisation.clone(),
-            event,
-            shipment_id: shipment.id.clone(),
-            reference: shipment.reference.clone(),
-            vehicle_id: shipment.vehicle_id.clone(),
-            data,
-            etas,
-        };
-        // The dispatcher is gone only while the service stops.
-        let _ = sender.send(notice);
+    /// Saves the shipment over the version it was read at, with the notices its change
+    /// causes, in one transaction; false, with nothing written, when another writer (another
+    /// replica) saved it first: the caller reads it again and re-applies its change.
+    fn save(&self, shipment: &mut Shipment, notices: &[Notice]) -> Result<bool, TrackError> {
+        match self.store.save_shipment(shipment, notices) {
+            Ok(()) => {
+                self.wake(notices);
+                Ok(true)
+            }
+            Err(StoreError::Conflict) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Tells the dispatcher that notices are waiting in the outbox.
+    fn wake(&self, notices: &[Notice]) {
+        if let (Some(wake), false) = (&self.notices, notices.is_empty()) {
+            wake.notify_one();
+        }
     }
 
     /// Takes a checked batch: keeps the new pings durably, then answers. Nothing is kept
@@ -705,10 +788,18 @@ impl Tracker {
     /// Brings one shipment up to date with its truck's pings.
     pub fn refresh(&self, organisation: &str, id: &str) -> Result<(), TrackError> {
         let _one_at_a_time = lock(&self.refreshing);
+        self.refresh_locked(organisation, id, MAX_WRITE_ATTEMPTS)
+    }
+
+    /// `refresh` under the lock, computed again from a fresh read while another writer (a
+    /// manual event or a cancel through another replica) saves the shipment first (`tries`
+    /// left).
+    fn refresh_locked(&self, organisation: &str, id: &str, tries: usize) -> Result<(), TrackError> {
         let mut shipment = self.shipment(organisation, id)?;
         if !shipment.status.is_active() {
             return Ok(());
         }
+        let status_before = shipment.status;
         let since = shipment.planned_departure - TimeDelta::minutes(self.settings.lead_minutes);
         let frame = self.mode.vehicle_frame(&key_of(&shipment), since)?;
         let fixes = fixes(&frame).map_err(|error| TrackError::Storage(error.to_string()))?;
@@ -720,8 +811,8 @@ impl Tracker {
             shipment.status = Status::InTransit;
             shipment.updated_at = self.now();
         }
-        if !new.is_empty() {
-            self.settle(&mut shipment, &new)?;
+        if !new.is_empty() && !self.settle(&mut shipment, &new)? {
+            return self.refresh_locked(organisation, id, one_try_less(tries)?);
         }
         let snapshot = self.live_estimate(&shipment, &frame, &fixes);
         self.metrics.live_recomputations.inc();
@@ -730,11 +821,14 @@ impl Tracker {
             None => self.store.snapshots(&shipment.id)?.pop(),
         };
         self.keep_history(&shipment, &snapshot, previous.as_ref())?;
+        let heard = self.estimate_event(&shipment, &snapshot);
         self.mode
             .keep_current(snapshot, shipment.status.is_active())?;
-        if set_off && new.is_empty() {
-            self.store.save_shipment(&shipment)?;
+        if set_off && new.is_empty() && !self.save(&mut shipment, &[])? {
+            return self.refresh_locked(organisation, id, one_try_less(tries)?);
         }
+        self.send(heard);
+        self.publish_status(&shipment, status_before);
         Ok(())
     }
 
@@ -796,12 +890,12 @@ impl Tracker {
             let mut kept = snapshot.clone();
             kept.timeline.clear();
             kept.factors.clear();
-            self.store.append_snapshot(&kept)?;
             let etas = snapshot.stops.iter().map(|stop| stop.eta).collect();
+            let mut notices = Vec::new();
             if let Some(previous) = previous {
                 let moved = snapshot.largest_move_minutes(previous);
                 if moved > 0.0 {
-                    self.notify(
+                    notices.push(notice(
                         shipment,
                         "eta_changed",
                         EventData::EtaChanged {
@@ -809,11 +903,11 @@ impl Tracker {
                             as_of: snapshot.as_of,
                         },
                         etas,
-                    );
+                    ));
                 }
                 let risky = snapshot.risk_changes(previous);
                 if !risky.is_empty() {
-                    self.notify(
+                    notices.push(notice(
                         shipment,
                         "late_risk_changed",
                         EventData::LateRiskChanged {
@@ -829,9 +923,12 @@ impl Tracker {
                                 .collect(),
                         },
                         Vec::new(),
-                    );
+                    ));
                 }
             }
+            // The estimate and what it announces are kept together or not at all.
+            self.store.append_snapshot(&kept, &notices)?;
+            self.wake(&notices);
         }
         Ok(())
     }
@@ -871,9 +968,132 @@ impl Tracker {
     }
 }
 
+/// The event streams' side: what is published as it happens, and the estimates of a page.
+impl Tracker {
+    /// A new subscription to every organisation's events; none where nothing publishes.
+    pub fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<LiveEvent>> {
+        self.live.as_ref().map(LiveSender::subscribe)
+    }
+
+    /// The event of a kept estimate, when someone listens: it clones the whole estimate.
+    fn estimate_event(&self, shipment: &Shipment, snapshot: &Snapshot) -> Option<LiveEvent> {
+        let live = self.live.as_ref()?;
+        if live.receiver_count() == 0 {
+            return None;
+        }
+        Some(LiveEvent::Estimate {
+            organisation: shipment.organisation.clone(),
+            snapshot: Arc::new(snapshot.clone()),
+        })
+    }
+
+    fn publish_status(&self, shipment: &Shipment, before: Status) {
+        if shipment.status == before {
+            return;
+        }
+        self.send(Some(LiveEvent::Status {
+            organisation: shipment.organisation.clone(),
+            shipment_id: shipment.id.clone(),
+            status: shipment.status,
+        }));
+    }
+
+    fn send(&self, event: Option<LiveEvent>) {
+        let (Some(live), Some(event)) = (&self.live, event) else {
+            return;
+        };
+        // An error only says that nobody listens.
+        let _ = live.send(event);
+    }
+
+    /// The current estimate of each shipment of a listed page (as [`Tracker::current`] gives
+    /// it), by shipment id: with a shared store, one query for the current ones of the page
+    /// and one for the finished ones' last; then, one at a time, any the page's range missed
+    /// (a status changed meanwhile, an estimate not computed yet).
+    pub fn estimates(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        shipments: &[Shipment],
+    ) -> Result<HashMap<String, Snapshot>, TrackError> {
+        let (Some(first), Some(last)) = (shipments.first(), shipments.last()) else {
+            return Ok(HashMap::new());
+        };
+        let listed: HashSet<&str> = shipments
+            .iter()
+            .map(|shipment| shipment.id.as_str())
+            .collect();
+        let mut found = HashMap::new();
+        let keep = |snapshots: Vec<Snapshot>, found: &mut HashMap<String, Snapshot>| {
+            for snapshot in snapshots {
+                if listed.contains(snapshot.shipment_id.as_str()) {
+                    found.insert(snapshot.shipment_id.clone(), snapshot);
+                }
+            }
+        };
+        if self.mode.is_shared() {
+            let current = self
+                .store
+                .current_page(organisation, status, &first.id, &last.id)?;
+            keep(current, &mut found);
+        } else {
+            for shipment in shipments {
+                if let Some(snapshot) = self.mode.current(&shipment.id)? {
+                    found.insert(shipment.id.clone(), snapshot);
+                }
+            }
+        }
+        let finished_missing = shipments
+            .iter()
+            .any(|shipment| !shipment.status.is_active() && !found.contains_key(&shipment.id));
+        if finished_missing {
+            let latest = self
+                .store
+                .latest_page(organisation, status, &first.id, &last.id)?;
+            let missing: Vec<Snapshot> = latest
+                .into_iter()
+                .filter(|snapshot| !found.contains_key(&snapshot.shipment_id))
+                .collect();
+            keep(missing, &mut found);
+        }
+        for shipment in shipments {
+            if found.contains_key(&shipment.id) {
+                continue;
+            }
+            match self.current(organisation, &shipment.id) {
+                Ok(snapshot) => {
+                    found.insert(shipment.id.clone(), snapshot);
+                }
+                // Deleted meanwhile, or never estimated: listed without an estimate.
+                Err(TrackError::NotFound) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// The oldest ping worth keeping on disk: one still in the window, or still acceptable.
 fn kept_since(settings: &TrackingSettings, now: DateTime<Utc>) -> DateTime<Utc> {
     now - TimeDelta::hours(settings.window_hours.max(settings.max_age_hours))
+}
+
+/// What a change of `shipment` announces to the webhooks.
+fn notice(
+    shipment: &Shipment,
+    event: &'static str,
+    data: EventData,
+    etas: Vec<DateTime<Utc>>,
+) -> Notice {
+    Notice {
+        organisation: shipment.organisation.clone(),
+        event,
+        shipment_id: shipment.id.clone(),
+        reference: shipment.reference.clone(),
+        vehicle_id: shipment.vehicle_id.clone(),
+        data,
+        etas,
+    }
 }
 
 fn key_of(shipment: &Shipment) -> VehicleKey {

@@ -420,6 +420,7 @@ impl Jobs {
                 partner_left_out: false,
                 pooled_vs_own: true,
                 feeds: false,
+                candidates: false,
             };
             evaluate(&examples, params, options, |_| {})
                 .map_err(|error| tracing::warn!(message = "No partner reports.", %error))

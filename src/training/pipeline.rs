@@ -121,7 +121,7 @@ pub fn train_on(
             .collect(),
         partners: vocabulary,
         target: model.target,
-        calibration: model.calibration,
+        calibration: model.calibration.clone(),
         profiles: model.profiles.clone(),
         params: params.get().clone(),
         training: TrainingData {

@@ -262,7 +262,7 @@ pub fn load(dir: &Path) -> Result<(ModelCard, ServedModel), RegistryError> {
     let model = Model::from_texts(
         texts,
         card.target,
-        card.calibration,
+        card.calibration.clone(),
         card.partners.clone(),
         card.profiles.clone(),
     )

@@ -326,6 +326,8 @@ const ANOTHER_ORGANISATIONS_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/shipments/{id}/events"),
     ("get", "/v1/shipments/{id}/eta"),
     ("get", "/v1/shipments/{id}/eta/history"),
+    ("post", "/v1/shipments/{id}/share"),
+    ("delete", "/v1/shipments/{id}/share/{share_id}"),
     ("get", "/v1/webhooks/{id}"),
     ("delete", "/v1/webhooks/{id}"),
     ("post", "/v1/webhooks/{id}/rotate-secret"),
@@ -348,6 +350,7 @@ const OWN_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/operations"),
     ("post", "/v1/shipments"),
     ("get", "/v1/shipments"),
+    ("get", "/v1/events"),
     ("post", "/v1/positions"),
     ("get", "/v1/vehicles/{vehicle_id}/positions"),
     ("post", "/v1/webhooks"),
@@ -530,6 +533,7 @@ async fn a_second_organisations_admin_reaches_nothing_of_the_first_one() {
             Some(json!({"name": "x", "roles": ["admin", "carrier", "dispatcher", "partner"]}))
         }
         ("post", "/v1/shipments/{id}/events") => Some(json!({"stop_index": 0, "kind": "arrived"})),
+        ("post", "/v1/shipments/{id}/share") => Some(json!({"expires_in_hours": 1})),
         _ => None,
     };
     for (walker, key) in &walkers {

@@ -16,6 +16,7 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
         ("/assets/app.js", "text/javascript"),
         ("/assets/app.css", "text/css"),
         ("/assets/outline.json", "application/json"),
+        ("/assets/track.js", "text/javascript"),
     ] {
         let response = client
             .get(format!("{}{path}", app.address))
@@ -186,7 +187,9 @@ async fn a_browser_shows_the_demo_fleet_on_the_map_in_either_language() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let url = format!("{}/?demo", server.base);
+    // Polling, not the stream: Chromium's virtual time stands still while a request is open,
+    // so a page reading the stream would never reach its budget.
+    let url = format!("{}/?demo&poll", server.base);
     let (english, french) = {
         let (url_en, url_fr) = (url.clone(), url.clone());
         let english = tokio::task::spawn_blocking(move || {
@@ -544,4 +547,168 @@ async fn the_dashboard_follows_a_truck_live_and_switches_language() {
     .await
     .unwrap();
     drop(page);
+}
+
+/// The fleet loads with one request a page and then follows the event stream: a truck's new
+/// ping moves it on the map, and no request asks for one shipment's `/eta`.
+#[tokio::test]
+async fn the_dashboard_follows_the_stream_without_a_request_per_shipment() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = RunningBinary::start(
+        data.path(),
+        &[],
+        &[
+            ("ETAPE__DEMO__TRUCKS", "3"),
+            ("ETAPE__TRACKING__DEBOUNCE_MS", "200"),
+        ],
+    );
+    let base = server.base.clone();
+    let carrier = server.client.clone();
+    let now = chrono::Utc::now();
+    let registered = carrier
+        .post(format!("{base}/v1/shipments"))
+        .body(
+            serde_json::json!({"reference": "STREAM-1", "vehicle_id": "FR-STREAM", "vehicle_class": "rigid",
+                "origin": {"lat": 48.85, "lon": 2.35},
+                "stops": [{"id": "lyon", "lat": 45.76, "lon": 4.84}],
+                "planned_departure": now.to_rfc3339()})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let post = |minutes_ago: i64, lat: f64, lon: f64| {
+        let (carrier, base) = (carrier.clone(), base.clone());
+        let body = serde_json::json!([{"vehicle_id": "FR-STREAM", "lat": lat, "lon": lon, "speed_kmh": 85.0,
+            "timestamp": (now - chrono::TimeDelta::minutes(minutes_ago)).to_rfc3339()}])
+        .to_string();
+        async move {
+            let response = carrier
+                .post(format!("{base}/v1/positions"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    };
+    post(2, 48.60, 2.60).await;
+
+    let url = format!("{base}/?demo");
+    let truck_x = "(() => { const t = [...document.querySelectorAll('#map circle.truck')].find(c => c.querySelector('title').textContent.startsWith('FR-STREAM')); return t ? Number(t.getAttribute('cx')) : null; })()";
+    let (page, before) = tokio::task::spawn_blocking(move || {
+        let mut page = Driven::open(browser);
+        page.call("Page.enable", serde_json::json!({}));
+        page.call("Page.navigate", serde_json::json!({"url": url}));
+        assert!(
+            page.wait_for(
+                &format!("{truck_x} !== null && document.body.dataset.live === 'stream'"),
+                20
+            ),
+            "the fleet is drawn and the stream is up"
+        );
+        let before = page.evaluate(truck_x);
+        (page, before)
+    })
+    .await
+    .unwrap();
+
+    post(1, 47.50, 3.70).await;
+    let moved = format!(
+        "(() => {{ const x = {truck_x}; return x !== null && x !== {before} && Number(document.body.dataset.events) > 0; }})()"
+    );
+    let page = tokio::task::spawn_blocking(move || {
+        let mut page = page;
+        assert!(page.wait_for(&moved, 5), "the truck moved within five seconds");
+        assert_eq!(page.evaluate("document.body.dataset.live"), "stream");
+        let per_shipment = page.evaluate(
+            "performance.getEntriesByType('resource').filter(e => /^\\/v1\\/shipments\\/[^/]+\\/eta$/.test(new URL(e.name).pathname)).length",
+        );
+        assert_eq!(per_shipment, 0, "a request asked one shipment's estimate");
+        let lists = page.evaluate(
+            "performance.getEntriesByType('resource').filter(e => new URL(e.name).pathname === '/v1/shipments').length",
+        );
+        assert!(
+            lists.as_u64().is_some_and(|count| (1..=6).contains(&count)),
+            "list requests: {lists}"
+        );
+        page.screenshot("dashboard-stream.png");
+        page
+    })
+    .await
+    .unwrap();
+    drop(page);
+}
+
+/// The fleet table fits from 1280 px up and on a tablet: reference, vehicle, next stop, ETA,
+/// risk and band without a horizontal scroll bar, over the demo fleet's long references; the
+/// other columns come with more room or on demand.
+#[tokio::test]
+async fn the_fleet_table_fits_from_1280_pixels_and_on_a_tablet() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = RunningBinary::start(data.path(), &[], &[("ETAPE__DEMO__TRUCKS", "4")]);
+    for _ in 0..100 {
+        let page: Value = server.get_json("/v1/shipments?status=in_transit").await;
+        if page["items"].as_array().unwrap().len() == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let url = format!("{}/?demo", server.base);
+    let layout = "(() => { const table = document.querySelector('#fleet-table'); \
+        const section = document.querySelector('#fleet'); \
+        const shown = [...table.querySelectorAll('thead th')].filter(th => getComputedStyle(th).display !== 'none').map(th => th.textContent.trim()); \
+        return JSON.stringify({fits: section.scrollWidth <= section.clientWidth, shown}); })()";
+    tokio::task::spawn_blocking(move || {
+        let mut page = Driven::open(browser);
+        page.call("Page.enable", serde_json::json!({}));
+        page.call("Page.navigate", serde_json::json!({"url": url}));
+        assert!(
+            page.wait_for("document.querySelectorAll('tr[data-id]').length >= 4", 20),
+            "the demo fleet is listed"
+        );
+        for (width, height) in [(1024, 768), (1280, 800), (1440, 900), (1920, 1080)] {
+            page.call(
+                "Emulation.setDeviceMetricsOverride",
+                serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let measured: Value =
+                serde_json::from_str(page.evaluate(layout).as_str().unwrap()).unwrap();
+            assert_eq!(measured["fits"], true, "{width} px: {measured}");
+            let shown: Vec<&str> = measured["shown"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            for column in ["Reference", "Vehicle", "Next stop", "ETA", "Risk", "P10 to P90"] {
+                assert!(
+                    shown.iter().any(|name| name.starts_with(column)),
+                    "{width} px lacks {column}: {shown:?}"
+                );
+            }
+            if width >= 1440 {
+                assert!(shown.contains(&"Window"), "{width} px: {shown:?}");
+            }
+            page.screenshot(&format!("dashboard-{width}.png"));
+        }
+        // The rest on demand.
+        page.evaluate("document.querySelector('#all-columns').click(); true");
+        assert!(page.wait_for(
+            "getComputedStyle(document.querySelector('#fleet-table thead th.col-feeds')).display !== 'none'",
+            5
+        ));
+        drop(page);
+    })
+    .await
+    .unwrap();
 }

@@ -30,6 +30,7 @@ fn slower_world() -> Vec<(TripRecord, DateTime<Utc>)> {
             days: 90,
         },
         format: FileFormat::Parquet,
+        laws: Default::default(),
     };
     let carriers = etape::sim::fleet(&config);
     let history = etape::sim::simulate_carrier(&config, 0, &carriers[0], &|_| {});

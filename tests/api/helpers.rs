@@ -24,6 +24,8 @@ pub struct TestApp {
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The app's data directory, removed with it.
     _data: tempfile::TempDir,
+    /// What it was started with, to start it again (`restart_at`).
+    settings: Settings,
 }
 
 /// Starts the real server on 127.0.0.1, on a port of its own. `TEST_LOG=1` shows its logs.
@@ -58,6 +60,11 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let now = DateTime::parse_from_rfc3339(TEST_NOW)
         .unwrap()
         .with_timezone(&Utc);
+    launch(settings, now, data)
+}
+
+/// Serves `settings` from `data` with the clock fixed at `now`.
+fn launch(settings: Settings, now: DateTime<Utc>, data: tempfile::TempDir) -> TestApp {
     let application =
         Application::build_with_clock(&settings, Clock::Fixed(now)).expect("the app builds");
     let port = application.port();
@@ -73,6 +80,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         shutdown: Some(sender),
         server,
         _data: data,
+        settings,
     }
 }
 
@@ -270,6 +278,26 @@ impl TestApp {
             .send()
             .await
             .expect("the request is sent")
+    }
+
+    /// Stops the server and starts it again on the same data directory (and database) with
+    /// the clock at `now`: how a test sees time pass.
+    pub async fn restart_at(self, now: DateTime<Utc>) -> TestApp {
+        let TestApp {
+            shutdown,
+            server,
+            _data: data,
+            settings,
+            ..
+        } = self;
+        if let Some(sender) = shutdown {
+            let _ = sender.send(());
+        }
+        server
+            .await
+            .expect("the server task does not panic")
+            .expect("the server stops cleanly");
+        launch(settings, now, data)
     }
 
     /// Triggers the graceful shutdown and waits for the server to finish.

@@ -118,7 +118,7 @@ async fn metrics_count_requests_by_route_template_with_bounded_labels() {
 }
 
 /// Every route the server must have, with its method.
-const ROUTES: [(&str, &str); 39] = [
+const ROUTES: [(&str, &str); 44] = [
     ("post", "/v1/eta"),
     ("get", "/v1/operations"),
     ("post", "/v1/eta/batch"),
@@ -129,6 +129,11 @@ const ROUTES: [(&str, &str); 39] = [
     ("post", "/v1/shipments/{id}/events"),
     ("get", "/v1/shipments/{id}/eta"),
     ("get", "/v1/shipments/{id}/eta/history"),
+    ("post", "/v1/shipments/{id}/share"),
+    ("delete", "/v1/shipments/{id}/share/{share_id}"),
+    ("get", "/v1/events"),
+    ("get", "/track/{token}"),
+    ("get", "/track/{token}/eta.json"),
     ("post", "/v1/positions"),
     ("get", "/v1/vehicles/{vehicle_id}/positions"),
     ("post", "/v1/webhooks"),
@@ -197,6 +202,21 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
             &serde_json::json!({"url": "http://127.0.0.1:9/", "events": ["arrived"]}),
         )
         .await;
+    // A link to open and revoke.
+    let (status, link) = app
+        .post_json(
+            &format!("/v1/shipments/{}/share", shipment["id"].as_str().unwrap()),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let token = link["url"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("/track/")
+        .unwrap()
+        .1
+        .to_owned();
     // A delivery to replay, of a shipment of its own: an arrival at its one stop delivers it.
     let (_, arriving) = app
         .post_json(
@@ -247,6 +267,8 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
             path.replace("{id}", id)
                 .replace("{vehicle_id}", "V")
                 .replace("{delivery}", &delivery)
+                .replace("{share_id}", link["id"].as_str().unwrap())
+                .replace("{token}", &token)
         );
         let request = match method.as_str() {
             "get" => app.client.get(url),

@@ -48,6 +48,7 @@ fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_h
             partner_left_out: false,
             pooled_vs_own: true,
             feeds: true,
+            candidates: false,
         },
         |_| {},
     )

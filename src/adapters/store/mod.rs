@@ -1,6 +1,6 @@
-//! Where the service keeps what it must not forget: shipments, their ETA history, webhooks and
-//! their deliveries, keys, uploads, training jobs (a [`Store`]), and the pings
-//! ([`segments::PingLog`]).
+//! Where the service keeps what it must not forget: shipments, their ETA history, webhooks,
+//! the outbox of their pending deliveries and the log of their attempts, keys, uploads,
+//! training jobs (a [`Store`]), and the pings ([`segments::PingLog`]).
 //!
 //! The trait is synchronous and small so that another database can take it: the embedded
 //! default is SQLite ([`sqlite::SqliteStore`]), the shared one PostgreSQL
@@ -21,6 +21,7 @@ use crate::adapters::webhooks::WebhookStore;
 use crate::domain::storage::{StoreError, StoreResult};
 use crate::partners::keys::KeyStore;
 use crate::partners::uploads::UploadStore;
+use crate::tracking::sharing::ShareStore;
 use crate::tracking::store::{Leases, SharedPings, ShipmentStore};
 use crate::training::jobs::JobStore;
 
@@ -47,11 +48,22 @@ fn instant(at: DateTime<Utc>) -> String {
 /// in the data directory for records (pings then go to Parquet segments beside it).
 /// Every record the service keeps, in one database: each layer sees only its own part
 /// ([`ShipmentStore`], [`WebhookStore`], [`KeyStore`], [`UploadStore`], [`Leases`],
-/// [`JobStore`]).
-pub trait Store: ShipmentStore + WebhookStore + KeyStore + UploadStore + Leases + JobStore {}
+/// [`JobStore`], [`ShareStore`]).
+pub trait Store:
+    ShipmentStore + WebhookStore + KeyStore + UploadStore + Leases + JobStore + ShareStore
+{
+}
 
-impl<T: ShipmentStore + WebhookStore + KeyStore + UploadStore + Leases + JobStore + ?Sized> Store
-    for T
+impl<
+        T: ShipmentStore
+            + WebhookStore
+            + KeyStore
+            + UploadStore
+            + Leases
+            + JobStore
+            + ShareStore
+            + ?Sized,
+    > Store for T
 {
 }
 

@@ -16,14 +16,17 @@ use tokio_postgres::{NoTls, Row};
 
 use super::sql;
 use super::{backend, from_json, instant, to_json};
-use crate::adapters::webhooks::{Delivery, Webhook, WebhookStore};
+use crate::adapters::webhooks::{outbox, Delivery, Outgoing, Settled, Webhook, WebhookStore};
+use crate::domain::clock::Clock;
 use crate::domain::storage::{StoreError, StoreResult};
 use crate::partners::keys::{ApiKey, KeyStore, Organisation};
 use crate::partners::uploads::{Consent, Upload, UploadStore};
 use crate::tracking::eta::Snapshot;
 use crate::tracking::pings::{reported, Ping};
+use crate::tracking::sharing::{ShareLink, ShareStore};
 use crate::tracking::shipment::{Shipment, Status};
 use crate::tracking::store::{Leases, SharedPings, ShipmentStore};
+use crate::tracking::tracker::Notice;
 use crate::training::jobs::{Job, JobStore};
 
 /// Applied in order, each once, recorded in `schema_migrations`: append, never edit, a
@@ -107,6 +110,25 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (organisation, vehicle_id)
     );",
     sql::training_jobs::TABLE,
+    sql::share_links::TABLE,
+    // Shipment versions (compare-and-set) and the webhooks' outbox.
+    "ALTER TABLE shipments ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE outbox (
+        seq BIGSERIAL PRIMARY KEY,
+        delivery_id TEXT NOT NULL UNIQUE,
+        webhook_id TEXT NOT NULL,
+        organisation TEXT NOT NULL,
+        event TEXT NOT NULL,
+        shipment_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        etas TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        next_attempt_at_ms BIGINT NOT NULL,
+        claimed_until_ms BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_at_ms, seq);",
 ];
 
 /// Milliseconds since the epoch by the server's clock, which every replica shares (the
@@ -337,8 +359,8 @@ impl ShipmentStore for PostgresStore {
         let body = to_json(shipment)?;
         // The unique constraint decides, so that two replicas cannot both register a reference.
         let inserted = self.execute(
-            "INSERT INTO shipments (id, organisation, reference, vehicle_id, status, body)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO shipments (id, organisation, reference, vehicle_id, status, body, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (organisation, reference) DO NOTHING",
             &[
                 &shipment.id,
@@ -347,6 +369,7 @@ impl ShipmentStore for PostgresStore {
                 &shipment.vehicle_id,
                 &shipment.status.as_str(),
                 &body,
+                &shipment.version,
             ],
         )?;
         if inserted == 0 {
@@ -363,12 +386,34 @@ impl ShipmentStore for PostgresStore {
         Ok(())
     }
 
-    fn save_shipment(&self, shipment: &Shipment) -> StoreResult<()> {
-        let body = to_json(shipment)?;
-        self.execute(
-            sql::shipments::UPDATE,
-            &[&shipment.status.as_str(), &body, &shipment.id],
-        )?;
+    fn save_shipment(&self, shipment: &mut Shipment, notices: &[Notice]) -> StoreResult<()> {
+        let mut saved = shipment.clone();
+        saved.version += 1;
+        let body = to_json(&saved)?;
+        let expected = shipment.version;
+        self.run(async {
+            let mut client = self.pool.get().await.map_err(pooled)?;
+            let transaction = client.transaction().await.map_err(database)?;
+            let changed = transaction
+                .execute(
+                    sql::shipments::UPDATE,
+                    &[
+                        &saved.status.as_str(),
+                        &body,
+                        &saved.version,
+                        &saved.id,
+                        &expected,
+                    ],
+                )
+                .await
+                .map_err(database)?;
+            if changed == 0 {
+                return Err(StoreError::Conflict);
+            }
+            enqueue(&transaction, notices).await?;
+            transaction.commit().await.map_err(database)
+        })?;
+        shipment.version = saved.version;
         Ok(())
     }
 
@@ -402,13 +447,21 @@ impl ShipmentStore for PostgresStore {
         self.bodies(sql::shipments::RECENT_DELIVERED, &[&sql_limit(limit)])
     }
 
-    fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+    fn append_snapshot(&self, snapshot: &Snapshot, notices: &[Notice]) -> StoreResult<()> {
         let body = to_json(snapshot)?;
-        self.execute(
-            "INSERT INTO eta_snapshots (shipment_id, body) VALUES ($1, $2)",
-            &[&snapshot.shipment_id, &body],
-        )?;
-        Ok(())
+        self.run(async {
+            let mut client = self.pool.get().await.map_err(pooled)?;
+            let transaction = client.transaction().await.map_err(database)?;
+            transaction
+                .execute(
+                    "INSERT INTO eta_snapshots (shipment_id, body) VALUES ($1, $2)",
+                    &[&snapshot.shipment_id, &body],
+                )
+                .await
+                .map_err(database)?;
+            enqueue(&transaction, notices).await?;
+            transaction.commit().await.map_err(database)
+        })
     }
 
     fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>> {
@@ -425,6 +478,32 @@ impl ShipmentStore for PostgresStore {
 
     fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
         self.body(sql::snapshots::CURRENT, &[&shipment_id])
+    }
+
+    fn current_page(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        first: &str,
+        last: &str,
+    ) -> StoreResult<Vec<Snapshot>> {
+        self.bodies(
+            sql::snapshots::CURRENT_PAGE,
+            &[&organisation, &status.map(Status::as_str), &first, &last],
+        )
+    }
+
+    fn latest_page(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        first: &str,
+        last: &str,
+    ) -> StoreResult<Vec<Snapshot>> {
+        self.bodies(
+            sql::snapshots::LATEST_PAGE,
+            &[&organisation, &status.map(Status::as_str), &first, &last],
+        )
     }
 
     fn active_shipments_of(
@@ -519,6 +598,57 @@ impl WebhookStore for PostgresStore {
             sql::webhooks::DELIVERY_ATTEMPTS,
             &[&webhook_id, &delivery_id],
         )
+    }
+
+    fn claim_outbox(&self, now_ms: i64, hold_ms: i64, limit: usize) -> StoreResult<Vec<Outgoing>> {
+        let rows = self.rows(sql::outbox::CLAIM, &[&now_ms, &hold_ms, &sql_limit(limit)])?;
+        let mut claimed: Vec<Outgoing> = rows
+            .iter()
+            .map(|row| Outgoing {
+                seq: row.get(0),
+                delivery_id: row.get(1),
+                webhook_id: row.get(2),
+                organisation: row.get(3),
+                event: row.get(4),
+                shipment_id: row.get(5),
+                body: row.get(6),
+                etas: outbox::etas_of(row.get::<_, &str>(7)),
+                attempts: u32::try_from(row.get::<_, i64>(8)).unwrap_or(u32::MAX),
+            })
+            .collect();
+        // RETURNING gives the rows in no particular order.
+        claimed.sort_by_key(|row| row.seq);
+        Ok(claimed)
+    }
+
+    fn retry_outbox(&self, seq: i64, attempts: u32, next_attempt_ms: i64) -> StoreResult<()> {
+        self.execute(
+            sql::outbox::RETRY,
+            &[&i64::from(attempts), &next_attempt_ms, &seq],
+        )?;
+        Ok(())
+    }
+
+    fn settle_outbox(
+        &self,
+        seq: i64,
+        attempts: u32,
+        settled: Settled,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        self.execute(
+            sql::outbox::SETTLE,
+            &[&settled.as_str(), &i64::from(attempts), &at_ms, &seq],
+        )?;
+        Ok(())
+    }
+
+    fn release_outbox(&self) -> StoreResult<u64> {
+        self.execute(sql::outbox::RELEASE, &[])
+    }
+
+    fn purge_outbox(&self, before_ms: i64) -> StoreResult<u64> {
+        self.execute(sql::outbox::PURGE, &[&before_ms])
     }
 }
 
@@ -637,6 +767,82 @@ impl JobStore for PostgresStore {
     fn running_jobs(&self) -> StoreResult<Vec<Job>> {
         self.bodies(sql::training_jobs::RUNNING, &[])
     }
+}
+
+impl ShareStore for PostgresStore {
+    fn insert_share_link(&self, link: &ShareLink, token_sha256: &str) -> StoreResult<()> {
+        self.execute(
+            sql::share_links::INSERT,
+            &[
+                &link.id,
+                &token_sha256,
+                &link.organisation,
+                &link.shipment_id,
+                &to_json(link)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn share_link_by_token(&self, token_sha256: &str) -> StoreResult<Option<ShareLink>> {
+        self.body(sql::share_links::BY_TOKEN, &[&token_sha256])
+    }
+
+    fn share_link(
+        &self,
+        organisation: &str,
+        shipment_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<ShareLink>> {
+        self.body(sql::share_links::OWNED, &[&organisation, &shipment_id, &id])
+    }
+
+    fn save_share_link(&self, link: &ShareLink) -> StoreResult<()> {
+        self.execute(sql::share_links::UPDATE, &[&to_json(link)?, &link.id])?;
+        Ok(())
+    }
+}
+
+/// Writes the outbox rows of `notices` in `transaction`: one per notice and webhook of its
+/// organisation subscribed to its event.
+async fn enqueue(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    notices: &[Notice],
+) -> StoreResult<()> {
+    if notices.is_empty() {
+        return Ok(());
+    }
+    let mut webhooks: Vec<Webhook> = Vec::new();
+    for organisation in outbox::organisations(notices) {
+        let rows = transaction
+            .query(sql::webhooks::LIST, &[&organisation])
+            .await
+            .map_err(database)?;
+        for row in &rows {
+            webhooks.push(from_json(row.get::<_, &str>(0))?);
+        }
+    }
+    let now = Clock::System.now();
+    let now_ms = now.timestamp_millis();
+    for row in outbox::fan_out(notices, &webhooks, now) {
+        transaction
+            .execute(
+                sql::outbox::INSERT,
+                &[
+                    &row.delivery_id,
+                    &row.webhook_id,
+                    &row.organisation,
+                    &row.event,
+                    &row.shipment_id,
+                    &row.body,
+                    &row.etas,
+                    &now_ms,
+                ],
+            )
+            .await
+            .map_err(database)?;
+    }
+    Ok(())
 }
 
 fn ping_of(row: &Row) -> Ping {

@@ -9,7 +9,10 @@ pub mod shipments {
     /// The shipment an organisation registered under a reference.
     pub const ID_BY_REFERENCE: &str =
         "SELECT id FROM shipments WHERE organisation = $1 AND reference = $2";
-    pub const UPDATE: &str = "UPDATE shipments SET status = $1, body = $2 WHERE id = $3";
+    /// Compare-and-set: saves version `$3` over version `$5` only; no row changed means
+    /// another writer saved the shipment since it was read.
+    pub const UPDATE: &str = "UPDATE shipments SET status = $1, body = $2, version = $3
+     WHERE id = $4 AND version = $5";
     pub const GET: &str = "SELECT body FROM shipments WHERE organisation = $1 AND id = $2";
     /// A page of an organisation's shipments, of one status or any.
     pub const PAGE: &str = "SELECT body FROM shipments
@@ -32,6 +35,40 @@ pub mod snapshots {
         "INSERT INTO current_snapshots (shipment_id, body) VALUES ($1, $2)
      ON CONFLICT (shipment_id) DO UPDATE SET body = excluded.body";
     pub const CURRENT: &str = "SELECT body FROM current_snapshots WHERE shipment_id = $1";
+    /// The current estimates of an organisation's shipments with ids from `$3` to `$4`, of one
+    /// status or any: a listed page's in one query, bounded by the page's first and last ids.
+    pub const CURRENT_PAGE: &str = "SELECT c.body FROM current_snapshots c
+     JOIN shipments s ON s.id = c.shipment_id
+     WHERE s.organisation = $1 AND (CAST($2 AS TEXT) IS NULL OR s.status = $2)
+       AND s.id >= $3 AND s.id <= $4";
+    /// The last kept estimate of each such shipment: what a finished one is answered with.
+    pub const LATEST_PAGE: &str = "SELECT e.body FROM eta_snapshots e
+     JOIN shipments s ON s.id = e.shipment_id
+     WHERE s.organisation = $1 AND (CAST($2 AS TEXT) IS NULL OR s.status = $2)
+       AND s.id >= $3 AND s.id <= $4
+       AND e.seq = (SELECT MAX(l.seq) FROM eta_snapshots l WHERE l.shipment_id = e.shipment_id)";
+}
+
+/// Share links: the consignee's public page of one shipment.
+pub mod share_links {
+    /// The table, created alike by both stores' migrations. The token is kept as its SHA-256
+    /// alone, so that a copy of the database opens no page.
+    pub const TABLE: &str = "CREATE TABLE share_links (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        organisation TEXT NOT NULL,
+        shipment_id TEXT NOT NULL REFERENCES shipments (id),
+        body TEXT NOT NULL
+    );
+    CREATE INDEX share_links_by_shipment ON share_links (organisation, shipment_id);";
+    pub const INSERT: &str =
+        "INSERT INTO share_links (id, token_sha256, organisation, shipment_id, body)
+     VALUES ($1, $2, $3, $4, $5)";
+    pub const BY_TOKEN: &str = "SELECT body FROM share_links WHERE token_sha256 = $1";
+    /// One organisation's link of one shipment.
+    pub const OWNED: &str =
+        "SELECT body FROM share_links WHERE organisation = $1 AND shipment_id = $2 AND id = $3";
+    pub const UPDATE: &str = "UPDATE share_links SET body = $1 WHERE id = $2";
 }
 
 /// Webhooks.
@@ -101,6 +138,35 @@ pub mod training_jobs {
         "SELECT body FROM training_jobs WHERE status = 'running' ORDER BY started_at, id";
 }
 
+/// The webhooks' outbox: one row per notice and subscribed webhook, `pending` until it is
+/// `delivered`, `failed` or `dropped`. Instants are milliseconds since the epoch.
+pub mod outbox {
+    pub const INSERT: &str = "INSERT INTO outbox (delivery_id, webhook_id, organisation, event,
+     shipment_id, body, etas, attempts, status, next_attempt_at_ms, claimed_until_ms,
+     created_at_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 'pending', $8, 0, $8)";
+    /// Holds up to `$3` due deliveries no one holds until `$1 + $2`, oldest first. The outer
+    /// test of the claim is checked again on a row another claim changed meanwhile
+    /// (PostgreSQL's read committed), so that two claims at once never take one row twice.
+    pub const CLAIM: &str = "UPDATE outbox
+     SET claimed_until_ms = CAST($1 AS BIGINT) + CAST($2 AS BIGINT)
+     WHERE status = 'pending' AND claimed_until_ms <= $1 AND seq IN (
+        SELECT seq FROM outbox
+        WHERE status = 'pending' AND next_attempt_at_ms <= $1 AND claimed_until_ms <= $1
+        ORDER BY seq LIMIT $3)
+     RETURNING seq, delivery_id, webhook_id, organisation, event, shipment_id, body, etas,
+        attempts";
+    pub const RETRY: &str = "UPDATE outbox
+     SET attempts = $1, next_attempt_at_ms = $2, claimed_until_ms = 0 WHERE seq = $3";
+    /// Settles a delivery; `next_attempt_at_ms` then says when, for the purge.
+    pub const SETTLE: &str = "UPDATE outbox
+     SET status = $1, attempts = $2, next_attempt_at_ms = $3, claimed_until_ms = 0 WHERE seq = $4";
+    pub const RELEASE: &str =
+        "UPDATE outbox SET claimed_until_ms = 0 WHERE status = 'pending' AND claimed_until_ms > 0";
+    pub const PURGE: &str =
+        "DELETE FROM outbox WHERE status <> 'pending' AND next_attempt_at_ms < $1";
+}
+
 /// Every statement above, for the test.
 #[cfg(test)]
 const ALL: &[&str] = &[
@@ -114,6 +180,12 @@ const ALL: &[&str] = &[
     snapshots::HISTORY,
     snapshots::SAVE_CURRENT,
     snapshots::CURRENT,
+    snapshots::CURRENT_PAGE,
+    snapshots::LATEST_PAGE,
+    share_links::INSERT,
+    share_links::BY_TOKEN,
+    share_links::OWNED,
+    share_links::UPDATE,
     webhooks::INSERT,
     webhooks::LIST,
     webhooks::DELETE,
@@ -135,6 +207,12 @@ const ALL: &[&str] = &[
     training_jobs::SAVE,
     training_jobs::GET,
     training_jobs::RUNNING,
+    outbox::INSERT,
+    outbox::CLAIM,
+    outbox::RETRY,
+    outbox::SETTLE,
+    outbox::RELEASE,
+    outbox::PURGE,
 ];
 
 #[cfg(test)]

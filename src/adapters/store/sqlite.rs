@@ -10,13 +10,16 @@ use serde::de::DeserializeOwned;
 
 use super::sql;
 use super::{backend, from_json, instant, to_json};
-use crate::adapters::webhooks::{Delivery, Webhook, WebhookStore};
+use crate::adapters::webhooks::{outbox, Delivery, Outgoing, Settled, Webhook, WebhookStore};
+use crate::domain::clock::Clock;
 use crate::domain::storage::{StoreError, StoreResult};
 use crate::partners::keys::{ApiKey, KeyStore, Organisation};
 use crate::partners::uploads::{Consent, Upload, UploadStore};
 use crate::tracking::eta::Snapshot;
+use crate::tracking::sharing::{ShareLink, ShareStore};
 use crate::tracking::shipment::{Shipment, Status};
 use crate::tracking::store::{Leases, ShipmentStore};
+use crate::tracking::tracker::Notice;
 use crate::training::jobs::{Job, JobStore};
 
 /// Versioned by SQLite's `user_version`; append, never edit, a migration.
@@ -90,6 +93,27 @@ fn migrations() -> Migrations<'static> {
             CREATE INDEX shipments_by_vehicle ON shipments (organisation, vehicle_id, status);",
         ),
         M::up(sql::training_jobs::TABLE),
+        M::up(sql::share_links::TABLE),
+        // Shipment versions (compare-and-set) and the webhooks' outbox.
+        M::up(
+            "ALTER TABLE shipments ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                delivery_id TEXT NOT NULL UNIQUE,
+                webhook_id TEXT NOT NULL,
+                organisation TEXT NOT NULL,
+                event TEXT NOT NULL,
+                shipment_id TEXT NOT NULL,
+                body TEXT NOT NULL,
+                etas TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                next_attempt_at_ms INTEGER NOT NULL,
+                claimed_until_ms INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL
+            );
+            CREATE INDEX outbox_due ON outbox (status, next_attempt_at_ms, seq);",
+        ),
     ])
 }
 
@@ -132,6 +156,47 @@ fn keep_private(path: &Path) -> std::io::Result<()> {
 
 #[cfg(not(unix))]
 fn keep_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Writes the outbox rows of `notices` in the caller's transaction: one per notice and webhook
+/// of its organisation subscribed to its event.
+fn enqueue(connection: &Connection, notices: &[Notice]) -> StoreResult<()> {
+    if notices.is_empty() {
+        return Ok(());
+    }
+    let mut webhooks: Vec<Webhook> = Vec::new();
+    for organisation in outbox::organisations(notices) {
+        let mut statement = connection
+            .prepare_cached(sql::webhooks::LIST)
+            .map_err(backend)?;
+        let texts = statement
+            .query_map(params![organisation], |row| row.get::<_, String>(0))
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(backend)?;
+        for text in texts {
+            webhooks.push(from_json(&text)?);
+        }
+    }
+    let now = Clock::System.now();
+    for row in outbox::fan_out(notices, &webhooks, now) {
+        connection
+            .execute(
+                sql::outbox::INSERT,
+                params![
+                    row.delivery_id,
+                    row.webhook_id,
+                    row.organisation,
+                    row.event,
+                    row.shipment_id,
+                    row.body,
+                    row.etas,
+                    now.timestamp_millis()
+                ],
+            )
+            .map_err(backend)?;
+    }
     Ok(())
 }
 
@@ -191,6 +256,22 @@ impl SqliteStore {
         texts.iter().map(|text| from_json(text)).collect()
     }
 
+    /// Runs `work` in one transaction of the one connection: committed when it succeeds, rolled
+    /// back when it fails.
+    fn in_transaction<T>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let transaction = connection.transaction().map_err(backend)?;
+        let value = work(&transaction)?;
+        transaction.commit().map_err(backend)?;
+        Ok(value)
+    }
+
     /// The first body the query finds, if any.
     fn body<T: DeserializeOwned>(
         &self,
@@ -218,29 +299,46 @@ impl ShipmentStore for SqliteStore {
         }
         self.with(|connection| {
             connection.execute(
-                "INSERT INTO shipments (id, organisation, reference, vehicle_id, status, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO shipments
+                 (id, organisation, reference, vehicle_id, status, body, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     shipment.id,
                     shipment.organisation,
                     shipment.reference,
                     shipment.vehicle_id,
                     shipment.status.as_str(),
-                    body
+                    body,
+                    shipment.version
                 ],
             )
         })?;
         Ok(())
     }
 
-    fn save_shipment(&self, shipment: &Shipment) -> StoreResult<()> {
-        let body = to_json(shipment)?;
-        self.with(|connection| {
-            connection.execute(
-                sql::shipments::UPDATE,
-                params![shipment.status.as_str(), body, shipment.id],
-            )
+    fn save_shipment(&self, shipment: &mut Shipment, notices: &[Notice]) -> StoreResult<()> {
+        let mut saved = shipment.clone();
+        saved.version += 1;
+        let body = to_json(&saved)?;
+        self.in_transaction(|transaction| {
+            let changed = transaction
+                .execute(
+                    sql::shipments::UPDATE,
+                    params![
+                        saved.status.as_str(),
+                        body,
+                        saved.version,
+                        saved.id,
+                        shipment.version
+                    ],
+                )
+                .map_err(backend)?;
+            if changed == 0 {
+                return Err(StoreError::Conflict);
+            }
+            enqueue(transaction, notices)
         })?;
+        shipment.version = saved.version;
         Ok(())
     }
 
@@ -274,17 +372,19 @@ impl ShipmentStore for SqliteStore {
         self.bodies(sql::shipments::RECENT_DELIVERED, params![limit as i64])
     }
 
-    fn append_snapshot(&self, snapshot: &Snapshot) -> StoreResult<()> {
+    fn append_snapshot(&self, snapshot: &Snapshot, notices: &[Notice]) -> StoreResult<()> {
         let body = to_json(snapshot)?;
-        self.with(|connection| {
-            connection.execute(
-                "INSERT INTO eta_snapshots (shipment_id, seq, body)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM eta_snapshots
-                              WHERE shipment_id = ?1), ?2)",
-                params![snapshot.shipment_id, body],
-            )
-        })?;
-        Ok(())
+        self.in_transaction(|transaction| {
+            transaction
+                .execute(
+                    "INSERT INTO eta_snapshots (shipment_id, seq, body)
+                     VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM eta_snapshots
+                                  WHERE shipment_id = ?1), ?2)",
+                    params![snapshot.shipment_id, body],
+                )
+                .map_err(backend)?;
+            enqueue(transaction, notices)
+        })
     }
 
     fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>> {
@@ -304,6 +404,32 @@ impl ShipmentStore for SqliteStore {
 
     fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
         self.body(sql::snapshots::CURRENT, params![shipment_id])
+    }
+
+    fn current_page(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        first: &str,
+        last: &str,
+    ) -> StoreResult<Vec<Snapshot>> {
+        self.bodies(
+            sql::snapshots::CURRENT_PAGE,
+            params![organisation, status.map(Status::as_str), first, last],
+        )
+    }
+
+    fn latest_page(
+        &self,
+        organisation: &str,
+        status: Option<Status>,
+        first: &str,
+        last: &str,
+    ) -> StoreResult<Vec<Snapshot>> {
+        self.bodies(
+            sql::snapshots::LATEST_PAGE,
+            params![organisation, status.map(Status::as_str), first, last],
+        )
     }
 
     fn active_shipments_of(
@@ -394,6 +520,64 @@ impl WebhookStore for SqliteStore {
             sql::webhooks::DELIVERY_ATTEMPTS,
             params![webhook_id, delivery_id],
         )
+    }
+
+    fn claim_outbox(&self, now_ms: i64, hold_ms: i64, limit: usize) -> StoreResult<Vec<Outgoing>> {
+        let mut claimed = self.with(|connection| {
+            let mut statement = connection.prepare_cached(sql::outbox::CLAIM)?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = statement.query_map(params![now_ms, hold_ms, limit], |row| {
+                Ok(Outgoing {
+                    seq: row.get(0)?,
+                    delivery_id: row.get(1)?,
+                    webhook_id: row.get(2)?,
+                    organisation: row.get(3)?,
+                    event: row.get(4)?,
+                    shipment_id: row.get(5)?,
+                    body: row.get(6)?,
+                    etas: outbox::etas_of(&row.get::<_, String>(7)?),
+                    attempts: row.get(8)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<Outgoing>>>()
+        })?;
+        // RETURNING gives the rows in no particular order.
+        claimed.sort_by_key(|row| row.seq);
+        Ok(claimed)
+    }
+
+    fn retry_outbox(&self, seq: i64, attempts: u32, next_attempt_ms: i64) -> StoreResult<()> {
+        self.with(|connection| {
+            connection.execute(sql::outbox::RETRY, params![attempts, next_attempt_ms, seq])
+        })?;
+        Ok(())
+    }
+
+    fn settle_outbox(
+        &self,
+        seq: i64,
+        attempts: u32,
+        settled: Settled,
+        at_ms: i64,
+    ) -> StoreResult<()> {
+        self.with(|connection| {
+            connection.execute(
+                sql::outbox::SETTLE,
+                params![settled.as_str(), attempts, at_ms, seq],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn release_outbox(&self) -> StoreResult<u64> {
+        let released = self.with(|connection| connection.execute(sql::outbox::RELEASE, []))?;
+        Ok(released as u64)
+    }
+
+    fn purge_outbox(&self, before_ms: i64) -> StoreResult<u64> {
+        let purged =
+            self.with(|connection| connection.execute(sql::outbox::PURGE, params![before_ms]))?;
+        Ok(purged as u64)
     }
 }
 
@@ -522,6 +706,49 @@ impl JobStore for SqliteStore {
 
     fn running_jobs(&self) -> StoreResult<Vec<Job>> {
         self.bodies(sql::training_jobs::RUNNING, [])
+    }
+}
+
+impl ShareStore for SqliteStore {
+    fn insert_share_link(&self, link: &ShareLink, token_sha256: &str) -> StoreResult<()> {
+        let body = to_json(link)?;
+        self.with(|connection| {
+            connection.execute(
+                sql::share_links::INSERT,
+                params![
+                    link.id,
+                    token_sha256,
+                    link.organisation,
+                    link.shipment_id,
+                    body
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn share_link_by_token(&self, token_sha256: &str) -> StoreResult<Option<ShareLink>> {
+        self.body(sql::share_links::BY_TOKEN, params![token_sha256])
+    }
+
+    fn share_link(
+        &self,
+        organisation: &str,
+        shipment_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<ShareLink>> {
+        self.body(
+            sql::share_links::OWNED,
+            params![organisation, shipment_id, id],
+        )
+    }
+
+    fn save_share_link(&self, link: &ShareLink) -> StoreResult<()> {
+        let body = to_json(link)?;
+        self.with(|connection| {
+            connection.execute(sql::share_links::UPDATE, params![body, link.id])
+        })?;
+        Ok(())
     }
 }
 

@@ -18,6 +18,11 @@ use crate::tracking::shipment::{Shipment, Status};
 use crate::training::jobs::{Holdout, Job, JobStatus};
 use crate::training::judge::Judged;
 
+/// The outbox and the shipments' versions, on both stores.
+mod outbox;
+/// Share links and a listed page's estimates, on both stores.
+mod sharing;
+
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
 }
@@ -171,7 +176,7 @@ fn shipments_page_and_refuse_a_reference_twice(store: &dyn Store) {
     let mut delivered = store.shipment("org", "shp_0").unwrap().unwrap();
     delivered.status = Status::Delivered;
     delivered.delivered_at = Some(at("2026-11-30T15:10:00Z"));
-    store.save_shipment(&delivered).unwrap();
+    store.save_shipment(&mut delivered, &[]).unwrap();
     assert_eq!(store.shipment("org", "shp_0").unwrap(), Some(delivered));
     let active: Vec<String> = store
         .active_shipments()
@@ -200,8 +205,12 @@ fn snapshots_keep_their_order(store: &dyn Store) {
         .insert_shipment(&shipment("shp_b", "org", "B", Status::InTransit))
         .unwrap();
     for minutes in [0, 12, -3, 40] {
-        store.append_snapshot(&snapshot("shp_a", minutes)).unwrap();
-        store.append_snapshot(&snapshot("shp_b", -minutes)).unwrap();
+        store
+            .append_snapshot(&snapshot("shp_a", minutes), &[])
+            .unwrap();
+        store
+            .append_snapshot(&snapshot("shp_b", -minutes), &[])
+            .unwrap();
     }
     let etas: Vec<i64> = store
         .snapshots("shp_a")

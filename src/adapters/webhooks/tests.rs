@@ -42,6 +42,41 @@ impl WebhookStore for Kept {
     fn delivery_attempts(&self, _: &str, _: &str) -> StoreResult<Vec<Delivery>> {
         Ok(self.deliveries.lock().unwrap().clone())
     }
+
+    fn claim_outbox(&self, _: i64, _: i64, _: usize) -> StoreResult<Vec<Outgoing>> {
+        Ok(Vec::new())
+    }
+
+    fn retry_outbox(&self, _: i64, _: u32, _: i64) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn settle_outbox(&self, _: i64, _: u32, _: Settled, _: i64) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn release_outbox(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    fn purge_outbox(&self, _: i64) -> StoreResult<u64> {
+        Ok(0)
+    }
+}
+
+/// A claimed delivery of `body`, not attempted yet.
+fn outgoing(event: &str, body: &[u8]) -> Outgoing {
+    Outgoing {
+        seq: 1,
+        delivery_id: "dlv_test".into(),
+        webhook_id: "whk_test".into(),
+        organisation: "org".into(),
+        event: event.into(),
+        shipment_id: "shp_test".into(),
+        body: String::from_utf8(body.to_vec()).unwrap(),
+        etas: Vec::new(),
+        attempts: 0,
+    }
 }
 
 fn webhook_to(url: &str) -> Webhook {
@@ -208,10 +243,10 @@ async fn a_private_receiver_is_refused_alike_whether_its_port_is_open_or_closed(
         format!("http://localhost:{open_port}/"),
     ];
     for url in &urls {
-        let body = br#"{"event":"arrived"}"#.to_vec();
+        let body = br#"{"event":"arrived"}"#;
         dispatcher
             .clone()
-            .deliver(webhook_to(url), "arrived", body)
+            .deliver(webhook_to(url), outgoing("arrived", body))
             .await;
     }
     let deliveries = store.deliveries.lock().unwrap().clone();
@@ -244,4 +279,60 @@ fn backoff_grows_to_its_cap_and_never_beyond() {
             assert!(backoff(&settings, attempt) <= Duration::from_millis(cap));
         }
     }
+}
+
+#[test]
+fn a_notice_fans_out_to_each_enabled_webhook_of_its_organisation_that_asked_for_it() {
+    use crate::tracking::shipment::EventSource;
+    use crate::tracking::tracker::{EventData, Notice};
+
+    let notice = Notice {
+        organisation: "org".into(),
+        event: "arrived",
+        shipment_id: "shp_1".into(),
+        reference: "R-1".into(),
+        vehicle_id: "V-1".into(),
+        data: EventData::Stop {
+            stop_index: 0,
+            stop_id: "a".into(),
+            at: at("2026-11-28T08:00:00Z"),
+            source: EventSource::Manual,
+        },
+        etas: Vec::new(),
+    };
+    let named = |id: &str, change: &dyn Fn(&mut Webhook)| {
+        let mut webhook = webhook_to("http://receiver.example/");
+        webhook.id = id.into();
+        change(&mut webhook);
+        webhook
+    };
+    let webhooks = [
+        named("whk_1", &|_| {}),
+        named("whk_off", &|webhook| webhook.enabled = false),
+        named("whk_departures", &|webhook| {
+            webhook.events = vec!["departed".into()]
+        }),
+        named("whk_elsewhere", &|webhook| {
+            webhook.organisation = "other".into()
+        }),
+        named("whk_2", &|_| {}),
+    ];
+    let rows = outbox::fan_out(
+        std::slice::from_ref(&notice),
+        &webhooks,
+        at("2026-11-28T09:00:00Z"),
+    );
+    let to: Vec<&str> = rows.iter().map(|row| row.webhook_id.as_str()).collect();
+    assert_eq!(to, ["whk_1", "whk_2"]);
+    assert_ne!(rows[0].delivery_id, rows[1].delivery_id);
+    assert!(rows[0].delivery_id.starts_with("dlv_"));
+    let body: serde_json::Value = serde_json::from_str(&rows[0].body).unwrap();
+    assert_eq!(body["event"], "arrived");
+    assert_eq!(body["created_at"], "2026-11-28T09:00:00Z");
+    assert_eq!(body["shipment"]["reference"], "R-1");
+    assert_eq!(body["data"]["source"], "manual");
+    assert_eq!(
+        outbox::etas_of(&rows[0].etas),
+        Vec::<chrono::DateTime<chrono::Utc>>::new()
+    );
 }

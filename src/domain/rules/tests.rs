@@ -21,6 +21,7 @@ fn drive_in_france(duration: TimeDelta) -> Activity {
     Activity::Drive {
         duration,
         territory: Territory::France,
+        region: None,
     }
 }
 
@@ -30,6 +31,7 @@ fn plan(departure: &str, vehicle: VehicleClass, activities: Vec<Activity>) -> Tr
         vehicle,
         driver: DriverState::default(),
         activities,
+        carriage: Carriage::default(),
     }
 }
 
@@ -195,6 +197,7 @@ fn driving_abroad_is_not_stopped_by_a_french_ban() {
             Activity::Drive {
                 duration: hours(3),
                 territory: Territory::Elsewhere,
+                region: None,
             },
             drive_in_france(hours(1)),
         ],
@@ -350,6 +353,7 @@ fn arbitrary_activity() -> impl Strategy<Value = Activity> {
         3 => (1i64..12 * 60, any::<bool>()).prop_map(|(minutes, in_france)| Activity::Drive {
             duration: TimeDelta::minutes(minutes),
             territory: if in_france { Territory::France } else { Territory::Elsewhere },
+            region: None,
         }),
         1 => (0i64..4 * 60).prop_map(|minutes| Activity::Stop { dwell: TimeDelta::minutes(minutes) }),
     ]
@@ -375,6 +379,7 @@ fn arbitrary_trip() -> impl Strategy<Value = TripPlan> {
                 )
                 .unwrap(),
                 activities,
+                carriage: Carriage::default(),
             },
         )
 }
@@ -396,6 +401,7 @@ proptest! {
             use_reduced_rests,
             break_extension: TimeDelta::minutes(break_extension),
             rest_extension: TimeDelta::minutes(rest_extension),
+            ..RulesPolicy::default()
         };
         let timeline = plan_trip(&trip, &bans, policy);
         if let Err(problem) = check_timeline(&trip, &timeline, &bans) {

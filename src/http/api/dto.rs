@@ -123,6 +123,7 @@ pub enum SegmentKindDto {
     Rest,
     Dwell,
     BanWait,
+    Border,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -479,6 +480,7 @@ impl From<SegmentKind> for SegmentKindDto {
             SegmentKind::Rest => Self::Rest,
             SegmentKind::Dwell => Self::Dwell,
             SegmentKind::BanWait => Self::BanWait,
+            SegmentKind::Border => Self::Border,
         }
     }
 }

@@ -10,7 +10,9 @@ pub mod admin;
 pub mod body;
 pub mod dto;
 pub mod error;
+pub mod estimates;
 pub mod eta;
+pub mod events;
 pub mod health;
 pub mod history;
 pub mod hooks;
@@ -18,6 +20,8 @@ pub mod limits;
 pub mod models;
 pub mod openapi;
 pub mod operations;
+pub mod sharing;
+pub mod track_page;
 pub mod tracking;
 
 use std::sync::Arc;
@@ -125,6 +129,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
             resource("/v1/shipments/{id}/eta/history")
                 .route(web::get().to(tracking::get_eta_history)),
         )
+        .service(resource("/v1/shipments/{id}/share").route(web::post().to(sharing::create_share)))
+        .service(
+            resource("/v1/shipments/{id}/share/{share_id}")
+                .route(web::delete().to(sharing::revoke_share)),
+        )
+        .service(resource("/v1/events").route(web::get().to(events::events)))
+        .service(resource("/track/{token}").route(web::get().to(sharing::public_page)))
+        .service(resource("/track/{token}/eta.json").route(web::get().to(sharing::public_eta)))
         .service(resource("/v1/positions").route(web::post().to(tracking::post_positions)))
         .service(
             resource("/v1/vehicles/{vehicle_id}/positions")

@@ -11,7 +11,7 @@ use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder
 use utoipa::Modify;
 
 use crate::http::api::{
-    admin, dto, error, eta, health, history, hooks, models, operations, tracking,
+    admin, dto, error, eta, events, health, history, hooks, models, operations, sharing, tracking,
 };
 
 #[derive(OpenApi)]
@@ -26,6 +26,8 @@ use crate::http::api::{
         tracking::create_shipment, tracking::list_shipments, tracking::get_shipment,
         tracking::cancel_shipment, tracking::post_event, tracking::get_eta,
         tracking::get_eta_history, tracking::post_positions, tracking::vehicle_positions,
+        sharing::create_share, sharing::revoke_share, sharing::public_page, sharing::public_eta,
+        events::events,
         hooks::create_webhook, hooks::list_webhooks, hooks::get_webhook, hooks::delete_webhook,
         hooks::rotate_secret, hooks::list_deliveries, hooks::replay_delivery,
         admin::create_organisation, admin::list_organisations, admin::create_key,

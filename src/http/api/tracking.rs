@@ -13,6 +13,7 @@ use crate::http::api::access::{CARRIER, FLEET};
 use crate::http::api::body::{parse_query, read_json, read_limited};
 use crate::http::api::dto::{parse_timestamp, DriverRequest, LatLon, VehicleClassDto, WindowDto};
 use crate::http::api::error::{ApiError, ErrorBody};
+use crate::http::api::estimates::LiveEstimate;
 use crate::http::api::{answer, blocking, AppState};
 use crate::partners::keys::Caller;
 use crate::tracking::eta::Snapshot;
@@ -121,6 +122,9 @@ pub struct ShipmentDto {
     pub cancelled_at: Option<String>,
     /// Once delivered: how far the ETAs given were from the actual arrivals.
     pub accuracy: Vec<HorizonAccuracyDto>,
+    /// The current estimate, when the list was asked for it (`include=estimate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<LiveEstimate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -138,6 +142,9 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     /// Page size, 1 to 500.
     pub limit: Option<usize>,
+    /// `estimate`: each shipment with its current estimate, as `GET /v1/shipments/{id}/eta`
+    /// gives it (absent for a shipment never estimated).
+    pub include: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -258,6 +265,7 @@ impl From<&Shipment> for ShipmentDto {
                 .iter()
                 .map(HorizonAccuracyDto::from)
                 .collect(),
+            estimate: None,
         }
     }
 }
@@ -445,8 +453,8 @@ pub async fn get_shipment(
     tag = "shipments",
     params(ListQuery),
     responses(
-        (status = 200, description = "A page of shipments", body = ShipmentPage),
-        (status = 400, description = "Unknown status or bad limit", body = ErrorBody),
+        (status = 200, description = "A page of shipments, each with its estimate with `include=estimate`", body = ShipmentPage),
+        (status = 400, description = "Unknown status or include, or bad limit", body = ErrorBody),
     )
 )]
 pub async fn list_shipments(
@@ -470,6 +478,16 @@ pub async fn list_shipments(
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
+    let with_estimates = match query.include.as_deref() {
+        None | Some("") => false,
+        Some("estimate") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidValue {
+                field: "include".into(),
+                message: "include must be estimate".into(),
+            })
+        }
+    };
     let cursor = query.cursor;
     answer(state, StatusCode::OK, move |state| {
         let mut items = state
@@ -481,8 +499,21 @@ pub async fn list_shipments(
         } else {
             None
         };
+        let mut estimates = if with_estimates {
+            state.tracker.estimates(&organisation, status, &items)?
+        } else {
+            Default::default()
+        };
         Ok(ShipmentPage {
-            items: items.iter().map(ShipmentDto::from).collect(),
+            items: items
+                .iter()
+                .map(|shipment| ShipmentDto {
+                    estimate: estimates
+                        .remove(&shipment.id)
+                        .map(|snapshot| LiveEstimate::from(&snapshot)),
+                    ..ShipmentDto::from(shipment)
+                })
+                .collect(),
             next_cursor,
         })
     })
@@ -569,7 +600,7 @@ pub async fn post_event(
     tag = "shipments",
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
-        (status = 200, description = "ETA, P10, P90 and late risk of every stop, the timeline and the factors", body = Object),
+        (status = 200, description = "ETA, P10, P90 and late risk of every stop, the timeline and the factors", body = LiveEstimate),
         (status = 404, description = "No such shipment", body = ErrorBody),
     )
 )]
@@ -580,7 +611,9 @@ pub async fn get_eta(
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(FLEET)?;
     answer(state, StatusCode::OK, move |state| {
-        Ok(state.tracker.current(&organisation, &id)?)
+        Ok(LiveEstimate::from(
+            &state.tracker.current(&organisation, &id)?,
+        ))
     })
     .await
 }

@@ -13,6 +13,8 @@ use crate::partners::keys::demo_dispatcher_key;
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
+/// The consignee's tracking page's refresh (`/track/{token}`).
+const TRACK_SCRIPT: &str = include_str!("assets/track.js");
 /// France and its neighbours from Natural Earth (public domain); see `scripts/map-outline.py`.
 const OUTLINE: &str = include_str!("assets/outline.json");
 
@@ -30,6 +32,10 @@ pub async fn index() -> HttpResponse {
 
 pub async fn script() -> HttpResponse {
     asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+pub async fn track_script() -> HttpResponse {
+    asset(TRACK_SCRIPT, "text/javascript; charset=utf-8")
 }
 
 pub async fn style() -> HttpResponse {
@@ -80,6 +86,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/", web::get().to(index))
         .route("/assets/app.js", web::get().to(script))
         .route("/assets/app.css", web::get().to(style))
+        .route("/assets/track.js", web::get().to(track_script))
         .route("/assets/outline.json", web::get().to(outline))
         .route("/dashboard/settings", web::get().to(page_settings))
         .route("/dashboard/demo-login", web::get().to(demo_login));

@@ -39,6 +39,13 @@ pub struct Report {
     /// By crow-flies distance left to go.
     pub by_distance: BTreeMap<String, Figures>,
     pub by_partner: BTreeMap<String, Figures>,
+    /// The later trips asked by their own partner and again as an unseen caller would ask
+    /// them (partner code blanked); the unseen caller's figures also by horizon, vehicle class
+    /// and distance.
+    #[serde(default)]
+    pub by_caller: BTreeMap<String, Figures>,
+    #[serde(default)]
+    pub unseen_by_group: BTreeMap<String, Figures>,
     /// The median's MAE with each target, on the same split.
     pub target_mae: BTreeMap<String, f64>,
     pub baselines: BTreeMap<String, Figures>,
@@ -49,6 +56,10 @@ pub struct Report {
     /// tested without them (as when a feed is down), on the same split.
     #[serde(default)]
     pub feeds: BTreeMap<String, Figures>,
+    /// One change at a time against the model as configured, on the same split: what each
+    /// suspected cause of a loss is worth.
+    #[serde(default)]
+    pub candidates: BTreeMap<String, Figures>,
     /// Total gain of the median's splits per feature, largest first.
     pub feature_importance: Vec<(String, f64)>,
 }
@@ -111,6 +122,9 @@ pub struct EvaluateOptions {
     pub pooled_vs_own: bool,
     /// Models without the weather, without congestion, without either.
     pub feeds: bool,
+    /// Models each with one change: refit on the calibration slice, recency weights, no
+    /// partner weighting or dropout, no rules prior, no time of year, exact coordinates.
+    pub candidates: bool,
 }
 
 /// What the evaluation is doing, for a progress display.
@@ -133,7 +147,8 @@ pub fn evaluate(
     let overall = estimates
         .figures(&test.minutes)
         .ok_or_else(|| ModelError::Data("no test rows".into()))?;
-    let group = |key: &dyn Fn(usize) -> Option<String>| {
+    let unseen = as_unseen_caller(&model, test, params.get().threads)?;
+    let group_of = |estimates: &Estimates, key: &dyn Fn(usize) -> Option<String>| {
         groups(test.len(), key)
             .into_iter()
             .filter_map(|(name, rows)| {
@@ -142,6 +157,23 @@ pub fn evaluate(
             })
             .collect::<BTreeMap<_, _>>()
     };
+    let group = |key: &dyn Fn(usize) -> Option<String>| group_of(&estimates, key);
+    let mut unseen_by_group = group_of(&unseen, &|row| {
+        test.horizon(row).map(|h| format!("horizon: {h}"))
+    });
+    unseen_by_group.extend(group_of(&unseen, &|row| {
+        Some(format!("vehicle: {}", test.vehicle[row]))
+    }));
+    unseen_by_group.extend(group_of(&unseen, &|row| {
+        Some(format!("distance: {}", test.distance_band(row)))
+    }));
+    let mut by_caller = BTreeMap::new();
+    by_caller.insert("known partner".to_owned(), overall);
+    by_caller.extend(
+        unseen
+            .figures(&test.minutes)
+            .map(|f| ("unseen caller".to_owned(), f)),
+    );
     Ok(Report {
         params: params.get().clone(),
         train_rows: split.train.len(),
@@ -151,9 +183,11 @@ pub fn evaluate(
         by_vehicle: group(&|row| Some(test.vehicle[row].clone())),
         by_distance: group(&|row| Some(test.distance_band(row).to_owned())),
         by_partner: group(&|row| Some(test.partner[row].clone())),
+        by_caller,
+        unseen_by_group,
         target_mae,
         baselines: split.baselines(options.baselines, step)?,
-        calibration: model.calibration,
+        calibration: model.calibration.clone(),
         partner_left_out: match options.partner_left_out {
             true => split.partner_left_out(step)?,
             false => Vec::new(),
@@ -164,6 +198,10 @@ pub fn evaluate(
         },
         feeds: match options.feeds {
             true => split.feeds(overall, step)?,
+            false => BTreeMap::new(),
+        },
+        candidates: match options.candidates {
+            true => split.candidates(overall, step)?,
             false => BTreeMap::new(),
         },
         feature_importance: importance(&model)?,
@@ -416,6 +454,124 @@ impl<'a> Split<'a> {
     }
 }
 
+/// The model's estimates of `set` as a caller it has never seen would get them: every
+/// partner code blanked, the pool's profile in place of the partner's.
+fn as_unseen_caller(
+    model: &Model,
+    set: &Examples,
+    threads: usize,
+) -> Result<Estimates, ModelError> {
+    let mut blind = set.matrix.clone();
+    for row in blind.chunks_mut(N) {
+        row[crate::ml::features::PARTNER_FEATURE] = f64::from(crate::ml::features::UNSEEN_PARTNER);
+    }
+    Ok(Estimates::bands(model.predict_raw(&blind, threads)?))
+}
+
+/// How a candidate changes the rows the model sees.
+enum Change {
+    AsThey,
+    Hidden(Vec<usize>),
+    ExactCoordinates,
+}
+
+impl Change {
+    fn apply(&self, set: &Examples) -> Examples {
+        match self {
+            Change::AsThey => set.select(&(0..set.len()).collect::<Vec<_>>()),
+            Change::Hidden(slots) => set.without(slots),
+            Change::ExactCoordinates => set.with_exact_coordinates(),
+        }
+    }
+}
+
+impl Split<'_> {
+    /// The model as configured beside models that each change one thing, on the same split.
+    fn candidates(
+        &self,
+        configured: Figures,
+        step: &mut dyn FnMut(Step),
+    ) -> Result<BTreeMap<String, Figures>, ModelError> {
+        let base = self.params.get().clone();
+        let rules = slots(&[
+            "rules_minutes",
+            "rules_driving_minutes",
+            "rules_break_minutes",
+            "rules_rest_minutes",
+            "rules_ban_wait_minutes",
+            "rules_road_km",
+            "rules_strict_minutes",
+        ]);
+        let candidates: Vec<(&str, TrainParams, Change)> = vec![
+            (
+                "refit on the calibration slice too",
+                TrainParams {
+                    refit_on_calibration: true,
+                    ..base.clone()
+                },
+                Change::AsThey,
+            ),
+            (
+                "recency weights, half-life 90 days",
+                TrainParams {
+                    recency_half_life_days: 90.0,
+                    ..base.clone()
+                },
+                Change::AsThey,
+            ),
+            (
+                "no partner weighting",
+                TrainParams {
+                    partner_weight_power: 0.0,
+                    partner_weight_cap: 1.0,
+                    ..base.clone()
+                },
+                Change::AsThey,
+            ),
+            (
+                "no partner dropout",
+                TrainParams {
+                    partner_dropout: 0.0,
+                    ..base.clone()
+                },
+                Change::AsThey,
+            ),
+            (
+                "without the rules prior",
+                TrainParams {
+                    target: Target::Total,
+                    ..base.clone()
+                },
+                Change::Hidden(rules),
+            ),
+            (
+                "without the time of year",
+                base.clone(),
+                Change::Hidden(slots(&["month", "is_holiday", "is_holiday_eve"])),
+            ),
+            (
+                "exact coordinates in place of the cells",
+                base.clone(),
+                Change::ExactCoordinates,
+            ),
+        ];
+        let mut found = BTreeMap::from([("as configured".to_owned(), configured)]);
+        for (name, params, change) in candidates {
+            let boosting = Boosting {
+                params: params.check()?,
+                partners: self.partners.clone(),
+            };
+            let (train, test) = (change.apply(&self.train), change.apply(&self.test));
+            let estimates =
+                fit_boosted(name.to_owned(), &boosting, &train, step)?.predict(&test)?;
+            if let Some(f) = estimates.figures(&test.minutes) {
+                found.insert(name.to_owned(), f);
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// Trains the boosters, telling `step` which model it is.
 fn fit_boosted(
     what: String,
@@ -541,12 +697,24 @@ impl Report {
             ("By vehicle class", &self.by_vehicle),
             ("By distance left", &self.by_distance),
             ("By partner", &self.by_partner),
+            (
+                "By caller: a known partner, or a caller the model has not seen",
+                &self.by_caller,
+            ),
+            ("An unseen caller, by group", &self.unseen_by_group),
         ] {
+            if groups.is_empty() {
+                continue;
+            }
             let _ = writeln!(out, "## {title}\n");
             figures_table(&mut out, groups);
         }
         self.left_out_table(&mut out);
         self.pooled_table(&mut out);
+        if !self.candidates.is_empty() {
+            out.push_str("## Candidates: one change at a time\n\nThe model as configured beside models that each change one thing, trained and tested on the same split: what each suspected cause of a loss is worth here.\n\n");
+            figures_table(&mut out, &self.candidates);
+        }
         if !self.feeds.is_empty() {
             out.push_str("## Value of the feeds\n\nThe model trained and tested with the weather and congestion joined, and without them (as when a feed is down), on the same split.\n\n");
             figures_table(&mut out, &self.feeds);
@@ -596,6 +764,21 @@ impl Report {
             "Calibration on {} held-out rows: P10 lowered by {:.1} min, P90 raised by {:.1} min.\n",
             self.calibration.rows, self.calibration.low_minutes, self.calibration.high_minutes
         );
+        if !self.calibration.cells.is_empty() {
+            out.push_str(
+                "Per cell (Mondrian), in units of the band's width; the unseen caller's cells \
+                 are the held-out rows asked again with the partner code blanked. A cell with \
+                 0 rows takes its caller's widening.\n\n| cell | held-out rows | P10 lowered by | P90 raised by |\n|---|---|---|---|\n",
+            );
+            for cell in &self.calibration.cells {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:+.3} | {:+.3} |",
+                    cell.name, cell.rows, cell.low, cell.high
+                );
+            }
+            out.push('\n');
+        }
     }
 
     fn left_out_table(&self, out: &mut String) {

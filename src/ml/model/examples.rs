@@ -102,6 +102,34 @@ impl Examples {
         blind
     }
 
+    /// The same rows with the exact coordinates of the request in place of the 0.5-degree
+    /// cells of origin and destination, to measure what the cells merge.
+    pub(super) fn with_exact_coordinates(&self) -> Examples {
+        debug_assert_eq!(
+            FEATURES[3..7],
+            [
+                "origin_cell_lat",
+                "origin_cell_lon",
+                "destination_cell_lat",
+                "destination_cell_lon"
+            ]
+        );
+        debug_assert_eq!(
+            REQUEST_COLUMNS[..4],
+            [
+                "origin_lat",
+                "origin_lon",
+                "destination_lat",
+                "destination_lon"
+            ]
+        );
+        let mut exact = self.select(&(0..self.len()).collect::<Vec<_>>());
+        for (row, request) in exact.matrix.chunks_mut(N).zip(self.request.chunks(R)) {
+            row[3..7].copy_from_slice(&request[..4]);
+        }
+        exact
+    }
+
     pub fn rows(&self) -> Rows<'_> {
         Rows {
             matrix: &self.matrix,

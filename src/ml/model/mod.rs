@@ -4,7 +4,8 @@
 //!
 //! - [`dataset`]: histories to one training frame (departure rows and mid-trip samples), and
 //!   that frame to a row-major matrix.
-//! - [`train`]: parameters, fitting, conformal calibration.
+//! - [`train`]: parameters and fitting.
+//! - [`calibrate`]: the interval's conformal calibration, per cell of caller, horizon and distance.
 //! - [`examples`]: the training rows as plain columns.
 //! - [`fit`]: the fit-and-predict shape the model and every baseline share.
 //! - [`evaluate`]: splits, experiments, error figures, the report.
@@ -14,6 +15,7 @@
 //! Architecture invariant: no I/O; `crate::training::registry` reads and writes model directories.
 
 pub mod baselines;
+pub mod calibrate;
 pub mod dataset;
 pub mod evaluate;
 pub mod examples;

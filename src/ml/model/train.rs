@@ -2,8 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::calibrate::calibrate;
+pub use super::calibrate::Calibration;
 use super::gbm::{self, Gbm, GbmError, TrainingSet};
-use crate::ml::features::{CONDITION_COLUMNS, FEATURES, PARTNER_FEATURE, PROFILE_FEATURES};
+use crate::ml::features::{
+    CONDITION_COLUMNS, FEATURES, PARTNER_FEATURE, PROFILE_FEATURES, UNSEEN_PARTNER,
+};
 
 /// What the boosters learn. `Residual` is the trip's minutes minus the rules engine's estimate
 /// (the `rules_minutes` feature): the model then learns only what the rules miss.
@@ -49,6 +53,16 @@ pub struct TrainParams {
     /// The share of training rows whose weather and congestion are blanked, so that the model
     /// also learns to answer without them (as it must when a feed is down).
     pub conditions_dropout: f64,
+    /// The share of training rows asked as a caller the model has never seen would ask them
+    /// (the partner code blanked, the pool's profile in place of the partner's), so that such a
+    /// caller gets what the pool knows rather than whatever the trees make of a code no row had.
+    pub partner_dropout: f64,
+    /// After calibrating on the latest trips, learn again from every row, calibration slice
+    /// included, and keep the widening found.
+    pub refit_on_calibration: bool,
+    /// Rows weigh half as much for each this many days they are older than the latest row
+    /// (0: no weighting by age).
+    pub recency_half_life_days: f64,
 }
 
 impl Default for TrainParams {
@@ -70,6 +84,9 @@ impl Default for TrainParams {
             partner_weight_power: -0.5,
             partner_weight_cap: 0.35,
             conditions_dropout: 0.25,
+            partner_dropout: 0.15,
+            refit_on_calibration: false,
+            recency_half_life_days: 0.0,
         }
     }
 }
@@ -141,16 +158,17 @@ impl TrainParams {
         if !(0.0..1.0).contains(&self.conditions_dropout) {
             return fail("conditions_dropout", "must be in [0, 1)");
         }
+        if !(0.0..0.5).contains(&self.partner_dropout) {
+            return fail("partner_dropout", "must be in [0, 0.5)");
+        }
+        if !(self.recency_half_life_days >= 0.0 && self.recency_half_life_days.is_finite()) {
+            return fail(
+                "recency_half_life_days",
+                "must be 0 (off) or a positive number of days",
+            );
+        }
         Ok(ValidParams(self))
     }
-}
-
-/// How far to widen the boosters' P10 and P90, in minutes, found on held-out trips.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Calibration {
-    pub low_minutes: f64,
-    pub high_minutes: f64,
-    pub rows: usize,
 }
 
 /// How a partner's trips compare with the rules engine, learnt from its training trips and
@@ -264,42 +282,50 @@ impl Model {
         }
         let (fit_rows, calibration_rows) = (fit_rows.as_slice(), calibration_rows.as_slice());
         let profiles = partner_profiles(rows, fit_rows, partners.len());
-        let (mut fit_matrix, fit_minutes) = gather(rows, fit_rows, params);
-        let (calibration_matrix, calibration_minutes) = gather(rows, calibration_rows, params);
-        complete(&profiles, &mut fit_matrix);
-        let labels: Vec<f32> = fit_minutes
-            .iter()
-            .zip(fit_matrix.chunks(N))
-            .map(|(minutes, row)| label(params.target, *minutes, row) as f32)
-            .collect();
-        let weights = partner_weights(
-            &fit_matrix,
-            params.partner_weight_power,
-            params.partner_weight_cap,
-        );
-        let set = TrainingSet {
-            features: &fit_matrix,
-            labels: &labels,
-            weights: Some(&weights),
-            feature_names: &FEATURES,
-        };
-        let texts = train_boosters(&set, params, &mut progress)?;
+        let texts = learn(rows, fit_rows, &profiles, params, &mut progress)?;
         let threads = params.threads;
-        let boosters = load(&texts)?;
         let uncalibrated = Model {
-            boosters,
+            boosters: load(&texts)?,
             texts,
             target: params.target,
-            calibration: Calibration {
-                low_minutes: 0.0,
-                high_minutes: 0.0,
-                rows: 0,
-            },
+            calibration: Calibration::none(),
             partners,
             profiles,
         };
-        let raw = uncalibrated.predict_raw(&calibration_matrix, threads)?;
-        let calibration = conformal(&raw, &calibration_minutes, params.coverage);
+        let (mut calibration_matrix, calibration_minutes) = gather(rows, calibration_rows, params);
+        complete(&uncalibrated.profiles, &mut calibration_matrix);
+        let raw = uncalibrated.predict(&calibration_matrix, threads)?;
+        let mut as_unseen = calibration_matrix.clone();
+        for row in as_unseen.chunks_mut(N) {
+            row[PARTNER_FEATURE] = f64::from(UNSEEN_PARTNER);
+        }
+        complete(&uncalibrated.profiles, &mut as_unseen);
+        let unseen = uncalibrated.predict(&as_unseen, threads)?;
+        let calibration = calibrate(
+            &calibration_matrix,
+            &raw,
+            &unseen,
+            &calibration_minutes,
+            params.coverage,
+        );
+        if params.refit_on_calibration {
+            // The widening found on the held-out slice is kept for boosters that then learn
+            // from it too: the latest trips say the most about the next ones.
+            let every_row: Vec<usize> = fit_rows.iter().chain(calibration_rows).copied().collect();
+            let texts = learn(
+                rows,
+                &every_row,
+                &uncalibrated.profiles,
+                params,
+                &mut progress,
+            )?;
+            return Ok(Model {
+                boosters: load(&texts)?,
+                texts,
+                calibration,
+                ..uncalibrated
+            });
+        }
         Ok(Model {
             calibration,
             ..uncalibrated
@@ -374,14 +400,12 @@ impl Model {
                     Target::Total => 0.0,
                     Target::Residual => row[RULES_FEATURE],
                 };
-                let median = (base + p50[row_idx]).max(0.0);
-                Band {
-                    p10: (base + p10[row_idx] - self.calibration.low_minutes)
-                        .min(median)
-                        .max(0.0),
-                    p50: median,
-                    p90: (base + p90[row_idx] + self.calibration.high_minutes).max(median),
-                }
+                let raw = Band {
+                    p10: base + p10[row_idx],
+                    p50: base + p50[row_idx],
+                    p90: base + p90[row_idx],
+                };
+                self.calibration.apply(row, raw)
             })
             .collect())
     }
@@ -420,6 +444,49 @@ impl Model {
                 index as u32 + 1
             })
     }
+}
+
+/// The three boosters learnt from the chosen rows: profiles filled in, each row weighed by its
+/// partner and its age, a share asked as an unseen caller.
+fn learn(
+    rows: &Rows<'_>,
+    chosen: &[usize],
+    profiles: &[PartnerProfile],
+    params: &TrainParams,
+    progress: &mut impl FnMut(Progress),
+) -> Result<[String; 3], ModelError> {
+    let (mut matrix, minutes) = gather(rows, chosen, params);
+    complete(profiles, &mut matrix);
+    let labels: Vec<f32> = minutes
+        .iter()
+        .zip(matrix.chunks(N))
+        .map(|(minutes, row)| label(params.target, *minutes, row) as f32)
+        .collect();
+    // Weighed by the partner they came from, before some are asked as unseen callers.
+    let mut weights = partner_weights(
+        &matrix,
+        params.partner_weight_power,
+        params.partner_weight_cap,
+    );
+    if params.recency_half_life_days > 0.0 {
+        let latest = chosen
+            .iter()
+            .map(|row| rows.order[*row])
+            .max()
+            .unwrap_or_default();
+        for (weight, row) in weights.iter_mut().zip(chosen) {
+            let age_days = (latest - rows.order[*row]) as f64 / 86_400_000.0;
+            *weight *= 0.5f64.powf(age_days / params.recency_half_life_days) as f32;
+        }
+    }
+    drop_partners(&mut matrix, profiles, params);
+    let set = TrainingSet {
+        features: &matrix,
+        labels: &labels,
+        weights: Some(&weights),
+        feature_names: &FEATURES,
+    };
+    train_boosters(&set, params, progress)
 }
 
 /// The three boosters, one objective each, on the same rows: LightGBM's text of each.
@@ -668,7 +735,19 @@ fn label(target: Target, minutes: f64, row: &[f64]) -> f64 {
     }
 }
 
-/// The chosen rows, with the conditions of a fixed share of them blanked.
+/// Asks a fixed share of the rows as an unseen caller would: partner code blanked, the pool's
+/// profile in place of the partner's. A hash of the row, like the conditions' dropout.
+fn drop_partners(matrix: &mut [f64], profiles: &[PartnerProfile], params: &TrainParams) {
+    for (index, row) in matrix.chunks_mut(N).enumerate() {
+        let salted = index as u64 ^ params.seed ^ 0x5bd1_e995_9e37_79b9;
+        let draw = (crate::domain::ids::splitmix(salted) >> 11) as f64 / (1u64 << 53) as f64;
+        if draw < params.partner_dropout {
+            row[PARTNER_FEATURE] = f64::from(UNSEEN_PARTNER);
+        }
+    }
+    complete(profiles, matrix);
+}
+
 /// The rows a model learns from and the latest `share` of them (by `order`), which it holds
 /// out to calibrate its interval: the holdout a new model is judged on.
 pub fn holdout_split(order: &[i64], share: f64) -> (Vec<usize>, Vec<usize>) {
@@ -679,6 +758,7 @@ pub fn holdout_split(order: &[i64], share: f64) -> (Vec<usize>, Vec<usize>) {
     (by_order, holdout)
 }
 
+/// The chosen rows, with the conditions of a fixed share of them blanked.
 fn gather(rows: &Rows<'_>, chosen: &[usize], params: &TrainParams) -> (Vec<f64>, Vec<f64>) {
     let first_condition = FEATURES
         .iter()
@@ -701,38 +781,9 @@ fn gather(rows: &Rows<'_>, chosen: &[usize], params: &TrainParams) -> (Vec<f64>,
     (matrix, minutes)
 }
 
-/// Split conformal calibration of each end: the 10th percentile is lowered by the amount that
-/// the right share of held-out trips beat it by, the 90th raised likewise.
-fn conformal(raw: &[Band], minutes: &[f64], coverage: f64) -> Calibration {
-    let tail = (1.0 - coverage) / 2.0;
-    let mut below: Vec<f64> = raw.iter().zip(minutes).map(|(b, y)| b.p10 - y).collect();
-    let mut above: Vec<f64> = raw.iter().zip(minutes).map(|(b, y)| y - b.p90).collect();
-    Calibration {
-        low_minutes: conformal_quantile(&mut below, 1.0 - tail),
-        high_minutes: conformal_quantile(&mut above, 1.0 - tail),
-        rows: minutes.len(),
-    }
-}
-
-/// The ceil((n + 1) * level)-th smallest score: split conformal's finite-sample quantile.
-fn conformal_quantile(scores: &mut [f64], level: f64) -> f64 {
-    scores.sort_by(f64::total_cmp);
-    let rank = ((scores.len() as f64 + 1.0) * level).ceil() as usize;
-    scores[rank.clamp(1, scores.len()) - 1]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_conformal_quantile_covers_the_level_on_its_own_scores() {
-        let mut scores: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64).collect();
-        let q = conformal_quantile(&mut scores.clone(), 0.9);
-        let covered = scores.iter().filter(|s| **s <= q).count();
-        assert!((900..=902).contains(&covered), "{covered}");
-        assert_eq!(conformal_quantile(&mut scores, 1.0), 999.0);
-    }
 
     #[test]
     fn parameters_are_checked_before_use() {

@@ -21,7 +21,7 @@ const LABELS = {
     ban_wait: "Ban wait", minutes: "min",
     feeds_ok: "all feeds", empty: "No active shipment.", ingestion: "Pings received",
     circuit_open: "down (circuit open)", no_data: "no data yet", no_feeds: "none configured",
-    rules_fallback: "rules (no model)",
+    rules_fallback: "rules (no model)", all_columns: "All columns",
   },
   fr: {
     sign_in: "Se connecter", sign_out: "Se déconnecter", dispatcher_key: "Clé d'API exploitant",
@@ -42,11 +42,16 @@ const LABELS = {
     empty: "Aucune expédition en cours.", ingestion: "Positions reçues",
     circuit_open: "en panne (circuit ouvert)", no_data: "pas encore de données",
     no_feeds: "aucun configuré", rules_fallback: "règles (pas de modèle)",
+    all_columns: "Toutes les colonnes",
   },
 };
 const SEVERITY_ORDER = { late: 0, at_risk: 1, on_time: 2 };
 const SEVERITY_MARK = { late: "✖", at_risk: "▲", on_time: "●" };
+// Polling the list is the fallback while the event stream is down; with the stream up, the
+// list is read again now and then only, for new shipments and what another replica computed.
 const REFRESH_MS = 2000;
+const FULL_REFRESH_MS = 30000;
+const RECONNECT_MS = 5000;
 
 const state = {
   language: localStorage.getItem("etape-language") ||
@@ -57,6 +62,14 @@ const state = {
   sort: { field: "severity", descending: false },
   outline: null,
   timer: null,
+  stream: null,
+  live: null,
+  reconnect: null,
+  history: null,
+  events: 0,
+  // `/?poll` reads the list every 2 s instead of the stream: for a proxy that buffers streamed
+  // answers, and for headless renderers whose virtual time stands still while a request is open.
+  pollOnly: new URLSearchParams(location.search).has("poll"),
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -77,6 +90,15 @@ function time(text) {
   return new Date(text).toLocaleString(state.language === "fr" ? "fr-FR" : "en-GB", {
     weekday: "short", hour: "2-digit", minute: "2-digit",
   });
+}
+
+/// A span (a band, a window), its end as a time of day alone when it falls on its start's day.
+function band(start, end) {
+  if (!start || !end) return "–";
+  const sameDay = new Date(start).toDateString() === new Date(end).toDateString();
+  if (!sameDay) return `${time(start)} – ${time(end)}`;
+  const clock = new Date(end).toLocaleTimeString(state.language === "fr" ? "fr-FR" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+  return `${time(start)} – ${clock}`;
 }
 
 function age(text) {
@@ -100,7 +122,7 @@ async function listShipments(status) {
   const items = [];
   let cursor = null;
   do {
-    const page = await api(`/v1/shipments?status=${status}&limit=200${cursor ? `&cursor=${cursor}` : ""}`);
+    const page = await api(`/v1/shipments?status=${status}&include=estimate&limit=200${cursor ? `&cursor=${cursor}` : ""}`);
     items.push(...page.items);
     cursor = page.next_cursor;
   } while (cursor);
@@ -126,12 +148,9 @@ function row(shipment, snapshot) {
 
 async function refresh() {
   try {
+    // Each page carries its shipments' estimates: one request per page, never one per truck.
     const shipments = (await listShipments("in_transit")).concat(await listShipments("planned"));
-    const snapshots = await Promise.all(
-      shipments.map((shipment) => api(`/v1/shipments/${shipment.id}/eta`).catch(() => null)));
-    state.rows = shipments
-      .map((shipment, index) => (snapshots[index] ? row(shipment, snapshots[index]) : null))
-      .filter(Boolean);
+    state.rows = shipments.filter((shipment) => shipment.estimate).map((shipment) => row(shipment, shipment.estimate));
     renderFleet();
     renderMap();
     await renderOperations();
@@ -140,6 +159,125 @@ async function refresh() {
   } catch (error) {
     if (error.message !== "signed out") $("#updated").textContent = error.message;
   }
+}
+
+// The organisation's event stream, read with fetch: EventSource cannot send the key in the
+// Authorization header, and a key in the URL would end up in logs and the browser's history.
+async function listen() {
+  const controller = new AbortController();
+  state.stream = controller;
+  try {
+    const response = await fetch("/v1/events", {
+      headers: { Authorization: `Bearer ${state.key}`, Accept: "text/event-stream" },
+      signal: controller.signal,
+      cache: "no-store",
+    });
+    if (response.status === 401 || response.status === 403) {
+      signOut(t("bad_key"));
+      return;
+    }
+    if (!response.ok || !response.body) throw new Error(`/v1/events: HTTP ${response.status}`);
+    setLive(true);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        handleFrame(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  } catch (_) {
+    // Dropped or refused: polled below until it is back.
+  }
+  if (state.stream !== controller || controller.signal.aborted || !state.key) return;
+  setLive(false);
+  clearTimeout(state.reconnect);
+  state.reconnect = setTimeout(listen, RECONNECT_MS);
+}
+
+/// Polls the list fast while the stream is down, slowly while it is up; catches up once it
+/// is back.
+function setLive(live) {
+  const recovered = live && state.live === false;
+  state.live = live;
+  document.body.dataset.live = live ? "stream" : "polling";
+  clearInterval(state.timer);
+  state.timer = setInterval(refresh, live ? FULL_REFRESH_MS : REFRESH_MS);
+  if (recovered) refresh();
+}
+
+/// One Server-Sent Event: its `event:` name and its JSON `data:`.
+function handleFrame(frame) {
+  let name = "message";
+  const data = [];
+  for (const line of frame.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") name = value;
+    else if (field === "data") data.push(value);
+  }
+  if (!data.length) return;
+  let payload;
+  try {
+    payload = JSON.parse(data.join("\n"));
+  } catch (_) {
+    return;
+  }
+  state.events += 1;
+  document.body.dataset.events = String(state.events);
+  if (name === "estimate") onEstimate(payload);
+  else if (name === "status") onStatus(payload);
+  else if (name === "lagged") refresh();
+}
+
+function onEstimate({ shipment_id: id, estimate }) {
+  const index = state.rows.findIndex((item) => item.id === id);
+  // A shipment registered since the list was read.
+  if (index < 0) return reloadSoon();
+  state.rows[index] = row(state.rows[index].shipment, estimate);
+  renderSoon();
+}
+
+function onStatus({ shipment_id: id, status }) {
+  const index = state.rows.findIndex((item) => item.id === id);
+  const active = status === "planned" || status === "in_transit";
+  if (index < 0) {
+    if (active) reloadSoon();
+    return;
+  }
+  if (active) {
+    const current = state.rows[index];
+    state.rows[index] = row({ ...current.shipment, status }, current.snapshot);
+  } else {
+    state.rows.splice(index, 1);
+  }
+  renderSoon();
+}
+
+/// Events come in bursts: the page is drawn once per burst.
+function renderSoon() {
+  if (state.rendering) return;
+  state.rendering = setTimeout(() => {
+    state.rendering = null;
+    renderFleet();
+    renderMap();
+    if (state.selected) renderDetail(state.selected, false);
+    $("#updated").textContent = `${t("updated")} ${new Date().toLocaleTimeString(state.language === "fr" ? "fr-FR" : "en-GB")}`;
+  }, 100);
+}
+
+function reloadSoon() {
+  if (state.reloading) return;
+  state.reloading = setTimeout(() => {
+    state.reloading = null;
+    refresh();
+  }, 1000);
 }
 
 function compare(a, b) {
@@ -176,16 +314,18 @@ function renderFleet() {
     tr.tabIndex = 0;
     tr.dataset.id = item.id;
     tr.setAttribute("aria-selected", String(item.id === state.selected));
-    const cells = [
-      item.reference, item.vehicle, item.next, time(item.eta),
-      `${time(item.p10)} – ${time(item.p90)}`,
-      item.window ? `${time(item.window.start)} – ${time(item.window.end)}` : t("no_window"),
-    ];
-    for (const text of cells) {
+    // The columns that matter first: reference, vehicle, next stop, ETA, risk, band.
+    const cell = (text, className) => {
       const td = document.createElement("td");
       td.textContent = text;
-      tr.append(td);
-    }
+      if (className) td.className = className;
+      return td;
+    };
+    const reference = cell(item.reference, "ref");
+    reference.title = item.reference;
+    const next = cell(item.next, "next");
+    next.title = item.next;
+    tr.append(reference, cell(item.vehicle), next, cell(time(item.eta)));
     const risk = document.createElement("td");
     if (item.severity) {
       const badge = document.createElement("span");
@@ -198,12 +338,12 @@ function renderFleet() {
       risk.textContent = "–";
     }
     tr.append(risk);
-    const ping = document.createElement("td");
-    ping.textContent = age(item.ping);
-    tr.append(ping);
-    const feeds = document.createElement("td");
+    tr.append(cell(band(item.p10, item.p90)));
+    tr.append(cell(item.window ? band(item.window.start, item.window.end) : t("no_window"), "col-window"));
+    tr.append(cell(age(item.ping), "col-ping"));
+    const feeds = cell("", "col-feeds");
     feeds.textContent = item.degraded.length ? `⚠ ${item.degraded.join(", ")}` : t("feeds_ok");
-    if (item.degraded.length) feeds.className = "flag";
+    if (item.degraded.length) feeds.classList.add("flag");
     tr.append(feeds);
     const open = () => select(item.id);
     tr.addEventListener("click", open);
@@ -301,6 +441,7 @@ function renderMap() {
 async function select(id) {
   state.selected = id;
   state.trace = null;
+  state.history = null;
   $("#detail").hidden = false;
   renderFleet();
   await renderDetail(id);
@@ -308,17 +449,22 @@ async function select(id) {
   $("#detail-title").focus?.();
 }
 
-async function renderDetail(id) {
+/// The detail of the selected shipment; its history and trace are read again unless
+/// `reload` is false (an update from the stream redraws what it brought).
+async function renderDetail(id, reload = true) {
   const item = state.rows.find((row) => row.id === id);
   if (!item) return;
   $("#detail-title").textContent = `${item.reference} · ${item.vehicle}`;
-  const [history, positions] = await Promise.all([
-    api(`/v1/shipments/${id}/eta/history`).catch(() => ({ snapshots: [] })),
-    api(`/v1/vehicles/${encodeURIComponent(item.vehicle)}/positions`).catch(() => []),
-  ]);
-  state.trace = Array.isArray(positions) ? positions : [];
+  if (reload || !state.history) {
+    const [history, positions] = await Promise.all([
+      api(`/v1/shipments/${id}/eta/history`).catch(() => ({ snapshots: [] })),
+      api(`/v1/vehicles/${encodeURIComponent(item.vehicle)}/positions`).catch(() => []),
+    ]);
+    state.trace = Array.isArray(positions) ? positions : [];
+    state.history = history.snapshots || [];
+  }
   drawTimeline(item.snapshot.timeline);
-  drawHistory(history.snapshots || [], item);
+  drawHistory(state.history, item);
   const totals = {};
   for (const segment of item.snapshot.timeline) {
     totals[segment.kind] = (totals[segment.kind] || 0) + (new Date(segment.end) - new Date(segment.start)) / 60000;
@@ -427,6 +573,10 @@ function signOut(message) {
   sessionStorage.removeItem("etape-key");
   state.key = null;
   clearInterval(state.timer);
+  clearTimeout(state.reconnect);
+  if (state.stream) state.stream.abort();
+  state.stream = null;
+  state.live = null;
   $("#board").hidden = true;
   $("#sign-out").hidden = true;
   $("#login").hidden = false;
@@ -441,7 +591,10 @@ async function signIn(key) {
   $("#sign-out").hidden = false;
   await refresh();
   clearInterval(state.timer);
+  // Polled until the stream is up.
   state.timer = setInterval(refresh, REFRESH_MS);
+  if (state.stream) state.stream.abort();
+  if (!state.pollOnly) listen();
 }
 
 async function start() {
@@ -459,6 +612,10 @@ async function start() {
     signIn($("#key").value.trim());
   });
   $("#status-filter").addEventListener("change", renderFleet);
+  $("#all-columns").addEventListener("click", () => {
+    const shown = $("#fleet-table").classList.toggle("all-columns");
+    $("#all-columns").setAttribute("aria-pressed", String(shown));
+  });
   $("#search").addEventListener("input", renderFleet);
   $("#close-detail").addEventListener("click", () => {
     state.selected = null;

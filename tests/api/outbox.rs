@@ -1,0 +1,396 @@
+//! Webhooks that outlive their process, and shipments that two writers never overwrite.
+//!
+//! The first test drives the real binary (on SQLite, or on PostgreSQL with
+//! `ETAPE_TEST_STORE=postgres`): stop events fire while the receiver is down, the server is
+//! killed (SIGKILL, then in a second round stopped by SIGTERM), started again on the same data
+//! directory, the receiver comes back, and every event arrives under the one delivery id its
+//! attempts had before the stop. The second races a manual event against the recomputation of
+//! the same shipment by another tracker (another replica) on one store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use chrono::{DateTime, TimeDelta, Utc};
+use etape::adapters::store::segments::PingLog;
+use etape::adapters::store::sqlite::SqliteStore;
+use etape::adapters::webhooks::{Webhook, WebhookStore};
+use etape::config::TrackingSettings;
+use etape::domain::clock::Clock;
+use etape::domain::correction::Corrections;
+use etape::domain::eta::RulesEta;
+use etape::domain::forecast::Forecaster;
+use etape::telemetry::Metrics;
+use etape::tracking::pings::{parse, PingFormat};
+use etape::tracking::shipment::{EventKind, Shipment};
+use etape::tracking::store::ShipmentStore;
+use etape::tracking::tracker::{StopRef, Tracker, TrackerParts};
+use serde_json::{json, Value};
+
+use crate::helpers::{json_of, RunningBinary};
+
+fn stamp(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A port of 127.0.0.1 that nothing listens on, for a receiver that is down until it starts.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// One delivery as the receiver got it: its `webhook-id` and its body.
+#[derive(Clone, Debug)]
+struct Got {
+    id: String,
+    body: Value,
+}
+
+impl Got {
+    /// The event and the stop it is about (`delivered` is about none).
+    fn what(&self) -> (String, Option<u64>) {
+        (
+            self.body["event"].as_str().unwrap_or("").to_owned(),
+            self.body["data"]["stop_index"].as_u64(),
+        )
+    }
+}
+
+/// A receiver answering 200 on `port`, from now on.
+fn receiver_on(port: u16) -> (Arc<Mutex<Vec<Got>>>, actix_web::dev::ServerHandle) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    let server = HttpServer::new(move || {
+        let kept = kept.clone();
+        App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
+            let kept = kept.clone();
+            async move {
+                let id = request
+                    .headers()
+                    .get("webhook-id")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                kept.lock().unwrap().push(Got { id, body });
+                HttpResponse::Ok().finish()
+            }
+        }))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", port))
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (got, handle)
+}
+
+/// How the first server is stopped.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Kill,
+    Terminate,
+}
+
+#[tokio::test]
+async fn events_fired_while_the_receiver_is_down_arrive_after_a_restart_each_under_one_id() {
+    for stop in [Stop::Kill, Stop::Terminate] {
+        events_survive(stop).await;
+    }
+}
+
+async fn events_survive(stop: Stop) {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let env = [
+        ("ETAPE__MODEL__DIR", "target/tmp/no-model-here"),
+        // Retries for longer than the test is down, quickly.
+        ("ETAPE__WEBHOOKS__MAX_ATTEMPTS", "100000"),
+        ("ETAPE__WEBHOOKS__BACKOFF_INITIAL_MS", "50"),
+        ("ETAPE__WEBHOOKS__BACKOFF_MAX_MS", "300"),
+    ];
+    let args = ["--no-demo".as_ref()];
+    let mut first = RunningBinary::start(data.path(), &args, &env);
+    let webhook = json_of(
+        first
+            .client
+            .post(format!("{}/v1/webhooks", first.base))
+            .json(&json!({"url": format!("http://127.0.0.1:{port}/hook"),
+                          "events": ["arrived", "departed", "delivered"]})),
+    )
+    .await;
+    let webhook_id = webhook["id"].as_str().expect("a webhook").to_owned();
+    let shipment = json_of(
+        first
+            .client
+            .post(format!("{}/v1/shipments", first.base))
+            .json(
+                &json!({"reference": "OUTBOX-1", "vehicle_id": "OBX-1", "vehicle_class": "van",
+                          "stops": [{"id": "a", "lat": 48.85, "lon": 2.35},
+                                    {"id": "b", "lat": 47.32, "lon": 5.04},
+                                    {"id": "c", "lat": 45.76, "lon": 4.84}],
+                          "planned_departure": stamp(Utc::now())}),
+            ),
+    )
+    .await;
+    let shipment_id = shipment["id"].as_str().expect("a shipment").to_owned();
+    let fired = [
+        (0, "arrived"),
+        (0, "departed"),
+        (1, "arrived"),
+        (1, "departed"),
+        (2, "arrived"),
+    ];
+    for (index, kind) in fired {
+        let answer = first
+            .client
+            .post(format!("{}/v1/shipments/{shipment_id}/events", first.base))
+            .json(&json!({"stop_index": index, "kind": kind}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{stop:?}");
+    }
+    let expected: BTreeSet<(String, Option<u64>)> = fired
+        .iter()
+        .map(|(index, kind)| ((*kind).to_owned(), Some(*index as u64)))
+        .chain([("delivered".to_owned(), None)])
+        .collect();
+
+    // Every notice tried and failing, each under an id of its own, before the stop.
+    let log_path = format!("/v1/webhooks/{webhook_id}/deliveries");
+    let mut tried: BTreeMap<String, String> = BTreeMap::new();
+    for _ in 0..300 {
+        let log = first.get_json(&log_path).await;
+        tried = log
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|entry| {
+                        (
+                            entry["id"].as_str().unwrap_or("").to_owned(),
+                            entry["outcome"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if tried.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(tried.len(), expected.len(), "{stop:?}: {tried:?}");
+    assert!(
+        tried.values().all(|outcome| outcome == "retrying"),
+        "{stop:?}: {tried:?}"
+    );
+    match stop {
+        Stop::Kill => first.child.kill().unwrap(),
+        Stop::Terminate => {
+            let terminated = std::process::Command::new("kill")
+                .args(["-TERM", &first.child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(terminated.success());
+        }
+    }
+    first.child.wait().unwrap();
+    drop(first);
+
+    let (got, receiver) = receiver_on(port);
+    let second = RunningBinary::start(data.path(), &args, &env);
+    let arrived =
+        |got: &[Got]| -> BTreeSet<(String, Option<u64>)> { got.iter().map(Got::what).collect() };
+    for _ in 0..600 {
+        if arrived(&got.lock().unwrap()[..]) == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Time for a copy sent twice to show.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let got = got.lock().unwrap().clone();
+    assert_eq!(arrived(&got), expected, "{stop:?}: every event arrives");
+    let mut by_id: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for delivery in &got {
+        by_id
+            .entry(delivery.id.as_str())
+            .or_default()
+            .insert(delivery.body.to_string());
+    }
+    assert_eq!(
+        by_id.len(),
+        expected.len(),
+        "{stop:?}: one id per event: {got:?}"
+    );
+    for (id, bodies) in &by_id {
+        assert_eq!(bodies.len(), 1, "{stop:?}: {id} sent with one body");
+        assert!(
+            tried.contains_key(*id),
+            "{stop:?}: {id} is the id its attempts had before the stop: {tried:?}"
+        );
+    }
+    let log = second.get_json(&log_path).await;
+    let delivered: BTreeSet<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["outcome"] == "delivered")
+        .filter_map(|entry| entry["id"].as_str())
+        .collect();
+    assert_eq!(delivered.len(), expected.len(), "{stop:?}: {log}");
+    receiver.stop(true).await;
+}
+
+/// The trackers' pings and one store: two replicas in one process.
+fn tracker(store: Arc<SqliteStore>, dir: &Path, now: DateTime<Utc>) -> Tracker {
+    Tracker::start(TrackerParts {
+        store,
+        log: Arc::new(PingLog::open(dir).unwrap()),
+        forecaster: Forecaster::new(Arc::new(RulesEta::default()), None),
+        settings: TrackingSettings::default(),
+        thresholds: Default::default(),
+        metrics: Metrics::new(),
+        clock: Clock::Fixed(now),
+        notices: None,
+        shared: None,
+        corrections: Arc::new(Corrections::new(Default::default())),
+        live: None,
+    })
+    .unwrap()
+}
+
+fn race_shipment(round: usize, now: DateTime<Utc>) -> Shipment {
+    serde_json::from_value(json!({
+        "id": format!("shp_race_{round:04}"), "organisation": "org",
+        "reference": format!("RACE-{round}"), "vehicle_id": format!("RACE-{round}"),
+        "vehicle": "articulated", "origin": [46.5, 4.84],
+        "stops": [
+            {"id": "lyon", "lat": 45.76, "lon": 4.84, "window": null,
+             "planned_dwell_minutes": 30.0, "arrived": null, "departed": null},
+            {"id": "valence", "lat": 44.93, "lon": 4.89, "window": null,
+             "planned_dwell_minutes": 30.0, "arrived": null, "departed": null},
+            {"id": "marseille", "lat": 43.30, "lon": 5.37, "window": null,
+             "planned_dwell_minutes": 30.0, "arrived": null, "departed": null}],
+        "planned_departure": now - TimeDelta::hours(2), "driven_today_minutes": 0.0,
+        "driven_since_break_minutes": 0.0, "status": "planned",
+        "created_at": now - TimeDelta::hours(3), "updated_at": now - TimeDelta::hours(3),
+        "delivered_at": null, "cancelled_at": null, "accuracy": []
+    }))
+    .unwrap()
+}
+
+/// Twenty minutes at Lyon, a ping a minute, ending ten minutes ago: an arrival by GPS.
+fn at_lyon(vehicle_id: &str, now: DateTime<Utc>) -> String {
+    (0..20)
+        .map(|minute| {
+            json!({"vehicle_id": vehicle_id,
+                   "timestamp": stamp(now - TimeDelta::minutes(30 - minute)),
+                   "lat": 45.76, "lon": 4.84, "speed_kmh": 0})
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+#[test]
+fn a_manual_event_racing_a_recompute_is_never_lost() {
+    let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("etape.sqlite")).unwrap());
+    store
+        .insert_webhook(&Webhook {
+            id: "whk_race".into(),
+            organisation: "org".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["arrived".into(), "departed".into()],
+            min_change_minutes: 0.0,
+            secret: "whsec_race".into(),
+            previous_secret: None,
+            enabled: true,
+            consecutive_failures: 0,
+            created_at: now,
+            disabled_at: None,
+            disabled_reason: None,
+        })
+        .unwrap();
+    let leader = tracker(store.clone(), &dir.path().join("leader"), now);
+    let other = tracker(store.clone(), &dir.path().join("other"), now);
+    let rounds = 200;
+    for round in 0..rounds {
+        let shipment = race_shipment(round, now);
+        let id = shipment.id.clone();
+        leader.register(shipment.clone()).unwrap();
+        let batch = parse(
+            at_lyon(&shipment.vehicle_id, now).as_bytes(),
+            PingFormat::Ndjson,
+            &leader.ping_limits(),
+        )
+        .unwrap();
+        assert_eq!(leader.ingest("org", batch).unwrap().accepted, 20);
+        // The recomputation sees the arrival at Lyon while the driver reports Valence.
+        let start = Barrier::new(2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                start.wait();
+                leader.refresh("org", &id).unwrap();
+            });
+            scope.spawn(|| {
+                start.wait();
+                other
+                    .record_event("org", &id, &StopRef::Index(1), EventKind::Arrived, now)
+                    .unwrap();
+            });
+        });
+        let kept = store.shipment("org", &id).unwrap().unwrap();
+        assert_eq!(
+            kept.stops[1].arrived.map(|event| event.at),
+            Some(now),
+            "round {round}: the manual event was lost: {kept:?}"
+        );
+        assert!(kept.stops[0].arrived.is_some() && kept.stops[0].departed.is_some());
+    }
+
+    // Every stop event announced is the one the record keeps, and none twice: a save that
+    // overwrote another would leave a notice the record contradicts.
+    let announced = store.claim_outbox(i64::MAX / 2, 0, 100_000).unwrap();
+    let mut seen = BTreeSet::new();
+    for delivery in &announced {
+        let body: Value = serde_json::from_str(&delivery.body).unwrap();
+        let (event, index) = (
+            body["event"].as_str().unwrap().to_owned(),
+            body["data"]["stop_index"].as_u64().unwrap() as usize,
+        );
+        assert!(
+            seen.insert((delivery.shipment_id.clone(), event.clone(), index)),
+            "{event} at stop {index} of {} announced twice",
+            delivery.shipment_id
+        );
+        let kept = store
+            .shipment("org", &delivery.shipment_id)
+            .unwrap()
+            .unwrap();
+        let stop = &kept.stops[index];
+        let recorded = match event.as_str() {
+            "arrived" => stop.arrived,
+            _ => stop.departed,
+        }
+        .expect("an announced event is recorded");
+        assert_eq!(
+            (
+                serde_json::to_value(recorded.at).unwrap(),
+                serde_json::to_value(recorded.source).unwrap()
+            ),
+            (body["data"]["at"].clone(), body["data"]["source"].clone()),
+            "{event} at stop {index} of {}: announced, then overwritten",
+            delivery.shipment_id
+        );
+    }
+    // Lyon's arrival, its departure and Valence's arrival, for every round.
+    assert_eq!(seen.len(), 3 * rounds);
+}
