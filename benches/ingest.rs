@@ -194,6 +194,8 @@ fn live(c: &mut Criterion) {
         cancelled_at: None,
         accuracy: Vec::new(),
         version: 0,
+        gross_weight_tonnes: None,
+        operation: None,
     };
     tracker.register(shipment).unwrap();
     // Three hours of pings, a minute apart, heading south.

@@ -138,7 +138,11 @@ ensure_wrk() {
 
 # PostgreSQL from Debian, for the shared store's tests: a throwaway cluster of its own on
 # 127.0.0.1 (the system's cluster, if any, is left alone), stopped when the script exits.
-# Exports ETAPE_TEST_POSTGRES_URL.
+# It serves TLS too, with a certificate for localhost and 127.0.0.1 signed by a CA made for
+# the run. Exports ETAPE_TEST_POSTGRES_URL, ETAPE_TEST_POSTGRES_CA (that CA's PEM file) and
+# ETAPE_TEST_POSTGRES_CTL (pg_ctl, run as the user clusters belong to: the outage test makes,
+# stops and starts a cluster of its own with it, since stopping this one would fail every
+# other PostgreSQL test running beside it).
 ensure_postgres() {
   if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     step "installing postgresql"
@@ -154,13 +158,44 @@ ensure_postgres() {
   fi
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "${as[@]}" "$bin/initdb" -D "$PG_DATA/data" -U etape --auth=trust -E UTF8 >/dev/null
-  "${as[@]}" "$bin/pg_ctl" -D "$PG_DATA/data" -l "$PG_DATA/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_DATA -c fsync=${PG_FSYNC:-off} -c max_connections=200" \
-    start >/dev/null
+  postgres_certificates "$PG_DATA/tls"
+  if [ "$(id -u)" = 0 ]; then
+    chown -R postgres: "$PG_DATA/tls"
+  fi
+  cat >>"$PG_DATA/data/postgresql.auto.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$PG_DATA'
+fsync = ${PG_FSYNC:-off}
+max_connections = 200
+ssl = on
+ssl_cert_file = '$PG_DATA/tls/server.crt'
+ssl_key_file = '$PG_DATA/tls/server.key'
+EOF
+  "${as[@]}" "$bin/pg_ctl" -D "$PG_DATA/data" -l "$PG_DATA/log" -w start >/dev/null
   PG_STOP=("${as[@]}" "$bin/pg_ctl" -D "$PG_DATA/data" -m immediate stop)
   trap 'stop_postgres' EXIT
   export ETAPE_TEST_POSTGRES_URL="postgres://etape@127.0.0.1:$port/postgres"
+  export ETAPE_TEST_POSTGRES_CA="$PG_DATA/tls/ca.crt"
+  export ETAPE_TEST_POSTGRES_CTL="${as[*]} $bin/pg_ctl"
   echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+
+# A CA and a server certificate it signs, for localhost and 127.0.0.1, in $1 (ca.crt,
+# server.crt, server.key): PostgreSQL refuses a key others may read.
+postgres_certificates() {
+  local dir=$1
+  mkdir -p "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=etape test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+  printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" 2>/dev/null
+  chmod 0600 "$dir/server.key" "$dir/ca.key"
 }
 
 stop_postgres() {

@@ -11,7 +11,8 @@
 //!   weather, traffic and routing feeds, webhook delivery.
 //! - [`training`]: the model's lifecycle: the pipeline, model directories, pooled retraining.
 //! - [`tracking`]: shipments, pings and the live estimates that follow them.
-//! - [`partners`]: organisations, API keys and roles, history uploads and consent.
+//! - [`partners`]: organisations, API keys and roles, phones' device tokens, history uploads and
+//!   consent.
 //! - [`ml`]: trip histories, features in polars, the LightGBM model and its evaluation.
 //! - [`telemetry`]: logging and every Prometheus metric.
 //! - [`config`]: the layered settings, one section per layer.

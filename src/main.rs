@@ -373,7 +373,12 @@ fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         args.out.display()
     );
-    let own_cells = card.calibration.cells.iter().filter(|cell| cell.rows > 0).count();
+    let own_cells = card
+        .calibration
+        .cells
+        .iter()
+        .filter(|cell| cell.rows > 0)
+        .count();
     println!(
         "interval calibrated on {} held-out rows, asked by their partner and as an unseen \
          caller, in {} cells ({own_cells} with rows enough for a widening of their own)",
@@ -404,6 +409,7 @@ fn evaluate(config: Option<&Path>, args: &EvaluateArgs) -> anyhow::Result<()> {
     let inputs = read_inputs(&settings, &args.data)?;
     let options = EvaluateOptions {
         baselines: !args.quick,
+        anchor: true,
         partner_left_out: !args.quick,
         pooled_vs_own: !args.quick,
         feeds: !args.quick,

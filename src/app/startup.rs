@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -21,7 +21,7 @@ use crate::adapters::webhooks::Dispatcher;
 use crate::config::Settings;
 use crate::domain::clock::Clock;
 use crate::domain::correction::Corrections;
-use crate::domain::eta::{EstimateEta, RulesEta};
+use crate::domain::eta::{EstimateEta, RulesEta, RulesEtaConfig};
 use crate::domain::forecast::Forecaster;
 use crate::http::api::{self, AppState};
 use crate::ml::model::serve::{ModelEta, ServedModel};
@@ -58,7 +58,11 @@ impl Application {
 
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
         keep_files_private();
-        let model_eta = serving_models(settings);
+        // Read once: the operator's bans file stops the start here when it does not read.
+        let rules_config = settings
+            .checked_rules_eta_config()
+            .context("invalid rules configuration")?;
+        let model_eta = serving_models(settings, rules_config.clone());
         let estimator: Arc<dyn EstimateEta> = model_eta.clone();
         let metrics = Metrics::new();
         let data_dir = &settings.storage.data_dir;
@@ -67,28 +71,28 @@ impl Application {
         let log = PingLog::open(&data_dir.join("pings")).context("cannot open the ping log")?;
         let feeds = Feeds::new(&settings.feeds, &metrics);
         let notices = Arc::new(Notify::new());
-        let tracker = Arc::new(
-            Tracker::start(TrackerParts {
-                store: store.clone(),
-                log: Arc::new(log),
-                forecaster: Forecaster::new(
-                    estimator.clone(),
-                    Some(Arc::new(CachedFeeds(feeds.clone()))),
-                ),
-                settings: settings.tracking.clone(),
-                thresholds: settings.rules_eta_config().risk,
-                metrics: metrics.clone(),
-                clock,
-                notices: Some(notices.clone()),
-                shared: opened.pings,
-                corrections: Arc::new(Corrections::new(settings.tracking.corrections())),
-                live: Some(crate::tracking::live::channel()),
-            })
-            .context("cannot restore live tracking")?,
-        );
+        // Nothing restored yet: the pings, corrections and estimates of the previous run come
+        // back once the port listens (`spawn_restoration`), minutes with thousands of
+        // shipments; `/readyz` says when.
+        let tracker = Arc::new(Tracker::new(TrackerParts {
+            store: store.clone(),
+            log: Arc::new(log),
+            forecaster: Forecaster::new(
+                estimator.clone(),
+                Some(Arc::new(CachedFeeds(feeds.clone()))),
+            ),
+            settings: settings.tracking.clone(),
+            thresholds: rules_config.risk,
+            metrics: metrics.clone(),
+            clock,
+            notices: Some(notices.clone()),
+            shared: opened.pings,
+            corrections: Arc::new(Corrections::new(settings.tracking.corrections())),
+            live: Some(crate::tracking::live::channel()),
+        }));
         let state = web::Data::new(AppState {
             forecaster: Forecaster::new(estimator.clone(), Some(feeds.clone()))
-                .with_corrections(tracker.corrections(), settings.rules_eta_config().risk),
+                .with_corrections(tracker.corrections(), rules_config.risk),
             estimator,
             metrics,
             settings: settings.api.clone(),
@@ -102,7 +106,7 @@ impl Application {
             demo_login: demo_login(settings),
             dashboard: settings.dashboard.clone(),
             webhooks: settings.webhooks.clone(),
-            training_rules: Arc::new(RulesEta::new(settings.rules_eta_config())),
+            training_rules: Arc::new(RulesEta::new(rules_config)),
             data_dir: data_dir.clone(),
             model_dir: settings.model.dir.clone(),
             rate_limits: api::limits::RateLimits::new(&settings.api),
@@ -153,7 +157,9 @@ impl Application {
         );
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then lets in-flight requests finish. The live
+    /// tracking is restored meanwhile; a restoration that fails stops the service with its
+    /// error, as a start that could not restore did before it listened.
     pub async fn run_until_stopped(
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -161,6 +167,7 @@ impl Application {
         let handle = self.server.handle();
         #[cfg(unix)]
         self.reload_on_hangup();
+        let restoration = spawn_restoration(self.tracker.clone(), handle.clone());
         let background = self.spawn_background();
         tokio::spawn(async move {
             shutdown.await;
@@ -170,6 +177,14 @@ impl Application {
         let served = self.server.await;
         for task in background {
             task.abort();
+        }
+        // Stopped by a shutdown: a restoration still running ends at its next shipment
+        // rather than hold the runtime's drop (it waits for every blocking task).
+        self.tracker.abandon_restoration();
+        if let Ok(Some(error)) = restoration.await {
+            return Err(std::io::Error::other(format!(
+                "cannot restore live tracking: {error}"
+            )));
         }
         served
     }
@@ -349,10 +364,10 @@ fn open_records(settings: &Settings) -> anyhow::Result<(Opened, Arc<Keyring>)> {
 }
 
 /// The pooled model and each organisation's own, as the model directories hold them.
-fn serving_models(settings: &Settings) -> Arc<ModelEta> {
+fn serving_models(settings: &Settings, rules_config: RulesEtaConfig) -> Arc<ModelEta> {
     let (pooled, own) = named_models(&settings.model.dir, &settings.storage.data_dir);
     let model_eta = Arc::new(ModelEta::new(
-        RulesEta::new(settings.rules_eta_config()),
+        RulesEta::new(rules_config),
         load_model(&pooled),
         settings.model.batch_threads,
     ));
@@ -402,6 +417,24 @@ fn print_demo_keys(issued: &[(Role, String)], data_dir: &Path) {
         roles.join(", "),
         data_dir.join(DEMO_KEYS_FILE).display()
     );
+}
+
+/// Restores the live tracking on the blocking pool while the server answers. A failure stops
+/// the server and is the task's outcome, for `run_until_stopped` to return.
+fn spawn_restoration(
+    tracker: Arc<Tracker>,
+    server: ServerHandle,
+) -> tokio::task::JoinHandle<Option<String>> {
+    tokio::spawn(async move {
+        let failure = match tokio::task::spawn_blocking(move || tracker.restore()).await {
+            Ok(Ok(())) => return None,
+            // Already logged by `restore`, and kept for `/readyz` until the server stops.
+            Ok(Err(error)) => error.to_string(),
+            Err(panicked) => format!("the restoration panicked: {panicked}"),
+        };
+        server.stop(false).await;
+        Some(failure)
+    })
 }
 
 /// The lease under which one replica of several recomputes the estimates, announces them,
@@ -455,7 +488,8 @@ async fn refresh_loop(tracker: Arc<Tracker>, every: Duration) {
     let mut since_compaction = std::time::Instant::now();
     loop {
         ticks.tick().await;
-        if !tracker.leading() {
+        // The restoration recomputes first, from the pings and corrections it brings back.
+        if !tracker.leading() || !tracker.may_recompute() {
             continue;
         }
         let working = tracker.clone();

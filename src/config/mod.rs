@@ -5,15 +5,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context};
-use chrono::NaiveDate;
+use chrono::{NaiveDate, TimeDelta};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::bans::BanRules;
 use crate::domain::calendar::BanCalendar;
 use crate::domain::eta::{BandHeuristic, RoadModel, RulesEtaConfig, SpeedLimits};
 use crate::domain::risk::RiskThresholds;
-use crate::domain::rules::RulesPolicy;
+use crate::domain::rules::{BorderWaits, RulesPolicy};
 
 /// The file read when no `--config` is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "etape.toml";
@@ -35,13 +36,28 @@ pub struct Settings {
     pub dashboard: DashboardSettings,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DashboardSettings {
     /// A raster tile server for the dashboard's map when online, with `{z}`, `{x}` and `{y}`
     /// (e.g. `https://tile.openstreetmap.org/{z}/{x}/{y}.png`, whose usage policy applies).
     /// Empty: the offline outline only.
     pub tile_url: String,
+    /// The alerts panel raises a shipment whose ETA moved later by more than this since the
+    /// first estimate the page saw of it.
+    pub slip_alert_minutes: u32,
+    /// The alerts panel raises a truck on the road whose last ping is older than this.
+    pub silent_alert_minutes: u32,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        Self {
+            tile_url: String::new(),
+            slip_alert_minutes: 30,
+            silent_alert_minutes: 30,
+        }
+    }
 }
 
 /// External feeds: weather (Open-Meteo's API), traffic (TomTom's Flow Segment Data) and a
@@ -119,8 +135,12 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     /// A PostgreSQL server (`postgres://user:password@host:5432/database`) to keep shipments,
     /// webhooks, keys, uploads and consents in, shared by every replica; the embedded SQLite
-    /// file in `data_dir` when absent.
+    /// file in `data_dir` when absent. TLS as libpq's `sslmode` (`require`, `verify-ca`,
+    /// `verify-full`) and `sslrootcert=/path/ca.pem` say in its query.
     pub url: Option<String>,
+    /// The PEM file of the CA to verify the PostgreSQL server with, when `url` asks for
+    /// `sslmode=verify-full` (or `verify-ca`, or `require`) without a `sslrootcert` of its own.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for StorageSettings {
@@ -128,6 +148,7 @@ impl Default for StorageSettings {
         Self {
             data_dir: PathBuf::from("data/live"),
             url: None,
+            ca_file: None,
         }
     }
 }
@@ -160,6 +181,9 @@ pub struct TrackingSettings {
     pub correction_window: usize,
     /// Fewer scored estimates than this leave a horizon uncorrected.
     pub correction_min_estimates: usize,
+    /// For tests only: the restoration after a start waits this long before it begins, so
+    /// that a test sees the service listen while it is not ready. 0 in service.
+    pub restore_delay_ms: u64,
 }
 
 impl TrackingSettings {
@@ -188,6 +212,7 @@ impl Default for TrackingSettings {
             page_size: 50,
             correction_window: 400,
             correction_min_estimates: 50,
+            restore_delay_ms: 0,
         }
     }
 }
@@ -342,8 +367,17 @@ pub struct RulesSettings {
     pub use_extended_days: bool,
     pub use_reduced_rests: bool,
     /// Saturdays of July and August on which the yearly decree bans heavy goods vehicles
-    /// from 07:00 to 19:00, as `YYYY-MM-DD`.
+    /// from 07:00 to 19:00, as `YYYY-MM-DD`: those of a year the shipped ban data does not
+    /// list yet (2026's are shipped).
     pub summer_saturdays: Vec<NaiveDate>,
+    /// An operator's own ban data, a TOML file of the schema of `data/bans/*.toml`, laid over
+    /// the shipped rules at start (a rule of the same id replaces the shipped one). A file that
+    /// does not read stops the start, naming the file and the line.
+    pub bans_file: Option<PathBuf>,
+    /// The expected wait at a customs border (Switzerland, the United Kingdom, Andorra), and
+    /// at one inside the EU customs union (at most a Schengen police check), in minutes.
+    pub border_wait_customs_minutes: f64,
+    pub border_wait_schengen_minutes: f64,
     pub band_early_share_of_driving: f64,
     pub band_late_share_of_driving: f64,
     pub band_late_share_of_dwell: f64,
@@ -414,6 +448,9 @@ impl Default for RulesSettings {
             use_extended_days: policy.use_extended_days,
             use_reduced_rests: policy.use_reduced_rests,
             summer_saturdays: Vec::new(),
+            bans_file: None,
+            border_wait_customs_minutes: minutes_of(policy.border_waits.customs),
+            border_wait_schengen_minutes: minutes_of(policy.border_waits.no_customs),
             band_early_share_of_driving: band.early_share_of_driving,
             band_late_share_of_driving: band.late_share_of_driving,
             band_late_share_of_dwell: band.late_share_of_dwell,
@@ -422,6 +459,17 @@ impl Default for RulesSettings {
         }
     }
 }
+
+fn minutes_of(delta: TimeDelta) -> f64 {
+    delta.num_milliseconds() as f64 / 60_000.0
+}
+
+fn delta_of(minutes: f64) -> TimeDelta {
+    TimeDelta::milliseconds((minutes * 60_000.0).round() as i64)
+}
+
+/// Longest expected wait at one border: beyond a day it is a closed border, not a queue.
+const MAX_BORDER_WAIT_MINUTES: f64 = 24.0 * 60.0;
 
 impl From<SpeedLimits> for SpeedSettings {
     fn from(limits: SpeedLimits) -> Self {
@@ -509,7 +557,43 @@ impl RulesSettings {
                 && rules.late_probability < 1.0,
             "rules: need 0 < at_risk_probability <= late_probability < 1"
         );
+        for (name, minutes) in [
+            (
+                "border_wait_customs_minutes",
+                rules.border_wait_customs_minutes,
+            ),
+            (
+                "border_wait_schengen_minutes",
+                rules.border_wait_schengen_minutes,
+            ),
+        ] {
+            ensure!(
+                (0.0..=MAX_BORDER_WAIT_MINUTES).contains(&minutes),
+                "rules.{name} must be between 0 and {MAX_BORDER_WAIT_MINUTES}"
+            );
+        }
+        if rules.bans_file.is_some() {
+            rules.ban_calendar()?;
+        }
         Ok(())
+    }
+
+    /// The shipped bans, with the configured summer Saturdays and the operator's
+    /// `bans_file` laid over them.
+    pub fn ban_calendar(&self) -> anyhow::Result<BanCalendar> {
+        let configured = BanCalendar::new(self.summer_saturdays.iter().copied());
+        let Some(path) = &self.bans_file else {
+            return Ok(configured);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read rules.bans_file {}", path.display()))?;
+        // The TOML reader's message gives the line and column, and the data's checks the
+        // country and the rule.
+        let operator = BanRules::parse(&text)
+            .map_err(|error| anyhow::anyhow!("rules.bans_file {}: {error}", path.display()))?;
+        let mut rules = configured.rules().clone();
+        rules.merge(operator);
+        Ok(BanCalendar::with_rules(rules))
     }
 }
 
@@ -585,7 +669,32 @@ impl Settings {
         self.api.validate()
     }
 
+    /// The rules baseline as configured, the operator's `rules.bans_file` included; an error
+    /// names the file that does not read. The application starts with it.
+    pub fn checked_rules_eta_config(&self) -> anyhow::Result<RulesEtaConfig> {
+        Ok(RulesEtaConfig {
+            bans: self.rules.ban_calendar()?,
+            ..self.rules_eta_config_with(BanCalendar::default())
+        })
+    }
+
+    /// As [`Settings::checked_rules_eta_config`], for a caller past the start, whose
+    /// [`Settings::load`] has read the bans file once: should the file no longer read, the
+    /// error is logged and the shipped bans (with the summer Saturdays) apply.
     pub fn rules_eta_config(&self) -> RulesEtaConfig {
+        self.checked_rules_eta_config().unwrap_or_else(|error| {
+            let error = format!("{error:#}");
+            tracing::error!(
+                message = "The bans file does not read; the shipped bans apply.",
+                %error
+            );
+            self.rules_eta_config_with(BanCalendar::new(
+                self.rules.summer_saturdays.iter().copied(),
+            ))
+        })
+    }
+
+    fn rules_eta_config_with(&self, bans: BanCalendar) -> RulesEtaConfig {
         let rules = &self.rules;
         RulesEtaConfig {
             road: RoadModel {
@@ -604,13 +713,17 @@ impl Settings {
             policy: RulesPolicy {
                 use_extended_days: rules.use_extended_days,
                 use_reduced_rests: rules.use_reduced_rests,
+                border_waits: BorderWaits {
+                    customs: delta_of(rules.border_wait_customs_minutes),
+                    no_customs: delta_of(rules.border_wait_schengen_minutes),
+                },
                 ..RulesPolicy::default()
             },
             risk: RiskThresholds {
                 at_risk: rules.at_risk_probability,
                 late: rules.late_probability,
             },
-            bans: BanCalendar::new(rules.summer_saturdays.iter().copied()),
+            bans,
         }
     }
 }
@@ -673,6 +786,54 @@ mod tests {
             );
             jail.set_env("ETAPE__API__MAX_UPLOAD_DECOMPRESSED_BYTES", "2048");
             Settings::load(None).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bans_file_is_laid_over_the_shipped_rules_and_a_bad_one_is_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bans.toml",
+                "[[countries]]\ncountry = \"LU\"\ntime_zone = \"Europe/Luxembourg\"\n\
+                 [[countries.rules]]\nid = \"lu-sunday\"\ntitle = \"Sunday ban\"\n\
+                 source = \"The operator's own\"\nover_tonnes = 7.5\n\
+                 when = { kind = \"weekly\", from_day = \"sun\", from = \"00:00\", to_day = \"sun\", to = \"22:00\" }\n",
+            )?;
+            jail.create_file(
+                "etape.toml",
+                "[rules]\nbans_file = \"bans.toml\"\nborder_wait_customs_minutes = 45.0\n",
+            )?;
+            let settings = Settings::load(None).map_err(|e| format!("{e:#}"))?;
+            let config = settings
+                .checked_rules_eta_config()
+                .map_err(|e| format!("{e:#}"))?;
+            assert!(config.bans.rules().rule("lu-sunday").is_some());
+            assert!(config.bans.rules().rule("de-sunday").is_some());
+            assert_eq!(config.policy.border_waits.customs, TimeDelta::minutes(45));
+            assert_eq!(config.policy.border_waits.no_customs, TimeDelta::zero());
+            jail.create_file(
+                "bans.toml",
+                "[[countries]]\ncountry = \"LU\"\ntime_zone = Luxembourg\n",
+            )?;
+            let error = format!("{:#}", Settings::load(None).unwrap_err());
+            assert!(
+                error.contains("rules.bans_file bans.toml") && error.contains("line 3"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_border_wait_beyond_a_day_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ETAPE__RULES__BORDER_WAIT_SCHENGEN_MINUTES", "-5");
+            let error = Settings::load(None).unwrap_err().to_string();
+            assert!(
+                error.contains("rules.border_wait_schengen_minutes"),
+                "{error}"
+            );
             Ok(())
         });
     }

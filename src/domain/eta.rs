@@ -9,7 +9,7 @@ use crate::domain::risk::{ArrivalBand, LateRisk, RiskThresholds};
 use crate::domain::rules::{
     self, Activity, Breakdown, DriverState, RulesPolicy, Timeline, TripPlan,
 };
-use crate::domain::vehicle::{Carriage, VehicleClass};
+use crate::domain::vehicle::{Carriage, Operation, VehicleClass};
 
 /// A delivery or collection window at a stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +164,11 @@ pub struct Estimate {
     /// The strongest contributions to a learned estimate; empty for the rules.
     pub factors: Vec<Factor>,
     pub model: ModelInfo,
+    /// Whether Regulation (EC) 561/2006 governed the plan (see
+    /// [`TripPlan::follows_driving_time_rules`]).
+    pub under_driving_rules: bool,
+    /// The kind of carriage the plan took: as given, or inferred from the route's countries.
+    pub operation: Operation,
 }
 
 /// Anything that turns a query into an estimate. The API knows estimators only by this trait.
@@ -310,6 +315,11 @@ impl RulesEta {
 
     pub fn risk_thresholds(&self) -> RiskThresholds {
         self.config.risk
+    }
+
+    /// The bans the engine plans with, to name a ban wait's rule in words.
+    pub fn bans(&self) -> &BanCalendar {
+        &self.config.bans
     }
 
     /// The trip as the engine sees it, and the total road distance.
@@ -519,6 +529,8 @@ impl EstimateEta for RulesEta {
             stops,
             factors: Vec::new(),
             model: self.model_info(),
+            under_driving_rules: plan.follows_driving_time_rules(),
+            operation: plan.operation(),
         }
     }
 

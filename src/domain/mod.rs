@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod clock;
 pub mod correction;
 pub mod eta;
+pub mod explain;
 pub mod forecast;
 pub mod geo;
 pub mod ids;

@@ -9,6 +9,12 @@ pub enum StoreError {
     /// written; read it again and re-apply the change.
     #[error("the record changed since it was read")]
     Conflict,
+    /// The store cannot be reached or cannot make a write durable now (the database is down,
+    /// restarting or out of connections; the disk is full): nothing was done, and the same
+    /// request may succeed in a moment. Distinct from `Backend`, a failure that retrying the
+    /// same request would not cure.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("storage failed: {0}")]
     Backend(String),
 }

@@ -187,6 +187,12 @@ impl Keyring {
         if due {
             if let Err(error) = self.reload() {
                 tracing::error!(message = "Keys could not be read again.", %error);
+                // The keys known stay in force; while the database is down, one request a
+                // second tries it again, not every request (each would wait on the pool).
+                *self
+                    .last_reload
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
             }
         }
     }
@@ -273,6 +279,13 @@ impl Keyring {
             revoked_at: None,
         };
         (record, format!("{PREFIX}{id}_{secret}"))
+    }
+
+    /// The keyed digest a device token is kept and looked up by (hex HMAC-SHA256 under the
+    /// pepper, as a key's secret): a copy of the database without the pepper can neither open
+    /// a device nor check a guessed token offline.
+    pub fn token_digest(&self, token: &str) -> String {
+        hex::encode(digest(&self.pepper, token).finalize().into_bytes())
     }
 
     /// The caller behind an `Authorization` header value.

@@ -1,4 +1,6 @@
-//! The carriers: organisations, API keys and roles, history uploads and consent.
+//! The carriers: organisations, API keys and roles, phones' device tokens, history uploads and
+//! consent.
 
+pub mod devices;
 pub mod keys;
 pub mod uploads;

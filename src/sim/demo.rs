@@ -102,6 +102,8 @@ pub fn demo_trip(
         cancelled_at: None,
         accuracy: Vec::new(),
         version: 0,
+        gross_weight_tonnes: None,
+        operation: None,
     };
     DemoTrip { shipment, pings }
 }

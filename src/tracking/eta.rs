@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::shipment::{Fix, Shipment, ShipmentStop};
 use crate::domain::eta::{EtaQuery, Stop, TripContext};
+use crate::domain::explain::driving_rules_name;
 use crate::domain::forecast::Forecaster;
-use crate::domain::geo::GeoPoint;
+use crate::domain::geo::{GeoPoint, Territory};
 use crate::domain::risk::{ArrivalBand, RiskThresholds, Severity};
 use crate::domain::rules::{DriverState, SegmentKind};
 
@@ -95,6 +96,12 @@ pub struct SnapshotSegment {
     pub kind: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// The segment's country (ISO 3166 alpha-2) and the ban rule a wait waits out, as the
+    /// plan names them; absent from the snapshots of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// The truck's last known position.
@@ -125,6 +132,10 @@ pub struct Snapshot {
     /// Configured feeds that could not serve this estimate (see the ETA answer's).
     #[serde(default)]
     pub degraded: Vec<String>,
+    /// The driving-time rules the plan followed (see the ETA answer's); absent before the
+    /// estimator is asked, and from the snapshots of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driving_rules: Option<String>,
 }
 
 impl Snapshot {
@@ -223,6 +234,7 @@ pub fn live_snapshot(
         model_version: ahead.model_version,
         fallback: ahead.fallback,
         degraded: ahead.degraded,
+        driving_rules: ahead.driving_rules,
     }
 }
 
@@ -293,6 +305,7 @@ struct Ahead {
     model_version: String,
     fallback: bool,
     degraded: Vec<String>,
+    driving_rules: Option<String>,
 }
 
 impl Ahead {
@@ -306,6 +319,7 @@ impl Ahead {
             model_version: String::new(),
             fallback: false,
             degraded: Vec::new(),
+            driving_rules: None,
         }
     }
 
@@ -359,8 +373,14 @@ impl Ahead {
                 kind: segment_kind(segment.kind).into(),
                 start: segment.start,
                 end: segment.end,
+                country: segment
+                    .country
+                    .filter(|country| *country != Territory::Elsewhere)
+                    .map(|country| country.code().to_owned()),
+                rule: segment.rule.map(str::to_owned),
             })
             .collect();
+        self.driving_rules = Some(driving_rules_name(estimate.under_driving_rules).to_owned());
         (self.model, self.model_version, self.fallback) = (
             estimate.model.name,
             estimate.model.version,
@@ -441,7 +461,10 @@ fn query(shipment: &Shipment, start: &Start, target: usize, driver: DriverState)
             .collect(),
         driver,
         // The forecaster adds the organisation and the conditions.
-        context: TripContext::default(),
+        context: TripContext {
+            carriage: shipment.carriage(),
+            ..TripContext::default()
+        },
     }
 }
 

@@ -9,6 +9,7 @@
 //!   database shared by replicas.
 //! - [`store`]: the ports the adapters implement for it.
 //! - [`live`]: what the tracker publishes as it happens, for the event streams.
+//! - [`restoration`]: how far the tracker has come back since it started (`/readyz`).
 //! - [`sharing`]: the consignee's share links and the port that keeps them.
 
 pub mod book;
@@ -16,6 +17,7 @@ pub mod eta;
 pub mod live;
 mod modes;
 pub mod pings;
+pub mod restoration;
 pub mod sharing;
 pub mod shipment;
 pub mod store;

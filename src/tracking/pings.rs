@@ -164,6 +164,12 @@ pub fn parse(
     }
 }
 
+/// One ping read by another edge (a phone's OsmAnd request), held to the same checks as a
+/// batch's: a batch of it alone, or of its rejection.
+pub fn check_one(raw: RawPing<'_>, limits: &PingLimits) -> ParsedBatch {
+    collect(vec![Ok(raw)], limits)
+}
+
 fn parse_json(body: &[u8], limits: &PingLimits) -> Result<ParsedBatch, BatchError> {
     let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
     if first == Some(&b'{') {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::eta::Window;
 use crate::domain::geo::GeoPoint;
 use crate::domain::rules::DriverState;
-use crate::domain::vehicle::VehicleClass;
+use crate::domain::vehicle::{Carriage, GrossWeight, Operation, VehicleClass};
 use crate::tracking::tracker::TrackError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -114,6 +114,8 @@ pub struct ShipmentPlan {
     pub stops: Vec<PlannedStop>,
     pub planned_departure: DateTime<Utc>,
     pub driver: Option<DriverState>,
+    /// The declared gross weight and kind of carriage, each optional.
+    pub carriage: Carriage,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +187,11 @@ impl ShipmentPlan {
             cancelled_at: None,
             accuracy: Vec::new(),
             version: 0,
+            gross_weight_tonnes: self.carriage.gross_weight.map(GrossWeight::tonnes),
+            operation: self
+                .carriage
+                .operation
+                .map(|operation| operation.as_str().to_owned()),
         })
     }
 }
@@ -276,6 +283,13 @@ pub struct Shipment {
     /// Absent from the records of earlier versions, which were never saved under one.
     #[serde(default)]
     pub version: i64,
+    /// The declared gross weight, in tonnes, and the kind of carriage (`domestic`,
+    /// `international`, `cabotage`); absent when not declared, and from the records of
+    /// earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gross_weight_tonnes: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 impl Shipment {
@@ -283,6 +297,20 @@ impl Shipment {
         self.vehicle
             .parse()
             .expect("checked when the shipment was registered")
+    }
+
+    /// What the rules need beyond the class; a stored value that no longer reads (none
+    /// should: both were checked at registration) counts as undeclared.
+    pub fn carriage(&self) -> Carriage {
+        Carriage {
+            gross_weight: self
+                .gross_weight_tonnes
+                .and_then(|tonnes| GrossWeight::new(tonnes).ok()),
+            operation: self
+                .operation
+                .as_deref()
+                .and_then(|text| text.parse::<Operation>().ok()),
+        }
     }
 
     pub fn declared_driver(&self) -> DriverState {

@@ -437,6 +437,8 @@ fn shipment() -> Shipment {
         cancelled_at: None,
         accuracy: Vec::new(),
         version: 0,
+        gross_weight_tonnes: None,
+        operation: None,
     }
 }
 

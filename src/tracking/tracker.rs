@@ -17,6 +17,7 @@ use super::eta::{live_snapshot, Risk, Snapshot, StopSnapshot, TruckState};
 use super::live::{LiveEvent, LiveSender};
 use super::modes::{Embedded, Mode, Shared};
 use super::pings::{ParsedBatch, PingLimits, Rejection};
+use super::restoration::{Progress, Restoration, Stage};
 use super::shipment::{
     detect_events, horizon_bucket, pooled_accuracy, EventKind, EventSource, Fix, HorizonAccuracy,
     Shipment, Status, StopDetection, StopEvent, HORIZONS,
@@ -44,6 +45,9 @@ pub enum TrackError {
     Invalid { field: String, message: String },
     #[error("storage failed: {0}")]
     Storage(String),
+    /// The store is down or full for now; see `StoreError::Unavailable`.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for TrackError {
@@ -53,6 +57,7 @@ impl From<StoreError> for TrackError {
             StoreError::Conflict => Self::Conflict(
                 "the shipment changed while this was applied to it; try again".into(),
             ),
+            StoreError::Unavailable(message) => Self::Unavailable(message),
             StoreError::Backend(message) => Self::Storage(message),
         }
     }
@@ -207,6 +212,12 @@ pub struct Tracker {
     leading: AtomicBool,
     /// Where each kept estimate and each status change is published for the event streams.
     live: Option<LiveSender>,
+    /// How far the pings, corrections and estimates are back since the start.
+    restoration: Restoration,
+    /// A second `restore` would read the pings in twice.
+    restore_begun: AtomicBool,
+    /// The service stops: the restoration ends at its next shipment.
+    restore_abandoned: AtomicBool,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -242,8 +253,10 @@ pub struct TrackerParts {
 const RELEARNT_DELIVERIES: usize = 2_000;
 
 impl Tracker {
-    /// Restores the pings of the window and the active shipments, then estimates each.
-    pub fn start(parts: TrackerParts) -> Result<Self, TrackError> {
+    /// A tracker with nothing restored yet: cheap, so that the service listens at once. Until
+    /// [`Tracker::restore`] is done, pings wait for the window's to be back and estimates for
+    /// the corrections (see [`Tracker::progress`]).
+    pub fn new(parts: TrackerParts) -> Self {
         let TrackerParts {
             store,
             log,
@@ -257,7 +270,6 @@ impl Tracker {
             corrections,
             live,
         } = parts;
-        let since = kept_since(&settings, clock.now());
         let mode: Box<dyn Mode> = match shared {
             Some(pings) => Box::new(Shared {
                 pings,
@@ -269,8 +281,7 @@ impl Tracker {
                 latest: Mutex::default(),
             }),
         };
-        let restored = mode.restore(since.timestamp_millis())?;
-        let tracker = Self {
+        Self {
             store,
             leading: AtomicBool::new(!mode.is_shared()),
             mode,
@@ -286,24 +297,101 @@ impl Tracker {
             refreshing: Mutex::new(()),
             corrections,
             live,
-        };
-        tracker.relearn()?;
-        let active = tracker.store.active_shipments()?;
+            restoration: Restoration::default(),
+            restore_begun: AtomicBool::new(false),
+            restore_abandoned: AtomicBool::new(false),
+        }
+    }
+
+    /// A tracker restored before it is returned, for tools, benches and tests that use it at
+    /// once; the service uses [`Tracker::new`] and restores in the background.
+    pub fn start(parts: TrackerParts) -> Result<Self, TrackError> {
+        let tracker = Self::new(parts);
+        tracker.restore()?;
+        Ok(tracker)
+    }
+
+    /// Restores the pings of the window, the corrections and the active shipments, then
+    /// estimates each: minutes with thousands of shipments, so the service runs it on the
+    /// blocking pool after it listens. A failure is kept for `/readyz` and every waiter.
+    pub fn restore(&self) -> Result<(), TrackError> {
+        if self.restore_begun.swap(true, Ordering::SeqCst) {
+            return self.restoration.wait_blocking(Stage::Ready);
+        }
+        let restored = self.restore_stages();
+        if let Err(error) = &restored {
+            tracing::error!(message = "Live tracking not restored.", %error);
+            self.restoration.fail(error.to_string());
+        }
+        restored
+    }
+
+    fn restore_stages(&self) -> Result<(), TrackError> {
+        if self.settings.restore_delay_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(
+                self.settings.restore_delay_ms,
+            ));
+        }
+        let since = kept_since(&self.settings, self.clock.now());
+        let restored = self.mode.restore(since.timestamp_millis())?;
+        self.restoration.advance(Stage::Corrections);
+        self.relearn()?;
+        let active = self.store.active_shipments()?;
+        for shipment in &active {
+            self.follow(shipment);
+        }
+        self.restoration.advance(Stage::Estimates);
         tracing::info!(
-            message = "Live tracking restored.",
+            message = "Live tracking restored; recomputing the estimates.",
             pings = restored,
             active_shipments = active.len()
         );
-        for shipment in active {
-            tracker.follow(&shipment);
-            let key = key_of(&shipment);
-            lock(&tracker.dirty).insert(key);
+        // Shipment by shipment rather than through the vehicles marked: the refresh loop may
+        // drain those meanwhile, and readiness must mean these are all done. With a shared
+        // store, whoever takes the lease recomputes (see `set_leading`).
+        let mut recomputed = 0;
+        if self.leading() {
+            for shipment in &active {
+                if self.restore_abandoned.load(Ordering::SeqCst) {
+                    tracing::info!(message = "Restoration abandoned.", recomputed);
+                    return Ok(());
+                }
+                match self.refresh(&shipment.organisation, &shipment.id) {
+                    Ok(()) => recomputed += 1,
+                    Err(error) => tracing::error!(
+                        message = "Live estimate failed.",
+                        shipment = %shipment.id,
+                        %error
+                    ),
+                }
+            }
         }
-        // With a shared store, whoever takes the lease recomputes (see `set_leading`).
-        if tracker.leading() {
-            tracker.refresh_dirty();
-        }
-        Ok(tracker)
+        self.restoration.advance(Stage::Ready);
+        tracing::info!(message = "Ready: the estimates are back.", recomputed);
+        Ok(())
+    }
+
+    /// Ends a restoration still recomputing at its next shipment, as the service stops: the
+    /// next start computes them all again anyway.
+    pub fn abandon_restoration(&self) {
+        self.restore_abandoned.store(true, Ordering::SeqCst);
+    }
+
+    /// How far the restoration has come.
+    pub fn progress(&self) -> Progress {
+        self.restoration.progress()
+    }
+
+    /// Completes once [`Tracker::restore`] is done (for in-process callers that need the
+    /// restored state, as the tests do after a start); the error if it failed.
+    pub async fn wait_restored(&self) -> Result<(), TrackError> {
+        self.restoration.wait(Stage::Ready).await
+    }
+
+    /// Whether the refresh loop may recompute: not before the pings and the corrections are
+    /// back, nor while a failed restoration leaves them missing.
+    pub fn may_recompute(&self) -> bool {
+        matches!(self.progress(), Progress::At(stage) if stage >= Stage::Estimates)
     }
 
     /// The corrections this tracker's arrivals teach, for every forecaster to apply.
@@ -396,10 +484,11 @@ impl Tracker {
 
     fn follow(&self, shipment: &Shipment) {
         let mut following = lock(&self.following);
-        following
-            .entry(key_of(shipment))
-            .or_default()
-            .push(shipment.id.clone());
+        let ids = following.entry(key_of(shipment)).or_default();
+        // A shipment registered while the restoration runs is also among the active it reads.
+        if !ids.contains(&shipment.id) {
+            ids.push(shipment.id.clone());
+        }
         self.count_active(&following);
     }
 
@@ -683,6 +772,9 @@ impl Tracker {
         organisation: &str,
         batch: ParsedBatch,
     ) -> Result<IngestOutcome, TrackError> {
+        // Taken before the window's pings are back, a ping could be read in twice (its segment
+        // is on disk when the restoration reads them): it waits the seconds that takes.
+        self.restoration.wait_blocking(Stage::Corrections)?;
         let ingested = self.mode.ingest(organisation, &batch)?;
         lock(&self.dirty).extend(ingested.moved);
         if ingested.new > 0 {
@@ -787,6 +879,9 @@ impl Tracker {
 
     /// Brings one shipment up to date with its truck's pings.
     pub fn refresh(&self, organisation: &str, id: &str) -> Result<(), TrackError> {
+        // Without the pings and the corrections the estimate would be wrong, and announced
+        // as moved twice: a registration during the restoration waits for them.
+        self.restoration.wait_blocking(Stage::Estimates)?;
         let _one_at_a_time = lock(&self.refreshing);
         self.refresh_locked(organisation, id, MAX_WRITE_ATTEMPTS)
     }
@@ -933,11 +1028,19 @@ impl Tracker {
         Ok(())
     }
 
-    /// The current estimate of a shipment; a finished one keeps its last.
+    /// The current estimate of a shipment; a finished one keeps its last. Until the
+    /// restoration is done, an active shipment not recomputed yet answers the last estimate
+    /// its history kept (its `as_of` says how old; no plan nor factors, as a finished one's),
+    /// and is computed on demand only when it has none.
     pub fn current(&self, organisation: &str, id: &str) -> Result<Snapshot, TrackError> {
         let shipment = self.shipment(organisation, id)?;
         if let Some(snapshot) = self.mode.current(&shipment.id)? {
             return Ok(snapshot);
+        }
+        if shipment.status.is_active() && !self.progress().is_ready() {
+            if let Some(kept) = self.store.snapshots(&shipment.id)?.pop() {
+                return Ok(kept);
+            }
         }
         if shipment.status.is_active() {
             self.refresh(organisation, id)?;

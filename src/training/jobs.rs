@@ -417,6 +417,7 @@ impl Jobs {
         let report = if owner.is_none() {
             let options = EvaluateOptions {
                 baselines: false,
+                anchor: false,
                 partner_left_out: false,
                 pooled_vs_own: true,
                 feeds: false,

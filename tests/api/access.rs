@@ -339,6 +339,7 @@ const ANOTHER_ORGANISATIONS_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/models/train"),
     ("get", "/v1/models/jobs/{id}"),
     ("post", "/v1/models/{version}/activate"),
+    ("delete", "/v1/devices/{id}"),
 ];
 
 /// Routes that act on the caller's own organisation whatever the request names: what another
@@ -360,6 +361,11 @@ const OWN_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/partners/me"),
     ("get", "/v1/partners/me/report"),
     ("put", "/v1/partners/me/consent"),
+    ("post", "/v1/devices"),
+    ("get", "/v1/devices"),
+    // No key at all: the device token in the path names the organisation (tests/api/phones.rs).
+    ("get", "/v1/osmand/{token}"),
+    ("post", "/v1/osmand/{token}"),
 ];
 
 /// A shipment and a webhook of `demo`'s, by their ids.

@@ -17,6 +17,8 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
         ("/assets/app.css", "text/css"),
         ("/assets/outline.json", "application/json"),
         ("/assets/track.js", "text/javascript"),
+        ("/assets/leaflet/leaflet.js", "text/javascript"),
+        ("/assets/leaflet/leaflet.css", "text/css"),
     ] {
         let response = client
             .get(format!("{}{path}", app.address))
@@ -52,6 +54,36 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
         .await
         .unwrap();
     assert_eq!(page_settings["tile_url"], "", "offline by default");
+    assert_eq!(page_settings["slip_alert_minutes"], 30);
+    assert_eq!(page_settings["silent_alert_minutes"], 30);
+    // The page runs its own scripts only and talks to this service only.
+    let page = client
+        .get(format!("{}/", app.address))
+        .send()
+        .await
+        .unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    let leaflet = client
+        .get(format!("{}/assets/leaflet/leaflet.js", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        leaflet.starts_with("/* @preserve\n * Leaflet 1.9.4"),
+        "the vendored Leaflet"
+    );
     // No demo fleet, no demo login.
     let demo = client
         .get(format!("{}/dashboard/demo-login", app.address))
@@ -102,7 +134,7 @@ async fn the_demo_login_is_offered_on_a_loopback_address_only() {
 
 /// Headless Chromium, as `scripts/test` installs it; without it (a plain `cargo test`) the
 /// browser test says so loudly and skips, unless `ETAPE_REQUIRE_BROWSER` is set.
-fn chromium() -> Option<&'static str> {
+pub(crate) fn chromium() -> Option<&'static str> {
     for candidate in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
         if std::path::Path::new(candidate).exists() {
             return Some(candidate);
@@ -201,19 +233,24 @@ async fn a_browser_shows_the_demo_fleet_on_the_map_in_either_language() {
         (english.await.unwrap(), french.await.unwrap())
     };
     for dom in [&english, &french] {
-        // Four trucks in the fleet table and on the map, over the outline of France.
+        // Four trucks in the fleet table and on the map (alone or clustered), over the
+        // outline of France that Leaflet draws.
         assert_eq!(dom.matches("<tr tabindex=\"0\"").count(), 4, "{dom}");
         assert!(dom.contains("DEMO-00"), "{dom}");
-        assert!(dom.contains("class=\"country FR\""));
-        assert_eq!(dom.matches("class=\"truck ").count(), 4);
+        assert!(dom.contains("class=\"country FR\""), "{dom}");
+        assert!(dom.contains("data-trucks-on-map=\"4\""), "{dom}");
+        assert!(
+            dom.contains("class=\"leaflet-marker-icon truck-icon"),
+            "{dom}"
+        );
     }
     assert!(english.contains("<html lang=\"en\"") && english.contains(">Next stop<"));
-    // France at zoom 6 spans tiles x 31 to 33, y 21 to 23.
+    // Leaflet's tiles, from the tile server set, under the outline.
     assert!(
-        english.contains("href=\"http://127.0.0.1:9/6/32/22.png\""),
+        english.contains("src=\"http://127.0.0.1:9/") && english.contains("leaflet-tile"),
         "{english}"
     );
-    assert!(english.contains("class=\"over-tiles\""));
+    assert!(english.contains("over-tiles"));
     assert!(french.contains("<html lang=\"fr\"") && french.contains(">Prochain arrêt<"));
 }
 
@@ -291,6 +328,10 @@ async fn operations_count_the_callers_pings_and_shipments_only() {
     assert_eq!(anonymous.status(), 401);
 }
 
+/// axe-core 4.14.1 from the npm registry (MPL-2.0, `assets/axe-LICENSE`): in the tests only,
+/// never in the binary.
+const AXE: &str = include_str!("assets/axe.min.js");
+
 /// A GET to Chromium's DevTools HTTP endpoint, which keeps the connection open: the body is
 /// read by its length.
 fn devtools_get(port: u16, path: &str) -> String {
@@ -319,7 +360,7 @@ fn devtools_get(port: u16, path: &str) -> String {
 }
 
 /// A page in headless Chromium, driven over the DevTools protocol.
-struct Driven {
+pub(crate) struct Driven {
     browser: std::process::Child,
     socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
     next_id: u64,
@@ -327,7 +368,7 @@ struct Driven {
 }
 
 impl Driven {
-    fn open(browser: &str) -> Self {
+    pub(crate) fn open(browser: &str) -> Self {
         let profile = tempfile::tempdir().unwrap();
         let child = chromium_command(browser, profile.path(), "en-GB")
             .arg("--remote-debugging-port=0")
@@ -376,7 +417,7 @@ impl Driven {
     }
 
     /// Sends a DevTools command and returns its result, skipping the events in between.
-    fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn call(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let message = serde_json::json!({"id": id, "method": method, "params": params});
@@ -394,7 +435,7 @@ impl Driven {
         }
     }
 
-    fn evaluate(&mut self, expression: &str) -> Value {
+    pub(crate) fn evaluate(&mut self, expression: &str) -> Value {
         self.call(
             "Runtime.evaluate",
             serde_json::json!({"expression": expression, "returnByValue": true}),
@@ -403,7 +444,7 @@ impl Driven {
     }
 
     /// Waits up to `seconds` for `expression` to be true in the page.
-    fn wait_for(&mut self, expression: &str, seconds: u64) -> bool {
+    pub(crate) fn wait_for(&mut self, expression: &str, seconds: u64) -> bool {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
         while std::time::Instant::now() < deadline {
             if self.evaluate(expression) == Value::Bool(true) {
@@ -414,7 +455,49 @@ impl Driven {
         false
     }
 
-    fn screenshot(&mut self, name: &str) {
+    /// `expression`'s value once the promise it returns has settled.
+    fn evaluate_async(&mut self, expression: &str) -> Value {
+        self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+        )["result"]["value"]
+            .clone()
+    }
+
+    /// A key pressed and released, as the keyboard would: the page's default actions (Tab
+    /// moving the focus) follow.
+    fn press(&mut self, key: &str, code: u32) {
+        let text = match key {
+            "Enter" => "\r",
+            " " => " ",
+            _ => "",
+        };
+        for kind in ["keyDown", "keyUp"] {
+            let text = if kind == "keyDown" { text } else { "" };
+            self.call(
+                "Input.dispatchKeyEvent",
+                serde_json::json!({"type": kind, "key": key, "code": key, "text": text,
+                    "windowsVirtualKeyCode": code, "nativeVirtualKeyCode": code}),
+            );
+        }
+    }
+
+    /// axe-core's serious and critical violations on the page as it is, each with the first
+    /// nodes it names.
+    fn axe_violations(&mut self) -> Vec<Value> {
+        if self.evaluate("typeof window.axe") != "object" {
+            self.evaluate(AXE);
+        }
+        let found = self.evaluate_async(
+            "axe.run(document, {resultTypes: ['violations']}).then(r => JSON.stringify(r.violations \
+             .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+             .map(v => ({id: v.id, impact: v.impact, help: v.help, \
+                         nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))))",
+        );
+        serde_json::from_str(found.as_str().unwrap_or("null")).expect("axe ran")
+    }
+
+    pub(crate) fn screenshot(&mut self, name: &str) {
         use base64::Engine as _;
         let shot = self.call(
             "Page.captureScreenshot",
@@ -507,7 +590,8 @@ async fn the_dashboard_follows_a_truck_live_and_switches_language() {
     })
     .await
     .unwrap();
-    let truck_x = "(() => { const t = [...document.querySelectorAll('#map circle.truck')].find(c => c.querySelector('title').textContent.startsWith('FR-LIVE')); return t ? Number(t.getAttribute('cx')) : null; })()";
+    // The longitude at which the map drew the truck, alone or in a cluster.
+    let truck_x = "(() => { const t = window.etape && window.etape.onMap('FR-LIVE'); return t ? t.lon : null; })()";
     let on_map = format!("{truck_x} !== null");
     let (mut page, before) = tokio::task::spawn_blocking(move || {
         assert!(page.wait_for(&on_map, 10), "the truck is on the map");
@@ -600,7 +684,8 @@ async fn the_dashboard_follows_the_stream_without_a_request_per_shipment() {
     post(2, 48.60, 2.60).await;
 
     let url = format!("{base}/?demo");
-    let truck_x = "(() => { const t = [...document.querySelectorAll('#map circle.truck')].find(c => c.querySelector('title').textContent.startsWith('FR-STREAM')); return t ? Number(t.getAttribute('cx')) : null; })()";
+    // The longitude at which the map drew the truck, alone or in a cluster.
+    let truck_x = "(() => { const t = window.etape && window.etape.onMap('FR-STREAM'); return t ? t.lon : null; })()";
     let (page, before) = tokio::task::spawn_blocking(move || {
         let mut page = Driven::open(browser);
         page.call("Page.enable", serde_json::json!({}));
@@ -711,4 +796,342 @@ async fn the_fleet_table_fits_from_1280_pixels_and_on_a_tablet() {
     })
     .await
     .unwrap();
+}
+
+/// Registers a shipment with `client`; its id.
+async fn register(client: &reqwest::Client, base: &str, shipment: Value) -> String {
+    let response = client
+        .post(format!("{base}/v1/shipments"))
+        .header("content-type", "application/json")
+        .body(shipment.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn post_pings(client: &reqwest::Client, base: &str, pings: &[Value]) {
+    let body: String = pings.iter().map(|ping| format!("{ping}\n")).collect();
+    let response = client
+        .post(format!("{base}/v1/positions"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// axe-core finds no serious or critical violation on the dashboard, its detail open or not,
+/// nor on the consignee's tracking page; and the keyboard does everything: the skip link, a
+/// row opened with Enter moves the focus into the detail and Escape gives it back to the row,
+/// an alert acknowledged with Enter stays acknowledged in this browser.
+#[tokio::test]
+async fn the_dashboard_and_the_tracking_page_pass_axe_and_work_by_keyboard() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = RunningBinary::start(
+        data.path(),
+        &[],
+        &[
+            ("ETAPE__DEMO__TRUCKS", "2"),
+            ("ETAPE__TRACKING__DEBOUNCE_MS", "200"),
+        ],
+    );
+    let base = server.base.clone();
+    let now = chrono::Utc::now();
+    // Paris to Lyon with a window closing within the hour: late, so the alerts panel has one.
+    let id = register(
+        &server.client,
+        &base,
+        serde_json::json!({"reference": "AXE-1", "vehicle_id": "FR-AXE", "vehicle_class": "rigid",
+            "origin": {"lat": 48.85, "lon": 2.35},
+            "stops": [{"id": "lyon", "lat": 45.76, "lon": 4.84,
+                "window": {"start": (now + chrono::TimeDelta::minutes(30)).to_rfc3339(),
+                           "end": (now + chrono::TimeDelta::minutes(60)).to_rfc3339()}}],
+            "planned_departure": now.to_rfc3339()}),
+    )
+    .await;
+    post_pings(
+        &server.client,
+        &base,
+        &[
+            serde_json::json!({"vehicle_id": "FR-AXE", "lat": 48.60, "lon": 2.60, "speed_kmh": 85.0,
+            "timestamp": (now - chrono::TimeDelta::minutes(2)).to_rfc3339()}),
+        ],
+    )
+    .await;
+    let shared: Value = server
+        .client
+        .post(format!("{base}/v1/shipments/{id}/share"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = shared["url"]
+        .as_str()
+        .and_then(|url| url.rsplit_once("/track/"))
+        .map(|(_, token)| token.to_owned())
+        .unwrap_or_else(|| panic!("a share link: {shared}"));
+
+    let (dashboard, tracking) = (format!("{base}/?demo"), format!("{base}/track/{token}"));
+    tokio::task::spawn_blocking(move || {
+        let mut page = Driven::open(browser);
+        page.call("Page.enable", serde_json::json!({}));
+        // Focus and :focus-visible as in a window that has the focus.
+        page.call(
+            "Emulation.setFocusEmulationEnabled",
+            serde_json::json!({"enabled": true}),
+        );
+        page.call("Page.navigate", serde_json::json!({"url": dashboard}));
+        let row = format!("document.querySelector('tr[data-id=\"{id}\"]')");
+        assert!(
+            page.wait_for(&format!("{row} !== null && document.querySelector('#alert-list li[data-level]') !== null && document.querySelector('.truck-icon') !== null"), 20),
+            "the fleet, its alerts and the map are drawn"
+        );
+        let violations = page.axe_violations();
+        assert!(violations.is_empty(), "axe on the dashboard: {violations:#?}");
+
+        // The first Tab reaches the skip link; Enter on it moves the focus to the fleet.
+        page.evaluate("document.activeElement && document.activeElement.blur(); true");
+        page.press("Tab", 9);
+        assert_eq!(
+            page.evaluate("document.activeElement.className"),
+            "skip-link"
+        );
+        page.press("Enter", 13);
+        assert_eq!(page.evaluate("document.activeElement.id"), "fleet-title");
+
+        // A row opened with Enter: the focus moves into the detail, and back on Escape.
+        page.evaluate(&format!("{row}.focus(); true"));
+        page.press("Enter", 13);
+        assert!(
+            page.wait_for("!document.querySelector('#detail').hidden && document.activeElement.id === 'detail-title'", 5),
+            "the focus is in the detail"
+        );
+        assert!(
+            page.wait_for("document.querySelectorAll('#timeline rect.segment').length > 0", 10),
+            "the detail is drawn"
+        );
+        let violations = page.axe_violations();
+        assert!(violations.is_empty(), "axe with the detail open: {violations:#?}");
+        page.screenshot("dashboard-a11y-detail.png");
+        page.press("Escape", 27);
+        assert!(
+            page.wait_for(&format!("document.querySelector('#detail').hidden && document.activeElement === {row}"), 5),
+            "the focus is back on the row"
+        );
+
+        // The late shipment's alert, acknowledged from the keyboard, is kept under this key.
+        let alert = format!("document.querySelector('#alert-list li[data-key=\"{id}:late\"]')");
+        assert!(page.wait_for(&format!("{alert} !== null"), 10), "the late shipment is an alert");
+        assert_eq!(page.evaluate(&format!("{alert}.dataset.level")), "critical");
+        page.evaluate(&format!("{alert}.querySelector('button[data-action=\"acknowledge\"]').focus(); true"));
+        page.press("Enter", 13);
+        assert!(page.wait_for(&format!("{alert} === null"), 5), "acknowledged, out of the list");
+        let kept = page.evaluate(&format!(
+            "Object.keys(localStorage).filter(k => k.startsWith('etape-acks:')).some(k => localStorage.getItem(k).includes('{id}:late'))"
+        ));
+        assert_eq!(kept, true);
+        page.screenshot("dashboard-alerts.png");
+
+        // The consignee's page: no key, its own policy, the same bar.
+        page.call("Page.navigate", serde_json::json!({"url": tracking}));
+        assert!(
+            page.wait_for("document.readyState === 'complete' && document.querySelector('main ol.stops') !== null", 10),
+            "the tracking page is served"
+        );
+        let violations = page.axe_violations();
+        assert!(violations.is_empty(), "axe on the tracking page: {violations:#?}");
+        page.screenshot("tracking-page.png");
+    })
+    .await
+    .unwrap();
+}
+
+/// 1,000 shipments on the road in one organisation: the page lists them a page of 200 at a
+/// time, draws an estimate the stream brings within 200 ms of its arrival (timed in the page,
+/// from the event to the page laid out again), and never asks anything per shipment. Panned
+/// and zoomed, the map's truck labels never overlap, and its clusters hold every truck in view.
+#[tokio::test]
+async fn a_thousand_trucks_update_within_200_ms_and_their_labels_never_overlap() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    const N_SHIPMENTS: usize = 1_000;
+    let data = tempfile::tempdir().unwrap();
+    let server = RunningBinary::start(
+        data.path(),
+        &[],
+        &[
+            // The demo login without its trucks: nothing moves but what the test sends.
+            ("ETAPE__DEMO__TRUCKS", "0"),
+            ("ETAPE__TRACKING__DEBOUNCE_MS", "200"),
+            ("ETAPE__API__RATE_LIMIT_PER_SECOND", "0"),
+        ],
+    );
+    let base = server.base.clone();
+    let now = chrono::Utc::now();
+    // Spread over France by a fixed sequence, a tenth of them within 15 km of Paris, where
+    // labels would collide the most.
+    let place = |index: usize| -> (f64, f64) {
+        let (a, b) = (
+            (index * 7919 % 1000) as f64 / 1000.0,
+            (index * 104_729 % 997) as f64 / 997.0,
+        );
+        if index % 10 == 0 {
+            (48.85 + (a - 0.5) * 0.25, 2.35 + (b - 0.5) * 0.35)
+        } else {
+            (43.6 + a * 6.8, -1.0 + b * 8.0)
+        }
+    };
+    let mut ids = vec![String::new(); N_SHIPMENTS];
+    for chunk in (0..N_SHIPMENTS).collect::<Vec<_>>().chunks(25) {
+        let mut registering = tokio::task::JoinSet::new();
+        for &index in chunk {
+            let (client, base) = (server.client.clone(), base.clone());
+            let (lat, lon) = place(index);
+            // Every fifth has a window it cannot make: late trucks among the others.
+            let window_hours = if index % 5 == 0 { 1 } else { 30 };
+            let shipment = serde_json::json!({"reference": format!("SCALE-{index:04}-{}", "x".repeat(index % 12)),
+                "vehicle_id": format!("SC-{index:04}"), "vehicle_class": "rigid",
+                "origin": {"lat": lat, "lon": lon},
+                "stops": [{"id": format!("dock-{index}"), "lat": 45.76, "lon": 4.84,
+                    "window": {"start": now.to_rfc3339(),
+                               "end": (now + chrono::TimeDelta::hours(window_hours)).to_rfc3339()}}],
+                "planned_departure": now.to_rfc3339()});
+            registering.spawn(async move { (index, register(&client, &base, shipment).await) });
+        }
+        while let Some(done) = registering.join_next().await {
+            let (index, id) = done.unwrap();
+            ids[index] = id;
+        }
+    }
+    // One request of pings for the whole fleet; every seventh truck silent for 45 minutes.
+    let pings: Vec<Value> = (0..N_SHIPMENTS)
+        .map(|index| {
+            let (lat, lon) = place(index);
+            let minutes_ago = if index % 7 == 0 { 45 } else { 1 };
+            serde_json::json!({"vehicle_id": format!("SC-{index:04}"), "lat": lat, "lon": lon, "speed_kmh": 80.0,
+                "timestamp": (now - chrono::TimeDelta::minutes(minutes_ago)).to_rfc3339()})
+        })
+        .collect();
+    post_pings(&server.client, &base, &pings).await;
+
+    let url = format!("{base}/?demo");
+    let page = tokio::task::spawn_blocking(move || {
+        let mut page = Driven::open(browser);
+        page.call("Page.enable", serde_json::json!({}));
+        // Every request the page makes is counted, well past the default buffer of 250.
+        page.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            serde_json::json!({"source": "performance.setResourceTimingBufferSize(100000);"}),
+        );
+        page.call("Page.navigate", serde_json::json!({"url": url}));
+        // A row comes with its first estimate: a debug build takes about 30 s for the 1,000.
+        assert!(
+            page.wait_for(&format!("document.querySelectorAll('tr[data-id]').length >= {N_SHIPMENTS} && document.body.dataset.live === 'stream'"), 120),
+            "the fleet is listed and the stream is up"
+        );
+        // The estimates of the pings above have come and been drawn: a quiet page.
+        assert!(
+            page.wait_for("performance.now() - state.lastRender > 2000", 60),
+            "the page settles"
+        );
+        page
+    })
+    .await
+    .unwrap();
+
+    let moved = ids[1].clone();
+    let requests = "JSON.stringify((() => { const paths = performance.getEntriesByType('resource').map(e => new URL(e.name).pathname); \
+        return {lists: paths.filter(p => p === '/v1/shipments').length, \
+                per_shipment: paths.filter(p => p.startsWith('/v1/shipments/') || p.startsWith('/v1/vehicles/')).length, \
+                api: paths.filter(p => p.startsWith('/v1/')).length}; })())";
+    let (mut page, before) = tokio::task::spawn_blocking(move || {
+        let mut page = page;
+        page.evaluate("window.etape.renderedIn = {}; true");
+        let before: Value =
+            serde_json::from_str(page.evaluate(requests).as_str().unwrap()).unwrap();
+        (page, before)
+    })
+    .await
+    .unwrap();
+    let (lat, lon) = place(1);
+    post_pings(
+        &server.client,
+        &base,
+        &[serde_json::json!({"vehicle_id": "SC-0001", "lat": lat - 0.008, "lon": lon + 0.008, "speed_kmh": 80.0,
+            "timestamp": now.to_rfc3339()})],
+    )
+    .await;
+    tokio::task::spawn_blocking(move || {
+        let drawn = format!("window.etape.renderedIn['{moved}']");
+        assert!(
+            page.wait_for(&format!("{drawn} !== undefined"), 10),
+            "the stream brought the estimate and the page drew it"
+        );
+        let milliseconds = page.evaluate(&drawn).as_f64().unwrap();
+        assert!(
+            milliseconds < 200.0,
+            "an update took {milliseconds} ms to draw over {N_SHIPMENTS} shipments"
+        );
+        let after: Value =
+            serde_json::from_str(page.evaluate(requests).as_str().unwrap()).unwrap();
+        assert_eq!(after["per_shipment"], 0, "a request for one shipment: {after}");
+        let new_lists = after["lists"].as_u64().unwrap() - before["lists"].as_u64().unwrap();
+        // At most the every-30-s reread of the list came in between (5 pages on the road, 1
+        // planned), never anything per truck.
+        assert!(new_lists <= 6, "{new_lists} list requests for one update");
+        assert!(
+            after["api"].as_u64().unwrap() < 100,
+            "{after}: the API was asked per shipment"
+        );
+
+        // Pan and zoom with Leaflet's API: wherever the map looks, labels stay apart and the
+        // markers account for every truck in view.
+        let labels = "JSON.stringify((() => { const box = document.querySelector('#map').getBoundingClientRect(); \
+            const rects = [...document.querySelectorAll('#map .truck-label')].map(l => l.getBoundingClientRect()) \
+              .filter(r => r.width > 0 && r.right > box.left && r.left < box.right && r.bottom > box.top && r.top < box.bottom); \
+            const overlaps = []; \
+            for (let i = 0; i < rects.length; i++) for (let j = i + 1; j < rects.length; j++) { \
+              const [a, b] = [rects[i], rects[j]]; \
+              if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlaps.push([i, j]); } \
+            const counted = [...document.querySelectorAll('#map .truck-icon')].reduce((sum, m) => sum + Number(m.dataset.count), 0); \
+            return {labels: rects.length, overlaps, counted, trucks: Number(document.body.dataset.trucksOnMap), \
+                    zoom: window.etape.map.getZoom()}; })())";
+        let views = [
+            ("m.fitBounds([[41.0, -5.5], [51.8, 10.5]], {animate: false})", "dashboard-1000.png"),
+            ("m.setView([48.85, 2.35], 9, {animate: false})", "dashboard-1000-paris.png"),
+            ("m.setView([48.85, 2.35], 12, {animate: false})", ""),
+            ("m.panBy([250, 120], {animate: false})", ""),
+            ("m.setZoom(7.5, {animate: false})", ""),
+            ("m.setView([45.5, 3.0], 6.25, {animate: false})", ""),
+        ];
+        let mut most_labels = 0;
+        for (view, screenshot) in views {
+            page.evaluate(&format!("(() => {{ const m = window.etape.map; {view}; return true; }})()"));
+            let measured: Value =
+                serde_json::from_str(page.evaluate(labels).as_str().unwrap()).unwrap();
+            assert_eq!(measured["overlaps"], serde_json::json!([]), "{view}: {measured}");
+            assert_eq!(measured["counted"], measured["trucks"], "{view}: {measured}");
+            most_labels = most_labels.max(measured["labels"].as_u64().unwrap());
+            if !screenshot.is_empty() {
+                page.screenshot(screenshot);
+            }
+        }
+        assert!(most_labels >= 10, "labels were drawn: {most_labels}");
+    })
+    .await
+    .unwrap();
+    drop(server);
 }

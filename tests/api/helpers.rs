@@ -60,18 +60,24 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let now = DateTime::parse_from_rfc3339(TEST_NOW)
         .unwrap()
         .with_timezone(&Utc);
-    launch(settings, now, data)
+    launch(settings, now, data).await
 }
 
-/// Serves `settings` from `data` with the clock fixed at `now`.
-fn launch(settings: Settings, now: DateTime<Utc>, data: tempfile::TempDir) -> TestApp {
+/// Serves `settings` from `data` with the clock fixed at `now`, once the live tracking of the
+/// previous start is back (the server listens before: `restart::` tests that part).
+async fn launch(settings: Settings, now: DateTime<Utc>, data: tempfile::TempDir) -> TestApp {
     let application =
         Application::build_with_clock(&settings, Clock::Fixed(now)).expect("the app builds");
     let port = application.port();
+    let tracker = application.tracker();
     let (sender, receiver) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async move {
         let _ = receiver.await;
     }));
+    tracker
+        .wait_restored()
+        .await
+        .expect("the live tracking is restored");
     let keys = demo_keys(&settings.storage.data_dir);
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -159,7 +165,34 @@ impl RunningBinary {
     }
 
     /// As `start`, listening on `bind` (port 0 picks one); it is reached through 127.0.0.1.
+    /// Returns once `/readyz` says the previous run's live tracking is back.
     pub fn start_bound(
+        bind: &str,
+        data_dir: &std::path::Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut binary = Self::start_listening(bind, data_dir, args, env);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while binary.readyz_status() != Some(200) {
+            if let Ok(Some(exit)) = binary.child.try_wait() {
+                panic!(
+                    "the binary stopped ({exit}) before it was ready: {:?}",
+                    binary.logs()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready within 120 s: {:?}",
+                binary.logs()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        binary
+    }
+
+    /// As `start_bound`, returning as soon as the port listens, ready or not.
+    pub fn start_listening(
         bind: &str,
         data_dir: &std::path::Path,
         args: &[&std::ffi::OsStr],
@@ -214,6 +247,25 @@ impl RunningBinary {
     /// Every line the server has logged so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// The status `GET /readyz` answers, through a plain socket so that a synchronous caller
+    /// can ask; none while nothing answers (the process gone).
+    pub fn readyz_status(&self) -> Option<u16> {
+        use std::io::{Read, Write};
+        let address = self.base.strip_prefix("http://")?;
+        let mut stream = std::net::TcpStream::connect(address).ok()?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok()?;
+        write!(
+            stream,
+            "GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        answer.split_whitespace().nth(1)?.parse().ok()
     }
 }
 
@@ -297,7 +349,7 @@ impl TestApp {
             .await
             .expect("the server task does not panic")
             .expect("the server stops cleanly");
-        launch(settings, now, data)
+        launch(settings, now, data).await
     }
 
     /// Triggers the graceful shutdown and waits for the server to finish.

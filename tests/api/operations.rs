@@ -118,7 +118,7 @@ async fn metrics_count_requests_by_route_template_with_bounded_labels() {
 }
 
 /// Every route the server must have, with its method.
-const ROUTES: [(&str, &str); 44] = [
+const ROUTES: [(&str, &str); 49] = [
     ("post", "/v1/eta"),
     ("get", "/v1/operations"),
     ("post", "/v1/eta/batch"),
@@ -136,6 +136,11 @@ const ROUTES: [(&str, &str); 44] = [
     ("get", "/track/{token}/eta.json"),
     ("post", "/v1/positions"),
     ("get", "/v1/vehicles/{vehicle_id}/positions"),
+    ("post", "/v1/devices"),
+    ("get", "/v1/devices"),
+    ("delete", "/v1/devices/{id}"),
+    ("get", "/v1/osmand/{token}"),
+    ("post", "/v1/osmand/{token}"),
     ("post", "/v1/webhooks"),
     ("get", "/v1/webhooks"),
     ("get", "/v1/webhooks/{id}"),
@@ -217,6 +222,11 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
         .unwrap()
         .1
         .to_owned();
+    // A phone's device to revoke.
+    let (status, device) = app
+        .post_json("/v1/devices", &serde_json::json!({"vehicle_id": "V"}))
+        .await;
+    assert_eq!(status, 201, "{device}");
     // A delivery to replay, of a shipment of its own: an arrival at its one stop delivers it.
     let (_, arriving) = app
         .post_json(
@@ -251,6 +261,8 @@ async fn the_openapi_document_lists_exactly_the_routes_the_server_answers() {
     for (method, path) in operations {
         let id = if path.starts_with("/v1/webhooks") {
             webhook["id"].as_str().unwrap()
+        } else if path.starts_with("/v1/devices") {
+            device["id"].as_str().unwrap()
         } else if path.starts_with("/v1/organisations")
             || path.starts_with("/v1/keys")
             || path.starts_with("/v1/history")

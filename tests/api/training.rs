@@ -45,6 +45,7 @@ fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_h
         &TrainParams::default().check().unwrap(),
         EvaluateOptions {
             baselines: true,
+            anchor: true,
             partner_left_out: false,
             pooled_vs_own: true,
             feeds: true,
@@ -83,14 +84,16 @@ fn on_later_trips_the_model_beats_the_rules_and_the_baselines_and_its_interval_h
                 .min(report.feeds["without congestion"].mae)
     );
     assert_eq!(report.pooled_vs_own.len(), 8);
+    // Every partner gains from the pool, and the smallest the most: a partner with a few
+    // hundred trips of its own cannot learn alone what the pool knows.
     for entry in &report.pooled_vs_own {
-        let needed = if entry.own_training_trips < 1_000 {
+        let needed = if entry.own_training_trips < 600 {
             15.0
         } else {
             0.0
         };
         assert!(
-            entry.gain_percent >= needed,
+            entry.gain_percent > needed,
             "{}: pooled {:.1} against own {:.1} ({:.1}%)",
             entry.partner,
             entry.pooled_mae,

@@ -19,14 +19,48 @@ use serde::Serialize;
 
 use crate::adapters::webhooks::WebhookStore;
 use crate::domain::storage::{StoreError, StoreResult};
+use crate::partners::devices::DeviceStore;
 use crate::partners::keys::KeyStore;
 use crate::partners::uploads::UploadStore;
 use crate::tracking::sharing::ShareStore;
 use crate::tracking::store::{Leases, SharedPings, ShipmentStore};
 use crate::training::jobs::JobStore;
 
-fn backend(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(error.to_string())
+/// A failure of the store, `Unavailable` when it is the disk refusing a write that may pass
+/// once space returns (SQLite's `SQLITE_FULL` and I/O errors, a file system out of space) or
+/// a database locked by another process for longer than the busy timeout: retrying later is
+/// the cure, and the caller gets a 503 rather than a 500. One function for every error type
+/// the stores meet, so that no call site can forget the distinction.
+fn backend<E: std::fmt::Display + 'static>(error: E) -> StoreError {
+    let any: &dyn std::any::Any = &error;
+    let transient = if let Some(error) = any.downcast_ref::<rusqlite::Error>() {
+        matches!(
+            error.sqlite_error_code(),
+            Some(
+                rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+            )
+        )
+    } else if let Some(error) = any.downcast_ref::<std::io::Error>() {
+        is_out_of_space(error)
+    } else {
+        false
+    };
+    if transient {
+        StoreError::Unavailable(error.to_string())
+    } else {
+        StoreError::Backend(error.to_string())
+    }
+}
+
+/// ENOSPC, and EDQUOT (a quota reached), which the standard library names `QuotaExceeded`.
+fn is_out_of_space(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Records are kept as JSON bodies beside the columns queries use, in both stores.
@@ -48,9 +82,9 @@ fn instant(at: DateTime<Utc>) -> String {
 /// in the data directory for records (pings then go to Parquet segments beside it).
 /// Every record the service keeps, in one database: each layer sees only its own part
 /// ([`ShipmentStore`], [`WebhookStore`], [`KeyStore`], [`UploadStore`], [`Leases`],
-/// [`JobStore`], [`ShareStore`]).
+/// [`JobStore`], [`ShareStore`], [`DeviceStore`]).
 pub trait Store:
-    ShipmentStore + WebhookStore + KeyStore + UploadStore + Leases + JobStore + ShareStore
+    ShipmentStore + WebhookStore + KeyStore + UploadStore + Leases + JobStore + ShareStore + DeviceStore
 {
 }
 
@@ -62,6 +96,7 @@ impl<
             + Leases
             + JobStore
             + ShareStore
+            + DeviceStore
             + ?Sized,
     > Store for T
 {
@@ -71,7 +106,10 @@ pub fn open(settings: &crate::config::StorageSettings, data_dir: &Path) -> Store
     Ok(
         match settings.url.as_deref().filter(|url| !url.is_empty()) {
             Some(url) => {
-                let shared = Arc::new(postgres::PostgresStore::connect(url)?);
+                let shared = Arc::new(postgres::PostgresStore::connect_with(
+                    url,
+                    settings.ca_file.as_deref(),
+                )?);
                 Opened {
                     store: shared.clone(),
                     pings: Some(shared),

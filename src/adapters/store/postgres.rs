@@ -5,7 +5,10 @@
 //! of its own, so that it can be called from any thread, inside or outside another runtime, the
 //! way the SQLite store is.
 
+mod tls;
+
 use std::future::Future;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ use super::{backend, from_json, instant, to_json};
 use crate::adapters::webhooks::{outbox, Delivery, Outgoing, Settled, Webhook, WebhookStore};
 use crate::domain::clock::Clock;
 use crate::domain::storage::{StoreError, StoreResult};
+use crate::partners::devices::{Device, DeviceStore};
 use crate::partners::keys::{ApiKey, KeyStore, Organisation};
 use crate::partners::uploads::{Consent, Upload, UploadStore};
 use crate::tracking::eta::Snapshot;
@@ -129,6 +133,8 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms BIGINT NOT NULL
     );
     CREATE INDEX outbox_due ON outbox (status, next_attempt_at_ms, seq);",
+    // Phones' device tokens.
+    sql::devices::TABLE,
 ];
 
 /// Milliseconds since the epoch by the server's clock, which every replica shares (the
@@ -142,24 +148,77 @@ const MIGRATION_LOCK: i64 = 0x6574_6170_655f_6d67;
 /// bounds replicas times this.
 const POOL_SIZE: usize = 16;
 
+/// How long a request waits for a new connection, and for a free one of the pool, before it
+/// is answered 503: a database that is down must fail requests fast, not hold every worker
+/// for the default 30 s. Two seconds is ample for a connection on a local network or in one
+/// cloud region, TLS included; a URL's own `connect_timeout` takes precedence for the socket.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const WAIT_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct PostgresStore {
     pool: Pool,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// tokio-postgres says only "db error" in its own message: the server's message is the cause.
+/// A lost connection, one refused or timed out, and the server shutting down, starting up or
+/// out of connections are `Unavailable`: a moment later, the same request may succeed.
 fn database(error: tokio_postgres::Error) -> StoreError {
-    match error.as_db_error() {
-        Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
-        None => backend(error),
+    if let Some(db) = error.as_db_error() {
+        let code = db.code().code();
+        let message = format!("{code}: {}", db.message());
+        // Class 08: connection exceptions; 57P01-03: admin shutdown, crash shutdown, cannot
+        // connect now (starting up or shutting down); 53300: too many connections.
+        let transient =
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+        return if transient {
+            StoreError::Unavailable(message)
+        } else {
+            StoreError::Backend(message)
+        };
+    }
+    let message = with_causes(&error);
+    if error.is_closed() || caused_by_io(&error) {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Backend(message)
     }
 }
 
 fn pooled(error: deadpool_postgres::PoolError) -> StoreError {
     match error {
         deadpool_postgres::PoolError::Backend(error) => database(error),
+        timeout @ deadpool_postgres::PoolError::Timeout(_) => {
+            StoreError::Unavailable(format!("no PostgreSQL connection: {timeout}"))
+        }
         other => backend(other),
     }
+}
+
+/// tokio-postgres puts what went wrong ("Connection refused", "invalid peer certificate")
+/// in the source, not in its own message.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    message
+}
+
+/// Socket errors (refused, reset, timed out) and TLS handshake failures reach tokio-postgres
+/// as `std::io::Error`s.
+fn caused_by_io(error: &dyn std::error::Error) -> bool {
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        if inner.is::<std::io::Error>() {
+            return true;
+        }
+        cause = inner.source();
+    }
+    false
 }
 
 /// `usize::MAX` means no limit, as SQLite reads the -1 it wraps to; PostgreSQL refuses that.
@@ -171,34 +230,58 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and brings its schema
     /// to the latest version.
     pub fn connect(url: &str) -> StoreResult<Self> {
-        let store = Self::connect_without_migrating(url)?;
+        Self::connect_with(url, None)
+    }
+
+    /// As `connect`, with `ca_file` (`storage.ca_file`) the CA to verify the server with when
+    /// the URL's `sslmode` asks and its `sslrootcert` names none (the modes: `postgres/tls.rs`).
+    pub fn connect_with(url: &str, ca_file: Option<&Path>) -> StoreResult<Self> {
+        let store = Self::connect_without_migrating(url, ca_file)?;
         store.migrate()?;
         Ok(store)
     }
 
-    fn connect_without_migrating(url: &str) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url)
+    fn connect_without_migrating(url: &str, ca_file: Option<&Path>) -> StoreResult<Self> {
+        let split = tls::split(url)?;
+        let mut config = tokio_postgres::Config::from_str(&split.url)
             .map_err(|error| StoreError::Backend(format!("invalid PostgreSQL URL: {error}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let connector = tls::connector(split.mode, split.root_cert.as_deref(), ca_file)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("etape-postgres")
             .enable_all()
             .build()
             .map_err(backend)?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        // `Fast` recycling: a connection the server closed (a restart terminates every
+        // backend) reads as closed and is dropped on its way back out of the pool, without the
+        // round trip `Verified` would add to every request.
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match connector {
+            tls::Connector::Plain => Manager::from_config(config, NoTls, manager_config),
+            tls::Connector::Tls {
+                connector,
+                fallback,
+            } => {
+                config.ssl_mode(if fallback {
+                    tokio_postgres::config::SslMode::Prefer
+                } else {
+                    tokio_postgres::config::SslMode::Require
+                });
+                Manager::from_config(config, connector, manager_config)
+            }
+        };
         let pool = {
             let _context = runtime.enter();
             Pool::builder(manager)
                 .max_size(POOL_SIZE)
                 .runtime(deadpool_postgres::Runtime::Tokio1)
-                .wait_timeout(Some(Duration::from_secs(30)))
-                .create_timeout(Some(Duration::from_secs(10)))
+                .wait_timeout(Some(WAIT_TIMEOUT))
+                .create_timeout(Some(CONNECT_TIMEOUT))
                 .build()
                 .map_err(backend)?
         };
@@ -329,7 +412,7 @@ impl PostgresStore {
             .rsplit_once('/')
             .filter(|(server, _)| server.contains("://"))
             .ok_or_else(|| StoreError::Backend(format!("not a postgres:// URL: {url}")))?;
-        let admin = Self::connect_without_migrating(url)?;
+        let admin = Self::connect_without_migrating(url, None)?;
         admin.run(async {
             let client = admin.pool.get().await.map_err(pooled)?;
             // One statement each: several in one batch would run as one transaction.
@@ -342,6 +425,43 @@ impl PostgresStore {
             Ok(())
         })?;
         Ok(format!("{server}/{scratch}{query}"))
+    }
+
+    /// Whether this store's own session is encrypted, as the server sees it: the TLS tests'
+    /// evidence that `sslmode` did what it says.
+    #[doc(hidden)]
+    pub fn session_is_tls(&self) -> StoreResult<bool> {
+        self.run(async {
+            let client = self.pool.get().await.map_err(pooled)?;
+            let row = client
+                .query_one(
+                    "SELECT COALESCE(
+                        (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                    &[],
+                )
+                .await
+                .map_err(database)?;
+            Ok(row.get(0))
+        })
+    }
+
+    /// Whether each session connected to `database`, other than this store's, is encrypted:
+    /// what the server says of a service's connections.
+    #[doc(hidden)]
+    pub fn sessions_tls(&self, database_name: &str) -> StoreResult<Vec<bool>> {
+        self.run(async {
+            let client = self.pool.get().await.map_err(pooled)?;
+            let rows = client
+                .query(
+                    "SELECT ssl.ssl FROM pg_stat_ssl ssl
+                     JOIN pg_stat_activity activity ON activity.pid = ssl.pid
+                     WHERE activity.datname = $1 AND ssl.pid <> pg_backend_pid()",
+                    &[&database_name],
+                )
+                .await
+                .map_err(database)?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
     }
 }
 
@@ -799,6 +919,38 @@ impl ShareStore for PostgresStore {
 
     fn save_share_link(&self, link: &ShareLink) -> StoreResult<()> {
         self.execute(sql::share_links::UPDATE, &[&to_json(link)?, &link.id])?;
+        Ok(())
+    }
+}
+
+impl DeviceStore for PostgresStore {
+    fn insert_device(&self, device: &Device, token_digest: &str) -> StoreResult<()> {
+        self.execute(
+            sql::devices::INSERT,
+            &[
+                &device.id,
+                &token_digest,
+                &device.organisation,
+                &to_json(device)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn device_by_token(&self, token_digest: &str) -> StoreResult<Option<Device>> {
+        self.body(sql::devices::BY_TOKEN, &[&token_digest])
+    }
+
+    fn devices(&self, organisation: &str) -> StoreResult<Vec<Device>> {
+        self.bodies(sql::devices::LIST, &[&organisation])
+    }
+
+    fn device(&self, organisation: &str, id: &str) -> StoreResult<Option<Device>> {
+        self.body(sql::devices::OWNED, &[&organisation, &id])
+    }
+
+    fn save_device(&self, device: &Device) -> StoreResult<()> {
+        self.execute(sql::devices::UPDATE, &[&to_json(device)?, &device.id])?;
         Ok(())
     }
 }

@@ -241,9 +241,12 @@ fn sync_dir(dir: &Path) -> Result<(), SegmentError> {
 /// The tracker's archive in the embedded mode.
 impl PingArchive for PingLog {
     fn append(&self, frame: &mut DataFrame) -> StoreResult<()> {
+        // The frame is whole in memory: what fails here is the disk refusing to create, write,
+        // sync or rename the segment (full, read-only, gone). Nothing was kept and the same
+        // pings may be sent again once it accepts them: 503, not 500.
         PingLog::append(self, frame)
             .map(drop)
-            .map_err(archive_error)
+            .map_err(|error| StoreError::Unavailable(error.to_string()))
     }
 
     fn compact(&self, since_ms: i64, max_segments: usize) -> StoreResult<usize> {

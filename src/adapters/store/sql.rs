@@ -71,6 +71,26 @@ pub mod share_links {
     pub const UPDATE: &str = "UPDATE share_links SET body = $1 WHERE id = $2";
 }
 
+/// Phones' device tokens.
+pub mod devices {
+    /// The table, created alike by both stores' migrations. The token is kept as its keyed
+    /// digest alone.
+    pub const TABLE: &str = "CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        token_digest TEXT NOT NULL UNIQUE,
+        organisation TEXT NOT NULL REFERENCES organisations (id),
+        body TEXT NOT NULL
+    );
+    CREATE INDEX devices_by_organisation ON devices (organisation, id);";
+    pub const INSERT: &str =
+        "INSERT INTO devices (id, token_digest, organisation, body) VALUES ($1, $2, $3, $4)";
+    pub const BY_TOKEN: &str = "SELECT body FROM devices WHERE token_digest = $1";
+    pub const LIST: &str = "SELECT body FROM devices WHERE organisation = $1 ORDER BY id";
+    /// One organisation's device.
+    pub const OWNED: &str = "SELECT body FROM devices WHERE organisation = $1 AND id = $2";
+    pub const UPDATE: &str = "UPDATE devices SET body = $1 WHERE id = $2";
+}
+
 /// Webhooks.
 pub mod webhooks {
     pub const INSERT: &str = "INSERT INTO webhooks (id, organisation, body) VALUES ($1, $2, $3)";
@@ -186,6 +206,11 @@ const ALL: &[&str] = &[
     share_links::BY_TOKEN,
     share_links::OWNED,
     share_links::UPDATE,
+    devices::INSERT,
+    devices::BY_TOKEN,
+    devices::LIST,
+    devices::OWNED,
+    devices::UPDATE,
     webhooks::INSERT,
     webhooks::LIST,
     webhooks::DELETE,

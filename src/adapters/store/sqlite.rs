@@ -13,6 +13,7 @@ use super::{backend, from_json, instant, to_json};
 use crate::adapters::webhooks::{outbox, Delivery, Outgoing, Settled, Webhook, WebhookStore};
 use crate::domain::clock::Clock;
 use crate::domain::storage::{StoreError, StoreResult};
+use crate::partners::devices::{Device, DeviceStore};
 use crate::partners::keys::{ApiKey, KeyStore, Organisation};
 use crate::partners::uploads::{Consent, Upload, UploadStore};
 use crate::tracking::eta::Snapshot;
@@ -114,6 +115,8 @@ fn migrations() -> Migrations<'static> {
             );
             CREATE INDEX outbox_due ON outbox (status, next_attempt_at_ms, seq);",
         ),
+        // Phones' device tokens.
+        M::up(sql::devices::TABLE),
     ])
 }
 
@@ -748,6 +751,37 @@ impl ShareStore for SqliteStore {
         self.with(|connection| {
             connection.execute(sql::share_links::UPDATE, params![body, link.id])
         })?;
+        Ok(())
+    }
+}
+
+impl DeviceStore for SqliteStore {
+    fn insert_device(&self, device: &Device, token_digest: &str) -> StoreResult<()> {
+        let body = to_json(device)?;
+        self.with(|connection| {
+            connection.execute(
+                sql::devices::INSERT,
+                params![device.id, token_digest, device.organisation, body],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn device_by_token(&self, token_digest: &str) -> StoreResult<Option<Device>> {
+        self.body(sql::devices::BY_TOKEN, params![token_digest])
+    }
+
+    fn devices(&self, organisation: &str) -> StoreResult<Vec<Device>> {
+        self.bodies(sql::devices::LIST, params![organisation])
+    }
+
+    fn device(&self, organisation: &str, id: &str) -> StoreResult<Option<Device>> {
+        self.body(sql::devices::OWNED, params![organisation, id])
+    }
+
+    fn save_device(&self, device: &Device) -> StoreResult<()> {
+        let body = to_json(device)?;
+        self.with(|connection| connection.execute(sql::devices::UPDATE, params![body, device.id]))?;
         Ok(())
     }
 }

@@ -18,6 +18,8 @@ use crate::tracking::shipment::{Shipment, Status};
 use crate::training::jobs::{Holdout, Job, JobStatus};
 use crate::training::judge::Judged;
 
+/// Phones' device tokens, on both stores.
+mod devices;
 /// The outbox and the shipments' versions, on both stores.
 mod outbox;
 /// Share links and a listed page's estimates, on both stores.
@@ -579,11 +581,13 @@ fn a_bad_postgres_url_is_a_clear_error() {
         error.to_string().contains("invalid PostgreSQL URL"),
         "{error}"
     );
-    // Nothing listens on port 9 of loopback.
+    // Nothing listens on port 9 of loopback: a server that is not there (yet) is one to retry,
+    // and the error says why.
     let error = PostgresStore::connect("postgres://etape@127.0.0.1:9/etape")
         .err()
         .unwrap();
-    assert!(error.to_string().contains("storage failed"), "{error}");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(error.to_string().contains("Connection refused"), "{error}");
 }
 
 #[test]
@@ -645,4 +649,27 @@ fn postgres_shares_pings_between_replicas_once_each() {
     assert_eq!(two.delete_pings_before(start + 60_000).unwrap(), 2);
     assert_eq!(one.vehicle_pings("org", "B", 0).unwrap().len(), 0);
     assert_eq!(one.pings_sample(1_000).unwrap().len(), 4);
+}
+
+#[test]
+fn a_full_disk_or_a_locked_database_is_unavailable_and_a_bad_query_is_not() {
+    let full = rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+        Some("database or disk is full".into()),
+    );
+    assert!(matches!(backend(full), StoreError::Unavailable(_)));
+    let busy =
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+    assert!(matches!(backend(busy), StoreError::Unavailable(_)));
+    let enospc = std::io::Error::from_raw_os_error(28);
+    assert!(matches!(backend(enospc), StoreError::Unavailable(_)));
+    let syntax = rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+        Some("near \"SELEC\": syntax error".into()),
+    );
+    assert!(matches!(backend(syntax), StoreError::Backend(_)));
+    assert!(matches!(
+        backend(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        StoreError::Backend(_)
+    ));
 }

@@ -21,6 +21,8 @@ pub const OPERATOR: &[Role] = &[Role::Operator];
 pub const KEY_MANAGERS: &[Role] = &[Role::Admin, Role::Operator];
 /// Who subscribes the organisation's systems to its events: its carriers and its admins.
 pub const WEBHOOKS: &[Role] = &[Role::Carrier, Role::Admin];
+/// Who gives the organisation's phones their device tokens, and takes them back.
+pub const DEVICES: &[Role] = &[Role::Carrier, Role::Admin];
 /// Whoever watches the operations panel: the fleet and the organisation's admins. The order
 /// is the one the 403 names them in.
 pub const PANEL: &[Role] = &[Role::Dispatcher, Role::Carrier, Role::Admin];

@@ -123,7 +123,7 @@ impl From<AccessError> for ApiError {
                 message: error.to_string(),
             },
             AccessError::UnknownOrganisation(_) => ApiError::NotFound,
-            AccessError::Storage(error) => storage(error),
+            AccessError::Storage(error) => error.into(),
         }
     }
 }

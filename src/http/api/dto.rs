@@ -5,11 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::ApiSettings;
-use crate::domain::eta::{Estimate, EtaQuery, ModelInfo, Stop, Window};
+use crate::domain::eta::{Estimate, EtaQuery, ModelInfo, Stop, TripContext, Window};
+use crate::domain::explain::{driving_rules_name, Reason, ReasonKind};
 use crate::domain::geo::{CoordinateError, GeoPoint};
 use crate::domain::risk::{ArrivalBand, LateRisk, Severity};
 use crate::domain::rules::{DriverState, SegmentKind};
-use crate::domain::vehicle::VehicleClass;
+use crate::domain::vehicle::{Carriage, GrossWeight, Operation, VehicleClass};
 use crate::http::api::error::{ApiError, ErrorBody};
 
 /// A WGS84 position in decimal degrees.
@@ -25,7 +26,8 @@ pub struct LatLon {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VehicleClassDto {
-    /// 3.5 t or less: no driving-time rules, no traffic bans.
+    /// 3.5 t or less: no traffic bans; the driving-time rules from 1 July 2026 over 2.5 t on
+    /// an international or cabotage trip, when `gross_weight_tonnes` says so.
     Van,
     /// A rigid lorry above 7.5 t.
     Rigid,
@@ -85,10 +87,33 @@ pub struct EtaRequest {
     #[serde(default)]
     pub stops: Vec<StopRequest>,
     pub driver: Option<DriverRequest>,
+    /// The vehicle's gross weight (its maximum permissible laden mass), 0.5 to 60 t. The bans
+    /// of each country cover vehicles by it, and it decides whether a van is under the
+    /// driving-time rules; without it, the class's usual weight (a van at 3.5 t, outside the
+    /// rules).
+    #[serde(default)]
+    #[schema(example = 3.2, minimum = 0.5, maximum = 60)]
+    pub gross_weight_tonnes: Option<f64>,
+    /// Without it, international when the road crosses from one country into another,
+    /// domestic otherwise.
+    #[serde(default)]
+    pub operation: Option<OperationDto>,
     /// Also list the answer's strongest factors. They cost some 75 times the prediction
     /// (per-row SHAP values over every tree), so they are given only when asked.
     #[serde(default)]
     pub factors: bool,
+}
+
+/// The kind of carriage, as the driving-time rules for light vans tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationDto {
+    /// Loading and unloading in the carrier's own country.
+    Domestic,
+    /// Across a border.
+    International,
+    /// Loading and unloading inside another country than the carrier's own.
+    Cabotage,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -113,6 +138,8 @@ pub struct Breakdown {
     pub dwell_minutes: f64,
     /// Time spent waiting out traffic bans.
     pub restriction_wait_minutes: f64,
+    /// The expected waits at border crossings.
+    pub border_minutes: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -134,6 +161,42 @@ pub struct TimelineSegment {
     #[schema(format = DateTime)]
     pub end: String,
     pub duration_minutes: f64,
+    /// The country the segment is about (ISO 3166 alpha-2): the one driven in, the one whose
+    /// ban a `ban_wait` waits out (the next one when the truck waits at its border), the one a
+    /// `border` enters. Absent before the first drive and outside the known countries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "DE")]
+    pub country: Option<String>,
+    /// The ban rule a `ban_wait` waits out, by its id in the ban data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "de-sunday")]
+    pub rule: Option<String>,
+}
+
+/// What a reason is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonKindDto {
+    Ban,
+    Rest,
+    Breaks,
+    Border,
+    Dwell,
+    Traffic,
+    Weather,
+    Carrier,
+}
+
+/// One named contribution to the arrival, in English and in French.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReasonDto {
+    pub kind: ReasonKindDto,
+    /// What it adds to the arrival (negative: earlier).
+    pub minutes: i64,
+    #[schema(example = "Sunday ban in Germany: waits 22 h at the border")]
+    pub en: String,
+    #[schema(example = "Interdiction du dimanche en Allemagne : attente de 22 h à la frontière")]
+    pub fr: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -220,6 +283,15 @@ pub struct EtaResponse {
     /// `weather_stale`, `traffic_unavailable`, `traffic_stale`, `routing_unavailable`. The
     /// estimate then did without them.
     pub degraded: Vec<String>,
+    /// The driving and rest rules the plan follows: `561/2006` (Regulation (EC) 561/2006) or
+    /// `none` (a van outside them).
+    #[schema(example = "561/2006")]
+    pub driving_rules: String,
+    /// The kind of carriage the plan took: as asked, or inferred from the route.
+    pub operation: OperationDto,
+    /// The estimate's reasons in words, grouped and named: bans, breaks, rests, borders,
+    /// dwell, and what the model and the arrivals added (traffic, weather, carrier).
+    pub explanation: Vec<ReasonDto>,
 }
 
 /// Weather at the middle of the route when the truck is expected there (Open-Meteo's
@@ -339,9 +411,45 @@ impl EtaRequest {
             vehicle: self.vehicle_class.into(),
             stops,
             driver,
-            context: Default::default(),
+            context: TripContext {
+                carriage: carriage(self.gross_weight_tonnes, self.operation)?,
+                ..TripContext::default()
+            },
         })
     }
+}
+
+/// The lightest and heaviest gross weights accepted: below is a unit mistake (kilograms or
+/// pounds sent as tonnes go far above), above is no road vehicle.
+const GROSS_WEIGHT_TONNES: (f64, f64) = (0.5, 60.0);
+
+/// The declared weight, held to [`GROSS_WEIGHT_TONNES`], and the operation.
+pub(crate) fn carriage(
+    gross_weight_tonnes: Option<f64>,
+    operation: Option<OperationDto>,
+) -> Result<Carriage, ApiError> {
+    let operation = operation.map(Operation::from);
+    let Some(tonnes) = gross_weight_tonnes else {
+        return Ok(Carriage {
+            gross_weight: None,
+            operation,
+        });
+    };
+    let (lightest, heaviest) = GROSS_WEIGHT_TONNES;
+    let in_range = (lightest..=heaviest).contains(&tonnes);
+    let gross_weight = GrossWeight::new(tonnes)
+        .ok()
+        .filter(|_| in_range)
+        .ok_or_else(|| ApiError::OutOfRange {
+            field: "gross_weight_tonnes".into(),
+            message: format!(
+                "gross_weight_tonnes must be a number of tonnes between {lightest} and {heaviest}"
+            ),
+        })?;
+    Ok(Carriage {
+        gross_weight: Some(gross_weight),
+        operation,
+    })
 }
 
 impl LatLon {
@@ -472,6 +580,54 @@ impl From<VehicleClassDto> for VehicleClass {
     }
 }
 
+impl From<OperationDto> for Operation {
+    fn from(operation: OperationDto) -> Self {
+        match operation {
+            OperationDto::Domestic => Self::Domestic,
+            OperationDto::International => Self::International,
+            OperationDto::Cabotage => Self::Cabotage,
+        }
+    }
+}
+
+impl From<Operation> for OperationDto {
+    fn from(operation: Operation) -> Self {
+        match operation {
+            Operation::Domestic => Self::Domestic,
+            Operation::International => Self::International,
+            Operation::Cabotage => Self::Cabotage,
+        }
+    }
+}
+
+impl From<Reason> for ReasonDto {
+    fn from(reason: Reason) -> Self {
+        let kind = match reason.kind {
+            ReasonKind::Ban => ReasonKindDto::Ban,
+            ReasonKind::Rest => ReasonKindDto::Rest,
+            ReasonKind::Breaks => ReasonKindDto::Breaks,
+            ReasonKind::Border => ReasonKindDto::Border,
+            ReasonKind::Dwell => ReasonKindDto::Dwell,
+            ReasonKind::Traffic => ReasonKindDto::Traffic,
+            ReasonKind::Weather => ReasonKindDto::Weather,
+            ReasonKind::Carrier => ReasonKindDto::Carrier,
+        };
+        Self {
+            kind,
+            minutes: reason.minutes,
+            en: reason.en,
+            fr: reason.fr,
+        }
+    }
+}
+
+/// The ISO code of a segment's country; none for `Elsewhere`, which no one can act on.
+pub(crate) fn country_code(country: Option<crate::domain::geo::Territory>) -> Option<String> {
+    country
+        .filter(|country| *country != crate::domain::geo::Territory::Elsewhere)
+        .map(|country| country.code().to_owned())
+}
+
 impl From<SegmentKind> for SegmentKindDto {
     fn from(kind: SegmentKind) -> Self {
         match kind {
@@ -533,6 +689,7 @@ impl EtaResponse {
                 rest_minutes: in_minutes(breakdown.rests),
                 dwell_minutes: in_minutes(breakdown.dwell),
                 restriction_wait_minutes: in_minutes(breakdown.ban_waits),
+                border_minutes: in_minutes(breakdown.borders),
             },
             timeline: estimate
                 .timeline
@@ -543,6 +700,8 @@ impl EtaResponse {
                     start: stamp(segment.start),
                     end: stamp(segment.end),
                     duration_minutes: in_minutes(segment.duration()),
+                    country: country_code(segment.country),
+                    rule: segment.rule.map(str::to_owned),
                 })
                 .collect(),
             stops: estimate
@@ -578,6 +737,10 @@ impl EtaResponse {
             conditions: query.context.conditions.into(),
             routed: query.context.legs.is_some(),
             degraded: degraded.iter().map(|flag| (*flag).to_owned()).collect(),
+            driving_rules: driving_rules_name(estimate.under_driving_rules).to_owned(),
+            operation: estimate.operation.into(),
+            // The caller adds the words: they need the ban data and the correction.
+            explanation: Vec::new(),
         }
     }
 }

@@ -5,6 +5,12 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::storage::StoreError;
+
+/// What a 503 for an unavailable store tells the caller to wait: about the pool's time to give
+/// up on a connection (`postgres::CONNECT_TIMEOUT`), so that a retry meets a fresh attempt.
+pub const STORE_RETRY_AFTER_SECS: u64 = 2;
+
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -61,6 +67,13 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("the request took longer than its limit of {limit_secs} s")]
     Timeout { limit_secs: u64 },
+    /// The store is down, restarting or full: nothing was kept, the request may be retried.
+    /// The detail goes to the log.
+    #[error("the service cannot reach its storage: retry in {retry_after_secs} s")]
+    Unavailable {
+        retry_after_secs: u64,
+        detail: String,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -86,6 +99,7 @@ impl ApiError {
             Self::BadPayload(_) => "bad_payload",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Timeout { .. } => "timeout",
+            Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -110,6 +124,7 @@ impl ApiError {
             | Self::BadPayload(_)
             | Self::TooManyRequests { .. }
             | Self::Timeout { .. }
+            | Self::Unavailable { .. }
             | Self::Internal(_) => return None,
         };
         Some(field.as_str()).filter(|field| !field.is_empty())
@@ -138,6 +153,14 @@ impl ApiError {
             code: self.code().to_owned(),
             message,
             field: self.field().map(str::to_owned),
+        }
+    }
+
+    /// The store cannot be reached or written now (`StoreError::Unavailable`).
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            retry_after_secs: STORE_RETRY_AFTER_SECS,
+            detail: detail.into(),
         }
     }
 
@@ -184,14 +207,19 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout { .. } | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Internal(detail) = self {
-            tracing::error!(message = "Request failed.", %detail);
+        match self {
+            Self::Internal(detail) => tracing::error!(message = "Request failed.", %detail),
+            // Expected while the database restarts: a warning, not an error, for each request.
+            Self::Unavailable { detail, .. } => {
+                tracing::warn!(message = "Storage unavailable.", %detail);
+            }
+            _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         if let Self::Unauthorized { missing, .. } = self {
@@ -204,7 +232,10 @@ impl ResponseError for ApiError {
             response.insert_header(("WWW-Authenticate", challenge));
         }
         match self {
-            Self::TooManyRequests { retry_after_secs } => {
+            Self::TooManyRequests { retry_after_secs }
+            | Self::Unavailable {
+                retry_after_secs, ..
+            } => {
                 response.insert_header(("Retry-After", retry_after_secs.to_string()));
             }
             Self::Timeout { .. } => {
@@ -213,5 +244,45 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response.json(self.body())
+    }
+}
+
+/// Every store error, in one place: a new variant does not compile until it has its status.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::DuplicateReference(_) | StoreError::Conflict => ApiError::Conflict {
+                message: error.to_string(),
+            },
+            StoreError::Unavailable(detail) => ApiError::unavailable(detail),
+            StoreError::Backend(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_is_a_503_to_retry_and_its_detail_stays_in_the_log() {
+        let error = ApiError::from(StoreError::Unavailable(
+            "error connecting to server: Connection refused (os error 111)".into(),
+        ));
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry_after = response.headers().get("Retry-After").unwrap();
+        assert_eq!(
+            retry_after.to_str().unwrap(),
+            STORE_RETRY_AFTER_SECS.to_string()
+        );
+        let body = error.body();
+        assert_eq!(body.code, "unavailable");
+        assert!(!body.message.contains("refused"), "{}", body.message);
+        let other = ApiError::from(StoreError::Backend("no such column".into()));
+        assert_eq!(other.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        // Through the helper the handlers use for any error: a store's is still told apart.
+        let helped = crate::http::api::storage(StoreError::Unavailable("down".into()));
+        assert_eq!(helped.code(), "unavailable");
     }
 }

@@ -6,6 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::bans::BanRules;
+use crate::domain::explain::{self, Adjustment, Facts, Step};
+use crate::domain::geo::Territory;
+use crate::domain::rules::SegmentKind;
+use crate::http::api::dto::ReasonDto;
 use crate::tracking::eta::{
     ModelBand, Position, Risk, Snapshot, SnapshotFactor, SnapshotSegment, StopSnapshot, StopState,
 };
@@ -34,6 +39,14 @@ pub struct LiveEstimate {
     /// Configured feeds that could not serve this estimate.
     #[serde(default)]
     pub degraded: Vec<String>,
+    /// The estimate's reasons in words, as `POST /v1/eta` gives them; given by
+    /// `GET /v1/shipments/{id}/eta`, absent elsewhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanation: Vec<ReasonDto>,
+    /// The driving-time rules the plan follows: `561/2006` or `none`; absent before the first
+    /// estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driving_rules: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -90,6 +103,12 @@ pub struct LiveSegment {
     pub kind: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// The country the segment is about (ISO 3166 alpha-2), as in `POST /v1/eta`'s timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// The ban rule a `ban_wait` waits out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -116,8 +135,71 @@ impl From<&Snapshot> for LiveEstimate {
             model_version: snapshot.model_version.clone(),
             fallback: snapshot.fallback,
             degraded: snapshot.degraded.clone(),
+            explanation: Vec::new(),
+            driving_rules: snapshot.driving_rules.clone(),
         }
     }
+}
+
+impl LiveEstimate {
+    /// The estimate with its reasons in words, a ban's kind named from `bans`.
+    pub fn explained(snapshot: &Snapshot, bans: &BanRules) -> Self {
+        let steps: Vec<Step> = snapshot.timeline.iter().filter_map(step_of).collect();
+        let factors: Vec<(&str, f64)> = snapshot
+            .factors
+            .iter()
+            .map(|factor| (factor.feature.as_str(), factor.minutes))
+            .collect();
+        let explanation = explain::explain(&Facts {
+            steps: &steps,
+            factors: &factors,
+            correction: adjustment(snapshot),
+            bans,
+        });
+        Self {
+            explanation: explanation.into_iter().map(ReasonDto::from).collect(),
+            ..Self::from(snapshot)
+        }
+    }
+}
+
+/// A stored segment as the words read it; one of a kind this version does not know is
+/// left out.
+fn step_of(segment: &SnapshotSegment) -> Option<Step<'_>> {
+    let kind = match segment.kind.as_str() {
+        "drive" => SegmentKind::Drive,
+        "break" => SegmentKind::Break,
+        "rest" => SegmentKind::Rest,
+        "dwell" => SegmentKind::Dwell,
+        "ban_wait" => SegmentKind::BanWait,
+        "border" => SegmentKind::Border,
+        _ => return None,
+    };
+    Some(Step {
+        kind,
+        duration: segment.end - segment.start,
+        country: segment
+            .country
+            .as_deref()
+            .and_then(|code| code.parse::<Territory>().ok()),
+        rule: segment.rule.as_deref(),
+    })
+}
+
+/// What the arrivals' correction did to the destination: its median against the estimator's
+/// own, while the truck has not reached it.
+fn adjustment(snapshot: &Snapshot) -> Option<Adjustment> {
+    let last = snapshot.stops.last()?;
+    let model = last.model?;
+    let planned = (model.p50 - model.from).num_seconds() as f64;
+    if planned <= 0.0 {
+        return None;
+    }
+    let corrected = (last.eta - model.from).num_seconds() as f64;
+    Some(Adjustment {
+        share: corrected / planned - 1.0,
+        minutes: (last.eta - model.p50).num_seconds() as f64 / 60.0,
+    })
 }
 
 impl From<&StopSnapshot> for LiveStop {
@@ -183,6 +265,8 @@ impl From<&SnapshotSegment> for LiveSegment {
             kind: segment.kind.clone(),
             start: segment.start,
             end: segment.end,
+            country: segment.country.clone(),
+            rule: segment.rule.clone(),
         }
     }
 }
@@ -238,6 +322,8 @@ mod tests {
                 kind: "drive".into(),
                 start: at,
                 end: at,
+                country: Some("FR".into()),
+                rule: None,
             }],
             factors: vec![SnapshotFactor {
                 feature: "distance_km".into(),
@@ -248,6 +334,7 @@ mod tests {
             model_version: "v1".into(),
             fallback: true,
             degraded: vec!["weather".into()],
+            driving_rules: Some("561/2006".into()),
         };
         let mut without_band = snapshot.clone();
         without_band.stops[0].model = None;

@@ -4,11 +4,17 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::ApiSettings;
+use crate::domain::bans::BanRules;
 use crate::domain::clock::Clock;
+use crate::domain::correction::Correction;
 use crate::domain::eta::EtaQuery;
+use crate::domain::explain::{self, Adjustment, Facts, Step};
+use crate::domain::forecast::Answer;
 use crate::http::api::access::FLEET;
 use crate::http::api::body::{parse_json, read_json};
-use crate::http::api::dto::{BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse};
+use crate::http::api::dto::{
+    BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse, ReasonDto,
+};
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::AppState;
 use crate::partners::keys::Caller;
@@ -144,17 +150,13 @@ fn estimate_all(
         .forecaster
         .answer_batch(organisation, queries, explain)
         .into_iter();
+    let bans = state.training_rules.bans().rules();
     parsed
         .into_iter()
         .map(|item| match item {
             Ok((_, stop_ids)) => {
                 let answer = answers.next().expect("one answer per query");
-                BatchItem::Eta(Box::new(EtaResponse::new(
-                    &answer.query,
-                    stop_ids,
-                    answer.estimate,
-                    &answer.degraded,
-                )))
+                BatchItem::Eta(Box::new(on_the_wire(answer, stop_ids, bans)))
             }
             Err(error) => BatchItem::Error {
                 error: error.body(),
@@ -173,6 +175,39 @@ fn count_prediction(state: &AppState, response: &EtaResponse) {
 
 /// A batch item that passed its checks: the query and the caller's stop ids.
 type Parsed = (EtaQuery, Vec<Option<String>>);
+
+/// The answer on the wire, with its reasons in words.
+fn on_the_wire(answer: Answer, stop_ids: Vec<Option<String>>, bans: &BanRules) -> EtaResponse {
+    let explanation = explanation(&answer, bans);
+    let mut response = EtaResponse::new(&answer.query, stop_ids, answer.estimate, &answer.degraded);
+    response.explanation = explanation;
+    response
+}
+
+/// The reasons of an answer: its plan's steps, the model's factors and what the arrivals
+/// taught about the caller's estimates.
+fn explanation(answer: &Answer, bans: &BanRules) -> Vec<ReasonDto> {
+    let estimate = &answer.estimate;
+    let steps: Vec<Step> = estimate.timeline.segments.iter().map(Step::from).collect();
+    let factors: Vec<(&str, f64)> = estimate
+        .factors
+        .iter()
+        .map(|factor| (factor.feature, factor.minutes))
+        .collect();
+    let correction = (answer.correction != Correction::NONE).then(|| Adjustment {
+        share: answer.correction.factor - 1.0,
+        minutes: (estimate.band.p50 - answer.model_band.p50).num_seconds() as f64 / 60.0,
+    });
+    explain::explain(&Facts {
+        steps: &steps,
+        factors: &factors,
+        correction,
+        bans,
+    })
+    .into_iter()
+    .map(ReasonDto::from)
+    .collect()
+}
 
 /// Waits for what the feeds lack for these queries, as long as the settings allow.
 async fn prefetch(state: &AppState, queries: &[EtaQuery]) {
@@ -196,9 +231,10 @@ async fn estimate_one(
     let query = request.into_query(now, &state.settings)?;
     prefetch(state, std::slice::from_ref(&query)).await;
     let forecaster = state.forecaster.clone();
+    let rules = state.training_rules.clone();
     let respond = move || {
         let answer = forecaster.answer(&organisation, query, TimeDelta::zero(), explain);
-        EtaResponse::new(&answer.query, stop_ids, answer.estimate, &answer.degraded)
+        on_the_wire(answer, stop_ids, rules.bans().rules())
     };
     if !explain {
         // Some 60 µs: cheaper on this worker than a hop to the blocking pool.

@@ -25,6 +25,7 @@ use tokio::sync::broadcast::Receiver;
 use tokio::time::{Interval, MissedTickBehavior};
 use utoipa::ToSchema;
 
+use crate::domain::bans::BanRules;
 use crate::http::api::access::FLEET;
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::estimates::LiveEstimate;
@@ -88,6 +89,7 @@ pub async fn events(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
         receiver,
         organisation,
         keep_alive,
+        bans: state.training_rules.bans().rules().clone(),
     };
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -101,6 +103,8 @@ struct Feed {
     receiver: Receiver<LiveEvent>,
     organisation: String,
     keep_alive: Interval,
+    /// To word each estimate's explanation as `/eta` does.
+    bans: BanRules,
 }
 
 /// The next frame for the client; the stream ends only when the tracker does. A client that
@@ -110,7 +114,7 @@ async fn next_frame(mut feed: Feed) -> Option<(Result<Bytes, Infallible>, Feed)>
         let sent = tokio::select! {
             _ = feed.keep_alive.tick() => Some(Bytes::from_static(b": keep-alive\n\n")),
             received = feed.receiver.recv() => match received {
-                Ok(event) => frame_of(&feed.organisation, &event),
+                Ok(event) => frame_of(&feed, &event),
                 Err(RecvError::Lagged(missed)) => {
                     Some(frame("lagged", &StreamEvent::Lagged(LaggedEvent { missed })))
                 }
@@ -124,8 +128,8 @@ async fn next_frame(mut feed: Feed) -> Option<(Result<Bytes, Infallible>, Feed)>
 }
 
 /// The event as the organisation's stream sends it; another organisation's is not sent.
-fn frame_of(organisation: &str, event: &LiveEvent) -> Option<Bytes> {
-    if event.organisation() != organisation {
+fn frame_of(feed: &Feed, event: &LiveEvent) -> Option<Bytes> {
+    if event.organisation() != feed.organisation {
         return None;
     }
     Some(match event {
@@ -133,7 +137,7 @@ fn frame_of(organisation: &str, event: &LiveEvent) -> Option<Bytes> {
             "estimate",
             &StreamEvent::Estimate(Box::new(EstimateEvent {
                 shipment_id: snapshot.shipment_id.clone(),
-                estimate: LiveEstimate::from(&**snapshot),
+                estimate: LiveEstimate::explained(snapshot, &feed.bans),
             })),
         ),
         LiveEvent::Status {

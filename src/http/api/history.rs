@@ -12,6 +12,7 @@ use crate::http::api::access::PARTNER;
 use crate::http::api::body::{parse_query, read_json};
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::operations::CorrectionDto;
+use crate::http::api::reports::PartnerReportResponse;
 use crate::http::api::{answer, blocking, listed, storage, AppState};
 use crate::ml::history::files::ReadLimits;
 use crate::ml::history::ValidationReport;
@@ -448,7 +449,7 @@ pub async fn set_consent(
     path = "/v1/partners/me/report",
     tag = "history",
     responses(
-        (status = 200, description = "The report", body = Object),
+        (status = 200, description = "The report", body = PartnerReportResponse),
         (status = 404, description = "No trained model has learnt from this partner yet", body = ErrorBody),
     )
 )]
@@ -459,18 +460,10 @@ pub async fn report(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
             .map_err(storage)?
             .ok_or(ApiError::NotFound)?;
         let corrections = state.tracker.corrections().of(&organisation);
-        Ok(ReportResponse {
-            report,
-            live_corrections: corrections.iter().map(CorrectionDto::from).collect(),
-        })
+        Ok(PartnerReportResponse::of(
+            &report,
+            corrections.iter().map(CorrectionDto::from).collect(),
+        ))
     })
     .await
-}
-
-/// The pool's report, and what the partner's own arrivals have taught its live ETAs since.
-#[derive(serde::Serialize)]
-struct ReportResponse {
-    #[serde(flatten)]
-    report: crate::training::jobs::OwnReport,
-    live_corrections: Vec<CorrectionDto>,
 }

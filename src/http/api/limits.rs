@@ -78,11 +78,15 @@ pub async fn deadline(
             })
         })
         .unwrap_or(Duration::MAX);
-    let path = request.path().to_owned();
+    // The route's template, not the path: a phone's device token and a share link's token
+    // are in their paths, and logs are no place for credentials.
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     match tokio::time::timeout(limit, next.call(request)).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::warn!(message = "Request over its time limit.", path);
+            tracing::warn!(message = "Request over its time limit.", route);
             // The request went with the dropped handler; the error becomes the answer.
             Err(ApiError::Timeout {
                 limit_secs: limit.as_secs(),

@@ -8,6 +8,8 @@
 pub mod access;
 pub mod admin;
 pub mod body;
+pub mod contract;
+pub mod docs;
 pub mod dto;
 pub mod error;
 pub mod estimates;
@@ -20,6 +22,8 @@ pub mod limits;
 pub mod models;
 pub mod openapi;
 pub mod operations;
+pub mod phones;
+pub mod reports;
 pub mod sharing;
 pub mod track_page;
 pub mod tracking;
@@ -98,18 +102,25 @@ pub(crate) async fn answer<T: serde::Serialize + Send + 'static>(
 
 /// A listing read from the store, each item as its DTO.
 pub(crate) fn listed<T, D>(
-    items: Result<Vec<T>, impl std::fmt::Display>,
+    items: Result<Vec<T>, impl std::fmt::Display + 'static>,
     dto: impl Fn(&T) -> D,
 ) -> Result<Vec<D>, ApiError> {
     Ok(items.map_err(storage)?.iter().map(dto).collect())
 }
 
-/// A storage failure: the detail goes to the log, the caller gets a 500.
-pub(crate) fn storage(error: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(error.to_string())
+/// A storage failure: the detail goes to the log, the caller gets a 500, or a 503 when it is
+/// a store's `StoreError::Unavailable` (mapped where every `StoreError` is, in `error.rs`).
+pub(crate) fn storage<E: std::fmt::Display + 'static>(error: E) -> ApiError {
+    let detail = error.to_string();
+    let any: Box<dyn std::any::Any> = Box::new(error);
+    match any.downcast::<crate::domain::storage::StoreError>() {
+        Ok(store) => ApiError::from(*store),
+        Err(_) => ApiError::Internal(detail),
+    }
 }
 
-/// Registers every route. The OpenAPI document lists the same ones; a test holds them equal.
+/// Registers every route. The OpenAPI document lists the same ones but the reference drawn
+/// from it (`/docs` and its scripts); a test holds them equal.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(resource("/v1/eta").route(web::post().to(eta::eta)))
@@ -141,6 +152,17 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/vehicles/{vehicle_id}/positions")
                 .route(web::get().to(tracking::vehicle_positions)),
+        )
+        .service(
+            resource("/v1/devices")
+                .route(web::post().to(phones::create_device))
+                .route(web::get().to(phones::list_devices)),
+        )
+        .service(resource("/v1/devices/{id}").route(web::delete().to(phones::revoke_device)))
+        .service(
+            resource("/v1/osmand/{token}")
+                .route(web::get().to(phones::osmand_get))
+                .route(web::post().to(phones::osmand_post)),
         )
         .service(
             resource("/v1/webhooks")
@@ -191,7 +213,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))
-        .service(resource("/openapi.json").route(web::get().to(openapi::openapi)));
+        .service(resource("/openapi.json").route(web::get().to(openapi::openapi)))
+        .service(resource("/docs").route(web::get().to(docs::page)))
+        .service(resource("/docs/docs.js").route(web::get().to(docs::start)))
+        .service(resource("/docs/redoc.js").route(web::get().to(docs::redoc)));
 }
 
 /// A resource that answers a wrong method with the JSON error body, not an empty 405.

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use crate::http::api::access::OPERATOR;
 use crate::http::api::body::parse_query;
 use crate::http::api::error::{ApiError, ErrorBody};
+use crate::http::api::reports::{ModelFigures, TrainingJob};
 use crate::http::api::{answer, blocking, storage, AppState};
 use crate::partners::keys::Caller;
 use crate::training::jobs::{Job, TrainRequest, TrainingContext};
@@ -34,7 +35,7 @@ pub struct ModelSummary {
     pub partners: usize,
     pub trips_per_partner: Vec<usize>,
     /// The evaluation's headline figures, when the model was evaluated.
-    pub figures: Option<serde_json::Value>,
+    pub figures: Option<ModelFigures>,
     pub active: bool,
     /// For a model trained on one organisation's rows alone: that organisation, whose trips
     /// it serves.
@@ -63,7 +64,7 @@ fn summary(card: &ModelCard, active: Option<&str>) -> ModelSummary {
         fingerprint: card.training.fingerprint.clone(),
         partners: card.partners.len(),
         trips_per_partner: trips,
-        figures: card.figures.clone(),
+        figures: card.figures.as_ref().and_then(ModelFigures::of_card),
         active: active == Some(card.version.as_str()),
         owner: card.owner.clone(),
     }
@@ -161,7 +162,7 @@ pub async fn activate(
     tag = "admin",
     params(("rounds" = Option<usize>, Query, description = "Boosting rounds (1 to 5000); the default parameters' when absent")),
     responses(
-        (status = 202, description = "Started; follow it at /v1/models/jobs/{id}", body = Object),
+        (status = 202, description = "Started; follow it at /v1/models/jobs/{id}", body = TrainingJob),
         (status = 400, description = "`rounds` out of range", body = ErrorBody),
         (status = 403, description = "Not an operator key", body = ErrorBody),
         (status = 409, description = "A training is already running", body = ErrorBody),
@@ -188,7 +189,7 @@ pub async fn train(
     .map_err(|running| ApiError::Conflict {
         message: format!("training {running} is still running"),
     })?;
-    Ok(HttpResponse::Accepted().json(job.0))
+    Ok(HttpResponse::Accepted().json(TrainingJob::from(&job.0)))
 }
 
 /// Starts a training job in the background unless one is running (its id is the error); the
@@ -227,7 +228,7 @@ struct TrainQuery {
     tag = "admin",
     params(("id" = String, Path, description = "The job")),
     responses(
-        (status = 200, description = "The job", body = Object),
+        (status = 200, description = "The job", body = TrainingJob),
         (status = 403, description = "Not an operator key", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
     )
@@ -240,11 +241,11 @@ pub async fn job(
     caller.allow(OPERATOR)?;
     // This process's jobs answer from memory; the store is read only for the others.
     if let Some(job) = state.jobs.get(&id) {
-        return Ok(HttpResponse::Ok().json(job));
+        return Ok(HttpResponse::Ok().json(TrainingJob::from(&job)));
     }
     let jobs = state.jobs.clone();
     let job: Job = blocking(move || jobs.find(&id).map_err(storage))
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(job))
+    Ok(HttpResponse::Ok().json(TrainingJob::from(&job)))
 }

@@ -18,7 +18,7 @@ use crate::http::api::{
 #[openapi(
     info(
         title = "etape",
-        description = "Truck arrival-time predictions: driving rules (EU 561/2006), French traffic bans, \
+        description = "Truck arrival-time predictions: driving rules (EU 561/2006), the traffic bans of seven countries, \
                        loading times, and a learned model on pooled carrier history."
     ),
     paths(
@@ -26,6 +26,9 @@ use crate::http::api::{
         tracking::create_shipment, tracking::list_shipments, tracking::get_shipment,
         tracking::cancel_shipment, tracking::post_event, tracking::get_eta,
         tracking::get_eta_history, tracking::post_positions, tracking::vehicle_positions,
+        crate::http::api::phones::create_device, crate::http::api::phones::list_devices,
+        crate::http::api::phones::revoke_device, crate::http::api::phones::osmand_get,
+        crate::http::api::phones::osmand_post,
         sharing::create_share, sharing::revoke_share, sharing::public_page, sharing::public_eta,
         events::events,
         hooks::create_webhook, hooks::list_webhooks, hooks::get_webhook, hooks::delete_webhook,
@@ -37,7 +40,11 @@ use crate::http::api::{
         history::set_consent, history::report,
         health::healthz, health::readyz, health::metrics, openapi
     ),
-    components(schemas(error::ErrorBody, dto::EtaRequest, dto::EtaResponse, dto::BatchRequest, dto::BatchResponse)),
+    components(schemas(error::ErrorBody, dto::EtaRequest, dto::EtaResponse, dto::BatchRequest, dto::BatchResponse,
+        // The webhook payloads' parts, which no path names: `contract::with_webhooks` refers to them.
+        crate::http::api::contract::WebhookEnvelope, crate::http::api::contract::StopEventData,
+        crate::http::api::contract::DeliveredData, crate::http::api::contract::EtaChangedData,
+        crate::http::api::contract::LateRiskChangedData)),
     modifiers(&BearerKeys),
     tags(
         (name = "eta", description = "Arrival estimates"),
@@ -93,8 +100,9 @@ impl Modify for BearerKeys {
             ("503", error("Over the request's time limit", true)),
         ];
         for (path, item) in openapi.paths.paths.iter_mut() {
-            // The key is checked for the whole `/v1` prefix, not handler by handler.
-            if !path.starts_with("/v1/") {
+            // The key is checked for the whole `/v1` prefix, not handler by handler; a phone
+            // has no key, its device token in the path stands for one.
+            if !path.starts_with("/v1/") || path.starts_with("/v1/osmand/") {
                 continue;
             }
             let operations = [
@@ -123,11 +131,7 @@ impl Modify for BearerKeys {
 /// The document as JSON, built once.
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .expect("the document serialises")
-    })
+    DOCUMENT.get_or_init(|| crate::http::api::contract::with_webhooks(ApiDoc::openapi()))
 }
 
 /// This document.
@@ -135,7 +139,7 @@ pub fn document() -> &'static str {
     get,
     path = "/openapi.json",
     tag = "operations",
-    responses((status = 200, description = "OpenAPI 3.1 document", body = Object))
+    responses((status = 200, description = "OpenAPI 3.1 document", body = crate::http::api::contract::OpenApiDocument))
 )]
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok()

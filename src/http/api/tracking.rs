@@ -8,15 +8,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::ids::{check_identifier, new_id};
-use crate::domain::vehicle::VehicleClass;
+use crate::domain::vehicle::{GrossWeight, VehicleClass};
 use crate::http::api::access::{CARRIER, FLEET};
 use crate::http::api::body::{parse_query, read_json, read_limited};
-use crate::http::api::dto::{parse_timestamp, DriverRequest, LatLon, VehicleClassDto, WindowDto};
+use crate::http::api::contract::{PingBody, PositionsJson};
+use crate::http::api::dto::{
+    parse_timestamp, DriverRequest, LatLon, OperationDto, VehicleClassDto, WindowDto,
+};
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::estimates::LiveEstimate;
 use crate::http::api::{answer, blocking, AppState};
 use crate::partners::keys::Caller;
-use crate::tracking::eta::Snapshot;
 use crate::tracking::pings::{self, BatchError, PingFormat, MAX_VEHICLE_ID_LEN};
 use crate::tracking::shipment::{
     EventKind, EventSource, HorizonAccuracy, PlannedStop, RegistrationLimits, Shipment,
@@ -34,6 +36,7 @@ impl From<TrackError> for ApiError {
             },
             TrackError::Invalid { field, message } => ApiError::OutOfRange { field, message },
             TrackError::Storage(detail) => ApiError::Internal(detail),
+            TrackError::Unavailable(detail) => ApiError::unavailable(detail),
         }
     }
 }
@@ -71,6 +74,13 @@ pub struct ShipmentRequest {
     pub planned_departure: String,
     /// What the driver has already driven at the planned departure.
     pub driver: Option<DriverRequest>,
+    /// As in `POST /v1/eta`: the gross weight, 0.5 to 60 t; the class's usual one when absent.
+    #[serde(default)]
+    #[schema(example = 3.2, minimum = 0.5, maximum = 60)]
+    pub gross_weight_tonnes: Option<f64>,
+    /// As in `POST /v1/eta`: inferred from the route's countries when absent.
+    #[serde(default)]
+    pub operation: Option<OperationDto>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -108,6 +118,11 @@ pub struct ShipmentDto {
     /// The vehicle whose pings move this shipment's estimate.
     pub vehicle_id: String,
     pub vehicle_class: VehicleClassDto,
+    /// As registered; absent when not declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gross_weight_tonnes: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationDto>,
     /// `planned`, `in_transit`, `delivered` or `cancelled`.
     pub status: String,
     /// Absent when the trip begins at its first stop.
@@ -235,6 +250,8 @@ impl From<&Shipment> for ShipmentDto {
             reference: shipment.reference.clone(),
             vehicle_id: shipment.vehicle_id.clone(),
             vehicle_class: vehicle_dto(shipment.vehicle_class()),
+            gross_weight_tonnes: shipment.carriage().gross_weight.map(GrossWeight::tonnes),
+            operation: shipment.carriage().operation.map(OperationDto::from),
             status: shipment.status.as_str().into(),
             origin: shipment.origin.map(|(lat, lon)| LatLon { lat, lon }),
             stops: shipment
@@ -365,6 +382,7 @@ impl ShipmentRequest {
             stops,
             planned_departure,
             driver,
+            carriage: crate::http::api::dto::carriage(self.gross_weight_tonnes, self.operation)?,
         })
     }
 }
@@ -508,9 +526,9 @@ pub async fn list_shipments(
             items: items
                 .iter()
                 .map(|shipment| ShipmentDto {
-                    estimate: estimates
-                        .remove(&shipment.id)
-                        .map(|snapshot| LiveEstimate::from(&snapshot)),
+                    estimate: estimates.remove(&shipment.id).map(|snapshot| {
+                        LiveEstimate::explained(&snapshot, state.training_rules.bans().rules())
+                    }),
                     ..ShipmentDto::from(shipment)
                 })
                 .collect(),
@@ -611,17 +629,19 @@ pub async fn get_eta(
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(FLEET)?;
     answer(state, StatusCode::OK, move |state| {
-        Ok(LiveEstimate::from(
+        Ok(LiveEstimate::explained(
             &state.tracker.current(&organisation, &id)?,
+            state.training_rules.bans().rules(),
         ))
     })
     .await
 }
 
-#[derive(Debug, Clone, Serialize)]
-struct HistoryResponse {
-    shipment_id: String,
-    snapshots: Vec<Snapshot>,
+/// A shipment's estimates as they changed, oldest first; each without its timeline and factors.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EtaHistory {
+    pub shipment_id: String,
+    pub snapshots: Vec<LiveEstimate>,
 }
 
 /// Every estimate that moved, oldest first.
@@ -631,7 +651,7 @@ struct HistoryResponse {
     tag = "shipments",
     params(("id" = String, Path, description = "The shipment's id")),
     responses(
-        (status = 200, description = "The estimates as they changed", body = Object),
+        (status = 200, description = "The estimates as they changed", body = EtaHistory),
         (status = 404, description = "No such shipment", body = ErrorBody),
     )
 )]
@@ -643,8 +663,9 @@ pub async fn get_eta_history(
     let organisation = caller.allow(FLEET)?;
     answer(state, StatusCode::OK, move |state| {
         let shipment_id = id.into_inner();
-        Ok(HistoryResponse {
-            snapshots: state.tracker.history(&organisation, &shipment_id)?,
+        let snapshots = state.tracker.history(&organisation, &shipment_id)?;
+        Ok(EtaHistory {
+            snapshots: snapshots.iter().map(LiveEstimate::from).collect(),
             shipment_id,
         })
     })
@@ -657,10 +678,15 @@ pub async fn get_eta_history(
     path = "/v1/positions",
     tag = "positions",
     request_body(
-        content = Vec<Object>,
-        description = "`application/json` (an array of {vehicle_id, timestamp, lat, lon, speed_kmh?, heading?}, \
-                       or Traccar's {position, device}), `application/x-ndjson` (one such object a line), \
-                       or `text/csv` with a header naming the same columns",
+        description = "`application/json`: an array of pings, or one position as Traccar forwards it; \
+                       `application/x-ndjson`: one ping a line, each as the schema says; \
+                       `text/csv`: a header naming the pings' columns (`vehicle_id`, `timestamp`, `lat`, `lon`, \
+                       and optionally `speed_kmh`, `heading`), then one ping a row",
+        content(
+            (PositionsJson = "application/json"),
+            (PingBody = "application/x-ndjson"),
+            (String = "text/csv", example = json!("vehicle_id,timestamp,lat,lon,speed_kmh\nFR-AB-123-CD,2026-12-01T08:15:00+01:00,45.76,4.84,82\n")),
+        ),
     ),
     responses(
         (status = 200, description = "Durable; counts of accepted, duplicate and rejected pings", body = PositionsResponse),

@@ -2,7 +2,10 @@
 //! works on a closed network. It is a client of the `/v1` API like any other, signed in with
 //! a dispatcher key; nothing here reads the store.
 
-use actix_web::http::header::{CacheControl, CacheDirective, ContentType};
+use actix_web::http::header::{
+    CacheControl, CacheDirective, ContentType, HeaderValue, CONTENT_SECURITY_POLICY,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
@@ -17,6 +20,10 @@ const STYLE: &str = include_str!("assets/app.css");
 const TRACK_SCRIPT: &str = include_str!("assets/track.js");
 /// France and its neighbours from Natural Earth (public domain); see `scripts/map-outline.py`.
 const OUTLINE: &str = include_str!("assets/outline.json");
+/// Leaflet 1.9.4 from the npm registry (BSD-2-Clause, `assets/leaflet/LICENSE`), as published:
+/// pan, zoom and tiles for the map without a network beyond this service.
+const LEAFLET_SCRIPT: &str = include_str!("assets/leaflet/leaflet.js");
+const LEAFLET_STYLE: &str = include_str!("assets/leaflet/leaflet.css");
 
 fn asset(body: &'static str, content_type: &str) -> HttpResponse {
     HttpResponse::Ok()
@@ -26,8 +33,57 @@ fn asset(body: &'static str, content_type: &str) -> HttpResponse {
         .body(body)
 }
 
-pub async fn index() -> HttpResponse {
-    asset(INDEX, ContentType::html().essence_str())
+/// The page, under a policy that lets it run its own scripts and styles only, talk to this
+/// service only, and show images from here and from the tile server alone: a stop id or a
+/// reference a carrier wrote can never become a script, nor call anywhere else.
+pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+    let mut page = asset(INDEX, ContentType::html().essence_str());
+    let policy = content_security_policy(&state.dashboard.tile_url);
+    let headers = page.headers_mut();
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    page
+}
+
+/// Leaflet positions everything through the style object, which `style-src 'self'` allows;
+/// only markup's `style` attributes and `<style>` elements would need `'unsafe-inline'`.
+fn content_security_policy(tile_url: &str) -> String {
+    let tiles = tile_origin(tile_url).unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: {tiles}; \
+         connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+    .replace(" ;", ";")
+}
+
+/// `https://tile.example.com:8443` of `https://tile.example.com:8443/{z}/{x}/{y}.png`, and
+/// `https://*.tile.example.com` of a `{s}.` subdomain template; none for a template that is
+/// not an absolute http(s) address, or whose host would break the header.
+fn tile_origin(tile_url: &str) -> Option<String> {
+    let (scheme, rest) = tile_url.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = match host.strip_prefix("{s}.") {
+        Some(domain) => format!("*.{domain}"),
+        None => host.to_owned(),
+    };
+    let plain = !host.is_empty()
+        && host
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b".-:[]*".contains(&byte));
+    plain.then(|| format!("{scheme}://{host}"))
+}
+
+pub async fn leaflet_script() -> HttpResponse {
+    asset(LEAFLET_SCRIPT, "text/javascript; charset=utf-8")
+}
+
+pub async fn leaflet_style() -> HttpResponse {
+    asset(LEAFLET_STYLE, "text/css; charset=utf-8")
 }
 
 pub async fn script() -> HttpResponse {
@@ -49,14 +105,18 @@ pub async fn outline() -> HttpResponse {
 #[derive(Serialize)]
 struct PageSettings<'a> {
     tile_url: &'a str,
+    slip_alert_minutes: u32,
+    silent_alert_minutes: u32,
 }
 
-/// What the page needs from the settings: the optional tile server.
+/// What the page needs from the settings: the optional tile server and the alerts' limits.
 pub async fn page_settings(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoCache]))
         .json(PageSettings {
             tile_url: &state.dashboard.tile_url,
+            slip_alert_minutes: state.dashboard.slip_alert_minutes,
+            silent_alert_minutes: state.dashboard.silent_alert_minutes,
         })
 }
 
@@ -88,6 +148,39 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/assets/app.css", web::get().to(style))
         .route("/assets/track.js", web::get().to(track_script))
         .route("/assets/outline.json", web::get().to(outline))
+        .route("/assets/leaflet/leaflet.js", web::get().to(leaflet_script))
+        .route("/assets/leaflet/leaflet.css", web::get().to(leaflet_style))
         .route("/dashboard/settings", web::get().to(page_settings))
         .route("/dashboard/demo-login", web::get().to(demo_login));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{content_security_policy, tile_origin};
+
+    #[test]
+    fn the_page_may_load_images_from_the_tile_server_alone() {
+        assert_eq!(
+            tile_origin("https://tile.example.com:8443/{z}/{x}/{y}.png").as_deref(),
+            Some("https://tile.example.com:8443")
+        );
+        assert_eq!(
+            tile_origin("https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png").as_deref(),
+            Some("https://*.tile.openstreetmap.org")
+        );
+        for refused in [
+            "",
+            "/tiles/{z}/{x}/{y}.png",
+            "ftp://a/b",
+            "https://a b/",
+            "https://a;b/",
+        ] {
+            assert_eq!(tile_origin(refused), None, "{refused}");
+        }
+        assert!(content_security_policy("").contains("img-src 'self' data:; connect-src 'self'"));
+        assert!(
+            content_security_policy("http://127.0.0.1:9/{z}/{x}/{y}.png")
+                .contains("img-src 'self' data: http://127.0.0.1:9;")
+        );
+    }
 }

@@ -117,7 +117,12 @@ impl Comparison {
 /// What to run beside the time split (each costs training runs).
 #[derive(Debug, Clone, Copy)]
 pub struct EvaluateOptions {
+    /// Every baseline: distance over speed, smartcore's linear regression and random forest,
+    /// LightGBM on the request's columns (the rules always run).
     pub baselines: bool,
+    /// LightGBM on the request's columns even when not every baseline runs: the anchor every
+    /// evaluation a person reads must show.
+    pub anchor: bool,
     pub partner_left_out: bool,
     pub pooled_vs_own: bool,
     /// Models without the weather, without congestion, without either.
@@ -186,7 +191,7 @@ pub fn evaluate(
         by_caller,
         unseen_by_group,
         target_mae,
-        baselines: split.baselines(options.baselines, step)?,
+        baselines: split.baselines(options, step)?,
         calibration: model.calibration.clone(),
         partner_left_out: match options.partner_left_out {
             true => split.partner_left_out(step)?,
@@ -213,6 +218,7 @@ pub fn evaluate(
 fn baselines_of(
     params: &TrainParams,
     all: bool,
+    anchor: bool,
 ) -> Vec<(&'static str, &'static str, Box<dyn Trial>)> {
     let seed = params.seed;
     let mut list: Vec<(&'static str, &'static str, Box<dyn Trial>)> =
@@ -233,6 +239,8 @@ fn baselines_of(
             "smartcore random forest",
             Box::new(ForestParams { seed }),
         ));
+    }
+    if all || anchor {
         list.push((
             REQUEST_LIGHTGBM,
             "LightGBM on the request's columns",
@@ -309,11 +317,12 @@ impl<'a> Split<'a> {
 
     fn baselines(
         &self,
-        all: bool,
+        options: EvaluateOptions,
         step: &mut dyn FnMut(Step),
     ) -> Result<BTreeMap<String, Figures>, ModelError> {
         let mut found = BTreeMap::new();
-        for (key, name, estimator) in baselines_of(self.params.get(), all) {
+        let chosen = baselines_of(self.params.get(), options.baselines, options.anchor);
+        for (key, name, estimator) in chosen {
             step(Step::Baseline(name));
             let estimates = estimator.run(&self.train, &self.test, &mut |_| {})?;
             if let Some(f) = estimates.figures(&self.test.minutes) {

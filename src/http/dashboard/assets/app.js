@@ -22,6 +22,12 @@ const LABELS = {
     feeds_ok: "all feeds", empty: "No active shipment.", ingestion: "Pings received",
     circuit_open: "down (circuit open)", no_data: "no data yet", no_feeds: "none configured",
     rules_fallback: "rules (no model)", all_columns: "All columns",
+    skip_to_fleet: "Skip to the fleet", alerts: "Needs a decision", show_acknowledged: "Show acknowledged",
+    acknowledge: "Acknowledge", acknowledged: "Acknowledged", open: "Open", no_alerts: "Nothing needs a decision.",
+    warning: "Warning", alert: "Alert", critical: "Critical", trucks: "trucks", cluster_legend: "Several trucks",
+    alert_late: "late", alert_at_risk: "at risk of missing its window", alert_slipped: "ETA {n} min later than first estimated",
+    alert_silent: "no signal for {age}", alerts_count: "{n} to decide", alerts_count_acked: "{n} to decide, {m} acknowledged",
+    zoom_in_on: "zoom in on", map_hint: "Map of the fleet: arrow keys pan, + and − zoom",
   },
   fr: {
     sign_in: "Se connecter", sign_out: "Se déconnecter", dispatcher_key: "Clé d'API exploitant",
@@ -43,6 +49,12 @@ const LABELS = {
     circuit_open: "en panne (circuit ouvert)", no_data: "pas encore de données",
     no_feeds: "aucun configuré", rules_fallback: "règles (pas de modèle)",
     all_columns: "Toutes les colonnes",
+    skip_to_fleet: "Aller à la flotte", alerts: "À décider", show_acknowledged: "Voir les alertes vues",
+    acknowledge: "Vu", acknowledged: "Vue", open: "Ouvrir", no_alerts: "Rien à décider.",
+    warning: "Avertissement", alert: "Alerte", critical: "Critique", trucks: "camions", cluster_legend: "Plusieurs camions",
+    alert_late: "en retard", alert_at_risk: "risque de manquer son créneau", alert_slipped: "arrivée prévue {n} min plus tard qu'estimé d'abord",
+    alert_silent: "sans signal depuis {age}", alerts_count: "{n} à décider", alerts_count_acked: "{n} à décider, {m} vues",
+    zoom_in_on: "zoomer sur", map_hint: "Carte de la flotte : les flèches la déplacent, + et − zooment",
   },
 };
 const SEVERITY_ORDER = { late: 0, at_risk: 1, on_time: 2 };
@@ -52,6 +64,14 @@ const SEVERITY_MARK = { late: "✖", at_risk: "▲", on_time: "●" };
 const REFRESH_MS = 2000;
 const FULL_REFRESH_MS = 30000;
 const RECONNECT_MS = 5000;
+// A burst of stream events is drawn at most this often, so that an event that comes alone is
+// on screen at once and 1,000 that come together cost a few renders, not 1,000.
+const RENDER_GAP_MS = 100;
+// What each alert weighs: the one place where a condition becomes a level.
+const ALERT_LEVELS = { late: "critical", silent: "alert", at_risk: "alert", slipped: "warning" };
+const LEVEL_ORDER = { critical: 0, alert: 1, warning: 2 };
+const LEVEL_MARK = { critical: "✖", alert: "▲", warning: "◆" };
+const SHOWN_ALERTS = 100;
 
 const state = {
   language: localStorage.getItem("etape-language") ||
@@ -67,12 +87,31 @@ const state = {
   reconnect: null,
   history: null,
   events: 0,
+  byId: new Map(),
+  rowCache: new Map(),
+  map: null,
+  drawn: new Map(),
+  firstEta: new Map(),
+  alertSince: new Map(),
+  acks: null,
+  showAcknowledged: false,
+  loaded: false,
+  lastRender: 0,
+  eventAt: null,
+  eventIds: [],
   // `/?poll` reads the list every 2 s instead of the stream: for a proxy that buffers streamed
   // answers, and for headless renderers whose virtual time stands still while a request is open.
   pollOnly: new URLSearchParams(location.search).has("poll"),
 };
 
 const $ = (selector) => document.querySelector(selector);
+// What the browser tests read: render times after stream events, the map, what it drew.
+window.etape = {
+  renders: [],
+  renderedIn: {},
+  map: null,
+  onMap: (vehicle) => state.drawn.get(vehicle) || null,
+};
 const t = (key) => (LABELS[state.language] || LABELS.en)[key] || key;
 
 function applyLanguage() {
@@ -83,13 +122,27 @@ function applyLanguage() {
   });
   $("#language").textContent = state.language === "fr" ? "English" : "Français";
   $("#language").lang = state.language === "fr" ? "en" : "fr";
+  $("#map").setAttribute("aria-label", t("map_hint"));
+}
+
+// Formatters made once per language: `toLocaleString` builds one on every call, which a table
+// of 1,000 rows redrawn on every update cannot afford.
+const formatters = {};
+function formatter(kind) {
+  const locale = state.language === "fr" ? "fr-FR" : "en-GB";
+  const key = `${locale}:${kind}`;
+  if (!formatters[key]) {
+    const options = kind === "clock" ? { hour: "2-digit", minute: "2-digit" }
+      : kind === "seconds" ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+      : { weekday: "short", hour: "2-digit", minute: "2-digit" };
+    formatters[key] = new Intl.DateTimeFormat(locale, options);
+  }
+  return formatters[key];
 }
 
 function time(text) {
   if (!text) return "–";
-  return new Date(text).toLocaleString(state.language === "fr" ? "fr-FR" : "en-GB", {
-    weekday: "short", hour: "2-digit", minute: "2-digit",
-  });
+  return formatter("day").format(new Date(text));
 }
 
 /// A span (a band, a window), its end as a time of day alone when it falls on its start's day.
@@ -97,8 +150,15 @@ function band(start, end) {
   if (!start || !end) return "–";
   const sameDay = new Date(start).toDateString() === new Date(end).toDateString();
   if (!sameDay) return `${time(start)} – ${time(end)}`;
-  const clock = new Date(end).toLocaleTimeString(state.language === "fr" ? "fr-FR" : "en-GB", { hour: "2-digit", minute: "2-digit" });
-  return `${time(start)} – ${clock}`;
+  return `${time(start)} – ${formatter("clock").format(new Date(end))}`;
+}
+
+function fill(text, values) {
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
+}
+
+function updatedNow() {
+  $("#updated").textContent = `${t("updated")} ${formatter("seconds").format(new Date())}`;
 }
 
 function age(text) {
@@ -151,11 +211,16 @@ async function refresh() {
     // Each page carries its shipments' estimates: one request per page, never one per truck.
     const shipments = (await listShipments("in_transit")).concat(await listShipments("planned"));
     state.rows = shipments.filter((shipment) => shipment.estimate).map((shipment) => row(shipment, shipment.estimate));
-    renderFleet();
-    renderMap();
+    indexRows();
+    // The first estimates of shipments no longer active are forgotten.
+    for (const key of state.firstEta.keys()) {
+      if (!state.byId.has(key.slice(0, key.lastIndexOf(":")))) state.firstEta.delete(key);
+    }
+    state.loaded = true;
+    renderAll();
     await renderOperations();
     if (state.selected) await renderDetail(state.selected);
-    $("#updated").textContent = `${t("updated")} ${new Date().toLocaleTimeString(state.language === "fr" ? "fr-FR" : "en-GB")}`;
+    updatedNow();
   } catch (error) {
     if (error.message !== "signed out") $("#updated").textContent = error.message;
   }
@@ -231,21 +296,30 @@ function handleFrame(frame) {
   }
   state.events += 1;
   document.body.dataset.events = String(state.events);
+  if (name === "estimate" || name === "status") {
+    // The render this event brings is timed from here (window.etape.renders).
+    if (state.eventAt === null) state.eventAt = performance.now();
+    if (state.eventIds.length < 5000) state.eventIds.push(payload.shipment_id);
+  }
   if (name === "estimate") onEstimate(payload);
   else if (name === "status") onStatus(payload);
   else if (name === "lagged") refresh();
 }
 
+function indexRows() {
+  state.byId = new Map(state.rows.map((item, index) => [item.id, index]));
+}
+
 function onEstimate({ shipment_id: id, estimate }) {
-  const index = state.rows.findIndex((item) => item.id === id);
+  const index = state.byId.get(id);
   // A shipment registered since the list was read.
-  if (index < 0) return reloadSoon();
+  if (index === undefined) return reloadSoon();
   state.rows[index] = row(state.rows[index].shipment, estimate);
   renderSoon();
 }
 
 function onStatus({ shipment_id: id, status }) {
-  const index = state.rows.findIndex((item) => item.id === id);
+  const index = state.byId.has(id) ? state.byId.get(id) : -1;
   const active = status === "planned" || status === "in_transit";
   if (index < 0) {
     if (active) reloadSoon();
@@ -256,20 +330,44 @@ function onStatus({ shipment_id: id, status }) {
     state.rows[index] = row({ ...current.shipment, status }, current.snapshot);
   } else {
     state.rows.splice(index, 1);
+    indexRows();
   }
   renderSoon();
 }
 
-/// Events come in bursts: the page is drawn once per burst.
+/// Events come in bursts: the page is drawn at once after a quiet spell, and at most every
+/// RENDER_GAP_MS during a burst.
 function renderSoon() {
   if (state.rendering) return;
+  const wait = Math.max(0, state.lastRender + RENDER_GAP_MS - performance.now());
   state.rendering = setTimeout(() => {
     state.rendering = null;
-    renderFleet();
-    renderMap();
+    renderAll();
     if (state.selected) renderDetail(state.selected, false);
-    $("#updated").textContent = `${t("updated")} ${new Date().toLocaleTimeString(state.language === "fr" ? "fr-FR" : "en-GB")}`;
-  }, 100);
+    updatedNow();
+    measureRender();
+  }, wait);
+}
+
+/// How long the events drawn by this render waited, from their arrival to the page laid out
+/// again: window.etape.renders (the last 200) and, per shipment, window.etape.renderedIn.
+function measureRender() {
+  if (state.eventAt === null) return;
+  void document.body.offsetHeight;
+  const milliseconds = performance.now() - state.eventAt;
+  const figures = window.etape;
+  figures.renders.push(milliseconds);
+  if (figures.renders.length > 200) figures.renders.shift();
+  for (const id of state.eventIds) figures.renderedIn[id] = milliseconds;
+  state.eventAt = null;
+  state.eventIds = [];
+}
+
+function renderAll() {
+  renderFleet();
+  renderMap();
+  renderAlerts();
+  state.lastRender = performance.now();
 }
 
 function reloadSoon() {
@@ -300,153 +398,454 @@ function renderFleet() {
     .filter((row) => !search || row.reference.toLowerCase().includes(search) || row.vehicle.toLowerCase().includes(search))
     .sort(compare);
   const body = $("#fleet-table tbody");
-  body.replaceChildren();
+  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("tr[data-id]");
+  const focusedId = focused && body.contains(focused) ? focused.dataset.id : null;
   if (rows.length === 0) {
     const empty = document.createElement("tr");
     const cell = document.createElement("td");
     cell.colSpan = 9;
     cell.textContent = t("empty");
     empty.append(cell);
-    body.append(empty);
+    body.replaceChildren(empty);
+    state.rowCache.clear();
+    return markSort();
   }
-  for (const item of rows) {
-    const tr = document.createElement("tr");
-    tr.tabIndex = 0;
-    tr.dataset.id = item.id;
-    tr.setAttribute("aria-selected", String(item.id === state.selected));
-    // The columns that matter first: reference, vehicle, next stop, ETA, risk, band.
-    const cell = (text, className) => {
-      const td = document.createElement("td");
-      td.textContent = text;
-      if (className) td.className = className;
-      return td;
-    };
-    const reference = cell(item.reference, "ref");
-    reference.title = item.reference;
-    const next = cell(item.next, "next");
-    next.title = item.next;
-    tr.append(reference, cell(item.vehicle), next, cell(time(item.eta)));
-    const risk = document.createElement("td");
-    if (item.severity) {
-      const badge = document.createElement("span");
-      badge.className = `severity ${item.severity}`;
-      // A shape and a word beside the colour: colour is never the only signal.
-      badge.textContent = `${SEVERITY_MARK[item.severity]} ${t(item.severity)}`;
-      if (item.probability != null) badge.title = `${Math.round(item.probability * 100)} %`;
-      risk.append(badge);
-    } else {
-      risk.textContent = "–";
+  // A row is built again only when what it shows changed, and rows are moved only where the
+  // order changed: laying out a table of 1,000 new rows costs a few hundred milliseconds, one
+  // changed row a few.
+  const trs = rows.map((item) => {
+    const signature = rowSignature(item);
+    const cached = state.rowCache.get(item.id);
+    if (cached && cached.signature === signature) return cached.tr;
+    const tr = buildRow(item);
+    state.rowCache.set(item.id, { tr, signature });
+    return tr;
+  });
+  const kept = new Set(trs);
+  let cursor = body.firstChild;
+  for (const tr of trs) {
+    while (cursor && !kept.has(cursor)) {
+      const stale = cursor;
+      cursor = cursor.nextSibling;
+      stale.remove();
     }
-    tr.append(risk);
-    tr.append(cell(band(item.p10, item.p90)));
-    tr.append(cell(item.window ? band(item.window.start, item.window.end) : t("no_window"), "col-window"));
-    tr.append(cell(age(item.ping), "col-ping"));
-    const feeds = cell("", "col-feeds");
-    feeds.textContent = item.degraded.length ? `⚠ ${item.degraded.join(", ")}` : t("feeds_ok");
-    if (item.degraded.length) feeds.classList.add("flag");
-    tr.append(feeds);
-    const open = () => select(item.id);
-    tr.addEventListener("click", open);
-    tr.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); open(); }
-    });
-    body.append(tr);
+    if (cursor === tr) {
+      cursor = cursor.nextSibling;
+      continue;
+    }
+    body.insertBefore(tr, cursor);
   }
+  while (cursor) {
+    const stale = cursor;
+    cursor = cursor.nextSibling;
+    stale.remove();
+  }
+  for (const id of state.rowCache.keys()) if (!state.byId.has(id)) state.rowCache.delete(id);
+  // The row that had the keyboard's focus keeps it, rebuilt or moved.
+  if (focusedId && !(document.activeElement && document.activeElement.dataset && document.activeElement.dataset.id === focusedId)) {
+    const again = body.querySelector(`tr[data-id="${CSS.escape(focusedId)}"]`);
+    if (again) again.focus({ preventScroll: true });
+  }
+  markSort();
+}
+
+function rowSignature(item) {
+  const window = item.window ? `${item.window.start}/${item.window.end}` : "";
+  return [state.language, item.id === state.selected, item.reference, item.vehicle, item.next, item.eta,
+    item.severity, item.probability, item.p10, item.p90, window, age(item.ping), item.degraded.join(",")].join("|");
+}
+
+function buildRow(item) {
+  const tr = document.createElement("tr");
+  tr.tabIndex = 0;
+  tr.dataset.id = item.id;
+  tr.setAttribute("aria-selected", String(item.id === state.selected));
+  // The columns that matter first: reference, vehicle, next stop, ETA, risk, band.
+  const cell = (text, className) => {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    return td;
+  };
+  const reference = cell(item.reference, "ref");
+  reference.title = item.reference;
+  const next = cell(item.next, "next");
+  next.title = item.next;
+  tr.append(reference, cell(item.vehicle), next, cell(time(item.eta)));
+  const risk = document.createElement("td");
+  if (item.severity) {
+    const badge = document.createElement("span");
+    badge.className = `severity ${item.severity}`;
+    // A shape and a word beside the colour: colour is never the only signal.
+    badge.textContent = `${SEVERITY_MARK[item.severity]} ${t(item.severity)}`;
+    if (item.probability != null) badge.title = `${Math.round(item.probability * 100)} %`;
+    risk.append(badge);
+  } else {
+    risk.textContent = "–";
+  }
+  tr.append(risk);
+  tr.append(cell(band(item.p10, item.p90)));
+  tr.append(cell(item.window ? band(item.window.start, item.window.end) : t("no_window"), "col-window"));
+  tr.append(cell(age(item.ping), "col-ping"));
+  const feeds = cell("", "col-feeds");
+  feeds.textContent = item.degraded.length ? `⚠ ${item.degraded.join(", ")}` : t("feeds_ok");
+  if (item.degraded.length) feeds.classList.add("flag");
+  tr.append(feeds);
+  return tr;
+}
+
+function markSort() {
+  // aria-sort belongs to the column header, not to the button inside it.
   document.querySelectorAll("[data-sort]").forEach((button) => {
+    const header = button.closest("th");
     const sorted = button.dataset.sort === state.sort.field;
-    if (sorted) button.setAttribute("aria-sort", state.sort.descending ? "descending" : "ascending");
-    else button.removeAttribute("aria-sort");
+    if (sorted) header.setAttribute("aria-sort", state.sort.descending ? "descending" : "ascending");
+    else header.removeAttribute("aria-sort");
   });
 }
 
-// The map: France and its neighbours in Web Mercator (the projection of raster tiles, so that
-// an optional tile server lines up with the offline outline).
-const VIEW = { west: -5.5, east: 10.5, south: 41.0, north: 51.8 };
-const TILE_ZOOM = 6;
-function mercator(lat, lon) {
-  const size = 256 * 2 ** TILE_ZOOM;
-  const radians = (lat * Math.PI) / 180;
-  return [
-    ((lon + 180) / 360) * size,
-    ((1 - Math.log(Math.tan(radians) + 1 / Math.cos(radians)) / Math.PI) / 2) * size,
-  ];
-}
-const CORNERS = [mercator(VIEW.north, VIEW.west), mercator(VIEW.south, VIEW.east)];
-const CENTRE = [(CORNERS[0][0] + CORNERS[1][0]) / 2, (CORNERS[0][1] + CORNERS[1][1]) / 2];
-const SCALE = Math.min(1000 / (CORNERS[1][0] - CORNERS[0][0]), 800 / (CORNERS[1][1] - CORNERS[0][1]));
-function project(lat, lon) {
-  const [x, y] = mercator(lat, lon);
-  return [500 + (x - CENTRE[0]) * SCALE, 400 + (y - CENTRE[1]) * SCALE];
-}
+// The map: Leaflet, served by the service like every other asset. Web Mercator (Leaflet's
+// default CRS, the projection of raster tiles), so that the tiles of `dashboard.tile_url` and
+// the compiled-in outline line up, and the outline alone still draws a map offline.
+const FRANCE = [[42.3, -4.8], [51.1, 8.3]];
+// A truck's marker is one box, its mark and its label (app.css: .truck-marker is 120 x 22 px,
+// its content clipped to it), anchored near its mark's centre. Markers whose anchors are at
+// least a box apart cannot overlap, nor can their labels: the clustering below keeps every
+// pair that far apart.
+const MARKER = { width: 120, height: 22, anchorX: 11, anchorY: 11 };
+const SPACING = { x: MARKER.width + 4, y: MARKER.height + 4 };
 
-function drawTiles(map, template) {
-  const [first, last] = CORNERS.map(([x, y]) => [Math.floor(x / 256), Math.floor(y / 256)]);
-  for (let x = first[0]; x <= last[0]; x++) {
-    for (let y = first[1]; y <= last[1]; y++) {
-      const href = template.replace("{z}", TILE_ZOOM).replace("{x}", x).replace("{y}", y);
-      map.append(svg("image", {
-        href, x: 500 + (x * 256 - CENTRE[0]) * SCALE, y: 400 + (y * 256 - CENTRE[1]) * SCALE,
-        width: 256 * SCALE + 0.5, height: 256 * SCALE + 0.5, class: "tile",
-      }));
+function initMap() {
+  if (state.map || !window.L) return state.map;
+  const tiles = state.settings && state.settings.tile_url;
+  const map = L.map("map", { zoomSnap: 0.25, minZoom: 3, maxZoom: 16, keyboard: true });
+  map.fitBounds(FRANCE);
+  $("#map").classList.toggle("over-tiles", Boolean(tiles));
+  if (tiles) {
+    const host = (() => { try { return new URL(tiles.replace(/\{[a-z]\}/g, "a")).host; } catch (_) { return ""; } })();
+    L.tileLayer(tiles, { maxZoom: 19, attribution: /openstreetmap/i.test(host) ? "© OpenStreetMap contributors" : host }).addTo(map);
+  }
+  if (state.outline) {
+    for (const country of state.outline.countries) {
+      const rings = country.rings.map((ring) => ring.map(([lon, lat]) => [lat, lon]));
+      L.polygon(rings, { className: `country ${country.code}`, interactive: false, smoothFactor: 1 }).addTo(map);
     }
   }
+  state.stopLayer = L.layerGroup().addTo(map);
+  state.truckLayer = L.layerGroup().addTo(map);
+  // Clusters depend on the zoom and on what is in view: drawn again when either changes.
+  map.on("moveend", () => renderMap());
+  state.map = map;
+  window.etape.map = map;
+  return map;
 }
 
-function svg(tag, attributes, text) {
-  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
-  if (text != null) node.textContent = text;
-  return node;
+/// Trucks in one cell of a grid over the world (at this zoom, cells the size of a marker's
+/// box) start as one cluster, anchored at its most urgent truck; a cell whose anchor would
+/// come within a box of one already placed joins that one, the most urgent placed first.
+function clusterTrucks(items, zoom) {
+  const cells = new Map();
+  for (const item of items) {
+    const point = state.map.project([item.position.lat, item.position.lon], zoom);
+    const key = `${Math.floor(point.x / SPACING.x)}:${Math.floor(point.y / SPACING.y)}`;
+    if (!cells.has(key)) cells.set(key, []);
+    cells.get(key).push({ item, point });
+  }
+  const urgency = (member) => (member.item.severity ? SEVERITY_ORDER[member.item.severity] : 3);
+  const candidates = [...cells.values()].map((members) => {
+    members.sort((a, b) => urgency(a) - urgency(b) || a.item.vehicle.localeCompare(b.item.vehicle));
+    return { members, anchor: members[0].point };
+  });
+  candidates.sort((a, b) => urgency(a.members[0]) - urgency(b.members[0]) || b.members.length - a.members.length);
+  const placed = [];
+  for (const candidate of candidates) {
+    const near = placed.find((other) => Math.abs(other.anchor.x - candidate.anchor.x) < SPACING.x
+      && Math.abs(other.anchor.y - candidate.anchor.y) < SPACING.y);
+    if (near) near.members.push(...candidate.members);
+    else placed.push(candidate);
+  }
+  return placed;
+}
+
+function truckIcon(cluster) {
+  const [first] = cluster.members;
+  const count = cluster.members.length;
+  const severity = first.item.severity || "";
+  const box = document.createElement("div");
+  box.className = `truck-marker${count > 1 ? " cluster" : ""}${first.item.id === state.selected ? " selected" : ""}`;
+  const mark = document.createElement("span");
+  mark.className = `truck-mark ${severity || (count > 1 ? "cluster" : "")}`;
+  mark.setAttribute("aria-hidden", "true");
+  const label = document.createElement("span");
+  label.className = "truck-label";
+  if (count === 1) {
+    // A shape beside the colour: ● on time, ▲ at risk, ✖ late.
+    mark.textContent = SEVERITY_MARK[severity] || "●";
+    label.textContent = first.item.vehicle;
+  } else {
+    mark.textContent = count > 99 ? "99+" : String(count);
+    label.textContent = `${SEVERITY_MARK[severity] || ""} ${count} ${t("trucks")}`.trim();
+  }
+  const more = document.createElement("span");
+  more.className = "visually-hidden";
+  more.textContent = clusterDetail(cluster);
+  box.append(mark, label, more);
+  return L.divIcon({
+    html: box, className: "truck-icon", iconSize: [MARKER.width, MARKER.height],
+    iconAnchor: [MARKER.anchorX, MARKER.anchorY],
+  });
+}
+
+/// What a screen reader hears after the label it sees: the reference and the risk of one
+/// truck, or which trucks a cluster holds.
+function clusterDetail(cluster) {
+  const [first] = cluster.members;
+  if (cluster.members.length === 1) {
+    const risk = first.item.severity ? `, ${t(first.item.severity)}` : "";
+    return `, ${first.item.reference}${risk}`;
+  }
+  const names = cluster.members.slice(0, 5).map((m) => m.item.vehicle).join(", ");
+  return `, ${t("zoom_in_on")} ${names}${cluster.members.length > 5 ? "…" : ""}`;
+}
+
+/// A truck opens its detail; a cluster zooms in on its trucks, at least two levels, until they
+/// part, or, at the deepest zoom, opens its most urgent one.
+function openCluster(cluster) {
+  const ids = cluster.members.map((member) => member.item.id);
+  const map = state.map;
+  if (ids.length === 1 || map.getZoom() >= map.getMaxZoom()) return select(ids[0]);
+  const bounds = L.latLngBounds(cluster.members.map((m) => [m.item.position.lat, m.item.position.lon]));
+  const zoom = Math.min(map.getMaxZoom(), Math.max(map.getZoom() + 2, map.getBoundsZoom(bounds.pad(0.2))));
+  state.focusCluster = ids[0];
+  map.setView(bounds.getCenter(), zoom, { animate: false });
 }
 
 function renderMap() {
-  const map = $("#map");
-  map.replaceChildren();
-  map.setAttribute("aria-label", t("map"));
-  const tiles = state.settings && state.settings.tile_url;
-  map.classList.toggle("over-tiles", Boolean(tiles));
-  if (tiles) drawTiles(map, tiles);
-  if (state.outline) {
-    for (const country of state.outline.countries) {
-      const d = country.rings
-        .map((ring) => ring.map(([lon, lat], index) => `${index ? "L" : "M"}${project(lat, lon).map((v) => v.toFixed(1)).join(",")}`).join("") + "Z")
-        .join("");
-      map.append(svg("path", { d, class: `country ${country.code}` }));
+  const map = initMap();
+  if (!map) return;
+  const shown = state.selected ? state.rows.filter((row) => row.id === state.selected) : state.rows;
+  const zoom = map.getZoom();
+  const view = map.getBounds().pad(0.2);
+  const trucks = shown.filter((item) => item.position && view.contains([item.position.lat, item.position.lon]));
+  // A marker redrawn under the keyboard's focus gives it back to the marker of the same truck.
+  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest(".truck-icon");
+  const focusedTruck = (focused && focused.dataset.truck) || state.focusCluster || null;
+  state.focusCluster = null;
+  state.truckLayer.clearLayers();
+  state.drawn = new Map();
+  let refocus = null;
+  for (const cluster of clusterTrucks(trucks, zoom)) {
+    const [first] = cluster.members;
+    const marker = L.marker(map.unproject(first.point, zoom), {
+      // No pan on focus: the focus given back after a redraw would pan, redraw and focus again.
+      icon: truckIcon(cluster), keyboard: true, autoPanOnFocus: false, riseOnHover: true,
+      zIndexOffset: cluster.members.length > 1 ? 0 : 100,
+    });
+    marker.on("click", () => openCluster(cluster));
+    marker.addTo(state.truckLayer);
+    const element = marker.getElement();
+    element.dataset.truck = first.item.id;
+    element.dataset.count = String(cluster.members.length);
+    element.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        event.stopPropagation();
+        openCluster(cluster);
+      }
+    });
+    for (const member of cluster.members) {
+      state.drawn.set(member.item.vehicle, { lat: member.item.position.lat, lon: member.item.position.lon, count: cluster.members.length });
+      if (focusedTruck && member.item.id === focusedTruck) refocus = element;
     }
   }
-  const shown = state.selected ? state.rows.filter((row) => row.id === state.selected) : state.rows;
+  if (refocus) refocus.focus({ preventScroll: true });
+  document.body.dataset.trucksOnMap = String(trucks.length);
+  state.stopLayer.clearLayers();
+  if (!state.selected) return;
   for (const item of shown) {
     for (const stop of item.snapshot.stops.filter((stop) => stop.state === "pending")) {
       const plan = item.shipment.stops[stop.index];
       if (!plan) continue;
-      const [x, y] = project(plan.lat, plan.lon);
-      map.append(svg("rect", { x: x - 5, y: y - 5, width: 10, height: 10, class: "stop" }));
-      if (state.selected) map.append(svg("text", { x: x + 8, y: y - 6 }, plan.id));
+      L.circleMarker([plan.lat, plan.lon], { radius: 5, className: "stop", interactive: false }).addTo(state.stopLayer);
     }
   }
-  if (state.trace && state.selected) {
-    const points = state.trace.map((ping) => project(ping.lat, ping.lon).map((v) => v.toFixed(1)).join(",")).join(" ");
-    map.append(svg("polyline", { points, class: "trace" }));
-  }
-  for (const item of shown) {
-    if (!item.position) continue;
-    const [x, y] = project(item.position.lat, item.position.lon);
-    const dot = svg("circle", { cx: x, cy: y, r: 7, class: `truck ${item.severity || ""}` });
-    dot.append(svg("title", {}, `${item.vehicle} · ${item.reference}`));
-    map.append(dot);
-    map.append(svg("text", { x: x + 9, y: y + 4 }, item.vehicle));
+  if (state.trace && state.trace.length > 1) {
+    L.polyline(state.trace.map((ping) => [ping.lat, ping.lon]), { className: "trace", interactive: false }).addTo(state.stopLayer);
   }
 }
 
+// Alerts: what needs a decision, from the rows the page already has (no request of its own).
+// Acknowledgements are kept in this browser, per key (the dashboard has no user accounts), by
+// the key's public id, never the key.
+function acksKey() {
+  const match = /^etp_([^_]+)_/.exec(state.key || "");
+  if (match) return `etape-acks:${match[1]}`;
+  let hash = 2166136261;
+  for (const char of state.key || "") hash = Math.imul(hash ^ char.charCodeAt(0), 16777619) >>> 0;
+  return `etape-acks:${hash.toString(16)}`;
+}
+
+function loadAcks() {
+  try {
+    state.acks = new Set(JSON.parse(localStorage.getItem(acksKey()) || "[]"));
+  } catch (_) {
+    state.acks = new Set();
+  }
+}
+
+function saveAcks() {
+  localStorage.setItem(acksKey(), JSON.stringify([...state.acks]));
+}
+
+/// Every alert of the fleet, newest first: a shipment's condition, its level, since when.
+function computeAlerts() {
+  const settings = state.settings || {};
+  const slipLimit = settings.slip_alert_minutes ?? 30;
+  const silentLimit = settings.silent_alert_minutes ?? 30;
+  const now = Date.now();
+  const alerts = [];
+  const raised = new Set();
+  const raise = (item, kind, key, since, text) => {
+    raised.add(key);
+    if (!state.alertSince.has(key)) state.alertSince.set(key, since ?? now);
+    alerts.push({ item, kind, key, level: ALERT_LEVELS[kind], since: state.alertSince.get(key), text });
+  };
+  for (const item of state.rows) {
+    if (item.severity === "late") raise(item, "late", `${item.id}:late`, null, t("alert_late"));
+    else if (item.severity === "at_risk") raise(item, "at_risk", `${item.id}:at_risk`, null, t("alert_at_risk"));
+    let slip = 0;
+    for (const stop of item.snapshot.stops) {
+      if (stop.state !== "pending") continue;
+      const stopKey = `${item.id}:${stop.index}`;
+      const eta = new Date(stop.eta).getTime();
+      if (!state.firstEta.has(stopKey)) state.firstEta.set(stopKey, eta);
+      slip = Math.max(slip, (eta - state.firstEta.get(stopKey)) / 60000);
+    }
+    if (slip > slipLimit) {
+      raise(item, "slipped", `${item.id}:slipped`, null, fill(t("alert_slipped"), { n: Math.round(slip) }));
+    }
+    if (item.status === "in_transit" && item.ping) {
+      const last = new Date(item.ping).getTime();
+      // Silent since the moment the last ping became too old; a new ping makes a new alert.
+      if (now - last > silentLimit * 60000) {
+        raise(item, "silent", `${item.id}:silent:${item.ping}`, last + silentLimit * 60000, fill(t("alert_silent"), { age: age(item.ping) }));
+      }
+    }
+  }
+  for (const key of state.alertSince.keys()) if (!raised.has(key)) state.alertSince.delete(key);
+  // An acknowledgement lasts while its condition does: once over, the next one is new.
+  if (state.loaded && state.acks) {
+    const before = state.acks.size;
+    for (const key of state.acks) if (!raised.has(key)) state.acks.delete(key);
+    if (state.acks.size !== before) saveAcks();
+  }
+  // Alerts first seen together (all of them, at sign-in) go by level, then by reference.
+  alerts.sort((a, b) => b.since - a.since || LEVEL_ORDER[a.level] - LEVEL_ORDER[b.level]
+    || a.item.reference.localeCompare(b.item.reference));
+  return alerts;
+}
+
+function renderAlerts() {
+  if (!state.acks) loadAcks();
+  const alerts = computeAlerts();
+  const open = alerts.filter((alert) => !state.acks.has(alert.key));
+  const acknowledged = alerts.length - open.length;
+  const list = $("#alert-list");
+  const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement : null;
+  const focusedKey = focused && focused.closest("li") ? focused.closest("li").dataset.key : null;
+  const focusedAction = focused ? focused.dataset.action : null;
+  const shown = (state.showAcknowledged ? alerts : open).slice(0, SHOWN_ALERTS);
+  const count = acknowledged
+    ? fill(t("alerts_count_acked"), { n: open.length, m: acknowledged })
+    : fill(t("alerts_count"), { n: open.length });
+  if ($("#alert-count").textContent !== count) $("#alert-count").textContent = count;
+  // Most updates change no alert: the list is left as it is, and the focus where it is.
+  const signature = [state.language, ...shown.map((alert) => `${alert.key}|${state.acks.has(alert.key)}|${alert.text}|${alert.since}`)].join(";");
+  if (signature === state.alertSignature) return;
+  state.alertSignature = signature;
+  list.replaceChildren(...shown.map((alert) => {
+    const li = document.createElement("li");
+    const acked = state.acks.has(alert.key);
+    li.className = `${alert.level}${acked ? " acknowledged" : ""}`;
+    li.dataset.key = alert.key;
+    li.dataset.level = alert.level;
+    const level = document.createElement("span");
+    level.className = `level ${alert.level}`;
+    level.textContent = `${LEVEL_MARK[alert.level]} ${t(alert.level)}`;
+    const text = document.createElement("span");
+    text.className = "alert-text";
+    text.textContent = `${alert.item.reference} · ${alert.item.vehicle}: ${alert.text} (${time(new Date(alert.since).toISOString())})`;
+    text.title = text.textContent;
+    const actions = document.createElement("span");
+    actions.className = "alert-actions";
+    const openButton = document.createElement("button");
+    openButton.type = "button";
+    openButton.dataset.action = "open";
+    openButton.textContent = t("open");
+    openButton.setAttribute("aria-label", `${t("open")} ${alert.item.reference}`);
+    openButton.addEventListener("click", () => select(alert.item.id));
+    const ack = document.createElement("button");
+    ack.type = "button";
+    ack.dataset.action = "acknowledge";
+    ack.textContent = acked ? t("acknowledged") : t("acknowledge");
+    ack.disabled = acked;
+    ack.setAttribute("aria-label", `${ack.textContent}: ${alert.item.reference}, ${t(alert.level)}`);
+    ack.addEventListener("click", () => acknowledge(alert.key));
+    actions.append(openButton, ack);
+    li.append(level, text, actions);
+    return li;
+  }));
+  if (!shown.length) {
+    const li = document.createElement("li");
+    li.className = "none";
+    li.textContent = t("no_alerts");
+    list.append(li);
+  }
+  if (focusedKey) {
+    const again = list.querySelector(`li[data-key="${CSS.escape(focusedKey)}"] button[data-action="${focusedAction}"]:not([disabled])`)
+      || list.querySelector("button:not([disabled])");
+    (again || $("#alerts-title")).focus({ preventScroll: true });
+  }
+}
+
+/// Acknowledged by this browser's key; the keyboard moves on to the next alert's button.
+function acknowledge(key) {
+  state.acks.add(key);
+  saveAcks();
+  const item = $("#alert-list").querySelector(`li[data-key="${CSS.escape(key)}"]`);
+  const next = item && (item.nextElementSibling || item.previousElementSibling);
+  renderAlerts();
+  const target = next && $("#alert-list").querySelector(`li[data-key="${CSS.escape(next.dataset.key || "")}"] button[data-action="acknowledge"]`);
+  if (target) target.focus();
+  else $("#alerts-title").focus();
+}
+
+/// Opens a shipment's detail and moves the keyboard's focus into it; closing it gives the
+/// focus back to the shipment's row.
 async function select(id) {
   state.selected = id;
   state.trace = null;
   state.history = null;
   $("#detail").hidden = false;
   renderFleet();
+  const item = state.rows[state.byId.get(id)];
+  $("#detail-title").textContent = item ? `${item.reference} · ${item.vehicle}` : "";
+  $("#detail-title").focus();
   await renderDetail(id);
+  if (state.map && item && item.position && !state.map.getBounds().contains([item.position.lat, item.position.lon])) {
+    state.map.panTo([item.position.lat, item.position.lon], { animate: false });
+  }
   renderMap();
-  $("#detail-title").focus?.();
+}
+
+function closeDetail() {
+  const id = state.selected;
+  state.selected = null;
+  $("#detail").hidden = true;
+  renderFleet();
+  renderMap();
+  const row = id && $("#fleet-table tbody").querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+  (row || $("#fleet-title")).focus();
 }
 
 /// The detail of the selected shipment; its history and trace are read again unless
@@ -482,6 +881,13 @@ async function renderDetail(id, reload = true) {
     li.textContent = `${factor.feature}${factor.value != null ? ` = ${Math.round(factor.value * 100) / 100}` : ""}: ${sign}${Math.abs(Math.round(factor.minutes))} ${t("minutes")}`;
     return li;
   }));
+}
+
+function svg(tag, attributes, text) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
+  if (text != null) node.textContent = text;
+  return node;
 }
 
 function drawTimeline(segments) {
@@ -572,6 +978,8 @@ async function renderOperations() {
 function signOut(message) {
   sessionStorage.removeItem("etape-key");
   state.key = null;
+  state.acks = null;
+  state.loaded = false;
   clearInterval(state.timer);
   clearTimeout(state.reconnect);
   if (state.stream) state.stream.abort();
@@ -603,7 +1011,7 @@ async function start() {
     state.language = state.language === "fr" ? "en" : "fr";
     localStorage.setItem("etape-language", state.language);
     applyLanguage();
-    renderFleet();
+    renderAll();
     renderOperations();
   });
   $("#sign-out").addEventListener("click", () => signOut());
@@ -617,11 +1025,33 @@ async function start() {
     $("#all-columns").setAttribute("aria-pressed", String(shown));
   });
   $("#search").addEventListener("input", renderFleet);
-  $("#close-detail").addEventListener("click", () => {
-    state.selected = null;
-    $("#detail").hidden = true;
-    renderFleet();
-    renderMap();
+  // The skip link moves the focus itself: following a fragment alone leaves it where it was
+  // in some browsers.
+  $(".skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    ($("#board").hidden ? $("#key") : $("#fleet-title")).focus();
+  });
+  $("#close-detail").addEventListener("click", closeDetail);
+  $("#detail").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") { event.preventDefault(); closeDetail(); }
+  });
+  // One listener for every row, however often the rows are drawn again.
+  const rows = $("#fleet-table tbody");
+  const rowOf = (event) => event.target.closest && event.target.closest("tr[data-id]");
+  rows.addEventListener("click", (event) => {
+    const tr = rowOf(event);
+    if (tr) select(tr.dataset.id);
+  });
+  rows.addEventListener("keydown", (event) => {
+    const tr = rowOf(event);
+    if (!tr || (event.key !== "Enter" && event.key !== " ")) return;
+    event.preventDefault();
+    select(tr.dataset.id);
+  });
+  $("#show-acknowledged").addEventListener("click", () => {
+    state.showAcknowledged = !state.showAcknowledged;
+    $("#show-acknowledged").setAttribute("aria-pressed", String(state.showAcknowledged));
+    renderAlerts();
   });
   document.querySelectorAll("[data-sort]").forEach((button) => button.addEventListener("click", () => {
     const field = button.dataset.sort;
@@ -630,6 +1060,7 @@ async function start() {
   }));
   state.outline = await fetch("/assets/outline.json").then((r) => r.json()).catch(() => null);
   state.settings = await fetch("/dashboard/settings").then((r) => r.json()).catch(() => ({ tile_url: "" }));
+  if (!window.L) $("#map").textContent = "Leaflet did not load.";
   const demo = await fetch("/dashboard/demo-login").then((r) => (r.ok ? r.json() : null)).catch(() => null);
   if (demo) {
     $("#demo-login").hidden = false;
