@@ -185,6 +185,9 @@ EOF
 # server.crt, server.key): PostgreSQL refuses a key others may read.
 postgres_certificates() {
   local dir=$1
+  # The postgresql package brings openssl with it; a machine that had PostgreSQL without it
+  # may not.
+  command -v openssl >/dev/null || apt_install openssl
   mkdir -p "$dir"
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=etape test CA" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
