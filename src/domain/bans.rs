@@ -283,80 +283,83 @@ impl CountryBans {
         region: Option<Region>,
     ) -> Vec<(Interval, &'static str)> {
         let mut raw = Vec::new();
-        let at = |date: NaiveDate, time: LocalTime| local_instant(self.time_zone, date, time);
-        let interval = |start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>| {
-            let (start, end) = (start?, end?);
-            (start < end).then_some(Interval { start, end })
-        };
         for rule in &self.rules {
             if !rule.applies_to(gross_tonnes, region) {
                 continue;
             }
             for date in first.iter_days().take_while(|date| *date <= last) {
-                let found = match &rule.when {
-                    When::Weekly {
-                        from_day,
-                        from,
-                        to_day,
-                        to,
-                    } => {
-                        if date.weekday() != *from_day {
-                            continue;
-                        }
-                        let span = (to_day.num_days_from_monday() + 7
-                            - from_day.num_days_from_monday())
-                            % 7;
-                        let span = if span == 0 && to <= from { 7 } else { span };
-                        interval(at(date, *from), at(plus_days(date, span.into()), *to))
-                    }
-                    When::Holidays {
-                        only,
-                        from_day_offset,
-                        from,
-                        to_day_offset,
-                        to,
-                    } => {
-                        let named = self.holidays.iter().any(|holiday| {
-                            holiday.date.in_year(date.year()) == Some(date)
-                                && (only.is_empty() || only.contains(&holiday.name))
-                        });
-                        if !named {
-                            continue;
-                        }
-                        interval(
-                            at(plus_days(date, *from_day_offset), *from),
-                            at(plus_days(date, *to_day_offset), *to),
-                        )
-                    }
-                    When::Daily { from, to } => {
-                        let end_date = if to <= from { plus_days(date, 1) } else { date };
-                        interval(at(date, *from), at(end_date, *to))
-                    }
-                    When::Dates { dates, from, to } => {
-                        if !dates.contains(&date) {
-                            continue;
-                        }
-                        interval(at(date, *from), at(date, *to))
-                    }
-                    When::Season {
-                        weekday,
-                        first,
-                        last,
-                        from,
-                        to,
-                    } => {
-                        let month_day = (date.month(), date.day());
-                        if date.weekday() != *weekday || month_day < *first || month_day > *last {
-                            continue;
-                        }
-                        interval(at(date, *from), at(date, *to))
-                    }
-                };
+                let found = self.interval_on(&rule.when, date);
                 raw.extend(found.map(|found| (found, rule.id)));
             }
         }
         raw.sort();
         raw
+    }
+
+    /// The interval `when` bans that belongs to the local `date`, if any: one that starts
+    /// on it, or that surrounds it when it is a holiday.
+    fn interval_on(&self, when: &When, date: NaiveDate) -> Option<Interval> {
+        let at = |date: NaiveDate, time: LocalTime| local_instant(self.time_zone, date, time);
+        let (start, end) = match when {
+            When::Weekly {
+                from_day,
+                from,
+                to_day,
+                to,
+            } => {
+                if date.weekday() != *from_day {
+                    return None;
+                }
+                let span =
+                    (to_day.num_days_from_monday() + 7 - from_day.num_days_from_monday()) % 7;
+                let span = if span == 0 && to <= from { 7 } else { span };
+                (at(date, *from), at(plus_days(date, span.into()), *to))
+            }
+            When::Holidays {
+                only,
+                from_day_offset,
+                from,
+                to_day_offset,
+                to,
+            } => {
+                let named = self.holidays.iter().any(|holiday| {
+                    holiday.date.in_year(date.year()) == Some(date)
+                        && (only.is_empty() || only.contains(&holiday.name))
+                });
+                if !named {
+                    return None;
+                }
+                (
+                    at(plus_days(date, *from_day_offset), *from),
+                    at(plus_days(date, *to_day_offset), *to),
+                )
+            }
+            When::Daily { from, to } => {
+                let end_date = if to <= from { plus_days(date, 1) } else { date };
+                (at(date, *from), at(end_date, *to))
+            }
+            When::Dates { dates, from, to } => {
+                if !dates.contains(&date) {
+                    return None;
+                }
+                (at(date, *from), at(date, *to))
+            }
+            When::Season {
+                weekday,
+                first,
+                last,
+                from,
+                to,
+            } => {
+                let month_day = (date.month(), date.day());
+                if date.weekday() != *weekday || month_day < *first || month_day > *last {
+                    return None;
+                }
+                (at(date, *from), at(date, *to))
+            }
+        };
+        let (start, end) = (start?, end?);
+        (start < end).then_some(Interval { start, end })
     }
 }
 

@@ -306,15 +306,15 @@ fn merge(mut pieces: Vec<(Interval, &'static str)>) -> Vec<Ban> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::at;
 
     fn date(year: i32, month: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(year, month, day).unwrap()
     }
 
-    fn paris(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
+    /// The French ban under the shipped data that holds at an RFC 3339 instant.
+    fn ban_containing(text: &str) -> Interval {
+        BanCalendar::default().ban_at(at(text)).unwrap()
     }
 
     #[test]
@@ -344,53 +344,43 @@ mod tests {
     #[test]
     fn weekend_ban_runs_saturday_22_to_sunday_22_paris_time() {
         let calendar = BanCalendar::default();
-        let ban = calendar.ban_at(paris("2026-12-05T23:00:00+01:00")).unwrap();
-        assert_eq!(ban.start, paris("2026-12-05T22:00:00+01:00"));
-        assert_eq!(ban.end, paris("2026-12-06T22:00:00+01:00"));
-        assert!(calendar
-            .ban_at(paris("2026-12-05T21:59:00+01:00"))
-            .is_none());
-        assert!(calendar
-            .ban_at(paris("2026-12-06T22:00:00+01:00"))
-            .is_none());
+        let ban = calendar.ban_at(at("2026-12-05T23:00:00+01:00")).unwrap();
+        assert_eq!(ban.start, at("2026-12-05T22:00:00+01:00"));
+        assert_eq!(ban.end, at("2026-12-06T22:00:00+01:00"));
+        assert!(calendar.ban_at(at("2026-12-05T21:59:00+01:00")).is_none());
+        assert!(calendar.ban_at(at("2026-12-06T22:00:00+01:00")).is_none());
         assert_eq!(
-            calendar.next_ban_start(paris("2026-12-01T06:00:00+01:00")),
-            Some(paris("2026-12-05T22:00:00+01:00"))
+            calendar.next_ban_start(at("2026-12-01T06:00:00+01:00")),
+            Some(at("2026-12-05T22:00:00+01:00"))
         );
     }
 
     #[test]
     fn summer_time_shifts_the_utc_hours() {
-        let ban = BanCalendar::default()
-            .ban_at(paris("2026-07-05T12:00:00+02:00"))
-            .unwrap();
-        assert_eq!(ban.start, paris("2026-07-04T20:00:00Z"));
+        let ban = ban_containing("2026-07-05T12:00:00+02:00");
+        assert_eq!(ban.start, at("2026-07-04T20:00:00Z"));
     }
 
     #[test]
     fn christmas_ban_starts_on_the_eve() {
-        let ban = BanCalendar::default()
-            .ban_at(paris("2026-12-24T22:30:00+01:00"))
-            .unwrap();
-        assert_eq!(ban.start, paris("2026-12-24T22:00:00+01:00"));
-        assert_eq!(ban.end, paris("2026-12-25T22:00:00+01:00"));
+        let ban = ban_containing("2026-12-24T22:30:00+01:00");
+        assert_eq!(ban.start, at("2026-12-24T22:00:00+01:00"));
+        assert_eq!(ban.end, at("2026-12-25T22:00:00+01:00"));
     }
 
     #[test]
     fn easter_monday_joins_the_weekend_ban() {
-        let ban = BanCalendar::default()
-            .ban_at(paris("2026-04-05T12:00:00+02:00"))
-            .unwrap();
-        assert_eq!(ban.start, paris("2026-04-04T22:00:00+02:00"));
-        assert_eq!(ban.end, paris("2026-04-06T22:00:00+02:00"));
+        let ban = ban_containing("2026-04-05T12:00:00+02:00");
+        assert_eq!(ban.start, at("2026-04-04T22:00:00+02:00"));
+        assert_eq!(ban.end, at("2026-04-06T22:00:00+02:00"));
     }
 
     #[test]
     fn the_window_answers_like_the_calendar() {
         let calendar = BanCalendar::new([date(2027, 7, 31)]);
         let mut window = BanWindow::new();
-        let mut instant = paris("2026-12-20T00:00:00+01:00");
-        while instant < paris("2027-08-15T00:00:00+02:00") {
+        let mut instant = at("2026-12-20T00:00:00+01:00");
+        while instant < at("2027-08-15T00:00:00+02:00") {
             assert_eq!(
                 window.ban_at(&calendar, instant),
                 calendar.ban_at(instant),
@@ -407,10 +397,10 @@ mod tests {
     #[test]
     fn summer_saturdays_come_from_configuration() {
         let saturday = date(2027, 7, 31);
-        let at_noon = paris("2027-07-31T12:00:00+02:00");
+        let at_noon = at("2027-07-31T12:00:00+02:00");
         assert!(BanCalendar::default().ban_at(at_noon).is_none());
         let ban = BanCalendar::new([saturday]).ban_at(at_noon).unwrap();
-        assert_eq!(ban.start, paris("2027-07-31T07:00:00+02:00"));
-        assert_eq!(ban.end, paris("2027-07-31T19:00:00+02:00"));
+        assert_eq!(ban.start, at("2027-07-31T07:00:00+02:00"));
+        assert_eq!(ban.end, at("2027-07-31T19:00:00+02:00"));
     }
 }

@@ -18,3 +18,12 @@ impl Clock {
         }
     }
 }
+
+/// An instant written in RFC 3339 with its offset, as tests fix clocks and state the times
+/// they expect.
+#[cfg(test)]
+pub(crate) fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}

@@ -7,7 +7,7 @@
 //! too few scored estimates is left as the model answers.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -183,8 +183,11 @@ pub struct GroupCorrection {
 #[derive(Debug)]
 pub struct Corrections {
     params: CorrectionParams,
-    groups: RwLock<BTreeMap<(String, &'static str), Group>>,
+    groups: RwLock<Groups>,
 }
+
+/// Each organisation's groups, by organisation and horizon.
+type Groups = BTreeMap<(String, &'static str), Group>;
 
 impl Corrections {
     pub fn new(params: CorrectionParams) -> Self {
@@ -231,10 +234,7 @@ impl Corrections {
         band: ArrivalBand,
     ) -> Correction {
         let horizon = horizon_bucket(band.p50 - from);
-        let groups = self
-            .groups
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let groups = self.read_groups();
         groups
             .get(&(organisation.to_owned(), horizon))
             .and_then(|group| group.correction)
@@ -243,10 +243,7 @@ impl Corrections {
 
     /// What `organisation`'s corrections are and what they do on its own scored estimates.
     pub fn of(&self, organisation: &str) -> Vec<GroupCorrection> {
-        let groups = self
-            .groups
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let groups = self.read_groups();
         HORIZONS
             .iter()
             .filter_map(|horizon| {
@@ -271,16 +268,21 @@ impl Corrections {
 
     /// Every group with a correction, for the metrics.
     pub fn all(&self) -> Vec<(String, &'static str, Correction)> {
-        let groups = self
-            .groups
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let groups = self.read_groups();
         groups
             .iter()
             .filter_map(|((organisation, horizon), group)| {
                 Some((organisation.clone(), *horizon, group.correction?))
             })
             .collect()
+    }
+
+    /// Readers carry on past a writer that panicked: the groups stay readable, at worst one
+    /// of them not yet refitted.
+    fn read_groups(&self) -> RwLockReadGuard<'_, Groups> {
+        self.groups
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -212,7 +212,7 @@ fn pause_reason(steps: &[Step], kind: SegmentKind) -> Option<Reason> {
             let length = length_adjective(*minutes);
             match count {
                 1 => format!("{} {length} {noun_en}", article_before(&length)),
-                _ => format!("{} {length} {noun_en}s", count_en(*count)),
+                _ => format!("{} {length} {noun_en}s", count_in(&COUNTS_EN, *count)),
             }
         })
         .collect();
@@ -221,7 +221,7 @@ fn pause_reason(steps: &[Step], kind: SegmentKind) -> Option<Reason> {
         .map(|(minutes, count)| {
             let count_word = match count {
                 1 => one_fr.to_owned(),
-                _ => count_fr(*count),
+                _ => count_in(&COUNTS_FR, *count),
             };
             let length = duration_words(*minutes);
             format!("{count_word} {} de {length}", plural_fr(*count))
@@ -300,8 +300,8 @@ fn dwell_reason(steps: &[Step]) -> Option<Reason> {
     let (stops_en, stops_fr) = match dwells.len() {
         1 => ("one stop".to_owned(), "un arrêt".to_owned()),
         count => (
-            format!("{} stops", count_en(count)),
-            format!("{} arrêts", count_fr(count)),
+            format!("{} stops", count_in(&COUNTS_EN, count)),
+            format!("{} arrêts", count_in(&COUNTS_FR, count)),
         ),
     };
     Some(Reason {
@@ -471,23 +471,19 @@ fn article_before(length: &str) -> &'static str {
     }
 }
 
-fn count_en(count: usize) -> String {
-    const WORDS: [&str; 9] = [
-        "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    ];
-    count
-        .checked_sub(2)
-        .and_then(|idx| WORDS.get(idx))
-        .map_or_else(|| count.to_string(), |word| (*word).to_owned())
-}
+/// Two to ten in words, for `count_in`.
+const COUNTS_EN: [&str; 9] = [
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+];
+const COUNTS_FR: [&str; 9] = [
+    "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix",
+];
 
-fn count_fr(count: usize) -> String {
-    const WORDS: [&str; 9] = [
-        "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix",
-    ];
+/// `count` in words from two to ten, in figures otherwise.
+fn count_in(words: &[&str; 9], count: usize) -> String {
     count
         .checked_sub(2)
-        .and_then(|idx| WORDS.get(idx))
+        .and_then(|idx| words.get(idx))
         .map_or_else(|| count.to_string(), |word| (*word).to_owned())
 }
 

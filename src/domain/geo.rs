@@ -485,34 +485,19 @@ mod tests {
         }
         assert!("XX".parse::<Territory>().is_err());
         use CrossingKind::*;
-        assert_eq!(Territory::France.crossing_to(Territory::France), None);
-        assert_eq!(
-            Territory::France.crossing_to(Territory::Germany),
-            Some(NoCustoms)
-        );
-        assert_eq!(
-            Territory::France.crossing_to(Territory::Switzerland),
-            Some(Customs)
-        );
-        assert_eq!(
-            Territory::Italy.crossing_to(Territory::Switzerland),
-            Some(Customs)
-        );
-        assert_eq!(
-            Territory::Elsewhere.crossing_to(Territory::UnitedKingdom),
-            Some(Customs)
-        );
-        assert_eq!(
-            Territory::France.crossing_to(Territory::Andorra),
-            Some(Customs)
-        );
-        assert_eq!(
-            Territory::Switzerland.crossing_to(Territory::Liechtenstein),
-            Some(NoCustoms)
-        );
-        assert_eq!(
-            Territory::France.crossing_to(Territory::Monaco),
-            Some(NoCustoms)
-        );
+        use Territory::*;
+        let crossings = [
+            (France, France, None),
+            (France, Germany, Some(NoCustoms)),
+            (France, Switzerland, Some(Customs)),
+            (Italy, Switzerland, Some(Customs)),
+            (Elsewhere, UnitedKingdom, Some(Customs)),
+            (France, Andorra, Some(Customs)),
+            (Switzerland, Liechtenstein, Some(NoCustoms)),
+            (France, Monaco, Some(NoCustoms)),
+        ];
+        for (from, into, kind) in crossings {
+            assert_eq!(from.crossing_to(into), kind, "{from:?} into {into:?}");
+        }
     }
 }

@@ -241,6 +241,20 @@ pub enum SegmentKind {
     Border,
 }
 
+impl SegmentKind {
+    /// The kind's name in the answers' timelines and the simulator's segment tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Drive => "drive",
+            Self::Break => "break",
+            Self::Rest => "rest",
+            Self::Dwell => "dwell",
+            Self::BanWait => "ban_wait",
+            Self::Border => "border",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
     pub kind: SegmentKind,

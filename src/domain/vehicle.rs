@@ -201,12 +201,7 @@ pub fn under_driving_time_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use crate::domain::clock::at;
 
     /// Regulation (EU) 2020/1054, art. 1(2) and art. 5: vans over 2.5 t, international or
     /// cabotage, from 1 July 2026.

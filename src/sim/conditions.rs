@@ -156,13 +156,8 @@ fn cell_key(lat: f64, lon: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::at;
     use crate::sim::world::METROS;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
 
     #[test]
     fn weather_is_deterministic_seasonal_and_sometimes_bad() {

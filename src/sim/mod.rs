@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::domain::calendar::BanCalendar;
 use crate::domain::ids::splitmix;
-use crate::domain::rules::{Segment, SegmentKind};
+use crate::domain::rules::Segment;
 use crate::ml::history::files::{write_table, FileFormat};
 use crate::ml::history::HistoryError;
 use conditions::{weather_cell, Conditions, WEATHER_GRID_DEG};
@@ -257,14 +257,6 @@ pub fn segments_frame(history: &CarrierHistory, format: FileFormat) -> PolarsRes
                 .map(move |segment| (trip.trip_id.as_str(), segment))
         })
         .collect();
-    let kind = |kind: SegmentKind| match kind {
-        SegmentKind::Drive => "drive",
-        SegmentKind::Break => "break",
-        SegmentKind::Rest => "rest",
-        SegmentKind::Dwell => "dwell",
-        SegmentKind::BanWait => "ban_wait",
-        SegmentKind::Border => "border",
-    };
     DataFrame::new(
         rows.len(),
         vec![
@@ -274,7 +266,9 @@ pub fn segments_frame(history: &CarrierHistory, format: FileFormat) -> PolarsRes
             ),
             Column::new(
                 "kind".into(),
-                rows.iter().map(|row| kind(row.1.kind)).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|row| row.1.kind.as_str())
+                    .collect::<Vec<_>>(),
             ),
             timestamp_column(
                 "start",

@@ -20,6 +20,15 @@ pub struct VehicleKey {
     pub vehicle_id: String,
 }
 
+impl VehicleKey {
+    pub fn new(organisation: &str, vehicle_id: &str) -> Self {
+        Self {
+            organisation: organisation.to_owned(),
+            vehicle_id: vehicle_id.to_owned(),
+        }
+    }
+}
+
 /// A ping as the book keeps it: without its batch's vehicle number.
 #[derive(Debug, Clone, Copy)]
 struct Kept {
@@ -156,10 +165,7 @@ impl PingBook {
     }
 
     fn track_mut(&mut self, organisation: &str, vehicle: &str) -> &mut Track {
-        let key = VehicleKey {
-            organisation: organisation.to_owned(),
-            vehicle_id: vehicle.to_owned(),
-        };
+        let key = VehicleKey::new(organisation, vehicle);
         self.tracks.entry(key).or_insert_with(|| Track {
             newest_ms: i64::MIN,
             ..Track::default()
@@ -169,10 +175,7 @@ impl PingBook {
     /// Forgets a reservation whose pings could not be stored.
     pub fn release(&mut self, organisation: &str, vehicles: &[String], pings: &[Ping]) {
         for ping in pings {
-            let key = VehicleKey {
-                organisation: organisation.to_owned(),
-                vehicle_id: vehicles[ping.vehicle as usize].clone(),
-            };
+            let key = VehicleKey::new(organisation, &vehicles[ping.vehicle as usize]);
             if let Some(track) = self.tracks.get_mut(&key) {
                 track.reserved.remove(&ping.timestamp_ms);
             }
@@ -199,10 +202,7 @@ impl PingBook {
                 track.insert(Kept::from(*ping));
             }
             track.evict(window_ms);
-            moved.push(VehicleKey {
-                organisation: organisation.to_owned(),
-                vehicle_id: vehicle.clone(),
-            });
+            moved.push(VehicleKey::new(organisation, vehicle));
         }
         moved
     }

@@ -10,7 +10,7 @@ use crate::domain::explain::driving_rules_name;
 use crate::domain::forecast::Forecaster;
 use crate::domain::geo::{GeoPoint, Territory};
 use crate::domain::risk::{ArrivalBand, RiskThresholds, Severity};
-use crate::domain::rules::{DriverState, SegmentKind};
+use crate::domain::rules::DriverState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -370,7 +370,7 @@ impl Ahead {
             .segments
             .iter()
             .map(|segment| SnapshotSegment {
-                kind: segment_kind(segment.kind).into(),
+                kind: segment.kind.as_str().into(),
                 start: segment.start,
                 end: segment.end,
                 country: segment
@@ -429,17 +429,6 @@ fn stop_snapshot(
         late_probability: risk.map(|(probability, _)| (probability * 1000.0).round() / 1000.0),
         severity: risk.map(|(_, severity)| severity),
         model: None,
-    }
-}
-
-fn segment_kind(kind: SegmentKind) -> &'static str {
-    match kind {
-        SegmentKind::Drive => "drive",
-        SegmentKind::Break => "break",
-        SegmentKind::Rest => "rest",
-        SegmentKind::Dwell => "dwell",
-        SegmentKind::BanWait => "ban_wait",
-        SegmentKind::Border => "border",
     }
 }
 

@@ -10,16 +10,11 @@ use super::shipment::{
     StopEvent,
 };
 use crate::adapters::store::segments::PingLog;
+use crate::domain::clock::at;
 use crate::domain::eta::{EtaQuery, RulesEta, RulesEtaConfig, TripContext};
 use crate::domain::forecast::Forecaster;
 use crate::domain::geo::GeoPoint;
 use crate::domain::rules::DriverState;
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 fn limits() -> PingLimits {
     PingLimits {
@@ -29,6 +24,13 @@ fn limits() -> PingLimits {
         max_speed_kmh: 200.0,
         max_pings: 1_000,
     }
+}
+
+/// Reads an NDJSON body of `org`'s and keeps its new pings in the book, as a stored batch is.
+fn ingest(book: &mut PingBook, body: &[u8]) {
+    let batch = parse(body, PingFormat::Ndjson, &limits()).unwrap();
+    let admitted = book.reserve("org", &batch);
+    book.append("org", &batch.vehicles, &admitted.pings);
 }
 
 #[test]
@@ -152,25 +154,16 @@ fn the_book_keeps_a_ping_once_and_sorts_late_arrivals() {
         b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n\
         {\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n";
     for body in [&late[..], &early[..], &late[..]] {
-        let batch = parse(body, PingFormat::Ndjson, &limits()).unwrap();
-        let admitted = book.reserve("org", &batch);
-        book.append("org", &batch.vehicles, &admitted.pings);
+        ingest(&mut book, body);
     }
-    let key = VehicleKey {
-        organisation: "org".into(),
-        vehicle_id: "A".into(),
-    };
+    let key = VehicleKey::new("org", "A");
     assert_eq!(book.len(&key), 2);
     let frame = book.frame(&key, at("2026-11-28T00:00:00Z")).unwrap();
     let fixes = fixes(&frame).unwrap();
     assert_eq!(fixes[0].at, at("2026-11-28T10:00:00Z"));
     assert_eq!(fixes[1].at, at("2026-11-28T10:05:00Z"));
     // Another organisation's vehicle of the same name is another vehicle.
-    let other = VehicleKey {
-        organisation: "other".into(),
-        vehicle_id: "A".into(),
-    };
-    assert_eq!(book.len(&other), 0);
+    assert_eq!(book.len(&VehicleKey::new("other", "A")), 0);
 }
 
 #[test]
@@ -210,14 +203,9 @@ fn the_book_sorts_pings_sent_in_any_order_and_keeps_each_once() {
                 )
             })
             .collect();
-        let batch = parse(body.as_bytes(), PingFormat::Ndjson, &limits()).unwrap();
-        let admitted = book.reserve("org", &batch);
-        book.append("org", &batch.vehicles, &admitted.pings);
+        ingest(&mut book, body.as_bytes());
     }
-    let key = VehicleKey {
-        organisation: "org".into(),
-        vehicle_id: "A".into(),
-    };
+    let key = VehicleKey::new("org", "A");
     let since = at("2026-11-28T01:00:00Z");
     let kept: Vec<DateTime<Utc>> = fixes(&book.frame(&key, since).unwrap())
         .unwrap()
@@ -237,13 +225,8 @@ fn the_book_forgets_pings_older_than_its_window() {
     let body =
         b"{\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T08:00:00Z\",\"lat\":50.0,\"lon\":3.0}\n\
         {\"vehicle_id\":\"A\",\"timestamp\":\"2026-11-28T10:00:00Z\",\"lat\":50.1,\"lon\":3.0}\n";
-    let batch = parse(body, PingFormat::Ndjson, &limits()).unwrap();
-    let admitted = book.reserve("org", &batch);
-    book.append("org", &batch.vehicles, &admitted.pings);
-    let key = VehicleKey {
-        organisation: "org".into(),
-        vehicle_id: "A".into(),
-    };
+    ingest(&mut book, body);
+    let key = VehicleKey::new("org", "A");
     assert_eq!(book.len(&key), 1);
     assert_eq!(
         book.forget_quiet(at("2026-11-28T09:00:00Z").timestamp_millis()),
@@ -378,9 +361,7 @@ fn a_sample_of_the_book_takes_every_kth_ping_of_each_vehicle() {
             })
         })
         .collect();
-    let batch = parse(body.as_bytes(), PingFormat::Ndjson, &limits()).unwrap();
-    let admitted = book.reserve("org", &batch);
-    book.append("org", &batch.vehicles, &admitted.pings);
+    ingest(&mut book, body.as_bytes());
     assert_eq!(book.all().unwrap().height(), 300);
     let sample = book.sample(30).unwrap();
     assert_eq!(sample.height(), 30, "every tenth of each vehicle's hundred");

@@ -815,10 +815,7 @@ impl Tracker {
         vehicle_id: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<StoredPing>, TrackError> {
-        let key = VehicleKey {
-            organisation: organisation.to_owned(),
-            vehicle_id: vehicle_id.to_owned(),
-        };
+        let key = VehicleKey::new(organisation, vehicle_id);
         let frame = self.mode.vehicle_frame(&key, since)?;
         let read = || -> PolarsResult<Vec<StoredPing>> {
             let timestamps = frame.column("timestamp")?.datetime()?.phys.clone();
@@ -1200,10 +1197,7 @@ fn notice(
 }
 
 fn key_of(shipment: &Shipment) -> VehicleKey {
-    VehicleKey {
-        organisation: shipment.organisation.clone(),
-        vehicle_id: shipment.vehicle_id.clone(),
-    }
+    VehicleKey::new(&shipment.organisation, &shipment.vehicle_id)
 }
 
 /// The driver's state at the last ping, inferred as the model's training samples were.

@@ -7,6 +7,7 @@
 //! ([`postgres::PostgresStore`]), chosen by `storage.url`. Callers run it off the async workers.
 
 pub mod postgres;
+mod records;
 pub mod segments;
 mod sql;
 pub mod sqlite;
@@ -78,8 +79,12 @@ fn instant(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The stores the settings name: PostgreSQL at `storage.url` for records and pings, or SQLite
-/// in the data directory for records (pings then go to Parquet segments beside it).
+/// A row limit as both databases take it: `usize::MAX`, no limit, becomes `i64::MAX`, where
+/// a cast would give the -1 that SQLite reads as none and PostgreSQL refuses.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 /// Every record the service keeps, in one database: each layer sees only its own part
 /// ([`ShipmentStore`], [`WebhookStore`], [`KeyStore`], [`UploadStore`], [`Leases`],
 /// [`JobStore`], [`ShareStore`], [`DeviceStore`]).
@@ -102,6 +107,8 @@ impl<
 {
 }
 
+/// The stores the settings name: PostgreSQL at `storage.url` for records and pings, or SQLite
+/// in the data directory for records (pings then go to Parquet segments beside it).
 pub fn open(settings: &crate::config::StorageSettings, data_dir: &Path) -> StoreResult<Opened> {
     Ok(
         match settings.url.as_deref().filter(|url| !url.is_empty()) {

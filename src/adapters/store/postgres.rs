@@ -13,30 +13,24 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use super::records::{Arg, Columns, Database, Statements, TakeRow};
 use super::sql;
-use super::{backend, from_json, instant, to_json};
-use crate::adapters::webhooks::{outbox, Delivery, Outgoing, Settled, Webhook, WebhookStore};
-use crate::domain::clock::Clock;
+use super::{backend, sql_limit};
+use crate::adapters::webhooks::Delivery;
 use crate::domain::storage::{StoreError, StoreResult};
-use crate::partners::devices::{Device, DeviceStore};
-use crate::partners::keys::{ApiKey, KeyStore, Organisation};
-use crate::partners::uploads::{Consent, Upload, UploadStore};
-use crate::tracking::eta::Snapshot;
 use crate::tracking::pings::{reported, Ping};
-use crate::tracking::sharing::{ShareLink, ShareStore};
-use crate::tracking::shipment::{Shipment, Status};
-use crate::tracking::store::{Leases, SharedPings, ShipmentStore};
-use crate::tracking::tracker::Notice;
-use crate::training::jobs::{Job, JobStore};
+use crate::tracking::shipment::Shipment;
+use crate::tracking::store::SharedPings;
 
 /// Applied in order, each once, recorded in `schema_migrations`: append, never edit, a
-/// migration. The same tables as the SQLite store's, with sequences where SQLite has rowids.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE shipments (
+/// migration. The same tables as the SQLite store's, with sequences where SQLite has rowids;
+/// a migration is the statements of its list, run in one transaction.
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE shipments (
         id TEXT PRIMARY KEY,
         organisation TEXT NOT NULL,
         reference TEXT NOT NULL,
@@ -66,28 +60,11 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL,
         PRIMARY KEY (id, attempt)
     );
-    CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, seq);
-    CREATE TABLE organisations (
-        id TEXT PRIMARY KEY,
-        body TEXT NOT NULL
-    );
-    CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY,
-        organisation TEXT NOT NULL REFERENCES organisations (id),
-        body TEXT NOT NULL
-    );
-    CREATE TABLE uploads (
-        id TEXT PRIMARY KEY,
-        organisation TEXT NOT NULL,
-        sha256 TEXT NOT NULL,
-        body TEXT NOT NULL,
-        UNIQUE (organisation, sha256)
-    );
-    CREATE TABLE consents (
-        organisation TEXT PRIMARY KEY,
-        body TEXT NOT NULL
-    );",
-    "CREATE TABLE leases (
+    CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, seq);",
+        sql::keys::TABLES,
+        sql::uploads::TABLES,
+    ],
+    &["CREATE TABLE leases (
         name TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
         expires_ms BIGINT NOT NULL
@@ -96,8 +73,8 @@ const MIGRATIONS: &[&str] = &[
         shipment_id TEXT PRIMARY KEY REFERENCES shipments (id),
         body TEXT NOT NULL
     );
-    CREATE INDEX shipments_by_vehicle ON shipments (organisation, vehicle_id, status);",
-    "CREATE TABLE pings (
+    CREATE INDEX shipments_by_vehicle ON shipments (organisation, vehicle_id, status);"],
+    &["CREATE TABLE pings (
         organisation TEXT NOT NULL,
         vehicle_id TEXT NOT NULL,
         timestamp_ms BIGINT NOT NULL,
@@ -112,11 +89,12 @@ const MIGRATIONS: &[&str] = &[
         organisation TEXT NOT NULL,
         vehicle_id TEXT NOT NULL,
         PRIMARY KEY (organisation, vehicle_id)
-    );",
-    sql::training_jobs::TABLE,
-    sql::share_links::TABLE,
+    );"],
+    &[sql::training_jobs::TABLE],
+    &[sql::share_links::TABLE],
     // Shipment versions (compare-and-set) and the webhooks' outbox.
-    "ALTER TABLE shipments ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+    &[
+        "ALTER TABLE shipments ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
     CREATE TABLE outbox (
         seq BIGSERIAL PRIMARY KEY,
         delivery_id TEXT NOT NULL UNIQUE,
@@ -133,13 +111,10 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms BIGINT NOT NULL
     );
     CREATE INDEX outbox_due ON outbox (status, next_attempt_at_ms, seq);",
+    ],
     // Phones' device tokens.
-    sql::devices::TABLE,
+    &[sql::devices::TABLE],
 ];
-
-/// Milliseconds since the epoch by the server's clock, which every replica shares (the
-/// statement's, not the transaction's).
-const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 /// Replicas starting together wait on this lock instead of migrating twice.
 const MIGRATION_LOCK: i64 = 0x6574_6170_655f_6d67;
@@ -221,11 +196,6 @@ fn caused_by_io(error: &dyn std::error::Error) -> bool {
     false
 }
 
-/// `usize::MAX` means no limit, as SQLite reads the -1 it wraps to; PostgreSQL refuses that.
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and brings its schema
     /// to the latest version.
@@ -293,13 +263,19 @@ impl PostgresStore {
 
     /// Runs `work` to completion on the calling thread, its I/O driven by the store's runtime:
     /// unlike `Runtime::block_on`, this may be called from inside another runtime.
-    fn run<T>(&self, work: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    fn wait<T>(&self, work: impl Future<Output = T>) -> T {
         let runtime = self
             .runtime
             .as_ref()
             .expect("the runtime lives as long as the store");
         let _context = runtime.enter();
         futures_executor::block_on(work)
+    }
+
+    /// As `wait`, for an async block: its output named, so that each `?` in it knows the
+    /// error it returns.
+    fn run<T>(&self, work: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        self.wait(work)
     }
 
     fn migrate(&self) -> StoreResult<()> {
@@ -327,9 +303,11 @@ impl PostgresStore {
                 .await
                 .map_err(database)?
                 .get(0);
-            for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            for (index, statements) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
                 let version = index as i32 + 1;
-                transaction.batch_execute(sql).await.map_err(database)?;
+                for sql in *statements {
+                    transaction.batch_execute(sql).await.map_err(database)?;
+                }
                 transaction
                     .execute(
                         "INSERT INTO schema_migrations (version) VALUES ($1)",
@@ -360,25 +338,6 @@ impl PostgresStore {
             let statement = client.prepare_cached(sql).await.map_err(database)?;
             client.query(&statement, parameters).await.map_err(database)
         })
-    }
-
-    fn bodies<T: DeserializeOwned>(
-        &self,
-        sql: &str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> StoreResult<Vec<T>> {
-        self.rows(sql, parameters)?
-            .iter()
-            .map(|row| from_json(row.get::<_, &str>(0)))
-            .collect()
-    }
-
-    fn body<T: DeserializeOwned>(
-        &self,
-        sql: &str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> StoreResult<Option<T>> {
-        Ok(self.bodies(sql, parameters)?.into_iter().next())
     }
 
     /// The server tests and benchmarks may use (`ETAPE_TEST_POSTGRES_URL`), if any; with
@@ -474,9 +433,97 @@ impl Drop for PostgresStore {
     }
 }
 
-impl ShipmentStore for PostgresStore {
-    fn insert_shipment(&self, shipment: &Shipment) -> StoreResult<()> {
-        let body = to_json(shipment)?;
+/// The arguments as tokio-postgres binds them.
+fn postgres_args<'a>(args: &[&'a dyn Arg]) -> Vec<&'a (dyn ToSql + Sync)> {
+    args.iter().map(|&arg| arg.postgres()).collect()
+}
+
+impl Columns for Row {
+    fn text(&self, column: usize) -> StoreResult<String> {
+        self.try_get(column).map_err(database)
+    }
+
+    fn integer(&self, column: usize) -> StoreResult<i64> {
+        self.try_get(column).map_err(database)
+    }
+}
+
+impl Statements for PostgresStore {
+    fn write(&self, sql: &str, args: &[&dyn Arg]) -> StoreResult<u64> {
+        self.execute(sql, &postgres_args(args))
+    }
+
+    fn each_row(&self, sql: &str, args: &[&dyn Arg], take: &mut TakeRow<'_>) -> StoreResult<()> {
+        for row in &self.rows(sql, &postgres_args(args))? {
+            take(row)?;
+        }
+        Ok(())
+    }
+}
+
+/// An open transaction, its statements run one at a time from the synchronous code that
+/// fills it: each waits on the store's runtime, as every call of the store does.
+struct InTransaction<'t, 'c> {
+    store: &'t PostgresStore,
+    transaction: &'t deadpool_postgres::Transaction<'c>,
+}
+
+impl Statements for InTransaction<'_, '_> {
+    fn write(&self, sql: &str, args: &[&dyn Arg]) -> StoreResult<u64> {
+        let args = postgres_args(args);
+        self.store
+            .wait(self.transaction.execute(sql, &args))
+            .map_err(database)
+    }
+
+    fn each_row(&self, sql: &str, args: &[&dyn Arg], take: &mut TakeRow<'_>) -> StoreResult<()> {
+        let args = postgres_args(args);
+        let rows = self
+            .store
+            .wait(self.transaction.query(sql, &args))
+            .map_err(database)?;
+        for row in &rows {
+            take(row)?;
+        }
+        Ok(())
+    }
+}
+
+impl Database for PostgresStore {
+    /// By the server's clock, which every replica shares (the statement's, not the
+    /// transaction's).
+    const NOW_MS: &'static str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+    const APPEND_SNAPSHOT: &'static str =
+        "INSERT INTO eta_snapshots (shipment_id, body) VALUES ($1, $2)";
+    /// Locked until the commit: another replica's change waits instead of saving over.
+    const WEBHOOK_TO_CHANGE: &'static str =
+        "SELECT body FROM webhooks WHERE organisation = $1 AND id = $2 FOR UPDATE";
+    const DELIVERIES: &'static str =
+        "SELECT body FROM deliveries WHERE webhook_id = $1 ORDER BY seq DESC LIMIT $2";
+
+    fn in_transaction<T>(
+        &self,
+        work: impl FnOnce(&dyn Statements) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut client = self.wait(self.pool.get()).map_err(pooled)?;
+        let transaction = self.wait(client.transaction()).map_err(database)?;
+        let value = work(&InTransaction {
+            store: self,
+            transaction: &transaction,
+        })?;
+        self.wait(transaction.commit()).map_err(database)?;
+        Ok(value)
+    }
+
+    fn exclusively<T>(
+        &self,
+        work: impl FnOnce(&dyn Statements) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        // The row `WEBHOOK_TO_CHANGE` reads stays locked until the transaction ends.
+        self.in_transaction(work)
+    }
+
+    fn insert_shipment_body(&self, shipment: &Shipment, body: &str) -> StoreResult<()> {
         // The unique constraint decides, so that two replicas cannot both register a reference.
         let inserted = self.execute(
             "INSERT INTO shipments (id, organisation, reference, vehicle_id, status, body, version)
@@ -506,191 +553,7 @@ impl ShipmentStore for PostgresStore {
         Ok(())
     }
 
-    fn save_shipment(&self, shipment: &mut Shipment, notices: &[Notice]) -> StoreResult<()> {
-        let mut saved = shipment.clone();
-        saved.version += 1;
-        let body = to_json(&saved)?;
-        let expected = shipment.version;
-        self.run(async {
-            let mut client = self.pool.get().await.map_err(pooled)?;
-            let transaction = client.transaction().await.map_err(database)?;
-            let changed = transaction
-                .execute(
-                    sql::shipments::UPDATE,
-                    &[
-                        &saved.status.as_str(),
-                        &body,
-                        &saved.version,
-                        &saved.id,
-                        &expected,
-                    ],
-                )
-                .await
-                .map_err(database)?;
-            if changed == 0 {
-                return Err(StoreError::Conflict);
-            }
-            enqueue(&transaction, notices).await?;
-            transaction.commit().await.map_err(database)
-        })?;
-        shipment.version = saved.version;
-        Ok(())
-    }
-
-    fn shipment(&self, organisation: &str, id: &str) -> StoreResult<Option<Shipment>> {
-        self.body(sql::shipments::GET, &[&organisation, &id])
-    }
-
-    fn list_shipments(
-        &self,
-        organisation: &str,
-        status: Option<Status>,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<Shipment>> {
-        self.bodies(
-            sql::shipments::PAGE,
-            &[
-                &organisation,
-                &status.map(Status::as_str),
-                &after.unwrap_or(""),
-                &sql_limit(limit),
-            ],
-        )
-    }
-
-    fn active_shipments(&self) -> StoreResult<Vec<Shipment>> {
-        self.bodies(sql::shipments::ACTIVE, &[])
-    }
-
-    fn recent_deliveries(&self, limit: usize) -> StoreResult<Vec<Shipment>> {
-        self.bodies(sql::shipments::RECENT_DELIVERED, &[&sql_limit(limit)])
-    }
-
-    fn append_snapshot(&self, snapshot: &Snapshot, notices: &[Notice]) -> StoreResult<()> {
-        let body = to_json(snapshot)?;
-        self.run(async {
-            let mut client = self.pool.get().await.map_err(pooled)?;
-            let transaction = client.transaction().await.map_err(database)?;
-            transaction
-                .execute(
-                    "INSERT INTO eta_snapshots (shipment_id, body) VALUES ($1, $2)",
-                    &[&snapshot.shipment_id, &body],
-                )
-                .await
-                .map_err(database)?;
-            enqueue(&transaction, notices).await?;
-            transaction.commit().await.map_err(database)
-        })
-    }
-
-    fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>> {
-        self.bodies(sql::snapshots::HISTORY, &[&shipment_id])
-    }
-
-    fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()> {
-        self.execute(
-            sql::snapshots::SAVE_CURRENT,
-            &[&snapshot.shipment_id, &to_json(snapshot)?],
-        )?;
-        Ok(())
-    }
-
-    fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
-        self.body(sql::snapshots::CURRENT, &[&shipment_id])
-    }
-
-    fn current_page(
-        &self,
-        organisation: &str,
-        status: Option<Status>,
-        first: &str,
-        last: &str,
-    ) -> StoreResult<Vec<Snapshot>> {
-        self.bodies(
-            sql::snapshots::CURRENT_PAGE,
-            &[&organisation, &status.map(Status::as_str), &first, &last],
-        )
-    }
-
-    fn latest_page(
-        &self,
-        organisation: &str,
-        status: Option<Status>,
-        first: &str,
-        last: &str,
-    ) -> StoreResult<Vec<Snapshot>> {
-        self.bodies(
-            sql::snapshots::LATEST_PAGE,
-            &[&organisation, &status.map(Status::as_str), &first, &last],
-        )
-    }
-
-    fn active_shipments_of(
-        &self,
-        organisation: &str,
-        vehicle_id: &str,
-    ) -> StoreResult<Vec<Shipment>> {
-        self.bodies(
-            sql::shipments::ACTIVE_OF_VEHICLE,
-            &[&organisation, &vehicle_id],
-        )
-    }
-}
-
-impl WebhookStore for PostgresStore {
-    fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
-        let body = to_json(webhook)?;
-        self.execute(
-            sql::webhooks::INSERT,
-            &[&webhook.id, &webhook.organisation, &body],
-        )?;
-        Ok(())
-    }
-
-    fn webhooks(&self, organisation: Option<&str>) -> StoreResult<Vec<Webhook>> {
-        self.bodies(sql::webhooks::LIST, &[&organisation])
-    }
-
-    fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool> {
-        let deleted = self.execute(sql::webhooks::DELETE, &[&organisation, &id])?;
-        Ok(deleted > 0)
-    }
-
-    fn update_webhook(
-        &self,
-        organisation: &str,
-        id: &str,
-        change: &mut dyn FnMut(&mut Webhook),
-    ) -> StoreResult<Option<Webhook>> {
-        self.run(async {
-            let mut client = self.pool.get().await.map_err(pooled)?;
-            let transaction = client.transaction().await.map_err(database)?;
-            // Locked until the commit: another replica's change waits instead of saving over.
-            let row = transaction
-                .query_opt(
-                    "SELECT body FROM webhooks WHERE organisation = $1 AND id = $2 FOR UPDATE",
-                    &[&organisation, &id],
-                )
-                .await
-                .map_err(database)?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let mut webhook: Webhook = from_json(row.get::<_, &str>(0))?;
-            change(&mut webhook);
-            let body = to_json(&webhook)?;
-            transaction
-                .execute(sql::webhooks::UPDATE, &[&body, &id])
-                .await
-                .map_err(database)?;
-            transaction.commit().await.map_err(database)?;
-            Ok(Some(webhook))
-        })
-    }
-
-    fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
-        let body = to_json(delivery)?;
+    fn record_delivery_body(&self, delivery: &Delivery, body: &str) -> StoreResult<()> {
         // A new sequence number on update too: the latest attempt lists first, as in SQLite.
         self.execute(
             "INSERT INTO deliveries (id, attempt, webhook_id, body) VALUES ($1, $2, $3, $4)
@@ -705,296 +568,6 @@ impl WebhookStore for PostgresStore {
         )?;
         Ok(())
     }
-
-    fn deliveries(&self, webhook_id: &str, limit: usize) -> StoreResult<Vec<Delivery>> {
-        self.bodies(
-            "SELECT body FROM deliveries WHERE webhook_id = $1 ORDER BY seq DESC LIMIT $2",
-            &[&webhook_id, &sql_limit(limit)],
-        )
-    }
-
-    fn delivery_attempts(&self, webhook_id: &str, delivery_id: &str) -> StoreResult<Vec<Delivery>> {
-        self.bodies(
-            sql::webhooks::DELIVERY_ATTEMPTS,
-            &[&webhook_id, &delivery_id],
-        )
-    }
-
-    fn claim_outbox(&self, now_ms: i64, hold_ms: i64, limit: usize) -> StoreResult<Vec<Outgoing>> {
-        let rows = self.rows(sql::outbox::CLAIM, &[&now_ms, &hold_ms, &sql_limit(limit)])?;
-        let mut claimed: Vec<Outgoing> = rows
-            .iter()
-            .map(|row| Outgoing {
-                seq: row.get(0),
-                delivery_id: row.get(1),
-                webhook_id: row.get(2),
-                organisation: row.get(3),
-                event: row.get(4),
-                shipment_id: row.get(5),
-                body: row.get(6),
-                etas: outbox::etas_of(row.get::<_, &str>(7)),
-                attempts: u32::try_from(row.get::<_, i64>(8)).unwrap_or(u32::MAX),
-            })
-            .collect();
-        // RETURNING gives the rows in no particular order.
-        claimed.sort_by_key(|row| row.seq);
-        Ok(claimed)
-    }
-
-    fn retry_outbox(&self, seq: i64, attempts: u32, next_attempt_ms: i64) -> StoreResult<()> {
-        self.execute(
-            sql::outbox::RETRY,
-            &[&i64::from(attempts), &next_attempt_ms, &seq],
-        )?;
-        Ok(())
-    }
-
-    fn settle_outbox(
-        &self,
-        seq: i64,
-        attempts: u32,
-        settled: Settled,
-        at_ms: i64,
-    ) -> StoreResult<()> {
-        self.execute(
-            sql::outbox::SETTLE,
-            &[&settled.as_str(), &i64::from(attempts), &at_ms, &seq],
-        )?;
-        Ok(())
-    }
-
-    fn release_outbox(&self) -> StoreResult<u64> {
-        self.execute(sql::outbox::RELEASE, &[])
-    }
-
-    fn purge_outbox(&self, before_ms: i64) -> StoreResult<u64> {
-        self.execute(sql::outbox::PURGE, &[&before_ms])
-    }
-}
-
-impl KeyStore for PostgresStore {
-    fn insert_organisation(&self, organisation: &Organisation) -> StoreResult<()> {
-        self.execute(
-            sql::keys::INSERT_ORGANISATION,
-            &[&organisation.id, &to_json(organisation)?],
-        )?;
-        Ok(())
-    }
-
-    fn organisations(&self) -> StoreResult<Vec<Organisation>> {
-        self.bodies(sql::keys::ORGANISATIONS, &[])
-    }
-
-    fn insert_key(&self, key: &ApiKey) -> StoreResult<()> {
-        self.execute(
-            sql::keys::INSERT_KEY,
-            &[&key.id, &key.organisation, &to_json(key)?],
-        )?;
-        Ok(())
-    }
-
-    fn keys(&self, organisation: Option<&str>) -> StoreResult<Vec<ApiKey>> {
-        self.bodies(sql::keys::KEYS, &[&organisation])
-    }
-
-    fn revoke_key(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> StoreResult<bool> {
-        let Some(mut key): Option<ApiKey> = self.body(sql::keys::KEY, &[&id])? else {
-            return Ok(false);
-        };
-        if key.revoked_at.is_none() {
-            key.revoked_at = Some(at);
-        }
-        self.execute(sql::keys::UPDATE_KEY, &[&to_json(&key)?, &id])?;
-        Ok(true)
-    }
-}
-
-impl UploadStore for PostgresStore {
-    fn insert_upload(&self, upload: &Upload) -> StoreResult<()> {
-        self.execute(
-            sql::uploads::INSERT,
-            &[
-                &upload.id,
-                &upload.organisation,
-                &upload.sha256,
-                &to_json(upload)?,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn uploads(&self, organisation: Option<&str>) -> StoreResult<Vec<Upload>> {
-        self.bodies(sql::uploads::LIST, &[&organisation])
-    }
-
-    fn delete_upload(&self, organisation: &str, id: &str) -> StoreResult<bool> {
-        let deleted = self.execute(sql::uploads::DELETE, &[&organisation, &id])?;
-        Ok(deleted > 0)
-    }
-
-    fn consent(&self, organisation: &str) -> StoreResult<Option<Consent>> {
-        self.body(sql::uploads::CONSENT, &[&organisation])
-    }
-
-    fn set_consent(&self, consent: &Consent) -> StoreResult<()> {
-        self.execute(
-            sql::uploads::SAVE_CONSENT,
-            &[&consent.organisation, &to_json(consent)?],
-        )?;
-        Ok(())
-    }
-}
-
-impl Leases for PostgresStore {
-    fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
-        let taken = self.execute(
-            &format!(
-                "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, {NOW_MS} + $3)
-                 ON CONFLICT (name) DO UPDATE
-                 SET holder = excluded.holder, expires_ms = excluded.expires_ms
-                 WHERE leases.holder = excluded.holder OR leases.expires_ms < {NOW_MS}"
-            ),
-            &[&name, &holder, &ttl_ms],
-        )?;
-        Ok(taken > 0)
-    }
-
-    fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        self.execute(sql::leases::RELEASE, &[&name, &holder])?;
-        Ok(())
-    }
-}
-
-impl JobStore for PostgresStore {
-    fn save_job(&self, job: &Job) -> StoreResult<()> {
-        self.execute(
-            sql::training_jobs::SAVE,
-            &[
-                &job.id,
-                &job.status.as_str(),
-                &instant(job.started_at),
-                &job.finished_at.map(instant),
-                &to_json(job)?,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn job(&self, id: &str) -> StoreResult<Option<Job>> {
-        self.body(sql::training_jobs::GET, &[&id])
-    }
-
-    fn running_jobs(&self) -> StoreResult<Vec<Job>> {
-        self.bodies(sql::training_jobs::RUNNING, &[])
-    }
-}
-
-impl ShareStore for PostgresStore {
-    fn insert_share_link(&self, link: &ShareLink, token_sha256: &str) -> StoreResult<()> {
-        self.execute(
-            sql::share_links::INSERT,
-            &[
-                &link.id,
-                &token_sha256,
-                &link.organisation,
-                &link.shipment_id,
-                &to_json(link)?,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn share_link_by_token(&self, token_sha256: &str) -> StoreResult<Option<ShareLink>> {
-        self.body(sql::share_links::BY_TOKEN, &[&token_sha256])
-    }
-
-    fn share_link(
-        &self,
-        organisation: &str,
-        shipment_id: &str,
-        id: &str,
-    ) -> StoreResult<Option<ShareLink>> {
-        self.body(sql::share_links::OWNED, &[&organisation, &shipment_id, &id])
-    }
-
-    fn save_share_link(&self, link: &ShareLink) -> StoreResult<()> {
-        self.execute(sql::share_links::UPDATE, &[&to_json(link)?, &link.id])?;
-        Ok(())
-    }
-}
-
-impl DeviceStore for PostgresStore {
-    fn insert_device(&self, device: &Device, token_digest: &str) -> StoreResult<()> {
-        self.execute(
-            sql::devices::INSERT,
-            &[
-                &device.id,
-                &token_digest,
-                &device.organisation,
-                &to_json(device)?,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn device_by_token(&self, token_digest: &str) -> StoreResult<Option<Device>> {
-        self.body(sql::devices::BY_TOKEN, &[&token_digest])
-    }
-
-    fn devices(&self, organisation: &str) -> StoreResult<Vec<Device>> {
-        self.bodies(sql::devices::LIST, &[&organisation])
-    }
-
-    fn device(&self, organisation: &str, id: &str) -> StoreResult<Option<Device>> {
-        self.body(sql::devices::OWNED, &[&organisation, &id])
-    }
-
-    fn save_device(&self, device: &Device) -> StoreResult<()> {
-        self.execute(sql::devices::UPDATE, &[&to_json(device)?, &device.id])?;
-        Ok(())
-    }
-}
-
-/// Writes the outbox rows of `notices` in `transaction`: one per notice and webhook of its
-/// organisation subscribed to its event.
-async fn enqueue(
-    transaction: &deadpool_postgres::Transaction<'_>,
-    notices: &[Notice],
-) -> StoreResult<()> {
-    if notices.is_empty() {
-        return Ok(());
-    }
-    let mut webhooks: Vec<Webhook> = Vec::new();
-    for organisation in outbox::organisations(notices) {
-        let rows = transaction
-            .query(sql::webhooks::LIST, &[&organisation])
-            .await
-            .map_err(database)?;
-        for row in &rows {
-            webhooks.push(from_json(row.get::<_, &str>(0))?);
-        }
-    }
-    let now = Clock::System.now();
-    let now_ms = now.timestamp_millis();
-    for row in outbox::fan_out(notices, &webhooks, now) {
-        transaction
-            .execute(
-                sql::outbox::INSERT,
-                &[
-                    &row.delivery_id,
-                    &row.webhook_id,
-                    &row.organisation,
-                    &row.event,
-                    &row.shipment_id,
-                    &row.body,
-                    &row.etas,
-                    &now_ms,
-                ],
-            )
-            .await
-            .map_err(database)?;
-    }
-    Ok(())
 }
 
 fn ping_of(row: &Row) -> Ping {

@@ -108,6 +108,17 @@ pub mod webhooks {
 
 /// Organisations and their keys.
 pub mod keys {
+    /// The tables, created alike by both stores' migrations. SQLite keeps the text of each
+    /// `CREATE` as written, white space included: it is part of the schema, never to be edited.
+    pub const TABLES: &str = "CREATE TABLE organisations (
+                id TEXT PRIMARY KEY,
+                body TEXT NOT NULL
+            );
+            CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                organisation TEXT NOT NULL REFERENCES organisations (id),
+                body TEXT NOT NULL
+            );";
     pub const INSERT_ORGANISATION: &str = "INSERT INTO organisations (id, body) VALUES ($1, $2)";
     pub const ORGANISATIONS: &str = "SELECT body FROM organisations ORDER BY id";
     pub const INSERT_KEY: &str =
@@ -121,6 +132,18 @@ pub mod keys {
 
 /// Uploads and consents.
 pub mod uploads {
+    /// The tables, created alike by both stores' migrations (their text as SQLite keeps it).
+    pub const TABLES: &str = "CREATE TABLE uploads (
+                id TEXT PRIMARY KEY,
+                organisation TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                body TEXT NOT NULL,
+                UNIQUE (organisation, sha256)
+            );
+            CREATE TABLE consents (
+                organisation TEXT PRIMARY KEY,
+                body TEXT NOT NULL
+            );";
     pub const INSERT: &str =
         "INSERT INTO uploads (id, organisation, sha256, body) VALUES ($1, $2, $3, $4)";
     /// Every upload, or an organisation's.
@@ -134,6 +157,16 @@ pub mod uploads {
 
 /// Leases.
 pub mod leases {
+    /// Takes the lease `$1` for the holder `$2` until `$3` milliseconds from now, if it is free,
+    /// expired or the holder's already; `now_ms` is the store's clock in its own dialect.
+    pub fn acquire(now_ms: &str) -> String {
+        format!(
+            "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, {now_ms} + $3)
+             ON CONFLICT (name) DO UPDATE
+             SET holder = excluded.holder, expires_ms = excluded.expires_ms
+             WHERE leases.holder = excluded.holder OR leases.expires_ms < {now_ms}"
+        )
+    }
     pub const RELEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
 }
 
@@ -242,24 +275,34 @@ const ALL: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
-    use super::ALL;
+    use super::{leases, ALL};
+    use crate::adapters::store::postgres::PostgresStore;
+    use crate::adapters::store::records::Database;
+    use crate::adapters::store::sqlite::SqliteStore;
+
+    fn assert_placeholders_in_order(statement: &str) {
+        let mut highest = 0;
+        let mut rest = statement;
+        while let Some(at) = rest.find('$') {
+            rest = &rest[at + 1..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let number: usize = digits.parse().expect("a numbered placeholder");
+            assert!(
+                number <= highest + 1,
+                "${number} before ${} in {statement}",
+                highest + 1
+            );
+            highest = highest.max(number);
+        }
+    }
 
     #[test]
     fn placeholders_first_appear_in_order_so_both_engines_bind_alike() {
         for statement in ALL {
-            let mut highest = 0;
-            let mut rest = *statement;
-            while let Some(at) = rest.find('$') {
-                rest = &rest[at + 1..];
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                let number: usize = digits.parse().expect("a numbered placeholder");
-                assert!(
-                    number <= highest + 1,
-                    "${number} before ${} in {statement}",
-                    highest + 1
-                );
-                highest = highest.max(number);
-            }
+            assert_placeholders_in_order(statement);
         }
+        // The lease's statement, with each store's clock in place.
+        assert_placeholders_in_order(&leases::acquire(<SqliteStore as Database>::NOW_MS));
+        assert_placeholders_in_order(&leases::acquire(<PostgresStore as Database>::NOW_MS));
     }
 }

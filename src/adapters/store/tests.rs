@@ -272,19 +272,17 @@ fn webhooks_and_their_deliveries(store: &dyn Store) {
         vec![webhook("whk_2", "other")]
     );
 
-    store
-        .record_delivery(&delivery("dlv_1", "whk_1", 1, "retrying"))
-        .unwrap();
-    store
-        .record_delivery(&delivery("dlv_2", "whk_1", 1, "delivered"))
-        .unwrap();
-    store
-        .record_delivery(&delivery("dlv_1", "whk_1", 2, "retrying"))
-        .unwrap();
-    // The same attempt recorded again replaces it and lists as the latest.
-    store
-        .record_delivery(&delivery("dlv_1", "whk_1", 2, "failed"))
-        .unwrap();
+    // The last records an attempt again: it replaces it and lists as the latest.
+    for (id, attempt, outcome) in [
+        ("dlv_1", 1, "retrying"),
+        ("dlv_2", 1, "delivered"),
+        ("dlv_1", 2, "retrying"),
+        ("dlv_1", 2, "failed"),
+    ] {
+        store
+            .record_delivery(&delivery(id, "whk_1", attempt, outcome))
+            .unwrap();
+    }
     let listed: Vec<(String, u32, String)> = store
         .deliveries("whk_1", 10)
         .unwrap()
@@ -487,11 +485,28 @@ const CONTRACT: [Check; 7] = [
     ),
 ];
 
-#[test]
-fn sqlite_keeps_the_contract() {
-    for (_, check) in CONTRACT {
+/// Runs each check of `contract` on an in-memory SQLite store of its own.
+fn on_sqlite(contract: &[Check]) {
+    for (_, check) in contract {
         check(&SqliteStore::in_memory().unwrap());
     }
+}
+
+/// Runs each check of `contract` on a PostgreSQL database of its own, named after the check,
+/// when there is a server to test against.
+fn on_postgres(contract: &[Check]) {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    for (name, check) in contract {
+        let database = PostgresStore::scratch_database(&url, name).unwrap();
+        check(&PostgresStore::connect(&database).unwrap());
+    }
+}
+
+#[test]
+fn sqlite_keeps_the_contract() {
+    on_sqlite(&CONTRACT);
 }
 
 /// The server to test against, if any.
@@ -501,13 +516,7 @@ pub(crate) fn postgres_url() -> Option<String> {
 
 #[test]
 fn postgres_keeps_the_contract() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    for (name, check) in CONTRACT {
-        let database = PostgresStore::scratch_database(&url, name).unwrap();
-        check(&PostgresStore::connect(&database).unwrap());
-    }
+    on_postgres(&CONTRACT);
 }
 
 #[test]

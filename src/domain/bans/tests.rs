@@ -1,22 +1,17 @@
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 
 use super::*;
 use crate::domain::calendar::{french_public_holidays, BanCalendar};
+use crate::domain::clock::at;
 
-fn date(year: i32, month: u32, day: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(year, month, day).unwrap()
+/// A local date written `YYYY-MM-DD`.
+fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
 }
 
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-/// The bans of `territory` on a vehicle of `tonnes` for the local dates `first..=last`, as
-/// (start, end, rule) in RFC 3339 UTC.
-fn bans(territory: Territory, tonnes: f64, first: NaiveDate, last: NaiveDate) -> Vec<Ban> {
-    BanCalendar::default().bans_in(territory, None, tonnes, first, last)
+/// The bans of `territory` on a vehicle of `tonnes` for the local dates `first..=last`.
+fn bans(territory: Territory, tonnes: f64, first: &str, last: &str) -> Vec<Ban> {
+    BanCalendar::default().bans_in(territory, None, tonnes, date(first), date(last))
 }
 
 use crate::domain::calendar::Ban;
@@ -60,108 +55,63 @@ fn french_holidays_in_the_data_are_the_computed_ones() {
 
 #[test]
 fn movable_holidays_of_2026_in_each_country() {
-    let holiday = |territory: Territory, day: NaiveDate| {
+    let holiday = |territory: Territory, day: &str| {
         BanRules::embedded()
             .country(territory)
             .unwrap()
-            .is_holiday(day)
+            .is_holiday(date(day))
     };
-    assert!(holiday(Territory::Germany, date(2026, 4, 3)), "Karfreitag");
-    assert!(!holiday(Territory::France, date(2026, 4, 3)));
+    assert!(holiday(Territory::Germany, "2026-04-03"), "Karfreitag");
+    assert!(!holiday(Territory::France, "2026-04-03"));
+    assert!(holiday(Territory::Austria, "2026-06-04"), "Fronleichnam");
+    assert!(holiday(Territory::Switzerland, "2026-05-14"), "Auffahrt");
     assert!(
-        holiday(Territory::Austria, date(2026, 6, 4)),
-        "Fronleichnam"
-    );
-    assert!(
-        holiday(Territory::Switzerland, date(2026, 5, 14)),
-        "Auffahrt"
-    );
-    assert!(
-        holiday(Territory::Switzerland, date(2026, 8, 1)),
+        holiday(Territory::Switzerland, "2026-08-01"),
         "Bundesfeiertag"
     );
-    assert!(holiday(Territory::Italy, date(2026, 4, 6)), "Pasquetta");
-    assert!(
-        holiday(Territory::Spain, date(2026, 10, 12)),
-        "Fiesta Nacional"
-    );
-    assert!(
-        holiday(Territory::Belgium, date(2026, 7, 21)),
-        "Fête nationale"
-    );
+    assert!(holiday(Territory::Italy, "2026-04-06"), "Pasquetta");
+    assert!(holiday(Territory::Spain, "2026-10-12"), "Fiesta Nacional");
+    assert!(holiday(Territory::Belgium, "2026-07-21"), "Fête nationale");
 }
 
 /// StVO §30(3): Sunday 00:00 to 22:00, Berlin time; not for a vehicle of 7.5 t or less.
 #[test]
 fn germany_bans_sundays_until_22() {
-    let found = bans(
-        Territory::Germany,
-        40.0,
-        date(2026, 10, 10),
-        date(2026, 10, 11),
-    );
+    let found = bans(Territory::Germany, 40.0, "2026-10-10", "2026-10-11");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].interval.start, at("2026-10-11T00:00:00+02:00"));
     assert_eq!(found[0].interval.end, at("2026-10-11T22:00:00+02:00"));
     assert_eq!(found[0].rule, "de-sunday");
-    assert!(bans(
-        Territory::Germany,
-        7.5,
-        date(2026, 10, 10),
-        date(2026, 10, 11)
-    )
-    .is_empty());
+    assert!(bans(Territory::Germany, 7.5, "2026-10-10", "2026-10-11").is_empty());
 }
 
 /// Ferienreiseverordnung §1: Saturdays from 1 July to 31 August, 07:00 to 20:00.
 #[test]
 fn germany_bans_summer_saturdays() {
-    let found = bans(Territory::Germany, 40.0, date(2026, 7, 4), date(2026, 7, 4));
+    let found = bans(Territory::Germany, 40.0, "2026-07-04", "2026-07-04");
     assert_eq!(found[0].interval.start, at("2026-07-04T07:00:00+02:00"));
     assert_eq!(found[0].interval.end, at("2026-07-04T20:00:00+02:00"));
-    assert!(bans(
-        Territory::Germany,
-        40.0,
-        date(2026, 6, 27),
-        date(2026, 6, 27)
-    )
-    .is_empty());
+    assert!(bans(Territory::Germany, 40.0, "2026-06-27", "2026-06-27").is_empty());
 }
 
 /// SVG Art. 2 and VRV Art. 91: the night ban and the Sunday ban run together from Saturday
 /// 22:00 to Monday 05:00; a van of 3.5 t is not covered.
 #[test]
 fn switzerland_bans_nights_and_sundays() {
-    let found = bans(
-        Territory::Switzerland,
-        40.0,
-        date(2026, 10, 10),
-        date(2026, 10, 11),
-    );
+    let found = bans(Territory::Switzerland, 40.0, "2026-10-10", "2026-10-11");
     let weekend = found
         .iter()
         .find(|ban| ban.interval.contains(at("2026-10-11T12:00:00+02:00")))
         .unwrap();
     assert_eq!(weekend.interval.start, at("2026-10-10T22:00:00+02:00"));
     assert_eq!(weekend.interval.end, at("2026-10-12T05:00:00+02:00"));
-    assert!(bans(
-        Territory::Switzerland,
-        3.5,
-        date(2026, 10, 10),
-        date(2026, 10, 11)
-    )
-    .is_empty());
+    assert!(bans(Territory::Switzerland, 3.5, "2026-10-10", "2026-10-11").is_empty());
 }
 
 /// StVO 1960 §42: Saturday 15:00 to Sunday 22:00; the night restriction is shipped disabled.
 #[test]
 fn austria_bans_weekends_from_saturday_15() {
-    let found = bans(
-        Territory::Austria,
-        40.0,
-        date(2026, 10, 6),
-        date(2026, 10, 11),
-    );
+    let found = bans(Territory::Austria, 40.0, "2026-10-06", "2026-10-11");
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].interval.start, at("2026-10-10T15:00:00+02:00"));
     assert_eq!(found[0].interval.end, at("2026-10-11T22:00:00+02:00"));
@@ -171,17 +121,12 @@ fn austria_bans_weekends_from_saturday_15() {
 /// otherwise; the holidays likewise.
 #[test]
 fn italy_follows_the_calendar_decree() {
-    let june = bans(Territory::Italy, 40.0, date(2026, 6, 7), date(2026, 6, 7));
+    let june = bans(Territory::Italy, 40.0, "2026-06-07", "2026-06-07");
     assert_eq!(june[0].interval.start, at("2026-06-07T07:00:00+02:00"));
-    let october = bans(
-        Territory::Italy,
-        40.0,
-        date(2026, 10, 11),
-        date(2026, 10, 11),
-    );
+    let october = bans(Territory::Italy, 40.0, "2026-10-11", "2026-10-11");
     assert_eq!(october[0].interval.start, at("2026-10-11T09:00:00+02:00"));
     assert_eq!(october[0].interval.end, at("2026-10-11T22:00:00+02:00"));
-    let republic_day = bans(Territory::Italy, 40.0, date(2026, 6, 2), date(2026, 6, 2));
+    let republic_day = bans(Territory::Italy, 40.0, "2026-06-02", "2026-06-02");
     assert_eq!(
         republic_day[0].interval.start,
         at("2026-06-02T07:00:00+02:00")
@@ -199,7 +144,7 @@ fn spain_belgium_and_unknown_countries_ban_nothing() {
         Territory::Luxembourg,
         Territory::Elsewhere,
     ] {
-        assert!(bans(territory, 40.0, date(2026, 1, 1), date(2026, 12, 31)).is_empty());
+        assert!(bans(territory, 40.0, "2026-01-01", "2026-12-31").is_empty());
     }
 }
 
@@ -208,7 +153,7 @@ fn spain_belgium_and_unknown_countries_ban_nothing() {
 #[test]
 fn french_special_saturdays_of_2026() {
     let calendar = BanCalendar::default();
-    let winter = date(2026, 2, 7);
+    let winter = date("2026-02-07");
     let alps = calendar.bans_in(
         Territory::France,
         Some(Region::FrenchAlps),
@@ -262,8 +207,8 @@ fn an_operator_file_adds_and_replaces_rules() {
         Territory::Austria,
         None,
         40.0,
-        date(2026, 10, 6),
-        date(2026, 10, 6),
+        date("2026-10-06"),
+        date("2026-10-06"),
     );
     assert_eq!(austria[0].rule, "at-night");
     assert_eq!(austria[0].interval.start, at("2026-10-06T22:00:00+02:00"));

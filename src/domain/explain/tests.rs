@@ -37,6 +37,15 @@ fn words(reasons: &[Reason], kind: ReasonKind) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// The reasons a plan of `steps` gives alone (no model, no correction), once its reasons of
+/// `kind` are checked to be the one `expected`, in English and in French.
+#[track_caller]
+fn check_plan(steps: &[Step], kind: ReasonKind, expected: (&str, &str)) -> Vec<Reason> {
+    let reasons = explained(steps, &[], None);
+    assert_eq!(words(&reasons, kind), [expected]);
+    reasons
+}
+
 use crate::domain::geo::Territory::{France, Germany, Switzerland};
 use crate::domain::rules::SegmentKind::{Border, Break, Drive, Dwell, Rest};
 
@@ -48,13 +57,13 @@ fn a_ban_before_the_border_names_the_country_and_the_ban_in_both_languages() {
         ban_wait(22 * 60, Germany, "de-sunday"),
         step(Drive, 200, Germany),
     ];
-    let reasons = explained(&steps, &[], None);
-    assert_eq!(
-        words(&reasons, ReasonKind::Ban),
-        [(
+    let reasons = check_plan(
+        &steps,
+        ReasonKind::Ban,
+        (
             "Sunday ban in Germany: waits 22 h at the border",
-            "Interdiction du dimanche en Allemagne : attente de 22 h à la frontière"
-        )]
+            "Interdiction du dimanche en Allemagne : attente de 22 h à la frontière",
+        ),
     );
     assert_eq!(reasons[0].minutes, 22 * 60);
 }
@@ -65,13 +74,13 @@ fn a_ban_met_while_driving_in_the_country_waits_where_it_is() {
         step(Drive, 120, France),
         ban_wait(14 * 60 + 30, France, "fr-weekend"),
     ];
-    let reasons = explained(&steps, &[], None);
-    assert_eq!(
-        words(&reasons, ReasonKind::Ban),
-        [(
+    check_plan(
+        &steps,
+        ReasonKind::Ban,
+        (
             "Weekend ban in France: waits 14 h 30",
-            "Interdiction du week-end en France : attente de 14 h 30"
-        )]
+            "Interdiction du week-end en France : attente de 14 h 30",
+        ),
     );
 }
 
@@ -103,10 +112,10 @@ fn breaks_and_rests_are_grouped_by_length() {
         step(Drive, 270, France),
         step(Rest, 11 * 60, France),
     ];
-    let reasons = explained(&steps, &[], None);
-    assert_eq!(
-        words(&reasons, ReasonKind::Breaks),
-        [("Two 45-minute breaks", "Deux pauses de 45 min")]
+    let reasons = check_plan(
+        &steps,
+        ReasonKind::Breaks,
+        ("Two 45-minute breaks", "Deux pauses de 45 min"),
     );
     assert_eq!(
         words(&reasons, ReasonKind::Rest),
@@ -124,14 +133,13 @@ fn breaks_and_rests_are_grouped_by_length() {
 
 #[test]
 fn a_split_break_reads_as_its_two_parts() {
-    let steps = [step(Break, 15, France), step(Break, 30, France)];
-    let reasons = explained(&steps, &[], None);
-    assert_eq!(
-        words(&reasons, ReasonKind::Breaks),
-        [(
+    check_plan(
+        &[step(Break, 15, France), step(Break, 30, France)],
+        ReasonKind::Breaks,
+        (
             "A 15-minute break and a 30-minute break",
-            "Une pause de 15 min et une pause de 30 min"
-        )]
+            "Une pause de 15 min et une pause de 30 min",
+        ),
     );
 }
 
@@ -145,13 +153,13 @@ fn a_customs_border_says_so_and_a_free_one_costs_nothing() {
         // minutes is left out all the same.
         step(Border, 0, Germany),
     ];
-    let reasons = explained(&steps, &[], None);
-    assert_eq!(
-        words(&reasons, ReasonKind::Border),
-        [(
+    check_plan(
+        &steps,
+        ReasonKind::Border,
+        (
             "Border with customs into Switzerland: 30 min",
-            "Frontière avec douane, entrée en Suisse : 30 min"
-        )]
+            "Frontière avec douane, entrée en Suisse : 30 min",
+        ),
     );
 }
 
@@ -163,13 +171,13 @@ fn dwell_is_summed_over_the_stops() {
         step(Drive, 60, France),
         step(Dwell, 45, France),
     ];
-    let reasons = explained(&steps, &[], None);
-    assert_eq!(
-        words(&reasons, ReasonKind::Dwell),
-        [(
+    check_plan(
+        &steps,
+        ReasonKind::Dwell,
+        (
             "Loading and unloading at two stops: 1 h 30",
-            "Chargement et déchargement à deux arrêts : 1 h 30"
-        )]
+            "Chargement et déchargement à deux arrêts : 1 h 30",
+        ),
     );
 }
 

@@ -3,18 +3,15 @@
 //! Each test names the rule it checks against (see `data/bans/*.toml` for the sources).
 
 use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Europe::{Berlin, Paris, Rome, Zurich};
 use chrono_tz::Tz;
 
+use super::tests::driving_of;
 use super::*;
+use crate::domain::clock::at;
 use crate::domain::eta::{EstimateEta, EtaQuery, RulesEta, Stop, TripContext};
 use crate::domain::geo::GeoPoint;
 use crate::domain::vehicle::GrossWeight;
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 fn city(name: &str) -> GeoPoint {
     let (lat, lon) = match name {
@@ -65,11 +62,23 @@ fn timeline(query: &EtaQuery) -> Timeline {
     RulesEta::default().estimate(query).timeline
 }
 
-fn van_of(tonnes: f64) -> Carriage {
-    Carriage {
-        gross_weight: Some(GrossWeight::new(tonnes).unwrap()),
+/// An articulated truck's timeline through `cities` from `departure`, of its class's weight.
+fn truck_timeline(cities: &[&str], departure: &str) -> Timeline {
+    timeline(&query(
+        cities,
+        departure,
+        VehicleClass::Articulated,
+        Carriage::default(),
+    ))
+}
+
+/// A 3.2 t van through `cities` from `departure`: over 2.5 t, too light for any ban.
+fn light_van(cities: &[&str], departure: &str) -> EtaQuery {
+    let carriage = Carriage {
+        gross_weight: Some(GrossWeight::new(3.2).unwrap()),
         operation: None,
-    }
+    };
+    query(cities, departure, VehicleClass::Van, carriage)
 }
 
 fn ban_waits(timeline: &Timeline) -> Vec<Segment> {
@@ -107,12 +116,7 @@ fn driving_before_first_break(timeline: &Timeline) -> Option<TimeDelta> {
 /// most 4.5 hours of driving.
 #[test]
 fn a_light_van_paris_to_milan_in_september_2026_takes_a_break() {
-    let trip = query(
-        &["Paris", "Milan"],
-        "2026-09-15T06:00:00+02:00",
-        VehicleClass::Van,
-        van_of(3.2),
-    );
+    let trip = light_van(&["Paris", "Milan"], "2026-09-15T06:00:00+02:00");
     let timeline = timeline(&trip);
     let first_break = timeline
         .segments
@@ -129,12 +133,7 @@ fn a_light_van_paris_to_milan_in_september_2026_takes_a_break() {
 /// of the same van takes no break, though it drives longer than 4.5 hours.
 #[test]
 fn the_same_van_paris_to_lyon_takes_no_break() {
-    let trip = query(
-        &["Paris", "Lyon"],
-        "2026-09-15T06:00:00+02:00",
-        VehicleClass::Van,
-        van_of(3.2),
-    );
+    let trip = light_van(&["Paris", "Lyon"], "2026-09-15T06:00:00+02:00");
     let timeline = timeline(&trip);
     assert!(timeline.breakdown().driving > MAX_DRIVING_BEFORE_BREAK);
     assert!(timeline
@@ -146,12 +145,7 @@ fn the_same_van_paris_to_lyon_takes_no_break() {
 /// Regulation (EU) 2020/1054 art. 5: point (aa) applies from 1 July 2026, not before.
 #[test]
 fn the_same_van_paris_to_milan_in_june_2026_takes_no_break() {
-    let trip = query(
-        &["Paris", "Milan"],
-        "2026-06-15T06:00:00+02:00",
-        VehicleClass::Van,
-        van_of(3.2),
-    );
+    let trip = light_van(&["Paris", "Milan"], "2026-06-15T06:00:00+02:00");
     let timeline = timeline(&trip);
     assert!(timeline.breakdown().driving > MAX_DRIVING_BEFORE_BREAK);
     assert!(driving_before_first_break(&timeline).is_none());
@@ -165,13 +159,10 @@ fn the_same_van_paris_to_milan_in_june_2026_takes_no_break() {
 /// of Germany's Sunday ban, so it never drives in Germany while Germany bans it.
 #[test]
 fn lyon_to_munich_on_saturday_evening_waits_out_sunday_before_the_border() {
-    let trip = query(
+    let timeline = truck_timeline(
         &["Lyon", "Besançon", "Mulhouse", "Munich"],
         "2026-10-10T20:00:00+02:00",
-        VehicleClass::Articulated,
-        Carriage::default(),
     );
-    let timeline = timeline(&trip);
     let german_ban_start = at("2026-10-11T00:00:00+02:00");
     let german_ban_end = at("2026-10-11T22:00:00+02:00");
     let first_german_drive = timeline
@@ -200,39 +191,24 @@ fn lyon_to_munich_on_saturday_evening_waits_out_sunday_before_the_border() {
 /// evening, and Germany's Sunday ban stops it there at midnight, in a wait naming Germany.
 #[test]
 fn lyon_to_munich_on_saturday_afternoon_waits_out_germanys_sunday_ban() {
-    let trip = query(
+    let timeline = truck_timeline(
         &["Lyon", "Besançon", "Mulhouse", "Munich"],
         "2026-10-10T16:00:00+02:00",
-        VehicleClass::Articulated,
-        Carriage::default(),
     );
-    let timeline = timeline(&trip);
     let wait = ban_waits(&timeline)
         .into_iter()
         .find(|wait| wait.country == Some(Territory::Germany))
         .expect("a wait naming Germany");
     assert_eq!(wait.rule, Some("de-sunday"));
-    assert_eq!(
-        local(wait.start, chrono_tz::Europe::Berlin),
-        "2026-10-11 00:00"
-    );
-    assert_eq!(
-        local(wait.end, chrono_tz::Europe::Berlin),
-        "2026-10-11 22:00"
-    );
+    assert_eq!(local(wait.start, Berlin), "2026-10-11 00:00");
+    assert_eq!(local(wait.end, Berlin), "2026-10-11 22:00");
 }
 
 /// StVO §30(3) on Good Friday (a German holiday, not a French one): a truck from Paris
 /// reaching Germany in the night waits before the border, and the wait names Germany.
 #[test]
 fn paris_to_frankfurt_waits_at_the_border_on_good_friday() {
-    let trip = query(
-        &["Paris", "Frankfurt"],
-        "2026-04-02T20:00:00+02:00",
-        VehicleClass::Articulated,
-        Carriage::default(),
-    );
-    let timeline = timeline(&trip);
+    let timeline = truck_timeline(&["Paris", "Frankfurt"], "2026-04-02T20:00:00+02:00");
     let wait_idx = timeline
         .segments
         .iter()
@@ -241,10 +217,7 @@ fn paris_to_frankfurt_waits_at_the_border_on_good_friday() {
     let wait = timeline.segments[wait_idx];
     assert_eq!(wait.country, Some(Territory::Germany));
     assert_eq!(wait.rule, Some("de-holidays"));
-    assert_eq!(
-        local(wait.end, chrono_tz::Europe::Berlin),
-        "2026-04-03 22:00"
-    );
+    assert_eq!(local(wait.end, Berlin), "2026-04-03 22:00");
     let before = timeline.segments[..wait_idx]
         .iter()
         .rev()
@@ -263,21 +236,12 @@ fn paris_to_frankfurt_waits_at_the_border_on_good_friday() {
 /// after 09:00 waits at the border until 22:00; 8 December is no French holiday.
 #[test]
 fn paris_to_turin_meets_italys_calendar_on_the_immacolata() {
-    let trip = query(
-        &["Paris", "Chambéry", "Turin"],
-        "2026-12-08T04:00:00+01:00",
-        VehicleClass::Articulated,
-        Carriage::default(),
-    );
-    let timeline = timeline(&trip);
+    let timeline = truck_timeline(&["Paris", "Chambéry", "Turin"], "2026-12-08T04:00:00+01:00");
     let waits = ban_waits(&timeline);
     assert_eq!(waits.len(), 1, "{waits:?}");
     assert_eq!(waits[0].country, Some(Territory::Italy));
     assert_eq!(waits[0].rule, Some("it-holidays"));
-    assert_eq!(
-        local(waits[0].end, chrono_tz::Europe::Rome),
-        "2026-12-08 22:00"
-    );
+    assert_eq!(local(waits[0].end, Rome), "2026-12-08 22:00");
     let italian_driving_in_ban = timeline.segments.iter().any(|segment| {
         segment.territory == Some(Territory::Italy)
             && segment.start < at("2026-12-08T22:00:00+01:00")
@@ -290,13 +254,10 @@ fn paris_to_turin_meets_italys_calendar_on_the_immacolata() {
 /// to 05:00. A truck crossing at Basel in the evening clears customs, then stops at 22:00.
 #[test]
 fn a_truck_through_switzerland_at_night_waits_out_the_night_ban() {
-    let trip = query(
+    let timeline = truck_timeline(
         &["Mulhouse", "Lucerne", "Milan"],
         "2026-09-15T19:00:00+02:00",
-        VehicleClass::Articulated,
-        Carriage::default(),
     );
-    let timeline = timeline(&trip);
     let border = timeline
         .segments
         .iter()
@@ -309,14 +270,8 @@ fn a_truck_through_switzerland_at_night_waits_out_the_night_ban() {
         .find(|wait| wait.country == Some(Territory::Switzerland))
         .expect("a night wait in Switzerland");
     assert_eq!(wait.rule, Some("ch-night"));
-    assert_eq!(
-        local(wait.start, chrono_tz::Europe::Zurich),
-        "2026-09-15 22:00"
-    );
-    assert_eq!(
-        local(wait.end, chrono_tz::Europe::Zurich),
-        "2026-09-16 05:00"
-    );
+    assert_eq!(local(wait.start, Zurich), "2026-09-15 22:00");
+    assert_eq!(local(wait.end, Zurich), "2026-09-16 05:00");
     assert!(timeline.breakdown().borders >= CUSTOMS_BORDER_WAIT);
 }
 
@@ -324,24 +279,12 @@ fn a_truck_through_switzerland_at_night_waits_out_the_night_ban() {
 /// whole network, known without configuration.
 #[test]
 fn a_2026_summer_saturday_is_known_without_configuration() {
-    let trip = query(
-        &["Paris", "Lyon"],
-        "2026-07-11T06:00:00+02:00",
-        VehicleClass::Articulated,
-        Carriage::default(),
-    );
-    let timeline = timeline(&trip);
+    let timeline = truck_timeline(&["Paris", "Lyon"], "2026-07-11T06:00:00+02:00");
     let wait = ban_waits(&timeline)[0];
     assert_eq!(wait.country, Some(Territory::France));
     assert_eq!(wait.rule, Some("fr-summer-saturdays-2026"));
-    assert_eq!(
-        local(wait.start, chrono_tz::Europe::Paris),
-        "2026-07-11 07:00"
-    );
-    assert_eq!(
-        local(wait.end, chrono_tz::Europe::Paris),
-        "2026-07-11 19:00"
-    );
+    assert_eq!(local(wait.start, Paris), "2026-07-11 07:00");
+    assert_eq!(local(wait.end, Paris), "2026-07-11 19:00");
 }
 
 /// The yearly arrêté for 2026: Saturday 7 February is a winter Saturday on the roads of the
@@ -349,40 +292,20 @@ fn a_2026_summer_saturday_is_known_without_configuration() {
 /// it reaches the Alps; one bound for Valence, off that network, does not.
 #[test]
 fn a_2026_winter_saturday_holds_in_the_alps_only() {
-    let to_the_alps = query(
-        &["Lyon", "Albertville"],
-        "2026-02-07T06:30:00+01:00",
-        VehicleClass::Articulated,
-        Carriage::default(),
-    );
-    let timeline = timeline(&to_the_alps);
+    let timeline = truck_timeline(&["Lyon", "Albertville"], "2026-02-07T06:30:00+01:00");
     let wait = ban_waits(&timeline)[0];
     assert_eq!(wait.country, Some(Territory::France));
     assert_eq!(wait.rule, Some("fr-ara-winter-saturdays-2026"));
-    assert_eq!(
-        local(wait.end, chrono_tz::Europe::Paris),
-        "2026-02-07 18:00"
-    );
-    let to_valence = query(
-        &["Lyon", "Valence"],
-        "2026-02-07T06:30:00+01:00",
-        VehicleClass::Articulated,
-        Carriage::default(),
-    );
-    assert!(ban_waits(&self::timeline(&to_valence)).is_empty());
+    assert_eq!(local(wait.end, Paris), "2026-02-07 18:00");
+    let to_valence = truck_timeline(&["Lyon", "Valence"], "2026-02-07T06:30:00+01:00");
+    assert!(ban_waits(&to_valence).is_empty());
 }
 
 /// Inside the EU customs union a border costs nothing by default; the Good Friday trip
 /// above crosses two (France-Luxembourg, Luxembourg-Germany) without a `Border` segment.
 #[test]
 fn borders_inside_the_customs_union_cost_nothing_by_default() {
-    let trip = query(
-        &["Paris", "Frankfurt"],
-        "2026-04-07T06:00:00+02:00",
-        VehicleClass::Articulated,
-        Carriage::default(),
-    );
-    let timeline = timeline(&trip);
+    let timeline = truck_timeline(&["Paris", "Frankfurt"], "2026-04-07T06:00:00+02:00");
     assert!(timeline
         .segments
         .iter()
@@ -466,15 +389,7 @@ proptest! {
                 .find(|ban| ban.interval.start < segment.end && segment.start < ban.interval.end);
             prop_assert!(overlapping.is_none(), "{segment:?} in {overlapping:?}");
         }
-        let planned: TimeDelta = trip
-            .activities
-            .iter()
-            .map(|activity| match activity {
-                Activity::Drive { duration, .. } => *duration,
-                Activity::Stop { .. } => TimeDelta::zero(),
-            })
-            .sum();
-        prop_assert_eq!(timeline.breakdown().driving, planned);
+        prop_assert_eq!(timeline.breakdown().driving, driving_of(&trip));
         if tonnes <= 3.5 {
             prop_assert_eq!(timeline.breakdown().ban_waits, TimeDelta::zero());
         }

@@ -1,13 +1,8 @@
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta};
 use proptest::prelude::*;
 
 use super::*;
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
+use crate::domain::clock::at;
 
 fn hours(value: i64) -> TimeDelta {
     TimeDelta::hours(value)
@@ -25,6 +20,10 @@ fn drive_in_france(duration: TimeDelta) -> Activity {
     }
 }
 
+fn stop(dwell: TimeDelta) -> Activity {
+    Activity::Stop { dwell }
+}
+
 fn plan(departure: &str, vehicle: VehicleClass, activities: Vec<Activity>) -> TripPlan {
     TripPlan {
         departure: at(departure),
@@ -35,12 +34,31 @@ fn plan(departure: &str, vehicle: VehicleClass, activities: Vec<Activity>) -> Tr
     }
 }
 
-fn kinds(timeline: &Timeline) -> Vec<(SegmentKind, i64)> {
-    timeline
-        .segments
+/// The timeline of `trip` under the shipped bans and the default policy.
+fn planned(trip: &TripPlan) -> Timeline {
+    plan_trip(trip, &BanCalendar::default(), RulesPolicy::default())
+}
+
+/// Each segment as `Kind minutes`, in order: a timeline in one line, to compare at a glance.
+fn outline(segments: &[Segment]) -> String {
+    segments
         .iter()
-        .map(|segment| (segment.kind, segment.duration().num_minutes()))
-        .collect()
+        .map(|segment| format!("{:?} {}", segment.kind, segment.duration().num_minutes()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Plans `trip` under the shipped bans and `policy` and compares its outline with `expected`.
+#[track_caller]
+fn check_with(trip: &TripPlan, policy: RulesPolicy, expected: &str) -> Timeline {
+    let timeline = plan_trip(trip, &BanCalendar::default(), policy);
+    assert_eq!(outline(&timeline.segments), expected);
+    timeline
+}
+
+#[track_caller]
+fn check(trip: &TripPlan, expected: &str) -> Timeline {
+    check_with(trip, RulesPolicy::default(), expected)
 }
 
 #[test]
@@ -50,18 +68,7 @@ fn a_tuesday_of_ten_hours_driving_takes_two_breaks_and_uses_an_extended_day() {
         VehicleClass::Articulated,
         vec![drive_in_france(hours(10))],
     );
-    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
-    use SegmentKind::*;
-    assert_eq!(
-        kinds(&timeline),
-        vec![
-            (Drive, 270),
-            (Break, 45),
-            (Drive, 270),
-            (Break, 45),
-            (Drive, 60)
-        ]
-    );
+    check(&trip, "Drive 270, Break 45, Drive 270, Break 45, Drive 60");
 }
 
 #[test]
@@ -76,17 +83,10 @@ fn without_extended_days_the_driver_rests_after_nine_hours() {
         use_reduced_rests: false,
         ..RulesPolicy::default()
     };
-    let timeline = plan_trip(&trip, &BanCalendar::default(), policy);
-    use SegmentKind::*;
-    assert_eq!(
-        kinds(&timeline),
-        vec![
-            (Drive, 270),
-            (Break, 45),
-            (Drive, 270),
-            (Rest, 660),
-            (Drive, 60)
-        ]
+    check_with(
+        &trip,
+        policy,
+        "Drive 270, Break 45, Drive 270, Rest 660, Drive 60",
     );
 }
 
@@ -97,16 +97,11 @@ fn a_long_dwell_counts_as_the_break() {
         VehicleClass::Articulated,
         vec![
             drive_in_france(hours(4)),
-            Activity::Stop { dwell: minutes(50) },
+            stop(minutes(50)),
             drive_in_france(hours(4)),
         ],
     );
-    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
-    use SegmentKind::*;
-    assert_eq!(
-        kinds(&timeline),
-        vec![(Drive, 240), (Dwell, 50), (Drive, 240)]
-    );
+    let timeline = check(&trip, "Drive 240, Dwell 50, Drive 240");
     assert_eq!(
         timeline.stop_arrivals,
         vec![at("2026-12-01T10:00:00+01:00")]
@@ -120,22 +115,11 @@ fn a_short_dwell_then_a_thirty_minute_break_is_a_split_break() {
         VehicleClass::Articulated,
         vec![
             drive_in_france(hours(2)),
-            Activity::Stop { dwell: minutes(20) },
+            stop(minutes(20)),
             drive_in_france(hours(4)),
         ],
     );
-    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
-    use SegmentKind::*;
-    assert_eq!(
-        kinds(&timeline),
-        vec![
-            (Drive, 120),
-            (Dwell, 20),
-            (Drive, 150),
-            (Break, 30),
-            (Drive, 90)
-        ]
-    );
+    check(&trip, "Drive 120, Dwell 20, Drive 150, Break 30, Drive 90");
 }
 
 #[test]
@@ -146,20 +130,9 @@ fn the_driver_state_carries_into_the_trip() {
         vec![drive_in_france(hours(3))],
     );
     trip.driver = DriverState::new(hours(8), hours(4)).unwrap();
-    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
-    use SegmentKind::*;
     // 30 minutes to the break, 45 off, 90 more up to the extended 10 h, then a reduced rest
     // and the last hour.
-    assert_eq!(
-        kinds(&timeline),
-        vec![
-            (Drive, 30),
-            (Break, 45),
-            (Drive, 90),
-            (Rest, 540),
-            (Drive, 60)
-        ]
-    );
+    check(&trip, "Drive 30, Break 45, Drive 90, Rest 540, Drive 60");
 }
 
 #[test]
@@ -169,7 +142,7 @@ fn a_saturday_evening_departure_waits_out_the_weekend_ban() {
         VehicleClass::Articulated,
         vec![drive_in_france(hours(3))],
     );
-    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
+    let timeline = planned(&trip);
     let ban_wait = timeline.segments[1];
     assert_eq!(ban_wait.kind, SegmentKind::BanWait);
     assert_eq!(ban_wait.start, at("2026-12-05T22:00:00+01:00"));
@@ -184,8 +157,7 @@ fn a_van_ignores_bans_and_breaks() {
         VehicleClass::Van,
         vec![drive_in_france(hours(12))],
     );
-    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
-    assert_eq!(kinds(&timeline), vec![(SegmentKind::Drive, 720)]);
+    check(&trip, "Drive 720");
 }
 
 #[test]
@@ -202,9 +174,8 @@ fn driving_abroad_is_not_stopped_by_a_french_ban() {
             drive_in_france(hours(1)),
         ],
     );
-    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
-    use SegmentKind::*;
-    assert_eq!(kinds(&timeline)[..2], [(Drive, 180), (BanWait, 1380)]);
+    let timeline = planned(&trip);
+    assert_eq!(outline(&timeline.segments[..2]), "Drive 180, BanWait 1380");
 }
 
 #[test]
@@ -215,9 +186,7 @@ fn a_rest_that_falls_due_during_a_ban_is_taken_inside_it() {
         vec![drive_in_france(hours(1))],
     );
     trip.driver = DriverState::new(hours(10), hours(1)).unwrap();
-    let timeline = plan_trip(&trip, &BanCalendar::default(), RulesPolicy::default());
-    use SegmentKind::*;
-    assert_eq!(kinds(&timeline), vec![(Rest, 540), (Drive, 60)]);
+    check(&trip, "Rest 540, Drive 60");
 }
 
 #[test]
@@ -240,6 +209,28 @@ fn driver_state_is_checked() {
     );
 }
 
+/// The driving the trip's activities ask for, in all.
+pub(super) fn driving_of(trip: &TripPlan) -> TimeDelta {
+    trip.activities
+        .iter()
+        .map(|activity| match activity {
+            Activity::Drive { duration, .. } => *duration,
+            Activity::Stop { .. } => TimeDelta::zero(),
+        })
+        .sum()
+}
+
+/// The dwell the trip's stops ask for, in all.
+fn dwell_of(trip: &TripPlan) -> TimeDelta {
+    trip.activities
+        .iter()
+        .map(|activity| match activity {
+            Activity::Stop { dwell } => *dwell,
+            Activity::Drive { .. } => TimeDelta::zero(),
+        })
+        .sum()
+}
+
 /// An independent reading of the regulation, walking the finished timeline.
 fn check_timeline(trip: &TripPlan, timeline: &Timeline, bans: &BanCalendar) -> Result<(), String> {
     let segments = &timeline.segments;
@@ -257,22 +248,7 @@ fn check_timeline(trip: &TripPlan, timeline: &Timeline, bans: &BanCalendar) -> R
             timeline.end
         ));
     }
-    let planned_driving: TimeDelta = trip
-        .activities
-        .iter()
-        .map(|activity| match activity {
-            Activity::Drive { duration, .. } => *duration,
-            Activity::Stop { .. } => TimeDelta::zero(),
-        })
-        .sum();
-    let planned_dwell: TimeDelta = trip
-        .activities
-        .iter()
-        .map(|activity| match activity {
-            Activity::Stop { dwell } => *dwell,
-            Activity::Drive { .. } => TimeDelta::zero(),
-        })
-        .sum();
+    let (planned_driving, planned_dwell) = (driving_of(trip), dwell_of(trip));
     let breakdown = timeline.breakdown();
     if breakdown.driving != planned_driving || breakdown.dwell != planned_dwell {
         return Err(format!("driving or dwell lost: {breakdown:?}"));

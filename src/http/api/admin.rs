@@ -3,14 +3,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::http::api::access::{KEY_MANAGERS, OPERATOR};
 use crate::http::api::body::read_json;
+use crate::http::api::dto::stamp;
 use crate::http::api::error::{ApiError, ErrorBody};
-use crate::http::api::{answer, blocking, listed, storage, AppState};
+use crate::http::api::{answer, found, listed, no_content, storage, AppState};
 use crate::partners::keys::{AccessError, ApiKey, Caller, Organisation, Role};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -58,17 +58,13 @@ impl From<&Organisation> for OrganisationDto {
         Self {
             id: organisation.id.clone(),
             name: organisation.name.clone(),
-            created_at: organisation
-                .created_at
-                .to_rfc3339_opts(SecondsFormat::Secs, true),
+            created_at: stamp(organisation.created_at),
         }
     }
 }
 
 impl KeyDto {
     fn of(key: &ApiKey, shown: Option<String>) -> Self {
-        let stamp =
-            |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
         Self {
             id: key.id.clone(),
             organisation: key.organisation.clone(),
@@ -248,21 +244,12 @@ pub async fn revoke_key(
         state.keyring.clone(),
         state.clock.now(),
     );
-    let revoked = blocking(move || {
-        let key = store
-            .keys(None)
-            .map_err(storage)?
-            .into_iter()
-            .find(|key| key.id == *id)
-            .ok_or(ApiError::NotFound)?;
+    no_content(move || {
+        let key = found(store.keys(None), |key| key.id == *id)?;
         caller.allow_revoke(&key)?;
         let revoked = store.revoke_key(&key.id, now).map_err(storage)?;
         keyring.reload().map_err(storage)?;
-        Ok(revoked)
+        revoked.then_some(()).ok_or(ApiError::NotFound)
     })
-    .await?;
-    if !revoked {
-        return Err(ApiError::NotFound);
-    }
-    Ok(HttpResponse::NoContent().finish())
+    .await
 }

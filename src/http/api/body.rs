@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess};
 
@@ -41,11 +41,11 @@ pub async fn read_json<T: DeserializeOwned>(
 /// proxy or a log that kept the first would disagree with what was estimated.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde accepts a JSON array for a struct, field by position; no client means that.
-    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(ApiError::InvalidValue {
-            field: String::new(),
-            message: "expected a JSON object, not an array".into(),
-        });
+    if first_byte(bytes) == Some(b'[') {
+        return Err(ApiError::invalid_value(
+            "",
+            "expected a JSON object, not an array",
+        ));
     }
     if let Some(path) = repeated_key(bytes) {
         return Err(ApiError::InvalidValue {
@@ -286,13 +286,26 @@ fn classify(error: serde_path_to_error::Error<serde_json::Error>, valid_json: bo
 }
 
 /// Parses a query string into `T`; a bad one is a 400 like a bad body.
-pub fn parse_query<T: DeserializeOwned>(request: &actix_web::HttpRequest) -> Result<T, ApiError> {
+pub fn parse_query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
     web::Query::<T>::from_query(request.query_string())
         .map(web::Query::into_inner)
-        .map_err(|error| ApiError::InvalidValue {
-            field: String::new(),
-            message: error.to_string(),
-        })
+        .map_err(|error| ApiError::invalid_value("", error.to_string()))
+}
+
+/// The request's `Content-Type`; empty when it names none, or none that reads as text.
+pub fn content_type(request: &HttpRequest) -> &str {
+    request
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+}
+
+/// A body's first byte that is not white space: it tells what kind of document the body opens.
+pub fn first_byte(body: &[u8]) -> Option<u8> {
+    body.iter()
+        .copied()
+        .find(|byte| !byte.is_ascii_whitespace())
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::config::ApiSettings;
-use crate::domain::eta::{Estimate, EtaQuery, ModelInfo, Stop, TripContext, Window};
+use crate::domain::eta::{
+    Estimate, EtaQuery, Factor, ModelInfo, Stop, StopEstimate, TripContext, Window,
+};
 use crate::domain::explain::{driving_rules_name, Reason, ReasonKind};
 use crate::domain::geo::{CoordinateError, GeoPoint};
 use crate::domain::risk::{ArrivalBand, LateRisk, Severity};
-use crate::domain::rules::{DriverState, SegmentKind};
+use crate::domain::rules::{self, DriverState, SegmentKind};
 use crate::domain::vehicle::{Carriage, GrossWeight, Operation, VehicleClass};
 use crate::http::api::error::{ApiError, ErrorBody};
 
@@ -369,19 +371,19 @@ impl EtaRequest {
         let departure = parse_timestamp(&self.departure_time, "departure_time")?;
         let offset = (departure.with_timezone(&Utc) - now).abs();
         if offset > TimeDelta::days(limits.max_departure_offset_days) {
-            return Err(ApiError::OutOfRange {
-                field: "departure_time".into(),
-                message: format!(
+            return Err(ApiError::out_of_range(
+                "departure_time",
+                format!(
                     "departure_time must be within {} days of now",
                     limits.max_departure_offset_days
                 ),
-            });
+            ));
         }
         if self.stops.len() > limits.max_stops {
-            return Err(ApiError::OutOfRange {
-                field: "stops".into(),
-                message: format!("at most {} stops per request", limits.max_stops),
-            });
+            return Err(ApiError::out_of_range(
+                "stops",
+                format!("at most {} stops per request", limits.max_stops),
+            ));
         }
         let stops = self
             .stops
@@ -440,11 +442,13 @@ pub(crate) fn carriage(
     let gross_weight = GrossWeight::new(tonnes)
         .ok()
         .filter(|_| in_range)
-        .ok_or_else(|| ApiError::OutOfRange {
-            field: "gross_weight_tonnes".into(),
-            message: format!(
-                "gross_weight_tonnes must be a number of tonnes between {lightest} and {heaviest}"
-            ),
+        .ok_or_else(|| {
+            ApiError::out_of_range(
+                "gross_weight_tonnes",
+                format!(
+                    "gross_weight_tonnes must be a number of tonnes between {lightest} and {heaviest}"
+                ),
+            )
         })?;
     Ok(Carriage {
         gross_weight: Some(gross_weight),
@@ -464,10 +468,7 @@ pub(crate) fn point(lat: f64, lon: f64) -> Result<GeoPoint, ApiError> {
             CoordinateError::Latitude => "lat",
             CoordinateError::Longitude => "lon",
         };
-        ApiError::OutOfRange {
-            field: field.into(),
-            message: error.to_string(),
-        }
+        ApiError::out_of_range(field, error.to_string())
     })
 }
 
@@ -478,35 +479,42 @@ impl StopRequest {
     fn into_domain(self) -> Result<Stop, ApiError> {
         let location = point(self.lat, self.lon)?;
         if !(0.0..=MAX_DWELL_MINUTES).contains(&self.dwell_minutes) {
-            return Err(ApiError::OutOfRange {
-                field: "dwell_minutes".into(),
-                message: format!("dwell_minutes must be between 0 and {MAX_DWELL_MINUTES}"),
-            });
+            return Err(ApiError::out_of_range(
+                "dwell_minutes",
+                format!("dwell_minutes must be between 0 and {MAX_DWELL_MINUTES}"),
+            ));
         }
-        let window = match self.window {
-            Some(window) => Some(
-                window
-                    .into_domain()
-                    .map_err(|error| error.under("window"))?,
-            ),
-            None => None,
-        };
         Ok(Stop {
             location,
             dwell: minutes(self.dwell_minutes),
-            window,
+            window: stop_window(self.window)?,
         })
     }
+}
+
+/// A stop's window, when it has one, its errors under `window`.
+pub(crate) fn stop_window(window: Option<WindowDto>) -> Result<Option<Window>, ApiError> {
+    window
+        .map(WindowDto::into_domain)
+        .transpose()
+        .map_err(|error| error.under("window"))
 }
 
 impl WindowDto {
     pub(crate) fn into_domain(self) -> Result<Window, ApiError> {
         let start = parse_timestamp(&self.start, "start")?.with_timezone(&Utc);
         let end = parse_timestamp(&self.end, "end")?.with_timezone(&Utc);
-        Window::new(start, end).map_err(|error| ApiError::OutOfRange {
-            field: "end".into(),
-            message: error.to_string(),
-        })
+        Window::new(start, end).map_err(|error| ApiError::out_of_range("end", error.to_string()))
+    }
+}
+
+/// A stored window, on the wire.
+impl From<(DateTime<Utc>, DateTime<Utc>)> for WindowDto {
+    fn from((start, end): (DateTime<Utc>, DateTime<Utc>)) -> Self {
+        Self {
+            start: stamp(start),
+            end: stamp(end),
+        }
     }
 }
 
@@ -522,25 +530,27 @@ impl DriverRequest {
         ];
         for (field, value, max) in fields {
             if !(0.0..=max).contains(&value) {
-                return Err(ApiError::OutOfRange {
-                    field: field.into(),
-                    message: format!("{field} must be between 0 and {max}"),
-                });
+                return Err(ApiError::out_of_range(
+                    field,
+                    format!("{field} must be between 0 and {max}"),
+                ));
             }
         }
         DriverState::new(
             minutes(self.driven_today_minutes),
             minutes(self.driven_since_break_minutes),
         )
-        .map_err(|error| ApiError::OutOfRange {
-            field: "driven_since_break_minutes".into(),
-            message: error.to_string(),
-        })
+        .map_err(|error| ApiError::out_of_range("driven_since_break_minutes", error.to_string()))
     }
 }
 
 fn minutes(value: f64) -> TimeDelta {
     TimeDelta::milliseconds((value * 60_000.0).round() as i64)
+}
+
+/// An instant on the wire: RFC 3339 in UTC, to the second.
+pub(crate) fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// RFC 3339 with an explicit offset. A local time without one is ambiguous for a truck that
@@ -576,6 +586,16 @@ impl From<VehicleClassDto> for VehicleClass {
             VehicleClassDto::Van => Self::Van,
             VehicleClassDto::Rigid => Self::Rigid,
             VehicleClassDto::Articulated => Self::Articulated,
+        }
+    }
+}
+
+impl From<VehicleClass> for VehicleClassDto {
+    fn from(class: VehicleClass) -> Self {
+        match class {
+            VehicleClass::Van => Self::Van,
+            VehicleClass::Rigid => Self::Rigid,
+            VehicleClass::Articulated => Self::Articulated,
         }
     }
 }
@@ -668,71 +688,23 @@ impl EtaResponse {
         estimate: Estimate,
         degraded: &[&str],
     ) -> Self {
-        let offset = *query.departure.offset();
-        let stamp = |instant: DateTime<Utc>| {
-            instant
-                .with_timezone(&offset)
-                .to_rfc3339_opts(SecondsFormat::Secs, true)
-        };
-        let band = |band: &ArrivalBand| (stamp(band.p50), stamp(band.p10), stamp(band.p90));
-        let (eta, eta_p10, eta_p90) = band(&estimate.band);
-        let breakdown = estimate.breakdown;
+        let asked = AskedOffset(*query.departure.offset());
+        let (eta, eta_p10, eta_p90) = asked.band(&estimate.band);
         Self {
             eta,
             eta_p10,
             eta_p90,
             duration_minutes: in_minutes(estimate.band.p50 - query.departure.with_timezone(&Utc)),
             distance_km: (estimate.road_distance_km * 10.0).round() / 10.0,
-            breakdown: Breakdown {
-                driving_minutes: in_minutes(breakdown.driving),
-                break_minutes: in_minutes(breakdown.breaks),
-                rest_minutes: in_minutes(breakdown.rests),
-                dwell_minutes: in_minutes(breakdown.dwell),
-                restriction_wait_minutes: in_minutes(breakdown.ban_waits),
-                border_minutes: in_minutes(breakdown.borders),
-            },
+            breakdown: Breakdown::from(estimate.breakdown),
             timeline: estimate
                 .timeline
                 .segments
                 .iter()
-                .map(|segment| TimelineSegment {
-                    kind: segment.kind.into(),
-                    start: stamp(segment.start),
-                    end: stamp(segment.end),
-                    duration_minutes: in_minutes(segment.duration()),
-                    country: country_code(segment.country),
-                    rule: segment.rule.map(str::to_owned),
-                })
+                .map(|segment| asked.segment(segment))
                 .collect(),
-            stops: estimate
-                .stops
-                .iter()
-                .zip(stop_ids)
-                .enumerate()
-                .map(|(index, (stop, id))| {
-                    let (eta, eta_p10, eta_p90) = band(&stop.band);
-                    StopEta {
-                        index,
-                        id,
-                        eta,
-                        eta_p10,
-                        eta_p90,
-                        late_risk: stop.late_risk.map(Into::into),
-                    }
-                })
-                .collect(),
-            factors: estimate
-                .factors
-                .iter()
-                .map(|factor| FactorDto {
-                    feature: factor.feature.to_owned(),
-                    value: factor
-                        .value
-                        .is_finite()
-                        .then_some((factor.value * 100.0).round() / 100.0),
-                    minutes: (factor.minutes * 10.0).round() / 10.0,
-                })
-                .collect(),
+            stops: asked.stops(&estimate.stops, stop_ids),
+            factors: estimate.factors.iter().map(FactorDto::from).collect(),
             model: estimate.model.into(),
             conditions: query.context.conditions.into(),
             routed: query.context.legs.is_some(),
@@ -741,6 +713,85 @@ impl EtaResponse {
             operation: estimate.operation.into(),
             // The caller adds the words: they need the ban data and the correction.
             explanation: Vec::new(),
+        }
+    }
+}
+
+/// The offset a question was asked in: its answer's instants are written in it.
+struct AskedOffset(FixedOffset);
+
+impl AskedOffset {
+    fn stamp(&self, instant: DateTime<Utc>) -> String {
+        instant
+            .with_timezone(&self.0)
+            .to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
+    /// The median, P10 and P90, in the order the answer lists them.
+    fn band(&self, band: &ArrivalBand) -> (String, String, String) {
+        (
+            self.stamp(band.p50),
+            self.stamp(band.p10),
+            self.stamp(band.p90),
+        )
+    }
+
+    fn segment(&self, segment: &rules::Segment) -> TimelineSegment {
+        TimelineSegment {
+            kind: segment.kind.into(),
+            start: self.stamp(segment.start),
+            end: self.stamp(segment.end),
+            duration_minutes: in_minutes(segment.duration()),
+            country: country_code(segment.country),
+            rule: segment.rule.map(str::to_owned),
+        }
+    }
+
+    /// Each intermediate stop's arrival, with the caller's id of it.
+    fn stops(&self, stops: &[StopEstimate], stop_ids: Vec<Option<String>>) -> Vec<StopEta> {
+        stops
+            .iter()
+            .zip(stop_ids)
+            .enumerate()
+            .map(|(index, (stop, id))| {
+                let (eta, eta_p10, eta_p90) = self.band(&stop.band);
+                StopEta {
+                    index,
+                    id,
+                    eta,
+                    eta_p10,
+                    eta_p90,
+                    late_risk: stop.late_risk.map(Into::into),
+                }
+            })
+            .collect()
+    }
+}
+
+impl From<rules::Breakdown> for Breakdown {
+    fn from(breakdown: rules::Breakdown) -> Self {
+        Self {
+            driving_minutes: in_minutes(breakdown.driving),
+            break_minutes: in_minutes(breakdown.breaks),
+            rest_minutes: in_minutes(breakdown.rests),
+            dwell_minutes: in_minutes(breakdown.dwell),
+            restriction_wait_minutes: in_minutes(breakdown.ban_waits),
+            border_minutes: in_minutes(breakdown.borders),
+        }
+    }
+}
+
+/// A factor as the answer gives it: its value to two decimals (null when not a number), its
+/// pull to one.
+impl From<&Factor> for FactorDto {
+    fn from(factor: &Factor) -> Self {
+        Self {
+            feature: factor.feature.to_owned(),
+            value: factor
+                .value
+                .is_finite()
+                .then_some((factor.value * 100.0).round() / 100.0),
+            minutes: (factor.minutes * 10.0).round() / 10.0,
         }
     }
 }

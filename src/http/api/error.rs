@@ -164,6 +164,15 @@ impl ApiError {
         }
     }
 
+    /// A value of the wrong kind, or a string outside its enumeration, named by its field's
+    /// path.
+    pub fn invalid_value(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidValue {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
     /// A value out of its range, named by its field's path.
     pub fn out_of_range(field: &str, message: impl Into<String>) -> Self {
         Self::OutOfRange {

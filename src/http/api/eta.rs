@@ -16,7 +16,7 @@ use crate::http::api::dto::{
     BatchItem, BatchRequest, BatchResponse, EtaRequest, EtaResponse, ReasonDto,
 };
 use crate::http::api::error::{ApiError, ErrorBody};
-use crate::http::api::AppState;
+use crate::http::api::{blocking, AppState};
 use crate::partners::keys::Caller;
 
 /// One ETA.
@@ -70,10 +70,16 @@ pub async fn eta_batch(
     prefetch(&state, &queries).await;
     let worker_state = state.clone();
     // Ten thousand estimates take long enough to stall the worker's other connections.
-    let results =
-        web::block(move || estimate_all(&worker_state, &organisation, parsed, queries, explain))
-            .await
-            .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let results = blocking(move || {
+        Ok(estimate_all(
+            &worker_state,
+            &organisation,
+            parsed,
+            queries,
+            explain,
+        ))
+    })
+    .await?;
     for item in &results {
         if let BatchItem::Eta(response) = item {
             count_prediction(&state, response);
@@ -102,15 +108,14 @@ async fn check_batch(
         .with_label_values(&[] as &[&str])
         .observe(n_requests as f64);
     let (now, settings) = (state.clock.now(), state.settings.clone());
-    let parsed: Vec<Result<Parsed, ApiError>> = web::block(move || {
-        batch
+    let parsed = blocking(move || {
+        Ok(batch
             .requests
             .into_iter()
             .map(|item| check_item(&item, now, &settings))
-            .collect()
+            .collect::<Vec<_>>())
     })
-    .await
-    .map_err(|error| ApiError::Internal(error.to_string()))?;
+    .await?;
     let queries = parsed
         .iter()
         .filter_map(|item| item.as_ref().ok().map(|(query, _)| query.clone()))
@@ -126,12 +131,10 @@ fn check_item(
 ) -> Result<Parsed, ApiError> {
     let request = parse_json::<EtaRequest>(item.get().as_bytes())?;
     if request.factors {
-        return Err(ApiError::InvalidValue {
-            field: "factors".into(),
-            message:
-                "a batch lists factors for all its requests or none: set \"factors\" on the batch"
-                    .into(),
-        });
+        return Err(ApiError::invalid_value(
+            "factors",
+            "a batch lists factors for all its requests or none: set \"factors\" on the batch",
+        ));
     }
     let stop_ids = request.stops.iter().map(|stop| stop.id.clone()).collect();
     Ok((request.into_query(now, settings)?, stop_ids))
@@ -241,7 +244,5 @@ async fn estimate_one(
         return Ok(respond());
     }
     // The factors take milliseconds: off the worker that serves other connections.
-    web::block(respond)
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))
+    blocking(move || Ok(respond())).await
 }

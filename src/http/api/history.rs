@@ -2,7 +2,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::SecondsFormat;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -10,10 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::ids::new_id;
 use crate::http::api::access::PARTNER;
 use crate::http::api::body::{parse_query, read_json};
+use crate::http::api::dto::stamp;
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::operations::CorrectionDto;
 use crate::http::api::reports::PartnerReportResponse;
-use crate::http::api::{answer, blocking, listed, storage, AppState};
+use crate::http::api::{answer, blocking, found, listed, storage, AppState};
 use crate::ml::history::files::ReadLimits;
 use crate::ml::history::ValidationReport;
 use crate::partners::keys::Caller;
@@ -89,10 +89,6 @@ pub struct PartnerDto {
     pub consent_updated_at: Option<String>,
     pub uploads: usize,
     pub rows: usize,
-}
-
-fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 impl From<&Upload> for UploadDto {
@@ -214,10 +210,10 @@ impl UploadQuery {
         match self.on_error.as_deref() {
             None | Some("reject") => Ok(false),
             Some("skip") => Ok(true),
-            Some(_) => Err(ApiError::InvalidValue {
-                field: "on_error".into(),
-                message: "on_error must be reject or skip".into(),
-            }),
+            Some(_) => Err(ApiError::invalid_value(
+                "on_error",
+                "on_error must be reject or skip",
+            )),
         }
     }
 }
@@ -285,17 +281,10 @@ pub async fn list_uploads(
     .await
 }
 
+/// The organisation's upload `id`: another organisation's is not found either.
 async fn find(state: &AppState, organisation: String, id: String) -> Result<Upload, ApiError> {
     let store = state.store.clone();
-    blocking(move || {
-        store
-            .uploads(Some(&organisation))
-            .map_err(storage)?
-            .into_iter()
-            .find(|upload| upload.id == id)
-            .ok_or(ApiError::NotFound)
-    })
-    .await
+    blocking(move || found(store.uploads(Some(&organisation)), |upload| upload.id == id)).await
 }
 
 /// An upload's kept rows, in the format it came in.

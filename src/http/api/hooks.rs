@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -16,8 +16,9 @@ use crate::domain::clock::Clock;
 use crate::domain::ids::new_id;
 use crate::http::api::access::WEBHOOKS;
 use crate::http::api::body::read_json;
+use crate::http::api::dto::stamp;
 use crate::http::api::error::{ApiError, ErrorBody};
-use crate::http::api::{answer, blocking, listed, storage, AppState};
+use crate::http::api::{answer, blocking, found, listed, no_content, storage, AppState};
 use crate::partners::keys::Caller;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -89,8 +90,6 @@ pub struct DeliveryDto {
 
 impl WebhookDto {
     fn of(webhook: &Webhook, with_secret: bool) -> Self {
-        let stamp =
-            |at: &chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
         Self {
             id: webhook.id.clone(),
             url: webhook.url.clone(),
@@ -98,13 +97,13 @@ impl WebhookDto {
             min_change_minutes: webhook.min_change_minutes,
             enabled: webhook.enabled,
             consecutive_failures: webhook.consecutive_failures,
-            created_at: stamp(&webhook.created_at),
-            disabled_at: webhook.disabled_at.as_ref().map(stamp),
+            created_at: stamp(webhook.created_at),
+            disabled_at: webhook.disabled_at.map(stamp),
             disabled_reason: webhook.disabled_reason.clone(),
             previous_secret_expires_at: webhook
                 .previous_secret
                 .as_ref()
-                .map(|previous| stamp(&previous.until)),
+                .map(|previous| stamp(previous.until)),
             secret: with_secret.then(|| webhook.secret.clone()),
         }
     }
@@ -159,6 +158,26 @@ impl WebhookRequest {
         }
         Ok(url)
     }
+
+    /// A new, enabled webhook of the organisation's, with its first secret.
+    fn into_webhook(self, organisation: String, now: DateTime<Utc>) -> Webhook {
+        let mut events = self.events;
+        events.dedup();
+        Webhook {
+            id: new_id("whk"),
+            organisation,
+            url: self.url,
+            events,
+            min_change_minutes: self.min_change_minutes,
+            secret: new_secret(),
+            previous_secret: None,
+            enabled: true,
+            consecutive_failures: 0,
+            created_at: now,
+            disabled_at: None,
+            disabled_reason: None,
+        }
+    }
 }
 
 /// Refuses a receiver on the service's own networks, every address its name resolves to
@@ -199,22 +218,7 @@ pub async fn create_webhook(
     if !state.webhooks.allow_private_networks {
         check_receiver(&url, Duration::from_secs(state.webhooks.timeout_secs)).await?;
     }
-    let mut events = request.events;
-    events.dedup();
-    let webhook = Webhook {
-        id: new_id("whk"),
-        organisation: organisation.clone(),
-        url: request.url,
-        events,
-        min_change_minutes: request.min_change_minutes,
-        secret: new_secret(),
-        previous_secret: None,
-        enabled: true,
-        consecutive_failures: 0,
-        created_at: state.clock.now(),
-        disabled_at: None,
-        disabled_reason: None,
-    };
+    let webhook = request.into_webhook(organisation, state.clock.now());
     answer(state, StatusCode::CREATED, move |state| {
         state.store.insert_webhook(&webhook).map_err(storage)?;
         Ok(WebhookDto::of(&webhook, true))
@@ -260,12 +264,11 @@ pub async fn delete_webhook(
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(WEBHOOKS)?;
     let store = state.store.clone();
-    let deleted =
-        blocking(move || store.delete_webhook(&organisation, &id).map_err(storage)).await?;
-    if !deleted {
-        return Err(ApiError::NotFound);
-    }
-    Ok(HttpResponse::NoContent().finish())
+    no_content(move || {
+        let deleted = store.delete_webhook(&organisation, &id).map_err(storage)?;
+        deleted.then_some(()).ok_or(ApiError::NotFound)
+    })
+    .await
 }
 
 /// One of the organisation's webhooks, without its secret: whether it is enabled, and why
@@ -409,10 +412,7 @@ pub async fn replay_delivery(
 
 /// The organisation's webhook `id`: another organisation's is not found either.
 fn owned(store: &dyn Store, organisation: &str, id: &str) -> Result<Webhook, ApiError> {
-    store
-        .webhooks(Some(organisation))
-        .map_err(storage)?
-        .into_iter()
-        .find(|webhook| webhook.id == id)
-        .ok_or(ApiError::NotFound)
+    found(store.webhooks(Some(organisation)), |webhook| {
+        webhook.id == id
+    })
 }

@@ -15,7 +15,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::ApiSettings;
 use crate::http::api::error::ApiError;
-use crate::http::api::AppState;
+use crate::http::api::{route_template, AppState};
 
 /// Requests per second per API key, as a generic cell rate (GCRA): a steady rate with a burst.
 pub struct RateLimits {
@@ -78,11 +78,9 @@ pub async fn deadline(
             })
         })
         .unwrap_or(Duration::MAX);
-    // The route's template, not the path: a phone's device token and a share link's token
-    // are in their paths, and logs are no place for credentials.
-    let route = request
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // A phone's device token and a share link's token are in their paths, and logs are no
+    // place for credentials.
+    let route = route_template(&request);
     match tokio::time::timeout(limit, next.call(request)).await {
         Ok(response) => response,
         Err(_) => {

@@ -35,7 +35,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse, Resource};
+use actix_web::{web, HttpRequest, HttpResponse, Resource};
+use chrono::{DateTime, Utc};
 
 use crate::adapters::store::Store;
 use crate::config::ApiSettings;
@@ -108,6 +109,43 @@ pub(crate) fn listed<T, D>(
     Ok(items.map_err(storage)?.iter().map(dto).collect())
 }
 
+/// The one item of a listing read from the store that `wanted` picks; a 404 when none is.
+pub(crate) fn found<T>(
+    items: Result<Vec<T>, impl std::fmt::Display + 'static>,
+    wanted: impl FnMut(&T) -> bool,
+) -> Result<T, ApiError> {
+    items
+        .map_err(storage)?
+        .into_iter()
+        .find(wanted)
+        .ok_or(ApiError::NotFound)
+}
+
+/// A deletion's or a revocation's last step: `work` on the blocking pool, then 204 and no body.
+pub(crate) async fn no_content(
+    work: impl FnOnce() -> Result<(), ApiError> + Send + 'static,
+) -> Result<HttpResponse, ApiError> {
+    blocking(work).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Marks a device or a link revoked `now`, unless it already was: revoking again keeps the
+/// first time. Whether it changed, and so is to be saved.
+pub(crate) fn revoke(revoked_at: &mut Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    if revoked_at.is_some() {
+        return false;
+    }
+    *revoked_at = Some(now);
+    true
+}
+
+/// This service's address as the caller reached it, such as `https://etape.example.com`: the
+/// links an answer gives out are built on it.
+pub(crate) fn base_url(request: &HttpRequest) -> String {
+    let connection = request.connection_info();
+    format!("{}://{}", connection.scheme(), connection.host())
+}
+
 /// A storage failure: the detail goes to the log, the caller gets a 500, or a 503 when it is
 /// a store's `StoreError::Unavailable` (mapped where every `StoreError` is, in `error.rs`).
 pub(crate) fn storage<E: std::fmt::Display + 'static>(error: E) -> ApiError {
@@ -119,12 +157,30 @@ pub(crate) fn storage<E: std::fmt::Display + 'static>(error: E) -> ApiError {
     }
 }
 
-/// Registers every route. The OpenAPI document lists the same ones but the reference drawn
+/// Registers every route, in groups by what they serve. The order counts: of two patterns that
+/// match one path (`/v1/models/jobs/{id}` and `/v1/models/{version}/activate`), the first
+/// registered takes it. The OpenAPI document lists the same routes but the reference drawn
 /// from it (`/docs` and its scripts); a test holds them equal.
 pub fn routes(config: &mut web::ServiceConfig) {
+    eta_routes(config);
+    shipment_routes(config);
+    position_routes(config);
+    webhook_routes(config);
+    admin_routes(config);
+    history_routes(config);
+    model_routes(config);
+    operation_routes(config);
+}
+
+fn eta_routes(config: &mut web::ServiceConfig) {
     config
         .service(resource("/v1/eta").route(web::post().to(eta::eta)))
-        .service(resource("/v1/eta/batch").route(web::post().to(eta::eta_batch)))
+        .service(resource("/v1/eta/batch").route(web::post().to(eta::eta_batch)));
+}
+
+/// Shipments, their live estimates and events, and the consignee's tracking links.
+fn shipment_routes(config: &mut web::ServiceConfig) {
+    config
         .service(
             resource("/v1/shipments")
                 .route(web::post().to(tracking::create_shipment))
@@ -147,7 +203,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/events").route(web::get().to(events::events)))
         .service(resource("/track/{token}").route(web::get().to(sharing::public_page)))
-        .service(resource("/track/{token}/eta.json").route(web::get().to(sharing::public_eta)))
+        .service(resource("/track/{token}/eta.json").route(web::get().to(sharing::public_eta)));
+}
+
+/// Pings, from a fleet's systems or from phones.
+fn position_routes(config: &mut web::ServiceConfig) {
+    config
         .service(resource("/v1/positions").route(web::post().to(tracking::post_positions)))
         .service(
             resource("/v1/vehicles/{vehicle_id}/positions")
@@ -163,7 +224,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
             resource("/v1/osmand/{token}")
                 .route(web::get().to(phones::osmand_get))
                 .route(web::post().to(phones::osmand_post)),
-        )
+        );
+}
+
+fn webhook_routes(config: &mut web::ServiceConfig) {
+    config
         .service(
             resource("/v1/webhooks")
                 .route(web::post().to(hooks::create_webhook))
@@ -183,7 +248,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/webhooks/{id}/deliveries/{delivery}/replay")
                 .route(web::post().to(hooks::replay_delivery)),
-        )
+        );
+}
+
+/// Organisations and their keys.
+fn admin_routes(config: &mut web::ServiceConfig) {
+    config
         .service(
             resource("/v1/organisations")
                 .route(web::post().to(admin::create_organisation))
@@ -194,7 +264,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(admin::create_key))
                 .route(web::get().to(admin::list_keys)),
         )
-        .service(resource("/v1/keys/{id}").route(web::delete().to(admin::revoke_key)))
+        .service(resource("/v1/keys/{id}").route(web::delete().to(admin::revoke_key)));
+}
+
+/// Partners' uploads, consent and report.
+fn history_routes(config: &mut web::ServiceConfig) {
+    config
         .service(
             resource("/v1/history")
                 .route(web::post().to(history::upload))
@@ -204,11 +279,21 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/v1/history/{id}/export").route(web::get().to(history::export)))
         .service(resource("/v1/partners/me").route(web::get().to(history::me)))
         .service(resource("/v1/partners/me/report").route(web::get().to(history::report)))
-        .service(resource("/v1/partners/me/consent").route(web::put().to(history::set_consent)))
+        .service(resource("/v1/partners/me/consent").route(web::put().to(history::set_consent)));
+}
+
+/// The served model and training.
+fn model_routes(config: &mut web::ServiceConfig) {
+    config
         .service(resource("/v1/models").route(web::get().to(models::list_models)))
         .service(resource("/v1/models/train").route(web::post().to(models::train)))
         .service(resource("/v1/models/jobs/{id}").route(web::get().to(models::job)))
-        .service(resource("/v1/models/{version}/activate").route(web::post().to(models::activate)))
+        .service(resource("/v1/models/{version}/activate").route(web::post().to(models::activate)));
+}
+
+/// The operations panel, health, metrics and the API's own document.
+fn operation_routes(config: &mut web::ServiceConfig) {
+    config
         .service(resource("/v1/operations").route(web::get().to(operations::operations)))
         .service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
@@ -240,9 +325,7 @@ pub async fn track_requests(
         .app_data::<web::Data<AppState>>()
         .map(|state| state.metrics.clone());
     let method = bounded_method(request.method());
-    let route = request
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = route_template(&request);
     let started = Instant::now();
     let response = next.call(request).await;
     if let Some(metrics) = metrics {
@@ -262,6 +345,14 @@ pub async fn track_requests(
             .observe(started.elapsed().as_secs_f64());
     }
     response
+}
+
+/// The template of the route a request matched (`/v1/shipments/{id}`), never its path: metric
+/// labels stay bounded, and the tokens some paths carry stay out of the logs.
+pub(crate) fn route_template(request: &ServiceRequest) -> String {
+    request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned())
 }
 
 /// HTTP allows any token as a method; only the standard ones become label values.

@@ -5,19 +5,21 @@
 //! build (format, features) is not listed. Activation swaps the served model
 //! atomically: requests in flight finish with the model they started with.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::http::api::access::OPERATOR;
 use crate::http::api::body::parse_query;
+use crate::http::api::dto::stamp;
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::reports::{ModelFigures, TrainingJob};
 use crate::http::api::{answer, blocking, storage, AppState};
+use crate::ml::model::serve::ServedModel;
 use crate::partners::keys::Caller;
 use crate::training::jobs::{Job, TrainRequest, TrainingContext};
 use crate::training::registry::{self, known_models, ModelCard};
@@ -58,7 +60,7 @@ fn summary(card: &ModelCard, active: Option<&str>) -> ModelSummary {
     trips.sort_unstable_by(|a, b| b.cmp(a));
     ModelSummary {
         version: card.version.clone(),
-        created_at: card.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        created_at: stamp(card.created_at),
         target: format!("{:?}", card.target).to_ascii_lowercase(),
         rows: card.training.rows,
         fingerprint: card.training.fingerprint.clone(),
@@ -118,29 +120,8 @@ pub async fn activate(
 ) -> Result<HttpResponse, ApiError> {
     caller.allow(OPERATOR)?;
     let (model_dir, data_dir) = (state.model_dir.clone(), state.data_dir.clone());
-    let served = blocking(move || {
-        let (dir, _) = known_models(&model_dir, &data_dir)
-            .into_iter()
-            .find(|(_, card)| card.version == *version)
-            .ok_or(ApiError::NotFound)?;
-        if let Some(owner) = registry::read_card(&dir).ok().and_then(|card| card.owner) {
-            return Err(ApiError::Conflict {
-                message: format!("this model serves the trips of {owner} only"),
-            });
-        }
-        // Parsing the trees takes a moment: here, not on the request path of others.
-        match registry::load(&dir) {
-            Ok((_, served)) => Ok(served),
-            Err(
-                error @ (registry::RegistryError::Schema { .. }
-                | registry::RegistryError::Format { .. }),
-            ) => Err(ApiError::Conflict {
-                message: error.to_string(),
-            }),
-            Err(error) => Err(storage(error)),
-        }
-    })
-    .await?;
+    // Parsing the trees takes a moment: on the blocking pool, not on the request path of others.
+    let served = blocking(move || servable(&model_dir, &data_dir, &version)).await?;
     let previous = state
         .model_eta
         .active()
@@ -150,6 +131,30 @@ pub async fn activate(
     state.model_eta.swap(Some(served));
     tracing::info!(message = "Model activated.", %version, previous = ?previous);
     Ok(HttpResponse::Ok().json(ActivatedResponse { version, previous }))
+}
+
+/// The model `version`, read and ready to serve: one the service knows, that fits this build,
+/// and that is not an organisation's own.
+fn servable(model_dir: &Path, data_dir: &Path, version: &str) -> Result<ServedModel, ApiError> {
+    let (dir, _) = known_models(model_dir, data_dir)
+        .into_iter()
+        .find(|(_, card)| card.version == version)
+        .ok_or(ApiError::NotFound)?;
+    if let Some(owner) = registry::read_card(&dir).ok().and_then(|card| card.owner) {
+        return Err(ApiError::Conflict {
+            message: format!("this model serves the trips of {owner} only"),
+        });
+    }
+    match registry::load(&dir) {
+        Ok((_, served)) => Ok(served),
+        Err(
+            error @ (registry::RegistryError::Schema { .. }
+            | registry::RegistryError::Format { .. }),
+        ) => Err(ApiError::Conflict {
+            message: error.to_string(),
+        }),
+        Err(error) => Err(storage(error)),
+    }
 }
 
 /// Retrain the pooled model on the consenting partners' uploads, and a model of its own for

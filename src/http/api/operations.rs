@@ -4,13 +4,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::SecondsFormat;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::clock::Clock;
 use crate::domain::eta::RULES_MODEL_NAME;
 use crate::http::api::access::PANEL;
+use crate::http::api::dto::stamp;
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::tracking::HorizonAccuracyDto;
 use crate::http::api::{answer, AppState};
@@ -114,7 +114,7 @@ pub async fn operations(
         let pings_received = state.tracker.received(&organisation);
         let overview = state.tracker.overview(&organisation, ACCURACY_SHIPMENTS)?;
         Ok(OperationsResponse {
-            as_of: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            as_of: stamp(now),
             model_version,
             fallback,
             pings_received,

@@ -29,13 +29,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::ids::{check_identifier, new_id};
 use crate::http::api::access::DEVICES;
-use crate::http::api::body::{parse_json, read_json, read_limited};
+use crate::http::api::body::{content_type, first_byte, parse_json, read_json, read_limited};
 use crate::http::api::dto::parse_timestamp;
 use crate::http::api::error::{ApiError, ErrorBody};
-use crate::http::api::{answer, blocking, listed, storage, AppState};
+use crate::http::api::{answer, base_url, blocking, listed, no_content, revoke, storage, AppState};
 use crate::partners::devices::{looks_like_token, new_token, Device};
 use crate::partners::keys::Caller;
-use crate::tracking::pings::{self, RawPing, MAX_VEHICLE_ID_LEN};
+use crate::tracking::pings::{self, RawPing, Rejection, MAX_VEHICLE_ID_LEN};
 
 const MAX_NAME_CHARS: usize = 200;
 const KNOTS_TO_KMH: f64 = 1.852;
@@ -183,40 +183,58 @@ pub async fn create_device(
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(DEVICES)?;
     let asked: DeviceRequest = read_json(payload, state.settings.max_body_bytes).await?;
-    // Trimmed as a shipment's vehicle is, so that the two name the same truck.
-    let vehicle_id = checked("vehicle_id", &asked.vehicle_id, MAX_VEHICLE_ID_LEN)?;
-    let name = match &asked.name {
-        Some(name) => checked("name", name, MAX_NAME_CHARS)?,
-        None => vehicle_id.clone(),
-    };
-    let base = {
-        let connection = request.connection_info();
-        format!("{}://{}", connection.scheme(), connection.host())
-    };
+    let (vehicle_id, name) = asked.vehicle_and_name()?;
+    let base = base_url(&request);
     answer(state, StatusCode::CREATED, move |state| {
-        let token = new_token();
-        let device = Device {
-            id: new_id("dev"),
-            organisation,
-            vehicle_id,
-            name,
-            created_at: state.tracker.now(),
-            revoked_at: None,
-        };
-        state
-            .store
-            .insert_device(&device, &state.keyring.token_digest(&token))
-            .map_err(storage)?;
-        Ok(DeviceCreated {
-            url: format!("{base}/v1/osmand/{token}"),
-            token,
-            id: device.id,
-            vehicle_id: device.vehicle_id,
-            name: device.name,
-            created_at: device.created_at,
-        })
+        issue_device(state, organisation, vehicle_id, name, &base)
     })
     .await
+}
+
+impl DeviceRequest {
+    /// The vehicle's id and the phone's name, trimmed and checked; the name is the vehicle's
+    /// id when the request gives none.
+    fn vehicle_and_name(&self) -> Result<(String, String), ApiError> {
+        // Trimmed as a shipment's vehicle is, so that the two name the same truck.
+        let vehicle_id = checked("vehicle_id", &self.vehicle_id, MAX_VEHICLE_ID_LEN)?;
+        let name = match &self.name {
+            Some(name) => checked("name", name, MAX_NAME_CHARS)?,
+            None => vehicle_id.clone(),
+        };
+        Ok((vehicle_id, name))
+    }
+}
+
+/// Makes and keeps a device of the organisation's for the vehicle. The store keeps a keyed
+/// digest of its token; the token itself is in the answer, and in its URL on `base`, alone.
+fn issue_device(
+    state: &AppState,
+    organisation: String,
+    vehicle_id: String,
+    name: String,
+    base: &str,
+) -> Result<DeviceCreated, ApiError> {
+    let token = new_token();
+    let device = Device {
+        id: new_id("dev"),
+        organisation,
+        vehicle_id,
+        name,
+        created_at: state.tracker.now(),
+        revoked_at: None,
+    };
+    state
+        .store
+        .insert_device(&device, &state.keyring.token_digest(&token))
+        .map_err(storage)?;
+    Ok(DeviceCreated {
+        url: format!("{base}/v1/osmand/{token}"),
+        token,
+        id: device.id,
+        vehicle_id: device.vehicle_id,
+        name: device.name,
+        created_at: device.created_at,
+    })
 }
 
 /// The organisation's devices, revoked ones included, never their tokens.
@@ -256,19 +274,17 @@ pub async fn revoke_device(
     let organisation = caller.allow(DEVICES)?;
     let store = state.store.clone();
     let now = state.tracker.now();
-    blocking(move || {
+    no_content(move || {
         let mut device = store
             .device(&organisation, &id)
             .map_err(storage)?
             .ok_or(ApiError::NotFound)?;
-        if device.revoked_at.is_none() {
-            device.revoked_at = Some(now);
+        if revoke(&mut device.revoked_at, now) {
             store.save_device(&device).map_err(storage)?;
         }
         Ok(())
     })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+    .await
 }
 
 /// One position from a phone, OsmAnd's way: query parameters (no key, the token in the path).
@@ -370,6 +386,20 @@ struct Fix {
     heading: Option<f64>,
 }
 
+impl Fix {
+    /// The fix as a ping of `vehicle_id`, in the form `POST /v1/positions` reads.
+    fn ping_of<'a>(&self, vehicle_id: &'a str) -> RawPing<'a> {
+        RawPing {
+            vehicle_id: Cow::Borrowed(vehicle_id),
+            timestamp: Cow::Owned(self.at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            lat: self.lat,
+            lon: self.lon,
+            speed_kmh: self.speed_kmh,
+            heading: self.heading,
+        }
+    }
+}
+
 /// The wire format a fix came in, for naming a refused field as the app wrote it.
 #[derive(Clone, Copy)]
 enum Protocol {
@@ -409,15 +439,7 @@ async fn keep(
     // one behind it. `POST /v1/positions` answers 200 for such a ping too, listing it.
     let too_old = fix.at.timestamp_millis() < limits.now.timestamp_millis() - limits.max_age_ms;
     blocking(move || {
-        let raw = RawPing {
-            vehicle_id: Cow::Borrowed(device.vehicle_id.as_str()),
-            timestamp: Cow::Owned(fix.at.to_rfc3339_opts(SecondsFormat::Millis, true)),
-            lat: fix.lat,
-            lon: fix.lon,
-            speed_kmh: fix.speed_kmh,
-            heading: fix.heading,
-        };
-        let batch = pings::check_one(raw, &limits);
+        let batch = pings::check_one(fix.ping_of(&device.vehicle_id), &limits);
         let rejected = batch.rejected.first().cloned();
         // Through the tracker even when refused, so that the pings' counts include it.
         state.tracker.ingest(&device.organisation, batch)?;
@@ -432,41 +454,37 @@ async fn keep(
             );
             return Ok(());
         }
-        let field = match rejection.field {
-            // The vehicle's id was checked when the device was made: only a rule changed since
-            // then can refuse it, and the phone can do nothing about it.
-            Some("vehicle_id") => {
-                return Err(ApiError::Internal(format!(
-                    "device {} has a vehicle id the pings refuse: {}",
-                    device.id, rejection.reason
-                )))
-            }
-            Some(field) => protocol.field(field),
-            None => "",
-        };
-        Err(ApiError::out_of_range(field, rejection.reason))
+        Err(refusal(&device, rejection, protocol))
     })
     .await?;
     Ok(HttpResponse::Ok().finish())
 }
 
+/// The error for a fix the checks refused, its field named as the app wrote it.
+fn refusal(device: &Device, rejection: Rejection, protocol: Protocol) -> ApiError {
+    let field = match rejection.field {
+        // The vehicle's id was checked when the device was made: only a rule changed since
+        // then can refuse it, and the phone can do nothing about it.
+        Some("vehicle_id") => {
+            return ApiError::Internal(format!(
+                "device {} has a vehicle id the pings refuse: {}",
+                device.id, rejection.reason
+            ))
+        }
+        Some(field) => protocol.field(field),
+        None => "",
+    };
+    ApiError::out_of_range(field, rejection.reason)
+}
+
 /// Whether a POST carries Traccar Client's JSON rather than a form: by its Content-Type, or by
 /// its first byte when it names none.
 fn is_json(request: &HttpRequest, body: &[u8]) -> bool {
-    let content_type = request
-        .headers()
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.is_empty()
-            && body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{'))
+    let essence = content_type(request).split(';').next().unwrap_or("").trim();
+    if essence.is_empty() {
+        return first_byte(body) == Some(b'{');
+    }
+    essence.eq_ignore_ascii_case("application/json")
 }
 
 impl TraccarClientLocation {
@@ -514,10 +532,10 @@ impl Params {
         };
         match text.parse::<f64>() {
             Ok(value) if value.is_finite() => Ok(Some(value)),
-            _ => Err(ApiError::InvalidValue {
-                field: field.into(),
-                message: format!("{field} must be a number, not {text:?}"),
-            }),
+            _ => Err(ApiError::invalid_value(
+                field,
+                format!("{field} must be a number, not {text:?}"),
+            )),
         }
     }
 

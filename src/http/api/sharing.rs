@@ -12,18 +12,18 @@
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::ids::new_id;
 use crate::http::api::access::FLEET;
 use crate::http::api::body::{parse_json, parse_query, read_limited};
-use crate::http::api::dto::WindowDto;
+use crate::http::api::dto::{stamp, WindowDto};
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::estimates::{LivePosition, LiveRisk, LiveStopState};
 use crate::http::api::track_page;
-use crate::http::api::{answer, blocking, storage, AppState};
+use crate::http::api::{answer, base_url, blocking, no_content, revoke, storage, AppState};
 use crate::partners::keys::Caller;
 use crate::tracking::eta::Snapshot;
 use crate::tracking::sharing::{token_sha256, Access, Language, NewToken, ShareLink};
@@ -117,55 +117,82 @@ pub async fn create_share(
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(FLEET)?;
     let body = read_limited(payload, state.settings.max_body_bytes).await?;
-    // An empty body takes every default.
-    let share: ShareRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ShareRequest::default()
-    } else {
-        parse_json(&body)?
-    };
-    let hours = share.expires_in_hours.unwrap_or(DEFAULT_HOURS);
-    if !(1..=MAX_HOURS).contains(&hours) {
-        return Err(ApiError::out_of_range(
-            "expires_in_hours",
-            format!("expires_in_hours must be between 1 and {MAX_HOURS}"),
-        ));
-    }
-    let language = match share.language.as_deref() {
-        None => Language::Fr,
-        Some(text) => Language::parse(text).ok_or_else(|| ApiError::InvalidValue {
-            field: "language".into(),
-            message: "language must be fr or en".into(),
-        })?,
-    };
-    let base = {
-        let connection = request.connection_info();
-        format!("{}://{}", connection.scheme(), connection.host())
-    };
+    let terms = ShareRequest::of_body(&body)?.terms()?;
+    let base = base_url(&request);
     answer(state, StatusCode::CREATED, move |state| {
-        let shipment = state.tracker.shipment(&organisation, &id)?;
-        let now = state.tracker.now();
-        let token = NewToken::generate();
-        let link = ShareLink {
-            id: new_id("shr"),
-            organisation,
-            shipment_id: shipment.id,
-            position: share.position,
-            language,
-            created_at: now,
-            expires_at: now + TimeDelta::hours(hours),
-            revoked_at: None,
-        };
-        state
-            .store
-            .insert_share_link(&link, &token.sha256)
-            .map_err(storage)?;
-        Ok(ShareResponse {
-            url: format!("{base}/track/{}", token.token),
-            expires_at: link.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            id: link.id,
-        })
+        share(state, organisation, &id, terms, &base)
     })
     .await
+}
+
+/// What a link is made with, checked.
+struct ShareTerms {
+    hours: i64,
+    position: bool,
+    language: Language,
+}
+
+impl ShareRequest {
+    /// The request a body holds; an empty body takes every default.
+    fn of_body(body: &[u8]) -> Result<Self, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        parse_json(body)
+    }
+
+    fn terms(self) -> Result<ShareTerms, ApiError> {
+        let hours = self.expires_in_hours.unwrap_or(DEFAULT_HOURS);
+        if !(1..=MAX_HOURS).contains(&hours) {
+            return Err(ApiError::out_of_range(
+                "expires_in_hours",
+                format!("expires_in_hours must be between 1 and {MAX_HOURS}"),
+            ));
+        }
+        let language = match self.language.as_deref() {
+            None => Language::Fr,
+            Some(text) => Language::parse(text)
+                .ok_or_else(|| ApiError::invalid_value("language", "language must be fr or en"))?,
+        };
+        Ok(ShareTerms {
+            hours,
+            position: self.position,
+            language,
+        })
+    }
+}
+
+/// Makes and keeps a link to the organisation's shipment `shipment_id`. The store keeps the
+/// token's digest; the token itself is in the answer's URL, on `base`, alone.
+fn share(
+    state: &AppState,
+    organisation: String,
+    shipment_id: &str,
+    terms: ShareTerms,
+    base: &str,
+) -> Result<ShareResponse, ApiError> {
+    let shipment = state.tracker.shipment(&organisation, shipment_id)?;
+    let now = state.tracker.now();
+    let token = NewToken::generate();
+    let link = ShareLink {
+        id: new_id("shr"),
+        organisation,
+        shipment_id: shipment.id,
+        position: terms.position,
+        language: terms.language,
+        created_at: now,
+        expires_at: now + TimeDelta::hours(terms.hours),
+        revoked_at: None,
+    };
+    state
+        .store
+        .insert_share_link(&link, &token.sha256)
+        .map_err(storage)?;
+    Ok(ShareResponse {
+        url: format!("{base}/track/{}", token.token),
+        expires_at: stamp(link.expires_at),
+        id: link.id,
+    })
 }
 
 /// Revoke a tracking link: its page answers 410 from now on.
@@ -191,19 +218,17 @@ pub async fn revoke_share(
     let (shipment_id, share_id) = path.into_inner();
     let store = state.store.clone();
     let now = state.tracker.now();
-    blocking(move || {
+    no_content(move || {
         let mut link = store
             .share_link(&organisation, &shipment_id, &share_id)
             .map_err(storage)?
             .ok_or(ApiError::NotFound)?;
-        if link.revoked_at.is_none() {
-            link.revoked_at = Some(now);
+        if revoke(&mut link.revoked_at, now) {
             store.save_share_link(&link).map_err(storage)?;
         }
         Ok(())
     })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+    .await
 }
 
 /// The consignee's page (no key): the stops' ETAs, bands, windows and the status.
@@ -334,10 +359,6 @@ fn visit(state: &AppState, token: &str) -> Result<Visit, ApiError> {
     Ok(Visit::Open(link, Box::new(tracking)))
 }
 
-fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 /// The consignee's view, built field by field so that nothing else can slip in.
 fn public_tracking(
     link: &ShareLink,
@@ -358,10 +379,7 @@ fn public_tracking(
                 eta: estimate.map(|estimate| estimate.eta),
                 eta_p10: estimate.map(|estimate| estimate.eta_p10),
                 eta_p90: estimate.map(|estimate| estimate.eta_p90),
-                window: stop.window.map(|(start, end)| WindowDto {
-                    start: stamp(start),
-                    end: stamp(end),
-                }),
+                window: stop.window.map(WindowDto::from),
                 severity: estimate.and_then(|estimate| estimate.severity.map(LiveRisk::from)),
             }
         })

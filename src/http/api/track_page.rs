@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Europe::Paris;
 
 use crate::http::api::estimates::{LiveRisk, LiveStopState};
-use crate::http::api::sharing::PublicTracking;
+use crate::http::api::sharing::{PublicStop, PublicTracking};
 use crate::tracking::sharing::{Access, Language};
 
 struct Texts {
@@ -115,7 +115,6 @@ fn texts(language: Language) -> &'static Texts {
 /// The page of an open link.
 pub fn open(language: Language, tracking: &PublicTracking) -> String {
     let texts = texts(language);
-    let when = |at: DateTime<Utc>| time(texts, at);
     let status = match tracking.status.as_str() {
         "planned" => texts.planned,
         "in_transit" => texts.in_transit,
@@ -127,50 +126,80 @@ pub fn open(language: Language, tracking: &PublicTracking) -> String {
         texts.title, texts.status
     );
     for stop in &tracking.stops {
-        let eta = match (stop.eta, stop.state) {
-            (None, _) => texts.not_estimated.to_owned(),
-            (Some(at), LiveStopState::Pending) => when(at),
-            (Some(at), LiveStopState::Arrived | LiveStopState::Departed) => {
-                format!("{} {}", texts.arrived, when(at))
-            }
-        };
-        let band = match (stop.eta_p10, stop.eta_p90, stop.state) {
-            (Some(p10), Some(p90), LiveStopState::Pending) => format!(
-                "<dt>{}</dt><dd>{} {} {} {}</dd>",
-                texts.band,
-                texts.between,
-                when(p10),
-                texts.and,
-                when(p90)
-            ),
-            _ => String::new(),
-        };
-        let window = match &stop.window {
-            Some(window) => format!(
-                "{} – {}",
-                escape(&parsed_time(texts, &window.start)),
-                escape(&parsed_time(texts, &window.end))
-            ),
-            None => texts.no_window.to_owned(),
-        };
-        let risk = match stop.severity {
-            Some(LiveRisk::OnTime) => format!("<dt>{}</dt><dd>{}</dd>", texts.risk, texts.on_time),
-            Some(LiveRisk::AtRisk) => format!("<dt>{}</dt><dd>{}</dd>", texts.risk, texts.at_risk),
-            Some(LiveRisk::Late) => format!("<dt>{}</dt><dd>{}</dd>", texts.risk, texts.late),
-            None => String::new(),
-        };
-        body.push_str(&format!(
-            "<li><h2>{} : {}</h2><dl><dt>{}</dt><dd class=\"eta\">{eta}</dd>{band}\
-             <dt>{}</dt><dd>{window}</dd>{risk}</dl></li>\n",
-            texts.stop,
-            escape(&stop.id),
-            texts.eta,
-            texts.window,
-        ));
+        body.push_str(&stop_item(texts, stop));
     }
     body.push_str("</ol>\n");
+    body.push_str(&notes(texts, tracking));
+    let stamp = tracking
+        .updated_at
+        .map(|at| at.to_rfc3339())
+        .unwrap_or_default();
+    page(
+        language,
+        texts.title,
+        &format!("data-updated=\"{}\"", escape(&stamp)),
+        &body,
+    )
+}
+
+/// One stop of the list: its ETA, its band while the truck is on its way, its window and its
+/// risk.
+fn stop_item(texts: &Texts, stop: &PublicStop) -> String {
+    let when = |at: DateTime<Utc>| time(texts, at);
+    let eta = match (stop.eta, stop.state) {
+        (None, _) => texts.not_estimated.to_owned(),
+        (Some(at), LiveStopState::Pending) => when(at),
+        (Some(at), LiveStopState::Arrived | LiveStopState::Departed) => {
+            format!("{} {}", texts.arrived, when(at))
+        }
+    };
+    let band = match (stop.eta_p10, stop.eta_p90, stop.state) {
+        (Some(p10), Some(p90), LiveStopState::Pending) => format!(
+            "<dt>{}</dt><dd>{} {} {} {}</dd>",
+            texts.band,
+            texts.between,
+            when(p10),
+            texts.and,
+            when(p90)
+        ),
+        _ => String::new(),
+    };
+    let window = match &stop.window {
+        Some(window) => format!(
+            "{} – {}",
+            escape(&parsed_time(texts, &window.start)),
+            escape(&parsed_time(texts, &window.end))
+        ),
+        None => texts.no_window.to_owned(),
+    };
+    let risk = stop
+        .severity
+        .map(|severity| {
+            let said = match severity {
+                LiveRisk::OnTime => texts.on_time,
+                LiveRisk::AtRisk => texts.at_risk,
+                LiveRisk::Late => texts.late,
+            };
+            format!("<dt>{}</dt><dd>{said}</dd>", texts.risk)
+        })
+        .unwrap_or_default();
+    format!(
+        "<li><h2>{} : {}</h2><dl><dt>{}</dt><dd class=\"eta\">{eta}</dd>{band}\
+         <dt>{}</dt><dd>{window}</dd>{risk}</dl></li>\n",
+        texts.stop,
+        escape(&stop.id),
+        texts.eta,
+        texts.window,
+    )
+}
+
+/// Below the stops: the truck's position when the link shows it, when the page was updated and
+/// until when the link opens it.
+fn notes(texts: &Texts, tracking: &PublicTracking) -> String {
+    let when = |at: DateTime<Utc>| time(texts, at);
+    let mut notes = String::new();
     if let Some(position) = tracking.position {
-        body.push_str(&format!(
+        notes.push_str(&format!(
             "<p class=\"position\">{} : {:.4}, {:.4} ({})</p>\n",
             texts.position,
             position.lat,
@@ -182,22 +211,13 @@ pub fn open(language: Language, tracking: &PublicTracking) -> String {
         .updated_at
         .map(|at| format!("{} {}. ", texts.updated, when(at)))
         .unwrap_or_default();
-    body.push_str(&format!(
+    notes.push_str(&format!(
         "<p class=\"note\">{} {updated}{} {}.</p>\n",
         texts.times,
         texts.expires,
         when(tracking.expires_at)
     ));
-    let stamp = tracking
-        .updated_at
-        .map(|at| at.to_rfc3339())
-        .unwrap_or_default();
-    page(
-        language,
-        texts.title,
-        &format!("data-updated=\"{}\"", escape(&stamp)),
-        &body,
-    )
+    notes
 }
 
 /// The page of a link that no longer opens (410).

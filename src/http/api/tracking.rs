@@ -10,10 +10,11 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::ids::{check_identifier, new_id};
 use crate::domain::vehicle::{GrossWeight, VehicleClass};
 use crate::http::api::access::{CARRIER, FLEET};
-use crate::http::api::body::{parse_query, read_json, read_limited};
+use crate::http::api::body::{content_type, parse_query, read_json, read_limited};
 use crate::http::api::contract::{PingBody, PositionsJson};
 use crate::http::api::dto::{
-    parse_timestamp, DriverRequest, LatLon, OperationDto, VehicleClassDto, WindowDto,
+    carriage, parse_timestamp, point, stamp, stop_window, DriverRequest, LatLon, OperationDto,
+    VehicleClassDto, WindowDto,
 };
 use crate::http::api::error::{ApiError, ErrorBody};
 use crate::http::api::estimates::LiveEstimate;
@@ -221,18 +222,6 @@ const MAX_LISTED_REJECTIONS: usize = 1_000;
 const MAX_PAGE: usize = 500;
 const MAX_POSITIONS_PAGE: usize = 10_000;
 
-fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn vehicle_dto(class: VehicleClass) -> VehicleClassDto {
-    match class {
-        VehicleClass::Van => VehicleClassDto::Van,
-        VehicleClass::Rigid => VehicleClassDto::Rigid,
-        VehicleClass::Articulated => VehicleClassDto::Articulated,
-    }
-}
-
 fn event_dto(event: Option<StopEvent>) -> Option<StopEventDto> {
     event.map(|event| StopEventDto {
         at: stamp(event.at),
@@ -249,7 +238,7 @@ impl From<&Shipment> for ShipmentDto {
             id: shipment.id.clone(),
             reference: shipment.reference.clone(),
             vehicle_id: shipment.vehicle_id.clone(),
-            vehicle_class: vehicle_dto(shipment.vehicle_class()),
+            vehicle_class: shipment.vehicle_class().into(),
             gross_weight_tonnes: shipment.carriage().gross_weight.map(GrossWeight::tonnes),
             operation: shipment.carriage().operation.map(OperationDto::from),
             status: shipment.status.as_str().into(),
@@ -263,10 +252,7 @@ impl From<&Shipment> for ShipmentDto {
                     id: stop.id.clone(),
                     lat: stop.lat,
                     lon: stop.lon,
-                    window: stop.window.map(|(start, end)| WindowDto {
-                        start: stamp(start),
-                        end: stamp(end),
-                    }),
+                    window: stop.window.map(WindowDto::from),
                     planned_dwell_minutes: stop.planned_dwell_minutes,
                     arrived: event_dto(stop.arrived),
                     departed: event_dto(stop.departed),
@@ -338,42 +324,25 @@ impl ShipmentRequest {
     fn into_plan(self) -> Result<ShipmentPlan, ApiError> {
         let planned_departure =
             parse_timestamp(&self.planned_departure, "planned_departure")?.with_timezone(&Utc);
-        let origin = match self.origin {
-            Some(origin) => Some(
-                origin
-                    .into_domain()
-                    .map_err(|error| error.under("origin"))?,
-            ),
-            None => None,
-        };
-        let mut stops = Vec::with_capacity(self.stops.len());
-        for (index, stop) in self.stops.into_iter().enumerate() {
-            let prefix = format!("stops[{index}]");
-            let location = crate::http::api::dto::point(stop.lat, stop.lon)
-                .map_err(|error| error.under(&prefix))?;
-            let window = match stop.window {
-                Some(window) => Some(
-                    window
-                        .into_domain()
-                        .map_err(|error| error.under(&format!("{prefix}.window")))?,
-                ),
-                None => None,
-            };
-            stops.push(PlannedStop {
-                id: stop.id,
-                location,
-                window,
-                planned_dwell_minutes: stop.planned_dwell_minutes,
-            });
-        }
-        let driver = match self.driver {
-            Some(driver) => Some(
-                driver
-                    .into_domain()
-                    .map_err(|error| error.under("driver"))?,
-            ),
-            None => None,
-        };
+        let origin = self
+            .origin
+            .map(LatLon::into_domain)
+            .transpose()
+            .map_err(|error| error.under("origin"))?;
+        let stops = self
+            .stops
+            .into_iter()
+            .enumerate()
+            .map(|(index, stop)| {
+                stop.into_planned()
+                    .map_err(|error| error.under(&format!("stops[{index}]")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let driver = self
+            .driver
+            .map(DriverRequest::into_domain)
+            .transpose()
+            .map_err(|error| error.under("driver"))?;
         Ok(ShipmentPlan {
             reference: self.reference,
             vehicle_id: self.vehicle_id,
@@ -382,7 +351,19 @@ impl ShipmentRequest {
             stops,
             planned_departure,
             driver,
-            carriage: crate::http::api::dto::carriage(self.gross_weight_tonnes, self.operation)?,
+            carriage: carriage(self.gross_weight_tonnes, self.operation)?,
+        })
+    }
+}
+
+impl ShipmentStopRequest {
+    /// The stop as the plan takes it, its errors under the stop's own fields.
+    fn into_planned(self) -> Result<PlannedStop, ApiError> {
+        Ok(PlannedStop {
+            location: point(self.lat, self.lon)?,
+            window: stop_window(self.window)?,
+            id: self.id,
+            planned_dwell_minutes: self.planned_dwell_minutes,
         })
     }
 }
@@ -395,7 +376,28 @@ fn checked_identifier(field: &str, text: &str, max_chars: usize) -> Result<(), A
     })
 }
 
+impl From<EventKindDto> for EventKind {
+    fn from(kind: EventKindDto) -> Self {
+        match kind {
+            EventKindDto::Arrived => Self::Arrived,
+            EventKindDto::Departed => Self::Departed,
+        }
+    }
+}
+
 impl EventRequest {
+    /// The stop, by its position or by its id: one of the two.
+    fn stop(self) -> Result<StopRef, ApiError> {
+        match (self.stop_index, self.stop_id) {
+            (Some(index), None) => Ok(StopRef::Index(index)),
+            (None, Some(stop_id)) => Ok(StopRef::Id(stop_id)),
+            _ => Err(ApiError::out_of_range(
+                "stop_index",
+                "give exactly one of stop_index and stop_id",
+            )),
+        }
+    }
+
     /// When the event happened: `at`, not in the future (beyond the pings' tolerance), or now.
     fn checked_time(
         &self,
@@ -481,61 +483,99 @@ pub async fn list_shipments(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let organisation = caller.allow(FLEET)?;
-    let query = parse_query::<ListQuery>(&request)?;
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(text) => Some(Status::parse(text).ok_or_else(|| ApiError::InvalidValue {
-            field: "status".into(),
-            message: "status must be planned, in_transit, delivered or cancelled".into(),
-        })?),
-    };
-    let limit = query.limit.unwrap_or(state.tracker.settings().page_size);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::out_of_range(
-            "limit",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let with_estimates = match query.include.as_deref() {
-        None | Some("") => false,
-        Some("estimate") => true,
-        Some(_) => {
-            return Err(ApiError::InvalidValue {
-                field: "include".into(),
-                message: "include must be estimate".into(),
-            })
-        }
-    };
-    let cursor = query.cursor;
+    let listing =
+        parse_query::<ListQuery>(&request)?.listing(state.tracker.settings().page_size)?;
     answer(state, StatusCode::OK, move |state| {
-        let mut items = state
-            .tracker
-            .list(&organisation, status, cursor.as_deref(), limit + 1)?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|shipment| shipment.id.clone())
-        } else {
-            None
-        };
-        let mut estimates = if with_estimates {
-            state.tracker.estimates(&organisation, status, &items)?
-        } else {
-            Default::default()
-        };
-        Ok(ShipmentPage {
-            items: items
-                .iter()
-                .map(|shipment| ShipmentDto {
-                    estimate: estimates.remove(&shipment.id).map(|snapshot| {
-                        LiveEstimate::explained(&snapshot, state.training_rules.bans().rules())
-                    }),
-                    ..ShipmentDto::from(shipment)
-                })
-                .collect(),
-            next_cursor,
-        })
+        shipment_page(state, &organisation, listing)
     })
     .await
+}
+
+/// A page of shipments as a [`ListQuery`] asks for it, checked.
+struct Listing {
+    status: Option<Status>,
+    cursor: Option<String>,
+    limit: usize,
+    with_estimates: bool,
+}
+
+impl ListQuery {
+    /// The query's values, `page_size` shipments a page when it names no limit.
+    fn listing(self, page_size: usize) -> Result<Listing, ApiError> {
+        let status = match self.status.as_deref() {
+            None => None,
+            Some(text) => Some(Status::parse(text).ok_or_else(|| {
+                ApiError::invalid_value(
+                    "status",
+                    "status must be planned, in_transit, delivered or cancelled",
+                )
+            })?),
+        };
+        let limit = self.limit.unwrap_or(page_size);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::out_of_range(
+                "limit",
+                format!("limit must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let with_estimates = match self.include.as_deref() {
+            None | Some("") => false,
+            Some("estimate") => true,
+            Some(_) => {
+                return Err(ApiError::invalid_value(
+                    "include",
+                    "include must be estimate",
+                ))
+            }
+        };
+        Ok(Listing {
+            status,
+            cursor: self.cursor,
+            limit,
+            with_estimates,
+        })
+    }
+}
+
+/// The organisation's shipments the listing asks for, and where the next page starts: one
+/// more than the page is read to know whether there is one.
+fn shipment_page(
+    state: &AppState,
+    organisation: &str,
+    listing: Listing,
+) -> Result<ShipmentPage, ApiError> {
+    let Listing {
+        status,
+        cursor,
+        limit,
+        with_estimates,
+    } = listing;
+    let mut items = state
+        .tracker
+        .list(organisation, status, cursor.as_deref(), limit + 1)?;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|shipment| shipment.id.clone())
+    } else {
+        None
+    };
+    let mut estimates = if with_estimates {
+        state.tracker.estimates(organisation, status, &items)?
+    } else {
+        Default::default()
+    };
+    Ok(ShipmentPage {
+        items: items
+            .iter()
+            .map(|shipment| ShipmentDto {
+                estimate: estimates.remove(&shipment.id).map(|snapshot| {
+                    LiveEstimate::explained(&snapshot, state.training_rules.bans().rules())
+                }),
+                ..ShipmentDto::from(shipment)
+            })
+            .collect(),
+        next_cursor,
+    })
 }
 
 /// Cancel a shipment: its estimates stop.
@@ -588,20 +628,8 @@ pub async fn post_event(
     let request: EventRequest = read_json(payload, state.settings.max_body_bytes).await?;
     let tracker = &state.tracker;
     let at = request.checked_time(tracker.now(), tracker.settings().future_tolerance_secs)?;
-    let stop = match (request.stop_index, request.stop_id) {
-        (Some(index), None) => StopRef::Index(index),
-        (None, Some(stop_id)) => StopRef::Id(stop_id),
-        _ => {
-            return Err(ApiError::out_of_range(
-                "stop_index",
-                "give exactly one of stop_index and stop_id",
-            ))
-        }
-    };
-    let kind = match request.kind {
-        EventKindDto::Arrived => EventKind::Arrived,
-        EventKindDto::Departed => EventKind::Departed,
-    };
+    let kind = EventKind::from(request.kind);
+    let stop = request.stop()?;
     answer(state, StatusCode::OK, move |state| {
         let shipment = state
             .tracker
@@ -739,11 +767,7 @@ impl PositionsQuery {
 
 /// The body's format, from its `Content-Type`.
 fn ping_format(request: &HttpRequest) -> Result<PingFormat, ApiError> {
-    let content_type = request
-        .headers()
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+    let content_type = content_type(request);
     PingFormat::from_content_type(content_type).ok_or_else(|| ApiError::UnsupportedMediaType {
         message: format!(
             "Content-Type {content_type:?} is not one of application/json, \

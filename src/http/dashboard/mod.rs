@@ -10,7 +10,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use crate::http::api::error::ApiError;
-use crate::http::api::AppState;
+use crate::http::api::{blocking, AppState};
 use crate::partners::keys::demo_dispatcher_key;
 
 const INDEX: &str = include_str!("assets/index.html");
@@ -20,10 +20,11 @@ const STYLE: &str = include_str!("assets/app.css");
 const TRACK_SCRIPT: &str = include_str!("assets/track.js");
 /// France and its neighbours from Natural Earth (public domain); see `scripts/map-outline.py`.
 const OUTLINE: &str = include_str!("assets/outline.json");
-/// Leaflet 1.9.4 from the npm registry (BSD-2-Clause, `assets/leaflet/LICENSE`), as published:
-/// pan, zoom and tiles for the map without a network beyond this service.
-const LEAFLET_SCRIPT: &str = include_str!("assets/leaflet/leaflet.js");
-const LEAFLET_STYLE: &str = include_str!("assets/leaflet/leaflet.css");
+/// Leaflet 1.9.4 from the npm registry (BSD-2-Clause, `assets/vendor/leaflet/LICENSE`), as
+/// published: pan, zoom and tiles for the map without a network beyond this service. Served
+/// under `/assets/leaflet/`, the URLs pages have always used.
+const LEAFLET_SCRIPT: &str = include_str!("assets/vendor/leaflet/leaflet.js");
+const LEAFLET_STYLE: &str = include_str!("assets/vendor/leaflet/leaflet.css");
 
 fn asset(body: &'static str, content_type: &str) -> HttpResponse {
     HttpResponse::Ok()
@@ -134,9 +135,8 @@ pub async fn demo_login(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
         return Err(ApiError::NotFound);
     }
     let data_dir = state.data_dir.clone();
-    let key = web::block(move || demo_dispatcher_key(&data_dir))
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?
+    let key = blocking(move || Ok(demo_dispatcher_key(&data_dir)))
+        .await?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(DemoLogin { key }))
 }

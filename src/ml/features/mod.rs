@@ -25,46 +25,37 @@ pub use prior::{CanonicalTrip, ROAD_COLUMNS, RULES_PRIOR_COLUMNS};
 pub use row::{feature_row, Prior};
 
 /// The model's inputs, in order. A model directory records this list; loading refuses a model
-/// whose list differs.
-pub const FEATURES: [&str; 37] = [
-    "crow_km",
-    "bearing_sin",
-    "bearing_cos",
-    "origin_cell_lat",
-    "origin_cell_lon",
-    "destination_cell_lat",
-    "destination_cell_lon",
-    "local_hour",
-    "weekday",
-    "month",
-    "is_holiday",
-    "is_holiday_eve",
-    "vehicle_code",
-    "load_tonnes",
-    "stops",
-    "dwell_minutes",
-    "rules_minutes",
-    "rules_driving_minutes",
-    "rules_break_minutes",
-    "rules_rest_minutes",
-    "rules_ban_wait_minutes",
-    "rules_road_km",
-    "rules_strict_minutes",
-    "elapsed_minutes",
-    "driven_today_minutes",
-    "driven_since_break_minutes",
-    "temperature_2m",
-    "precipitation",
-    "snowfall",
-    "wind_speed_10m",
-    "visibility",
-    "origin_congestion",
-    "destination_congestion",
-    "partner_day_pace",
-    "partner_rest_extra_minutes",
-    "partner_strict_share",
-    "partner_code",
-];
+/// whose list differs. The prior, live and condition columns are named once, in their own
+/// lists, so that the frames that fill them and this order cannot drift apart.
+pub const FEATURES: [&str; 37] = concat_columns(&[
+    &[
+        "crow_km",
+        "bearing_sin",
+        "bearing_cos",
+        "origin_cell_lat",
+        "origin_cell_lon",
+        "destination_cell_lat",
+        "destination_cell_lon",
+        "local_hour",
+        "weekday",
+        "month",
+        "is_holiday",
+        "is_holiday_eve",
+        "vehicle_code",
+        "load_tonnes",
+        "stops",
+        "dwell_minutes",
+    ],
+    &RULES_PRIOR_COLUMNS,
+    &LIVE_COLUMNS,
+    &CONDITION_COLUMNS,
+    &[
+        "partner_day_pace",
+        "partner_rest_extra_minutes",
+        "partner_strict_share",
+        "partner_code",
+    ],
+]);
 
 /// Where `partner_code` sits in [`FEATURES`]: the model treats it as categorical.
 pub const PARTNER_FEATURE: usize = FEATURES.len() - 1;
@@ -96,6 +87,28 @@ pub const CONDITION_COLUMNS: [&str; 7] = [
     "origin_congestion",
     "destination_congestion",
 ];
+
+/// The lists one after the other; `N` must be their total length (checked when compiling).
+const fn concat_columns<const N: usize>(lists: &[&[&'static str]]) -> [&'static str; N] {
+    let mut columns = [""; N];
+    let mut filled = 0;
+    let mut list_idx = 0;
+    while list_idx < lists.len() {
+        let list = lists[list_idx];
+        let mut idx = 0;
+        while idx < list.len() {
+            columns[filled] = list[idx];
+            filled += 1;
+            idx += 1;
+        }
+        list_idx += 1;
+    }
+    assert!(
+        filled == N,
+        "the column lists do not add up to the declared length"
+    );
+    columns
+}
 
 /// Origin and destination areas: cells of this many degrees (about 55 km north-south).
 pub const AREA_CELL_DEG: f64 = 0.5;

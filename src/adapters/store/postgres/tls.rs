@@ -154,16 +154,22 @@ pub(super) fn connector(
     let config = match verification {
         Verification::ChainAndHost(roots) => builder.with_root_certificates(roots),
         Verification::Chain(roots) => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+            let chain = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                 .build()
                 .map_err(|error| StoreError::Backend(format!("TLS configuration: {error}")))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyHostName { webpki }))
+                .with_custom_certificate_verifier(Arc::new(Lenient {
+                    chain: Some(chain),
+                    provider,
+                }))
         }
         Verification::Nothing => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate { provider })),
+            .with_custom_certificate_verifier(Arc::new(Lenient {
+                chain: None,
+                provider,
+            })),
     }
     .with_no_client_auth();
     Ok(Connector::Tls {
@@ -193,13 +199,18 @@ fn roots(path: &Path) -> StoreResult<Arc<RootCertStore>> {
     Ok(Arc::new(roots))
 }
 
-/// `verify-ca`: the chain is checked as for `verify-full`, only the host name is not.
+/// The verifier of the modes that check less than rustls would: `verify-ca` checks the chain
+/// as `verify-full` does, only not the host name; `require` and `prefer` without a CA take any
+/// certificate. The handshake's signature is checked against the certificate in every mode,
+/// so the session is with whoever holds that certificate's key.
 #[derive(Debug)]
-struct AnyHostName {
-    webpki: Arc<WebPkiServerVerifier>,
+struct Lenient {
+    /// `verify-ca`'s check of the chain; without it, any certificate.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for AnyHostName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -208,13 +219,10 @@ impl ServerCertVerifier for AnyHostName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             // webpki checks the name last, once the chain is known good.
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -223,48 +231,7 @@ impl ServerCertVerifier for AnyHostName {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// `require` and `prefer` without a CA: any certificate. The handshake's signature is still
-/// checked against it, so the session is with whoever holds that certificate's key.
-#[derive(Debug)]
-struct AnyCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
+    // The signatures as webpki's verifier checks them, with the same provider's algorithms.
     fn verify_tls12_signature(
         &self,
         message: &[u8],

@@ -68,18 +68,10 @@ const DEVICES_CONTRACT: &[super::Check] = &[
 
 #[test]
 fn sqlite_keeps_the_devices_contract() {
-    for (_, check) in DEVICES_CONTRACT {
-        check(&SqliteStore::in_memory().unwrap());
-    }
+    on_sqlite(DEVICES_CONTRACT);
 }
 
 #[test]
 fn postgres_keeps_the_devices_contract() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    for (name, check) in DEVICES_CONTRACT {
-        let database = PostgresStore::scratch_database(&url, name).unwrap();
-        check(&PostgresStore::connect(&database).unwrap());
-    }
+    on_postgres(DEVICES_CONTRACT);
 }

@@ -101,18 +101,10 @@ const SHARING_CONTRACT: &[super::Check] = &[
 
 #[test]
 fn sqlite_keeps_the_sharing_contract() {
-    for (_, check) in SHARING_CONTRACT {
-        check(&SqliteStore::in_memory().unwrap());
-    }
+    on_sqlite(SHARING_CONTRACT);
 }
 
 #[test]
 fn postgres_keeps_the_sharing_contract() {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    for (name, check) in SHARING_CONTRACT {
-        let database = PostgresStore::scratch_database(&url, name).unwrap();
-        check(&PostgresStore::connect(&database).unwrap());
-    }
+    on_postgres(SHARING_CONTRACT);
 }

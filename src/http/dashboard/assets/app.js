@@ -114,6 +114,24 @@ window.etape = {
 };
 const t = (key) => (LABELS[state.language] || LABELS.en)[key] || key;
 
+/// The element matching `selector` that holds the keyboard's focus or holds what does: a
+/// redraw gives the focus back to its counterpart.
+function focusedIn(selector) {
+  const active = document.activeElement;
+  return active && active.closest ? active.closest(selector) : null;
+}
+
+/// A description list's terms and descriptions, from [term, description] pairs.
+function definitions(entries) {
+  return entries.flatMap(([term, description]) => {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = description;
+    return [dt, dd];
+  });
+}
+
 function applyLanguage() {
   document.documentElement.lang = state.language;
   document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
@@ -168,12 +186,16 @@ function age(text) {
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")}`;
 }
 
+/// A key the API refuses is no dispatcher's, or no longer valid: the page signs out.
+function signedOutBy(response) {
+  if (response.status !== 401 && response.status !== 403) return false;
+  signOut(t("bad_key"));
+  return true;
+}
+
 async function api(path) {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${state.key}` } });
-  if (response.status === 401 || response.status === 403) {
-    signOut(t("bad_key"));
-    throw new Error("signed out");
-  }
+  if (signedOutBy(response)) throw new Error("signed out");
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
@@ -237,10 +259,7 @@ async function listen() {
       signal: controller.signal,
       cache: "no-store",
     });
-    if (response.status === 401 || response.status === 403) {
-      signOut(t("bad_key"));
-      return;
-    }
+    if (signedOutBy(response)) return;
     if (!response.ok || !response.body) throw new Error(`/v1/events: HTTP ${response.status}`);
     setLive(true);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -398,7 +417,7 @@ function renderFleet() {
     .filter((row) => !search || row.reference.toLowerCase().includes(search) || row.vehicle.toLowerCase().includes(search))
     .sort(compare);
   const body = $("#fleet-table tbody");
-  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("tr[data-id]");
+  const focused = focusedIn("tr[data-id]");
   const focusedId = focused && body.contains(focused) ? focused.dataset.id : null;
   if (rows.length === 0) {
     const empty = document.createElement("tr");
@@ -628,7 +647,7 @@ function renderMap() {
   const view = map.getBounds().pad(0.2);
   const trucks = shown.filter((item) => item.position && view.contains([item.position.lat, item.position.lon]));
   // A marker redrawn under the keyboard's focus gives it back to the marker of the same truck.
-  const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest(".truck-icon");
+  const focused = focusedIn(".truck-icon");
   const focusedTruck = (focused && focused.dataset.truck) || state.focusCluster || null;
   state.focusCluster = null;
   state.truckLayer.clearLayers();
@@ -778,19 +797,12 @@ function renderAlerts() {
     text.title = text.textContent;
     const actions = document.createElement("span");
     actions.className = "alert-actions";
-    const openButton = document.createElement("button");
-    openButton.type = "button";
-    openButton.dataset.action = "open";
-    openButton.textContent = t("open");
-    openButton.setAttribute("aria-label", `${t("open")} ${alert.item.reference}`);
-    openButton.addEventListener("click", () => select(alert.item.id));
-    const ack = document.createElement("button");
-    ack.type = "button";
-    ack.dataset.action = "acknowledge";
-    ack.textContent = acked ? t("acknowledged") : t("acknowledge");
+    const openButton = alertButton("open", t("open"), `${t("open")} ${alert.item.reference}`,
+      () => select(alert.item.id));
+    const ackText = acked ? t("acknowledged") : t("acknowledge");
+    const ack = alertButton("acknowledge", ackText, `${ackText}: ${alert.item.reference}, ${t(alert.level)}`,
+      () => acknowledge(alert.key));
     ack.disabled = acked;
-    ack.setAttribute("aria-label", `${ack.textContent}: ${alert.item.reference}, ${t(alert.level)}`);
-    ack.addEventListener("click", () => acknowledge(alert.key));
     actions.append(openButton, ack);
     li.append(level, text, actions);
     return li;
@@ -806,6 +818,17 @@ function renderAlerts() {
       || list.querySelector("button:not([disabled])");
     (again || $("#alerts-title")).focus({ preventScroll: true });
   }
+}
+
+/// One of an alert's buttons: `action` is what the focus finds it by after a redraw.
+function alertButton(action, text, label, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.dataset.action = action;
+  button.textContent = text;
+  button.setAttribute("aria-label", label);
+  button.addEventListener("click", onClick);
+  return button;
 }
 
 /// Acknowledged by this browser's key; the keyboard moves on to the next alert's button.
@@ -868,13 +891,8 @@ async function renderDetail(id, reload = true) {
   for (const segment of item.snapshot.timeline) {
     totals[segment.kind] = (totals[segment.kind] || 0) + (new Date(segment.end) - new Date(segment.start)) / 60000;
   }
-  $("#breakdown").replaceChildren(...Object.entries(totals).flatMap(([kind, minutes]) => {
-    const dt = document.createElement("dt");
-    dt.textContent = t(kind);
-    const dd = document.createElement("dd");
-    dd.textContent = `${Math.round(minutes)} ${t("minutes")}`;
-    return [dt, dd];
-  }));
+  $("#breakdown").replaceChildren(...definitions(Object.entries(totals)
+    .map(([kind, minutes]) => [t(kind), `${Math.round(minutes)} ${t("minutes")}`])));
   $("#factors").replaceChildren(...item.snapshot.factors.map((factor) => {
     const li = document.createElement("li");
     const sign = factor.minutes >= 0 ? "+" : "−";
@@ -966,13 +984,7 @@ async function renderOperations() {
     [t("feeds"), feeds || t("no_feeds")],
     [t("degraded_now"), String(state.rows.filter((row) => row.degraded.length).length)],
   ];
-  $("#ops").replaceChildren(...entries.flatMap(([name, value]) => {
-    const dt = document.createElement("dt");
-    dt.textContent = name;
-    const dd = document.createElement("dd");
-    dd.textContent = value;
-    return [dt, dd];
-  }));
+  $("#ops").replaceChildren(...definitions(entries));
 }
 
 function signOut(message) {
