@@ -196,6 +196,10 @@ fn live(c: &mut Criterion) {
         version: 0,
         gross_weight_tonnes: None,
         operation: None,
+        driver_declared: false,
+        carried: None,
+        ended_clock: None,
+        cab: None,
     };
     tracker.register(shipment).unwrap();
     // Three hours of pings, a minute apart, heading south.

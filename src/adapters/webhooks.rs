@@ -35,6 +35,7 @@ use crate::config::WebhookSettings;
 use crate::domain::clock::Clock;
 use crate::domain::storage::StoreResult;
 use crate::telemetry::Metrics;
+use crate::tracking::store::Fence;
 
 pub use outbox::{Enqueued, Outgoing, Settled};
 pub use signature::{new_secret, sign, sign_legacy, verify, verify_legacy};
@@ -485,10 +486,29 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// attempt, short enough that one cut short by a crash is taken again. (The notices are
     /// enqueued by [`ShipmentStore`](crate::tracking::store::ShipmentStore), with the change
     /// that causes them.)
-    fn claim_outbox(&self, now_ms: i64, hold_ms: i64, limit: usize) -> StoreResult<Vec<Outgoing>>;
+    ///
+    /// The dispatcher's writes below carry the `fence` of the lease it delivers under, and
+    /// are refused (`StoreError::Fenced`, nothing written) once a newer holder has the lease.
+    fn claim_outbox(
+        &self,
+        now_ms: i64,
+        hold_ms: i64,
+        limit: usize,
+        fence: Option<&Fence>,
+    ) -> StoreResult<Vec<Outgoing>>;
+
+    /// Holds a claimed delivery again until `until_ms`, before an attempt that comes late;
+    /// false when it is no longer pending.
+    fn hold_outbox(&self, seq: i64, until_ms: i64, fence: Option<&Fence>) -> StoreResult<bool>;
 
     /// A held delivery waits for its attempt `attempts + 1` until `next_attempt_ms`.
-    fn retry_outbox(&self, seq: i64, attempts: u32, next_attempt_ms: i64) -> StoreResult<()>;
+    fn retry_outbox(
+        &self,
+        seq: i64,
+        attempts: u32,
+        next_attempt_ms: i64,
+        fence: Option<&Fence>,
+    ) -> StoreResult<()>;
 
     /// A held delivery leaves the outbox as `settled` at `at_ms`, after `attempts` attempts.
     fn settle_outbox(
@@ -497,11 +517,12 @@ pub trait WebhookStore: Send + Sync + 'static {
         attempts: u32,
         settled: Settled,
         at_ms: i64,
+        fence: Option<&Fence>,
     ) -> StoreResult<()>;
 
     /// Releases every held delivery, so that the one dispatcher, starting or taking the lease
     /// over, resumes at once what a process that stopped held; returns how many.
-    fn release_outbox(&self) -> StoreResult<u64>;
+    fn release_outbox(&self, fence: Option<&Fence>) -> StoreResult<u64>;
 
     /// Forgets the deliveries that left the outbox before `before_ms`; returns how many.
     fn purge_outbox(&self, before_ms: i64) -> StoreResult<u64>;

@@ -29,6 +29,7 @@ use crate::partners::keys::{self, Keyring, Role, DEMO_KEYS_FILE, DEMO_ORGANISATI
 use crate::partners::uploads::UploadArea;
 use crate::sim::demo;
 use crate::telemetry::Metrics;
+use crate::tracking::store::{leader_work, Fence};
 use crate::tracking::tracker::{Tracker, TrackerParts};
 use crate::training::jobs::{fail_cut_short, Jobs, TrainRequest};
 use crate::training::registry::{self, RegistryError};
@@ -42,6 +43,8 @@ pub struct Application {
     store: Arc<dyn Store>,
     /// Woken by the tracker when it enqueues notices, for the dispatcher to drain the outbox.
     notices: Arc<Notify>,
+    /// The fence the work done once is done under, for the loops that do it.
+    leadership: Leadership,
     settings: Settings,
     state: web::Data<AppState>,
     /// Taken before the port listens: from then on a SIGHUP reloads the model and never ends
@@ -122,6 +125,10 @@ impl Application {
             .context("listener has no address")?
             .port();
         let server = http_server(settings, listener, state)?;
+        // Alone on its store, the process leads from the start, under a fence nothing
+        // supersedes; with replicas, once its lease loop takes the lease.
+        let leadership =
+            Leadership::new((!tracker.is_shared()).then(|| Fence::alone(LEADER_LEASE)));
         Ok(Self {
             port,
             server,
@@ -130,6 +137,7 @@ impl Application {
             tracker,
             store,
             notices,
+            leadership,
             settings: settings.clone(),
             state: app_state,
             #[cfg(unix)]
@@ -200,14 +208,15 @@ impl Application {
             self.tracker_metrics(),
         );
         // With a shared store the lease holder alone delivers, as it alone recomputes.
-        let tracker = self.tracker.clone();
+        let leadership = self.leadership.clone();
         background.push(tokio::spawn(
-            dispatcher.run(self.notices.clone(), move || tracker.leading()),
+            dispatcher.run(self.notices.clone(), move || leadership.fence()),
         ));
         if self.tracker.is_shared() {
             background.push(tokio::spawn(lease_loop(
                 self.store.clone(),
                 self.tracker.clone(),
+                self.leadership.clone(),
             )));
             background.push(tokio::spawn(follow_models_loop(
                 self.estimator.clone(),
@@ -217,6 +226,7 @@ impl Application {
         }
         background.push(tokio::spawn(refresh_loop(
             self.tracker.clone(),
+            self.leadership.clone(),
             Duration::from_millis(self.settings.tracking.debounce_ms.max(1)),
         )));
         background.push(tokio::spawn(learn_congestion_loop(
@@ -444,9 +454,36 @@ const LEADER_LEASE: &str = "tracking";
 const LEASE_TTL: Duration = Duration::from_secs(5);
 const LEASE_RENEW_EVERY: Duration = Duration::from_secs(1);
 
+/// The fence under which this process does the work done once, as its lease loop last learnt
+/// it; none while another replica leads. One value, so that no loop sees the process leading
+/// without the fence its writes must carry.
+#[derive(Clone)]
+struct Leadership(Arc<std::sync::Mutex<Option<Fence>>>);
+
+impl Leadership {
+    fn new(fence: Option<Fence>) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(fence)))
+    }
+
+    fn fence(&self) -> Option<Fence> {
+        self.lock().clone()
+    }
+
+    fn set(&self, fence: Option<Fence>) {
+        *self.lock() = fence;
+    }
+
+    /// A poisoned lock is taken all the same: it only ever holds a whole value.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Fence>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Takes and renews the lease while this process lives (replicas on a shared store); another
 /// takes it over within `LEASE_TTL` when this one dies.
-async fn lease_loop(store: Arc<dyn Store>, tracker: Arc<Tracker>) {
+async fn lease_loop(store: Arc<dyn Store>, tracker: Arc<Tracker>, leadership: Leadership) {
     let holder = format!(
         "{}-{}-{:08x}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "etape".into()),
@@ -458,12 +495,22 @@ async fn lease_loop(store: Arc<dyn Store>, tracker: Arc<Tracker>) {
     loop {
         ticks.tick().await;
         let (leasing, deciding, holder) = (store.clone(), tracker.clone(), holder.clone());
+        let learning = leadership.clone();
         let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<(bool, bool)> {
-            let was = deciding.leading();
+            let was = learning.fence();
             let holds =
                 leasing.acquire_lease(LEADER_LEASE, &holder, LEASE_TTL.as_millis() as i64)?;
-            deciding.set_leading(holds)?;
-            Ok((was, holds))
+            // Held again under a new token: another replica led between two renewals (this
+            // one stalled past its lease), so this takes over what that one left, as any
+            // takeover does.
+            let retaken = was.is_some() && holds.is_some() && was != holds;
+            if retaken {
+                deciding.set_leading(false)?;
+            }
+            let leads = holds.is_some();
+            learning.set(holds);
+            deciding.set_leading(leads)?;
+            Ok((was.is_some() && !retaken, leads))
         })
         .await;
         match outcome {
@@ -472,6 +519,7 @@ async fn lease_loop(store: Arc<dyn Store>, tracker: Arc<Tracker>) {
             Ok(Ok(_)) | Err(_) => {}
             Ok(Err(error)) => {
                 // Unable to renew: stop leading before the lease can pass to another.
+                leadership.set(None);
                 let _ = tracker.set_leading(false);
                 tracing::error!(message = "Lease not renewed.", error = %format!("{error:#}"));
             }
@@ -481,8 +529,8 @@ async fn lease_loop(store: Arc<dyn Store>, tracker: Arc<Tracker>) {
 
 /// Recomputes the estimates of the vehicles that pinged, at most once per `every`: a truck
 /// that sends ten pings a second costs one estimate a period. With replicas, only the one
-/// holding the lease does.
-async fn refresh_loop(tracker: Arc<Tracker>, every: Duration) {
+/// holding the lease does, each pass under the fence it began under.
+async fn refresh_loop(tracker: Arc<Tracker>, leadership: Leadership, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut since_compaction = std::time::Instant::now();
@@ -492,18 +540,25 @@ async fn refresh_loop(tracker: Arc<Tracker>, every: Duration) {
         if !tracker.leading() || !tracker.may_recompute() {
             continue;
         }
+        // Read before the pass, not at each write: a pass that a stall carries past the
+        // lease keeps the fence it was decided under, and the store refuses what is left of it.
+        let Some(fence) = leadership.fence() else {
+            continue;
+        };
         let working = tracker.clone();
         let compact = since_compaction.elapsed() > COMPACTION_EVERY;
         if compact {
             since_compaction = std::time::Instant::now();
         }
         let _ = tokio::task::spawn_blocking(move || {
-            working.refresh_dirty();
-            if compact {
-                if let Err(error) = working.compact() {
-                    tracing::error!(message = "Ping compaction failed.", %error);
+            leader_work(&fence, || {
+                working.refresh_dirty();
+                if compact {
+                    if let Err(error) = working.compact() {
+                        tracing::error!(message = "Ping compaction failed.", %error);
+                    }
                 }
-            }
+            })
         })
         .await;
     }

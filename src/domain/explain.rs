@@ -346,7 +346,7 @@ fn factor_reasons(factors: &[(&str, f64)], reasons: &mut Vec<Reason>) {
 
 /// The kind a model column speaks of, by the families the feature set names (see
 /// `crate::ml::features`): conditions on the road, congestion at the ends, the partner.
-fn factor_kind(column: &str) -> Option<ReasonKind> {
+pub fn factor_kind(column: &str) -> Option<ReasonKind> {
     const WEATHER: [&str; 5] = [
         "temperature_2m",
         "precipitation",

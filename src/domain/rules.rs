@@ -9,9 +9,14 @@
 //! longer; that gap is what the learned model corrects.
 //!
 //! Assumptions, each a choice where the input says nothing:
-//! - The driver's week starts with the trip: no extended day or reduced rest used yet, and a
-//!   45-hour weekly rest after the sixth driving day (the 24-hour reduced weekly rest is not
-//!   used, since it must be compensated later and rarely helps an estimate).
+//! - The driver's week starts with the trip unless the [`DriverState`] carries one ([`Week`]:
+//!   the driving, daily rests, reduced rests and extended days since the last weekly rest, and
+//!   the week before's driving): no extended day or reduced rest used yet, and a 45-hour
+//!   weekly rest after the sixth driving day or once the week's driving reaches 56 hours, or
+//!   90 hours less the week before's (the 24-hour reduced weekly rest is not used, since it
+//!   must be compensated later and rarely helps an estimate). A week here runs from one
+//!   weekly rest to the next, not from Monday as the regulation's does: the engine knows the
+//!   driver's rests, not the calendar weeks they fell in.
 //! - A dwell (loading, unloading) of 45 minutes or more counts as a break, one of 15 minutes or
 //!   more as the first part of a split break, and one of 30 minutes or more completes it.
 //! - Waiting out a ban is time off the wheel: it counts as a break, and as a daily rest when it
@@ -55,6 +60,9 @@ pub const REDUCED_RESTS_PER_WEEK: u32 = 3;
 /// A regular weekly rest, due at the latest after six daily driving periods.
 pub const WEEKLY_REST: TimeDelta = TimeDelta::hours(45);
 pub const DRIVING_DAYS_PER_WEEK: u32 = 6;
+/// Driving limits of a week and of two weeks in a row (Article 6(2) and 6(3)).
+pub const WEEKLY_DRIVING: TimeDelta = TimeDelta::hours(56);
+pub const FORTNIGHT_DRIVING: TimeDelta = TimeDelta::hours(90);
 /// The expected wait at a customs border (Switzerland, the United Kingdom, Andorra): a truck
 /// whose transit or export declaration was lodged ahead clears the main crossings (Basel,
 /// Geneva, Chiasso, Calais-Dover) in about half an hour; queues make it longer, which the
@@ -123,6 +131,24 @@ impl Default for RulesPolicy {
 pub struct DriverState {
     driven_today: TimeDelta,
     driven_since_break: TimeDelta,
+    week: Week,
+}
+
+/// The driver's week so far, counted from the last weekly rest: what limits the driving
+/// beyond the day. All zero for a driver of whom nothing more is known, whose week starts
+/// with the trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Week {
+    /// Driving since the last weekly rest, today's included.
+    pub driven: TimeDelta,
+    /// Driving in the week that ended with the last weekly rest: the fortnight's limit
+    /// counts it.
+    pub driven_before: TimeDelta,
+    /// Daily rests since the last weekly rest, and how many of them were reduced ones.
+    pub daily_rests: u32,
+    pub reduced_rests: u32,
+    /// Days extended to 10 hours since the last weekly rest, today's included.
+    pub extended_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +161,10 @@ pub enum DriverStateError {
     SinceBreakOverLimit,
     #[error("driving since the last break cannot exceed driving today")]
     SinceBreakOverToday,
+    #[error("a week's driving cannot exceed 56 h, nor two weeks' 90 h")]
+    WeekOverLimit,
+    #[error("a week holds at most five daily rests, three of them reduced, and two 10-hour days")]
+    WeekCountsOverLimit,
 }
 
 impl DriverState {
@@ -157,7 +187,28 @@ impl DriverState {
         Ok(Self {
             driven_today,
             driven_since_break,
+            week: Week::default(),
         })
+    }
+
+    /// The same day, within the week `week` says.
+    pub fn with_week(self, week: Week) -> Result<Self, DriverStateError> {
+        if week.driven < TimeDelta::zero() || week.driven_before < TimeDelta::zero() {
+            return Err(DriverStateError::Negative);
+        }
+        if week.driven > WEEKLY_DRIVING
+            || week.driven_before > WEEKLY_DRIVING
+            || week.driven + week.driven_before > FORTNIGHT_DRIVING
+        {
+            return Err(DriverStateError::WeekOverLimit);
+        }
+        if week.daily_rests >= DRIVING_DAYS_PER_WEEK
+            || week.reduced_rests > REDUCED_RESTS_PER_WEEK.min(week.daily_rests)
+            || week.extended_days > EXTENDED_DAYS_PER_WEEK
+        {
+            return Err(DriverStateError::WeekCountsOverLimit);
+        }
+        Ok(Self { week, ..self })
     }
 
     pub fn driven_today(&self) -> TimeDelta {
@@ -166,6 +217,102 @@ impl DriverState {
 
     pub fn driven_since_break(&self) -> TimeDelta {
         self.driven_since_break
+    }
+
+    /// The week, with today in it: a state made from the day alone counts the day's driving
+    /// and its extension as the week's.
+    pub fn week(&self) -> Week {
+        Week {
+            driven: self.week.driven.max(self.driven_today),
+            extended_days: self
+                .week
+                .extended_days
+                .max(u32::from(self.driven_today > DAILY_DRIVING)),
+            ..self.week
+        }
+    }
+
+    /// The driving the week still allows: 56 hours, or 90 less the week before's.
+    fn week_limit(&self) -> TimeDelta {
+        WEEKLY_DRIVING.min(FORTNIGHT_DRIVING - self.week.driven_before)
+    }
+
+    /// The state after `duration` more driving. Each counter stops at its limit: a driver
+    /// past one has nothing left there, which is all a plan needs to know.
+    pub fn after_driving(self, duration: TimeDelta) -> Self {
+        let duration = duration.max(TimeDelta::zero());
+        let week = self.week();
+        let driven_today = (self.driven_today + duration).min(EXTENDED_DAILY_DRIVING);
+        let extended_now = self.driven_today <= DAILY_DRIVING && driven_today > DAILY_DRIVING;
+        let week = Week {
+            driven: (week.driven + driven_today - self.driven_today).min(self.week_limit()),
+            extended_days: (week.extended_days + u32::from(extended_now))
+                .min(EXTENDED_DAYS_PER_WEEK),
+            ..week
+        };
+        Self {
+            driven_today,
+            driven_since_break: (self.driven_since_break + duration)
+                .min(MAX_DRIVING_BEFORE_BREAK)
+                .min(driven_today),
+            week,
+        }
+    }
+
+    /// The state after `duration` off the wheel: a weekly rest once it lasts 45 hours; a
+    /// daily rest once it lasts 11 hours, or 9 while reduced rests remain, unless the weekly
+    /// rest is what is due; a break once it lasts 45 minutes.
+    pub fn after_time_off(self, duration: TimeDelta) -> Self {
+        let week = self.week();
+        if duration >= WEEKLY_REST {
+            return Self {
+                driven_today: TimeDelta::zero(),
+                driven_since_break: TimeDelta::zero(),
+                week: Week {
+                    driven_before: week.driven,
+                    ..Week::default()
+                },
+            };
+        }
+        let weekly_due =
+            week.daily_rests + 1 >= DRIVING_DAYS_PER_WEEK || week.driven >= self.week_limit();
+        let reduced_left = week.reduced_rests < REDUCED_RESTS_PER_WEEK;
+        let daily_rest = duration >= DAILY_REST || (duration >= REDUCED_DAILY_REST && reduced_left);
+        if daily_rest && !weekly_due {
+            return Self {
+                driven_today: TimeDelta::zero(),
+                driven_since_break: TimeDelta::zero(),
+                week: Week {
+                    daily_rests: week.daily_rests + 1,
+                    reduced_rests: week.reduced_rests + u32::from(duration < DAILY_REST),
+                    ..week
+                },
+            };
+        }
+        if duration >= BREAK {
+            return Self {
+                driven_since_break: TimeDelta::zero(),
+                week,
+                ..self
+            };
+        }
+        Self { week, ..self }
+    }
+
+    /// The state with the driving since the last break as a tachograph counts it; the day
+    /// holds at least that much.
+    pub fn with_driven_since_break(self, driven_since_break: TimeDelta) -> Self {
+        let driven_since_break =
+            driven_since_break.clamp(TimeDelta::zero(), MAX_DRIVING_BEFORE_BREAK);
+        let driven_today = self.driven_today.max(driven_since_break);
+        Self {
+            driven_today,
+            driven_since_break,
+            week: Week {
+                driven: self.week().driven.max(driven_today),
+                ..self.week
+            },
+        }
     }
 }
 
@@ -360,11 +507,15 @@ struct Engine<'a> {
     extended_days_used: u32,
     reduced_rests_used: u32,
     driving_days: u32,
+    /// Driving since the last weekly rest, and in the week before it.
+    driven_week: TimeDelta,
+    driven_last_week: TimeDelta,
 }
 
 impl<'a> Engine<'a> {
     fn new(plan: &TripPlan, bans: &'a BanCalendar, policy: RulesPolicy) -> Self {
         let day_extended = plan.driver.driven_today > DAILY_DRIVING;
+        let week = plan.driver.week();
         Self {
             bans,
             ban_windows: Vec::new(),
@@ -379,9 +530,11 @@ impl<'a> Engine<'a> {
             driven_since_break: plan.driver.driven_since_break,
             split_break_started: false,
             day_extended,
-            extended_days_used: u32::from(day_extended),
-            reduced_rests_used: 0,
-            driving_days: 1,
+            extended_days_used: week.extended_days,
+            reduced_rests_used: week.reduced_rests,
+            driving_days: 1 + week.daily_rests,
+            driven_week: week.driven,
+            driven_last_week: week.driven_before,
         }
     }
 
@@ -400,6 +553,12 @@ impl<'a> Engine<'a> {
         let mut remaining = duration;
         while remaining > TimeDelta::zero() {
             if self.follows_driving_rules {
+                if self.driven_week >= self.week_limit() {
+                    // `rest_due` is the weekly rest now.
+                    let rest = self.rest_due() + self.policy.rest_extension;
+                    self.pause(SegmentKind::Rest, rest);
+                    continue;
+                }
                 if self.driven_today >= self.daily_limit() {
                     self.end_driving_day();
                     continue;
@@ -428,7 +587,8 @@ impl<'a> Engine<'a> {
             if self.follows_driving_rules {
                 stint = stint
                     .min(MAX_DRIVING_BEFORE_BREAK - self.driven_since_break)
-                    .min(self.daily_limit() - self.driven_today);
+                    .min(self.daily_limit() - self.driven_today)
+                    .min(self.week_limit() - self.driven_week);
             }
             let window = &mut self.ban_windows[window_idx].1;
             if let Some(next_ban) = window.next_ban_start(self.bans, self.now) {
@@ -443,6 +603,7 @@ impl<'a> Engine<'a> {
             );
             self.driven_today += stint;
             self.driven_since_break += stint;
+            self.driven_week += stint;
             remaining -= stint;
         }
     }
@@ -496,8 +657,14 @@ impl<'a> Engine<'a> {
         self.pause(SegmentKind::Rest, rest);
     }
 
+    /// The driving this week still allows: 56 hours, or 90 less the week before's. From a
+    /// week that starts with the trip it never binds before the sixth day's rest does.
+    fn week_limit(&self) -> TimeDelta {
+        WEEKLY_DRIVING.min(FORTNIGHT_DRIVING - self.driven_last_week)
+    }
+
     fn rest_due(&self) -> TimeDelta {
-        if self.driving_days >= DRIVING_DAYS_PER_WEEK {
+        if self.driving_days >= DRIVING_DAYS_PER_WEEK || self.driven_week >= self.week_limit() {
             WEEKLY_REST
         } else if self.policy.use_reduced_rests && self.reduced_rests_used < REDUCED_RESTS_PER_WEEK
         {
@@ -523,6 +690,8 @@ impl<'a> Engine<'a> {
                 self.extended_days_used = 0;
                 self.reduced_rests_used = 0;
                 self.driving_days = 0;
+                self.driven_last_week = self.driven_week;
+                self.driven_week = TimeDelta::zero();
             } else if rest_due == REDUCED_DAILY_REST {
                 self.reduced_rests_used += 1;
             }

@@ -15,6 +15,11 @@ pub enum StoreError {
     /// same request would not cure.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A write made under a lease that a newer holder has taken since (its fence's token
+    /// superseded): nothing was written. The process that made it no longer leads, whatever it
+    /// believed when it began; the work is the new holder's.
+    #[error("a newer holder has the lease this write was made under")]
+    Fenced,
     #[error("storage failed: {0}")]
     Backend(String),
 }

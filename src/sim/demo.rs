@@ -104,6 +104,10 @@ pub fn demo_trip(
         version: 0,
         gross_weight_tonnes: None,
         operation: None,
+        driver_declared: false,
+        carried: None,
+        ended_clock: None,
+        cab: None,
     };
     DemoTrip { shipment, pings }
 }

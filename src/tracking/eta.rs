@@ -4,6 +4,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::driver::DriverSource;
+use super::reasons::DelayReason;
 use super::shipment::{Fix, Shipment, ShipmentStop};
 use crate::domain::eta::{EtaQuery, Stop, TripContext};
 use crate::domain::explain::driving_rules_name;
@@ -54,6 +56,12 @@ pub struct StopSnapshot {
     /// the arrival scores, so that a correction learns from the model and never from itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelBand>,
+    /// The first estimate recorded for the stop, and the median now against it, in minutes
+    /// (positive: later); absent from the snapshots of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_eta: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slip_minutes: Option<f64>,
 }
 
 /// A band as the estimator gave it, from `from`.
@@ -136,6 +144,20 @@ pub struct Snapshot {
     /// estimator is asked, and from the snapshots of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driving_rules: Option<String>,
+    /// Where the driver's state came from; absent from the snapshots of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_source: Option<DriverSource>,
+    /// The delivered shipment of the same vehicle whose clock the driver's state carries on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_carried_from: Option<String>,
+    /// The driver the cab named last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_id: Option<String>,
+    /// What moved the destination's arrival since the previous estimate (see
+    /// [`crate::tracking::reasons`]); absent for the first estimate and when the previous
+    /// one's plan is not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_reasons: Option<Vec<DelayReason>>,
 }
 
 impl Snapshot {
@@ -235,6 +257,11 @@ pub fn live_snapshot(
         fallback: ahead.fallback,
         degraded: ahead.degraded,
         driving_rules: ahead.driving_rules,
+        // The tracker knows these, and what came before.
+        driver_source: None,
+        driver_carried_from: None,
+        driver_id: None,
+        delay_reasons: None,
     }
 }
 
@@ -429,6 +456,8 @@ fn stop_snapshot(
         late_probability: risk.map(|(probability, _)| (probability * 1000.0).round() / 1000.0),
         severity: risk.map(|(_, severity)| severity),
         model: None,
+        first_eta: None,
+        slip_minutes: None,
     }
 }
 

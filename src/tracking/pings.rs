@@ -1,5 +1,9 @@
 //! Position reports as they arrive: parsed from JSON, NDJSON, CSV or Traccar's forwarding JSON,
 //! then checked one by one. A bad ping is named and dropped; the rest of its batch goes on.
+//!
+//! A ping may also carry the cab's word (see `docs/tachograph.md`): the driver's id, the
+//! tachograph's activity and its remaining driving time. That part is checked with the ping
+//! and handed on beside it ([`ParsedBatch::cab`]), since the stores keep positions alone.
 
 use std::borrow::Cow;
 
@@ -8,6 +12,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::domain::ids::check_identifier;
+use crate::tracking::driver::{CabActivity, CabPing, MAX_REMAINING_DRIVING_MINUTES};
 
 /// The formats `POST /v1/positions` reads, chosen by Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,15 @@ pub struct RawPing<'a> {
     pub speed_kmh: Option<f64>,
     #[serde(default)]
     pub heading: Option<f64>,
+    /// The driver, as the tachograph's card or the telematics unit names them.
+    #[serde(default)]
+    pub driver_id: Option<String>,
+    /// The tachograph's activity: `driving`, `rest`, `other_work` or `available`.
+    #[serde(default)]
+    pub driver_state: Option<String>,
+    /// The driving left before the next break is due, minutes (0 to 270).
+    #[serde(default)]
+    pub remaining_driving_minutes: Option<f64>,
 }
 
 /// A ping that passed every check.
@@ -86,6 +100,8 @@ pub struct ParsedBatch {
     pub vehicles: Vec<String>,
     pub pings: Vec<Ping>,
     pub rejected: Vec<Rejection>,
+    /// What the good pings that carried it said of the cab.
+    pub cab: Vec<CabPing>,
 }
 
 /// What a ping is checked against.
@@ -108,6 +124,9 @@ pub enum BatchError {
 
 /// Vehicle identifiers are the caller's; this bounds what a ping can make the service store.
 pub const MAX_VEHICLE_ID_LEN: usize = 64;
+/// A driver card's number is 16 characters after its issuing state's 3; a unit's own ids are
+/// shorter still.
+pub const MAX_DRIVER_ID_LEN: usize = 64;
 
 /// What Traccar's JSON position forwarding posts (`forward.type` json from Traccar 5.5 on,
 /// `forward.json` before): one position and its device. Both carry many more fields, and
@@ -135,10 +154,39 @@ struct TraccarPosition<'a> {
     course: Option<f64>,
     #[serde(default = "valid_by_default")]
     valid: bool,
+    #[serde(default)]
+    attributes: TraccarAttributes,
 }
 
 fn valid_by_default() -> bool {
     true
+}
+
+/// The attributes of a Traccar position this reads: the driver Traccar itself names
+/// (`driverUniqueId`, from an iButton, an RFID card or a tachograph card, as its protocol
+/// decoders set it), and the two a computed attribute can set from the tracker's own
+/// elements (`driverState`, `remainingDrivingMinutes`; see `docs/tachograph.md`). The rest
+/// varies by tracker and is ignored.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TraccarAttributes {
+    /// A string, or a number from some decoders.
+    #[serde(default)]
+    driver_unique_id: Option<serde_json::Value>,
+    #[serde(default)]
+    driver_state: Option<String>,
+    #[serde(default)]
+    remaining_driving_minutes: Option<f64>,
+}
+
+impl TraccarAttributes {
+    fn driver_id(&self) -> Option<String> {
+        match self.driver_unique_id.as_ref()? {
+            serde_json::Value::String(text) => Some(text.clone()),
+            serde_json::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -183,6 +231,9 @@ fn parse_json(body: &[u8], limits: &PingLimits) -> Result<ParsedBatch, BatchErro
             lon: position.longitude,
             speed_kmh: position.speed.map(|knots| knots * KNOTS_TO_KMH),
             heading: position.course,
+            driver_id: position.attributes.driver_id(),
+            driver_state: position.attributes.driver_state,
+            remaining_driving_minutes: position.attributes.remaining_driving_minutes,
         };
         let raw = if position.valid {
             Ok(raw)
@@ -252,6 +303,8 @@ fn parse_csv(body: &[u8], limits: &PingLimits) -> Result<ParsedBatch, BatchError
     let at = |name| column(name).expect("checked");
     let (vehicle, timestamp, lat, lon) = (at("vehicle_id"), at("timestamp"), at("lat"), at("lon"));
     let (speed, heading) = (column("speed_kmh"), column("heading"));
+    let (driver_id, driver_state) = (column("driver_id"), column("driver_state"));
+    let remaining = column("remaining_driving_minutes");
     let records: Vec<csv::ByteRecord> = reader
         .byte_records()
         .collect::<Result<_, _>>()
@@ -269,11 +322,16 @@ fn parse_csv(body: &[u8], limits: &PingLimits) -> Result<ParsedBatch, BatchError
                     .parse::<f64>()
                     .map_err(|_| format!("{name} is not a number"))
             };
-            let optional = |index: Option<usize>, name: &str| match index {
-                Some(index) if !record.get(index).unwrap_or_default().is_empty() => {
-                    number(index, name).map(Some)
-                }
-                _ => Ok(None),
+            let present = |index: Option<usize>| {
+                index.filter(|index| !record.get(*index).unwrap_or_default().is_empty())
+            };
+            let optional = |index: Option<usize>, name: &str| match present(index) {
+                Some(index) => number(index, name).map(Some),
+                None => Ok(None),
+            };
+            let optional_text = |index: Option<usize>| match present(index) {
+                Some(index) => text(index).map(|text| Some(text.to_owned())),
+                None => Ok(None),
             };
             Ok(RawPing {
                 vehicle_id: Cow::Borrowed(text(vehicle)?),
@@ -282,6 +340,9 @@ fn parse_csv(body: &[u8], limits: &PingLimits) -> Result<ParsedBatch, BatchError
                 lon: number(lon, "lon")?,
                 speed_kmh: optional(speed, "speed_kmh")?,
                 heading: optional(heading, "heading")?,
+                driver_id: optional_text(driver_id)?,
+                driver_state: optional_text(driver_state)?,
+                remaining_driving_minutes: optional(remaining, "remaining_driving_minutes")?,
             })
         })
         .collect::<Vec<Result<RawPing, String>>>();
@@ -304,12 +365,16 @@ fn collect(raws: Vec<Result<RawPing<'_>, String>>, limits: &PingLimits) -> Parse
     batch.pings.reserve(checked.len());
     for (index, outcome) in checked.into_iter().enumerate() {
         match outcome {
-            Ok((vehicle_id, mut ping)) => {
+            Ok((vehicle_id, mut ping, cab)) => {
                 let next = numbers.len() as u32;
                 ping.vehicle = *numbers.entry(vehicle_id).or_insert_with(|| {
                     batch.vehicles.push(vehicle_id.to_owned());
                     next
                 });
+                if let Some(mut cab) = cab {
+                    cab.vehicle = ping.vehicle;
+                    batch.cab.push(cab);
+                }
                 batch.pings.push(ping);
             }
             Err((field, reason)) => batch.rejected.push(Rejection {
@@ -322,7 +387,7 @@ fn collect(raws: Vec<Result<RawPing<'_>, String>>, limits: &PingLimits) -> Parse
     batch
 }
 
-type Checked<'a> = Result<(&'a str, Ping), (Option<&'static str>, String)>;
+type Checked<'a> = Result<(&'a str, Ping, Option<CabPing>), (Option<&'static str>, String)>;
 
 fn check<'r>(raw: &'r RawPing<'_>, now_ms: i64, limits: &PingLimits) -> Checked<'r> {
     let refuse = |field: &'static str, reason: String| Err((Some(field), reason));
@@ -374,6 +439,10 @@ fn check<'r>(raw: &'r RawPing<'_>, now_ms: i64, limits: &PingLimits) -> Checked<
     if raw.heading.is_some() && !(0.0..=360.0).contains(&heading) {
         return refuse("heading", "heading must be between 0 and 360".into());
     }
+    let cab = match checked_cab(raw, timestamp_ms) {
+        Ok(cab) => cab,
+        Err((field, reason)) => return refuse(field, reason),
+    };
     Ok((
         &*raw.vehicle_id,
         Ping {
@@ -384,5 +453,49 @@ fn check<'r>(raw: &'r RawPing<'_>, now_ms: i64, limits: &PingLimits) -> Checked<
             speed_kmh,
             heading,
         },
+        cab,
     ))
+}
+
+/// The ping's word on the cab, when it has any, checked; its vehicle is numbered later.
+fn checked_cab(
+    raw: &RawPing<'_>,
+    timestamp_ms: i64,
+) -> Result<Option<CabPing>, (&'static str, String)> {
+    let driver_id = match raw.driver_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            check_identifier(text, MAX_DRIVER_ID_LEN)
+                .map_err(|error| ("driver_id", format!("driver_id {error}")))?;
+            Some(text.to_owned())
+        }
+    };
+    let activity = match raw.driver_state.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(CabActivity::parse(text).ok_or_else(|| {
+            (
+                "driver_state",
+                "driver_state must be driving, rest, other_work or available".to_owned(),
+            )
+        })?),
+    };
+    let remaining = raw.remaining_driving_minutes;
+    if remaining.is_some_and(|minutes| !(0.0..=MAX_REMAINING_DRIVING_MINUTES).contains(&minutes)) {
+        return Err((
+            "remaining_driving_minutes",
+            format!(
+                "remaining_driving_minutes must be between 0 and {MAX_REMAINING_DRIVING_MINUTES}"
+            ),
+        ));
+    }
+    if driver_id.is_none() && activity.is_none() && remaining.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(CabPing {
+        vehicle: 0,
+        timestamp_ms,
+        driver_id,
+        activity,
+        remaining_driving_minutes: remaining,
+    }))
 }

@@ -7,6 +7,7 @@ use crate::domain::eta::Window;
 use crate::domain::geo::GeoPoint;
 use crate::domain::rules::DriverState;
 use crate::domain::vehicle::{Carriage, GrossWeight, Operation, VehicleClass};
+use crate::tracking::driver::{CabReading, EndedClock};
 use crate::tracking::tracker::TrackError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -192,6 +193,10 @@ impl ShipmentPlan {
                 .carriage
                 .operation
                 .map(|operation| operation.as_str().to_owned()),
+            driver_declared: driver.is_some(),
+            carried: None,
+            ended_clock: None,
+            cab: None,
         })
     }
 }
@@ -290,6 +295,22 @@ pub struct Shipment {
     pub gross_weight_tonnes: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    /// Whether the shipment was registered with its own `driver`: then it keeps it, and no
+    /// clock is carried to it. False in the records of earlier versions.
+    #[serde(default)]
+    pub driver_declared: bool,
+    /// The clock the vehicle's previous shipment ended with, when this one sets off after it
+    /// (see [`crate::tracking::driver`]); absent when there was none, and from the records
+    /// of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<EndedClock>,
+    /// The driver's clock at the delivery, for the vehicle's next shipment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_clock: Option<EndedClock>,
+    /// What the cab's tachograph said last through the vehicle's pings, while the shipment
+    /// was active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cab: Option<CabReading>,
 }
 
 impl Shipment {

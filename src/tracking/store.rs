@@ -1,6 +1,15 @@
 //! Where tracking keeps its shipments, estimates and (on a shared database) pings, and the
 //! lease under which one process of several does the work done once. The adapters implement
 //! these; the tracker sees nothing else of the database.
+//!
+//! The leader's writes are fenced: each carries the [`Fence`] of the lease it was decided
+//! under, and the store refuses it once a newer holder has the lease, in the transaction of
+//! the write. The tracker writes through the plain methods of these traits, synchronously;
+//! the loop that runs its leader work on a thread says under which fence
+//! ([`leader_work`]), so that a recomputation begun before a stall carries the lease it began
+//! under, not the one the process learns of later.
+
+use std::cell::RefCell;
 
 use polars::prelude::{DataFrame, PolarsResult};
 
@@ -17,7 +26,18 @@ pub trait ShipmentStore: Send + Sync + 'static {
     /// and enqueues `notices` in the outbox, in one transaction, then sets `shipment.version`
     /// to the version saved. `StoreError::Conflict`, with nothing written, when another writer
     /// saved it since: the caller reads it again and re-applies its change.
-    fn save_shipment(&self, shipment: &mut Shipment, notices: &[Notice]) -> StoreResult<()>;
+    /// `StoreError::Fenced`, with nothing written, when a newer holder has `fence`'s lease.
+    fn save_shipment_under(
+        &self,
+        shipment: &mut Shipment,
+        notices: &[Notice],
+        fence: Option<&Fence>,
+    ) -> StoreResult<()>;
+
+    /// [`ShipmentStore::save_shipment_under`] the fence of the leader work on this thread.
+    fn save_shipment(&self, shipment: &mut Shipment, notices: &[Notice]) -> StoreResult<()> {
+        self.save_shipment_under(shipment, notices, working_under().as_ref())
+    }
 
     fn shipment(&self, organisation: &str, id: &str) -> StoreResult<Option<Shipment>>;
 
@@ -38,14 +58,30 @@ pub trait ShipmentStore: Send + Sync + 'static {
     fn recent_deliveries(&self, limit: usize) -> StoreResult<Vec<Shipment>>;
 
     /// Appends the estimate to the shipment's history and enqueues the `notices` it causes in
-    /// the outbox, in one transaction.
-    fn append_snapshot(&self, snapshot: &Snapshot, notices: &[Notice]) -> StoreResult<()>;
+    /// the outbox, in one transaction; nothing of it once a newer holder has `fence`'s lease.
+    fn append_snapshot_under(
+        &self,
+        snapshot: &Snapshot,
+        notices: &[Notice],
+        fence: Option<&Fence>,
+    ) -> StoreResult<()>;
+
+    /// [`ShipmentStore::append_snapshot_under`] the fence of the leader work on this thread.
+    fn append_snapshot(&self, snapshot: &Snapshot, notices: &[Notice]) -> StoreResult<()> {
+        self.append_snapshot_under(snapshot, notices, working_under().as_ref())
+    }
 
     fn snapshots(&self, shipment_id: &str) -> StoreResult<Vec<Snapshot>>;
 
     /// Keeps a shipment's current estimate, whole (plan and factors included), in place of
-    /// the previous: with a shared store every replica answers it.
-    fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()>;
+    /// the previous: with a shared store every replica answers it. Refused once a newer
+    /// holder has `fence`'s lease.
+    fn save_current_under(&self, snapshot: &Snapshot, fence: Option<&Fence>) -> StoreResult<()>;
+
+    /// [`ShipmentStore::save_current_under`] the fence of the leader work on this thread.
+    fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        self.save_current_under(snapshot, working_under().as_ref())
+    }
 
     fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>>;
 
@@ -97,8 +133,18 @@ pub trait SharedPings: Send + Sync + 'static {
         since_ms: i64,
     ) -> StoreResult<Vec<Ping>>;
     /// Takes the vehicles marked as moved since the last call, by any replica:
-    /// `(organisation, vehicle_id)`.
-    fn take_moved_vehicles(&self) -> StoreResult<Vec<(String, String)>>;
+    /// `(organisation, vehicle_id)`. Refused, the marks left for the new holder, once a newer
+    /// holder has `fence`'s lease.
+    fn take_moved_vehicles_under(
+        &self,
+        fence: Option<&Fence>,
+    ) -> StoreResult<Vec<(String, String)>>;
+
+    /// [`SharedPings::take_moved_vehicles_under`] the fence of the leader work on this thread.
+    fn take_moved_vehicles(&self) -> StoreResult<Vec<(String, String)>> {
+        self.take_moved_vehicles_under(working_under().as_ref())
+    }
+
     /// A uniform sample of every vehicle's pings, about `max_rows` of them at most.
     fn pings_sample(&self, max_rows: usize) -> StoreResult<Vec<Ping>>;
     /// Forgets the pings older than `before_ms`; returns how many.
@@ -107,12 +153,60 @@ pub trait SharedPings: Send + Sync + 'static {
 
 pub trait Leases: Send + Sync + 'static {
     /// Takes the lease `name` for `holder` for `ttl_ms` from now by the database's clock, or
-    /// renews it, if it is free, expired or already `holder`'s; true when `holder` holds it.
-    /// Work that must happen once across processes runs under a lease.
-    fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool>;
+    /// renews it, if it is free, expired or already `holder`'s; its fence when `holder` holds
+    /// it. Work that must happen once across processes runs under a lease, and its writes
+    /// carry the fence.
+    fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<Option<Fence>>;
 
-    /// Gives the lease up at once (a process stopping cleanly), if `holder` holds it.
+    /// Gives the lease up at once (a process stopping cleanly), if `holder` holds it. The
+    /// lease is kept, expired, rather than forgotten: its token never starts over.
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+}
+
+/// The lease a write of the leader's was decided under: `token` grows each time the lease
+/// changes holder, and the store refuses the write once the lease's token is greater, so
+/// that a leader stalled past its lease cannot land what it decided before another took over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub lease: String,
+    pub token: i64,
+}
+
+impl Fence {
+    /// The fence of a process alone on its store (the embedded one), where the lease is never
+    /// taken: no token supersedes it, and its writes take the path a leader's take.
+    pub fn alone(lease: &str) -> Self {
+        Self {
+            lease: lease.to_owned(),
+            token: 0,
+        }
+    }
+}
+
+thread_local! {
+    static LEADER_WORK: RefCell<Option<Fence>> = const { RefCell::new(None) };
+}
+
+/// Runs `work` on this thread as leader work under `fence`: every write the store traits'
+/// plain methods make meanwhile carries it. A thread's own: the tracker's calls are
+/// synchronous, and the API's requests run on other threads, unfenced.
+pub fn leader_work<T>(fence: &Fence, work: impl FnOnce() -> T) -> T {
+    /// Puts back what the thread worked under before, even when `work` panics: a pooled
+    /// thread runs other work next.
+    struct Restore(Option<Fence>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            LEADER_WORK.with(|current| *current.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(LEADER_WORK.with(|current| current.replace(Some(fence.clone()))));
+    work()
+}
+
+/// The fence of the leader work running on this thread, if any.
+fn working_under() -> Option<Fence> {
+    LEADER_WORK.with(|current| current.borrow().clone())
 }
 
 /// Where one process keeps the pings of the window between restarts, when no shared database

@@ -3,8 +3,9 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::book::{fixes, pings_frame, PingBook, VehicleKey};
+use super::driver::{CabActivity, CabPing};
 use super::eta::{live_snapshot, Risk, StopState, TruckState};
-use super::pings::{parse, BatchError, PingFormat, PingLimits};
+use super::pings::{parse, BatchError, ParsedBatch, PingFormat, PingLimits};
 use super::shipment::{
     detect_events, EventKind, EventSource, Fix, Shipment, ShipmentStop, Status, StopDetection,
     StopEvent,
@@ -24,6 +25,15 @@ fn limits() -> PingLimits {
         max_speed_kmh: 200.0,
         max_pings: 1_000,
     }
+}
+
+/// Each rejected ping's position in the batch and the field it was refused for.
+fn named(batch: &ParsedBatch) -> Vec<(usize, Option<&'static str>)> {
+    batch
+        .rejected
+        .iter()
+        .map(|rejection| (rejection.index, rejection.field))
+        .collect()
 }
 
 /// Reads an NDJSON body of `org`'s and keeps its new pings in the book, as a stored batch is.
@@ -62,6 +72,59 @@ fn every_format_reads_the_same_pings() {
 }
 
 #[test]
+fn every_format_carries_the_cab_s_word_and_a_bad_value_is_named() {
+    let array =
+        br#"[{"vehicle_id": "AB-1", "timestamp": "2026-11-28T10:00:00Z", "lat": 50.6, "lon": 3.0,
+        "driver_id": "FRD1", "driver_state": "rest", "remaining_driving_minutes": 95}]"#;
+    let lines = b"{\"vehicle_id\": \"AB-1\", \"timestamp\": \"2026-11-28T10:00:00Z\", \"lat\": 50.6, \"lon\": 3.0, \"driver_id\": \"FRD1\", \"driver_state\": \"rest\", \"remaining_driving_minutes\": 95}\n";
+    let csv = b"vehicle_id,timestamp,lat,lon,driver_id,driver_state,remaining_driving_minutes\nAB-1,2026-11-28T10:00:00Z,50.6,3.0,FRD1,rest,95\n";
+    let traccar = br#"{"position": {"fixTime": "2026-11-28T10:00:00.000+00:00", "latitude": 50.6,
+        "longitude": 3.0, "attributes": {"ignition": true, "driverUniqueId": "FRD1",
+        "driverState": "rest", "remainingDrivingMinutes": 95}}, "device": {"uniqueId": "AB-1"}}"#;
+    let expected = CabPing {
+        vehicle: 0,
+        timestamp_ms: at("2026-11-28T10:00:00Z").timestamp_millis(),
+        driver_id: Some("FRD1".into()),
+        activity: Some(CabActivity::Rest),
+        remaining_driving_minutes: Some(95.0),
+    };
+    let bodies: [(&[u8], PingFormat); 4] = [
+        (array, PingFormat::Json),
+        (lines, PingFormat::Ndjson),
+        (csv, PingFormat::Csv),
+        (traccar, PingFormat::Json),
+    ];
+    for (body, format) in bodies {
+        let batch = parse(body, format, &limits()).unwrap();
+        assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
+        assert_eq!(batch.pings.len(), 1);
+        assert_eq!(batch.cab, std::slice::from_ref(&expected), "{format:?}");
+    }
+    let plain = br#"[{"vehicle_id": "AB-1", "timestamp": "2026-11-28T10:00:00Z", "lat": 50.6, "lon": 3.0}]"#;
+    assert!(parse(plain, PingFormat::Json, &limits())
+        .unwrap()
+        .cab
+        .is_empty());
+    let bad = b"vehicle_id,timestamp,lat,lon,driver_state,remaining_driving_minutes,driver_id\n\
+        AB-1,2026-11-28T10:00:00Z,50.6,3.0,asleep,,\n\
+        AB-1,2026-11-28T10:01:00Z,50.6,3.0,,271,\n\
+        AB-1,2026-11-28T10:02:00Z,50.6,3.0,,,FR\x01D\n\
+        AB-1,2026-11-28T10:03:00Z,50.6,3.0,driving,12,\n";
+    let batch = parse(bad, PingFormat::Csv, &limits()).unwrap();
+    assert_eq!(
+        named(&batch),
+        [
+            (0, Some("driver_state")),
+            (1, Some("remaining_driving_minutes")),
+            (2, Some("driver_id")),
+        ]
+    );
+    assert_eq!(batch.pings.len(), 1);
+    assert_eq!(batch.cab[0].activity, Some(CabActivity::Driving));
+    assert_eq!(batch.cab[0].remaining_driving_minutes, Some(12.0));
+}
+
+#[test]
 fn a_traccar_forward_is_one_ping_in_km_per_hour() {
     let body = br#"{"position": {"id": 9, "deviceId": 3, "protocol": "osmand",
         "serverTime": "2026-11-28T10:00:02.000+00:00", "deviceTime": "2026-11-28T10:00:00.000+00:00",
@@ -94,13 +157,8 @@ fn bad_pings_are_named_and_the_rest_kept() {
         AB-1,2026-11-28T10:07:00Z,50.7,3.1,81\n";
     let batch = parse(body, PingFormat::Csv, &limits()).unwrap();
     assert_eq!(batch.pings.len(), 2);
-    let named: Vec<(usize, Option<&str>)> = batch
-        .rejected
-        .iter()
-        .map(|rejection| (rejection.index, rejection.field))
-        .collect();
     assert_eq!(
-        named,
+        named(&batch),
         [
             (1, Some("lat")),
             (2, Some("timestamp")),
@@ -420,6 +478,10 @@ fn shipment() -> Shipment {
         version: 0,
         gross_weight_tonnes: None,
         operation: None,
+        driver_declared: false,
+        carried: None,
+        ended_clock: None,
+        cab: None,
     }
 }
 

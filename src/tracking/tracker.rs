@@ -31,7 +31,10 @@ use crate::domain::rules::DriverState;
 use crate::domain::storage::StoreError;
 use crate::ml::features::live::driving_state;
 use crate::telemetry::Metrics;
+use crate::tracking::reasons::DelayReason;
 use crate::tracking::store::{PingArchive, SharedPings, ShipmentStore};
+
+mod clock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
@@ -58,6 +61,7 @@ impl From<StoreError> for TrackError {
                 "the shipment changed while this was applied to it; try again".into(),
             ),
             StoreError::Unavailable(message) => Self::Unavailable(message),
+            StoreError::Fenced => Self::Unavailable(StoreError::Fenced.to_string()),
             StoreError::Backend(message) => Self::Storage(message),
         }
     }
@@ -94,9 +98,18 @@ pub enum EventData {
         delivered_at: Option<DateTime<Utc>>,
         accuracy: Vec<HorizonAccuracy>,
     },
+    /// `eta_changed` when what moved it is not known: the previous estimate's plan is gone
+    /// (the first estimate after a restart).
     EtaChanged {
         stops: Vec<StopSnapshot>,
         as_of: DateTime<Utc>,
+    },
+    /// `eta_changed`, with which parts of the plan moved the arrival since the previous
+    /// estimate.
+    EtaMoved {
+        stops: Vec<StopSnapshot>,
+        as_of: DateTime<Utc>,
+        delay_reasons: Vec<DelayReason>,
     },
     LateRiskChanged {
         changed: Vec<RiskChange>,
@@ -506,7 +519,12 @@ impl Tracker {
             .set(following.values().map(Vec::len).sum::<usize>() as i64);
     }
 
-    pub fn register(&self, shipment: Shipment) -> Result<Shipment, TrackError> {
+    /// Keeps a new shipment, its driver's clock carried from the vehicle's latest delivery
+    /// unless it declares its own, and estimates it.
+    pub fn register(&self, mut shipment: Shipment) -> Result<Shipment, TrackError> {
+        if !shipment.driver_declared {
+            shipment.carried = self.previous_clock(&shipment)?;
+        }
         self.store.insert_shipment(&shipment)?;
         self.follow(&shipment);
         self.refresh(&shipment.organisation, &shipment.id)?;
@@ -648,6 +666,7 @@ impl Tracker {
             });
         if delivered {
             shipment.accuracy = self.score(shipment)?;
+            shipment.ended_clock = self.ended_clock(shipment)?;
         }
         let mut notices = Vec::new();
         for (index, kind) in new {
@@ -687,6 +706,7 @@ impl Tracker {
             // Only once saved: a try that lost to another writer teaches nothing twice.
             self.learn(shipment);
             self.unfollow(shipment);
+            self.hand_on(shipment);
         }
         Ok(true)
     }
@@ -775,6 +795,7 @@ impl Tracker {
         // Taken before the window's pings are back, a ping could be read in twice (its segment
         // is on disk when the restoration reads them): it waits the seconds that takes.
         self.restoration.wait_blocking(Stage::Corrections)?;
+        self.record_cab(organisation, &batch)?;
         let ingested = self.mode.ingest(organisation, &batch)?;
         lock(&self.dirty).extend(ingested.moved);
         if ingested.new > 0 {
@@ -892,7 +913,7 @@ impl Tracker {
             return Ok(());
         }
         let status_before = shipment.status;
-        let since = shipment.planned_departure - TimeDelta::minutes(self.settings.lead_minutes);
+        let since = frame_since(&self.settings, &shipment);
         let frame = self.mode.vehicle_frame(&key_of(&shipment), since)?;
         let fixes = fixes(&frame).map_err(|error| TrackError::Storage(error.to_string()))?;
         let new = self.record_detected(&mut shipment, &fixes);
@@ -906,12 +927,13 @@ impl Tracker {
         if !new.is_empty() && !self.settle(&mut shipment, &new)? {
             return self.refresh_locked(organisation, id, one_try_less(tries)?);
         }
-        let snapshot = self.live_estimate(&shipment, &frame, &fixes);
+        let mut snapshot = self.live_estimate(&shipment, &frame, &fixes)?;
         self.metrics.live_recomputations.inc();
         let previous = match self.mode.current(&shipment.id)? {
             Some(previous) => Some(previous),
             None => self.store.snapshots(&shipment.id)?.pop(),
         };
+        snapshot.follow(previous.as_ref());
         self.keep_history(&shipment, &snapshot, previous.as_ref())?;
         let heard = self.estimate_event(&shipment, &snapshot);
         self.mode
@@ -942,18 +964,23 @@ impl Tracker {
     }
 
     /// The shipment's estimate from its truck's last fix and driver, with what the feeds know.
-    fn live_estimate(&self, shipment: &Shipment, frame: &DataFrame, fixes: &[Fix]) -> Snapshot {
-        let driver = if frame.height() >= 2 {
-            inferred_driver(frame, &shipment.id).unwrap_or_else(|| shipment.declared_driver())
-        } else {
-            shipment.declared_driver()
-        };
+    fn live_estimate(
+        &self,
+        shipment: &Shipment,
+        frame: &DataFrame,
+        fixes: &[Fix],
+    ) -> Result<Snapshot, TrackError> {
+        let driver = self.live_driver(shipment, frame, fixes)?;
         let truck = TruckState {
             last_fix: fixes.last().copied(),
-            driver,
+            driver: driver.state,
             now: self.now(),
         };
-        live_snapshot(shipment, truck, &self.forecaster, self.thresholds, true)
+        let mut snapshot = live_snapshot(shipment, truck, &self.forecaster, self.thresholds, true);
+        snapshot.driver_source = Some(driver.source);
+        snapshot.driver_carried_from = driver.carried_from;
+        snapshot.driver_id = driver.driver_id;
+        Ok(snapshot)
     }
 
     /// Keeps the estimate in the history when it moved or changed a stop's risk or state since
@@ -987,15 +1014,16 @@ impl Tracker {
             if let Some(previous) = previous {
                 let moved = snapshot.largest_move_minutes(previous);
                 if moved > 0.0 {
-                    notices.push(notice(
-                        shipment,
-                        "eta_changed",
-                        EventData::EtaChanged {
-                            stops: snapshot.stops.clone(),
-                            as_of: snapshot.as_of,
+                    let (stops, as_of) = (snapshot.stops.clone(), snapshot.as_of);
+                    let data = match &snapshot.delay_reasons {
+                        Some(reasons) => EventData::EtaMoved {
+                            stops,
+                            as_of,
+                            delay_reasons: reasons.clone(),
                         },
-                        etas,
-                    ));
+                        None => EventData::EtaChanged { stops, as_of },
+                    };
+                    notices.push(notice(shipment, "eta_changed", data, etas));
                 }
                 let risky = snapshot.risk_changes(previous);
                 if !risky.is_empty() {
@@ -1171,6 +1199,12 @@ impl Tracker {
         }
         Ok(found)
     }
+}
+
+/// The first of the vehicle's pings a shipment reads: those of the lead before its planned
+/// departure on.
+fn frame_since(settings: &TrackingSettings, shipment: &Shipment) -> DateTime<Utc> {
+    shipment.planned_departure - TimeDelta::minutes(settings.lead_minutes)
 }
 
 /// The oldest ping worth keeping on disk: one still in the window, or still acceptable.

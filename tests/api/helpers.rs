@@ -120,6 +120,17 @@ pub fn postgres_server() -> Option<String> {
     etape::adapters::store::postgres::PostgresStore::test_server()
 }
 
+/// A database of its own, named after `name` and this run, on that server, for the
+/// replicas a test starts to share; none without a server.
+pub fn shared_database(name: &str) -> Option<String> {
+    let server = postgres_server()?;
+    let name = format!("{name}_{}", std::process::id());
+    let database =
+        etape::adapters::store::postgres::PostgresStore::scratch_database(&server, &name)
+            .expect("a scratch database");
+    Some(database)
+}
+
 /// The keys the first start wrote to the data directory, by role.
 pub fn demo_keys(data_dir: &std::path::Path) -> std::collections::HashMap<String, String> {
     let text = std::fs::read_to_string(data_dir.join(etape::partners::keys::DEMO_KEYS_FILE))

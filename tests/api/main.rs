@@ -3,12 +3,14 @@
 mod access;
 mod architecture;
 mod cli;
+mod clocks;
 mod contract;
 mod dashboard;
 mod drift;
 mod errors;
 mod eta;
 mod feeds;
+mod fencing;
 mod fuzz_replay;
 mod hardening;
 mod helpers;

@@ -4,8 +4,10 @@
 //! `ETAPE_TEST_STORE=postgres`): stop events fire while the receiver is down, the server is
 //! killed (SIGKILL, then in a second round stopped by SIGTERM), started again on the same data
 //! directory, the receiver comes back, and every event arrives under the one delivery id its
-//! attempts had before the stop. The second races a manual event against the recomputation of
-//! the same shipment by another tracker (another replica) on one store.
+//! attempts had before the stop. On PostgreSQL the same again across a leader takeover: the
+//! events fire on the replica that leads, it is killed, another takes the lease over and
+//! delivers them. The last test races a manual event against the recomputation of the same
+//! shipment by another tracker (another replica) on one store.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -30,6 +32,7 @@ use etape::tracking::tracker::{StopRef, Tracker, TrackerParts};
 use serde_json::{json, Value};
 
 use crate::helpers::{json_of, RunningBinary};
+use crate::replicas::leads;
 
 fn stamp(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -102,31 +105,66 @@ async fn events_fired_while_the_receiver_is_down_arrive_after_a_restart_each_und
     }
 }
 
+/// What the services are started with: no model, and retries for longer than the tests keep
+/// the receiver down, quickly.
+const RETRYING: [(&str, &str); 4] = [
+    ("ETAPE__MODEL__DIR", "target/tmp/no-model-here"),
+    ("ETAPE__WEBHOOKS__MAX_ATTEMPTS", "100000"),
+    ("ETAPE__WEBHOOKS__BACKOFF_INITIAL_MS", "50"),
+    ("ETAPE__WEBHOOKS__BACKOFF_MAX_MS", "300"),
+];
+
+/// What fired while the receiver was down: the webhook's deliveries log, the events it must
+/// get, and the delivery ids tried before the stop with their outcome.
+struct Fired {
+    log_path: String,
+    expected: BTreeSet<(String, Option<u64>)>,
+    tried: BTreeMap<String, String>,
+}
+
 async fn events_survive(stop: Stop) {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let env = [
-        ("ETAPE__MODEL__DIR", "target/tmp/no-model-here"),
-        // Retries for longer than the test is down, quickly.
-        ("ETAPE__WEBHOOKS__MAX_ATTEMPTS", "100000"),
-        ("ETAPE__WEBHOOKS__BACKOFF_INITIAL_MS", "50"),
-        ("ETAPE__WEBHOOKS__BACKOFF_MAX_MS", "300"),
-    ];
     let args = ["--no-demo".as_ref()];
-    let mut first = RunningBinary::start(data.path(), &args, &env);
+    let mut first = RunningBinary::start(data.path(), &args, &RETRYING);
+    let label = format!("{stop:?}");
+    let fired = fire_while_the_receiver_is_down(&first, port, &label).await;
+    match stop {
+        Stop::Kill => first.child.kill().unwrap(),
+        Stop::Terminate => {
+            let terminated = std::process::Command::new("kill")
+                .args(["-TERM", &first.child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(terminated.success());
+        }
+    }
+    first.child.wait().unwrap();
+    drop(first);
+
+    let (got, receiver) = receiver_on(port);
+    let second = RunningBinary::start(data.path(), &args, &RETRYING);
+    every_event_arrives(&got, &fired, &second, &label).await;
+    receiver.stop(true).await;
+}
+
+/// Through `service`: a webhook to the receiver on `port` (down), a shipment, and its stops'
+/// arrivals and departures reported by hand; returns once every notice has been tried and
+/// failed, each under an id of its own.
+async fn fire_while_the_receiver_is_down(service: &RunningBinary, port: u16, label: &str) -> Fired {
     let webhook = json_of(
-        first
+        service
             .client
-            .post(format!("{}/v1/webhooks", first.base))
+            .post(format!("{}/v1/webhooks", service.base))
             .json(&json!({"url": format!("http://127.0.0.1:{port}/hook"),
                           "events": ["arrived", "departed", "delivered"]})),
     )
     .await;
     let webhook_id = webhook["id"].as_str().expect("a webhook").to_owned();
     let shipment = json_of(
-        first
+        service
             .client
-            .post(format!("{}/v1/shipments", first.base))
+            .post(format!("{}/v1/shipments", service.base))
             .json(
                 &json!({"reference": "OUTBOX-1", "vehicle_id": "OBX-1", "vehicle_class": "van",
                           "stops": [{"id": "a", "lat": 48.85, "lon": 2.35},
@@ -145,14 +183,17 @@ async fn events_survive(stop: Stop) {
         (2, "arrived"),
     ];
     for (index, kind) in fired {
-        let answer = first
+        let answer = service
             .client
-            .post(format!("{}/v1/shipments/{shipment_id}/events", first.base))
+            .post(format!(
+                "{}/v1/shipments/{shipment_id}/events",
+                service.base
+            ))
             .json(&json!({"stop_index": index, "kind": kind}))
             .send()
             .await
             .unwrap();
-        assert_eq!(answer.status(), 200, "{stop:?}");
+        assert_eq!(answer.status(), 200, "{label}");
     }
     let expected: BTreeSet<(String, Option<u64>)> = fired
         .iter()
@@ -164,7 +205,7 @@ async fn events_survive(stop: Stop) {
     let log_path = format!("/v1/webhooks/{webhook_id}/deliveries");
     let mut tried: BTreeMap<String, String> = BTreeMap::new();
     for _ in 0..300 {
-        let log = first.get_json(&log_path).await;
+        let log = service.get_json(&log_path).await;
         tried = log
             .as_array()
             .map(|entries| {
@@ -184,30 +225,36 @@ async fn events_survive(stop: Stop) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(tried.len(), expected.len(), "{stop:?}: {tried:?}");
+    assert_eq!(tried.len(), expected.len(), "{label}: {tried:?}");
     assert!(
         tried.values().all(|outcome| outcome == "retrying"),
-        "{stop:?}: {tried:?}"
+        "{label}: {tried:?}"
     );
-    match stop {
-        Stop::Kill => first.child.kill().unwrap(),
-        Stop::Terminate => {
-            let terminated = std::process::Command::new("kill")
-                .args(["-TERM", &first.child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(terminated.success());
-        }
+    Fired {
+        log_path,
+        expected,
+        tried,
     }
-    first.child.wait().unwrap();
-    drop(first);
+}
 
-    let (got, receiver) = receiver_on(port);
-    let second = RunningBinary::start(data.path(), &args, &env);
+/// Once the receiver is back: every event `fired` arrives, each under the one id its attempts
+/// had before the stop and with one body, and `now`, the service delivering since, logs each
+/// delivered.
+async fn every_event_arrives(
+    got: &Mutex<Vec<Got>>,
+    fired: &Fired,
+    now: &RunningBinary,
+    label: &str,
+) {
+    let Fired {
+        log_path,
+        expected,
+        tried,
+    } = fired;
     let arrived =
         |got: &[Got]| -> BTreeSet<(String, Option<u64>)> { got.iter().map(Got::what).collect() };
     for _ in 0..600 {
-        if arrived(&got.lock().unwrap()[..]) == expected {
+        if arrived(&got.lock().unwrap()[..]) == *expected {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -215,7 +262,7 @@ async fn events_survive(stop: Stop) {
     // Time for a copy sent twice to show.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let got = got.lock().unwrap().clone();
-    assert_eq!(arrived(&got), expected, "{stop:?}: every event arrives");
+    assert_eq!(arrived(&got), *expected, "{label}: every event arrives");
     let mut by_id: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for delivery in &got {
         by_id
@@ -226,16 +273,16 @@ async fn events_survive(stop: Stop) {
     assert_eq!(
         by_id.len(),
         expected.len(),
-        "{stop:?}: one id per event: {got:?}"
+        "{label}: one id per event: {got:?}"
     );
     for (id, bodies) in &by_id {
-        assert_eq!(bodies.len(), 1, "{stop:?}: {id} sent with one body");
+        assert_eq!(bodies.len(), 1, "{label}: {id} sent with one body");
         assert!(
             tried.contains_key(*id),
-            "{stop:?}: {id} is the id its attempts had before the stop: {tried:?}"
+            "{label}: {id} is the id its attempts had before the stop: {tried:?}"
         );
     }
-    let log = second.get_json(&log_path).await;
+    let log = now.get_json(log_path).await;
     let delivered: BTreeSet<&str> = log
         .as_array()
         .unwrap()
@@ -243,7 +290,41 @@ async fn events_survive(stop: Stop) {
         .filter(|entry| entry["outcome"] == "delivered")
         .filter_map(|entry| entry["id"].as_str())
         .collect();
-    assert_eq!(delivered.len(), expected.len(), "{stop:?}: {log}");
+    assert_eq!(delivered.len(), expected.len(), "{label}: {log}");
+}
+
+#[tokio::test]
+async fn events_fired_on_the_leader_arrive_after_it_is_killed_and_another_replica_takes_over() {
+    let Some(database) = crate::helpers::shared_database("outbox_takeover") else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut env = RETRYING.to_vec();
+    env.push(("ETAPE__STORAGE__URL", database.as_str()));
+    let args = ["--no-demo".as_ref()];
+    // The first replica alone until it leads: it is the one that delivers, and is killed.
+    let mut leader = RunningBinary::start(shared.path(), &args, &env);
+    for _ in 0..100 {
+        if leads(&leader) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        leads(&leader),
+        "the first replica leads: {:?}",
+        leader.logs()
+    );
+    let other = RunningBinary::start(shared.path(), &args, &env);
+    let label = "leader killed";
+    let fired = fire_while_the_receiver_is_down(&leader, port, label).await;
+    leader.child.kill().unwrap();
+    leader.child.wait().unwrap();
+
+    let (got, receiver) = receiver_on(port);
+    every_event_arrives(&got, &fired, &other, label).await;
+    assert!(leads(&other), "the other replica took the lease over");
     receiver.stop(true).await;
 }
 
@@ -358,7 +439,7 @@ fn a_manual_event_racing_a_recompute_is_never_lost() {
 
     // Every stop event announced is the one the record keeps, and none twice: a save that
     // overwrote another would leave a notice the record contradicts.
-    let announced = store.claim_outbox(i64::MAX / 2, 0, 100_000).unwrap();
+    let announced = store.claim_outbox(i64::MAX / 2, 0, 100_000, None).unwrap();
     let mut seen = BTreeSet::new();
     for delivery in &announced {
         let body: Value = serde_json::from_str(&delivery.body).unwrap();

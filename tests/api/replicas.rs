@@ -71,7 +71,8 @@ async fn settled(received: &Received, event: &str, at_least: usize) -> usize {
     count()
 }
 
-fn leads(replica: &RunningBinary) -> bool {
+/// Whether the replica has said it took the lease (at any time: it may have lost it since).
+pub(crate) fn leads(replica: &RunningBinary) -> bool {
     replica
         .logs()
         .iter()
@@ -249,20 +250,24 @@ async fn stream_pings(
             .to_string();
         let (base, client) = &replicas[target];
         sent.insert(at);
-        let answer = client
-            .post(format!("{base}/v1/positions"))
-            .header("content-type", "application/x-ndjson")
-            .body(body)
-            .send()
-            .await;
-        match answer {
-            Ok(response) if response.status() == 200 => {
-                acknowledged.insert(at);
-            }
-            _ => alive[target] = false,
+        if posted(client, base, body).await {
+            acknowledged.insert(at);
+        } else {
+            alive[target] = false;
         }
     }
     (sent, acknowledged)
+}
+
+/// Posts NDJSON pings to the service at `base`; whether it acknowledged them.
+pub(crate) async fn posted(client: &reqwest::Client, base: &str, body: String) -> bool {
+    let answer = client
+        .post(format!("{base}/v1/positions"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await;
+    matches!(answer, Ok(response) if response.status() == 200)
 }
 
 #[tokio::test]

@@ -9,14 +9,14 @@ use serde_json::{json, Value};
 
 use crate::helpers::{artifact_path, spawn_app, spawn_app_with, RunningBinary, TestApp, TEST_NOW};
 
-fn at(text: &str) -> DateTime<Utc> {
+pub(crate) fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
 }
 
 /// RFC 3339 in UTC with `Z`: a `+` would need escaping in a query string.
-fn stamp(instant: DateTime<Utc>) -> String {
+pub(crate) fn stamp(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -84,17 +84,17 @@ pub(crate) async fn receiver(status: u16) -> (String, Received, actix_web::dev::
     (format!("http://127.0.0.1:{port}/hook"), received, handle)
 }
 
-async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
+pub(crate) async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
     let response = app.get(path).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn post_pings(app: &TestApp, content_type: &str, body: String) -> (u16, Value) {
+pub(crate) async fn post_pings(app: &TestApp, content_type: &str, body: String) -> (u16, Value) {
     app.post_text("/v1/positions", content_type, body).await
 }
 
-fn ndjson(vehicle: &str, pings: &[(DateTime<Utc>, GeoPoint, f64)]) -> String {
+pub(crate) fn ndjson(vehicle: &str, pings: &[(DateTime<Utc>, GeoPoint, f64)]) -> String {
     pings
         .iter()
         .map(|(when, point, speed)| {
@@ -112,7 +112,7 @@ fn ndjson(vehicle: &str, pings: &[(DateTime<Utc>, GeoPoint, f64)]) -> String {
 }
 
 /// Waits until the live estimate starts from `as_of` (estimates are debounced).
-async fn eta_as_of(app: &TestApp, id: &str, as_of: DateTime<Utc>) -> Value {
+pub(crate) async fn eta_as_of(app: &TestApp, id: &str, as_of: DateTime<Utc>) -> Value {
     for _ in 0..200 {
         let (status, eta) = get_json(app, &format!("/v1/shipments/{id}/eta")).await;
         assert_eq!(status, 200, "{eta}");
@@ -124,11 +124,11 @@ async fn eta_as_of(app: &TestApp, id: &str, as_of: DateTime<Utc>) -> Value {
     panic!("the estimate never caught up with {as_of}");
 }
 
-const LILLE: (f64, f64) = (50.63, 3.06);
-const LYON: (f64, f64) = (45.76, 4.84);
+pub(crate) const LILLE: (f64, f64) = (50.63, 3.06);
+pub(crate) const LYON: (f64, f64) = (45.76, 4.84);
 const MARSEILLE: (f64, f64) = (43.30, 5.37);
 
-fn point((lat, lon): (f64, f64)) -> GeoPoint {
+pub(crate) fn point((lat, lon): (f64, f64)) -> GeoPoint {
     GeoPoint::new(lat, lon).unwrap()
 }
 

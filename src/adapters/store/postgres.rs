@@ -16,14 +16,14 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::records::{Arg, Columns, Database, Statements, TakeRow};
+use super::records::{fenced, Arg, Columns, Database, Statements, TakeRow};
 use super::sql;
 use super::{backend, sql_limit};
 use crate::adapters::webhooks::Delivery;
 use crate::domain::storage::{StoreError, StoreResult};
 use crate::tracking::pings::{reported, Ping};
 use crate::tracking::shipment::Shipment;
-use crate::tracking::store::SharedPings;
+use crate::tracking::store::{Fence, SharedPings};
 
 /// Applied in order, each once, recorded in `schema_migrations`: append, never edit, a
 /// migration. The same tables as the SQLite store's, with sequences where SQLite has rowids;
@@ -114,6 +114,8 @@ const MIGRATIONS: &[&[&str]] = &[
     ],
     // Phones' device tokens.
     &[sql::devices::TABLE],
+    // Lease tokens: the fences of the leader's writes.
+    &[sql::leases::TOKENS],
 ];
 
 /// Replicas starting together wait on this lock instead of migrating twice.
@@ -500,6 +502,15 @@ impl Database for PostgresStore {
         "SELECT body FROM webhooks WHERE organisation = $1 AND id = $2 FOR UPDATE";
     const DELIVERIES: &'static str =
         "SELECT body FROM deliveries WHERE webhook_id = $1 ORDER BY seq DESC LIMIT $2";
+    /// Key-share-locked until the commit: a takeover, which changes the token (part of the
+    /// row's key), waits for the fenced write to land or roll back rather than come between
+    /// its check and its commit, while the holder's renewals, which leave the token alone, do
+    /// not wait. A leader stalled inside the transaction would hold a takeover up as long as
+    /// it stalls, so the server ends such a session once idle in it for 5 s, rolling the
+    /// write back: a stall delays a takeover by that much at most.
+    const LEASE_TOKEN: &'static str = "SELECT token,
+            set_config('idle_in_transaction_session_timeout', '5000', true)
+         FROM leases WHERE name = $1 FOR KEY SHARE";
 
     fn in_transaction<T>(
         &self,
@@ -655,15 +666,22 @@ impl SharedPings for PostgresStore {
             .collect())
     }
 
-    fn take_moved_vehicles(&self) -> StoreResult<Vec<(String, String)>> {
-        Ok(self
-            .rows(
+    fn take_moved_vehicles_under(
+        &self,
+        fence: Option<&Fence>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        fenced(self, fence, |statements| {
+            let mut moved = Vec::new();
+            statements.each_row(
                 "DELETE FROM moved_vehicles RETURNING organisation, vehicle_id",
                 &[],
-            )?
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect())
+                &mut |row: &dyn Columns| -> StoreResult<()> {
+                    moved.push((row.text(0)?, row.text(1)?));
+                    Ok(())
+                },
+            )?;
+            Ok(moved)
+        })
     }
 
     fn pings_sample(&self, max_rows: usize) -> StoreResult<Vec<Ping>> {

@@ -19,7 +19,7 @@ use crate::partners::uploads::{Consent, Upload, UploadStore};
 use crate::tracking::eta::Snapshot;
 use crate::tracking::sharing::{ShareLink, ShareStore};
 use crate::tracking::shipment::{Shipment, Status};
-use crate::tracking::store::{Leases, ShipmentStore};
+use crate::tracking::store::{Fence, Leases, ShipmentStore};
 use crate::tracking::tracker::Notice;
 use crate::training::jobs::{Job, JobStore};
 
@@ -88,6 +88,9 @@ pub trait Database: Statements + Send + Sync + 'static {
     const WEBHOOK_TO_CHANGE: &'static str;
     /// A webhook's deliveries, the latest recorded first: the webhook's id, then how many.
     const DELIVERIES: &'static str;
+    /// A lease's token (its name), read within a fenced write's transaction and kept as read
+    /// until the commit.
+    const LEASE_TOKEN: &'static str;
 
     /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails.
     /// Everything `work` reads and writes goes through the statements it is handed.
@@ -110,6 +113,51 @@ pub trait Database: Statements + Send + Sync + 'static {
     /// Records a delivery attempt (`body` its JSON) in place of any recorded under the same
     /// id and attempt; either way it lists as the latest.
     fn record_delivery_body(&self, delivery: &Delivery, body: &str) -> StoreResult<()>;
+}
+
+/// Refuses, within the caller's transaction, a write made under `fence` once a newer holder
+/// has its lease: checked first, before anything is written, and the lease kept as read until
+/// the commit (`Database::LEASE_TOKEN`), so that no takeover lands between the check and the
+/// write. A lease never taken supersedes nothing; a write under no fence is one no lease
+/// governs (a request's, a tool's).
+fn check_fence<S: Database>(statements: &dyn Statements, fence: Option<&Fence>) -> StoreResult<()> {
+    let Some(fence) = fence else {
+        return Ok(());
+    };
+    let current = first_integer(statements, S::LEASE_TOKEN, &[&fence.lease])?;
+    if current.is_some_and(|token| token > fence.token) {
+        return Err(StoreError::Fenced);
+    }
+    Ok(())
+}
+
+/// The integer in the first column of the first row a statement answers, if it answers any.
+fn first_integer(
+    statements: &dyn Statements,
+    sql: &str,
+    args: &[&dyn Arg],
+) -> StoreResult<Option<i64>> {
+    let mut first = None;
+    statements.each_row(sql, args, &mut |row: &dyn Columns| -> StoreResult<()> {
+        if first.is_none() {
+            first = Some(row.integer(0)?);
+        }
+        Ok(())
+    })?;
+    Ok(first)
+}
+
+/// Runs `work` in one transaction behind the check of `fence`: a single statement of the
+/// leader's gets the transaction its check needs.
+pub fn fenced<S: Database, T>(
+    store: &S,
+    fence: Option<&Fence>,
+    work: impl FnOnce(&dyn Statements) -> StoreResult<T>,
+) -> StoreResult<T> {
+    store.in_transaction(|statements| {
+        check_fence::<S>(statements, fence)?;
+        work(statements)
+    })
 }
 
 /// Writes the outbox rows of `notices` through `statements` (the caller's transaction): one
@@ -163,11 +211,16 @@ impl<S: Database> ShipmentStore for S {
         self.insert_shipment_body(shipment, &to_json(shipment)?)
     }
 
-    fn save_shipment(&self, shipment: &mut Shipment, notices: &[Notice]) -> StoreResult<()> {
+    fn save_shipment_under(
+        &self,
+        shipment: &mut Shipment,
+        notices: &[Notice],
+        fence: Option<&Fence>,
+    ) -> StoreResult<()> {
         let mut saved = shipment.clone();
         saved.version += 1;
         let body = to_json(&saved)?;
-        self.in_transaction(|statements| {
+        fenced(self, fence, |statements| {
             let changed = statements.write(
                 sql::shipments::UPDATE,
                 &[
@@ -217,9 +270,14 @@ impl<S: Database> ShipmentStore for S {
         self.bodies(sql::shipments::RECENT_DELIVERED, &[&sql_limit(limit)])
     }
 
-    fn append_snapshot(&self, snapshot: &Snapshot, notices: &[Notice]) -> StoreResult<()> {
+    fn append_snapshot_under(
+        &self,
+        snapshot: &Snapshot,
+        notices: &[Notice],
+        fence: Option<&Fence>,
+    ) -> StoreResult<()> {
         let body = to_json(snapshot)?;
-        self.in_transaction(|statements| {
+        fenced(self, fence, |statements| {
             statements.write(S::APPEND_SNAPSHOT, &[&snapshot.shipment_id, &body])?;
             enqueue(statements, notices)
         })
@@ -229,12 +287,15 @@ impl<S: Database> ShipmentStore for S {
         self.bodies(sql::snapshots::HISTORY, &[&shipment_id])
     }
 
-    fn save_current(&self, snapshot: &Snapshot) -> StoreResult<()> {
-        self.write(
-            sql::snapshots::SAVE_CURRENT,
-            &[&snapshot.shipment_id, &to_json(snapshot)?],
-        )?;
-        Ok(())
+    fn save_current_under(&self, snapshot: &Snapshot, fence: Option<&Fence>) -> StoreResult<()> {
+        let body = to_json(snapshot)?;
+        fenced(self, fence, |statements| {
+            statements.write(
+                sql::snapshots::SAVE_CURRENT,
+                &[&snapshot.shipment_id, &body],
+            )?;
+            Ok(())
+        })
     }
 
     fn current(&self, shipment_id: &str) -> StoreResult<Option<Snapshot>> {
@@ -330,27 +391,51 @@ impl<S: Database> WebhookStore for S {
         )
     }
 
-    fn claim_outbox(&self, now_ms: i64, hold_ms: i64, limit: usize) -> StoreResult<Vec<Outgoing>> {
-        let mut claimed: Vec<Outgoing> = Vec::new();
-        self.each_row(
-            sql::outbox::CLAIM,
-            &[&now_ms, &hold_ms, &sql_limit(limit)],
-            &mut |row: &dyn Columns| -> StoreResult<()> {
-                claimed.push(outgoing(row)?);
-                Ok(())
-            },
-        )?;
+    fn claim_outbox(
+        &self,
+        now_ms: i64,
+        hold_ms: i64,
+        limit: usize,
+        fence: Option<&Fence>,
+    ) -> StoreResult<Vec<Outgoing>> {
+        let mut claimed = fenced(self, fence, |statements| {
+            let mut claimed: Vec<Outgoing> = Vec::new();
+            statements.each_row(
+                sql::outbox::CLAIM,
+                &[&now_ms, &hold_ms, &sql_limit(limit)],
+                &mut |row: &dyn Columns| -> StoreResult<()> {
+                    claimed.push(outgoing(row)?);
+                    Ok(())
+                },
+            )?;
+            Ok(claimed)
+        })?;
         // RETURNING gives the rows in no particular order.
         claimed.sort_by_key(|row| row.seq);
         Ok(claimed)
     }
 
-    fn retry_outbox(&self, seq: i64, attempts: u32, next_attempt_ms: i64) -> StoreResult<()> {
-        self.write(
-            sql::outbox::RETRY,
-            &[&i64::from(attempts), &next_attempt_ms, &seq],
-        )?;
-        Ok(())
+    fn hold_outbox(&self, seq: i64, until_ms: i64, fence: Option<&Fence>) -> StoreResult<bool> {
+        let held = fenced(self, fence, |statements| {
+            statements.write(sql::outbox::HOLD, &[&until_ms, &seq])
+        })?;
+        Ok(held > 0)
+    }
+
+    fn retry_outbox(
+        &self,
+        seq: i64,
+        attempts: u32,
+        next_attempt_ms: i64,
+        fence: Option<&Fence>,
+    ) -> StoreResult<()> {
+        fenced(self, fence, |statements| {
+            statements.write(
+                sql::outbox::RETRY,
+                &[&i64::from(attempts), &next_attempt_ms, &seq],
+            )?;
+            Ok(())
+        })
     }
 
     fn settle_outbox(
@@ -359,16 +444,21 @@ impl<S: Database> WebhookStore for S {
         attempts: u32,
         settled: Settled,
         at_ms: i64,
+        fence: Option<&Fence>,
     ) -> StoreResult<()> {
-        self.write(
-            sql::outbox::SETTLE,
-            &[&settled.as_str(), &i64::from(attempts), &at_ms, &seq],
-        )?;
-        Ok(())
+        fenced(self, fence, |statements| {
+            statements.write(
+                sql::outbox::SETTLE,
+                &[&settled.as_str(), &i64::from(attempts), &at_ms, &seq],
+            )?;
+            Ok(())
+        })
     }
 
-    fn release_outbox(&self) -> StoreResult<u64> {
-        self.write(sql::outbox::RELEASE, &[])
+    fn release_outbox(&self, fence: Option<&Fence>) -> StoreResult<u64> {
+        fenced(self, fence, |statements| {
+            statements.write(sql::outbox::RELEASE, &[])
+        })
     }
 
     fn purge_outbox(&self, before_ms: i64) -> StoreResult<u64> {
@@ -450,9 +540,26 @@ impl<S: Database> UploadStore for S {
 }
 
 impl<S: Database> Leases for S {
-    fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
-        let taken = self.write(&sql::leases::acquire(S::NOW_MS), &[&name, &holder, &ttl_ms])?;
-        Ok(taken > 0)
+    fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<Option<Fence>> {
+        // Two statements rather than one upsert: on PostgreSQL an upsert that may change the
+        // token would wait for the leader's fenced writes in flight at every renewal.
+        let renewed = first_integer(
+            self,
+            &sql::leases::renew(S::NOW_MS),
+            &[&ttl_ms, &name, &holder],
+        )?;
+        let token = match renewed {
+            Some(token) => Some(token),
+            None => first_integer(
+                self,
+                &sql::leases::acquire(S::NOW_MS),
+                &[&name, &holder, &ttl_ms],
+            )?,
+        };
+        Ok(token.map(|token| Fence {
+            lease: name.to_owned(),
+            token,
+        }))
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {

@@ -157,17 +157,39 @@ pub mod uploads {
 
 /// Leases.
 pub mod leases {
-    /// Takes the lease `$1` for the holder `$2` until `$3` milliseconds from now, if it is free,
-    /// expired or the holder's already; `now_ms` is the store's clock in its own dialect.
-    pub fn acquire(now_ms: &str) -> String {
+    /// The fencing token of each lease, added alike by both stores' migrations (SQLite reads
+    /// `BIGINT` as its `INTEGER`); a lease taken before it existed starts at 0. The index makes
+    /// the token part of the row's key, so that on PostgreSQL a change of it (a takeover) waits
+    /// for the key-share lock of each fenced write in flight and a renewal does not.
+    pub const TOKENS: &str = "ALTER TABLE leases ADD COLUMN token BIGINT NOT NULL DEFAULT 0;
+            CREATE UNIQUE INDEX leases_by_token ON leases (name, token);";
+    /// Renews the lease `$2` of the holder `$3` until `$1` milliseconds from now, expired or
+    /// not, and answers its token, left as it is; `now_ms` is the store's clock in its own
+    /// dialect.
+    pub fn renew(now_ms: &str) -> String {
         format!(
-            "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, {now_ms} + $3)
-             ON CONFLICT (name) DO UPDATE
-             SET holder = excluded.holder, expires_ms = excluded.expires_ms
-             WHERE leases.holder = excluded.holder OR leases.expires_ms < {now_ms}"
+            "UPDATE leases SET expires_ms = {now_ms} + $1 WHERE name = $2 AND holder = $3
+             RETURNING token"
         )
     }
-    pub const RELEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+    /// Takes the lease `$1` for the holder `$2` until `$3` milliseconds from now, if it is free
+    /// or expired (or the holder's already, should a renewal have missed it), and answers its
+    /// token: one more each time the holder changes.
+    pub fn acquire(now_ms: &str) -> String {
+        format!(
+            "INSERT INTO leases (name, holder, expires_ms, token)
+             VALUES ($1, $2, {now_ms} + $3, 1)
+             ON CONFLICT (name) DO UPDATE
+             SET holder = excluded.holder, expires_ms = excluded.expires_ms,
+                 token = CASE WHEN leases.holder = excluded.holder THEN leases.token
+                              ELSE leases.token + 1 END
+             WHERE leases.holder = excluded.holder OR leases.expires_ms < {now_ms}
+             RETURNING token"
+        )
+    }
+    /// Expires the lease rather than delete it: a lease inserted again would start its token
+    /// over, below the fences of writes still in flight.
+    pub const RELEASE: &str = "UPDATE leases SET expires_ms = 0 WHERE name = $1 AND holder = $2";
 }
 
 /// Training jobs.
@@ -209,6 +231,9 @@ pub mod outbox {
         ORDER BY seq LIMIT $3)
      RETURNING seq, delivery_id, webhook_id, organisation, event, shipment_id, body, etas,
         attempts";
+    /// Holds a claimed delivery `$2` again, until `$1`, if it is still pending.
+    pub const HOLD: &str = "UPDATE outbox SET claimed_until_ms = $1
+     WHERE seq = $2 AND status = 'pending'";
     pub const RETRY: &str = "UPDATE outbox
      SET attempts = $1, next_attempt_at_ms = $2, claimed_until_ms = 0 WHERE seq = $3";
     /// Settles a delivery; `next_attempt_at_ms` then says when, for the purge.
@@ -267,6 +292,7 @@ const ALL: &[&str] = &[
     training_jobs::RUNNING,
     outbox::INSERT,
     outbox::CLAIM,
+    outbox::HOLD,
     outbox::RETRY,
     outbox::SETTLE,
     outbox::RELEASE,
@@ -301,8 +327,13 @@ mod tests {
         for statement in ALL {
             assert_placeholders_in_order(statement);
         }
-        // The lease's statement, with each store's clock in place.
-        assert_placeholders_in_order(&leases::acquire(<SqliteStore as Database>::NOW_MS));
-        assert_placeholders_in_order(&leases::acquire(<PostgresStore as Database>::NOW_MS));
+        // The lease's statements, with each store's clock in place.
+        for now_ms in [
+            <SqliteStore as Database>::NOW_MS,
+            <PostgresStore as Database>::NOW_MS,
+        ] {
+            assert_placeholders_in_order(&leases::renew(now_ms));
+            assert_placeholders_in_order(&leases::acquire(now_ms));
+        }
     }
 }

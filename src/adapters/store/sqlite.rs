@@ -86,6 +86,8 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
     // Phones' device tokens.
     M::up(sql::devices::TABLE),
+    // Lease tokens: the fences of the leader's writes.
+    M::up(sql::leases::TOKENS),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -235,6 +237,8 @@ impl Database for SqliteStore {
     const WEBHOOK_TO_CHANGE: &'static str = sql::webhooks::OWNED;
     const DELIVERIES: &'static str = "SELECT body FROM deliveries WHERE webhook_id = ?1
          ORDER BY rowid DESC LIMIT ?2";
+    /// The transaction holds the one connection: no takeover comes before its commit.
+    const LEASE_TOKEN: &'static str = "SELECT token FROM leases WHERE name = ?1";
 
     fn in_transaction<T>(
         &self,

@@ -20,6 +20,8 @@ use crate::training::judge::Judged;
 
 /// Phones' device tokens, on both stores.
 mod devices;
+/// Lease tokens and the leader's fenced writes, on both stores.
+mod fencing;
 /// The outbox and the shipments' versions, on both stores.
 mod outbox;
 /// Share links and a listed page's estimates, on both stores.
@@ -388,21 +390,24 @@ fn uploads_and_consent(store: &dyn Store) {
 }
 
 fn leases_pass_on_when_they_expire_or_are_given_up(store: &dyn Store) {
-    assert!(store.acquire_lease("leader", "a", 200).unwrap());
-    assert!(!store.acquire_lease("leader", "b", 200).unwrap());
+    let holds = |name: &str, holder: &str, ttl_ms: i64| {
+        store.acquire_lease(name, holder, ttl_ms).unwrap().is_some()
+    };
+    assert!(holds("leader", "a", 200));
+    assert!(!holds("leader", "b", 200));
     // Its holder renews it; another lease is another name.
-    assert!(store.acquire_lease("leader", "a", 200).unwrap());
-    assert!(store.acquire_lease("retraining", "b", 60_000).unwrap());
+    assert!(holds("leader", "a", 200));
+    assert!(holds("retraining", "b", 60_000));
     std::thread::sleep(std::time::Duration::from_millis(300));
     // Expired: the next one to ask takes it, and the first holder has lost it.
-    assert!(store.acquire_lease("leader", "b", 60_000).unwrap());
-    assert!(!store.acquire_lease("leader", "a", 60_000).unwrap());
+    assert!(holds("leader", "b", 60_000));
+    assert!(!holds("leader", "a", 60_000));
     // Only the holder gives it up.
     store.release_lease("leader", "a").unwrap();
-    assert!(!store.acquire_lease("leader", "a", 60_000).unwrap());
+    assert!(!holds("leader", "a", 60_000));
     store.release_lease("leader", "b").unwrap();
-    assert!(store.acquire_lease("leader", "a", 60_000).unwrap());
-    assert!(!store.acquire_lease("retraining", "a", 60_000).unwrap());
+    assert!(holds("leader", "a", 60_000));
+    assert!(!holds("retraining", "a", 60_000));
 }
 
 fn job(id: &str, started_at: &str) -> Job {

@@ -11,6 +11,11 @@
 //! backoff. Delivery is at least once: a process killed between an attempt and its record
 //! sends that attempt again.
 //!
+//! On a shared store, every write of the dispatcher's (claims, holds, retries, settlements,
+//! releases) carries the fence of the lease it delivers under: a dispatcher stalled past its
+//! lease claims and settles nothing once another replica has taken over, and an attempt it
+//! claimed before the stall is held again under the fence before it is sent.
+//!
 //! Architecture invariant: nothing but the outbox keeps a notice. The wake-up the tracker
 //! gives is a hint; without it the dispatcher still finds every row at its next poll.
 
@@ -25,6 +30,7 @@ use super::{backoff, Answer, Dispatcher, Health, Message, Webhook, WebhookStore}
 use crate::domain::clock::Clock;
 use crate::domain::ids::new_id;
 use crate::domain::storage::StoreResult;
+use crate::tracking::store::Fence;
 use crate::tracking::tracker::Notice;
 
 /// How often the dispatcher looks at the outbox when nothing wakes it: the wake-up of a notice
@@ -35,6 +41,17 @@ const CLAIM_LIMIT: usize = 100;
 /// Deliveries that left the outbox are kept this long, for whoever looks into the database.
 const KEEP_SETTLED: TimeDelta = TimeDelta::days(7);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// An attempt that starts this long after its claim is held again under the fence first:
+/// well within the lease's five seconds, so that a dispatcher stalled long enough for another
+/// to take over cannot send what it claimed before.
+const HOLD_AGAIN_AFTER: Duration = Duration::from_secs(1);
+
+/// The claim a delivery was taken under: the lease's fence, and when.
+#[derive(Debug, Clone)]
+pub(super) struct Claim {
+    pub fence: Fence,
+    pub at: Instant,
+}
 
 /// One delivery waiting in the outbox, as the dispatcher claims it.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,35 +158,43 @@ pub fn etas_of(text: &str) -> Vec<DateTime<Utc>> {
 }
 
 impl Dispatcher {
-    /// Drains the outbox while the process lives and `leading` says it is the one that
-    /// delivers (always with the embedded store; the lease holder with a shared one): at once
+    /// Drains the outbox while the process lives and `lead` gives the fence it delivers under
+    /// (always with the embedded store; while it holds the lease with a shared one): at once
     /// when `wake` is notified, else every second. On starting, and on taking the lease over,
     /// it first releases every claim, so that what a stopped process held is resumed at once.
-    pub async fn run(self, wake: Arc<Notify>, leading: impl Fn() -> bool + Send + 'static) {
+    pub async fn run(self, wake: Arc<Notify>, lead: impl Fn() -> Option<Fence> + Send + 'static) {
         let dispatcher = Self { wake, ..self };
-        let mut delivering = false;
+        // A fence other than the one the claims were last released under is a takeover.
+        let mut delivering: Option<Fence> = None;
         let mut purged: Option<Instant> = None;
         loop {
             tokio::select! {
                 () = dispatcher.wake.notified() => {}
                 () = tokio::time::sleep(POLL_EVERY) => {}
             }
-            if !leading() {
-                delivering = false;
+            let Some(fence) = lead() else {
+                delivering = None;
                 continue;
-            }
-            if !delivering {
-                let released = dispatcher.blocking(|store| store.release_outbox()).await;
+            };
+            if delivering.as_ref() != Some(&fence) {
+                let releasing = fence.clone();
+                let released = dispatcher
+                    .blocking(move |store| store.release_outbox(Some(&releasing)))
+                    .await;
                 let Some(released) = released else {
                     continue;
                 };
                 tracing::info!(message = "Delivering the outbox.", resumed = released);
-                delivering = true;
+                delivering = Some(fence.clone());
             }
             loop {
-                let claimed = dispatcher.claim().await;
+                let claim = Claim {
+                    fence: fence.clone(),
+                    at: Instant::now(),
+                };
+                let claimed = dispatcher.claim(&claim).await;
                 let full = claimed.len() == CLAIM_LIMIT;
-                dispatcher.dispatch(claimed).await;
+                dispatcher.dispatch(claimed, &claim).await;
                 if !full {
                     break;
                 }
@@ -184,20 +209,26 @@ impl Dispatcher {
         }
     }
 
-    /// The deliveries due now, held for as long as an attempt may take and some.
-    async fn claim(&self) -> Vec<Outgoing> {
-        let now_ms = Clock::System.now().timestamp_millis();
-        let hold_ms = i64::try_from(self.settings.timeout_secs.saturating_mul(3_000))
+    /// How long a claim holds a delivery: as long as an attempt may take, and some.
+    fn hold_ms(&self) -> i64 {
+        i64::try_from(self.settings.timeout_secs.saturating_mul(3_000))
             .unwrap_or(i64::MAX / 4)
-            .saturating_add(30_000);
-        self.blocking(move |store| store.claim_outbox(now_ms, hold_ms, CLAIM_LIMIT))
+            .saturating_add(30_000)
+    }
+
+    /// The deliveries due now, held under `claim`'s fence.
+    async fn claim(&self, claim: &Claim) -> Vec<Outgoing> {
+        let now_ms = Clock::System.now().timestamp_millis();
+        let hold_ms = self.hold_ms();
+        let fence = claim.fence.clone();
+        self.blocking(move |store| store.claim_outbox(now_ms, hold_ms, CLAIM_LIMIT, Some(&fence)))
             .await
             .unwrap_or_default()
     }
 
     /// Starts an attempt of each claimed delivery, in the outbox's order, or settles those
     /// that are to go nowhere.
-    async fn dispatch(&self, claimed: Vec<Outgoing>) {
+    async fn dispatch(&self, claimed: Vec<Outgoing>, claim: &Claim) {
         if claimed.is_empty() {
             return;
         }
@@ -214,7 +245,8 @@ impl Dispatcher {
                 .get(&row.webhook_id)
                 .filter(|webhook| webhook.enabled && webhook.organisation == row.organisation);
             let Some(webhook) = webhook else {
-                self.settle(&row, row.attempts, Settled::Dropped).await;
+                self.settle(&row, row.attempts, Settled::Dropped, &claim.fence)
+                    .await;
                 continue;
             };
             // Decided in the outbox's order, once per delivery: its retries were decided.
@@ -222,16 +254,20 @@ impl Dispatcher {
                 && row.event == "eta_changed"
                 && !self.moved_enough(webhook, &row.shipment_id, &row.etas);
             if too_small {
-                self.settle(&row, row.attempts, Settled::Dropped).await;
+                self.settle(&row, row.attempts, Settled::Dropped, &claim.fence)
+                    .await;
                 continue;
             }
-            tokio::spawn(self.clone().deliver(webhook.clone(), row));
+            tokio::spawn(self.clone().deliver(webhook.clone(), row, claim.clone()));
         }
     }
 
     /// One attempt of a claimed delivery, logged; then the delivery settled, or its next
     /// attempt put off by the backoff.
-    pub(super) async fn deliver(self, webhook: Webhook, row: Outgoing) {
+    pub(super) async fn deliver(self, webhook: Webhook, row: Outgoing, claim: Claim) {
+        if claim.at.elapsed() >= HOLD_AGAIN_AFTER && !self.hold_again(&row, &claim.fence).await {
+            return;
+        }
         let attempt = row.attempts + 1;
         let message = Message {
             id: &row.delivery_id,
@@ -250,7 +286,7 @@ impl Dispatcher {
         self.record(&webhook, &message, &answer, outcome, false)
             .await;
         if !answer.delivered() && !last {
-            self.put_off(&row, attempt).await;
+            self.put_off(&row, attempt, &claim.fence).await;
             return;
         }
         let settled = if answer.delivered() {
@@ -258,21 +294,37 @@ impl Dispatcher {
         } else {
             Settled::Failed
         };
-        self.settle(&row, attempt, settled).await;
+        self.settle(&row, attempt, settled, &claim.fence).await;
         self.keep_health(&webhook, health).await;
+    }
+
+    /// Whether a delivery claimed a while ago is still this dispatcher's to attempt: held
+    /// again under `fence`, it is, unless the lease has passed to another holder (or the
+    /// delivery left the outbox) meanwhile.
+    async fn hold_again(&self, row: &Outgoing, fence: &Fence) -> bool {
+        let seq = row.seq;
+        let until_ms = Clock::System
+            .now()
+            .timestamp_millis()
+            .saturating_add(self.hold_ms());
+        let fence = fence.clone();
+        self.blocking(move |store| store.hold_outbox(seq, until_ms, Some(&fence)))
+            .await
+            .unwrap_or(false)
     }
 
     /// The delivery's attempt `attempts + 1` waits for the backoff; the dispatcher is woken
     /// for it when it falls due before the next poll.
-    async fn put_off(&self, row: &Outgoing, attempts: u32) {
+    async fn put_off(&self, row: &Outgoing, attempts: u32, fence: &Fence) {
         let delay = backoff(&self.settings, attempts);
         let due_ms = Clock::System
             .now()
             .timestamp_millis()
             .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
         let seq = row.seq;
+        let fence = fence.clone();
         let kept = self
-            .blocking(move |store| store.retry_outbox(seq, attempts, due_ms))
+            .blocking(move |store| store.retry_outbox(seq, attempts, due_ms, Some(&fence)))
             .await;
         if kept.is_some() && delay < POLL_EVERY {
             let wake = self.wake.clone();
@@ -283,11 +335,14 @@ impl Dispatcher {
         }
     }
 
-    async fn settle(&self, row: &Outgoing, attempts: u32, settled: Settled) {
+    async fn settle(&self, row: &Outgoing, attempts: u32, settled: Settled, fence: &Fence) {
         let seq = row.seq;
         let at_ms = Clock::System.now().timestamp_millis();
-        self.blocking(move |store| store.settle_outbox(seq, attempts, settled, at_ms))
-            .await;
+        let fence = fence.clone();
+        self.blocking(move |store| {
+            store.settle_outbox(seq, attempts, settled, at_ms, Some(&fence))
+        })
+        .await;
     }
 
     /// Runs `work` on the store off the async workers; `None`, logged, when it fails: the

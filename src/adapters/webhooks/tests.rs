@@ -43,19 +43,36 @@ impl WebhookStore for Kept {
         Ok(self.deliveries.lock().unwrap().clone())
     }
 
-    fn claim_outbox(&self, _: i64, _: i64, _: usize) -> StoreResult<Vec<Outgoing>> {
+    fn claim_outbox(
+        &self,
+        _: i64,
+        _: i64,
+        _: usize,
+        _: Option<&Fence>,
+    ) -> StoreResult<Vec<Outgoing>> {
         Ok(Vec::new())
     }
 
-    fn retry_outbox(&self, _: i64, _: u32, _: i64) -> StoreResult<()> {
+    fn hold_outbox(&self, _: i64, _: i64, _: Option<&Fence>) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    fn retry_outbox(&self, _: i64, _: u32, _: i64, _: Option<&Fence>) -> StoreResult<()> {
         Ok(())
     }
 
-    fn settle_outbox(&self, _: i64, _: u32, _: Settled, _: i64) -> StoreResult<()> {
+    fn settle_outbox(
+        &self,
+        _: i64,
+        _: u32,
+        _: Settled,
+        _: i64,
+        _: Option<&Fence>,
+    ) -> StoreResult<()> {
         Ok(())
     }
 
-    fn release_outbox(&self) -> StoreResult<u64> {
+    fn release_outbox(&self, _: Option<&Fence>) -> StoreResult<u64> {
         Ok(0)
     }
 
@@ -244,9 +261,13 @@ async fn a_private_receiver_is_refused_alike_whether_its_port_is_open_or_closed(
     ];
     for url in &urls {
         let body = br#"{"event":"arrived"}"#;
+        let claim = outbox::Claim {
+            fence: Fence::alone("tracking"),
+            at: std::time::Instant::now(),
+        };
         dispatcher
             .clone()
-            .deliver(webhook_to(url), outgoing("arrived", body))
+            .deliver(webhook_to(url), outgoing("arrived", body), claim)
             .await;
     }
     let deliveries = store.deliveries.lock().unwrap().clone();

@@ -389,3 +389,141 @@ proptest! {
         );
     }
 }
+
+/// A driver's week as the tests give it: driving in hours, the counts as they are.
+fn week(driven: i64, driven_before: i64, daily_rests: u32, reduced: u32, extended: u32) -> Week {
+    Week {
+        driven: hours(driven),
+        driven_before: hours(driven_before),
+        daily_rests,
+        reduced_rests: reduced,
+        extended_days: extended,
+    }
+}
+
+#[test]
+fn a_week_of_driving_ends_in_a_weekly_rest_at_56_hours() {
+    let mut trip = plan(
+        "2026-12-01T06:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![drive_in_france(hours(4))],
+    );
+    trip.driver = DriverState::default()
+        .with_week(week(54, 0, 4, 0, 2))
+        .unwrap();
+    check(&trip, "Drive 120, Rest 2700, Drive 120");
+    // The same day of a driver whose week starts with the trip.
+    trip.driver = DriverState::default();
+    check(&trip, "Drive 240");
+}
+
+#[test]
+fn the_week_before_shortens_this_one_to_90_hours_in_two() {
+    let mut trip = plan(
+        "2026-12-01T06:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![drive_in_france(hours(5))],
+    );
+    trip.driver = DriverState::default()
+        .with_week(week(30, 56, 2, 0, 0))
+        .unwrap();
+    check(&trip, "Drive 240, Rest 2700, Drive 60");
+}
+
+#[test]
+fn reduced_rests_and_extended_days_used_up_lengthen_the_day_s_end() {
+    let mut trip = plan(
+        "2026-12-01T14:00:00+01:00",
+        VehicleClass::Articulated,
+        vec![drive_in_france(hours(3))],
+    );
+    trip.driver = DriverState::new(hours(8), hours(0)).unwrap();
+    check(&trip, "Drive 120, Rest 540, Drive 60");
+    trip.driver = trip.driver.with_week(week(20, 0, 3, 3, 2)).unwrap();
+    check(&trip, "Drive 60, Rest 660, Drive 120");
+}
+
+#[test]
+fn time_off_counts_as_a_break_a_daily_rest_or_a_weekly_rest_by_its_length() {
+    let driven = DriverState::default().after_driving(hours(3));
+    assert_eq!(
+        (driven.driven_today(), driven.driven_since_break()),
+        (hours(3), hours(3))
+    );
+    let short = driven.after_time_off(minutes(30));
+    assert_eq!(
+        short.driven_since_break(),
+        hours(3),
+        "30 minutes is no break"
+    );
+    let rested = driven.after_time_off(minutes(45));
+    assert_eq!(
+        (rested.driven_today(), rested.driven_since_break()),
+        (hours(3), hours(0))
+    );
+    let night = driven.after_time_off(hours(9));
+    assert_eq!(night.driven_today(), hours(0));
+    assert_eq!(night.week(), week(3, 0, 1, 1, 0), "a reduced daily rest");
+    let weekend = night.after_driving(hours(2)).after_time_off(hours(45));
+    assert_eq!(
+        weekend.week(),
+        week(0, 5, 0, 0, 0),
+        "the week before is kept"
+    );
+    // Past the limits the counters stop, and crossing 9 hours uses an extended day.
+    let long = DriverState::default().after_driving(hours(11));
+    assert_eq!(
+        (long.driven_today(), long.driven_since_break()),
+        (hours(10), minutes(270))
+    );
+    assert_eq!(long.week().extended_days, 1);
+    // Six driving days in: a night is not the rest due, the weekly rest is.
+    let sixth = DriverState::new(hours(5), hours(2))
+        .unwrap()
+        .with_week(week(40, 0, 5, 2, 1))
+        .unwrap();
+    let after_night = sixth.after_time_off(hours(11));
+    assert_eq!(
+        (after_night.driven_today(), after_night.driven_since_break()),
+        (hours(5), hours(0))
+    );
+}
+
+#[test]
+fn a_week_is_checked() {
+    let day = DriverState::default();
+    assert_eq!(
+        day.with_week(week(57, 0, 0, 0, 0)),
+        Err(DriverStateError::WeekOverLimit)
+    );
+    assert_eq!(
+        day.with_week(week(40, 56, 0, 0, 0)),
+        Err(DriverStateError::WeekOverLimit)
+    );
+    assert_eq!(
+        day.with_week(week(10, 0, 6, 0, 0)),
+        Err(DriverStateError::WeekCountsOverLimit)
+    );
+    assert_eq!(
+        day.with_week(week(10, 0, 2, 3, 0)),
+        Err(DriverStateError::WeekCountsOverLimit)
+    );
+    assert_eq!(
+        day.with_week(week(-1, 0, 0, 0, 0)),
+        Err(DriverStateError::Negative)
+    );
+    assert!(day.with_week(week(56, 34, 5, 3, 2)).is_ok());
+}
+
+#[test]
+fn a_tachograph_s_driving_since_the_break_sets_the_day_s_floor() {
+    let state = DriverState::new(hours(1), hours(1))
+        .unwrap()
+        .with_driven_since_break(minutes(240));
+    assert_eq!(
+        (state.driven_today(), state.driven_since_break()),
+        (minutes(240), minutes(240))
+    );
+    let capped = DriverState::default().with_driven_since_break(hours(6));
+    assert_eq!(capped.driven_since_break(), minutes(270));
+}

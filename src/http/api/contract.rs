@@ -16,7 +16,7 @@ use utoipa::openapi::{OpenApi, Ref, RefOr};
 use utoipa::ToSchema;
 
 use crate::adapters::webhooks::EVENTS;
-use crate::http::api::estimates::{LiveRisk, LiveStop};
+use crate::http::api::estimates::{LiveDelayReason, LiveRisk, LiveStop};
 use crate::http::api::tracking::HorizonAccuracyDto;
 
 /// One GPS ping, as a JSON array item or an NDJSON line; CSV names the same columns.
@@ -37,6 +37,20 @@ pub struct PingBody {
     /// Degrees clockwise from north.
     #[schema(minimum = 0, maximum = 360)]
     pub heading: Option<f64>,
+    /// The driver, as the tachograph's card or the telematics unit names them (at most 64
+    /// characters). A clock carried from the vehicle's previous shipment is not taken for
+    /// another driver.
+    #[schema(example = "FRD0000012345678")]
+    pub driver_id: Option<String>,
+    /// The tachograph's activity: `driving`, `rest`, `other_work` or `available`. From the
+    /// moment it began, it replaces what the speeds say of the driver (see
+    /// `docs/tachograph.md`).
+    #[schema(example = "driving")]
+    pub driver_state: Option<String>,
+    /// The driving the tachograph says is left before the next 45-minute break is due: 4 h 30
+    /// less its continuous driving time. It sets the estimate's driving since the last break.
+    #[schema(minimum = 0, maximum = 270, example = 95)]
+    pub remaining_driving_minutes: Option<f64>,
 }
 
 /// What Traccar's JSON forwarding posts (`forward.type` `json`): one position and its device.
@@ -58,6 +72,22 @@ pub struct TraccarPositionBody {
     pub course: Option<f64>,
     /// A fix Traccar marks invalid is rejected; `true` when absent.
     pub valid: Option<bool>,
+    /// The position's attributes; those read are named here, the others are ignored.
+    pub attributes: Option<TraccarAttributesBody>,
+}
+
+/// The attributes of a Traccar position that are read, as a ping's `driver_id`, `driver_state`
+/// and `remaining_driving_minutes`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TraccarAttributesBody {
+    /// Traccar's own: the driver its protocol decoder read (iButton, RFID or tachograph card).
+    pub driver_unique_id: Option<String>,
+    /// Set by a computed attribute from the tracker's tachograph elements.
+    pub driver_state: Option<String>,
+    /// Set by a computed attribute from the tracker's tachograph elements.
+    #[schema(minimum = 0, maximum = 270)]
+    pub remaining_driving_minutes: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -123,6 +153,10 @@ pub struct DeliveredData {
 pub struct EtaChangedData {
     pub stops: Vec<LiveStop>,
     pub as_of: DateTime<Utc>,
+    /// Which parts of the plan moved the last stop's arrival since the previous estimate, the
+    /// largest first; absent when the previous estimate's plan is not known (the first
+    /// estimate after a restart).
+    pub delay_reasons: Option<Vec<LiveDelayReason>>,
 }
 
 /// `late_risk_changed`: the stops whose late risk is not what it was.

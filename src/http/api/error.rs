@@ -264,6 +264,9 @@ impl From<StoreError> for ApiError {
                 message: error.to_string(),
             },
             StoreError::Unavailable(detail) => ApiError::unavailable(detail),
+            // Only the leader's work is fenced, never a request: should one meet it, the
+            // replica learns within a second that it no longer leads, and a retry passes.
+            StoreError::Fenced => ApiError::unavailable(error.to_string()),
             StoreError::Backend(detail) => ApiError::Internal(detail),
         }
     }

@@ -11,9 +11,11 @@ use crate::domain::explain::{self, Adjustment, Facts, Step};
 use crate::domain::geo::Territory;
 use crate::domain::rules::SegmentKind;
 use crate::http::api::dto::ReasonDto;
+use crate::tracking::driver::DriverSource;
 use crate::tracking::eta::{
     ModelBand, Position, Risk, Snapshot, SnapshotFactor, SnapshotSegment, StopSnapshot, StopState,
 };
+use crate::tracking::reasons::{DelayKind, DelayReason};
 
 /// One estimate of a whole shipment, as it stood at `as_of`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -47,6 +49,57 @@ pub struct LiveEstimate {
     /// estimate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driving_rules: Option<String>,
+    /// Where `driven_today_minutes` and `driven_since_break_minutes` came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_source: Option<LiveDriverSource>,
+    /// With `driver_source` `carried`: the delivered shipment of the same vehicle whose
+    /// driver's clock this one carries on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_carried_from: Option<String>,
+    /// The driver the cab named last (a ping's `driver_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_id: Option<String>,
+    /// Which parts of the plan moved the last stop's arrival since the previous estimate, the
+    /// largest first; absent for the first estimate and when the previous one's plan is not
+    /// known (the first estimate after a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_reasons: Option<Vec<LiveDelayReason>>,
+}
+
+/// Where the driver's state of an estimate came from: `declared` with the shipment (a rested
+/// driver when it gave none), `inferred` from the pings' speeds, `carried` from the clock the
+/// vehicle's previous shipment ended with, or read from the cab's `tachograph` through the
+/// pings.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveDriverSource {
+    Declared,
+    Inferred,
+    Carried,
+    Tachograph,
+}
+
+/// How far one part of the plan moved the arrival since the previous estimate.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct LiveDelayReason {
+    pub kind: LiveDelayKind,
+    /// Minutes later (negative: earlier), to a tenth.
+    pub minutes: f64,
+}
+
+/// `position`: where the truck is against where the previous plan had it; `traffic` and
+/// `weather`: the learned model's pulls of those kinds; `rest`: breaks and rests; `ban`: ban
+/// waits; `border`: border crossings; `dwell`: loading and unloading.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveDelayKind {
+    Position,
+    Traffic,
+    Rest,
+    Ban,
+    Border,
+    Dwell,
+    Weather,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -64,6 +117,12 @@ pub struct LiveStop {
     /// The estimator's own band before any correction, and the moment it counts from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<LiveModelBand>,
+    /// The first estimate recorded for the stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_eta: Option<DateTime<Utc>>,
+    /// `eta` against `first_eta`, in minutes (positive: later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slip_minutes: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
@@ -137,6 +196,41 @@ impl From<&Snapshot> for LiveEstimate {
             degraded: snapshot.degraded.clone(),
             explanation: Vec::new(),
             driving_rules: snapshot.driving_rules.clone(),
+            driver_source: snapshot.driver_source.map(LiveDriverSource::from),
+            driver_carried_from: snapshot.driver_carried_from.clone(),
+            driver_id: snapshot.driver_id.clone(),
+            delay_reasons: snapshot
+                .delay_reasons
+                .as_ref()
+                .map(|reasons| reasons.iter().map(LiveDelayReason::from).collect()),
+        }
+    }
+}
+
+impl From<DriverSource> for LiveDriverSource {
+    fn from(source: DriverSource) -> Self {
+        match source {
+            DriverSource::Declared => Self::Declared,
+            DriverSource::Inferred => Self::Inferred,
+            DriverSource::Carried => Self::Carried,
+            DriverSource::Tachograph => Self::Tachograph,
+        }
+    }
+}
+
+impl From<&DelayReason> for LiveDelayReason {
+    fn from(reason: &DelayReason) -> Self {
+        Self {
+            kind: match reason.kind {
+                DelayKind::Position => LiveDelayKind::Position,
+                DelayKind::Traffic => LiveDelayKind::Traffic,
+                DelayKind::Rest => LiveDelayKind::Rest,
+                DelayKind::Ban => LiveDelayKind::Ban,
+                DelayKind::Border => LiveDelayKind::Border,
+                DelayKind::Dwell => LiveDelayKind::Dwell,
+                DelayKind::Weather => LiveDelayKind::Weather,
+            },
+            minutes: reason.minutes,
         }
     }
 }
@@ -214,6 +308,8 @@ impl From<&StopSnapshot> for LiveStop {
             late_probability: stop.late_probability,
             severity: stop.severity.map(LiveRisk::from),
             model: stop.model.map(LiveModelBand::from),
+            first_eta: stop.first_eta,
+            slip_minutes: stop.slip_minutes,
         }
     }
 }
@@ -317,6 +413,8 @@ mod tests {
                     p50: at,
                     p90: at,
                 }),
+                first_eta: Some(at),
+                slip_minutes: Some(12.5),
             }],
             timeline: vec![SnapshotSegment {
                 kind: "drive".into(),
@@ -335,10 +433,23 @@ mod tests {
             fallback: true,
             degraded: vec!["weather".into()],
             driving_rules: Some("561/2006".into()),
+            driver_source: Some(DriverSource::Carried),
+            driver_carried_from: Some("shp_0".into()),
+            driver_id: Some("FRD1234".into()),
+            delay_reasons: Some(vec![DelayReason {
+                kind: DelayKind::Rest,
+                minutes: 45.0,
+            }]),
         };
         let mut without_band = snapshot.clone();
         without_band.stops[0].model = None;
+        without_band.stops[0].first_eta = None;
+        without_band.stops[0].slip_minutes = None;
         without_band.position = None;
+        without_band.driver_source = None;
+        without_band.driver_carried_from = None;
+        without_band.driver_id = None;
+        without_band.delay_reasons = None;
         for snapshot in [snapshot, without_band] {
             assert_eq!(
                 serde_json::to_value(LiveEstimate::from(&snapshot)).unwrap(),

@@ -14,7 +14,9 @@
 //! as Traccar Client's query format sends it), Traccar Client 9's JSON `coords.speed` in metres
 //! per second; both are kept in km/h. Traccar Client 9 writes -1 for a speed or a heading it
 //! does not know, read as absent. `altitude`, `accuracy`, `hdop` and `batt` must be numbers
-//! but are not kept: a ping holds a position, a speed and a heading.
+//! but are not kept: a ping holds a position, a speed and a heading. A driver's app may add
+//! `driver_id`, `driver_state` and `remaining_driving_minutes` to OsmAnd's parameters, read
+//! as `POST /v1/positions` reads them (see `docs/tachograph.md`).
 //!
 //! The apps read the status alone and keep sending a ping until it gets a 200, so a success
 //! (or a copy of a ping already kept) answers 200 with an empty body.
@@ -117,6 +119,12 @@ pub struct OsmandParams {
     pub batt: Option<f64>,
     /// `false` or `0`: the app says the fix is not valid, and it is refused.
     pub valid: Option<String>,
+    /// The driver, as `POST /v1/positions` takes it.
+    pub driver_id: Option<String>,
+    /// `driving`, `rest`, `other_work` or `available`.
+    pub driver_state: Option<String>,
+    /// The driving left before the next break is due, minutes (0 to 270).
+    pub remaining_driving_minutes: Option<f64>,
 }
 
 /// What Traccar Client 9 posts (`application/json`), as the background location SDK it is
@@ -377,13 +385,17 @@ async fn device_of(state: &web::Data<AppState>, token: String) -> Result<Device,
     Ok(device)
 }
 
-/// A position as a phone reported it, in the units a ping keeps.
+/// A position as a phone reported it, in the units a ping keeps, and what the driver's app
+/// said of the driver.
 struct Fix {
     at: DateTime<Utc>,
     lat: f64,
     lon: f64,
     speed_kmh: Option<f64>,
     heading: Option<f64>,
+    driver_id: Option<String>,
+    driver_state: Option<String>,
+    remaining_driving_minutes: Option<f64>,
 }
 
 impl Fix {
@@ -396,6 +408,9 @@ impl Fix {
             lon: self.lon,
             speed_kmh: self.speed_kmh,
             heading: self.heading,
+            driver_id: self.driver_id.clone(),
+            driver_state: self.driver_state.clone(),
+            remaining_driving_minutes: self.remaining_driving_minutes,
         }
     }
 }
@@ -415,6 +430,9 @@ impl Protocol {
             (Self::Osmand, "lon") => "lon",
             (Self::Osmand, "speed_kmh") => "speed",
             (Self::Osmand, "heading") => "bearing",
+            (Self::Osmand, "driver_id") => "driver_id",
+            (Self::Osmand, "driver_state") => "driver_state",
+            (Self::Osmand, "remaining_driving_minutes") => "remaining_driving_minutes",
             (Self::Osmand, _) => "timestamp",
             (Self::TraccarClient, "lat") => "location.coords.latitude",
             (Self::TraccarClient, "lon") => "location.coords.longitude",
@@ -498,6 +516,9 @@ impl TraccarClientLocation {
             lon: coords.longitude,
             speed_kmh: known(coords.speed).map(|speed| speed * METRES_PER_SECOND_TO_KMH),
             heading: known(coords.heading),
+            driver_id: None,
+            driver_state: None,
+            remaining_driving_minutes: None,
         })
     }
 }
@@ -569,6 +590,10 @@ impl Params {
             lon,
             speed_kmh: speed_knots.map(|knots| knots * KNOTS_TO_KMH),
             heading,
+            driver_id: self.text(&["driver_id"]).map(str::to_owned),
+            driver_state: self.text(&["driver_state"]).map(str::to_owned),
+            remaining_driving_minutes: self
+                .number("remaining_driving_minutes", &["remaining_driving_minutes"])?,
         })
     }
 
@@ -698,6 +723,54 @@ mod tests {
             field(&[("lat", "45.76"), ("lon", "4.84"), ("valid", "false")]).as_deref(),
             Some("valid")
         );
+    }
+
+    #[test]
+    fn a_driver_s_app_may_add_the_tachograph_s_word_to_osmand_s_parameters() {
+        use crate::tracking::driver::CabActivity;
+
+        let limits = pings::PingLimits {
+            now: now(),
+            future_tolerance_ms: 300_000,
+            max_age_ms: 3_600_000,
+            max_speed_kmh: 200.0,
+            max_pings: 1,
+        };
+        let fix = params(&[
+            ("lat", "45.76"),
+            ("lon", "4.84"),
+            ("driver_id", "FRD0001"),
+            ("driver_state", "rest"),
+            ("remaining_driving_minutes", "30"),
+        ])
+        .fix(now())
+        .unwrap();
+        let batch = pings::check_one(fix.ping_of("AB-1"), &limits);
+        assert_eq!(batch.cab.len(), 1, "{:?}", batch.rejected);
+        assert_eq!(batch.cab[0].activity, Some(CabActivity::Rest));
+        assert_eq!(batch.cab[0].remaining_driving_minutes, Some(30.0));
+        assert_eq!(batch.cab[0].driver_id.as_deref(), Some("FRD0001"));
+        let asleep = params(&[
+            ("lat", "45.76"),
+            ("lon", "4.84"),
+            ("driver_state", "asleep"),
+        ])
+        .fix(now())
+        .unwrap();
+        let batch = pings::check_one(asleep.ping_of("AB-1"), &limits);
+        let refused = batch.rejected[0]
+            .field
+            .map(|field| Protocol::Osmand.field(field));
+        assert_eq!(refused, Some("driver_state"));
+        let soon = params(&[
+            ("lat", "45.76"),
+            ("lon", "4.84"),
+            ("remaining_driving_minutes", "soon"),
+        ])
+        .fix(now())
+        .err()
+        .and_then(|error| error.field().map(str::to_owned));
+        assert_eq!(soon.as_deref(), Some("remaining_driving_minutes"));
     }
 
     #[test]

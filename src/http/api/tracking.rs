@@ -709,7 +709,10 @@ pub async fn get_eta_history(
         description = "`application/json`: an array of pings, or one position as Traccar forwards it; \
                        `application/x-ndjson`: one ping a line, each as the schema says; \
                        `text/csv`: a header naming the pings' columns (`vehicle_id`, `timestamp`, `lat`, `lon`, \
-                       and optionally `speed_kmh`, `heading`), then one ping a row",
+                       and optionally `speed_kmh`, `heading`, `driver_id`, `driver_state`, \
+                       `remaining_driving_minutes`), then one ping a row. A ping refused for a value \
+                       (its `driver_state` unknown, its `remaining_driving_minutes` above 270) is listed \
+                       under `rejected` with the field it names",
         content(
             (PositionsJson = "application/json"),
             (PingBody = "application/x-ndjson"),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::baselines::{self, AverageSpeed, ForestParams, LinearParams, RequestLightGbm, Rules};
 use super::fit::{Boosted, Boosting, Estimates, Fit, Predict, Trial};
 use super::metrics::{figures, Figures};
-use super::train::{Model, ModelError, Progress, Target, TrainParams, ValidParams};
+use super::train::{Model, ModelError, Progress, Target, TimeOfYear, TrainParams, ValidParams};
 use crate::ml::features::FEATURES;
 
 pub use super::examples::Examples;
@@ -30,6 +30,10 @@ pub const TEST_SHARE: f64 = 0.2;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub params: TrainParams,
+    /// The features the time split's model chose not to learn from (see
+    /// [`super::train::TimeOfYear`]).
+    #[serde(default)]
+    pub ignored: Vec<String>,
     pub train_rows: usize,
     pub test_rows: usize,
     /// The model with the configured target, on the later trips.
@@ -181,6 +185,11 @@ pub fn evaluate(
     );
     Ok(Report {
         params: params.get().clone(),
+        ignored: model
+            .ignored
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect(),
         train_rows: split.train.len(),
         test_rows: test.len(),
         model: overall,
@@ -521,6 +530,14 @@ impl Split<'_> {
                 Change::AsThey,
             ),
             (
+                "time of year always learnt",
+                TrainParams {
+                    time_of_year: TimeOfYear::Learn,
+                    ..base.clone()
+                },
+                Change::AsThey,
+            ),
+            (
                 "recency weights, half-life 90 days",
                 TrainParams {
                     recency_half_life_days: 90.0,
@@ -554,9 +571,12 @@ impl Split<'_> {
                 Change::Hidden(rules),
             ),
             (
-                "without the time of year",
-                base.clone(),
-                Change::Hidden(slots(&["month", "is_holiday", "is_holiday_eve"])),
+                "time of year never learnt",
+                TrainParams {
+                    time_of_year: TimeOfYear::Ignore,
+                    ..base.clone()
+                },
+                Change::AsThey,
             ),
             (
                 "exact coordinates in place of the cells",
@@ -767,6 +787,15 @@ impl Report {
                 .map(|(name, mae)| format!("{name} {mae:.2}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "Time of year ({:?}): {}.\n",
+            self.params.time_of_year,
+            match self.ignored.is_empty() {
+                true => "learnt".to_owned(),
+                false => format!("not learnt ({})", self.ignored.join(", ")),
+            }
         );
         let _ = writeln!(
             out,

@@ -63,7 +63,27 @@ pub struct TrainParams {
     /// Rows weigh half as much for each this many days they are older than the latest row
     /// (0: no weighting by age).
     pub recency_half_life_days: f64,
+    /// Whether the boosters learn from the time of year (month, holidays): always, never, or
+    /// as the latest trips say (see [`TimeOfYear::Select`]).
+    pub time_of_year: TimeOfYear,
 }
+
+/// How the time-of-year features are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeOfYear {
+    Learn,
+    Ignore,
+    /// Learn from them only if a median that knows them predicts the calibration slice (the
+    /// latest trips) better than one that does not, both learnt from the earlier trips. A
+    /// history shorter than a year asks about months it has never seen, and trees then answer
+    /// with whatever month lies nearest; one of several years has seen each month before.
+    #[default]
+    Select,
+}
+
+/// The features that say when in the year a trip runs.
+pub const TIME_OF_YEAR_FEATURES: [&str; 3] = ["month", "is_holiday", "is_holiday_eve"];
 
 impl Default for TrainParams {
     fn default() -> Self {
@@ -87,6 +107,7 @@ impl Default for TrainParams {
             partner_dropout: 0.15,
             refit_on_calibration: false,
             recency_half_life_days: 0.0,
+            time_of_year: TimeOfYear::Select,
         }
     }
 }
@@ -246,6 +267,9 @@ pub struct Model {
     pub partners: Vec<String>,
     /// By feature code: the pool's profile first, then each partner's.
     pub profiles: Vec<PartnerProfile>,
+    /// Features the boosters were kept from learning (blank in every training row, so no tree
+    /// splits on them), as training chose them; empty for a model loaded from its texts.
+    pub ignored: Vec<&'static str>,
 }
 
 /// Training rows: row-major [`FEATURES`], the true minutes, and an order (the trip's start)
@@ -282,7 +306,16 @@ impl Model {
         }
         let (fit_rows, calibration_rows) = (fit_rows.as_slice(), calibration_rows.as_slice());
         let profiles = partner_profiles(rows, fit_rows, partners.len());
-        let texts = learn(rows, fit_rows, &profiles, params, &mut progress)?;
+        let ignored = match params.time_of_year {
+            TimeOfYear::Learn => Vec::new(),
+            TimeOfYear::Ignore => TIME_OF_YEAR_FEATURES.to_vec(),
+            TimeOfYear::Select => {
+                let split = (fit_rows, calibration_rows);
+                select_time_of_year(rows, split, &profiles, params, &mut progress)?
+            }
+        };
+        let hidden = slots_of(&ignored);
+        let texts = learn(rows, fit_rows, &profiles, params, &hidden, &mut progress)?;
         let threads = params.threads;
         let uncalibrated = Model {
             boosters: load(&texts)?,
@@ -291,6 +324,7 @@ impl Model {
             calibration: Calibration::none(),
             partners,
             profiles,
+            ignored,
         };
         let (mut calibration_matrix, calibration_minutes) = gather(rows, calibration_rows, params);
         complete(&uncalibrated.profiles, &mut calibration_matrix);
@@ -317,6 +351,7 @@ impl Model {
                 &every_row,
                 &uncalibrated.profiles,
                 params,
+                &hidden,
                 &mut progress,
             )?;
             return Ok(Model {
@@ -363,6 +398,7 @@ impl Model {
             calibration,
             partners,
             profiles,
+            ignored: Vec::new(),
         })
     }
 
@@ -396,10 +432,7 @@ impl Model {
             .chunks(N)
             .enumerate()
             .map(|(row_idx, row)| {
-                let base = match self.target {
-                    Target::Total => 0.0,
-                    Target::Residual => row[RULES_FEATURE],
-                };
+                let base = base(self.target, row);
                 let raw = Band {
                     p10: base + p10[row_idx],
                     p50: base + p50[row_idx],
@@ -446,91 +479,169 @@ impl Model {
     }
 }
 
-/// The three boosters learnt from the chosen rows: profiles filled in, each row weighed by its
-/// partner and its age, a share asked as an unseen caller.
+/// The three boosters learnt from the chosen rows (see [`Learnt`]).
 fn learn(
     rows: &Rows<'_>,
     chosen: &[usize],
     profiles: &[PartnerProfile],
     params: &TrainParams,
+    hidden: &[usize],
     progress: &mut impl FnMut(Progress),
 ) -> Result<[String; 3], ModelError> {
-    let (mut matrix, minutes) = gather(rows, chosen, params);
-    complete(profiles, &mut matrix);
-    let labels: Vec<f32> = minutes
-        .iter()
-        .zip(matrix.chunks(N))
-        .map(|(minutes, row)| label(params.target, *minutes, row) as f32)
-        .collect();
-    // Weighed by the partner they came from, before some are asked as unseen callers.
-    let mut weights = partner_weights(
-        &matrix,
-        params.partner_weight_power,
-        params.partner_weight_cap,
-    );
-    if params.recency_half_life_days > 0.0 {
-        let latest = chosen
-            .iter()
-            .map(|row| rows.order[*row])
-            .max()
-            .unwrap_or_default();
-        for (weight, row) in weights.iter_mut().zip(chosen) {
-            let age_days = (latest - rows.order[*row]) as f64 / 86_400_000.0;
-            *weight *= 0.5f64.powf(age_days / params.recency_half_life_days) as f32;
-        }
+    let learnt = Learnt::of(rows, chosen, profiles, params, hidden);
+    let mut texts = Vec::with_capacity(3);
+    for quantile in Quantile::ALL {
+        texts.push(train_booster(&learnt.set(), params, quantile, progress)?);
     }
-    drop_partners(&mut matrix, profiles, params);
-    let set = TrainingSet {
-        features: &matrix,
-        labels: &labels,
-        weights: Some(&weights),
-        feature_names: &FEATURES,
-    };
-    train_boosters(&set, params, progress)
+    Ok(texts.try_into().expect("three boosters"))
 }
 
-/// The three boosters, one objective each, on the same rows: LightGBM's text of each.
-fn train_boosters(
-    set: &TrainingSet<'_>,
+/// Whether the time of year is worth learning here: the medians learnt from the earlier
+/// trips with and without it, on the latest; the features to ignore.
+fn select_time_of_year(
+    rows: &Rows<'_>,
+    (earlier, latest): (&[usize], &[usize]),
+    profiles: &[PartnerProfile],
     params: &TrainParams,
     progress: &mut impl FnMut(Progress),
-) -> Result<[String; 3], ModelError> {
+) -> Result<Vec<&'static str>, ModelError> {
+    let (mut matrix, minutes) = gather(rows, latest, params);
+    complete(profiles, &mut matrix);
+    let mut mae = |hidden: &[usize]| -> Result<f64, ModelError> {
+        let learnt = Learnt::of(rows, earlier, profiles, params, hidden);
+        let text = train_booster(&learnt.set(), params, Quantile::P50, progress)?;
+        let predicted = Gbm::from_text(&text)?.predict(&matrix, params.threads)?;
+        let total: f64 = predicted
+            .iter()
+            .zip(matrix.chunks(N))
+            .zip(&minutes)
+            .map(|((raw, row), truth)| (base(params.target, row) + raw - truth).abs())
+            .sum();
+        Ok(total / minutes.len().max(1) as f64)
+    };
+    let (knowing, blind) = (mae(&[])?, mae(&slots_of(&TIME_OF_YEAR_FEATURES))?);
+    Ok(match knowing <= blind {
+        true => Vec::new(),
+        false => TIME_OF_YEAR_FEATURES.to_vec(),
+    })
+}
+
+/// The places of these features in a row.
+fn slots_of(names: &[&str]) -> Vec<usize> {
+    names
+        .iter()
+        .map(|name| {
+            FEATURES
+                .iter()
+                .position(|known| known == name)
+                .expect("a known feature")
+        })
+        .collect()
+}
+
+/// What boosters learn from: the chosen rows with their profiles filled in and the `hidden`
+/// features blanked, each row weighed by its partner and its age, a share asked as an unseen
+/// caller.
+struct Learnt {
+    matrix: Vec<f64>,
+    labels: Vec<f32>,
+    weights: Vec<f32>,
+}
+
+impl Learnt {
+    fn set(&self) -> TrainingSet<'_> {
+        TrainingSet {
+            features: &self.matrix,
+            labels: &self.labels,
+            weights: Some(&self.weights),
+            feature_names: &FEATURES,
+        }
+    }
+
+    fn of(
+        rows: &Rows<'_>,
+        chosen: &[usize],
+        profiles: &[PartnerProfile],
+        params: &TrainParams,
+        hidden: &[usize],
+    ) -> Learnt {
+        let (mut matrix, minutes) = gather(rows, chosen, params);
+        complete(profiles, &mut matrix);
+        for row in matrix.chunks_mut(N) {
+            for &slot in hidden {
+                row[slot] = f64::NAN;
+            }
+        }
+        let labels: Vec<f32> = minutes
+            .iter()
+            .zip(matrix.chunks(N))
+            .map(|(minutes, row)| label(params.target, *minutes, row) as f32)
+            .collect();
+        // Weighed by the partner they came from, before some are asked as unseen callers.
+        let mut weights = partner_weights(
+            &matrix,
+            params.partner_weight_power,
+            params.partner_weight_cap,
+        );
+        if params.recency_half_life_days > 0.0 {
+            let latest = chosen
+                .iter()
+                .map(|row| rows.order[*row])
+                .max()
+                .unwrap_or_default();
+            for (weight, row) in weights.iter_mut().zip(chosen) {
+                let age_days = (latest - rows.order[*row]) as f64 / 86_400_000.0;
+                *weight *= 0.5f64.powf(age_days / params.recency_half_life_days) as f32;
+            }
+        }
+        drop_partners(&mut matrix, profiles, params);
+        Learnt {
+            matrix,
+            labels,
+            weights,
+        }
+    }
+}
+
+/// One booster of the three, LightGBM's text of it.
+fn train_booster(
+    set: &TrainingSet<'_>,
+    params: &TrainParams,
+    quantile: Quantile,
+    progress: &mut impl FnMut(Progress),
+) -> Result<String, ModelError> {
     let threads = params.threads;
     let dataset_params = format!(
         "max_bin={} categorical_feature={PARTNER_FEATURE} num_threads={threads} \
          verbosity=-1 seed={}",
         params.max_bin, params.seed
     );
-    let mut texts = Vec::with_capacity(3);
-    for quantile in Quantile::ALL {
-        let booster_params = format!(
-            "{} learning_rate={} num_leaves={} max_depth={} min_data_in_leaf={} num_threads={threads} \
+    let booster_params = format!(
+        "{} learning_rate={} num_leaves={} max_depth={} min_data_in_leaf={} num_threads={threads} \
              seed={} deterministic=true force_col_wise=true verbosity=-1 \
              cat_smooth={} min_data_per_group={}",
-            quantile.objective(),
-            params.learning_rate,
-            params.num_leaves,
-            params.max_depth,
-            params.min_data_in_leaf,
-            params.seed,
-            params.cat_smooth,
-            params.min_data_per_group,
-        );
-        texts.push(gbm::train(
-            set,
-            &dataset_params,
-            &booster_params,
-            params.rounds,
-            |round| {
-                progress(Progress {
-                    quantile,
-                    round,
-                    rounds: params.rounds,
-                })
-            },
-        )?);
-    }
-    Ok(texts.try_into().expect("three boosters"))
+        quantile.objective(),
+        params.learning_rate,
+        params.num_leaves,
+        params.max_depth,
+        params.min_data_in_leaf,
+        params.seed,
+        params.cat_smooth,
+        params.min_data_per_group,
+    );
+    Ok(gbm::train(
+        set,
+        &dataset_params,
+        &booster_params,
+        params.rounds,
+        |round| {
+            progress(Progress {
+                quantile,
+                round,
+                rounds: params.rounds,
+            })
+        },
+    )?)
 }
 
 fn partner_weights(matrix: &[f64], power: f64, cap: f64) -> Vec<f32> {
@@ -726,6 +837,14 @@ fn load(texts: &[String; 3]) -> Result<[Gbm; 3], ModelError> {
         Gbm::from_text(&texts[1])?,
         Gbm::from_text(&texts[2])?,
     ])
+}
+
+/// What the boosters' answer for a row is added to.
+fn base(target: Target, row: &[f64]) -> f64 {
+    match target {
+        Target::Total => 0.0,
+        Target::Residual => row[RULES_FEATURE],
+    }
 }
 
 fn label(target: Target, minutes: f64, row: &[f64]) -> f64 {

@@ -20,7 +20,7 @@ fn subscribed(id: &str, organisation: &str, events: &[&str]) -> crate::adapters:
     webhook
 }
 
-fn arrived(shipment_id: &str, stop_index: usize) -> Notice {
+pub(super) fn arrived(shipment_id: &str, stop_index: usize) -> Notice {
     Notice {
         organisation: "org".into(),
         event: "arrived",
@@ -56,10 +56,10 @@ fn now_ms() -> i64 {
 
 /// Every pending delivery, due or not, held or not, releasing what it takes: what a restart
 /// a day later would find.
-fn everything_pending(store: &dyn Store) -> Vec<Outgoing> {
+pub(super) fn everything_pending(store: &dyn Store) -> Vec<Outgoing> {
     let later = now_ms() + 86_400_000;
-    let pending = store.claim_outbox(later, 0, 1_000).unwrap();
-    store.release_outbox().unwrap();
+    let pending = store.claim_outbox(later, 0, 1_000, None).unwrap();
+    store.release_outbox(None).unwrap();
     pending
 }
 
@@ -168,13 +168,23 @@ fn an_estimate_comes_with_its_notices(store: &dyn Store) {
     assert_eq!(everything_pending(store).len(), 2);
 }
 
+/// The shipment `id` of `org` under way, and `webhook`, of `org`, taking its arrivals.
+pub(super) fn under_way_with_a_webhook(
+    store: &dyn Store,
+    id: &str,
+    reference: &str,
+    webhook: &str,
+) {
+    store
+        .insert_shipment(&shipment(id, "org", reference, Status::InTransit))
+        .unwrap();
+    store
+        .insert_webhook(&subscribed(webhook, "org", &["arrived"]))
+        .unwrap();
+}
+
 fn deliveries_are_claimed_once_retried_in_time_and_resumed(store: &dyn Store) {
-    store
-        .insert_shipment(&shipment("shp_r", "org", "REF-R", Status::InTransit))
-        .unwrap();
-    store
-        .insert_webhook(&subscribed("whk_r", "org", &["arrived"]))
-        .unwrap();
+    under_way_with_a_webhook(store, "shp_r", "REF-R", "whk_r");
     let notices: Vec<Notice> = (0..3).map(|index| arrived("shp_r", index)).collect();
     store
         .append_snapshot(&snapshot("shp_r", 0), &notices)
@@ -183,24 +193,26 @@ fn deliveries_are_claimed_once_retried_in_time_and_resumed(store: &dyn Store) {
     let hold = 60_000;
 
     // Oldest first, each once while held.
-    let first = store.claim_outbox(now, hold, 2).unwrap();
+    let first = store.claim_outbox(now, hold, 2, None).unwrap();
     let stops: Vec<Value> = first
         .iter()
         .map(|row| body_of(row)["data"]["stop_index"].clone())
         .collect();
     assert_eq!(stops, [0, 1]);
-    let rest = store.claim_outbox(now, hold, 10).unwrap();
+    let rest = store.claim_outbox(now, hold, 10, None).unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(body_of(&rest[0])["data"]["stop_index"], 2);
-    assert!(store.claim_outbox(now, hold, 10).unwrap().is_empty());
+    assert!(store.claim_outbox(now, hold, 10, None).unwrap().is_empty());
 
     // A retry waits for its time, then comes back as the same delivery, its attempt counted.
-    store.retry_outbox(first[0].seq, 1, now + 5_000).unwrap();
+    store
+        .retry_outbox(first[0].seq, 1, now + 5_000, None)
+        .unwrap();
     assert!(store
-        .claim_outbox(now + 4_000, hold, 10)
+        .claim_outbox(now + 4_000, hold, 10, None)
         .unwrap()
         .is_empty());
-    let retried = store.claim_outbox(now + 5_000, hold, 10).unwrap();
+    let retried = store.claim_outbox(now + 5_000, hold, 10, None).unwrap();
     assert_eq!(retried.len(), 1);
     assert_eq!(
         (
@@ -213,22 +225,22 @@ fn deliveries_are_claimed_once_retried_in_time_and_resumed(store: &dyn Store) {
 
     // Settled, it is never claimed again; the others come back once their hold runs out.
     store
-        .settle_outbox(first[0].seq, 2, Settled::Delivered, now)
+        .settle_outbox(first[0].seq, 2, Settled::Delivered, now, None)
         .unwrap();
     store
-        .settle_outbox(rest[0].seq, 1, Settled::Failed, now)
+        .settle_outbox(rest[0].seq, 1, Settled::Failed, now, None)
         .unwrap();
-    let expired = store.claim_outbox(now + hold + 1, hold, 10).unwrap();
+    let expired = store.claim_outbox(now + hold + 1, hold, 10, None).unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].delivery_id, first[1].delivery_id);
 
     // A restart releases what the stopped process held: at once, not after the hold.
     assert!(store
-        .claim_outbox(now + hold + 2, hold, 10)
+        .claim_outbox(now + hold + 2, hold, 10, None)
         .unwrap()
         .is_empty());
-    assert_eq!(store.release_outbox().unwrap(), 1);
-    let resumed = store.claim_outbox(now + hold + 2, hold, 10).unwrap();
+    assert_eq!(store.release_outbox(None).unwrap(), 1);
+    let resumed = store.claim_outbox(now + hold + 2, hold, 10, None).unwrap();
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].delivery_id, first[1].delivery_id);
     assert_eq!(resumed[0].attempts, 0);
