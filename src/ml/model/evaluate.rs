@@ -510,82 +510,8 @@ impl Split<'_> {
         configured: Figures,
         step: &mut dyn FnMut(Step),
     ) -> Result<BTreeMap<String, Figures>, ModelError> {
-        let base = self.params.get().clone();
-        let rules = slots(&[
-            "rules_minutes",
-            "rules_driving_minutes",
-            "rules_break_minutes",
-            "rules_rest_minutes",
-            "rules_ban_wait_minutes",
-            "rules_road_km",
-            "rules_strict_minutes",
-        ]);
-        let candidates: Vec<(&str, TrainParams, Change)> = vec![
-            (
-                "refit on the calibration slice too",
-                TrainParams {
-                    refit_on_calibration: true,
-                    ..base.clone()
-                },
-                Change::AsThey,
-            ),
-            (
-                "time of year always learnt",
-                TrainParams {
-                    time_of_year: TimeOfYear::Learn,
-                    ..base.clone()
-                },
-                Change::AsThey,
-            ),
-            (
-                "recency weights, half-life 90 days",
-                TrainParams {
-                    recency_half_life_days: 90.0,
-                    ..base.clone()
-                },
-                Change::AsThey,
-            ),
-            (
-                "no partner weighting",
-                TrainParams {
-                    partner_weight_power: 0.0,
-                    partner_weight_cap: 1.0,
-                    ..base.clone()
-                },
-                Change::AsThey,
-            ),
-            (
-                "no partner dropout",
-                TrainParams {
-                    partner_dropout: 0.0,
-                    ..base.clone()
-                },
-                Change::AsThey,
-            ),
-            (
-                "without the rules prior",
-                TrainParams {
-                    target: Target::Total,
-                    ..base.clone()
-                },
-                Change::Hidden(rules),
-            ),
-            (
-                "time of year never learnt",
-                TrainParams {
-                    time_of_year: TimeOfYear::Ignore,
-                    ..base.clone()
-                },
-                Change::AsThey,
-            ),
-            (
-                "exact coordinates in place of the cells",
-                base.clone(),
-                Change::ExactCoordinates,
-            ),
-        ];
         let mut found = BTreeMap::from([("as configured".to_owned(), configured)]);
-        for (name, params, change) in candidates {
+        for (name, params, change) in one_change_each(self.params.get()) {
             let boosting = Boosting {
                 params: params.check()?,
                 partners: self.partners.clone(),
@@ -599,6 +525,75 @@ impl Split<'_> {
         }
         Ok(found)
     }
+}
+
+/// The suspected causes of a loss, each as the one change it makes to the configured model.
+fn one_change_each(base: &TrainParams) -> Vec<(&'static str, TrainParams, Change)> {
+    let rules = slots(&crate::ml::features::RULES_PRIOR_COLUMNS);
+    vec![
+        (
+            "refit on the calibration slice too",
+            TrainParams {
+                refit_on_calibration: true,
+                ..base.clone()
+            },
+            Change::AsThey,
+        ),
+        (
+            "time of year always learnt",
+            TrainParams {
+                time_of_year: TimeOfYear::Learn,
+                ..base.clone()
+            },
+            Change::AsThey,
+        ),
+        (
+            "recency weights, half-life 90 days",
+            TrainParams {
+                recency_half_life_days: 90.0,
+                ..base.clone()
+            },
+            Change::AsThey,
+        ),
+        (
+            "no partner weighting",
+            TrainParams {
+                partner_weight_power: 0.0,
+                partner_weight_cap: 1.0,
+                ..base.clone()
+            },
+            Change::AsThey,
+        ),
+        (
+            "no partner dropout",
+            TrainParams {
+                partner_dropout: 0.0,
+                ..base.clone()
+            },
+            Change::AsThey,
+        ),
+        (
+            "without the rules prior",
+            TrainParams {
+                target: Target::Total,
+                ..base.clone()
+            },
+            Change::Hidden(rules),
+        ),
+        (
+            "time of year never learnt",
+            TrainParams {
+                time_of_year: TimeOfYear::Ignore,
+                ..base.clone()
+            },
+            Change::AsThey,
+        ),
+        (
+            "exact coordinates in place of the cells",
+            base.clone(),
+            Change::ExactCoordinates,
+        ),
+    ]
 }
 
 /// Trains the boosters, telling `step` which model it is.

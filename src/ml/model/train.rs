@@ -306,14 +306,8 @@ impl Model {
         }
         let (fit_rows, calibration_rows) = (fit_rows.as_slice(), calibration_rows.as_slice());
         let profiles = partner_profiles(rows, fit_rows, partners.len());
-        let ignored = match params.time_of_year {
-            TimeOfYear::Learn => Vec::new(),
-            TimeOfYear::Ignore => TIME_OF_YEAR_FEATURES.to_vec(),
-            TimeOfYear::Select => {
-                let split = (fit_rows, calibration_rows);
-                select_time_of_year(rows, split, &profiles, params, &mut progress)?
-            }
-        };
+        let split = (fit_rows, calibration_rows);
+        let ignored = ignored_features(rows, split, &profiles, params, &mut progress)?;
         let hidden = slots_of(&ignored);
         let texts = learn(rows, fit_rows, &profiles, params, &hidden, &mut progress)?;
         let threads = params.threads;
@@ -494,6 +488,21 @@ fn learn(
         texts.push(train_booster(&learnt.set(), params, quantile, progress)?);
     }
     Ok(texts.try_into().expect("three boosters"))
+}
+
+/// The features the boosters are kept from learning, as `params.time_of_year` says.
+fn ignored_features(
+    rows: &Rows<'_>,
+    split: (&[usize], &[usize]),
+    profiles: &[PartnerProfile],
+    params: &TrainParams,
+    progress: &mut impl FnMut(Progress),
+) -> Result<Vec<&'static str>, ModelError> {
+    Ok(match params.time_of_year {
+        TimeOfYear::Learn => Vec::new(),
+        TimeOfYear::Ignore => TIME_OF_YEAR_FEATURES.to_vec(),
+        TimeOfYear::Select => select_time_of_year(rows, split, profiles, params, progress)?,
+    })
 }
 
 /// Whether the time of year is worth learning here: the medians learnt from the earlier
