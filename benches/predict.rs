@@ -1,5 +1,7 @@
 //! ETAs from the bundled model, features included: one request as the API answers it, and
-//! batches of 1,000 and 10,000 trips of the sample world.
+//! batches of 1,000 and 10,000 trips of the sample world. The boosters walked in Rust beside
+//! LightGBM's own calls on the same row, for the three quantiles and for the median's SHAP
+//! values.
 //!
 //! `cargo bench --bench predict`
 
@@ -12,6 +14,7 @@ use etape::domain::eta::{EstimateEta, EtaQuery, RulesEta};
 use etape::domain::geo::GeoPoint;
 use etape::domain::rules::DriverState;
 use etape::domain::vehicle::VehicleClass;
+use etape::ml::features::{feature_row, Prior};
 use etape::ml::history::files::load_history;
 use etape::ml::history::ValidationOptions;
 use etape::ml::model::dataset::{numbers, texts};
@@ -83,6 +86,58 @@ fn sample_queries(n_rows: usize) -> Vec<EtaQuery> {
         .collect()
 }
 
+/// The boosters alone on one request's completed row: walked in Rust, and through LightGBM's C
+/// API, side by side in one run.
+fn boosters(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/bundled");
+    let (_, served) = etape::training::registry::load(&dir).expect("the bundled model loads");
+    let model = &served.model;
+    let query = EtaQuery {
+        origin: GeoPoint::new(50.63, 3.06).unwrap(),
+        destination: GeoPoint::new(43.30, 5.37).unwrap(),
+        departure: DateTime::parse_from_rfc3339("2026-12-01T06:00:00+01:00").unwrap(),
+        vehicle: VehicleClass::Articulated,
+        stops: Vec::new(),
+        driver: DriverState::default(),
+        context: Default::default(),
+    };
+    let rules = RulesEta::default();
+    let (estimate, strict) = (rules.estimate(&query), rules.strict().estimate(&query));
+    let prior = Prior {
+        estimate: &estimate,
+        strict: &strict,
+    };
+    let mut row = feature_row(&query, 0, 0.0, prior);
+    model.complete(&mut row);
+    let median = &model.boosters[0];
+    let mut group = c.benchmark_group("predict/boosters");
+    group.bench_function("three_quantiles_rust", |b| {
+        b.iter(|| {
+            model
+                .boosters
+                .iter()
+                .map(|booster| booster.predict_one(black_box(&row)).unwrap())
+                .sum::<f64>()
+        })
+    });
+    group.bench_function("three_quantiles_lightgbm", |b| {
+        b.iter(|| {
+            model
+                .boosters
+                .iter()
+                .map(|booster| booster.predict_lightgbm(black_box(&row)).unwrap()[0])
+                .sum::<f64>()
+        })
+    });
+    group.bench_function("median_shap_rust", |b| {
+        b.iter(|| median.contributions(black_box(&row)).unwrap())
+    });
+    group.bench_function("median_shap_lightgbm", |b| {
+        b.iter(|| median.contributions_lightgbm(black_box(&row)).unwrap())
+    });
+    group.finish();
+}
+
 fn batches(c: &mut Criterion) {
     let eta = estimator(0);
     let mut group = c.benchmark_group("predict/batch");
@@ -99,5 +154,5 @@ fn batches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, one_request, batches);
+criterion_group!(benches, one_request, boosters, batches);
 criterion_main!(benches);

@@ -6,6 +6,10 @@
 //! therefore creates the dataset and runs the boosting rounds through `lightgbm3-sys`, then
 //! hands the finished model, as LightGBM's own text format, to `lightgbm3::Booster` for
 //! prediction. This file is the only one in the crate with `unsafe` code.
+//!
+//! Serving walks the same trees in Rust ([`super::forest`]) where it can: no lock, no buffer
+//! and no call into C per prediction, and SHAP values in one pass a tree. LightGBM answers
+//! for a model the forest does not read, and remains the reference its tests hold it to.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -13,6 +17,9 @@ use std::ptr;
 
 use lightgbm3::Booster;
 use lightgbm3_sys as sys;
+use rayon::prelude::*;
+
+use super::forest::Forest;
 
 /// An error reported by LightGBM, or a call it could not be given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +105,8 @@ pub fn train(
 /// A trained booster, ready to predict from many threads at once.
 pub struct Gbm {
     booster: Booster,
+    /// The trees walked in Rust, unless the model uses what the forest does not read.
+    forest: Option<Forest>,
     n_features: i32,
 }
 
@@ -118,8 +127,12 @@ impl Gbm {
         // request does not rebuild LightGBM's row predictor (a millisecond) every time.
         booster.single_row_fast_init::<f64>(Some(&serde_json::json!({"num_threads": 1})))?;
         let n_features = booster.num_features();
+        let forest = Forest::from_text(text)
+            .ok()
+            .filter(|forest| forest.n_features() == n_features as usize);
         Ok(Self {
             booster,
+            forest,
             n_features,
         })
     }
@@ -128,7 +141,18 @@ impl Gbm {
         self.n_features as usize
     }
 
-    /// The prediction for one row, through LightGBM's fast single-row path.
+    fn check_rows(&self, rows: &[f64]) -> Result<()> {
+        if rows.len() % self.n_features() != 0 {
+            return Err(GbmError(format!(
+                "{} values for rows of {} features",
+                rows.len(),
+                self.n_features
+            )));
+        }
+        Ok(())
+    }
+
+    /// The prediction for one row.
     pub fn predict_one(&self, row: &[f64]) -> Result<f64> {
         if row.len() != self.n_features() {
             return Err(GbmError(format!(
@@ -137,21 +161,70 @@ impl Gbm {
                 self.n_features
             )));
         }
-        Ok(self.booster.predict_single_row_fast(row)?[0])
+        match &self.forest {
+            Some(forest) => Ok(forest.predict(row)),
+            None => Ok(self.booster.predict_single_row_fast(row)?[0]),
+        }
     }
 
-    /// Predictions for row-major `rows`, on `threads` threads (0: LightGBM's default).
+    /// Predictions for row-major `rows`; `threads` 1 keeps them on the calling thread, any
+    /// other number spreads the rows over the process's thread pool (rayon's, or LightGBM's
+    /// for a model the forest does not read, 0 meaning its default).
     pub fn predict(&self, rows: &[f64], threads: usize) -> Result<Vec<f64>> {
+        self.check_rows(rows)?;
+        let Some(forest) = &self.forest else {
+            return self.predict_lightgbm_on(rows, threads);
+        };
+        let n = self.n_features();
+        Ok(if threads == 1 {
+            rows.chunks(n).map(|row| forest.predict(row)).collect()
+        } else {
+            rows.par_chunks(n).map(|row| forest.predict(row)).collect()
+        })
+    }
+
+    /// Each feature's contribution to each row's prediction (SHAP values, as LightGBM computes
+    /// them for trees), followed by the expected value: `n_features + 1` numbers a row.
+    pub fn contributions(&self, rows: &[f64]) -> Result<Vec<f64>> {
+        self.check_rows(rows)?;
+        let n = self.n_features();
+        let ours = self.forest.as_ref().and_then(|forest| {
+            let explain = |row: &[f64]| forest.contributions(row);
+            if rows.len() == n {
+                explain(rows)
+            } else {
+                let each: Option<Vec<Vec<f64>>> = rows.par_chunks(n).map(explain).collect();
+                each.map(|each| each.concat())
+            }
+        });
+        match ours {
+            Some(values) => Ok(values),
+            None => self.contributions_lightgbm(rows),
+        }
+    }
+
+    fn predict_lightgbm_on(&self, rows: &[f64], threads: usize) -> Result<Vec<f64>> {
         let params = format!("num_threads={threads}");
         Ok(self
             .booster
             .predict_with_params(rows, self.n_features, true, &params)?)
     }
 
-    /// Each feature's contribution to each row's prediction (SHAP values, as LightGBM computes
-    /// them for trees), followed by the expected value: `n_features + 1` numbers a row.
-    pub fn contributions(&self, rows: &[f64]) -> Result<Vec<f64>> {
+    /// LightGBM's own predictions, the reference the forest is held to.
+    pub fn predict_lightgbm(&self, rows: &[f64]) -> Result<Vec<f64>> {
+        self.check_rows(rows)?;
+        self.predict_lightgbm_on(rows, 1)
+    }
+
+    /// LightGBM's own SHAP values (its `predict_contrib`), the reference the forest is held to.
+    pub fn contributions_lightgbm(&self, rows: &[f64]) -> Result<Vec<f64>> {
+        self.check_rows(rows)?;
         Ok(self.booster.predict_contrib(rows, self.n_features, true)?)
+    }
+
+    /// Whether predictions are walked in Rust rather than asked of LightGBM.
+    pub fn walks_in_rust(&self) -> bool {
+        self.forest.is_some()
     }
 
     /// Total gain of the splits on each feature.

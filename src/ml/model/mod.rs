@@ -11,6 +11,7 @@
 //! - [`evaluate`]: splits, experiments, error figures, the report.
 //! - [`serve`]: the [`crate::domain::eta::EstimateEta`] that answers from a model.
 //! - [`gbm`]: LightGBM itself, the only `unsafe` code in the crate.
+//! - [`forest`]: LightGBM's trees walked in Rust, for predictions and SHAP values at serving.
 //!
 //! Architecture invariant: no I/O; `crate::training::registry` reads and writes model directories.
 
@@ -20,6 +21,7 @@ pub mod dataset;
 pub mod evaluate;
 pub mod examples;
 pub mod fit;
+pub mod forest;
 pub mod gbm;
 pub mod metrics;
 pub mod serve;
