@@ -59,6 +59,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configured store, its webhook secrets sealed under the configured key, as `serve`
+/// opens it.
+fn open_store(
+    settings: &Settings,
+    data_dir: &Path,
+) -> anyhow::Result<std::sync::Arc<dyn etape::adapters::store::Store>> {
+    let secrets = etape::adapters::store::sealed::secrets_key(
+        settings.webhooks.secrets_key_file.as_deref(),
+        &settings.storage,
+        data_dir,
+    )?;
+    Ok(etape::adapters::store::open(&settings.storage, data_dir, secrets)?.store)
+}
+
 fn retrain(
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
@@ -70,7 +84,7 @@ fn retrain(
     };
     let settings = Settings::load(config)?;
     let data_dir = data_dir.unwrap_or_else(|| settings.storage.data_dir.clone());
-    let store = etape::adapters::store::open(&settings.storage, &data_dir)?.store;
+    let store = open_store(&settings, &data_dir)?;
     let rules = etape::domain::eta::RulesEta::new(settings.rules_eta_config());
     let served_dir =
         remembered_active(&settings.model.dir, &data_dir).unwrap_or(settings.model.dir.clone());
@@ -113,7 +127,7 @@ fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let store = etape::adapters::store::open(&settings.storage, &data_dir)?.store;
+    let store = open_store(&settings, &data_dir)?;
     let keyring = Keyring::open(&data_dir, store.clone())?;
     match command {
         KeysCommand::Create {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::adapters::feeds::{CachedFeeds, Feeds};
+use crate::adapters::store::sealed::secrets_key;
 use crate::adapters::store::segments::PingLog;
 use crate::adapters::store::{Opened, Store};
 use crate::adapters::webhooks::Dispatcher;
@@ -283,9 +284,10 @@ impl Application {
 }
 
 /// Files and directories the service creates are its user's alone (0600 and 0700): the
-/// database holds webhook secrets, the uploads partners' trips, the models what was learnt
-/// from them. The umask covers every file, whoever writes it (SQLite, the Parquet writer); the
-/// files renamed into place also ask for their mode themselves.
+/// database holds partners' shipments, `secrets.key` the key its webhook secrets are sealed
+/// under, the uploads partners' trips, the models what was learnt from them. The umask covers
+/// every file, whoever writes it (SQLite, the Parquet writer); the files renamed into place
+/// also ask for their mode themselves.
 pub fn keep_files_private() {
     #[cfg(unix)]
     {
@@ -334,16 +336,27 @@ fn keep_dir_private(dir: &Path) {
     }
 }
 
-/// The records' store as the settings name it, and the keyring on it; at the first start the
-/// demo organisation and its keys; uploads cut short by a crash swept away, and training jobs
-/// cut short marked failed.
+/// The records' store as the settings name it, its webhook secrets sealed under the key they
+/// name, and the keyring on it; at the first start the demo organisation and its keys; uploads
+/// cut short by a crash swept away, and training jobs cut short marked failed.
 fn open_records(settings: &Settings) -> anyhow::Result<(Opened, Arc<Keyring>)> {
     let data_dir = &settings.storage.data_dir;
     crate::partners::keys::create_private_dir(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     #[cfg(unix)]
     keep_dir_private(data_dir);
-    let opened = crate::adapters::store::open(&settings.storage, data_dir).context(
+    let secrets = secrets_key(
+        settings.webhooks.secrets_key_file.as_deref(),
+        &settings.storage,
+        data_dir,
+    )?;
+    if secrets.is_none() {
+        tracing::warn!(
+            message = "Webhook secrets kept in clear in PostgreSQL: set \
+                       webhooks.secrets_key_file, one key file for every replica, to seal them."
+        );
+    }
+    let opened = crate::adapters::store::open(&settings.storage, data_dir, secrets).context(
         match settings.storage.url {
             Some(_) => "cannot open the PostgreSQL store (storage.url)",
             None => "cannot open the database",

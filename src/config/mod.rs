@@ -235,6 +235,11 @@ pub struct WebhookSettings {
     /// After a secret is rotated, deliveries carry a signature under the old secret beside
     /// the new one's for this long, so that receivers can switch without a refused delivery.
     pub rotation_grace_secs: u64,
+    /// The key webhook secrets are sealed under in the database (AES-256-GCM): a file holding
+    /// the base64 of 32 random bytes (`openssl rand -base64 32`), which must exist. Replicas
+    /// on PostgreSQL share one. Unset, the embedded store creates `secrets.key` in the data
+    /// directory, and PostgreSQL keeps the secrets in clear (a warning says so at start).
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 impl Default for WebhookSettings {
@@ -247,6 +252,7 @@ impl Default for WebhookSettings {
             disable_after_failures: 5,
             allow_private_networks: false,
             rotation_grace_secs: 24 * 60 * 60,
+            secrets_key_file: None,
         }
     }
 }
@@ -660,6 +666,11 @@ impl Settings {
         ensure!(
             self.webhooks.max_attempts > 0 && self.webhooks.disable_after_failures > 0,
             "webhooks.max_attempts and webhooks.disable_after_failures must be positive"
+        );
+        let key_file = self.webhooks.secrets_key_file.as_deref();
+        ensure!(
+            key_file.is_none_or(|path| !path.as_os_str().is_empty()),
+            "webhooks.secrets_key_file is empty: name the key file, or leave the setting out"
         );
         ensure!(
             self.demo.catch_up_speed >= 1.0,

@@ -54,14 +54,7 @@ fn spawn_receiver(stalled: u32) -> Receiver {
     let server = HttpServer::new(move || {
         let (kept, answering, listening) = (kept.clone(), answering.clone(), listening.clone());
         App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
-            let header = |name: &str| {
-                request
-                    .headers()
-                    .get(name)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned()
-            };
+            let header = |name: &str| crate::helpers::header_text(&request, name);
             let answered = answering.load(Ordering::SeqCst);
             // While the connection is open: its client end is still in the kernel's table.
             let by_stalled = request.peer_addr().is_some_and(|peer| {

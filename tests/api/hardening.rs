@@ -448,6 +448,10 @@ async fn no_secret_reaches_the_logs() {
     if let Ok(text) = std::str::from_utf8(&pepper) {
         secrets.push(text.trim().to_owned());
     }
+    let key_file = crate::helpers::shared_key_file(data.path())
+        .unwrap_or_else(|| data.path().join(etape::adapters::store::sealed::KEY_FILE));
+    let key = std::fs::read_to_string(key_file).expect("the webhook secrets key");
+    secrets.push(key.trim().to_owned());
     // Give the feeds' background fetches time to fail and log.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let logs = server.logs();

@@ -43,6 +43,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let data = tempfile::tempdir().expect("a temporary directory");
     settings.storage.data_dir = data.path().to_owned();
     settings.storage.url = store_url(data.path());
+    settings.webhooks.secrets_key_file = shared_key_file(data.path());
     settings.demo.enabled = false;
     // Estimates follow pings within a tenth of a second, so that tests need not wait.
     settings.tracking.debounce_ms = 50;
@@ -113,6 +114,25 @@ pub fn store_url(data_dir: &std::path::Path) -> Option<String> {
             .expect("a scratch database")
     });
     Some(url.clone())
+}
+
+/// On PostgreSQL (`ETAPE_TEST_STORE=postgres`), the key file that seals the webhook secrets
+/// of the services on `data_dir`, as an operator gives one to every replica: made at the first
+/// start, the same on every start after.
+pub fn shared_key_file(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    use base64::Engine;
+
+    store_url(data_dir)?;
+    let path = data_dir.join("shared-secrets.key");
+    if !path.exists() {
+        let key: [u8; 32] = rand::random();
+        let text = format!(
+            "{}\n",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        );
+        etape::partners::keys::write_private(&path, text.as_bytes()).expect("a key file");
+    }
+    Some(path)
 }
 
 /// The PostgreSQL server the tests may use, if any.
@@ -212,6 +232,7 @@ impl RunningBinary {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
 
+        let key_file = shared_key_file(data_dir);
         let mut command = Command::new(env!("CARGO_BIN_EXE_etape"));
         command
             .args(["serve", "--bind", bind, "--log-format", "json"])
@@ -222,6 +243,7 @@ impl RunningBinary {
             // Receivers on 127.0.0.1, as in `spawn_app`; `env` may turn the check back on.
             .env("ETAPE__WEBHOOKS__ALLOW_PRIVATE_NETWORKS", "true")
             .envs(store_url(data_dir).map(|url| ("ETAPE__STORAGE__URL", url)))
+            .envs(key_file.map(|path| ("ETAPE__WEBHOOKS__SECRETS_KEY_FILE", path)))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (key, value) in env {
@@ -427,4 +449,14 @@ pub fn not_private(dir: &std::path::Path) -> Vec<String> {
 /// Sends a request and reads its JSON answer, whatever its status.
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
+}
+
+/// A request header as text, empty when absent or not text: what a test receiver records.
+pub fn header_text(request: &actix_web::HttpRequest, name: &str) -> String {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }

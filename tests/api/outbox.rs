@@ -6,8 +6,10 @@
 //! directory, the receiver comes back, and every event arrives under the one delivery id its
 //! attempts had before the stop. On PostgreSQL the same again across a leader takeover: the
 //! events fire on the replica that leads, it is killed, another takes the lease over and
-//! delivers them. The last test races a manual event against the recomputation of the same
-//! shipment by another tracker (another replica) on one store.
+//! delivers them. Every delivery verifies under the secret the webhook was created with,
+//! sealed in the database meanwhile under a key the restart reads again. The last test races
+//! a manual event against the recomputation of the same shipment by another tracker (another
+//! replica) on one store.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -44,11 +46,15 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// One delivery as the receiver got it: its `webhook-id` and its body.
+/// One delivery as the receiver got it: its `webhook-id`, its body, and what its signature
+/// is checked with.
 #[derive(Clone, Debug)]
 struct Got {
     id: String,
     body: Value,
+    timestamp: i64,
+    signature: String,
+    raw: Vec<u8>,
 }
 
 impl Got {
@@ -70,14 +76,14 @@ fn receiver_on(port: u16) -> (Arc<Mutex<Vec<Got>>>, actix_web::dev::ServerHandle
         App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
             let kept = kept.clone();
             async move {
-                let id = request
-                    .headers()
-                    .get("webhook-id")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                kept.lock().unwrap().push(Got { id, body });
+                let header = |name: &str| crate::helpers::header_text(&request, name);
+                kept.lock().unwrap().push(Got {
+                    id: header("webhook-id"),
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    timestamp: header("webhook-timestamp").parse().unwrap_or(0),
+                    signature: header("webhook-signature"),
+                    raw: body.to_vec(),
+                });
                 HttpResponse::Ok().finish()
             }
         }))
@@ -114,10 +120,12 @@ const RETRYING: [(&str, &str); 4] = [
     ("ETAPE__WEBHOOKS__BACKOFF_MAX_MS", "300"),
 ];
 
-/// What fired while the receiver was down: the webhook's deliveries log, the events it must
-/// get, and the delivery ids tried before the stop with their outcome.
+/// What fired while the receiver was down: the webhook's deliveries log and the secret it was
+/// created with, the events it must get, and the delivery ids tried before the stop with
+/// their outcome.
 struct Fired {
     log_path: String,
+    secret: String,
     expected: BTreeSet<(String, Option<u64>)>,
     tried: BTreeMap<String, String>,
 }
@@ -129,6 +137,20 @@ async fn events_survive(stop: Stop) {
     let mut first = RunningBinary::start(data.path(), &args, &RETRYING);
     let label = format!("{stop:?}");
     let fired = fire_while_the_receiver_is_down(&first, port, &label).await;
+    // On the embedded store, the secret is nowhere in the database in clear, and the key it is
+    // sealed under is read again by the next start.
+    let embedded = crate::helpers::store_url(data.path()).is_none();
+    let key_file = data.path().join(etape::adapters::store::sealed::KEY_FILE);
+    let key = embedded.then(|| std::fs::read(&key_file).expect("the first start made the key"));
+    if embedded {
+        let mut bytes = std::fs::read(data.path().join("etape.sqlite")).unwrap();
+        bytes.extend(std::fs::read(data.path().join("etape.sqlite-wal")).unwrap_or_default());
+        let secret = fired.secret.as_bytes();
+        assert!(
+            !bytes.windows(secret.len()).any(|window| window == secret),
+            "{label}: the webhook's secret is in the database in clear"
+        );
+    }
     match stop {
         Stop::Kill => first.child.kill().unwrap(),
         Stop::Terminate => {
@@ -145,6 +167,13 @@ async fn events_survive(stop: Stop) {
     let (got, receiver) = receiver_on(port);
     let second = RunningBinary::start(data.path(), &args, &RETRYING);
     every_event_arrives(&got, &fired, &second, &label).await;
+    if embedded {
+        assert_eq!(
+            std::fs::read(&key_file).ok(),
+            key,
+            "{label}: the key is kept"
+        );
+    }
     receiver.stop(true).await;
 }
 
@@ -161,6 +190,7 @@ async fn fire_while_the_receiver_is_down(service: &RunningBinary, port: u16, lab
     )
     .await;
     let webhook_id = webhook["id"].as_str().expect("a webhook").to_owned();
+    let secret = webhook["secret"].as_str().expect("its secret").to_owned();
     let shipment = json_of(
         service
             .client
@@ -232,14 +262,15 @@ async fn fire_while_the_receiver_is_down(service: &RunningBinary, port: u16, lab
     );
     Fired {
         log_path,
+        secret,
         expected,
         tried,
     }
 }
 
 /// Once the receiver is back: every event `fired` arrives, each under the one id its attempts
-/// had before the stop and with one body, and `now`, the service delivering since, logs each
-/// delivered.
+/// had before the stop, with one body and signed with the webhook's secret, and `now`, the
+/// service delivering since, logs each delivered.
 async fn every_event_arrives(
     got: &Mutex<Vec<Got>>,
     fired: &Fired,
@@ -248,6 +279,7 @@ async fn every_event_arrives(
 ) {
     let Fired {
         log_path,
+        secret,
         expected,
         tried,
     } = fired;
@@ -280,6 +312,19 @@ async fn every_event_arrives(
         assert!(
             tried.contains_key(*id),
             "{label}: {id} is the id its attempts had before the stop: {tried:?}"
+        );
+    }
+    for delivery in &got {
+        assert!(
+            etape::adapters::webhooks::verify(
+                secret,
+                &delivery.id,
+                delivery.timestamp,
+                &delivery.raw,
+                &delivery.signature
+            ),
+            "{label}: {} verifies under the webhook's secret",
+            delivery.id
         );
     }
     let log = now.get_json(log_path).await;

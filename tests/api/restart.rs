@@ -205,7 +205,10 @@ fn register_in_store(data_dir: &std::path::Path, now: DateTime<Utc>) {
         url: store_url(data_dir),
         ..StorageSettings::default()
     };
-    let opened = etape::adapters::store::open(&settings, data_dir).expect("the store opens");
+    let secrets = etape::adapters::store::sealed::secrets_key(None, &settings, data_dir)
+        .expect("the service's key reads");
+    let opened =
+        etape::adapters::store::open(&settings, data_dir, secrets).expect("the store opens");
     for index in 0..SHIPMENTS {
         let shipment: Shipment = serde_json::from_value(json!({
             "id": shipment_id(index), "organisation": etape::partners::keys::DEMO_ORGANISATION,

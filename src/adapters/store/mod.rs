@@ -5,9 +5,11 @@
 //! The trait is synchronous and small so that another database can take it: the embedded
 //! default is SQLite ([`sqlite::SqliteStore`]), the shared one PostgreSQL
 //! ([`postgres::PostgresStore`]), chosen by `storage.url`. Callers run it off the async workers.
+//! Both keep webhook secrets sealed under a key outside the database ([`sealed`]).
 
 pub mod postgres;
 mod records;
+pub mod sealed;
 pub mod segments;
 mod sql;
 pub mod sqlite;
@@ -107,27 +109,37 @@ impl<
 {
 }
 
+/// The PostgreSQL server the settings name, if any: an empty `storage.url` names none.
+fn shared_url(settings: &crate::config::StorageSettings) -> Option<&str> {
+    settings.url.as_deref().filter(|url| !url.is_empty())
+}
+
 /// The stores the settings name: PostgreSQL at `storage.url` for records and pings, or SQLite
-/// in the data directory for records (pings then go to Parquet segments beside it).
-pub fn open(settings: &crate::config::StorageSettings, data_dir: &Path) -> StoreResult<Opened> {
-    Ok(
-        match settings.url.as_deref().filter(|url| !url.is_empty()) {
-            Some(url) => {
-                let shared = Arc::new(postgres::PostgresStore::connect_with(
-                    url,
-                    settings.ca_file.as_deref(),
-                )?);
-                Opened {
-                    store: shared.clone(),
-                    pings: Some(shared),
-                }
+/// in the data directory for records (pings then go to Parquet segments beside it). Webhook
+/// secrets are sealed under `secrets` ([`sealed::secrets_key`]), when given.
+pub fn open(
+    settings: &crate::config::StorageSettings,
+    data_dir: &Path,
+    secrets: Option<sealed::SecretBox>,
+) -> StoreResult<Opened> {
+    Ok(match shared_url(settings) {
+        Some(url) => {
+            let shared = Arc::new(
+                postgres::PostgresStore::connect_with(url, settings.ca_file.as_deref())?
+                    .with_secrets(secrets)?,
+            );
+            Opened {
+                store: shared.clone(),
+                pings: Some(shared),
             }
-            None => Opened {
-                store: Arc::new(sqlite::SqliteStore::open(&data_dir.join("etape.sqlite"))?),
-                pings: None,
-            },
+        }
+        None => Opened {
+            store: Arc::new(
+                sqlite::SqliteStore::open(&data_dir.join("etape.sqlite"))?.with_secrets(secrets)?,
+            ),
+            pings: None,
         },
-    )
+    })
 }
 
 pub struct Opened {

@@ -16,7 +16,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::records::{fenced, Arg, Columns, Database, Statements, TakeRow};
+use super::records::{self, fenced, Arg, Columns, Database, Statements, TakeRow};
+use super::sealed::SecretBox;
 use super::sql;
 use super::{backend, sql_limit};
 use crate::adapters::webhooks::Delivery;
@@ -135,6 +136,7 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct PostgresStore {
     pool: Pool,
     runtime: Option<tokio::runtime::Runtime>,
+    secrets: Option<SecretBox>,
 }
 
 /// tokio-postgres says only "db error" in its own message: the server's message is the cause.
@@ -213,6 +215,19 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Seals webhook secrets under `secrets` from now on, when given, and at once those kept
+    /// in clear so far. Every replica must seal under the same key: one opens none of what
+    /// another sealed under its own. Without a key the store keeps them in clear, and reads
+    /// none that another sealed.
+    pub fn with_secrets(mut self, secrets: Option<SecretBox>) -> StoreResult<Self> {
+        if secrets.is_none() {
+            return Ok(self);
+        }
+        self.secrets = secrets;
+        records::seal_kept_secrets(&self)?;
+        Ok(self)
+    }
+
     fn connect_without_migrating(url: &str, ca_file: Option<&Path>) -> StoreResult<Self> {
         let split = tls::split(url)?;
         let mut config = tokio_postgres::Config::from_str(&split.url)
@@ -260,6 +275,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             runtime: Some(runtime),
+            secrets: None,
         })
     }
 
@@ -511,6 +527,10 @@ impl Database for PostgresStore {
     const LEASE_TOKEN: &'static str = "SELECT token,
             set_config('idle_in_transaction_session_timeout', '5000', true)
          FROM leases WHERE name = $1 FOR KEY SHARE";
+
+    fn sealing(&self) -> Option<&SecretBox> {
+        self.secrets.as_ref()
+    }
 
     fn in_transaction<T>(
         &self,

@@ -8,8 +8,9 @@
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
+use super::sealed::{self, SealError, SecretBox};
 use super::sql;
-use super::{from_json, instant, sql_limit, to_json};
+use super::{backend, from_json, instant, sql_limit, to_json};
 use crate::adapters::webhooks::{outbox, Delivery, Outgoing, Settled, Webhook, WebhookStore};
 use crate::domain::clock::Clock;
 use crate::domain::storage::{StoreError, StoreResult};
@@ -92,6 +93,9 @@ pub trait Database: Statements + Send + Sync + 'static {
     /// until the commit.
     const LEASE_TOKEN: &'static str;
 
+    /// The key webhook secrets are sealed under; without one, they are kept in clear.
+    fn sealing(&self) -> Option<&SecretBox>;
+
     /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails.
     /// Everything `work` reads and writes goes through the statements it is handed.
     fn in_transaction<T>(
@@ -166,6 +170,8 @@ fn enqueue(statements: &dyn Statements, notices: &[Notice]) -> StoreResult<()> {
     if notices.is_empty() {
         return Ok(());
     }
+    // The webhooks as stored, their secrets left sealed: fanning out needs none of them, and
+    // a key that fails to open one must not stop an estimate or a stop event being saved.
     let mut webhooks: Vec<Webhook> = Vec::new();
     for organisation in outbox::organisations(notices) {
         webhooks.extend(statements.bodies::<Webhook>(sql::webhooks::LIST, &[&organisation])?);
@@ -188,6 +194,122 @@ fn enqueue(statements: &dyn Statements, notices: &[Notice]) -> StoreResult<()> {
         )?;
     }
     Ok(())
+}
+
+/// A webhook as read: its secrets opened under the store's key, or taken as they are when
+/// kept in clear. One that does not open is an error naming the webhook, never a secret
+/// that would sign wrongly.
+fn opened_webhook(secrets: Option<&SecretBox>, mut webhook: Webhook) -> StoreResult<Webhook> {
+    match open_secrets(secrets, &mut webhook) {
+        Ok(()) => Ok(webhook),
+        Err(error) => Err(StoreError::Backend(format!(
+            "webhook {}: {error}",
+            webhook.id
+        ))),
+    }
+}
+
+fn open_secrets(secrets: Option<&SecretBox>, webhook: &mut Webhook) -> Result<(), SealError> {
+    webhook.secret = sealed::open_with(secrets, &webhook.secret)?;
+    if let Some(previous) = webhook.previous_secret.as_mut() {
+        previous.secret = sealed::open_with(secrets, &previous.secret)?;
+    }
+    Ok(())
+}
+
+/// Each secret of a webhook as it opened, beside the form it was stored in.
+fn secrets_read(stored: &Webhook, opened: &Webhook) -> Vec<(String, String)> {
+    let mut read = vec![(opened.secret.clone(), stored.secret.clone())];
+    if let (Some(opened), Some(stored)) = (&opened.previous_secret, &stored.previous_secret) {
+        read.push((opened.secret.clone(), stored.secret.clone()));
+    }
+    read
+}
+
+/// `webhook`'s body as kept: its secrets sealed under the store's key, if it has one. A
+/// secret `read` from the stored webhook keeps the sealed form it had: each delivery saves
+/// its webhook's failure count, and sealing again then would spend a nonce per delivery.
+fn kept_webhook(
+    secrets: Option<&SecretBox>,
+    webhook: &Webhook,
+    read: &[(String, String)],
+) -> StoreResult<String> {
+    let seal = |clear: &str| -> StoreResult<String> {
+        let unchanged = read.iter().find(|(opened, stored)| {
+            secrets.is_some() && opened.as_str() == clear && sealed::is_sealed(stored)
+        });
+        match unchanged {
+            Some((_, stored)) => Ok(stored.clone()),
+            None => sealed::seal_with(secrets, clear).map_err(backend),
+        }
+    };
+    let mut kept = webhook.clone();
+    kept.secret = seal(webhook.secret.as_str())?;
+    if let Some(previous) = kept.previous_secret.as_mut() {
+        previous.secret = seal(previous.secret.as_str())?;
+    }
+    to_json(&kept)
+}
+
+/// Whether a stored webhook holds a secret in clear.
+fn in_clear(stored: &Webhook) -> bool {
+    !sealed::is_sealed(&stored.secret)
+        || stored
+            .previous_secret
+            .as_ref()
+            .is_some_and(|previous| !sealed::is_sealed(&previous.secret))
+}
+
+/// Seals, once, the webhook secrets `store` finds in clear when it gets its key at start
+/// (kept by an earlier version, or by a store without a key), and says which webhooks hold
+/// secrets this key does not open: they cannot sign until the key they were sealed under is
+/// back. How many webhooks were sealed.
+pub fn seal_kept_secrets<S: Database>(store: &S) -> StoreResult<usize> {
+    let Some(secrets) = store.sealing() else {
+        return Ok(0);
+    };
+    let everyone: Option<&str> = None;
+    let mut sealed_now = 0;
+    let mut unopened: Vec<String> = Vec::new();
+    for kept in store.bodies::<Webhook>(sql::webhooks::LIST, &[&everyone])? {
+        if opened_webhook(Some(secrets), kept.clone()).is_err() {
+            unopened.push(kept.id);
+            continue;
+        }
+        if !in_clear(&kept) {
+            continue;
+        }
+        sealed_now += store.exclusively(|statements| -> StoreResult<usize> {
+            let Some(stored): Option<Webhook> =
+                statements.body(S::WEBHOOK_TO_CHANGE, &[&kept.organisation, &kept.id])?
+            else {
+                return Ok(0);
+            };
+            // Another replica starting meanwhile may have sealed it.
+            if !in_clear(&stored) {
+                return Ok(0);
+            }
+            let opened = opened_webhook(Some(secrets), stored.clone())?;
+            let body = kept_webhook(Some(secrets), &opened, &secrets_read(&stored, &opened))?;
+            statements.write(sql::webhooks::UPDATE, &[&body, &stored.id])?;
+            Ok(1)
+        })?;
+    }
+    if sealed_now > 0 {
+        tracing::info!(
+            message = "Webhook secrets kept in clear sealed.",
+            webhooks = sealed_now
+        );
+    }
+    if !unopened.is_empty() {
+        tracing::error!(
+            message = "Webhook secrets this key does not open: these webhooks cannot sign until \
+                       the key they were sealed under is back (webhooks.secrets_key_file); \
+                       if it is lost, delete them and create them again.",
+            webhooks = ?unopened,
+        );
+    }
+    Ok(sealed_now)
 }
 
 /// A row of `sql::outbox::CLAIM`'s answer.
@@ -344,13 +466,20 @@ impl<S: Database> WebhookStore for S {
     fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         self.write(
             sql::webhooks::INSERT,
-            &[&webhook.id, &webhook.organisation, &to_json(webhook)?],
+            &[
+                &webhook.id,
+                &webhook.organisation,
+                &kept_webhook(self.sealing(), webhook, &[])?,
+            ],
         )?;
         Ok(())
     }
 
     fn webhooks(&self, organisation: Option<&str>) -> StoreResult<Vec<Webhook>> {
-        self.bodies(sql::webhooks::LIST, &[&organisation])
+        self.bodies::<Webhook>(sql::webhooks::LIST, &[&organisation])?
+            .into_iter()
+            .map(|webhook| opened_webhook(self.sealing(), webhook))
+            .collect()
     }
 
     fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool> {
@@ -364,14 +493,18 @@ impl<S: Database> WebhookStore for S {
         id: &str,
         change: &mut dyn FnMut(&mut Webhook),
     ) -> StoreResult<Option<Webhook>> {
+        let secrets = self.sealing();
         self.exclusively(|statements| {
-            let Some(mut webhook): Option<Webhook> =
+            let Some(stored): Option<Webhook> =
                 statements.body(S::WEBHOOK_TO_CHANGE, &[&organisation, &id])?
             else {
                 return Ok(None);
             };
+            let mut webhook = opened_webhook(secrets, stored.clone())?;
+            let read = secrets_read(&stored, &webhook);
             change(&mut webhook);
-            statements.write(sql::webhooks::UPDATE, &[&to_json(&webhook)?, &id])?;
+            let body = kept_webhook(secrets, &webhook, &read)?;
+            statements.write(sql::webhooks::UPDATE, &[&body, &id])?;
             Ok(Some(webhook))
         })
     }

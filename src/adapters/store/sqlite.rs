@@ -8,7 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 
 use super::backend;
-use super::records::{Arg, Columns, Database, Statements, TakeRow};
+use super::records::{self, Arg, Columns, Database, Statements, TakeRow};
+use super::sealed::SecretBox;
 use super::sql;
 use crate::adapters::webhooks::Delivery;
 use crate::domain::storage::{StoreError, StoreResult};
@@ -138,14 +139,33 @@ fn keep_private(_path: &Path) -> std::io::Result<()> {
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
+    secrets: Option<SecretBox>,
 }
 
 impl SqliteStore {
     /// Opens the database at `path`, creating it when it is missing, readable by the service's
-    /// user alone: it holds webhook secrets.
+    /// user alone: it holds partners' shipments and webhooks. Webhook secrets are kept in
+    /// clear until [`SqliteStore::with_secrets`] gives it a key.
     pub fn open(path: &Path) -> StoreResult<Self> {
         keep_private(path).map_err(backend)?;
         Self::from_connection(Connection::open(path).map_err(backend)?)
+    }
+
+    /// Seals webhook secrets under `secrets` from now on, when given, and at once those kept
+    /// in clear so far. The file is then rewritten (VACUUM) and its WAL emptied: the clear
+    /// text an update replaces stays in the file's free space, and in the WAL, until
+    /// overwritten.
+    pub fn with_secrets(mut self, secrets: Option<SecretBox>) -> StoreResult<Self> {
+        if secrets.is_none() {
+            return Ok(self);
+        }
+        self.secrets = secrets;
+        if records::seal_kept_secrets(&self)? > 0 {
+            self.with(|connection| {
+                connection.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+            })?;
+        }
+        Ok(self)
     }
 
     pub fn in_memory() -> StoreResult<Self> {
@@ -165,6 +185,7 @@ impl SqliteStore {
         migrations().to_latest(&mut connection).map_err(backend)?;
         Ok(Self {
             connection: Mutex::new(connection),
+            secrets: None,
         })
     }
 
@@ -239,6 +260,10 @@ impl Database for SqliteStore {
          ORDER BY rowid DESC LIMIT ?2";
     /// The transaction holds the one connection: no takeover comes before its commit.
     const LEASE_TOKEN: &'static str = "SELECT token FROM leases WHERE name = ?1";
+
+    fn sealing(&self) -> Option<&SecretBox> {
+        self.secrets.as_ref()
+    }
 
     fn in_transaction<T>(
         &self,

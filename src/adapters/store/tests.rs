@@ -24,6 +24,8 @@ mod devices;
 mod fencing;
 /// The outbox and the shipments' versions, on both stores.
 mod outbox;
+/// Webhook secrets sealed at rest, on both stores.
+mod secrets;
 /// Share links and a listed page's estimates, on both stores.
 mod sharing;
 

@@ -64,7 +64,10 @@ struct Node {
 
 #[derive(Debug, Clone, Copy)]
 enum Split {
-    Numeric { missing: Missing, default_left: bool },
+    Numeric {
+        missing: Missing,
+        default_left: bool,
+    },
     /// The categories that go left: `bitsets[start..start + words]`.
     Categorical { start: usize, words: usize },
 }
@@ -498,8 +501,7 @@ mod tests {
             let features = features.trim_start_matches("split_feature=").split(' ');
             let values = values.trim_start_matches("threshold=").split(' ');
             for (feature, value) in features.zip(values) {
-                if let (Ok(feature), Ok(value)) = (feature.parse::<usize>(), value.parse::<f64>())
-                {
+                if let (Ok(feature), Ok(value)) = (feature.parse::<usize>(), value.parse::<f64>()) {
                     thresholds[feature].push(value);
                 }
             }
@@ -514,7 +516,10 @@ mod tests {
         let mut rows = Vec::with_capacity(n_rows * n_features);
         for _ in 0..n_rows {
             for known in &thresholds {
-                let pick = known.get(next() % known.len().max(1)).copied().unwrap_or(1.0);
+                let pick = known
+                    .get(next() % known.len().max(1))
+                    .copied()
+                    .unwrap_or(1.0);
                 rows.push(match next() % 10 {
                     0 => f64::NAN,
                     1 => 0.0,
@@ -633,9 +638,11 @@ mod tests {
                     .map(|(t, w)| w * t.powi(degree as i32))
                     .sum();
                 let exact = 1.0 / (degree as f64 + 1.0);
-                assert!((integral - exact).abs() < 1e-13, "{n} points, degree {degree}");
+                assert!(
+                    (integral - exact).abs() < 1e-13,
+                    "{n} points, degree {degree}"
+                );
             }
         }
     }
 }
-
