@@ -18,17 +18,11 @@ use etape::ml::features::{feature_row, Prior};
 use etape::ml::history::files::load_history;
 use etape::ml::history::ValidationOptions;
 use etape::ml::model::dataset::{numbers, texts};
-use etape::ml::model::serve::ModelEta;
+use etape::ml::model::serve::{ModelEta, ServedModel};
 
-fn estimator(batch_threads: usize) -> ModelEta {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/bundled");
-    let (_, served) = etape::training::registry::load(&dir).expect("the bundled model loads");
-    ModelEta::new(RulesEta::default(), Some(served), batch_threads)
-}
-
-fn one_request(c: &mut Criterion) {
-    let eta = estimator(1);
-    let query = EtaQuery {
+/// Lille to Marseille, an articulated truck leaving at 06:00.
+fn lille_to_marseille() -> EtaQuery {
+    EtaQuery {
         origin: GeoPoint::new(50.63, 3.06).unwrap(),
         destination: GeoPoint::new(43.30, 5.37).unwrap(),
         departure: DateTime::parse_from_rfc3339("2026-12-01T06:00:00+01:00").unwrap(),
@@ -36,7 +30,23 @@ fn one_request(c: &mut Criterion) {
         stops: Vec::new(),
         driver: DriverState::default(),
         context: Default::default(),
-    };
+    }
+}
+
+fn bundled() -> ServedModel {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/bundled");
+    let (_, served) = etape::training::registry::load(&dir).expect("the bundled model loads");
+    served
+}
+
+fn estimator(batch_threads: usize) -> ModelEta {
+    let served = bundled();
+    ModelEta::new(RulesEta::default(), Some(served), batch_threads)
+}
+
+fn one_request(c: &mut Criterion) {
+    let eta = estimator(1);
+    let query = lille_to_marseille();
     // Features and the three boosters, as a batch of one without factors.
     let one = [query.clone()];
     c.bench_function("predict/one_request", |b| {
@@ -89,18 +99,9 @@ fn sample_queries(n_rows: usize) -> Vec<EtaQuery> {
 /// The boosters alone on one request's completed row, side by side in one run: the SHAP values
 /// walked in Rust and LightGBM's, the predictions by two LightGBM calls.
 fn boosters(c: &mut Criterion) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/bundled");
-    let (_, served) = etape::training::registry::load(&dir).expect("the bundled model loads");
+    let served = bundled();
     let model = &served.model;
-    let query = EtaQuery {
-        origin: GeoPoint::new(50.63, 3.06).unwrap(),
-        destination: GeoPoint::new(43.30, 5.37).unwrap(),
-        departure: DateTime::parse_from_rfc3339("2026-12-01T06:00:00+01:00").unwrap(),
-        vehicle: VehicleClass::Articulated,
-        stops: Vec::new(),
-        driver: DriverState::default(),
-        context: Default::default(),
-    };
+    let query = lille_to_marseille();
     let rules = RulesEta::default();
     let (estimate, strict) = (rules.estimate(&query), rules.strict().estimate(&query));
     let prior = Prior {
