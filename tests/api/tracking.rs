@@ -231,16 +231,21 @@ async fn a_lille_to_marseille_shipment_follows_its_pings_and_signs_its_webhooks(
         "{outcome}"
     );
     let last_driving = driving.last().unwrap().0;
-    // The earlier pings came last: wait until the estimate has seen them too.
+    // The earlier pings came last: wait until the estimate has seen them too, and until the
+    // shipment set off is saved (that save follows the estimate's, so that whoever sees the
+    // truck under way also sees where it is).
     let mut moving = eta_as_of(&app, &id, last_driving).await;
+    let mut shipment = get_json(&app, &format!("/v1/shipments/{id}")).await.1;
     for _ in 0..200 {
-        if moving["driven_today_minutes"].as_f64().unwrap() > 150.0 {
+        if moving["driven_today_minutes"].as_f64().unwrap() > 150.0
+            && shipment["status"] == "in_transit"
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         moving = eta_as_of(&app, &id, last_driving).await;
+        shipment = get_json(&app, &format!("/v1/shipments/{id}")).await.1;
     }
-    let (_, shipment) = get_json(&app, &format!("/v1/shipments/{id}")).await;
     assert_eq!(shipment["status"], "in_transit");
     assert_eq!(moving["stops"][0]["state"], "pending");
     assert!(
