@@ -169,6 +169,26 @@ impl Tree {
     }
 }
 
+/// How many trees a prediction walks at once: each step down a tree waits for the node it
+/// reads, and the walks of other trees fill that wait.
+const LANES: usize = 6;
+
+/// The leaf value each of `trees` gives `row`, their walks taken a level at a time together.
+fn leaves_of(trees: &[Tree; LANES], row: &[f64]) -> [f64; LANES] {
+    // A one-leaf tree starts at its leaf (`!0`); a walk at its leaf waits for the others.
+    let mut nodes: [i32; LANES] =
+        std::array::from_fn(|lane| -i32::from(trees[lane].nodes.is_empty()));
+    while nodes.iter().any(|&node| node >= 0) {
+        for (node, tree) in nodes.iter_mut().zip(trees) {
+            if *node >= 0 {
+                let split = &tree.nodes[*node as usize];
+                *node = split.next(row[split.feature as usize], &tree.bitsets);
+            }
+        }
+    }
+    std::array::from_fn(|lane| trees[lane].leaves[!nodes[lane] as usize])
+}
+
 impl Forest {
     /// Reads a model in LightGBM's text format. Refuses what it does not walk the way LightGBM
     /// would: several classes or trees a round, averaged outputs (random forests), linear
@@ -250,7 +270,18 @@ impl Forest {
     /// them.
     pub fn predict(&self, row: &[f64]) -> f64 {
         debug_assert_eq!(row.len(), self.n_features);
-        self.trees.iter().map(|tree| tree.leaf(row)).sum()
+        let mut groups = self.trees.chunks_exact(LANES);
+        let mut total = 0.0;
+        for group in &mut groups {
+            let group: &[Tree; LANES] = group.try_into().expect("chunks of LANES");
+            total += leaves_of(group, row).iter().sum::<f64>();
+        }
+        total
+            + groups
+                .remainder()
+                .iter()
+                .map(|tree| tree.leaf(row))
+                .sum::<f64>()
     }
 
     /// Each feature's SHAP value for one row, then the expected value: `n_features + 1`
@@ -325,7 +356,7 @@ impl<const K: usize> Walk<'_, K> {
     /// gives the feature `∫ leaves below x ((o - p) / factor after - (o - p) / factor before)`.
     /// A feature the row has left needs no division (its ratio is the child's cover, its share
     /// nothing); the time goes to the walk itself more than to the points (one point instead
-    /// of five saves a tenth), so leaves are read without a call and the path is kept by
+    /// of five saved 8%), so leaves are read without a call and the path is kept by
     /// feature.
     fn visit(&mut self, tree: &Tree, node: i32, product: [f64; K]) -> [f64; K] {
         let split = tree.nodes[node as usize];
