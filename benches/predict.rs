@@ -124,11 +124,15 @@ fn boosters(c: &mut Criterion) {
     let mut turn = rows.iter().cycle();
     let mut next = move || turn.next().unwrap();
     let median = &model.boosters[0];
+    assert!(
+        model.boosters.iter().all(Gbm::walks_in_rust),
+        "the forest reads the bundled boosters"
+    );
     let mut group = c.benchmark_group("predict/boosters");
     type Predict = fn(&Gbm, &[f64]) -> f64;
     let ways: [(&str, Predict); 3] = [
         ("three_quantiles_forest", |booster, row| {
-            booster.predict_rust(row).unwrap()
+            booster.predict_one(row).unwrap()
         }),
         (
             "three_quantiles_lightgbm_single_row_fast",

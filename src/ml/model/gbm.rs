@@ -209,12 +209,6 @@ impl Gbm {
             .predict_with_params(rows, self.n_features, true, &params)?)
     }
 
-    /// The prediction for one row by the trees walked in Rust, if the forest reads the model.
-    pub fn predict_rust(&self, row: &[f64]) -> Option<f64> {
-        let forest = self.forest.as_ref()?;
-        (row.len() == forest.n_features()).then(|| forest.predict(row))
-    }
-
     /// LightGBM's fast single-row path, what served single rows before the forest did.
     pub fn predict_one_lightgbm(&self, row: &[f64]) -> Result<f64> {
         self.check_row(row)?;
