@@ -23,6 +23,10 @@ use etape::sim::SimulationConfig;
 use etape::training::pipeline;
 use indicatif::{ProgressBar, ProgressStyle};
 
+// Freed memory goes back to the system soon after (see `mimalloc` in Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = cli.config.as_deref();
@@ -40,6 +44,10 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => evaluate(config, &args),
         Command::Keys(command) => keys(config, command),
         Command::Retrain { data_dir, rounds } => retrain(config, data_dir, rounds),
+        Command::Rekey {
+            new_key_file,
+            data_dir,
+        } => rekey(config, &new_key_file, data_dir),
         Command::Completions { shell } => {
             clap_complete::aot::generate(
                 shell,
@@ -112,6 +120,38 @@ fn retrain(
         (JobStatus::Failed, Some(error)) => bail!("{error}"),
         _ => Ok(()),
     }
+}
+
+fn rekey(
+    config: Option<&Path>,
+    new_key_file: &Path,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let data_dir = data_dir.unwrap_or_else(|| settings.storage.data_dir.clone());
+    let rekeyed = etape::adapters::store::sealed::rekey(
+        settings.webhooks.secrets_key_file.as_deref(),
+        &settings.storage,
+        &data_dir,
+        new_key_file,
+    )?;
+    eprintln!(
+        "the secrets of {} webhooks are sealed under {}",
+        rekeyed.webhooks,
+        new_key_file.display()
+    );
+    match rekeyed.embedded {
+        Some((key, previous)) => eprintln!(
+            "{} holds the new key; the one it replaced is kept in {}",
+            key.display(),
+            previous.display()
+        ),
+        None => eprintln!(
+            "now set webhooks.secrets_key_file to {} and restart every replica",
+            new_key_file.display()
+        ),
+    }
+    Ok(())
 }
 
 fn keys(config: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
@@ -369,12 +409,28 @@ fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
     let rules = RulesEta::new(settings.rules_eta_config());
     let started = Instant::now();
     let inputs = read_inputs(&settings, &args.data)?;
+    let Some(out) = &args.out else {
+        let dir = args
+            .boosters_input
+            .as_deref()
+            .expect("--out or --boosters-input");
+        let input = pipeline::boosters_input(&inputs, &rules, &params)?;
+        write_boosters_input(dir, &input)?;
+        println!(
+            "{} rows of {} features written to {} in {:.1} s",
+            input.labels.len(),
+            etape::ml::features::FEATURES.len(),
+            dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    };
     let bar = progress_bar(
         3 * params.get().rounds as u64,
         "{elapsed_precise} [{bar:40}] {pos}/{len} rounds {msg}",
     )?;
     bar.set_message("building features");
-    let card = pipeline::train(&inputs, &rules, &params, &args.out, |progress| {
+    let card = pipeline::train(&inputs, &rules, &params, out, |progress| {
         bar.set_message(format!("{} booster", progress.quantile.name()));
         bar.inc(1);
     })?;
@@ -385,7 +441,7 @@ fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
         card.training.rows,
         card.partners.len(),
         started.elapsed().as_secs_f64(),
-        args.out.display()
+        out.display()
     );
     let own_cells = card
         .calibration
@@ -400,6 +456,54 @@ fn train(config: Option<&Path>, args: &TrainArgs) -> anyhow::Result<()> {
         card.calibration.cells.len()
     );
     Ok(())
+}
+
+/// The boosters' input as raw little-endian arrays beside a JSON description of them: what
+/// numpy reads without a copy (`benches/train_lightgbm.py`).
+fn write_boosters_input(
+    dir: &Path,
+    input: &etape::ml::model::train::BoostersInput,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |name: &str, bytes: Vec<u8>| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write(
+        "features.f64",
+        input
+            .matrix
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect(),
+    )?;
+    write(
+        "labels.f32",
+        input
+            .labels
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect(),
+    )?;
+    write(
+        "weights.f32",
+        input
+            .weights
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect(),
+    )?;
+    let description = serde_json::json!({
+        "rows": input.labels.len(),
+        "features": etape::ml::features::FEATURES.as_slice(),
+        "categorical": [etape::ml::features::PARTNER_FEATURE],
+        "dataset_params": input.dataset_params,
+        "boosters": input.boosters.iter()
+            .map(|(name, params)| serde_json::json!({"name": name, "params": params}))
+            .collect::<Vec<_>>(),
+        "rounds": input.rounds,
+    });
+    write("input.json", serde_json::to_vec_pretty(&description)?)
 }
 
 fn evaluate(config: Option<&Path>, args: &EvaluateArgs) -> anyhow::Result<()> {

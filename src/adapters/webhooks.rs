@@ -454,12 +454,24 @@ pub struct Delivery {
     pub replayed: bool,
 }
 
+/// Everyone's webhooks, for the dispatcher: see [`WebhookStore::signers`].
+#[derive(Debug, Default)]
+pub struct Signers {
+    pub opened: Vec<Webhook>,
+    pub unopened: Vec<String>,
+}
+
 /// Where webhooks and the log of their deliveries are kept.
 pub trait WebhookStore: Send + Sync + 'static {
     fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
 
     /// One organisation's webhooks, or everyone's.
     fn webhooks(&self, organisation: Option<&str>) -> StoreResult<Vec<Webhook>>;
+
+    /// Everyone's webhooks as the dispatcher signs with them: those whose secrets open, and
+    /// the ids of those whose secrets do not (sealed under a key this process was not given),
+    /// so that one webhook that cannot sign holds back its own deliveries and no one else's.
+    fn signers(&self) -> StoreResult<Signers>;
 
     fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool>;
 

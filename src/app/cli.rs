@@ -54,6 +54,20 @@ pub enum Command {
         #[arg(long)]
         rounds: Option<usize>,
     },
+    /// Seal every webhook secret under the key in NEW_KEY_FILE (the base64 of 32 bytes:
+    /// `openssl rand -base64 32`), all of them or none. The embedded store's own key is then
+    /// replaced by it (the old one kept as secrets.key.previous, for backups sealed under it);
+    /// with webhooks.secrets_key_file set, point it at NEW_KEY_FILE and restart every replica:
+    /// until then, a replica's deliveries to the webhooks it cannot open wait. Run it again
+    /// after an interruption: it finishes the job.
+    Rekey {
+        /// The new key.
+        #[arg(long)]
+        new_key_file: PathBuf,
+        /// The data directory of the embedded store; the configured one by default.
+        #[arg(long, env = "ETAPE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Organisations and API keys in the data directory. A running service sees new and
     /// revoked keys within a second.
     #[command(subcommand)]
@@ -244,8 +258,13 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub data: HistoryArgs,
     /// The new model directory; it must not exist.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "boosters_input")]
+    pub out: Option<PathBuf>,
+    /// Instead of training, write what the three boosters would learn from (features,
+    /// labels, weights, LightGBM's parameters) to this directory, for another LightGBM to
+    /// train on: `benches/train.sh` has Python's.
+    #[arg(long, conflicts_with = "out")]
+    pub boosters_input: Option<PathBuf>,
     /// Training parameters as TOML (see `TrainParams`); flags below override them.
     #[arg(long)]
     pub params: Option<PathBuf>,

@@ -361,9 +361,11 @@ impl Tracker {
         );
         // Shipment by shipment rather than through the vehicles marked: the refresh loop may
         // drain those meanwhile, and readiness must mean these are all done. With a shared
-        // store, whoever takes the lease recomputes (see `set_leading`).
+        // store, whoever holds the lease recomputes them (see `set_leading`) in its refresh
+        // loop, each pass under its lease's fence: a replica that took the lease while this
+        // ran could lose it meanwhile, and writes made here would carry no fence.
         let mut recomputed = 0;
-        if self.leading() {
+        if self.leading() && !self.is_shared() {
             for shipment in &active {
                 if self.restore_abandoned.load(Ordering::SeqCst) {
                     tracing::info!(message = "Restoration abandoned.", recomputed);

@@ -13,7 +13,7 @@ use crate::ml::history::ValidationOptions;
 use crate::ml::model::dataset::{training_frame, Observations, PartnerHistory};
 use crate::ml::model::evaluate::{evaluate, EvaluateOptions, Examples, Report, Step};
 use crate::ml::model::train::ValidParams;
-use crate::ml::model::train::{Model, Progress};
+use crate::ml::model::train::{BoostersInput, Model, Progress};
 use crate::training::registry::{self, ModelCard, Source, TrainingData};
 
 /// Partners' histories and the observations to join onto them, read and checked.
@@ -95,6 +95,20 @@ pub fn train(
     let (card, model) = train_on(inputs, &examples, params, None, progress)?;
     registry::save(out, &model, &card)?;
     Ok(card)
+}
+
+/// What the boosters of [`train`] would learn from, and LightGBM's parameters for them.
+pub fn boosters_input(
+    inputs: &Inputs,
+    rules: &RulesEta,
+    params: &ValidParams,
+) -> anyhow::Result<BoostersInput> {
+    let examples = inputs.examples(rules)?;
+    Ok(crate::ml::model::train::boosters_input(
+        &examples.rows(),
+        inputs.vocabulary().len(),
+        params,
+    )?)
 }
 
 /// Trains on the inputs' rows, already built: the card and the model, to be saved with

@@ -7,9 +7,12 @@
 //! attempts had before the stop. On PostgreSQL the same again across a leader takeover: the
 //! events fire on the replica that leads, it is killed, another takes the lease over and
 //! delivers them. Every delivery verifies under the secret the webhook was created with,
-//! sealed in the database meanwhile under a key the restart reads again. The last test races
-//! a manual event against the recomputation of the same shipment by another tracker (another
-//! replica) on one store.
+//! sealed in the database meanwhile under a key the restart reads again. A webhook whose
+//! secret the process's key does not open holds back its own deliveries only, and sends them
+//! once a process has its key; `etape rekey` seals every secret under a new key, and the
+//! deliveries after it still verify. The last test races a manual event against the
+//! recomputation of the same shipment by another tracker (another replica) on one store,
+//! SQLite or PostgreSQL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::{DateTime, TimeDelta, Utc};
+use etape::adapters::store::postgres::PostgresStore;
 use etape::adapters::store::segments::PingLog;
 use etape::adapters::store::sqlite::SqliteStore;
 use etape::adapters::webhooks::{Webhook, WebhookStore};
@@ -29,7 +33,7 @@ use etape::domain::forecast::Forecaster;
 use etape::telemetry::Metrics;
 use etape::tracking::pings::{parse, PingFormat};
 use etape::tracking::shipment::{EventKind, Shipment};
-use etape::tracking::store::ShipmentStore;
+use etape::tracking::store::{SharedPings, ShipmentStore};
 use etape::tracking::tracker::{StopRef, Tracker, TrackerParts};
 use serde_json::{json, Value};
 
@@ -338,6 +342,212 @@ async fn every_event_arrives(
     assert_eq!(delivered.len(), expected.len(), "{label}: {log}");
 }
 
+/// The deliveries `got` that verify under `secret`.
+fn signed_with(got: &Mutex<Vec<Got>>, secret: &str) -> Vec<Got> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|delivery| {
+            etape::adapters::webhooks::verify(
+                secret,
+                &delivery.id,
+                delivery.timestamp,
+                &delivery.raw,
+                &delivery.signature,
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// A webhook to the receiver on `port` for arrivals; its secret.
+async fn arrivals_hook(service: &RunningBinary, port: u16) -> String {
+    let webhook = json_of(
+        service
+            .client
+            .post(format!("{}/v1/webhooks", service.base))
+            .json(&json!({"url": format!("http://127.0.0.1:{port}/hook"),
+                          "events": ["arrived"]})),
+    )
+    .await;
+    webhook["secret"].as_str().expect("a secret").to_owned()
+}
+
+/// A shipment through `service`, and its first stop's arrival reported by hand.
+async fn an_arrival(service: &RunningBinary, reference: &str) {
+    let shipment = json_of(
+        service
+            .client
+            .post(format!("{}/v1/shipments", service.base))
+            .json(
+                &json!({"reference": reference, "vehicle_id": reference, "vehicle_class": "van",
+                "stops": [{"id": "a", "lat": 48.85, "lon": 2.35},
+                          {"id": "b", "lat": 45.76, "lon": 4.84}],
+                "planned_departure": stamp(Utc::now())}),
+            ),
+    )
+    .await;
+    let shipment_id = shipment["id"].as_str().expect("a shipment");
+    let answer = service
+        .client
+        .post(format!(
+            "{}/v1/shipments/{shipment_id}/events",
+            service.base
+        ))
+        .json(&json!({"stop_index": 0, "kind": "arrived"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
+/// Returns once a delivery `got` verifies under `secret`, or after 30 s.
+async fn signed_within(got: &Mutex<Vec<Got>>, secret: &str) {
+    for _ in 0..300 {
+        if !signed_with(got, secret).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_sealed_under_another_key_holds_back_its_own_deliveries_only() {
+    use base64::Engine;
+
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (got, receiver) = receiver_on(port);
+    let key_file = |name: &str| {
+        let path = data.path().join(name);
+        let key: [u8; 32] = rand::random();
+        let text = base64::engine::general_purpose::STANDARD.encode(key) + "\n";
+        etape::partners::keys::write_private(&path, text.as_bytes()).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (first_key, second_key) = (key_file("first.key"), key_file("second.key"));
+    let args = ["--no-demo".as_ref()];
+    let start = |key: &str| {
+        let mut env = RETRYING.to_vec();
+        env.push(("ETAPE__WEBHOOKS__SECRETS_KEY_FILE", key));
+        RunningBinary::start(data.path(), &args, &env)
+    };
+
+    // One webhook sealed under the first key, one under the second, as two replicas given
+    // different keys would leave them.
+    let first = start(&first_key);
+    let held = arrivals_hook(&first, port).await;
+    drop(first);
+    let second = start(&second_key);
+    let opened = arrivals_hook(&second, port).await;
+    an_arrival(&second, "KEYS-1").await;
+    signed_within(&got, &opened).await;
+    assert_eq!(
+        signed_with(&got, &opened).len(),
+        1,
+        "the webhook whose secret opens gets its arrival: {:?}",
+        second.logs()
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(
+        signed_with(&got, &held).is_empty(),
+        "nothing is signed for the other webhook"
+    );
+    drop(second);
+
+    // Its delivery was kept, and goes once a process has its key.
+    let third = start(&first_key);
+    signed_within(&got, &held).await;
+    let late = signed_with(&got, &held);
+    assert_eq!(late.len(), 1, "{:?}", third.logs());
+    assert_eq!(late[0].what(), ("arrived".to_owned(), Some(0)));
+    receiver.stop(true).await;
+}
+
+#[tokio::test]
+async fn rekey_seals_every_secret_under_a_new_key_and_deliveries_still_verify() {
+    use base64::Engine;
+    use etape::adapters::store::sealed::{KEY_FILE, PREVIOUS_KEY_FILE};
+
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (got, receiver) = receiver_on(port);
+    let args = ["--no-demo".as_ref()];
+    let first = RunningBinary::start(data.path(), &args, &RETRYING);
+    let secret = arrivals_hook(&first, port).await;
+    drop(first);
+
+    let new_key = data.path().join("new.key");
+    let key: [u8; 32] = rand::random();
+    let text = base64::engine::general_purpose::STANDARD.encode(key) + "\n";
+    etape::partners::keys::write_private(&new_key, text.as_bytes()).unwrap();
+    // The command as an operator runs it, on the store and with the key the service had.
+    let shared = crate::helpers::shared_key_file(data.path());
+    let rekey = |key_file: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_etape"))
+            .arg("rekey")
+            .arg("--new-key-file")
+            .arg(key_file)
+            .arg("--data-dir")
+            .arg(data.path())
+            .envs(crate::helpers::store_url(data.path()).map(|url| ("ETAPE__STORAGE__URL", url)))
+            .envs(
+                shared
+                    .as_ref()
+                    .map(|path| ("ETAPE__WEBHOOKS__SECRETS_KEY_FILE", path)),
+            )
+            .output()
+            .unwrap()
+    };
+    let (embedded, previous) = (
+        data.path().join(KEY_FILE),
+        data.path().join(PREVIOUS_KEY_FILE),
+    );
+    let old = std::fs::read(&embedded).ok();
+
+    // A key file that is not a key: refused with its reason, nothing changed.
+    let bad = data.path().join("bad.key");
+    std::fs::write(&bad, "not a key").unwrap();
+    let refused = rekey(&bad);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("base64 of 32 bytes"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(&embedded).ok(), old);
+
+    for run in ["first", "again"] {
+        let done = rekey(&new_key);
+        let said = String::from_utf8_lossy(&done.stderr);
+        assert!(done.status.success(), "{run}: {said}");
+        assert!(said.contains("the secrets of 1 webhooks"), "{run}: {said}");
+        if shared.is_none() {
+            assert_eq!(std::fs::read(&embedded).unwrap(), text.as_bytes(), "{run}");
+            assert_eq!(
+                std::fs::read(&previous).ok(),
+                old,
+                "{run}: the old key kept"
+            );
+        }
+    }
+
+    let mut env = RETRYING.to_vec();
+    let new_key_text = new_key.to_str().unwrap().to_owned();
+    if shared.is_some() {
+        env.push(("ETAPE__WEBHOOKS__SECRETS_KEY_FILE", &new_key_text));
+    }
+    let second = RunningBinary::start(data.path(), &args, &env);
+    an_arrival(&second, "REKEY-1").await;
+    signed_within(&got, &secret).await;
+    assert_eq!(
+        signed_with(&got, &secret).len(),
+        1,
+        "signed with the secret the webhook was created with: {:?}",
+        second.logs()
+    );
+    receiver.stop(true).await;
+}
+
 #[tokio::test]
 async fn events_fired_on_the_leader_arrive_after_it_is_killed_and_another_replica_takes_over() {
     let Some(database) = crate::helpers::shared_database("outbox_takeover") else {
@@ -374,7 +584,12 @@ async fn events_fired_on_the_leader_arrive_after_it_is_killed_and_another_replic
 }
 
 /// The trackers' pings and one store: two replicas in one process.
-fn tracker(store: Arc<SqliteStore>, dir: &Path, now: DateTime<Utc>) -> Tracker {
+fn tracker(
+    store: Arc<dyn ShipmentStore>,
+    shared: Option<Arc<dyn SharedPings>>,
+    dir: &Path,
+    now: DateTime<Utc>,
+) -> Tracker {
     Tracker::start(TrackerParts {
         store,
         log: Arc::new(PingLog::open(dir).unwrap()),
@@ -384,7 +599,7 @@ fn tracker(store: Arc<SqliteStore>, dir: &Path, now: DateTime<Utc>) -> Tracker {
         metrics: Metrics::new(),
         clock: Clock::Fixed(now),
         notices: None,
-        shared: None,
+        shared,
         corrections: Arc::new(Corrections::new(Default::default())),
         live: None,
     })
@@ -424,11 +639,40 @@ fn at_lyon(vehicle_id: &str, now: DateTime<Utc>) -> String {
         .collect()
 }
 
+/// Rounds of the race: `ETAPE_RACE_ROUNDS`, 200 by default (`benches/race.sh` runs 1,000 on
+/// each store).
+fn race_rounds() -> usize {
+    std::env::var("ETAPE_RACE_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(200)
+}
+
 #[test]
 fn a_manual_event_racing_a_recompute_is_never_lost() {
-    let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("etape.sqlite")).unwrap());
+    // Two replicas' trackers on one store: SQLite, or PostgreSQL with
+    // `ETAPE_TEST_STORE=postgres`, whose pings they then share.
+    match crate::helpers::store_url(dir.path()) {
+        Some(url) => {
+            let store = Arc::new(PostgresStore::connect(&url).unwrap());
+            let shared: Arc<dyn SharedPings> = store.clone();
+            race(store, Some(shared), dir.path());
+        }
+        None => race(
+            Arc::new(SqliteStore::open(&dir.path().join("etape.sqlite")).unwrap()),
+            None,
+            dir.path(),
+        ),
+    }
+}
+
+fn race<S: ShipmentStore + WebhookStore>(
+    store: Arc<S>,
+    shared: Option<Arc<dyn SharedPings>>,
+    dir: &Path,
+) {
+    let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
     store
         .insert_webhook(&Webhook {
             id: "whk_race".into(),
@@ -445,9 +689,9 @@ fn a_manual_event_racing_a_recompute_is_never_lost() {
             disabled_reason: None,
         })
         .unwrap();
-    let leader = tracker(store.clone(), &dir.path().join("leader"), now);
-    let other = tracker(store.clone(), &dir.path().join("other"), now);
-    let rounds = 200;
+    let leader = tracker(store.clone(), shared.clone(), &dir.join("leader"), now);
+    let other = tracker(store.clone(), shared, &dir.join("other"), now);
+    let rounds = race_rounds();
     for round in 0..rounds {
         let shipment = race_shipment(round, now);
         let id = shipment.id.clone();

@@ -142,6 +142,27 @@ pub fn open(
     })
 }
 
+/// Seals every webhook secret of the store the settings name under `new`, reading them under
+/// `current` ([`records::reseal_secrets`]): what `etape rekey` does. How many webhooks.
+pub fn reseal_secrets(
+    settings: &crate::config::StorageSettings,
+    data_dir: &Path,
+    current: Option<sealed::SecretBox>,
+    new: &sealed::SecretBox,
+) -> StoreResult<usize> {
+    match shared_url(settings) {
+        Some(url) => records::reseal_secrets(
+            &postgres::PostgresStore::connect_with(url, settings.ca_file.as_deref())?
+                .with_secrets(current)?,
+            new,
+        ),
+        None => records::reseal_secrets(
+            &sqlite::SqliteStore::open(&data_dir.join("etape.sqlite"))?.with_secrets(current)?,
+            new,
+        ),
+    }
+}
+
 pub struct Opened {
     pub store: Arc<dyn Store>,
     /// With a shared store, where the pings go.

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use super::sealed::{self, SealError, SecretBox};
 use super::sql;
 use super::{backend, from_json, instant, sql_limit, to_json};
-use crate::adapters::webhooks::{outbox, Delivery, Outgoing, Settled, Webhook, WebhookStore};
+use crate::adapters::webhooks::{
+    outbox, Delivery, Outgoing, Settled, Signers, Webhook, WebhookStore,
+};
 use crate::domain::clock::Clock;
 use crate::domain::storage::{StoreError, StoreResult};
 use crate::partners::devices::{Device, DeviceStore};
@@ -312,6 +314,34 @@ pub fn seal_kept_secrets<S: Database>(store: &S) -> StoreResult<usize> {
     Ok(sealed_now)
 }
 
+/// Seals every webhook secret of `store` under `new`, in one transaction: all of them or, when
+/// one opens under neither the store's key nor `new`, none (the error names it). A webhook
+/// already sealed under `new` is left as it is, so that a run cut short is finished by the
+/// next. How many webhooks are sealed under `new` now.
+pub fn reseal_secrets<S: Database>(store: &S, new: &SecretBox) -> StoreResult<usize> {
+    let everyone: Option<&str> = None;
+    let listed: Vec<Webhook> = store.bodies(sql::webhooks::LIST, &[&everyone])?;
+    store.exclusively(|statements| -> StoreResult<usize> {
+        let mut sealed = 0;
+        for listed in &listed {
+            let Some(stored): Option<Webhook> =
+                statements.body(S::WEBHOOK_TO_CHANGE, &[&listed.organisation, &listed.id])?
+            else {
+                continue;
+            };
+            sealed += 1;
+            let opened = match opened_webhook(store.sealing(), stored.clone()) {
+                Ok(opened) => opened,
+                Err(_) if opened_webhook(Some(new), stored.clone()).is_ok() => continue,
+                Err(error) => return Err(error),
+            };
+            let body = kept_webhook(Some(new), &opened, &[])?;
+            statements.write(sql::webhooks::UPDATE, &[&body, &stored.id])?;
+        }
+        Ok(sealed)
+    })
+}
+
 /// A row of `sql::outbox::CLAIM`'s answer.
 fn outgoing(row: &dyn Columns) -> StoreResult<Outgoing> {
     Ok(Outgoing {
@@ -480,6 +510,19 @@ impl<S: Database> WebhookStore for S {
             .into_iter()
             .map(|webhook| opened_webhook(self.sealing(), webhook))
             .collect()
+    }
+
+    fn signers(&self) -> StoreResult<Signers> {
+        let everyone: Option<&str> = None;
+        let mut signers = Signers::default();
+        for webhook in self.bodies::<Webhook>(sql::webhooks::LIST, &[&everyone])? {
+            let id = webhook.id.clone();
+            match opened_webhook(self.sealing(), webhook) {
+                Ok(opened) => signers.opened.push(opened),
+                Err(_) => signers.unopened.push(id),
+            }
+        }
+        Ok(signers)
     }
 
     fn delete_webhook(&self, organisation: &str, id: &str) -> StoreResult<bool> {

@@ -13,7 +13,7 @@
 //! read stops the start: a new key would open none of the secrets sealed under the old one.
 
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD;
@@ -172,6 +172,10 @@ pub fn secrets_key(
 /// nothing is there at all. A link to a file that is gone is there: a new key written in its
 /// place would stand in for the one it leads to.
 fn read_key(path: &Path) -> anyhow::Result<Option<SecretBox>> {
+    Ok(key_bytes(path)?.map(|key| SecretBox::new(&key)))
+}
+
+fn key_bytes(path: &Path) -> anyhow::Result<Option<[u8; KEY_LEN]>> {
     if std::fs::symlink_metadata(path).is_err_and(|error| error.kind() == ErrorKind::NotFound) {
         return Ok(None);
     }
@@ -188,7 +192,59 @@ fn read_key(path: &Path) -> anyhow::Result<Option<SecretBox>> {
             path.display()
         );
     };
-    Ok(Some(SecretBox::new(&key)))
+    Ok(Some(key))
+}
+
+/// Where the embedded store's key is kept once `etape rekey` has replaced it, for the backups
+/// sealed under it.
+pub const PREVIOUS_KEY_FILE: &str = "secrets.key.previous";
+
+/// What `etape rekey` did.
+#[derive(Debug)]
+pub struct Rekeyed {
+    /// Webhooks whose secrets are sealed under the new key now.
+    pub webhooks: usize,
+    /// The embedded store's key file, which holds the new key now, and the file that keeps
+    /// the key it replaced; `None` when the key is `webhooks.secrets_key_file`'s, which the
+    /// operator points at the new key.
+    pub embedded: Option<(PathBuf, PathBuf)>,
+}
+
+/// Seals every webhook secret under the key in `new_key_file`, all of them or none, then,
+/// for the embedded store's own key, puts the new key in its place (the one it replaces kept
+/// in [`PREVIOUS_KEY_FILE`] first). A run cut short anywhere leaves both keys on disk, and
+/// running it again finishes it.
+pub fn rekey(
+    key_file: Option<&Path>,
+    storage: &StorageSettings,
+    data_dir: &Path,
+    new_key_file: &Path,
+) -> anyhow::Result<Rekeyed> {
+    let new = key_bytes(new_key_file)?.with_context(|| {
+        format!(
+            "no key file {}: make one with `openssl rand -base64 32 > {}` (mode 0600)",
+            new_key_file.display(),
+            new_key_file.display()
+        )
+    })?;
+    let current = secrets_key(key_file, storage, data_dir)?;
+    let embedded = (key_file.is_none() && super::shared_url(storage).is_none())
+        .then(|| (data_dir.join(KEY_FILE), data_dir.join(PREVIOUS_KEY_FILE)));
+    if let Some((path, previous)) = &embedded {
+        if key_bytes(path)? != Some(new) {
+            let kept = std::fs::read(path)
+                .with_context(|| format!("cannot read the key {}", path.display()))?;
+            crate::partners::keys::write_private(previous, &kept)
+                .with_context(|| format!("cannot keep the key in {}", previous.display()))?;
+        }
+    }
+    let webhooks = super::reseal_secrets(storage, data_dir, current, &SecretBox::new(&new))?;
+    if let Some((path, _)) = &embedded {
+        let text = format!("{}\n", STANDARD.encode(new));
+        crate::partners::keys::write_private(path, text.as_bytes())
+            .with_context(|| format!("cannot write the new key to {}", path.display()))?;
+    }
+    Ok(Rekeyed { webhooks, embedded })
 }
 
 #[cfg(test)]

@@ -232,15 +232,23 @@ impl Dispatcher {
         if claimed.is_empty() {
             return;
         }
-        let Some(webhooks) = self.blocking(|store| store.webhooks(None)).await else {
+        let Some(signers) = self.blocking(|store| store.signers()).await else {
             // Tried again once their claims run out.
             return;
         };
-        let webhooks: HashMap<String, Webhook> = webhooks
+        let webhooks: HashMap<String, Webhook> = signers
+            .opened
             .into_iter()
             .map(|webhook| (webhook.id.clone(), webhook))
             .collect();
+        let mut held_back: BTreeSet<&str> = BTreeSet::new();
         for row in claimed {
+            if let Some(id) = signers.unopened.iter().find(|id| **id == row.webhook_id) {
+                // Left claimed, not attempted: taken again when the claim runs out, or at once
+                // by a dispatcher that starts or takes the lease over, with the right key.
+                held_back.insert(id);
+                continue;
+            }
             let webhook = webhooks
                 .get(&row.webhook_id)
                 .filter(|webhook| webhook.enabled && webhook.organisation == row.organisation);
@@ -259,6 +267,13 @@ impl Dispatcher {
                 continue;
             }
             tokio::spawn(self.clone().deliver(webhook.clone(), row, claim.clone()));
+        }
+        if !held_back.is_empty() {
+            tracing::error!(
+                message = "Deliveries held back: their webhooks' secrets do not open under this \
+                           process's key (webhooks.secrets_key_file).",
+                webhooks = ?held_back,
+            );
         }
     }
 

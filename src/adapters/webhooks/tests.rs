@@ -17,6 +17,10 @@ impl WebhookStore for Kept {
         Ok(Vec::new())
     }
 
+    fn signers(&self) -> StoreResult<Signers> {
+        Ok(Signers::default())
+    }
+
     fn delete_webhook(&self, _: &str, _: &str) -> StoreResult<bool> {
         Ok(false)
     }

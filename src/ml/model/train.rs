@@ -292,23 +292,14 @@ impl Model {
     ) -> Result<Model, ModelError> {
         debug_assert_eq!(FEATURES[RULES_FEATURE], "rules_minutes");
         let params = params.get();
-        let n_rows = rows.minutes.len();
-        if rows.matrix.len() != n_rows * N || rows.order.len() != n_rows {
-            return Err(ModelError::Data(
-                "rows, minutes and order differ in length".into(),
-            ));
-        }
-        let (fit_rows, calibration_rows) = holdout_split(rows.order, params.calibration_share);
-        if n_rows < 50 || calibration_rows.len() < 20 {
-            return Err(ModelError::Data(format!(
-                "{n_rows} rows are too few to train and calibrate a model"
-            )));
-        }
+        let Prepared {
+            fit_rows,
+            calibration_rows,
+            profiles,
+            ignored,
+            hidden,
+        } = prepare(rows, partners.len(), params, &mut progress)?;
         let (fit_rows, calibration_rows) = (fit_rows.as_slice(), calibration_rows.as_slice());
-        let profiles = partner_profiles(rows, fit_rows, partners.len());
-        let split = (fit_rows, calibration_rows);
-        let ignored = ignored_features(rows, split, &profiles, params, &mut progress)?;
-        let hidden = slots_of(&ignored);
         let texts = learn(rows, fit_rows, &profiles, params, &hidden, &mut progress)?;
         let threads = params.threads;
         let uncalibrated = Model {
@@ -474,6 +465,89 @@ impl Model {
 }
 
 /// The three boosters learnt from the chosen rows (see [`Learnt`]).
+/// What [`Model::fit`] decides before the boosters learn: the rows they learn from and the
+/// calibration slice held out, the partners' profiles, the features kept from them.
+struct Prepared {
+    fit_rows: Vec<usize>,
+    calibration_rows: Vec<usize>,
+    profiles: Vec<PartnerProfile>,
+    ignored: Vec<&'static str>,
+    hidden: Vec<usize>,
+}
+
+fn prepare(
+    rows: &Rows<'_>,
+    n_partners: usize,
+    params: &TrainParams,
+    progress: &mut impl FnMut(Progress),
+) -> Result<Prepared, ModelError> {
+    let n_rows = rows.minutes.len();
+    if rows.matrix.len() != n_rows * N || rows.order.len() != n_rows {
+        return Err(ModelError::Data(
+            "rows, minutes and order differ in length".into(),
+        ));
+    }
+    let (fit_rows, calibration_rows) = holdout_split(rows.order, params.calibration_share);
+    if n_rows < 50 || calibration_rows.len() < 20 {
+        return Err(ModelError::Data(format!(
+            "{n_rows} rows are too few to train and calibrate a model"
+        )));
+    }
+    let profiles = partner_profiles(rows, &fit_rows, n_partners);
+    let split = (fit_rows.as_slice(), calibration_rows.as_slice());
+    let ignored = ignored_features(rows, split, &profiles, params, progress)?;
+    let hidden = slots_of(&ignored);
+    Ok(Prepared {
+        fit_rows,
+        calibration_rows,
+        profiles,
+        ignored,
+        hidden,
+    })
+}
+
+/// The three boosters' training set as [`Model::fit`] hands it to LightGBM, with LightGBM's
+/// parameters for it: for another LightGBM (Python's, in `benches/train.sh`) to train the
+/// same boosters on.
+pub struct BoostersInput {
+    /// Row-major, `FEATURES.len()` values a row.
+    pub matrix: Vec<f64>,
+    pub labels: Vec<f32>,
+    pub weights: Vec<f32>,
+    pub dataset_params: String,
+    /// Each booster's name and parameters.
+    pub boosters: Vec<(&'static str, String)>,
+    pub rounds: usize,
+}
+
+/// What the three boosters of [`Model::fit`] would learn from, as it would decide it.
+pub fn boosters_input(
+    rows: &Rows<'_>,
+    n_partners: usize,
+    params: &ValidParams,
+) -> Result<BoostersInput, ModelError> {
+    let params = params.get();
+    let prepared = prepare(rows, n_partners, params, &mut |_| {})?;
+    let learnt = Learnt::of(
+        rows,
+        &prepared.fit_rows,
+        &prepared.profiles,
+        params,
+        &prepared.hidden,
+    );
+    Ok(BoostersInput {
+        matrix: learnt.matrix,
+        labels: learnt.labels,
+        weights: learnt.weights,
+        dataset_params: dataset_params(params),
+        boosters: Quantile::ALL
+            .iter()
+            .map(|quantile| (quantile.name(), booster_params(params, *quantile)))
+            .collect(),
+        rounds: params.rounds,
+    })
+}
+
 fn learn(
     rows: &Rows<'_>,
     chosen: &[usize],
@@ -619,29 +693,10 @@ fn train_booster(
     quantile: Quantile,
     progress: &mut impl FnMut(Progress),
 ) -> Result<String, ModelError> {
-    let threads = params.threads;
-    let dataset_params = format!(
-        "max_bin={} categorical_feature={PARTNER_FEATURE} num_threads={threads} \
-         verbosity=-1 seed={}",
-        params.max_bin, params.seed
-    );
-    let booster_params = format!(
-        "{} learning_rate={} num_leaves={} max_depth={} min_data_in_leaf={} num_threads={threads} \
-             seed={} deterministic=true force_col_wise=true verbosity=-1 \
-             cat_smooth={} min_data_per_group={}",
-        quantile.objective(),
-        params.learning_rate,
-        params.num_leaves,
-        params.max_depth,
-        params.min_data_in_leaf,
-        params.seed,
-        params.cat_smooth,
-        params.min_data_per_group,
-    );
     Ok(gbm::train(
         set,
-        &dataset_params,
-        &booster_params,
+        &dataset_params(params),
+        &booster_params(params, quantile),
         params.rounds,
         |round| {
             progress(Progress {
@@ -651,6 +706,32 @@ fn train_booster(
             })
         },
     )?)
+}
+
+/// LightGBM's dataset parameters: how the features are binned.
+fn dataset_params(params: &TrainParams) -> String {
+    format!(
+        "max_bin={} categorical_feature={PARTNER_FEATURE} num_threads={} verbosity=-1 seed={}",
+        params.max_bin, params.threads, params.seed
+    )
+}
+
+/// LightGBM's parameters for one of the three boosters.
+fn booster_params(params: &TrainParams, quantile: Quantile) -> String {
+    format!(
+        "{} learning_rate={} num_leaves={} max_depth={} min_data_in_leaf={} num_threads={} \
+         seed={} deterministic=true force_col_wise=true verbosity=-1 cat_smooth={} \
+         min_data_per_group={}",
+        quantile.objective(),
+        params.learning_rate,
+        params.num_leaves,
+        params.max_depth,
+        params.min_data_in_leaf,
+        params.threads,
+        params.seed,
+        params.cat_smooth,
+        params.min_data_per_group,
+    )
 }
 
 fn partner_weights(matrix: &[f64], power: f64, cap: f64) -> Vec<f32> {

@@ -1,7 +1,8 @@
 //! Fencing, held to one contract on SQLite and PostgreSQL: a lease's token is the same on a
 //! renewal and grows each time the lease changes holder, and every write of the leader's made
 //! under a token a newer holder has superseded is refused with nothing of it written, its
-//! notices included, while the new holder's writes and the writes no lease governs pass.
+//! notices included, while the new holder's writes and the writes no lease governs pass; and
+//! takeovers racing the old holder's writes, round after round, land none of them after.
 
 use std::time::Duration;
 
@@ -123,12 +124,75 @@ fn a_stale_dispatcher_claims_and_settles_nothing(store: &dyn Store) {
     assert!(!store.hold_outbox(seq, now + hold, Some(&second)).unwrap());
 }
 
+/// Rounds of the races below: `ETAPE_RACE_ROUNDS`, or `default` (`benches/race.sh` runs
+/// 1,000).
+fn race_rounds(default: usize) -> usize {
+    std::env::var("ETAPE_RACE_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Takeovers racing the old holder's writes: the old holder saves the current estimate over
+/// and over while its lease runs out and another takes it. What the store held when the
+/// takeover returned is what it holds once the old holder's writes are refused: a write
+/// checked against the old token but kept after the takeover would have replaced it.
+fn a_takeover_racing_the_old_holders_writes_lands_none_after_it(store: &dyn Store) {
+    under_way_with_a_webhook(store, "shp_r", "REF-R", "whk_r");
+    for round in 0..race_rounds(50) {
+        let old = store
+            .acquire_lease("tracking", "a", 20)
+            .unwrap()
+            .expect("a takes the free lease");
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                let mut written = 0;
+                loop {
+                    match store.save_current_under(&snapshot("shp_r", written), Some(&old)) {
+                        Ok(()) => written += 1,
+                        Err(StoreError::Fenced) => return written,
+                        Err(error) => panic!("round {round}: {error}"),
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "round {round}: the old holder's writes are never refused"
+                    );
+                }
+            });
+            let new = loop {
+                if let Some(new) = store.acquire_lease("tracking", "b", 60_000).unwrap() {
+                    break new;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let held = store.current("shp_r").unwrap();
+            let written = writer.join().unwrap();
+            assert!(
+                new.token > old.token,
+                "round {round}: {old:?}, then {new:?}"
+            );
+            assert_eq!(
+                store.current("shp_r").unwrap(),
+                held,
+                "round {round}: a write of the old holder's kept after the takeover \
+                 ({written} written before the refusal)"
+            );
+        });
+        store.release_lease("tracking", "b").unwrap();
+    }
+}
+
 /// The fencing checks, by name (the name of its PostgreSQL database).
-const FENCING_CONTRACT: [super::Check; 2] = [
+const FENCING_CONTRACT: [super::Check; 3] = [
     ("fenced_shipments", stale_shipment_writes_are_refused),
     (
         "fenced_outbox",
         a_stale_dispatcher_claims_and_settles_nothing,
+    ),
+    (
+        "fenced_takeovers",
+        a_takeover_racing_the_old_holders_writes_lands_none_after_it,
     ),
 ];
 

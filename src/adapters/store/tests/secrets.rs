@@ -7,7 +7,7 @@ use std::time::Duration;
 
 // The contract's fixtures, and the store traits in scope as the contract has them.
 use super::*;
-use crate::adapters::store::records::{Bodies, Database};
+use crate::adapters::store::records::{reseal_secrets, Bodies, Database};
 use crate::adapters::store::sealed::{is_sealed, SecretBox, KEY_LEN};
 use crate::adapters::store::sql;
 use crate::adapters::webhooks::{new_secret, Webhook, WebhookStore};
@@ -104,10 +104,31 @@ fn secrets_are_sealed_at_rest<S: Database>(
     assert!(changed.is_err(), "{changed:?}");
     drop(other);
     assert!(open(None).webhooks(Some("org")).is_err());
+    let expected = vec![failed, earlier];
     assert_eq!(
-        open(Some(key)).webhooks(Some("org")).unwrap(),
-        vec![failed, earlier]
+        open(Some(key.clone())).webhooks(Some("org")).unwrap(),
+        expected
     );
+
+    // `etape rekey`: every secret sealed under a new key, or, when one opens under neither the
+    // store's key nor the new one, none.
+    let new = SecretBox::new(&[9u8; KEY_LEN]);
+    let wrong = open(Some(SecretBox::new(&[8u8; KEY_LEN])));
+    assert!(reseal_secrets(&wrong, &SecretBox::new(&[10u8; KEY_LEN])).is_err());
+    drop(wrong);
+    assert_eq!(
+        open(Some(key.clone())).webhooks(Some("org")).unwrap(),
+        expected
+    );
+    assert_eq!(reseal_secrets(&open(Some(key.clone())), &new).unwrap(), 2);
+    assert_eq!(
+        open(Some(new.clone())).webhooks(Some("org")).unwrap(),
+        expected
+    );
+    assert!(open(Some(key.clone())).webhooks(Some("org")).is_err());
+    // Run again, as after an interruption: finished, not refused.
+    assert_eq!(reseal_secrets(&open(Some(key)), &new).unwrap(), 2);
+    assert_eq!(open(Some(new)).webhooks(Some("org")).unwrap(), expected);
 }
 
 #[test]
