@@ -13,6 +13,7 @@
 #   bash benches/train.sh                  # both sizes, the serve profile's build
 #   bash benches/train.sh 100000           # one size
 #   PROFILE=release bash benches/train.sh
+#   BIN=target/serve/etape bash benches/train.sh   # as built, no build step
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -24,9 +25,11 @@ lightgbm_version=$(cat "$(cargo metadata --format-version 1 --locked \
   | xargs dirname)/lightgbm/VERSION.txt")
 ensure_python_tools numpy "lightgbm==$lightgbm_version"
 python="$TOOLS/venv/bin/python"
-step "cargo build --profile $PROFILE"
-cargo build --locked --profile "$PROFILE" --bin etape
-etape=target/$PROFILE/etape
+etape=${BIN:-target/$PROFILE/etape}
+if [ -z "${BIN:-}" ]; then
+  step "cargo build --profile $PROFILE"
+  cargo build --locked --profile "$PROFILE" --bin etape
+fi
 mkdir -p target/bench-data target/bench-results
 sizes=("${@:-100000 1000000}")
 
@@ -34,7 +37,7 @@ sizes=("${@:-100000 1000000}")
 measured() {
   awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; wall = s}
               /Maximum resident set size/ {peak = $2 / 1024}
-              END {printf "%.1f %.0f", wall, peak}' "$2"
+              END {printf "%.1f %.0f\n", wall, peak}' "$2"
 }
 
 for trips in ${sizes[@]}; do

@@ -135,3 +135,81 @@ fn completions_are_printed_and_a_bad_choice_lists_the_good_ones() {
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("pretty") && help.contains("json"), "{help}");
 }
+
+#[test]
+fn train_writes_the_boosters_input_for_another_lightgbm() {
+    let directory = tempfile::tempdir().unwrap();
+    let world = directory.path().join("world");
+    let world_str = world.to_str().unwrap();
+    let simulated = etape(&[
+        "simulate",
+        "--carriers",
+        "2",
+        "--trips",
+        "400",
+        "--seed",
+        "3",
+        "--out",
+        world_str,
+    ]);
+    assert!(simulated.status.success(), "{simulated:?}");
+    let input = directory.path().join("input");
+    let mut args = vec!["train".to_owned(), "--rounds".to_owned(), "3".to_owned()];
+    for carrier in ["carrier-01", "carrier-02"] {
+        args.push("--history".to_owned());
+        args.push(format!("{carrier}={}", world.join(carrier).display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let both = [&args[..], &["--out", "x", "--boosters-input", "y"]].concat();
+    let refused = etape(&both);
+    assert!(
+        !refused.status.success(),
+        "--out and --boosters-input together"
+    );
+    let input_str = input.to_str().unwrap();
+    let written = etape(&[&args[..], &["--boosters-input", input_str]].concat());
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+
+    let described: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(input.join("input.json")).unwrap()).unwrap();
+    let rows = described["rows"].as_u64().unwrap() as usize;
+    let features = described["features"].as_array().unwrap().len();
+    assert!(rows > 300, "{described}");
+    assert_eq!(features, etape::ml::features::FEATURES.len());
+    let size = |name: &str| std::fs::metadata(input.join(name)).unwrap().len() as usize;
+    assert_eq!(size("features.f64"), rows * features * 8);
+    assert_eq!(
+        (size("labels.f32"), size("weights.f32")),
+        (rows * 4, rows * 4)
+    );
+    // Weights are scaled to a mean of one.
+    let weights: Vec<f32> = std::fs::read(input.join("weights.f32"))
+        .unwrap()
+        .chunks(4)
+        .map(|bytes| f32::from_le_bytes(bytes.try_into().unwrap()))
+        .collect();
+    let mean = weights.iter().map(|weight| f64::from(*weight)).sum::<f64>() / rows as f64;
+    assert!((mean - 1.0).abs() < 1e-3, "{mean}");
+    let boosters: Vec<(&str, &str)> = described["boosters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|booster| {
+            (
+                booster["name"].as_str().unwrap(),
+                booster["params"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = boosters.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["p50", "p10", "p90"]);
+    assert!(
+        boosters[1].1.contains("objective=quantile alpha=0.1"),
+        "{boosters:?}"
+    );
+    assert_eq!(described["rounds"], 3);
+}
